@@ -1,0 +1,125 @@
+//! Channels to the control plane, as proxies and the CLI dial them.
+//!
+//! The address is `host:port` (Linkerd's `*_SVC_ADDR` form) and is resolved
+//! at each dial. A loopback address is dialled in plaintext; any other over
+//! TLS, verifying that the server holds exactly the expected identity
+//! (`*_SVC_NAME`) under the trust anchors.
+
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use tokio::net::TcpStream;
+use tonic::transport::{Channel, Endpoint};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("control-plane address {0:?} is not host:port")]
+    BadAddress(String),
+    #[error("{0}")]
+    Tls(#[from] ztmesh_tls::TlsError),
+}
+
+/// Where and how to reach one control-plane service.
+#[derive(Clone)]
+pub struct ControlPlaneTarget {
+    /// `host:port`.
+    pub addr: String,
+    /// The identity the service must prove when TLS is used.
+    pub server_name: String,
+    /// Trust anchors; TLS connections fail closed without them.
+    pub roots: Option<Arc<rustls::RootCertStore>>,
+}
+
+/// A lazily connecting channel: nothing is dialled until the first call.
+pub fn channel(target: ControlPlaneTarget) -> Result<Channel, ClientError> {
+    let endpoint = Endpoint::from_shared(format!("http://{}", target.addr))
+        .map_err(|_| ClientError::BadAddress(target.addr.clone()))?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .tcp_nodelay(true);
+    let server_name = ztmesh_tls::server_name(&target.server_name)?;
+    let tls = match &target.roots {
+        Some(roots) => Some(tokio_rustls::TlsConnector::from(ztmesh_tls::client_config(
+            roots.clone(),
+            None,
+            ztmesh_tls::TlsVersions::Tls13Only,
+            &[b"h2"],
+        )?)),
+        None => None,
+    };
+    let addr = target.addr.clone();
+    let connector = tower::service_fn(move |_: tonic::codegen::http::Uri| {
+        let (addr, tls, server_name) = (addr.clone(), tls.clone(), server_name.clone());
+        async move { dial(&addr, tls, server_name).await }
+    });
+    Ok(endpoint.connect_with_connector_lazy(connector))
+}
+
+type Io = TokioIo<crate::client::ClientConn>;
+
+async fn dial(
+    addr: &str,
+    tls: Option<tokio_rustls::TlsConnector>,
+    server_name: rustls::pki_types::ServerName<'static>,
+) -> std::io::Result<Io> {
+    let resolved = tokio::net::lookup_host(addr).await?.next().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, format!("{addr} resolved to no address"))
+    })?;
+    let tcp = TcpStream::connect(resolved).await?;
+    let _ = tcp.set_nodelay(true);
+    if crate::server::is_loopback(resolved.ip()) {
+        return Ok(TokioIo::new(ClientConn::Plain(tcp)));
+    }
+    let tls = tls.ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{addr} is not loopback, so TLS is required, but no trust anchors were given"),
+        )
+    })?;
+    let stream = tls.connect(server_name, tcp).await?;
+    Ok(TokioIo::new(ClientConn::Tls(Box::new(stream))))
+}
+
+/// A dialled control-plane connection.
+pub enum ClientConn {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl tokio::io::AsyncRead for ClientConn {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ClientConn::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            ClientConn::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for ClientConn {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            ClientConn::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            ClientConn::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ClientConn::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            ClientConn::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ClientConn::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            ClientConn::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
