@@ -4,6 +4,8 @@
 //! [`TestPki`] is a real install in a temporary directory (trust anchor,
 //! issuer, token key, written by the same code as `ztmesh install`), with
 //! helpers to mint tokens, key pairs and CSRs for any identity.
+//! With the `control-plane` feature, [`control_plane`] runs the real Identity
+//! service in process (with a switch to take it down) or on a loopback port.
 
 use rcgen::{CertificateParams, KeyPair};
 use std::path::Path;
@@ -93,3 +95,6 @@ pub fn csr_for(identity: &str) -> (KeyPair, Vec<u8>) {
     let csr = params.serialize_request(&key).expect("serialize CSR");
     (key, csr.der().to_vec())
 }
+
+#[cfg(feature = "control-plane")]
+pub mod control_plane;

@@ -1,0 +1,172 @@
+//! Reading configuration: one small [`Env`] trait (the process environment in
+//! production, a map in tests) and parsers for Linkerd's value formats.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Where settings come from.
+pub trait Env {
+    fn get(&self, key: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct OsEnv;
+
+impl Env for OsEnv {
+    fn get(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok()
+    }
+}
+
+impl Env for HashMap<String, String> {
+    fn get(&self, key: &str) -> Option<String> {
+        HashMap::get(self, key).cloned()
+    }
+}
+
+/// Everything wrong with a configuration, reported at once.
+#[derive(Debug, Default, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.describe())]
+pub struct ConfigError {
+    pub missing: Vec<&'static str>,
+    pub invalid: Vec<(&'static str, String)>,
+}
+
+impl ConfigError {
+    pub fn is_empty(&self) -> bool {
+        self.missing.is_empty() && self.invalid.is_empty()
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.missing.is_empty() {
+            parts.push(format!("missing required settings: {}", self.missing.join(", ")));
+        }
+        for (key, reason) in &self.invalid {
+            parts.push(format!("{key}: {reason}"));
+        }
+        parts.join("; ")
+    }
+}
+
+/// A reader that collects every problem instead of stopping at the first.
+pub struct Settings<'a> {
+    env: &'a dyn Env,
+    errors: ConfigError,
+}
+
+impl<'a> Settings<'a> {
+    pub fn new(env: &'a dyn Env) -> Self {
+        Self {
+            env,
+            errors: ConfigError::default(),
+        }
+    }
+
+    /// A non-empty value, or `None` when unset or empty.
+    pub fn optional(&self, key: &'static str) -> Option<String> {
+        self.env.get(key).filter(|v| !v.trim().is_empty())
+    }
+
+    pub fn required(&mut self, key: &'static str) -> Option<String> {
+        let value = self.optional(key);
+        if value.is_none() {
+            self.errors.missing.push(key);
+        }
+        value
+    }
+
+    pub fn duration(&mut self, key: &'static str, default: Duration) -> Duration {
+        match self.optional(key) {
+            None => default,
+            Some(v) => match parse_duration(&v) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.invalid(key, e);
+                    default
+                }
+            },
+        }
+    }
+
+    pub fn invalid(&mut self, key: &'static str, reason: impl Into<String>) {
+        self.errors.invalid.push((key, reason.into()));
+    }
+
+    pub fn finish(self) -> Result<(), ConfigError> {
+        if self.errors.is_empty() { Ok(()) } else { Err(self.errors) }
+    }
+}
+
+/// Parses Linkerd's durations: a number with a unit (`500ms`, `10s`, `5m`,
+/// `24h`, `7d`); a bare number is seconds, as linkerd2-proxy reads it.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 500ms, 10s, 5m, 24h)"))?;
+    let unit_ms: u64 = match unit {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("{s:?} has unknown unit {unit:?} (use ms, s, m, h or d)")),
+    };
+    n.checked_mul(unit_ms)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{s:?} is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        let cases: &[(&str, Option<u64>)] = &[
+            ("500ms", Some(500)),
+            ("10s", Some(10_000)),
+            ("10", Some(10_000)),
+            ("5m", Some(300_000)),
+            ("24h", Some(86_400_000)),
+            ("8760h", Some(31_536_000_000)),
+            ("2d", Some(172_800_000)),
+            (" 3s ", Some(3_000)),
+            ("", None),
+            ("s", None),
+            ("1.5s", None),
+            ("-1s", None),
+            ("10y", None),
+            ("99999999999999999999s", None),
+        ];
+        for (input, ms) in cases {
+            let got = parse_duration(input);
+            assert_eq!(got.as_ref().ok().map(|d| d.as_millis() as u64), *ms, "{input:?}: {got:?}");
+            if let Err(e) = got {
+                assert!(e.contains(input.trim()) || input.trim().is_empty(), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn settings_collect_every_problem() {
+        let env: HashMap<String, String> = [("A", "x"), ("EMPTY", " "), ("D", "soon")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut s = Settings::new(&env);
+        assert_eq!(s.required("A").as_deref(), Some("x"));
+        assert_eq!(s.required("EMPTY"), None);
+        assert_eq!(s.required("MISSING"), None);
+        assert_eq!(s.duration("D", Duration::from_secs(1)), Duration::from_secs(1));
+        let err = s.finish().unwrap_err();
+        assert_eq!(err.missing, vec!["EMPTY", "MISSING"]);
+        assert_eq!(
+            err.to_string(),
+            "missing required settings: EMPTY, MISSING; D: \"soon\" is not a duration (e.g. 500ms, 10s, 5m, 24h)"
+        );
+    }
+}

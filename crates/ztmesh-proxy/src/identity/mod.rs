@@ -1,0 +1,23 @@
+//! The proxy's identity: a P-256 key that never leaves the process, a CSR
+//! for the workload's name, and a daemon that keeps a certificate for it.
+//!
+//! - [`config`]: the `LINKERD2_PROXY_IDENTITY_*` settings.
+//! - [`documents`]: the key and CSR, generated in memory or read from
+//!   `LINKERD2_PROXY_IDENTITY_DIR` (`key.p8`, `csr.der`) as Linkerd's proxy
+//!   container writes them; the same CSR serves every renewal.
+//! - [`verify`]: a returned chain is checked against the trust anchors, the
+//!   expected name and our own key before it is used.
+//! - [`daemon`]: Certify, renew at 70% of the lifetime, back off on failure
+//!   while keeping the current certificate, publish to a credentials store.
+//! - [`metrics`]: `control_identity_cert_*`, named as linkerd2-proxy names them.
+
+pub mod config;
+pub mod daemon;
+pub mod documents;
+pub mod metrics;
+pub mod verify;
+
+pub use self::config::IdentityConfig;
+pub use self::daemon::{CertifyClient, IdentityDaemon, IdentityStatus};
+pub use self::documents::Documents;
+pub use self::metrics::IdentityMetrics;
