@@ -53,7 +53,7 @@ impl<A: TokenAuthenticator> Identity for IdentityService<A> {
         .await;
         match result {
             Ok(issued) => {
-                tracing::info!(identity = %req.identity, valid_until = ?issued.valid_until, ?peer, "issued certificate");
+                tracing::info!(identity = %req.identity, valid_until = %ztmesh_identity::rfc3339(issued.valid_until), ?peer, "issued certificate");
                 Ok(Response::new(CertifyResponse {
                     leaf_certificate: issued.leaf.to_vec(),
                     intermediate_certificates: issued.intermediates.iter().map(|c| c.to_vec()).collect(),

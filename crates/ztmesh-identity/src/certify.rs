@@ -19,11 +19,10 @@ pub struct CertifyRequest<'a> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CertifyError {
-    #[error("requested identity {identity:?} is invalid: {source}")]
+    #[error("requested identity {identity:?} is invalid: {error}")]
     BadIdentity {
         identity: String,
-        #[source]
-        source: NameError,
+        error: NameError,
     },
     #[error(transparent)]
     BadCsr(#[from] CsrError),
@@ -51,9 +50,9 @@ pub async fn certify<A: TokenAuthenticator>(
     let identity = ca
         .trust_domain()
         .parse_identity(req.identity)
-        .map_err(|source| CertifyError::BadIdentity {
+        .map_err(|error| CertifyError::BadIdentity {
             identity: req.identity.into(),
-            source,
+            error,
         })?;
     let csr = csr::validate(req.csr, &identity)?;
     let sa = authenticator.authenticate(req.token, now).await?;

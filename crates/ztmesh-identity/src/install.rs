@@ -1,7 +1,9 @@
 //! The identity directory on disk, as `ztmesh install` writes it.
 //!
 //! `ca.crt` (trust anchors), `issuer.crt`, `issuer.key` and `token.key` (the
-//! local token-signing key). Keys are written mode 0600. Every file is
+//! local token-signing key), plus `ca.key`, the anchor's key, which only
+//! [`rotate_issuer`] needs: move it offline if the issuer will be rotated
+//! elsewhere. Keys are written mode 0600. Every file is
 //! written to a temporary name and renamed into place, so a controller
 //! watching the directory never reads half a file.
 
@@ -14,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 pub const ANCHORS_FILE: &str = "ca.crt";
+pub const ANCHOR_KEY_FILE: &str = "ca.key";
 pub const ISSUER_CERT_FILE: &str = "issuer.crt";
 pub const ISSUER_KEY_FILE: &str = "issuer.key";
 pub const TOKEN_KEY_FILE: &str = "token.key";
@@ -38,11 +41,10 @@ pub struct Installed {
 pub enum InstallError {
     #[error("{} already exists; refusing to overwrite it (pass --force to replace the identity files)", .0.display())]
     Exists(PathBuf),
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("generating keys and certificates failed: {0}")]
     Generate(String),
@@ -65,7 +67,7 @@ impl Default for InstallOptions {
 
 /// Generates a new trust anchor, issuer and token key into `dir`.
 pub fn install(dir: &Path, opts: &InstallOptions, now: SystemTime) -> Result<Installed, InstallError> {
-    let targets = [ANCHORS_FILE, ISSUER_CERT_FILE, ISSUER_KEY_FILE, TOKEN_KEY_FILE];
+    let targets = [ANCHORS_FILE, ANCHOR_KEY_FILE, ISSUER_CERT_FILE, ISSUER_KEY_FILE, TOKEN_KEY_FILE];
     check_free(dir, &targets, opts.force)?;
     let generate = |e: rcgen::Error| InstallError::Generate(e.to_string());
     let anchor = pki::trust_anchor(&opts.trust, opts.anchor_validity, now).map_err(generate)?;
@@ -73,6 +75,7 @@ pub fn install(dir: &Path, opts: &InstallOptions, now: SystemTime) -> Result<Ins
     let token = TokenSigner::generate()?;
     let contents = [
         (ANCHORS_FILE, anchor.cert_pem(), false),
+        (ANCHOR_KEY_FILE, anchor.key_pem(), true),
         (ISSUER_CERT_FILE, issuer.cert_pem(), false),
         (ISSUER_KEY_FILE, issuer.key_pem(), true),
         (TOKEN_KEY_FILE, token.to_pem()?, true),
@@ -95,7 +98,7 @@ pub fn import_issuer(dir: &Path, from: &Path, opts: &InstallOptions, now: System
     let utf8 = |b: Vec<u8>, p: &Path| {
         String::from_utf8(b).map_err(|_| InstallError::Io {
             path: p.into(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 PEM"),
+            error: std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 PEM"),
         })
     };
     let contents = [
@@ -104,6 +107,27 @@ pub fn import_issuer(dir: &Path, from: &Path, opts: &InstallOptions, now: System
         (ISSUER_KEY_FILE, utf8(key, &files.key)?, true),
         (TOKEN_KEY_FILE, TokenSigner::generate()?.to_pem()?, true),
     ];
+    write_all(dir, &contents, now)
+}
+
+/// Replaces `issuer.crt` / `issuer.key` with a new issuer signed by the
+/// anchor in `ca.crt` / `ca.key`; the anchors and token key are kept, so no
+/// proxy needs new trust anchors and a running controller hot-reloads it.
+pub fn rotate_issuer(dir: &Path, opts: &InstallOptions, now: SystemTime) -> Result<Installed, InstallError> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read(&path).map_err(|error| InstallError::Io { path, error })
+    };
+    let anchor_pem = read(ANCHORS_FILE)?;
+    let anchor_key_pem = read(ANCHOR_KEY_FILE)?;
+    let anchor_name = dir.join(ANCHORS_FILE).display().to_string();
+    let anchor_cert = crate::pem::certificates(&anchor_pem, &anchor_name).map_err(IssuerError::from)?;
+    let key = crate::pem::private_key(&anchor_key_pem, &dir.join(ANCHOR_KEY_FILE).display().to_string()).map_err(IssuerError::from)?;
+    let key = crate::issuer::p256_key_pair(&key, &dir.join(ANCHOR_KEY_FILE).display().to_string())?;
+    // The anchor that signs is the first one in ca.crt.
+    let anchor = pki::GeneratedCa::from_existing(anchor_cert[0].clone(), key).map_err(|e| InstallError::Generate(e.to_string()))?;
+    let issuer = pki::issuer(&anchor, &opts.trust, opts.issuer_validity, now).map_err(|e| InstallError::Generate(e.to_string()))?;
+    let contents = [(ISSUER_CERT_FILE, issuer.cert_pem(), false), (ISSUER_KEY_FILE, issuer.key_pem(), true)];
     write_all(dir, &contents, now)
 }
 
@@ -118,17 +142,22 @@ fn check_free(dir: &Path, targets: &[&str], force: bool) -> Result<(), InstallEr
 }
 
 fn write_all(dir: &Path, contents: &[(&str, String, bool)], now: SystemTime) -> Result<Installed, InstallError> {
-    std::fs::create_dir_all(dir).map_err(|source| InstallError::Io {
-        path: dir.into(),
-        source,
-    })?;
-    let mut files = Vec::new();
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |error| InstallError::Io { path, error }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    // Every file is complete on disk before any is renamed into place, so
+    // the window in which a reader sees a mix of old and new is a few renames.
+    let mut staged = Vec::new();
     for (name, text, secret) in contents {
         let path = dir.join(name);
-        write_atomically(&path, text.as_bytes(), *secret).map_err(|source| InstallError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let tmp = stage(&path, text.as_bytes(), *secret).map_err(io(&path))?;
+        staged.push((tmp, path));
+    }
+    let mut files = Vec::new();
+    for (tmp, path) in staged {
+        std::fs::rename(&tmp, &path).map_err(io(&path))?;
         files.push(path);
     }
     let issuer = Issuer::load_dir(dir, now)?;
@@ -141,8 +170,15 @@ fn write_all(dir: &Path, contents: &[(&str, String, bool)], now: SystemTime) -> 
 
 /// Writes `bytes` to a temporary file beside `path` and renames it over `path`.
 pub fn write_atomically(path: &Path, bytes: &[u8], secret: bool) -> std::io::Result<()> {
+    let tmp = stage(path, bytes, secret)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Writes and syncs `bytes` to a temporary name beside `path`; returns that name.
+fn stage(path: &Path, bytes: &[u8], secret: bool) -> std::io::Result<PathBuf> {
     use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -151,6 +187,5 @@ pub fn write_atomically(path: &Path, bytes: &[u8], secret: bool) -> std::io::Res
         .open(&tmp)?;
     file.write_all(bytes)?;
     file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)
+    Ok(tmp)
 }

@@ -48,11 +48,10 @@ pub struct IssuerFiles {
 
 #[derive(Debug, thiserror::Error)]
 pub enum IssuerError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{} holds neither issuer.crt/issuer.key nor cert-manager's tls.crt/tls.key (run `ztmesh install --dir {}`)", dir.display(), dir.display())]
     NoIssuerFiles { dir: PathBuf },
@@ -121,9 +120,9 @@ impl IssuerFiles {
     /// Reads the three files' contents (anchors, cert, key).
     pub fn read(&self) -> Result<[Vec<u8>; 3], IssuerError> {
         let read = |path: &PathBuf| {
-            std::fs::read(path).map_err(|source| IssuerError::Io {
+            std::fs::read(path).map_err(|error| IssuerError::Io {
                 path: path.clone(),
-                source,
+                error,
             })
         };
         Ok([read(&self.anchors)?, read(&self.cert)?, read(&self.key)?])

@@ -26,3 +26,4 @@ pub use self::certify::{CertifyError, CertifyRequest, certify};
 pub use self::issuer::{Issuer, IssuerError, TrustAnchors};
 pub use self::name::{IdentityName, NameError, TrustDomain};
 pub use self::token::{ServiceAccount, TokenAuthenticator, TokenError};
+pub use self::x509::rfc3339;

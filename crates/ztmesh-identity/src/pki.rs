@@ -11,14 +11,19 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsage
 use rustls_pki_types::CertificateDer;
 use std::time::{Duration, SystemTime};
 
-/// A generated CA certificate with its private key.
+/// A CA certificate with its private key (generated, or loaded to sign with).
 pub struct GeneratedCa {
-    params: CertificateParams,
-    key: KeyPair,
+    signer: rcgen::Issuer<'static, KeyPair>,
     cert: CertificateDer<'static>,
 }
 
 impl GeneratedCa {
+    /// An existing CA certificate and its key, to sign new issuers.
+    pub fn from_existing(cert: CertificateDer<'static>, key: KeyPair) -> Result<Self, rcgen::Error> {
+        let signer = rcgen::Issuer::from_ca_cert_der(&cert, key)?;
+        Ok(Self { signer, cert })
+    }
+
     pub fn cert_der(&self) -> &CertificateDer<'static> {
         &self.cert
     }
@@ -29,7 +34,7 @@ impl GeneratedCa {
 
     /// The private key as PKCS#8 PEM.
     pub fn key_pem(&self) -> String {
-        self.key.serialize_pem()
+        self.signer.key().serialize_pem()
     }
 }
 
@@ -38,7 +43,10 @@ pub fn trust_anchor(trust: &TrustDomain, validity: Duration, now: SystemTime) ->
     let params = ca_params(&format!("root.{trust}"), IsCa::Ca(BasicConstraints::Unconstrained), validity, now);
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let cert = params.self_signed(&key)?.der().clone();
-    Ok(GeneratedCa { params, key, cert })
+    Ok(GeneratedCa {
+        signer: rcgen::Issuer::new(params, key),
+        cert,
+    })
 }
 
 /// An identity issuer signed by `anchor`, valid from now for `validity`.
@@ -50,9 +58,11 @@ pub fn issuer(
 ) -> Result<GeneratedCa, rcgen::Error> {
     let params = ca_params(&format!("identity.{trust}"), IsCa::Ca(BasicConstraints::Constrained(0)), validity, now);
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-    let signer = rcgen::Issuer::from_params(&anchor.params, &anchor.key);
-    let cert = params.signed_by(&key, &signer)?.der().clone();
-    Ok(GeneratedCa { params, key, cert })
+    let cert = params.signed_by(&key, &anchor.signer)?.der().clone();
+    Ok(GeneratedCa {
+        signer: rcgen::Issuer::new(params, key),
+        cert,
+    })
 }
 
 fn ca_params(cn: &str, is_ca: IsCa, validity: Duration, now: SystemTime) -> CertificateParams {

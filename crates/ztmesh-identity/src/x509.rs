@@ -43,8 +43,8 @@ pub(crate) fn sha256_hex(der: &[u8]) -> String {
         .join(":")
 }
 
-/// The time as the unix seconds used in messages.
-pub(crate) fn rfc3339(t: SystemTime) -> String {
+/// A time as RFC 3339 (`2026-11-22T22:11:31Z`), for messages and logs.
+pub fn rfc3339(t: SystemTime) -> String {
     let secs = t
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

@@ -57,11 +57,11 @@ fn install_layout_loads_and_refuses_overwrite() {
     let dir = tempfile::tempdir().unwrap();
     let now = SystemTime::now();
     let out = install::install(dir.path(), &install::InstallOptions::default(), now).unwrap();
-    assert_eq!(out.files.len(), 4);
+    assert_eq!(out.files.len(), 5);
     assert_eq!(out.anchor_fingerprints.len(), 1);
     assert_eq!(out.anchor_fingerprints[0].len(), 32 * 3 - 1);
     use std::os::unix::fs::PermissionsExt;
-    for (file, mode) in [("issuer.key", 0o600), ("token.key", 0o600), ("ca.crt", 0o644)] {
+    for (file, mode) in [("issuer.key", 0o600), ("token.key", 0o600), ("ca.key", 0o600), ("ca.crt", 0o644)] {
         let m = std::fs::metadata(dir.path().join(file)).unwrap().permissions().mode() & 0o777;
         assert_eq!(m, mode, "{file}");
     }
@@ -203,4 +203,25 @@ fn generated_pki_chains() {
     write(dir.path(), &[("ca.crt", &anchor.cert_pem()), ("issuer.crt", &issuer.cert_pem()), ("issuer.key", &issuer.key_pem())]);
     let loaded = Issuer::load_dir(dir.path(), now).unwrap();
     assert_eq!(loaded.chain()[0], *issuer.cert_der());
+}
+
+#[test]
+fn rotating_the_issuer_keeps_the_anchor() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = SystemTime::now();
+    install::install(dir.path(), &Default::default(), now).unwrap();
+    let anchors = std::fs::read(dir.path().join("ca.crt")).unwrap();
+    let token_key = std::fs::read(dir.path().join("token.key")).unwrap();
+    let before = Issuer::load_dir(dir.path(), now).unwrap().fingerprint();
+
+    let out = install::rotate_issuer(dir.path(), &Default::default(), now).unwrap();
+    assert_eq!(out.files, vec![dir.path().join("issuer.crt"), dir.path().join("issuer.key")]);
+    let after = Issuer::load_dir(dir.path(), now).unwrap();
+    assert_ne!(after.fingerprint(), before, "a new issuer");
+    assert_eq!(std::fs::read(dir.path().join("ca.crt")).unwrap(), anchors, "same anchor");
+    assert_eq!(std::fs::read(dir.path().join("token.key")).unwrap(), token_key, "same token key");
+
+    std::fs::remove_file(dir.path().join("ca.key")).unwrap();
+    let err = install::rotate_issuer(dir.path(), &Default::default(), now).unwrap_err();
+    assert!(err.to_string().contains("ca.key"), "{err}");
 }

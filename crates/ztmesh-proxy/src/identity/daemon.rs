@@ -61,11 +61,10 @@ pub enum IdentityStatus {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RefreshError {
-    #[error("reading the token file {}: {source}", path.display())]
+    #[error("reading the token file {}: {error}", path.display())]
     Token {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("the identity service answered {code:?}: {message}", code = .0.code(), message = .0.message())]
     Rpc(tonic::Status),
@@ -135,7 +134,7 @@ impl<C: CertifyClient> IdentityDaemon<C> {
                     let now = Instant::now();
                     expires_at = Some((now + lifetime, expiry));
                     let wait = refresh_in(lifetime, self.min_refresh, self.max_refresh);
-                    tracing::info!(identity = %self.name, ?expiry, refresh_in = ?wait, "certified identity");
+                    tracing::info!(identity = %self.name, expiry = %ztmesh_identity::rfc3339(expiry), refresh_in = ?wait, "certified identity");
                     now + wait
                 }
                 Err(error) => {
@@ -177,9 +176,9 @@ impl<C: CertifyClient> IdentityDaemon<C> {
 
     /// One Certify round; returns the new certificate's expiry.
     pub async fn refresh(&mut self) -> Result<SystemTime, RefreshError> {
-        let token = std::fs::read(&self.token_file).map_err(|source| RefreshError::Token {
+        let token = std::fs::read(&self.token_file).map_err(|error| RefreshError::Token {
             path: self.token_file.clone(),
-            source,
+            error,
         })?;
         let req = CertifyRequest {
             identity: self.name.clone(),

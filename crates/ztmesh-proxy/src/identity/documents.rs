@@ -12,11 +12,10 @@ pub struct Documents {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DocumentsError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Read {
         path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}: {reason}", path.display())]
     Invalid { path: std::path::PathBuf, reason: String },
@@ -49,7 +48,7 @@ impl Documents {
                     reason: "the file is empty".into(),
                 }),
                 Ok(b) => Ok(b),
-                Err(source) => Err(DocumentsError::Read { path, source }),
+                Err(error) => Err(DocumentsError::Read { path, error }),
             }
         };
         let key_pkcs8 = read("key.p8")?;

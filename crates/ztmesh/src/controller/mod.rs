@@ -1,0 +1,111 @@
+//! `ztmesh controller`: the control plane process.
+//!
+//! So far it serves `io.linkerd.proxy.identity.Identity/Certify`. The issuer
+//! is read from `--identity-dir` at start (the controller refuses to start
+//! without a valid one) and then re-read every `--issuer-poll-interval`
+//! ([`issuer_reload`]): a new valid issuer signs from the next request on, an
+//! invalid one is refused with a logged reason and the previous one stays in
+//! force. Connections accepted on loopback are plaintext; any other is TLS
+//! with the controller's own identity ([`own_identity`]).
+
+mod issuer_reload;
+mod own_identity;
+
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use ztmesh_identity::TrustDomain;
+use ztmesh_identity::token::TokenSigner;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Directory holding ca.crt and the issuer (issuer.crt + issuer.key from
+    /// `ztmesh install`, or cert-manager's tls.crt + tls.key); watched for changes.
+    #[arg(long)]
+    identity_dir: PathBuf,
+    /// Where Identity.Certify listens. On a loopback address it is plaintext;
+    /// elsewhere TLS with the controller's identity.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    identity_addr: SocketAddr,
+    /// Lifetime of issued workload certificates (clamped to the issuer's).
+    #[arg(long, default_value = "24h", value_parser = crate::duration)]
+    identity_ttl: Duration,
+    /// The trust domain identities must belong to.
+    #[arg(long, default_value = "cluster.local")]
+    trust_domain: String,
+    /// The control plane's namespace, part of every identity name.
+    #[arg(long, default_value = "linkerd")]
+    control_plane_namespace: String,
+    /// The key that verifies local service-account tokens [default: IDENTITY_DIR/token.key].
+    #[arg(long)]
+    token_key: Option<PathBuf>,
+    /// How often the issuer files are checked for changes.
+    #[arg(long, default_value = "1s", value_parser = crate::duration)]
+    issuer_poll_interval: Duration,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(serve(args))
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
+    let trust = TrustDomain::new(&args.control_plane_namespace, &args.trust_domain)?;
+    let (mut reloader, ca) = issuer_reload::IssuerReloader::start(args.identity_dir.clone(), trust.clone(), args.identity_ttl)
+        .with_context(|| format!("loading the identity issuer from {}", args.identity_dir.display()))?;
+
+    let token_key = args
+        .token_key
+        .clone()
+        .unwrap_or_else(|| args.identity_dir.join(ztmesh_identity::install::TOKEN_KEY_FILE));
+    let pem = std::fs::read(&token_key).with_context(|| format!("reading the token key {}", token_key.display()))?;
+    let verifier = Arc::new(TokenSigner::from_pem(&pem, &token_key.display().to_string())?.verifier());
+
+    let own_name = trust.identity(&args.control_plane_namespace, "linkerd-identity")?;
+    let mut own = own_identity::OwnIdentity::new(own_name.clone())?;
+    own.refresh(&ca.borrow(), SystemTime::now())?;
+    let tls = ztmesh_tls::server_config(own.store(), ztmesh_tls::TlsVersions::Tls13Only, &[b"h2"])?;
+
+    let listener = tokio::net::TcpListener::bind(args.identity_addr)
+        .await
+        .with_context(|| format!("binding the identity service to {}", args.identity_addr))?;
+    let local = listener.local_addr()?;
+    println!("identity service listening on {local} (plaintext on loopback addresses, TLS as {own_name} on others)");
+
+    let interval = args.issuer_poll_interval;
+    let reload_ca = ca.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = SystemTime::now();
+            reloader.poll(now);
+            if let Err(error) = own.refresh(&reload_ca.borrow(), now) {
+                tracing::error!(%error, "could not renew the controller's own certificate");
+            }
+        }
+    });
+
+    let service = ztmesh_grpc::identity::IdentityService::new(ca, verifier);
+    let router = tonic::transport::Server::builder()
+        .timeout(Duration::from_secs(30))
+        .add_service(service.into_server());
+    ztmesh_grpc::server::serve(listener, router, tls, shutdown_signal()).await?;
+    println!("controller stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}

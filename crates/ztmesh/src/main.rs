@@ -1,0 +1,70 @@
+//! `ztmesh`: the command-line entry to the mesh.
+//!
+//! Each subcommand lives in its own module: [`install`] (trust anchor,
+//! issuer and token key), [`token`] (service-account tokens for local
+//! workloads), [`controller`] (the long-running control plane: so far the
+//! Identity service, with issuer hot reload) and [`identity`] (certify and
+//! inspect workload certificates by hand).
+
+mod controller;
+mod identity;
+mod install;
+mod token;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// ztmesh: a zero-trust service mesh. Every workload gets an identity from its
+/// service account, every meshed connection is mutual TLS, and every request
+/// is authorized against Linkerd-compatible policy.
+#[derive(Parser)]
+#[command(name = "ztmesh", version, propagate_version = true)]
+struct Cli {
+    /// Log filter (tracing syntax), e.g. `info`, `ztmesh=debug`.
+    #[arg(long, global = true, env = "ZTMESH_LOG", default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the identity directory: trust anchor, identity issuer and token key.
+    Install(install::Args),
+    /// Service-account tokens for workloads in local mode.
+    #[command(subcommand)]
+    Token(token::Command),
+    /// Run the control plane (Identity.Certify; issuer files are hot-reloaded).
+    Controller(controller::Args),
+    /// Obtain or inspect workload certificates by hand (debugging).
+    #[command(subcommand)]
+    Identity(identity::Command),
+}
+
+/// Parses durations as linkerd2-proxy does: `500ms`, `10s`, `5m`, `24h`, `7d`.
+pub(crate) fn duration(s: &str) -> Result<Duration, String> {
+    ztmesh_proxy::config::parse_duration(s)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let result = match cli.command {
+        Command::Install(args) => install::run(args),
+        Command::Token(cmd) => token::run(cmd),
+        Command::Controller(args) => controller::run(args),
+        Command::Identity(cmd) => identity::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Running the real `ztmesh` binary in tests.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn ztmesh() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ztmesh"))
+}
+
+/// Runs to completion; panics with its output if it fails.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("spawn");
+    assert!(out.status.success(), "{cmd:?} failed:\n{}", describe(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs to completion; panics if it succeeds. Returns stderr.
+pub fn run_err(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("spawn");
+    assert!(!out.status.success(), "{cmd:?} unexpectedly succeeded:\n{}", describe(&out));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn describe(out: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A long-running process whose stdout and stderr are collected; killed on drop.
+pub struct Daemon {
+    child: Child,
+    output: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    pub fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+        let output = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut out = output.lock().unwrap();
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+            });
+        }
+        Self { child, output }
+    }
+
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded) for a line containing `needle`; returns that line.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.output().lines().find(|l| l.contains(needle)) {
+                return line.to_string();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("process exited ({status}) before printing {needle:?}:\n{}", self.output());
+            }
+            assert!(Instant::now() < deadline, "no {needle:?} within {timeout:?}:\n{}", self.output());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `ztmesh controller` on an ephemeral loopback port; returns it and its address.
+pub fn controller(dir: &Path, extra: &[&str]) -> (Daemon, String) {
+    let mut cmd = ztmesh();
+    cmd.args(["controller", "--identity-dir"]).arg(dir).args(["--identity-addr", "127.0.0.1:0"]).args(extra);
+    let mut daemon = Daemon::spawn(cmd);
+    let line = daemon.wait_for("identity service listening on ", Duration::from_secs(20));
+    let addr = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("address in the listening line")
+        .to_string();
+    (daemon, addr)
+}
+
+/// Requests a certificate for `identity` with the CLI; writes into `out`.
+pub fn certify(addr: &str, identity: &str, token_file: &Path, anchors: &Path, out: &Path) -> Command {
+    let mut cmd = ztmesh();
+    cmd.args(["identity", "certify", "--identity", identity, "--identity-addr", addr])
+        .arg("--token-file")
+        .arg(token_file)
+        .arg("--trust-anchors")
+        .arg(anchors)
+        .arg("--out")
+        .arg(out);
+    cmd
+}
+
+/// The tool must exist: tests that need it fail loudly rather than skip.
+pub fn require_tool(name: &str) {
+    let found = Command::new("sh").args(["-c", &format!("command -v {name}")]).output().map(|o| o.status.success());
+    assert!(
+        matches!(found, Ok(true)),
+        "this test needs `{name}` on PATH (.ci/run installs it: apt-get install -y openssl iproute2 curl)"
+    );
+}
