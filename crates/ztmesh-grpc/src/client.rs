@@ -61,7 +61,10 @@ async fn dial(
     server_name: rustls::pki_types::ServerName<'static>,
 ) -> std::io::Result<Io> {
     let resolved = tokio::net::lookup_host(addr).await?.next().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::NotFound, format!("{addr} resolved to no address"))
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{addr} resolved to no address"),
+        )
     })?;
     let tcp = TcpStream::connect(resolved).await?;
     let _ = tcp.set_nodelay(true);
@@ -109,14 +112,20 @@ impl tokio::io::AsyncWrite for ClientConn {
         }
     }
 
-    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         match self.get_mut() {
             ClientConn::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
             ClientConn::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
-    fn poll_shutdown(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         match self.get_mut() {
             ClientConn::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
             ClientConn::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),

@@ -36,7 +36,10 @@ impl<A: TokenAuthenticator> IdentityService<A> {
 
 #[tonic::async_trait]
 impl<A: TokenAuthenticator> Identity for IdentityService<A> {
-    async fn certify(&self, req: Request<CertifyRequest>) -> Result<Response<CertifyResponse>, Status> {
+    async fn certify(
+        &self,
+        req: Request<CertifyRequest>,
+    ) -> Result<Response<CertifyResponse>, Status> {
         let peer = req.remote_addr();
         let req = req.into_inner();
         let ca = self.ca.borrow().clone();
@@ -56,7 +59,11 @@ impl<A: TokenAuthenticator> Identity for IdentityService<A> {
                 tracing::info!(identity = %req.identity, valid_until = %ztmesh_identity::rfc3339(issued.valid_until), ?peer, "issued certificate");
                 Ok(Response::new(CertifyResponse {
                     leaf_certificate: issued.leaf.to_vec(),
-                    intermediate_certificates: issued.intermediates.iter().map(|c| c.to_vec()).collect(),
+                    intermediate_certificates: issued
+                        .intermediates
+                        .iter()
+                        .map(|c| c.to_vec())
+                        .collect(),
                     valid_until: Some(issued.valid_until.into()),
                 }))
             }

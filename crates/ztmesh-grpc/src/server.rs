@@ -29,7 +29,9 @@ pub enum ServerConn {
 pub fn is_loopback(ip: std::net::IpAddr) -> bool {
     match ip {
         std::net::IpAddr::V4(v4) => v4.is_loopback(),
-        std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
     }
 }
 
@@ -54,7 +56,10 @@ pub async fn serve(
                 }
             };
             let _ = tcp.set_nodelay(true);
-            let local_loopback = tcp.local_addr().map(|a| is_loopback(a.ip())).unwrap_or(false);
+            let local_loopback = tcp
+                .local_addr()
+                .map(|a| is_loopback(a.ip()))
+                .unwrap_or(false);
             if local_loopback {
                 if tx.send(Ok(ServerConn::Plain(tcp))).await.is_err() {
                     return;
@@ -92,7 +97,11 @@ impl Connected for ServerConn {
 }
 
 impl AsyncRead for ServerConn {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             ServerConn::Plain(s) => Pin::new(s).poll_read(cx, buf),
             ServerConn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -101,7 +110,11 @@ impl AsyncRead for ServerConn {
 }
 
 impl AsyncWrite for ServerConn {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             ServerConn::Plain(s) => Pin::new(s).poll_write(cx, buf),
             ServerConn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),

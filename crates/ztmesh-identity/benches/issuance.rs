@@ -26,7 +26,13 @@ fn issuance(c: &mut Criterion) {
         })
     });
     group.bench_function("verify_token", |b| {
-        b.iter(|| black_box(verifier.verify(black_box(token.as_bytes()), SystemTime::now()).expect("valid token")))
+        b.iter(|| {
+            black_box(
+                verifier
+                    .verify(black_box(token.as_bytes()), SystemTime::now())
+                    .expect("valid token"),
+            )
+        })
     });
     group.finish();
 }

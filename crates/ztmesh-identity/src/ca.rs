@@ -36,7 +36,9 @@ pub struct IssuedCertificate {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaError {
-    #[error("the identity issuer expired at {0}; install a new issuer (ztmesh install --force, or rotate the cert-manager secret)")]
+    #[error(
+        "the identity issuer expired at {0}; install a new issuer (ztmesh install --force, or rotate the cert-manager secret)"
+    )]
     IssuerExpired(String),
     #[error("identity {identity} is outside this CA's trust domain {expected}")]
     WrongTrustDomain { identity: String, expected: String },
@@ -88,12 +90,17 @@ impl Ca {
 
         let mut params = CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, name.as_str());
+        params
+            .distinguished_name
+            .push(DnType::CommonName, name.as_str());
         params.subject_alt_names = vec![
             SanType::DnsName(name.try_into().map_err(sign_err)?),
             SanType::URI(identity.spiffe_id().try_into().map_err(sign_err)?),
         ];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.serial_number = Some(random_serial());
         params.not_before = (now - CLOCK_SKEW_ALLOWANCE).into();

@@ -20,10 +20,7 @@ pub struct CertifyRequest<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum CertifyError {
     #[error("requested identity {identity:?} is invalid: {error}")]
-    BadIdentity {
-        identity: String,
-        error: NameError,
-    },
+    BadIdentity { identity: String, error: NameError },
     #[error(transparent)]
     BadCsr(#[from] CsrError),
     #[error("token rejected: {0}")]

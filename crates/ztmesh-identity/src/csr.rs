@@ -33,19 +33,31 @@ pub enum CsrError {
     Malformed(String),
     #[error("the certificate signing request's signature does not verify with its own key")]
     BadSignature,
-    #[error("the certificate signing request's key is not ECDSA P-256 (the only key type ztmesh issues for)")]
+    #[error(
+        "the certificate signing request's key is not ECDSA P-256 (the only key type ztmesh issues for)"
+    )]
     NotP256,
-    #[error("the certificate signing request names no DNS SAN; it must name exactly the requested identity {0}")]
+    #[error(
+        "the certificate signing request names no DNS SAN; it must name exactly the requested identity {0}"
+    )]
     NoDnsName(String),
-    #[error("the certificate signing request names {0} DNS SANs; it must name exactly one, the requested identity")]
+    #[error(
+        "the certificate signing request names {0} DNS SANs; it must name exactly one, the requested identity"
+    )]
     ManyDnsNames(usize),
     #[error("the certificate signing request names {csr}, but the request is for {requested}")]
     NameMismatch { csr: String, requested: String },
-    #[error("the certificate signing request's common name {0:?} must be empty or the requested identity")]
+    #[error(
+        "the certificate signing request's common name {0:?} must be empty or the requested identity"
+    )]
     BadCommonName(String),
-    #[error("the certificate signing request asks for a {0} SAN; only one DNS SAN is allowed (the CA adds the SPIFFE ID)")]
+    #[error(
+        "the certificate signing request asks for a {0} SAN; only one DNS SAN is allowed (the CA adds the SPIFFE ID)"
+    )]
     ForbiddenSan(&'static str),
-    #[error("the certificate signing request asks for a CA certificate; workloads get leaf certificates only")]
+    #[error(
+        "the certificate signing request asks for a CA certificate; workloads get leaf certificates only"
+    )]
     CaRequested,
 }
 
@@ -82,8 +94,12 @@ pub fn validate(bytes: &[u8], requested: &IdentityName) -> Result<ValidatedCsr, 
     }
     let der = crate::pem::csr_der(bytes).ok_or(CsrError::NotDerOrPem)?;
     let csr = match X509CertificationRequest::from_der(&der) {
-        Ok((rest, csr)) if rest.is_empty() => csr,
-        Ok(_) => return Err(CsrError::Malformed("trailing bytes after the request".into())),
+        Ok(([], csr)) => csr,
+        Ok(_) => {
+            return Err(CsrError::Malformed(
+                "trailing bytes after the request".into(),
+            ));
+        }
         Err(e) => return Err(CsrError::Malformed(e.to_string())),
     };
     let info = &csr.certification_request_info;
@@ -101,14 +117,20 @@ pub fn validate(bytes: &[u8], requested: &IdentityName) -> Result<ValidatedCsr, 
                     match name {
                         GeneralName::DNSName(dns) => dns_names.push(*dns),
                         GeneralName::URI(_) => return Err(CsrError::ForbiddenSan("URI")),
-                        GeneralName::IPAddress(_) => return Err(CsrError::ForbiddenSan("IP address")),
-                        GeneralName::RFC822Name(_) => return Err(CsrError::ForbiddenSan("email address")),
+                        GeneralName::IPAddress(_) => {
+                            return Err(CsrError::ForbiddenSan("IP address"));
+                        }
+                        GeneralName::RFC822Name(_) => {
+                            return Err(CsrError::ForbiddenSan("email address"));
+                        }
                         _ => return Err(CsrError::ForbiddenSan("non-DNS")),
                     }
                 }
             }
             ParsedExtension::BasicConstraints(bc) if bc.ca => return Err(CsrError::CaRequested),
-            ParsedExtension::ParseError { error } => return Err(CsrError::Malformed(error.to_string())),
+            ParsedExtension::ParseError { error } => {
+                return Err(CsrError::Malformed(error.to_string()));
+            }
             _ => {}
         }
     }
@@ -124,7 +146,9 @@ pub fn validate(bytes: &[u8], requested: &IdentityName) -> Result<ValidatedCsr, 
         many => return Err(CsrError::ManyDnsNames(many.len())),
     }
     for cn in info.subject.iter_common_name() {
-        let cn = cn.as_str().map_err(|e| CsrError::Malformed(e.to_string()))?;
+        let cn = cn
+            .as_str()
+            .map_err(|e| CsrError::Malformed(e.to_string()))?;
         if !cn.is_empty() && cn != requested_name {
             return Err(CsrError::BadCommonName(cn.into()));
         }

@@ -66,8 +66,18 @@ impl Default for InstallOptions {
 }
 
 /// Generates a new trust anchor, issuer and token key into `dir`.
-pub fn install(dir: &Path, opts: &InstallOptions, now: SystemTime) -> Result<Installed, InstallError> {
-    let targets = [ANCHORS_FILE, ANCHOR_KEY_FILE, ISSUER_CERT_FILE, ISSUER_KEY_FILE, TOKEN_KEY_FILE];
+pub fn install(
+    dir: &Path,
+    opts: &InstallOptions,
+    now: SystemTime,
+) -> Result<Installed, InstallError> {
+    let targets = [
+        ANCHORS_FILE,
+        ANCHOR_KEY_FILE,
+        ISSUER_CERT_FILE,
+        ISSUER_KEY_FILE,
+        TOKEN_KEY_FILE,
+    ];
     check_free(dir, &targets, opts.force)?;
     let generate = |e: rcgen::Error| InstallError::Generate(e.to_string());
     let anchor = pki::trust_anchor(&opts.trust, opts.anchor_validity, now).map_err(generate)?;
@@ -85,7 +95,12 @@ pub fn install(dir: &Path, opts: &InstallOptions, now: SystemTime) -> Result<Ins
 
 /// Imports an issuer made elsewhere (cert-manager's `tls.crt`, `tls.key`,
 /// `ca.crt`, e.g. from Vault) after validating it, and adds a token key.
-pub fn import_issuer(dir: &Path, from: &Path, opts: &InstallOptions, now: SystemTime) -> Result<Installed, InstallError> {
+pub fn import_issuer(
+    dir: &Path,
+    from: &Path,
+    opts: &InstallOptions,
+    now: SystemTime,
+) -> Result<Installed, InstallError> {
     let files = IssuerFiles {
         anchors: from.join("ca.crt"),
         cert: from.join("tls.crt"),
@@ -93,7 +108,12 @@ pub fn import_issuer(dir: &Path, from: &Path, opts: &InstallOptions, now: System
     };
     let [anchors, cert, key] = files.read()?;
     Issuer::from_pem(&anchors, &cert, &key, &files, now)?;
-    let targets = [ANCHORS_FILE, ISSUER_CERT_FILE, ISSUER_KEY_FILE, TOKEN_KEY_FILE];
+    let targets = [
+        ANCHORS_FILE,
+        ISSUER_CERT_FILE,
+        ISSUER_KEY_FILE,
+        TOKEN_KEY_FILE,
+    ];
     check_free(dir, &targets, opts.force)?;
     let utf8 = |b: Vec<u8>, p: &Path| {
         String::from_utf8(b).map_err(|_| InstallError::Io {
@@ -113,7 +133,11 @@ pub fn import_issuer(dir: &Path, from: &Path, opts: &InstallOptions, now: System
 /// Replaces `issuer.crt` / `issuer.key` with a new issuer signed by the
 /// anchor in `ca.crt` / `ca.key`; the anchors and token key are kept, so no
 /// proxy needs new trust anchors and a running controller hot-reloads it.
-pub fn rotate_issuer(dir: &Path, opts: &InstallOptions, now: SystemTime) -> Result<Installed, InstallError> {
+pub fn rotate_issuer(
+    dir: &Path,
+    opts: &InstallOptions,
+    now: SystemTime,
+) -> Result<Installed, InstallError> {
     let read = |name: &str| {
         let path = dir.join(name);
         std::fs::read(&path).map_err(|error| InstallError::Io { path, error })
@@ -121,13 +145,23 @@ pub fn rotate_issuer(dir: &Path, opts: &InstallOptions, now: SystemTime) -> Resu
     let anchor_pem = read(ANCHORS_FILE)?;
     let anchor_key_pem = read(ANCHOR_KEY_FILE)?;
     let anchor_name = dir.join(ANCHORS_FILE).display().to_string();
-    let anchor_cert = crate::pem::certificates(&anchor_pem, &anchor_name).map_err(IssuerError::from)?;
-    let key = crate::pem::private_key(&anchor_key_pem, &dir.join(ANCHOR_KEY_FILE).display().to_string()).map_err(IssuerError::from)?;
+    let anchor_cert =
+        crate::pem::certificates(&anchor_pem, &anchor_name).map_err(IssuerError::from)?;
+    let key = crate::pem::private_key(
+        &anchor_key_pem,
+        &dir.join(ANCHOR_KEY_FILE).display().to_string(),
+    )
+    .map_err(IssuerError::from)?;
     let key = crate::issuer::p256_key_pair(&key, &dir.join(ANCHOR_KEY_FILE).display().to_string())?;
     // The anchor that signs is the first one in ca.crt.
-    let anchor = pki::GeneratedCa::from_existing(anchor_cert[0].clone(), key).map_err(|e| InstallError::Generate(e.to_string()))?;
-    let issuer = pki::issuer(&anchor, &opts.trust, opts.issuer_validity, now).map_err(|e| InstallError::Generate(e.to_string()))?;
-    let contents = [(ISSUER_CERT_FILE, issuer.cert_pem(), false), (ISSUER_KEY_FILE, issuer.key_pem(), true)];
+    let anchor = pki::GeneratedCa::from_existing(anchor_cert[0].clone(), key)
+        .map_err(|e| InstallError::Generate(e.to_string()))?;
+    let issuer = pki::issuer(&anchor, &opts.trust, opts.issuer_validity, now)
+        .map_err(|e| InstallError::Generate(e.to_string()))?;
+    let contents = [
+        (ISSUER_CERT_FILE, issuer.cert_pem(), false),
+        (ISSUER_KEY_FILE, issuer.key_pem(), true),
+    ];
     write_all(dir, &contents, now)
 }
 
@@ -141,7 +175,11 @@ fn check_free(dir: &Path, targets: &[&str], force: bool) -> Result<(), InstallEr
     }
 }
 
-fn write_all(dir: &Path, contents: &[(&str, String, bool)], now: SystemTime) -> Result<Installed, InstallError> {
+fn write_all(
+    dir: &Path,
+    contents: &[(&str, String, bool)],
+    now: SystemTime,
+) -> Result<Installed, InstallError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |error| InstallError::Io { path, error }

@@ -59,13 +59,17 @@ pub enum IssuerError {
     Pem(#[from] PemError),
     #[error("{what}: not a valid X.509 certificate: {reason}")]
     Parse { what: String, reason: String },
-    #[error("{what} is not a CA certificate ({reason}); an identity issuer must be able to sign certificates")]
+    #[error(
+        "{what} is not a CA certificate ({reason}); an identity issuer must be able to sign certificates"
+    )]
     NotCa { what: String, reason: &'static str },
     #[error("{what} expired at {at}")]
     Expired { what: String, at: String },
     #[error("{what} is not valid until {at}")]
     NotYetValid { what: String, at: String },
-    #[error("{what} is not signed by any valid trust anchor in {anchors} (does it belong to another trust root?)")]
+    #[error(
+        "{what} is not signed by any valid trust anchor in {anchors} (does it belong to another trust root?)"
+    )]
     NotChained { what: String, anchors: String },
     #[error("{key} is not the private key of {cert}")]
     KeyMismatch { cert: String, key: String },
@@ -220,7 +224,8 @@ impl Issuer {
         if leaf.issuer().as_raw() != subject {
             return Err(IssuerError::Unusable {
                 what: what.into(),
-                reason: "its subject name cannot be reproduced exactly in issued certificates".into(),
+                reason: "its subject name cannot be reproduced exactly in issued certificates"
+                    .into(),
             });
         }
         Ok(())
@@ -245,7 +250,7 @@ fn unusable(what: &str, e: impl std::fmt::Display) -> IssuerError {
 
 pub(crate) fn parse<'a>(der: &'a [u8], what: &str) -> Result<X509Certificate<'a>, IssuerError> {
     match X509Certificate::from_der(der) {
-        Ok((rest, cert)) if rest.is_empty() => Ok(cert),
+        Ok(([], cert)) => Ok(cert),
         Ok(_) => Err(IssuerError::Parse {
             what: what.into(),
             reason: "trailing bytes after the certificate".into(),
@@ -257,7 +262,10 @@ pub(crate) fn parse<'a>(der: &'a [u8], what: &str) -> Result<X509Certificate<'a>
     }
 }
 
-pub(crate) fn p256_key_pair(key: &PrivateKeyDer<'_>, what: &str) -> Result<rcgen::KeyPair, IssuerError> {
+pub(crate) fn p256_key_pair(
+    key: &PrivateKeyDer<'_>,
+    what: &str,
+) -> Result<rcgen::KeyPair, IssuerError> {
     rcgen::KeyPair::from_der_and_sign_algo(key, &rcgen::PKCS_ECDSA_P256_SHA256)
         .map_err(|_| IssuerError::KeyNotP256 { what: what.into() })
 }
@@ -280,7 +288,11 @@ fn check_is_ca(cert: &X509Certificate<'_>, what: &str) -> Result<(), IssuerError
     }
 }
 
-fn check_validity(cert: &X509Certificate<'_>, what: &str, now: SystemTime) -> Result<(), IssuerError> {
+fn check_validity(
+    cert: &X509Certificate<'_>,
+    what: &str,
+    now: SystemTime,
+) -> Result<(), IssuerError> {
     let (nb, na) = (not_before(cert), not_after(cert));
     if na <= now {
         return Err(IssuerError::Expired {

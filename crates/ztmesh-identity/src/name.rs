@@ -43,7 +43,9 @@ pub enum NameError {
         "{0:?} is not an identity name: expected {{sa}}.{{ns}}.serviceaccount.identity.{{cp-ns}}.{{trust-domain}}"
     )]
     NotAnIdentity(String),
-    #[error("{0:?} is not a SPIFFE ID of a service account: expected spiffe://{{trust-domain}}/ns/{{ns}}/sa/{{sa}}")]
+    #[error(
+        "{0:?} is not a SPIFFE ID of a service account: expected spiffe://{{trust-domain}}/ns/{{ns}}/sa/{{sa}}"
+    )]
     NotASpiffeId(String),
     #[error("identity name {name:?} is {len} characters long; a DNS name holds at most 253")]
     TooLong { name: String, len: usize },
@@ -80,7 +82,11 @@ impl TrustDomain {
     }
 
     /// The identity of a service account in this trust domain.
-    pub fn identity(&self, namespace: &str, service_account: &str) -> Result<IdentityName, NameError> {
+    pub fn identity(
+        &self,
+        namespace: &str,
+        service_account: &str,
+    ) -> Result<IdentityName, NameError> {
         IdentityName::new(service_account, namespace, self.clone())
     }
 
@@ -104,7 +110,11 @@ impl fmt::Display for TrustDomain {
 }
 
 impl IdentityName {
-    pub fn new(service_account: &str, namespace: &str, trust: TrustDomain) -> Result<Self, NameError> {
+    pub fn new(
+        service_account: &str,
+        namespace: &str,
+        trust: TrustDomain,
+    ) -> Result<Self, NameError> {
         check_label("service account", service_account)?;
         check_label("namespace", namespace)?;
         let id = Self {
@@ -232,7 +242,8 @@ mod tests {
         assert_eq!(id.spiffe_id(), "spiffe://cluster.local/ns/payments/sa/api");
         assert_eq!(IdentityName::parse_dns(API).unwrap(), id);
         assert_eq!(
-            IdentityName::parse_spiffe("spiffe://cluster.local/ns/payments/sa/api", "linkerd").unwrap(),
+            IdentityName::parse_spiffe("spiffe://cluster.local/ns/payments/sa/api", "linkerd")
+                .unwrap(),
             id
         );
     }
@@ -250,22 +261,55 @@ mod tests {
                 "web-1.ns2.serviceaccount.identity.ztmesh.example.org",
                 Some(("web-1", "ns2", "ztmesh", "example.org")),
             ),
-            ("a.b.serviceaccount.identity.c.d", Some(("a", "b", "c", "d"))),
+            (
+                "a.b.serviceaccount.identity.c.d",
+                Some(("a", "b", "c", "d")),
+            ),
             ("", None),
             ("api.payments", None),
             ("api.payments.serviceaccount.identity.linkerd", None),
             ("api.serviceaccount.identity.linkerd.cluster.local", None),
-            ("Api.payments.serviceaccount.identity.linkerd.cluster.local", None),
-            ("api_x.payments.serviceaccount.identity.linkerd.cluster.local", None),
-            ("-api.payments.serviceaccount.identity.linkerd.cluster.local", None),
-            ("api-.payments.serviceaccount.identity.linkerd.cluster.local", None),
-            ("api.pay.ments.serviceaccount.identity.linkerd.cluster.local", None),
-            (".payments.serviceaccount.identity.linkerd.cluster.local", None),
-            ("api.payments.serviceaccount.identity.linkerd.cluster..local", None),
-            ("api.payments.serviceaccount.identity.linkerd.cluster.local.", None),
+            (
+                "Api.payments.serviceaccount.identity.linkerd.cluster.local",
+                None,
+            ),
+            (
+                "api_x.payments.serviceaccount.identity.linkerd.cluster.local",
+                None,
+            ),
+            (
+                "-api.payments.serviceaccount.identity.linkerd.cluster.local",
+                None,
+            ),
+            (
+                "api-.payments.serviceaccount.identity.linkerd.cluster.local",
+                None,
+            ),
+            (
+                "api.pay.ments.serviceaccount.identity.linkerd.cluster.local",
+                None,
+            ),
+            (
+                ".payments.serviceaccount.identity.linkerd.cluster.local",
+                None,
+            ),
+            (
+                "api.payments.serviceaccount.identity.linkerd.cluster..local",
+                None,
+            ),
+            (
+                "api.payments.serviceaccount.identity.linkerd.cluster.local.",
+                None,
+            ),
             ("api.payments.serviceaccount.identity..cluster.local", None),
-            ("api payments.serviceaccount.identity.linkerd.cluster.local", None),
-            ("api.payments.serviceaccount.identity.linkerd.clüster.local", None),
+            (
+                "api payments.serviceaccount.identity.linkerd.cluster.local",
+                None,
+            ),
+            (
+                "api.payments.serviceaccount.identity.linkerd.clüster.local",
+                None,
+            ),
         ];
         for (input, expected) in cases {
             let got = IdentityName::parse_dns(input);

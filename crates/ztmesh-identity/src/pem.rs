@@ -7,7 +7,10 @@ pub enum PemError {
     #[error("{what}: not valid PEM: {reason}")]
     Malformed { what: String, reason: String },
     #[error("{what}: holds no {expected}")]
-    Empty { what: String, expected: &'static str },
+    Empty {
+        what: String,
+        expected: &'static str,
+    },
     #[error("{what}: holds {count} private keys; expected exactly one")]
     ManyKeys { what: String, count: usize },
 }

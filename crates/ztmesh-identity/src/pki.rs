@@ -19,7 +19,10 @@ pub struct GeneratedCa {
 
 impl GeneratedCa {
     /// An existing CA certificate and its key, to sign new issuers.
-    pub fn from_existing(cert: CertificateDer<'static>, key: KeyPair) -> Result<Self, rcgen::Error> {
+    pub fn from_existing(
+        cert: CertificateDer<'static>,
+        key: KeyPair,
+    ) -> Result<Self, rcgen::Error> {
         let signer = rcgen::Issuer::from_ca_cert_der(&cert, key)?;
         Ok(Self { signer, cert })
     }
@@ -39,8 +42,17 @@ impl GeneratedCa {
 }
 
 /// A self-signed trust anchor valid from now for `validity`.
-pub fn trust_anchor(trust: &TrustDomain, validity: Duration, now: SystemTime) -> Result<GeneratedCa, rcgen::Error> {
-    let params = ca_params(&format!("root.{trust}"), IsCa::Ca(BasicConstraints::Unconstrained), validity, now);
+pub fn trust_anchor(
+    trust: &TrustDomain,
+    validity: Duration,
+    now: SystemTime,
+) -> Result<GeneratedCa, rcgen::Error> {
+    let params = ca_params(
+        &format!("root.{trust}"),
+        IsCa::Ca(BasicConstraints::Unconstrained),
+        validity,
+        now,
+    );
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let cert = params.self_signed(&key)?.der().clone();
     Ok(GeneratedCa {
@@ -56,7 +68,12 @@ pub fn issuer(
     validity: Duration,
     now: SystemTime,
 ) -> Result<GeneratedCa, rcgen::Error> {
-    let params = ca_params(&format!("identity.{trust}"), IsCa::Ca(BasicConstraints::Constrained(0)), validity, now);
+    let params = ca_params(
+        &format!("identity.{trust}"),
+        IsCa::Ca(BasicConstraints::Constrained(0)),
+        validity,
+        now,
+    );
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let cert = params.signed_by(&key, &anchor.signer)?.der().clone();
     Ok(GeneratedCa {

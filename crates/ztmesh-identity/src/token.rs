@@ -35,9 +35,13 @@ pub enum TokenError {
     TooLong(usize),
     #[error("the token is not a JWT: {0}")]
     Malformed(String),
-    #[error("the token is signed with {0:?}; only ES256 tokens from `ztmesh token create` are accepted")]
+    #[error(
+        "the token is signed with {0:?}; only ES256 tokens from `ztmesh token create` are accepted"
+    )]
     UnsupportedAlgorithm(String),
-    #[error("the token's signature does not verify with this control plane's token key (was it made for another install?)")]
+    #[error(
+        "the token's signature does not verify with this control plane's token key (was it made for another install?)"
+    )]
     BadSignature,
     #[error("the token expired at {0}; create a new one with `ztmesh token create`")]
     Expired(String),
@@ -53,7 +57,11 @@ pub enum TokenError {
 
 /// Proves which service account presented a token.
 pub trait TokenAuthenticator: Send + Sync + 'static {
-    fn authenticate(&self, token: &[u8], now: SystemTime) -> impl Future<Output = Result<ServiceAccount, TokenError>> + Send;
+    fn authenticate(
+        &self,
+        token: &[u8],
+        now: SystemTime,
+    ) -> impl Future<Output = Result<ServiceAccount, TokenError>> + Send;
 }
 
 /// Signs local tokens with an ECDSA P-256 key (PKCS#8).
@@ -103,8 +111,11 @@ impl TokenSigner {
     }
 
     pub fn from_pkcs8(der: &[u8]) -> Result<Self, TokenError> {
-        let key = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING, der)
-            .map_err(|_| TokenError::Key("not a PKCS#8 ECDSA P-256 private key".into()))?;
+        let key = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            der,
+        )
+        .map_err(|_| TokenError::Key("not a PKCS#8 ECDSA P-256 private key".into()))?;
         Ok(Self { key })
     }
 
@@ -112,12 +123,17 @@ impl TokenSigner {
         let key = crate::pem::private_key(pem, what).map_err(|e| TokenError::Key(e.to_string()))?;
         match key {
             rustls_pki_types::PrivateKeyDer::Pkcs8(k) => Self::from_pkcs8(k.secret_pkcs8_der()),
-            _ => Err(TokenError::Key(format!("{what}: expected a PKCS#8 (BEGIN PRIVATE KEY) key"))),
+            _ => Err(TokenError::Key(format!(
+                "{what}: expected a PKCS#8 (BEGIN PRIVATE KEY) key"
+            ))),
         }
     }
 
     pub fn to_pem(&self) -> Result<String, TokenError> {
-        let doc = self.key.to_pkcs8v1().map_err(|e| TokenError::Key(e.to_string()))?;
+        let doc = self
+            .key
+            .to_pkcs8v1()
+            .map_err(|e| TokenError::Key(e.to_string()))?;
         Ok(crate::pem::encode("PRIVATE KEY", doc.as_ref()))
     }
 
@@ -129,7 +145,12 @@ impl TokenSigner {
     }
 
     /// A token for `sa`, valid from `now` for `ttl`.
-    pub fn sign(&self, sa: &ServiceAccount, ttl: Duration, now: SystemTime) -> Result<String, TokenError> {
+    pub fn sign(
+        &self,
+        sa: &ServiceAccount,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> Result<String, TokenError> {
         let now_s = unix(now);
         let header = Header {
             alg: "ES256".into(),
@@ -169,8 +190,12 @@ impl TokenVerifier {
             .map_err(|_| TokenError::Malformed("it is not UTF-8".into()))?
             .trim();
         let mut parts = token.split('.');
-        let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-            return Err(TokenError::Malformed("expected three dot-separated parts".into()));
+        let (Some(h), Some(c), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed(
+                "expected three dot-separated parts".into(),
+            ));
         };
         let header: Header = decode_json(h, "header")?;
         if header.alg != "ES256" {
@@ -179,17 +204,25 @@ impl TokenVerifier {
         let sig = B64
             .decode(s)
             .map_err(|_| TokenError::Malformed("the signature is not base64url".into()))?;
-        let key = aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED, &self.public_key);
+        let key = aws_lc_rs::signature::UnparsedPublicKey::new(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
+            &self.public_key,
+        );
         let signed = &token.as_bytes()[..h.len() + 1 + c.len()];
-        key.verify(signed, &sig).map_err(|_| TokenError::BadSignature)?;
+        key.verify(signed, &sig)
+            .map_err(|_| TokenError::BadSignature)?;
 
         let claims: Claims = decode_json(c, "claims")?;
         let now_s = unix(now);
         if claims.exp <= now_s {
-            return Err(TokenError::Expired(crate::x509::rfc3339(UNIX_EPOCH + Duration::from_secs(claims.exp))));
+            return Err(TokenError::Expired(crate::x509::rfc3339(
+                UNIX_EPOCH + Duration::from_secs(claims.exp),
+            )));
         }
         if claims.nbf > now_s + crate::issuer::CLOCK_SKEW_ALLOWANCE.as_secs() {
-            return Err(TokenError::NotYetValid(crate::x509::rfc3339(UNIX_EPOCH + Duration::from_secs(claims.nbf))));
+            return Err(TokenError::NotYetValid(crate::x509::rfc3339(
+                UNIX_EPOCH + Duration::from_secs(claims.nbf),
+            )));
         }
         let audiences = match claims.aud {
             Audience::One(a) => vec![a],
@@ -203,7 +236,11 @@ impl TokenVerifier {
 }
 
 impl TokenAuthenticator for TokenVerifier {
-    fn authenticate(&self, token: &[u8], now: SystemTime) -> impl Future<Output = Result<ServiceAccount, TokenError>> + Send {
+    fn authenticate(
+        &self,
+        token: &[u8],
+        now: SystemTime,
+    ) -> impl Future<Output = Result<ServiceAccount, TokenError>> + Send {
         std::future::ready(self.verify(token, now))
     }
 }
@@ -225,11 +262,14 @@ fn decode_json<T: serde::de::DeserializeOwned>(part: &str, what: &str) -> Result
     let bytes = B64
         .decode(part)
         .map_err(|_| TokenError::Malformed(format!("the {what} is not base64url")))?;
-    serde_json::from_slice(&bytes).map_err(|e| TokenError::Malformed(format!("the {what} is not valid: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| TokenError::Malformed(format!("the {what} is not valid: {e}")))
 }
 
 fn unix(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -259,60 +299,157 @@ mod tests {
         let other = TokenSigner::generate().unwrap().verifier();
         let es = r#"{"alg":"ES256"}"#;
         let claims = |aud: &str, sub: &str| {
-            format!(r#"{{"iss":"x","sub":"{sub}","aud":{aud},"iat":1800000000,"nbf":1800000000,"exp":1800003600}}"#)
+            format!(
+                r#"{{"iss":"x","sub":"{sub}","aud":{aud},"iat":1800000000,"nbf":1800000000,"exp":1800003600}}"#
+            )
         };
         let tampered = {
             let mut parts: Vec<String> = token.split('.').map(String::from).collect();
-            parts[1] = B64.encode(claims(r#""identity.l5d.io""#, "system:serviceaccount:booksapp:admin"));
+            parts[1] = B64.encode(claims(
+                r#""identity.l5d.io""#,
+                "system:serviceaccount:booksapp:admin",
+            ));
             parts.join(".")
         };
 
-        let cases: Vec<(&str, Vec<u8>, SystemTime, &TokenVerifier, Result<ServiceAccount, TokenError>)> = vec![
+        let cases: Vec<(
+            &str,
+            Vec<u8>,
+            SystemTime,
+            &TokenVerifier,
+            Result<ServiceAccount, TokenError>,
+        )> = vec![
             ("valid", token.clone().into(), now, &verifier, Ok(sa())),
-            ("valid with newline", format!("{token}\n").into(), now, &verifier, Ok(sa())),
-            ("one second before expiry", token.clone().into(), now + Duration::from_secs(3599), &verifier, Ok(sa())),
-            ("at expiry", token.clone().into(), now + Duration::from_secs(3600), &verifier, Err(TokenError::Expired("2027-01-15T09:00:00Z".into()))),
-            ("before nbf", token.clone().into(), now - Duration::from_secs(60), &verifier, Err(TokenError::NotYetValid("2027-01-15T08:00:00Z".into()))),
-            ("other key", token.clone().into(), now, &other, Err(TokenError::BadSignature)),
-            ("tampered claims", tampered.into(), now, &verifier, Err(TokenError::BadSignature)),
+            (
+                "valid with newline",
+                format!("{token}\n").into(),
+                now,
+                &verifier,
+                Ok(sa()),
+            ),
+            (
+                "one second before expiry",
+                token.clone().into(),
+                now + Duration::from_secs(3599),
+                &verifier,
+                Ok(sa()),
+            ),
+            (
+                "at expiry",
+                token.clone().into(),
+                now + Duration::from_secs(3600),
+                &verifier,
+                Err(TokenError::Expired("2027-01-15T09:00:00Z".into())),
+            ),
+            (
+                "before nbf",
+                token.clone().into(),
+                now - Duration::from_secs(60),
+                &verifier,
+                Err(TokenError::NotYetValid("2027-01-15T08:00:00Z".into())),
+            ),
+            (
+                "other key",
+                token.clone().into(),
+                now,
+                &other,
+                Err(TokenError::BadSignature),
+            ),
+            (
+                "tampered claims",
+                tampered.into(),
+                now,
+                &verifier,
+                Err(TokenError::BadSignature),
+            ),
             ("empty", vec![], now, &verifier, Err(TokenError::Missing)),
-            ("two parts", b"a.b".to_vec(), now, &verifier, Err(TokenError::Malformed("expected three dot-separated parts".into()))),
-            ("binary", vec![0xff, 0xfe, 0x00], now, &verifier, Err(TokenError::Malformed("it is not UTF-8".into()))),
-            ("huge", vec![b'a'; MAX_TOKEN_LEN + 1], now, &verifier, Err(TokenError::TooLong(MAX_TOKEN_LEN + 1))),
+            (
+                "two parts",
+                b"a.b".to_vec(),
+                now,
+                &verifier,
+                Err(TokenError::Malformed(
+                    "expected three dot-separated parts".into(),
+                )),
+            ),
+            (
+                "binary",
+                vec![0xff, 0xfe, 0x00],
+                now,
+                &verifier,
+                Err(TokenError::Malformed("it is not UTF-8".into())),
+            ),
+            (
+                "huge",
+                vec![b'a'; MAX_TOKEN_LEN + 1],
+                now,
+                &verifier,
+                Err(TokenError::TooLong(MAX_TOKEN_LEN + 1)),
+            ),
             (
                 "alg none",
-                format!("{}.{}.", B64.encode(r#"{"alg":"none"}"#), B64.encode(claims("[]", "x"))).into(),
+                format!(
+                    "{}.{}.",
+                    B64.encode(r#"{"alg":"none"}"#),
+                    B64.encode(claims("[]", "x"))
+                )
+                .into(),
                 now,
                 &verifier,
                 Err(TokenError::UnsupportedAlgorithm("none".into())),
             ),
             (
                 "wrong audience",
-                forge(&signer, es, &claims(r#"["kubernetes"]"#, "system:serviceaccount:booksapp:books")).into(),
+                forge(
+                    &signer,
+                    es,
+                    &claims(r#"["kubernetes"]"#, "system:serviceaccount:booksapp:books"),
+                )
+                .into(),
                 now,
                 &verifier,
                 Err(TokenError::WrongAudience(vec!["kubernetes".into()])),
             ),
             (
                 "audience as a string",
-                forge(&signer, es, &claims(r#""identity.l5d.io""#, "system:serviceaccount:booksapp:books")).into(),
+                forge(
+                    &signer,
+                    es,
+                    &claims(
+                        r#""identity.l5d.io""#,
+                        "system:serviceaccount:booksapp:books",
+                    ),
+                )
+                .into(),
                 now,
                 &verifier,
                 Ok(sa()),
             ),
             (
                 "not a service account",
-                forge(&signer, es, &claims(r#""identity.l5d.io""#, "system:node:n1")).into(),
+                forge(
+                    &signer,
+                    es,
+                    &claims(r#""identity.l5d.io""#, "system:node:n1"),
+                )
+                .into(),
                 now,
                 &verifier,
                 Err(TokenError::NotServiceAccount("system:node:n1".into())),
             ),
             (
                 "too many colons",
-                forge(&signer, es, &claims(r#""identity.l5d.io""#, "system:serviceaccount:a:b:c")).into(),
+                forge(
+                    &signer,
+                    es,
+                    &claims(r#""identity.l5d.io""#, "system:serviceaccount:a:b:c"),
+                )
+                .into(),
                 now,
                 &verifier,
-                Err(TokenError::NotServiceAccount("system:serviceaccount:a:b:c".into())),
+                Err(TokenError::NotServiceAccount(
+                    "system:serviceaccount:a:b:c".into(),
+                )),
             ),
         ];
         for (name, token, at, v, expected) in cases {

@@ -36,11 +36,21 @@ fn leaf_profile() {
     assert!(!leaf.is_ca());
     let nb = leaf.validity().not_before.timestamp();
     let na = leaf.validity().not_after.timestamp();
-    let now_s = now.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
-    assert!((now_s - 11..=now_s - 9).contains(&nb), "notBefore 10s in the past");
+    let now_s = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        (now_s - 11..=now_s - 9).contains(&nb),
+        "notBefore 10s in the past"
+    );
     assert_eq!(na - now_s, 86400);
     assert_eq!(
-        issued.valid_until.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64,
+        issued
+            .valid_until
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
         na
     );
     assert_eq!(issued.intermediates, pki.issuer().chain().to_vec());
@@ -54,7 +64,11 @@ fn leaf_profile() {
     // webpki accepts it for its own identity, and for no other.
     let anchors = pki.anchors_pem();
     let anchor_der = ztmesh_identity::pem::certificates(&anchors, "ca.crt").unwrap();
-    let anchors = vec![webpki::anchor_from_trusted_cert(&anchor_der[0]).unwrap().to_owned()];
+    let anchors = vec![
+        webpki::anchor_from_trusted_cert(&anchor_der[0])
+            .unwrap()
+            .to_owned(),
+    ];
     let ee = webpki::EndEntityCert::try_from(&issued.leaf).unwrap();
     let verify = |name: &str| {
         ee.verify_for_usage(
@@ -82,7 +96,10 @@ fn lifetime_is_clamped_to_the_issuer() {
     let csr = validate(&der, &id).unwrap();
     let issued = ca.issue(&id, csr.public_key(), SystemTime::now()).unwrap();
     let slack = Duration::from_secs(1);
-    assert!(issued.valid_until <= ca.issuer().not_after() && issued.valid_until + slack >= ca.issuer().not_after());
+    assert!(
+        issued.valid_until <= ca.issuer().not_after()
+            && issued.valid_until + slack >= ca.issuer().not_after()
+    );
 
     // Once the issuer has expired, nothing is signed.
     let later = ca.issuer().not_after() + Duration::from_secs(1);

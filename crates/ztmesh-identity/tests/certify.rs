@@ -39,7 +39,13 @@ async fn certify_table() {
     type Check = fn(&CertifyError) -> bool;
     let cases: Vec<(&str, &str, &[u8], &[u8], Option<Check>)> = vec![
         ("valid", books, books_token.as_bytes(), &books_csr, None),
-        ("bad identity", "books", books_token.as_bytes(), &books_csr, Some(|e| matches!(e, CertifyError::BadIdentity { .. }))),
+        (
+            "bad identity",
+            "books",
+            books_token.as_bytes(),
+            &books_csr,
+            Some(|e| matches!(e, CertifyError::BadIdentity { .. })),
+        ),
         (
             "other trust domain",
             "books.booksapp.serviceaccount.identity.linkerd.example.org",
@@ -47,14 +53,54 @@ async fn certify_table() {
             &books_csr,
             Some(|e| matches!(e, CertifyError::BadIdentity { .. })),
         ),
-        ("garbage CSR", books, books_token.as_bytes(), b"\x30\x03abc", Some(|e| matches!(e, CertifyError::BadCsr(_)))),
-        ("no token", books, b"", &books_csr, Some(|e| matches!(e, CertifyError::Unauthenticated(TokenError::Missing)))),
-        ("expired token", books, expired_token.as_bytes(), &books_csr, Some(|e| matches!(e, CertifyError::Unauthenticated(TokenError::Expired(_))))),
-        ("foreign token", books, foreign_token.as_bytes(), &books_csr, Some(|e| matches!(e, CertifyError::Unauthenticated(TokenError::BadSignature)))),
-        ("another SA's token", books, webapp_token.as_bytes(), &books_csr, Some(|e| matches!(e, CertifyError::IdentityMismatch { .. }))),
+        (
+            "garbage CSR",
+            books,
+            books_token.as_bytes(),
+            b"\x30\x03abc",
+            Some(|e| matches!(e, CertifyError::BadCsr(_))),
+        ),
+        (
+            "no token",
+            books,
+            b"",
+            &books_csr,
+            Some(|e| matches!(e, CertifyError::Unauthenticated(TokenError::Missing))),
+        ),
+        (
+            "expired token",
+            books,
+            expired_token.as_bytes(),
+            &books_csr,
+            Some(|e| matches!(e, CertifyError::Unauthenticated(TokenError::Expired(_)))),
+        ),
+        (
+            "foreign token",
+            books,
+            foreign_token.as_bytes(),
+            &books_csr,
+            Some(|e| matches!(e, CertifyError::Unauthenticated(TokenError::BadSignature))),
+        ),
+        (
+            "another SA's token",
+            books,
+            webapp_token.as_bytes(),
+            &books_csr,
+            Some(|e| matches!(e, CertifyError::IdentityMismatch { .. })),
+        ),
     ];
     for (name, identity, token, csr, expected) in cases {
-        let got = certify(CertifyRequest { identity, token, csr }, &verifier, &ca, SystemTime::now()).await;
+        let got = certify(
+            CertifyRequest {
+                identity,
+                token,
+                csr,
+            },
+            &verifier,
+            &ca,
+            SystemTime::now(),
+        )
+        .await;
         match (expected, got) {
             (None, Ok(issued)) => assert!(!issued.leaf.is_empty(), "{name}"),
             (Some(check), Err(e)) => assert!(check(&e), "{name}: {e:?}"),

@@ -35,7 +35,12 @@ fn csr_table() {
     let good_pem = {
         let mut params = CertificateParams::new(vec![ID.to_string()]).unwrap();
         params.distinguished_name = rcgen::DistinguishedName::new();
-        params.serialize_request(&key).unwrap().pem().unwrap().into_bytes()
+        params
+            .serialize_request(&key)
+            .unwrap()
+            .pem()
+            .unwrap()
+            .into_bytes()
     };
     let bad_sig = {
         let mut b = good.clone();
@@ -46,24 +51,64 @@ fn csr_table() {
     let p384 = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
     let ed = KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
     let other = "admin.booksapp.serviceaccount.identity.linkerd.cluster.local";
-    let uri = SanType::URI("spiffe://cluster.local/ns/booksapp/sa/books".try_into().unwrap());
+    let uri = SanType::URI(
+        "spiffe://cluster.local/ns/booksapp/sa/books"
+            .try_into()
+            .unwrap(),
+    );
     let ip = SanType::IpAddress("10.0.0.1".parse().unwrap());
     let email = SanType::Rfc822Name("a@b.c".try_into().unwrap());
 
     let cases: Vec<(&str, Vec<u8>, Result<(), CsrError>)> = vec![
         ("DER with the identity", good.clone(), Ok(())),
         ("PEM with the identity", good_pem, Ok(())),
-        ("CN equal to the identity", csr(vec![dns(ID)], Some(ID), false, &key), Ok(())),
+        (
+            "CN equal to the identity",
+            csr(vec![dns(ID)], Some(ID), false, &key),
+            Ok(()),
+        ),
         ("empty", vec![], Err(CsrError::Empty)),
-        ("garbage", b"hello world".to_vec(), Err(CsrError::NotDerOrPem)),
-        ("PEM of a certificate", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_vec(), Err(CsrError::NotDerOrPem)),
-        ("truncated DER", good[..good.len() / 2].to_vec(), Err(CsrError::Malformed(String::new()))),
-        ("trailing bytes", [good.clone(), vec![0, 0]].concat(), Err(CsrError::Malformed(String::new()))),
+        (
+            "garbage",
+            b"hello world".to_vec(),
+            Err(CsrError::NotDerOrPem),
+        ),
+        (
+            "PEM of a certificate",
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_vec(),
+            Err(CsrError::NotDerOrPem),
+        ),
+        (
+            "truncated DER",
+            good[..good.len() / 2].to_vec(),
+            Err(CsrError::Malformed(String::new())),
+        ),
+        (
+            "trailing bytes",
+            [good.clone(), vec![0, 0]].concat(),
+            Err(CsrError::Malformed(String::new())),
+        ),
         ("bad signature", bad_sig, Err(CsrError::BadSignature)),
-        ("P-384 key", csr(vec![dns(ID)], None, false, &p384), Err(CsrError::NotP256)),
-        ("Ed25519 key", csr(vec![dns(ID)], None, false, &ed), Err(CsrError::NotP256)),
-        ("no SAN", csr(vec![], Some(ID), false, &key), Err(CsrError::NoDnsName(ID.into()))),
-        ("two DNS SANs", csr(vec![dns(ID), dns(other)], None, false, &key), Err(CsrError::ManyDnsNames(2))),
+        (
+            "P-384 key",
+            csr(vec![dns(ID)], None, false, &p384),
+            Err(CsrError::NotP256),
+        ),
+        (
+            "Ed25519 key",
+            csr(vec![dns(ID)], None, false, &ed),
+            Err(CsrError::NotP256),
+        ),
+        (
+            "no SAN",
+            csr(vec![], Some(ID), false, &key),
+            Err(CsrError::NoDnsName(ID.into())),
+        ),
+        (
+            "two DNS SANs",
+            csr(vec![dns(ID), dns(other)], None, false, &key),
+            Err(CsrError::ManyDnsNames(2)),
+        ),
         (
             "another identity",
             csr(vec![dns(other)], None, false, &key),
@@ -72,11 +117,31 @@ fn csr_table() {
                 requested: ID.into(),
             }),
         ),
-        ("other CN", csr(vec![dns(ID)], Some("admin"), false, &key), Err(CsrError::BadCommonName("admin".into()))),
-        ("URI SAN", csr(vec![dns(ID), uri], None, false, &key), Err(CsrError::ForbiddenSan("URI"))),
-        ("IP SAN", csr(vec![dns(ID), ip], None, false, &key), Err(CsrError::ForbiddenSan("IP address"))),
-        ("email SAN", csr(vec![dns(ID), email], None, false, &key), Err(CsrError::ForbiddenSan("email address"))),
-        ("CA bit", csr(vec![dns(ID)], None, true, &key), Err(CsrError::CaRequested)),
+        (
+            "other CN",
+            csr(vec![dns(ID)], Some("admin"), false, &key),
+            Err(CsrError::BadCommonName("admin".into())),
+        ),
+        (
+            "URI SAN",
+            csr(vec![dns(ID), uri], None, false, &key),
+            Err(CsrError::ForbiddenSan("URI")),
+        ),
+        (
+            "IP SAN",
+            csr(vec![dns(ID), ip], None, false, &key),
+            Err(CsrError::ForbiddenSan("IP address")),
+        ),
+        (
+            "email SAN",
+            csr(vec![dns(ID), email], None, false, &key),
+            Err(CsrError::ForbiddenSan("email address")),
+        ),
+        (
+            "CA bit",
+            csr(vec![dns(ID)], None, true, &key),
+            Err(CsrError::CaRequested),
+        ),
     ];
     for (name, input, expected) in cases {
         let got = validate(&input, &requested).map(|v| {
@@ -84,11 +149,16 @@ fn csr_table() {
         });
         match (&expected, &got) {
             // Parser messages are the parser's; only the kind is asserted.
-            (Err(CsrError::Malformed(_)), Err(CsrError::Malformed(msg))) => assert!(!msg.is_empty(), "{name}"),
+            (Err(CsrError::Malformed(_)), Err(CsrError::Malformed(msg))) => {
+                assert!(!msg.is_empty(), "{name}")
+            }
             _ => assert_eq!(got, expected, "case {name:?}"),
         }
         if let Err(e) = &got {
-            assert!(e.to_string().contains("certificate signing request"), "{name}: {e}");
+            assert!(
+                e.to_string().contains("certificate signing request"),
+                "{name}: {e}"
+            );
         }
     }
 }

@@ -40,7 +40,10 @@ impl ConfigError {
     fn describe(&self) -> String {
         let mut parts = Vec::new();
         if !self.missing.is_empty() {
-            parts.push(format!("missing required settings: {}", self.missing.join(", ")));
+            parts.push(format!(
+                "missing required settings: {}",
+                self.missing.join(", ")
+            ));
         }
         for (key, reason) in &self.invalid {
             parts.push(format!("{key}: {reason}"));
@@ -94,7 +97,11 @@ impl<'a> Settings<'a> {
     }
 
     pub fn finish(self) -> Result<(), ConfigError> {
-        if self.errors.is_empty() { Ok(()) } else { Err(self.errors) }
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(self.errors)
+        }
     }
 }
 
@@ -113,7 +120,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" => 60_000,
         "h" => 3_600_000,
         "d" => 86_400_000,
-        _ => return Err(format!("{s:?} has unknown unit {unit:?} (use ms, s, m, h or d)")),
+        _ => {
+            return Err(format!(
+                "{s:?} has unknown unit {unit:?} (use ms, s, m, h or d)"
+            ));
+        }
     };
     n.checked_mul(unit_ms)
         .map(Duration::from_millis)
@@ -144,7 +155,11 @@ mod tests {
         ];
         for (input, ms) in cases {
             let got = parse_duration(input);
-            assert_eq!(got.as_ref().ok().map(|d| d.as_millis() as u64), *ms, "{input:?}: {got:?}");
+            assert_eq!(
+                got.as_ref().ok().map(|d| d.as_millis() as u64),
+                *ms,
+                "{input:?}: {got:?}"
+            );
             if let Err(e) = got {
                 assert!(e.contains(input.trim()) || input.trim().is_empty(), "{e}");
             }
@@ -161,7 +176,10 @@ mod tests {
         assert_eq!(s.required("A").as_deref(), Some("x"));
         assert_eq!(s.required("EMPTY"), None);
         assert_eq!(s.required("MISSING"), None);
-        assert_eq!(s.duration("D", Duration::from_secs(1)), Duration::from_secs(1));
+        assert_eq!(
+            s.duration("D", Duration::from_secs(1)),
+            Duration::from_secs(1)
+        );
         let err = s.finish().unwrap_err();
         assert_eq!(err.missing, vec!["EMPTY", "MISSING"]);
         assert_eq!(

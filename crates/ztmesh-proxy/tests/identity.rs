@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use ztmesh_proxy::identity::daemon::InProcess;
-use ztmesh_proxy::identity::{Documents, IdentityConfig, IdentityDaemon, IdentityMetrics, IdentityStatus};
+use ztmesh_proxy::identity::{
+    Documents, IdentityConfig, IdentityDaemon, IdentityMetrics, IdentityStatus,
+};
 use ztmesh_test_support::TestPki;
 use ztmesh_test_support::control_plane::{SwitchableIdentity, serve_identity};
 
@@ -27,10 +29,20 @@ impl Fixture {
 
     fn env(&self, svc_addr: &str) -> HashMap<String, String> {
         [
-            ("LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS", String::from_utf8(self.pki.anchors_pem()).unwrap()),
-            ("LINKERD2_PROXY_IDENTITY_TOKEN_FILE", self.token_file.path().display().to_string()),
+            (
+                "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS",
+                String::from_utf8(self.pki.anchors_pem()).unwrap(),
+            ),
+            (
+                "LINKERD2_PROXY_IDENTITY_TOKEN_FILE",
+                self.token_file.path().display().to_string(),
+            ),
             ("LINKERD2_PROXY_IDENTITY_SVC_ADDR", svc_addr.to_string()),
-            ("LINKERD2_PROXY_IDENTITY_SVC_NAME", "linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local".to_string()),
+            (
+                "LINKERD2_PROXY_IDENTITY_SVC_NAME",
+                "linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local"
+                    .to_string(),
+            ),
             ("LINKERD2_PROXY_IDENTITY_LOCAL_NAME", NAME.to_string()),
             ("LINKERD2_PROXY_IDENTITY_MIN_REFRESH", "1s".to_string()),
         ]
@@ -51,7 +63,12 @@ struct Running {
 }
 
 fn start(config: &IdentityConfig, service: &Arc<SwitchableIdentity>) -> Running {
-    let daemon = IdentityDaemon::new(config, Documents::generate(&config.local_name).unwrap(), InProcess(service.clone())).unwrap();
+    let daemon = IdentityDaemon::new(
+        config,
+        Documents::generate(&config.local_name).unwrap(),
+        InProcess(service.clone()),
+    )
+    .unwrap();
     let running = Running {
         status: daemon.status(),
         metrics: daemon.metrics(),
@@ -110,9 +127,17 @@ async fn backs_off_while_the_ca_is_down_then_recovers() {
         at(t0, t).await;
         seen.push(service.calls());
     }
-    assert_eq!(seen, vec![3, 4, 5, 6], "exponential backoff: 1s, 2s, 4s, 8s");
+    assert_eq!(
+        seen,
+        vec![3, 4, 5, 6],
+        "exponential backoff: 1s, 2s, 4s, 8s"
+    );
     assert_eq!(run.metrics.refreshes_error(), 5);
-    assert_eq!(leaf(&run.store), first, "the current certificate stays in use");
+    assert_eq!(
+        leaf(&run.store),
+        first,
+        "the current certificate stays in use"
+    );
     assert!(matches!(*run.status.borrow(), IdentityStatus::Ready { .. }));
     assert_eq!(run.metrics.expiration_timestamp(), expiry);
 
@@ -137,15 +162,22 @@ async fn reports_expiry_and_becomes_ready_again() {
     // Renewal at ~14s fails; retries every 1, 2, 4s; the leaf expires at ~20s.
     at(t0, 21.0).await;
     assert!(
-        matches!(*run.status.borrow_and_update(), IdentityStatus::Expired { .. }),
+        matches!(
+            *run.status.borrow_and_update(),
+            IdentityStatus::Expired { .. }
+        ),
         "{:?}",
         *run.status.borrow()
     );
     service.set_down(false);
-    tokio::time::timeout(Duration::from_secs(120), run.status.wait_for(|s| matches!(s, IdentityStatus::Ready { .. })))
-        .await
-        .expect("ready again after the CA recovers")
-        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        run.status
+            .wait_for(|s| matches!(s, IdentityStatus::Ready { .. })),
+    )
+    .await
+    .expect("ready again after the CA recovers")
+    .unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -158,7 +190,11 @@ async fn rereads_the_token_at_each_renewal() {
     // Now the token file holds another service account's token.
     std::fs::write(fx.token_file.path(), fx.pki.token("booksapp", "webapp")).unwrap();
     at(t0, 70.5).await;
-    assert_eq!(run.metrics.refreshes_error(), 1, "the new token was read and refused");
+    assert_eq!(
+        run.metrics.refreshes_error(),
+        1,
+        "the new token was read and refused"
+    );
     std::fs::write(fx.token_file.path(), fx.pki.token("booksapp", "books")).unwrap();
     // The retry 1s later reads the good token again.
     at(t0, 72.0).await;
@@ -171,12 +207,24 @@ async fn refuses_a_chain_from_other_anchors() {
     let fx = Fixture::new();
     let other = TestPki::new();
     let mut env = fx.env("127.0.0.1:8080");
-    env.insert("LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS".into(), String::from_utf8(other.anchors_pem()).unwrap());
+    env.insert(
+        "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS".into(),
+        String::from_utf8(other.anchors_pem()).unwrap(),
+    );
     let config = IdentityConfig::from_env(&env).unwrap();
     let service = SwitchableIdentity::new(&fx.pki, Duration::from_secs(100));
-    let mut daemon = IdentityDaemon::new(&config, Documents::generate(NAME).unwrap(), InProcess(service.clone())).unwrap();
+    let mut daemon = IdentityDaemon::new(
+        &config,
+        Documents::generate(NAME).unwrap(),
+        InProcess(service.clone()),
+    )
+    .unwrap();
     let err = daemon.refresh().await.unwrap_err();
-    assert!(err.to_string().contains("does not chain to the trust anchors"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("does not chain to the trust anchors"),
+        "{err}"
+    );
     assert!(!daemon.store().is_ready());
     assert_eq!(*daemon.status().borrow(), IdentityStatus::Pending);
 }
@@ -201,13 +249,20 @@ async fn uses_linkerds_key_and_csr_files_for_every_renewal() {
         let (_, c) = x509_parser::certificate::X509Certificate::from_der(der).unwrap();
         c.public_key().subject_public_key.data.to_vec()
     };
-    assert_eq!(spki(&a.cert[0]), key.public_key_raw(), "the leaf is for key.p8's key");
+    assert_eq!(
+        spki(&a.cert[0]),
+        key.public_key_raw(),
+        "the leaf is for key.p8's key"
+    );
     assert_eq!(spki(&b.cert[0]), key.public_key_raw());
 
     let empty = tempfile::tempdir().unwrap();
     std::fs::write(empty.path().join("key.p8"), b"").unwrap();
     let err = Documents::load(empty.path()).unwrap_err();
-    assert!(err.to_string().contains("key.p8: the file is empty"), "{err}");
+    assert!(
+        err.to_string().contains("key.p8: the file is empty"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -225,24 +280,39 @@ async fn certifies_over_grpc_on_loopback() {
     let daemon = IdentityDaemon::new(&config, Documents::generate(NAME).unwrap(), client).unwrap();
     let (mut status, metrics, store) = (daemon.status(), daemon.metrics(), daemon.store());
     let task = tokio::spawn(daemon.run());
-    tokio::time::timeout(Duration::from_secs(10), status.wait_for(|s| matches!(s, IdentityStatus::Ready { .. })))
-        .await
-        .expect("certified within 10s")
-        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        status.wait_for(|s| matches!(s, IdentityStatus::Ready { .. })),
+    )
+    .await
+    .expect("certified within 10s")
+    .unwrap();
     let creds = store.get().unwrap();
     assert_eq!(creds.cert.len(), 2, "leaf and issuer");
     let mut text = String::new();
     metrics.encode(&mut text);
-    assert!(text.contains("control_identity_cert_refreshes_total{result=\"ok\"} 1\n"), "{text}");
+    assert!(
+        text.contains("control_identity_cert_refreshes_total{result=\"ok\"} 1\n"),
+        "{text}"
+    );
     let expiry = metrics.expiration_timestamp();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
-    assert!((expiry - now - 86400.0).abs() < 5.0, "24h leaf: {expiry} vs {now}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        (expiry - now - 86400.0).abs() < 5.0,
+        "24h leaf: {expiry} vs {now}"
+    );
     task.abort();
 }
 
 #[test]
 fn missing_settings_are_all_named() {
-    let env = HashMap::from([("LINKERD2_PROXY_IDENTITY_LOCAL_NAME".to_string(), "not-an-identity".to_string())]);
+    let env = HashMap::from([(
+        "LINKERD2_PROXY_IDENTITY_LOCAL_NAME".to_string(),
+        "not-an-identity".to_string(),
+    )]);
     let err = IdentityConfig::from_env(&env).unwrap_err();
     assert_eq!(
         err.missing,
@@ -253,5 +323,10 @@ fn missing_settings_are_all_named() {
             "LINKERD2_PROXY_IDENTITY_SVC_NAME"
         ]
     );
-    assert!(err.to_string().contains("LINKERD2_PROXY_IDENTITY_LOCAL_NAME: \"not-an-identity\" is not an identity name"), "{err}");
+    assert!(
+        err.to_string().contains(
+            "LINKERD2_PROXY_IDENTITY_LOCAL_NAME: \"not-an-identity\" is not an identity name"
+        ),
+        "{err}"
+    );
 }

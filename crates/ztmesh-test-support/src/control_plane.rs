@@ -42,7 +42,10 @@ impl SwitchableIdentity {
 
 #[tonic::async_trait]
 impl Identity for SwitchableIdentity {
-    async fn certify(&self, req: tonic::Request<CertifyRequest>) -> Result<tonic::Response<CertifyResponse>, tonic::Status> {
+    async fn certify(
+        &self,
+        req: tonic::Request<CertifyRequest>,
+    ) -> Result<tonic::Response<CertifyResponse>, tonic::Status> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         if self.down.load(Ordering::SeqCst) {
             return Err(tonic::Status::unavailable("test control plane is down"));
@@ -53,14 +56,20 @@ impl Identity for SwitchableIdentity {
 
 /// Serves the real Identity service for `pki` on 127.0.0.1 (plaintext, as
 /// every loopback listener is); stops when the returned sender is dropped.
-pub async fn serve_identity(pki: &TestPki, ttl: Duration) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+pub async fn serve_identity(
+    pki: &TestPki,
+    ttl: Duration,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
     let addr = listener.local_addr().expect("local address");
     let (_ca_tx, ca) = watch::channel(Arc::new(pki.ca(ttl)));
     let service = IdentityService::new(ca, Arc::new(pki.token_signer().verifier()));
     let router = tonic::transport::Server::builder().add_service(service.into_server());
     let creds = ztmesh_tls::CredentialsStore::new();
-    let tls = ztmesh_tls::server_config(creds, ztmesh_tls::TlsVersions::Tls13Only, &[b"h2"]).expect("TLS config");
+    let tls = ztmesh_tls::server_config(creds, ztmesh_tls::TlsVersions::Tls13Only, &[b"h2"])
+        .expect("TLS config");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         let _keep = _ca_tx;

@@ -30,7 +30,8 @@ impl Default for TestPki {
 impl TestPki {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
-        install(dir.path(), &InstallOptions::default(), SystemTime::now()).expect("install into a temporary directory");
+        install(dir.path(), &InstallOptions::default(), SystemTime::now())
+            .expect("install into a temporary directory");
         let tokens = TokenSigner::from_pem(
             &std::fs::read(dir.path().join("token.key")).expect("token.key"),
             "token.key",

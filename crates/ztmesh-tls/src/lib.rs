@@ -42,14 +42,19 @@ pub enum TlsError {
 pub fn provider() -> Arc<CryptoProvider> {
     use rustls::crypto::aws_lc_rs::{self, kx_group};
     Arc::new(CryptoProvider {
-        kx_groups: vec![kx_group::X25519MLKEM768, kx_group::X25519, kx_group::SECP256R1],
+        kx_groups: vec![
+            kx_group::X25519MLKEM768,
+            kx_group::X25519,
+            kx_group::SECP256R1,
+        ],
         ..aws_lc_rs::default_provider()
     })
 }
 
 fn versions(v: TlsVersions) -> &'static [&'static rustls::SupportedProtocolVersion] {
     static TLS13_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
-    static TLS13_AND_12: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
+    static TLS13_AND_12: &[&rustls::SupportedProtocolVersion] =
+        &[&rustls::version::TLS13, &rustls::version::TLS12];
     match v {
         TlsVersions::Tls13Only => TLS13_ONLY,
         TlsVersions::AllowTls12 => TLS13_AND_12,
@@ -58,10 +63,13 @@ fn versions(v: TlsVersions) -> &'static [&'static rustls::SupportedProtocolVersi
 
 /// A root store from a PEM bundle of trust anchors (several during rotation).
 pub fn roots_from_pem(pem: &[u8]) -> Result<Arc<rustls::RootCertStore>, TlsError> {
-    let certs = ztmesh_identity::pem::certificates(pem, "trust anchors").map_err(|e| TlsError::Anchors(e.to_string()))?;
+    let certs = ztmesh_identity::pem::certificates(pem, "trust anchors")
+        .map_err(|e| TlsError::Anchors(e.to_string()))?;
     let mut roots = rustls::RootCertStore::empty();
     for cert in certs {
-        roots.add(cert).map_err(|e| TlsError::Anchors(e.to_string()))?;
+        roots
+            .add(cert)
+            .map_err(|e| TlsError::Anchors(e.to_string()))?;
     }
     Ok(Arc::new(roots))
 }
@@ -78,19 +86,28 @@ impl CredentialsStore {
     }
 
     /// Installs a new chain (leaf first) and key after checking they match.
-    pub fn set(&self, chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<(), TlsError> {
+    pub fn set(
+        &self,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<(), TlsError> {
         let key = provider()
             .key_provider
             .load_private_key(key)
             .map_err(|e| TlsError::Key(e.to_string()))?;
         let certified = CertifiedKey::new(chain, key);
-        certified.keys_match().map_err(|e| TlsError::Mismatch(e.to_string()))?;
+        certified
+            .keys_match()
+            .map_err(|e| TlsError::Mismatch(e.to_string()))?;
         *self.current.write().expect("credentials lock poisoned") = Some(Arc::new(certified));
         Ok(())
     }
 
     pub fn get(&self) -> Option<Arc<CertifiedKey>> {
-        self.current.read().expect("credentials lock poisoned").clone()
+        self.current
+            .read()
+            .expect("credentials lock poisoned")
+            .clone()
     }
 
     pub fn is_ready(&self) -> bool {
@@ -105,7 +122,11 @@ impl rustls::server::ResolvesServerCert for CredentialsStore {
 }
 
 impl rustls::client::ResolvesClientCert for CredentialsStore {
-    fn resolve(&self, _hints: &[&[u8]], _schemes: &[rustls::SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+    fn resolve(
+        &self,
+        _hints: &[&[u8]],
+        _schemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
         self.get()
     }
 
@@ -115,7 +136,11 @@ impl rustls::client::ResolvesClientCert for CredentialsStore {
 }
 
 /// A server config presenting `creds`; clients are not asked for certificates.
-pub fn server_config(creds: Arc<CredentialsStore>, v: TlsVersions, alpn: &[&[u8]]) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+pub fn server_config(
+    creds: Arc<CredentialsStore>,
+    v: TlsVersions,
+    alpn: &[&[u8]],
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(versions(v))?
         .with_no_client_auth()

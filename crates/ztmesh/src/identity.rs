@@ -38,7 +38,10 @@ pub struct CertifyArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     identity_addr: String,
     /// The identity the service must prove over TLS.
-    #[arg(long, default_value = "linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local")]
+    #[arg(
+        long,
+        default_value = "linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local"
+    )]
     identity_svc_name: String,
     /// Where to write leaf.pem, intermediates.pem and key.pem.
     #[arg(long, default_value = ".")]
@@ -52,7 +55,8 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
             .build()?
             .block_on(certify(args)),
         Command::Inspect { file } => {
-            let pem = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let pem =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let certs = ztmesh_identity::pem::certificates(&pem, &file.display().to_string())?;
             for (i, der) in certs.iter().enumerate() {
                 println!("certificate #{}", i + 1);
@@ -66,10 +70,13 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
 async fn certify(args: CertifyArgs) -> anyhow::Result<()> {
     let token = match (&args.token, &args.token_file) {
         (Some(t), _) => t.clone().into_bytes(),
-        (None, Some(path)) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        (None, Some(path)) => {
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
+        }
         (None, None) => bail!("pass --token-file or --token"),
     };
-    let anchors_pem = std::fs::read(&args.trust_anchors).with_context(|| format!("reading {}", args.trust_anchors.display()))?;
+    let anchors_pem = std::fs::read(&args.trust_anchors)
+        .with_context(|| format!("reading {}", args.trust_anchors.display()))?;
     let anchors = verify::anchors(&anchors_pem).map_err(anyhow::Error::msg)?;
     let documents = Documents::generate(&args.identity)?;
     let channel = ztmesh_grpc::client::channel(ztmesh_grpc::client::ControlPlaneTarget {
@@ -85,32 +92,63 @@ async fn certify(args: CertifyArgs) -> anyhow::Result<()> {
             certificate_signing_request: documents.csr_der.clone(),
         })
         .await
-        .map_err(|s| anyhow::anyhow!("Identity.Certify at {} failed: {:?}: {}", args.identity_addr, s.code(), s.message()))?
+        .map_err(|s| {
+            anyhow::anyhow!(
+                "Identity.Certify at {} failed: {:?}: {}",
+                args.identity_addr,
+                s.code(),
+                s.message()
+            )
+        })?
         .into_inner();
     let leaf = rustls_pki_types::CertificateDer::from(rsp.leaf_certificate);
-    let intermediates: Vec<_> = rsp.intermediate_certificates.into_iter().map(rustls_pki_types::CertificateDer::from).collect();
-    verify::verify(&leaf, &intermediates, &anchors, &args.identity, &documents.public_key).context("verifying the issued certificate")?;
+    let intermediates: Vec<_> = rsp
+        .intermediate_certificates
+        .into_iter()
+        .map(rustls_pki_types::CertificateDer::from)
+        .collect();
+    verify::verify(
+        &leaf,
+        &intermediates,
+        &anchors,
+        &args.identity,
+        &documents.public_key,
+    )
+    .context("verifying the issued certificate")?;
 
     std::fs::create_dir_all(&args.out)?;
     let write = |name: &str, text: String, secret: bool| -> anyhow::Result<()> {
         let path = args.out.join(name);
-        ztmesh_identity::install::write_atomically(&path, text.as_bytes(), secret).with_context(|| format!("writing {}", path.display()))?;
+        ztmesh_identity::install::write_atomically(&path, text.as_bytes(), secret)
+            .with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());
         Ok(())
     };
-    write("leaf.pem", ztmesh_identity::pem::encode("CERTIFICATE", &leaf), false)?;
     write(
-        "intermediates.pem",
-        intermediates.iter().map(|c| ztmesh_identity::pem::encode("CERTIFICATE", c)).collect(),
+        "leaf.pem",
+        ztmesh_identity::pem::encode("CERTIFICATE", &leaf),
         false,
     )?;
-    write("key.pem", ztmesh_identity::pem::encode("PRIVATE KEY", &documents.key_pkcs8), true)?;
+    write(
+        "intermediates.pem",
+        intermediates
+            .iter()
+            .map(|c| ztmesh_identity::pem::encode("CERTIFICATE", c))
+            .collect(),
+        false,
+    )?;
+    write(
+        "key.pem",
+        ztmesh_identity::pem::encode("PRIVATE KEY", &documents.key_pkcs8),
+        true,
+    )?;
     println!("verified against {}", args.trust_anchors.display());
     describe(&leaf)
 }
 
 fn describe(der: &[u8]) -> anyhow::Result<()> {
-    let (_, cert) = X509Certificate::from_der(der).map_err(|e| anyhow::anyhow!("not a valid certificate: {e}"))?;
+    let (_, cert) = X509Certificate::from_der(der)
+        .map_err(|e| anyhow::anyhow!("not a valid certificate: {e}"))?;
     println!("  subject:    {}", cert.subject());
     println!("  issuer:     {}", cert.issuer());
     if let Ok(Some(san)) = cert.subject_alternative_name() {

@@ -3,8 +3,8 @@
 use anyhow::Context;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
-use ztmesh_identity::{TrustDomain, rfc3339};
 use ztmesh_identity::install::{self, InstallOptions};
+use ztmesh_identity::{TrustDomain, rfc3339};
 
 #[derive(clap::Args)]
 #[command(after_help = "Files written to DIR:\n  \
@@ -70,7 +70,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    println!("identity issuer valid until: {} (unix {issuer_until})", rfc3339(installed.issuer_not_after));
+    println!(
+        "identity issuer valid until: {} (unix {issuer_until})",
+        rfc3339(installed.issuer_not_after)
+    );
     Ok(())
 }
-

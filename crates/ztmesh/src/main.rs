@@ -4,9 +4,11 @@
 //! issuer and token key), [`token`] (service-account tokens for local
 //! workloads), [`controller`] (the long-running control plane: so far the
 //! Identity service, with issuer hot reload) and [`identity`] (certify and
-//! inspect workload certificates by hand).
+//! inspect workload certificates by hand) and [`demo`] (everything that
+//! works so far, end to end).
 
 mod controller;
+mod demo;
 mod identity;
 mod install;
 mod token;
@@ -21,9 +23,9 @@ use std::time::Duration;
 #[derive(Parser)]
 #[command(name = "ztmesh", version, propagate_version = true)]
 struct Cli {
-    /// Log filter (tracing syntax), e.g. `info`, `ztmesh=debug`.
-    #[arg(long, global = true, env = "ZTMESH_LOG", default_value = "info")]
-    log: String,
+    /// Log filter (tracing syntax), e.g. `info`, `ztmesh=debug` [default: info; warn for demo].
+    #[arg(long, global = true, env = "ZTMESH_LOG")]
+    log: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,6 +42,8 @@ enum Command {
     /// Obtain or inspect workload certificates by hand (debugging).
     #[command(subcommand)]
     Identity(identity::Command),
+    /// Show what works, end to end on this machine (today: workload identity).
+    Demo(demo::Args),
 }
 
 /// Parses durations as linkerd2-proxy does: `500ms`, `10s`, `5m`, `24h`, `7d`.
@@ -49,8 +53,14 @@ pub(crate) fn duration(s: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let default_log = if matches!(cli.command, Command::Demo(_)) {
+        "warn"
+    } else {
+        "info"
+    };
+    let log = cli.log.as_deref().unwrap_or(default_log);
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(log).unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -59,6 +69,7 @@ fn main() -> ExitCode {
         Command::Token(cmd) => token::run(cmd),
         Command::Controller(args) => controller::run(args),
         Command::Identity(cmd) => identity::run(cmd),
+        Command::Demo(args) => demo::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -33,7 +33,13 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
     // The names must make a valid identity; refuse now rather than at Certify.
     ztmesh_identity::TrustDomain::default().identity(&args.namespace, &args.service_account)?;
     let path = args.dir.join(ztmesh_identity::install::TOKEN_KEY_FILE);
-    let pem = std::fs::read(&path).with_context(|| format!("reading {} (run `ztmesh install --dir {}` first)", path.display(), args.dir.display()))?;
+    let pem = std::fs::read(&path).with_context(|| {
+        format!(
+            "reading {} (run `ztmesh install --dir {}` first)",
+            path.display(),
+            args.dir.display()
+        )
+    })?;
     let signer = TokenSigner::from_pem(&pem, &path.display().to_string())?;
     let token = signer.sign(
         &ServiceAccount {

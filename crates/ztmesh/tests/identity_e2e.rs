@@ -15,18 +15,38 @@ fn install_token_controller_certify_and_openssl_verifies() {
     let d = tmp.path().join("identity");
     let out = run_ok(ztmesh().args(["install", "--dir"]).arg(&d));
     assert!(out.contains("trust anchor SHA-256 fingerprint: "), "{out}");
-    assert!(out.contains(&format!("wrote {}", d.join("issuer.key").display())), "{out}");
+    assert!(
+        out.contains(&format!("wrote {}", d.join("issuer.key").display())),
+        "{out}"
+    );
     let err = run_err(ztmesh().args(["install", "--dir"]).arg(&d));
-    assert!(err.contains("refusing to overwrite") && err.contains("--force"), "{err}");
+    assert!(
+        err.contains("refusing to overwrite") && err.contains("--force"),
+        "{err}"
+    );
 
-    let token = run_ok(ztmesh().args(["token", "create", "--dir"]).arg(&d).args(["--namespace", "booksapp", "--service-account", "books"]));
+    let token = run_ok(ztmesh().args(["token", "create", "--dir"]).arg(&d).args([
+        "--namespace",
+        "booksapp",
+        "--service-account",
+        "books",
+    ]));
     let token_file = tmp.path().join("token");
     std::fs::write(&token_file, token.trim()).unwrap();
 
     let (_controller, addr) = controller(&d, &[]);
     let leaf_dir = tmp.path().join("leaf");
-    let out = run_ok(&mut certify(&addr, BOOKS, &token_file, &d.join("ca.crt"), &leaf_dir));
-    assert!(out.contains("SAN DNS:    books.booksapp.serviceaccount.identity.linkerd.cluster.local"), "{out}");
+    let out = run_ok(&mut certify(
+        &addr,
+        BOOKS,
+        &token_file,
+        &d.join("ca.crt"),
+        &leaf_dir,
+    ));
+    assert!(
+        out.contains("SAN DNS:    books.booksapp.serviceaccount.identity.linkerd.cluster.local"),
+        "{out}"
+    );
 
     let verify = run_ok(
         std::process::Command::new("openssl")
@@ -48,7 +68,11 @@ fn install_token_controller_certify_and_openssl_verifies() {
     );
     // The key is private to its owner.
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(leaf_dir.join("key.pem")).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(leaf_dir.join("key.pem"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
 }
 
@@ -58,19 +82,51 @@ fn refusals_reach_the_operator() {
     let d = tmp.path().join("identity");
     run_ok(ztmesh().args(["install", "--dir"]).arg(&d));
     let (_controller, addr) = controller(&d, &[]);
-    let webapp = run_ok(ztmesh().args(["token", "create", "--dir"]).arg(&d).args(["-n", "booksapp", "--service-account", "webapp"]));
+    let webapp = run_ok(ztmesh().args(["token", "create", "--dir"]).arg(&d).args([
+        "-n",
+        "booksapp",
+        "--service-account",
+        "webapp",
+    ]));
     let token_file = tmp.path().join("token");
     std::fs::write(&token_file, webapp.trim()).unwrap();
-    let err = run_err(&mut certify(&addr, BOOKS, &token_file, &d.join("ca.crt"), tmp.path()));
-    assert!(err.contains("PermissionDenied") && err.contains("booksapp/webapp"), "{err}");
+    let err = run_err(&mut certify(
+        &addr,
+        BOOKS,
+        &token_file,
+        &d.join("ca.crt"),
+        tmp.path(),
+    ));
+    assert!(
+        err.contains("PermissionDenied") && err.contains("booksapp/webapp"),
+        "{err}"
+    );
 
     std::fs::write(&token_file, "not a token").unwrap();
-    let err = run_err(&mut certify(&addr, BOOKS, &token_file, &d.join("ca.crt"), tmp.path()));
-    assert!(err.contains("Unauthenticated") && err.contains("not a JWT"), "{err}");
+    let err = run_err(&mut certify(
+        &addr,
+        BOOKS,
+        &token_file,
+        &d.join("ca.crt"),
+        tmp.path(),
+    ));
+    assert!(
+        err.contains("Unauthenticated") && err.contains("not a JWT"),
+        "{err}"
+    );
 
-    let err = run_err(ztmesh().args(["token", "create", "--dir"]).arg(&d).args(["-n", "Books", "--service-account", "x"]));
+    let err = run_err(ztmesh().args(["token", "create", "--dir"]).arg(&d).args([
+        "-n",
+        "Books",
+        "--service-account",
+        "x",
+    ]));
     assert!(err.contains("not a DNS-1123 label"), "{err}");
-    let err = run_err(ztmesh().args(["controller", "--identity-dir"]).arg(tmp.path().join("nope")));
+    let err = run_err(
+        ztmesh()
+            .args(["controller", "--identity-dir"])
+            .arg(tmp.path().join("nope")),
+    );
     assert!(err.contains("ztmesh install"), "{err}");
 }
 
@@ -80,12 +136,23 @@ fn issuer_hot_reload_and_bad_issuer_kept_out() {
     let d = tmp.path().join("identity");
     run_ok(ztmesh().args(["install", "--dir"]).arg(&d));
     let (controller, addr) = controller(&d, &["--issuer-poll-interval", "100ms"]);
-    let token = run_ok(ztmesh().args(["token", "create", "--dir"]).arg(&d).args(["-n", "booksapp", "--service-account", "books"]));
+    let token = run_ok(ztmesh().args(["token", "create", "--dir"]).arg(&d).args([
+        "-n",
+        "booksapp",
+        "--service-account",
+        "books",
+    ]));
     let token_file = tmp.path().join("token");
     std::fs::write(&token_file, token.trim()).unwrap();
     let issued_by = |name: &str| {
         let out = tmp.path().join(name);
-        run_ok(&mut certify(&addr, BOOKS, &token_file, &d.join("ca.crt"), &out));
+        run_ok(&mut certify(
+            &addr,
+            BOOKS,
+            &token_file,
+            &d.join("ca.crt"),
+            &out,
+        ));
         std::fs::read(out.join("intermediates.pem")).unwrap()
     };
 
@@ -93,7 +160,11 @@ fn issuer_hot_reload_and_bad_issuer_kept_out() {
     assert_eq!(first, std::fs::read(d.join("issuer.crt")).unwrap());
 
     // Rotate the issuer under the same anchor; no restart.
-    run_ok(ztmesh().args(["install", "--rotate-issuer", "--dir"]).arg(&d));
+    run_ok(
+        ztmesh()
+            .args(["install", "--rotate-issuer", "--dir"])
+            .arg(&d),
+    );
     let rotated = std::fs::read(d.join("issuer.crt")).unwrap();
     assert_ne!(rotated, first);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -101,17 +172,54 @@ fn issuer_hot_reload_and_bad_issuer_kept_out() {
         if issued_by("b") == rotated {
             break;
         }
-        assert!(Instant::now() < deadline, "the new issuer was not picked up:\n{}", controller.output());
+        assert!(
+            Instant::now() < deadline,
+            "the new issuer was not picked up:\n{}",
+            controller.output()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 
     // A broken issuer is refused and the rotated one keeps signing.
-    std::fs::write(d.join("issuer.crt"), "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
+    std::fs::write(
+        d.join("issuer.crt"),
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !controller.output().contains("new identity issuer refused") {
-        assert!(Instant::now() < deadline, "no refusal logged:\n{}", controller.output());
+        assert!(
+            Instant::now() < deadline,
+            "no refusal logged:\n{}",
+            controller.output()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(controller.output().contains("issuer.crt: not a valid X.509 certificate"), "{}", controller.output());
-    assert_eq!(issued_by("c"), rotated, "the last good issuer stays in force");
+    assert!(
+        controller
+            .output()
+            .contains("issuer.crt: not a valid X.509 certificate"),
+        "{}",
+        controller.output()
+    );
+    assert_eq!(
+        issued_by("c"),
+        rotated,
+        "the last good issuer stays in force"
+    );
+}
+
+#[test]
+fn demo_runs_every_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_ok(ztmesh().args(["demo", "--dir"]).arg(tmp.path().join("demo")));
+    for needle in [
+        "[1] install",
+        "webapp.booksapp.serviceaccount.identity.linkerd.cluster.local  spiffe://cluster.local/ns/booksapp/sa/webapp",
+        "refused as it should be: the identity service answered PermissionDenied",
+        "new certificates chain through the rotated issuer",
+        "all steps passed.",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
 }

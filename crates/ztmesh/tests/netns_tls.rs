@@ -10,7 +10,8 @@ use std::time::Duration;
 use support::*;
 
 const BOOKS: &str = "books.booksapp.serviceaccount.identity.linkerd.cluster.local";
-const CONTROLLER_ID: &str = "linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local";
+const CONTROLLER_ID: &str =
+    "linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local";
 
 /// A network namespace with lo up and a veth pair whose end v0 holds `addr`; deleted on drop.
 struct Netns {
@@ -28,7 +29,9 @@ impl Netns {
         ip(&["netns", "add", &name]);
         let ns = Self { name };
         ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
-        ip(&["-n", &ns.name, "link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
+        ip(&[
+            "-n", &ns.name, "link", "add", "v0", "type", "veth", "peer", "name", "v1",
+        ]);
         ip(&["-n", &ns.name, "addr", "add", addr, "dev", "v0"]);
         ip(&["-n", &ns.name, "link", "set", "v0", "up"]);
         ip(&["-n", &ns.name, "link", "set", "v1", "up"]);
@@ -44,7 +47,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 
@@ -61,70 +66,144 @@ fn tls_off_loopback_plaintext_on_loopback() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().join("identity");
     run_ok(ztmesh().args(["install", "--dir"]).arg(&d));
-    let token = run_ok(ztmesh().args(["token", "create", "--dir"]).arg(&d).args(["-n", "booksapp", "--service-account", "books"]));
+    let token = run_ok(ztmesh().args(["token", "create", "--dir"]).arg(&d).args([
+        "-n",
+        "booksapp",
+        "--service-account",
+        "books",
+    ]));
     let token_file = tmp.path().join("token");
     std::fs::write(&token_file, token.trim()).unwrap();
 
     let ns = Netns::new("10.231.0.1/24");
     let mut cmd = ns.exec(bin);
-    cmd.args(["controller", "--identity-dir"]).arg(&d).args(["--identity-addr", "0.0.0.0:8080"]);
+    cmd.args(["controller", "--identity-dir"])
+        .arg(&d)
+        .args(["--identity-addr", "0.0.0.0:8080"]);
     let mut controller = Daemon::spawn(cmd);
-    controller.wait_for("identity service listening on 0.0.0.0:8080", Duration::from_secs(20));
+    controller.wait_for(
+        "identity service listening on 0.0.0.0:8080",
+        Duration::from_secs(20),
+    );
 
     let certify_in_ns = |addr: &str, svc_name: &str, out: &str| {
         let mut cmd = ns.exec(bin);
-        cmd.args(["identity", "certify", "--identity", BOOKS, "--identity-addr", addr, "--identity-svc-name", svc_name])
-            .arg("--token-file")
-            .arg(&token_file)
-            .arg("--trust-anchors")
-            .arg(d.join("ca.crt"))
-            .arg("--out")
-            .arg(tmp.path().join(out));
+        cmd.args([
+            "identity",
+            "certify",
+            "--identity",
+            BOOKS,
+            "--identity-addr",
+            addr,
+            "--identity-svc-name",
+            svc_name,
+        ])
+        .arg("--token-file")
+        .arg(&token_file)
+        .arg("--trust-anchors")
+        .arg(d.join("ca.crt"))
+        .arg("--out")
+        .arg(tmp.path().join(out));
         cmd
     };
 
     // Off loopback: TLS, the controller proving its identity.
-    let out = run_ok(&mut certify_in_ns("10.231.0.1:8080", CONTROLLER_ID, "via-tls"));
+    let out = run_ok(&mut certify_in_ns(
+        "10.231.0.1:8080",
+        CONTROLLER_ID,
+        "via-tls",
+    ));
     assert!(out.contains("verified against"), "{out}");
     // On loopback: plaintext, same service.
-    run_ok(&mut certify_in_ns("127.0.0.1:8080", CONTROLLER_ID, "via-loopback"));
+    run_ok(&mut certify_in_ns(
+        "127.0.0.1:8080",
+        CONTROLLER_ID,
+        "via-loopback",
+    ));
     // A client expecting another identity refuses the controller.
     let err = run_err(&mut certify_in_ns(
         "10.231.0.1:8080",
         "linkerd-destination.linkerd.serviceaccount.identity.linkerd.cluster.local",
         "wrong-name",
     ));
-    assert!(err.contains("NotValidForName") || err.contains("certificate"), "{err}");
+    assert!(
+        err.contains("NotValidForName") || err.contains("certificate"),
+        "{err}"
+    );
 
     // What a TLS client sees on the non-loopback address: TLS 1.3 and the
     // controller's certificate, chained to the anchor, no client cert asked.
     let mut s_client = ns.exec("openssl");
     s_client
-        .args(["s_client", "-connect", "10.231.0.1:8080", "-servername", CONTROLLER_ID, "-verify_return_error", "-CAfile"])
+        .args([
+            "s_client",
+            "-connect",
+            "10.231.0.1:8080",
+            "-servername",
+            CONTROLLER_ID,
+            "-verify_return_error",
+            "-CAfile",
+        ])
         .arg(d.join("ca.crt"))
         .stdin(std::process::Stdio::null());
     let out = s_client.output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("TLSv1.3"), "{}", describe(&out));
-    assert!(text.contains(&format!("CN = {CONTROLLER_ID}")), "{}", describe(&out));
-    assert!(text.contains("Verify return code: 0 (ok)"), "{}", describe(&out));
+    assert!(
+        text.contains(&format!("CN = {CONTROLLER_ID}")),
+        "{}",
+        describe(&out)
+    );
+    assert!(
+        text.contains("Verify return code: 0 (ok)"),
+        "{}",
+        describe(&out)
+    );
 
     // TLS 1.2 is refused (1.3 only by default).
     let mut tls12 = ns.exec("openssl");
-    tls12.args(["s_client", "-tls1_2", "-connect", "10.231.0.1:8080"]).stdin(std::process::Stdio::null());
+    tls12
+        .args(["s_client", "-tls1_2", "-connect", "10.231.0.1:8080"])
+        .stdin(std::process::Stdio::null());
     let out = tls12.output().unwrap();
     assert!(!out.status.success(), "{}", describe(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("alert protocol version"), "{}", describe(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("Cipher is (NONE)"), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("alert protocol version"),
+        "{}",
+        describe(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Cipher is (NONE)"),
+        "{}",
+        describe(&out)
+    );
 
     // Plaintext HTTP/2 to the non-loopback address gets no gRPC answer.
     let mut plain = ns.exec("curl");
-    plain.args(["-sS", "--max-time", "5", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code}", "http://10.231.0.1:8080/"]);
+    plain.args([
+        "-sS",
+        "--max-time",
+        "5",
+        "--http2-prior-knowledge",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "http://10.231.0.1:8080/",
+    ]);
     let out = plain.output().unwrap();
-    assert!(!out.status.success(), "plaintext off loopback must fail: {}", describe(&out));
+    assert!(
+        !out.status.success(),
+        "plaintext off loopback must fail: {}",
+        describe(&out)
+    );
     drop(controller);
 }
 
 fn nix_is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
 }

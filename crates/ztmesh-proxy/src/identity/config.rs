@@ -68,7 +68,10 @@ impl IdentityConfig {
         let min_refresh = s.duration(MIN_REFRESH, DEFAULT_MIN_REFRESH);
         let max_refresh = s.duration(MAX_REFRESH, DEFAULT_MAX_REFRESH);
         if min_refresh > max_refresh {
-            s.invalid(MIN_REFRESH, format!("{min_refresh:?} is longer than {MAX_REFRESH} ({max_refresh:?})"));
+            s.invalid(
+                MIN_REFRESH,
+                format!("{min_refresh:?} is longer than {MAX_REFRESH} ({max_refresh:?})"),
+            );
         }
         Some(Self {
             trust_anchors_pem: trust_anchors_pem?,

@@ -15,7 +15,9 @@ use super::config::IdentityConfig;
 use super::documents::Documents;
 use super::metrics::IdentityMetrics;
 use super::verify::{self, VerifyError};
-use linkerd2_proxy_api::identity::{CertifyRequest, CertifyResponse, identity_client::IdentityClient, identity_server::Identity};
+use linkerd2_proxy_api::identity::{
+    CertifyRequest, CertifyResponse, identity_client::IdentityClient, identity_server::Identity,
+};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, TrustAnchor};
 use std::future::Future;
 use std::path::PathBuf;
@@ -31,12 +33,17 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// How the daemon reaches the Identity service.
 pub trait CertifyClient: Send {
-    fn certify(&mut self, req: CertifyRequest) -> impl Future<Output = Result<CertifyResponse, tonic::Status>> + Send;
+    fn certify(
+        &mut self,
+        req: CertifyRequest,
+    ) -> impl Future<Output = Result<CertifyResponse, tonic::Status>> + Send;
 }
 
 impl CertifyClient for IdentityClient<tonic::transport::Channel> {
     async fn certify(&mut self, req: CertifyRequest) -> Result<CertifyResponse, tonic::Status> {
-        IdentityClient::certify(self, req).await.map(|r| r.into_inner())
+        IdentityClient::certify(self, req)
+            .await
+            .map(|r| r.into_inner())
     }
 }
 
@@ -45,7 +52,10 @@ pub struct InProcess<S>(pub Arc<S>);
 
 impl<S: Identity> CertifyClient for InProcess<S> {
     async fn certify(&mut self, req: CertifyRequest) -> Result<CertifyResponse, tonic::Status> {
-        self.0.certify(tonic::Request::new(req)).await.map(|r| r.into_inner())
+        self.0
+            .certify(tonic::Request::new(req))
+            .await
+            .map(|r| r.into_inner())
     }
 }
 
@@ -191,8 +201,18 @@ impl<C: CertifyClient> IdentityDaemon<C> {
             .map_err(RefreshError::Rpc)?;
         rsp.valid_until.ok_or(RefreshError::NoExpiry)?;
         let leaf = CertificateDer::from(rsp.leaf_certificate);
-        let intermediates: Vec<CertificateDer<'static>> = rsp.intermediate_certificates.into_iter().map(CertificateDer::from).collect();
-        let verified = verify::verify(&leaf, &intermediates, &self.anchors, &self.name, &self.documents.public_key)?;
+        let intermediates: Vec<CertificateDer<'static>> = rsp
+            .intermediate_certificates
+            .into_iter()
+            .map(CertificateDer::from)
+            .collect();
+        let verified = verify::verify(
+            &leaf,
+            &intermediates,
+            &self.anchors,
+            &self.name,
+            &self.documents.public_key,
+        )?;
         let now = SystemTime::now();
         if verified.not_after <= now {
             return Err(RefreshError::AlreadyExpired);
@@ -202,7 +222,9 @@ impl<C: CertifyClient> IdentityDaemon<C> {
         let key = PrivateKeyDer::Pkcs8(self.documents.key_pkcs8.clone().into());
         self.store.set(chain, key)?;
         self.metrics.record_ok(verified.not_after, now);
-        self.status.send_replace(IdentityStatus::Ready { expiry: verified.not_after });
+        self.status.send_replace(IdentityStatus::Ready {
+            expiry: verified.not_after,
+        });
         Ok(verified.not_after)
     }
 }
@@ -226,14 +248,18 @@ mod tests {
     fn refresh_schedule_table() {
         let (min, max) = (Duration::from_secs(10), Duration::from_secs(86400));
         let cases = [
-            (86400, 60480),    // 24h leaf: renew after 16.8h
-            (3600, 2520),      // 1h leaf
-            (10, 10),          // below min: min
-            (0, 10),           // expired: min
+            (86400, 60480),      // 24h leaf: renew after 16.8h
+            (3600, 2520),        // 1h leaf
+            (10, 10),            // below min: min
+            (0, 10),             // expired: min
             (10 * 86400, 86400), // above max: max
         ];
         for (lifetime, want) in cases {
-            assert_eq!(refresh_in(Duration::from_secs(lifetime), min, max), Duration::from_secs(want), "{lifetime}");
+            assert_eq!(
+                refresh_in(Duration::from_secs(lifetime), min, max),
+                Duration::from_secs(want),
+                "{lifetime}"
+            );
         }
     }
 

@@ -18,7 +18,10 @@ pub enum DocumentsError {
         error: std::io::Error,
     },
     #[error("{}: {reason}", path.display())]
-    Invalid { path: std::path::PathBuf, reason: String },
+    Invalid {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error("generating the identity key failed: {0}")]
     Generate(String),
 }
@@ -71,6 +74,8 @@ impl Documents {
 
 impl std::fmt::Debug for Documents {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Documents").field("key_pkcs8", &"<redacted>").finish_non_exhaustive()
+        f.debug_struct("Documents")
+            .field("key_pkcs8", &"<redacted>")
+            .finish_non_exhaustive()
     }
 }

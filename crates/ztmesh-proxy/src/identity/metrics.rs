@@ -20,8 +20,10 @@ pub struct IdentityMetrics {
 impl IdentityMetrics {
     pub fn record_ok(&self, expiry: SystemTime, now: SystemTime) {
         self.ok.fetch_add(1, Ordering::Relaxed);
-        self.refresh_seconds.store(unix_f64(now).to_bits(), Ordering::Relaxed);
-        self.expiration_seconds.store(unix_f64(expiry).to_bits(), Ordering::Relaxed);
+        self.refresh_seconds
+            .store(unix_f64(now).to_bits(), Ordering::Relaxed);
+        self.expiration_seconds
+            .store(unix_f64(expiry).to_bits(), Ordering::Relaxed);
     }
 
     pub fn record_error(&self) {
@@ -67,5 +69,7 @@ impl IdentityMetrics {
 }
 
 fn unix_f64(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }

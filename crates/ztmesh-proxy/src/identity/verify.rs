@@ -63,7 +63,8 @@ pub fn verify(
             name: name.into(),
             error,
         })?;
-    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(leaf).map_err(|e| VerifyError::Parse(e.to_string()))?;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(leaf)
+        .map_err(|e| VerifyError::Parse(e.to_string()))?;
     if cert.public_key().subject_public_key.data.as_ref() != public_key {
         return Err(VerifyError::KeyMismatch);
     }

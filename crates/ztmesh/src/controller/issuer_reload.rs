@@ -31,10 +31,20 @@ pub enum Reload {
 
 impl IssuerReloader {
     /// Loads the issuer now; fails if it is not valid.
-    pub fn start(dir: PathBuf, trust: TrustDomain, ttl: Duration) -> Result<(Self, watch::Receiver<Arc<Ca>>), IssuerError> {
+    pub fn start(
+        dir: PathBuf,
+        trust: TrustDomain,
+        ttl: Duration,
+    ) -> Result<(Self, watch::Receiver<Arc<Ca>>), IssuerError> {
         let files = IssuerFiles::in_dir(&dir)?;
         let contents = files.read()?;
-        let issuer = Issuer::from_pem(&contents[0], &contents[1], &contents[2], &files, SystemTime::now())?;
+        let issuer = Issuer::from_pem(
+            &contents[0],
+            &contents[1],
+            &contents[2],
+            &files,
+            SystemTime::now(),
+        )?;
         tracing::info!(fingerprint = %issuer.fingerprint(), cert = %files.cert.display(), not_after = %ztmesh_identity::rfc3339(issuer.not_after()), "loaded identity issuer");
         let (tx, rx) = watch::channel(Arc::new(Ca::new(issuer, trust.clone(), ttl)));
         Ok((
@@ -69,7 +79,9 @@ impl IssuerReloader {
     }
 
     fn check(&mut self, now: SystemTime) -> Reload {
-        let refused = |e: IssuerError| Reload::Refused { reason: e.to_string() };
+        let refused = |e: IssuerError| Reload::Refused {
+            reason: e.to_string(),
+        };
         let files = match IssuerFiles::in_dir(&self.dir) {
             Ok(f) => f,
             Err(e) => return refused(e),
@@ -86,7 +98,8 @@ impl IssuerReloader {
             Ok(issuer) => {
                 self.seen = Some(contents);
                 let fingerprint = issuer.fingerprint();
-                self.tx.send_replace(Arc::new(Ca::new(issuer, self.trust.clone(), self.ttl)));
+                self.tx
+                    .send_replace(Arc::new(Ca::new(issuer, self.trust.clone(), self.ttl)));
                 Reload::Reloaded { fingerprint }
             }
             Err(e) => refused(e),
@@ -102,7 +115,12 @@ mod tests {
     fn setup() -> (tempfile::TempDir, IssuerReloader, watch::Receiver<Arc<Ca>>) {
         let dir = tempfile::tempdir().unwrap();
         install::install(dir.path(), &Default::default(), SystemTime::now()).unwrap();
-        let (reloader, rx) = IssuerReloader::start(dir.path().into(), TrustDomain::default(), Duration::from_secs(3600)).unwrap();
+        let (reloader, rx) = IssuerReloader::start(
+            dir.path().into(),
+            TrustDomain::default(),
+            Duration::from_secs(3600),
+        )
+        .unwrap();
         (dir, reloader, rx)
     }
 
@@ -123,7 +141,11 @@ mod tests {
 
         // A corrupt certificate is refused; the CA in force is unchanged.
         let good = std::fs::read(dir.path().join("issuer.crt")).unwrap();
-        std::fs::write(dir.path().join("issuer.crt"), b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
+        std::fs::write(
+            dir.path().join("issuer.crt"),
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
         let Reload::Refused { reason } = reloader.poll(now) else {
             panic!("expected a refusal")
         };
@@ -133,25 +155,45 @@ mod tests {
         // An issuer from another install does not chain to our anchor.
         let other = tempfile::tempdir().unwrap();
         install::install(other.path(), &Default::default(), now).unwrap();
-        std::fs::copy(other.path().join("issuer.crt"), dir.path().join("issuer.crt")).unwrap();
-        std::fs::copy(other.path().join("issuer.key"), dir.path().join("issuer.key")).unwrap();
+        std::fs::copy(
+            other.path().join("issuer.crt"),
+            dir.path().join("issuer.crt"),
+        )
+        .unwrap();
+        std::fs::copy(
+            other.path().join("issuer.key"),
+            dir.path().join("issuer.key"),
+        )
+        .unwrap();
         let Reload::Refused { reason } = reloader.poll(now) else {
             panic!("expected a refusal")
         };
-        assert!(reason.contains("not signed by any valid trust anchor"), "{reason}");
+        assert!(
+            reason.contains("not signed by any valid trust anchor"),
+            "{reason}"
+        );
 
         // A missing file is refused too; restoring the good files is no change.
         std::fs::remove_file(dir.path().join("issuer.key")).unwrap();
         assert!(matches!(reloader.poll(now), Reload::Refused { .. }));
         std::fs::write(dir.path().join("issuer.crt"), good).unwrap();
-        assert!(matches!(reloader.poll(now), Reload::Refused { .. }), "key still missing");
+        assert!(
+            matches!(reloader.poll(now), Reload::Refused { .. }),
+            "key still missing"
+        );
         assert!(!rx.has_changed().unwrap());
     }
 
     #[test]
     fn refuses_to_start_without_a_valid_issuer() {
         let dir = tempfile::tempdir().unwrap();
-        let err = IssuerReloader::start(dir.path().into(), TrustDomain::default(), Duration::from_secs(1)).err().unwrap();
+        let err = IssuerReloader::start(
+            dir.path().into(),
+            TrustDomain::default(),
+            Duration::from_secs(1),
+        )
+        .err()
+        .unwrap();
         assert!(err.to_string().contains("ztmesh install"), "{err}");
     }
 }

@@ -56,15 +56,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 async fn serve(args: Args) -> anyhow::Result<()> {
     let trust = TrustDomain::new(&args.control_plane_namespace, &args.trust_domain)?;
-    let (mut reloader, ca) = issuer_reload::IssuerReloader::start(args.identity_dir.clone(), trust.clone(), args.identity_ttl)
-        .with_context(|| format!("loading the identity issuer from {}", args.identity_dir.display()))?;
+    let (mut reloader, ca) = issuer_reload::IssuerReloader::start(
+        args.identity_dir.clone(),
+        trust.clone(),
+        args.identity_ttl,
+    )
+    .with_context(|| {
+        format!(
+            "loading the identity issuer from {}",
+            args.identity_dir.display()
+        )
+    })?;
 
-    let token_key = args
-        .token_key
-        .clone()
-        .unwrap_or_else(|| args.identity_dir.join(ztmesh_identity::install::TOKEN_KEY_FILE));
-    let pem = std::fs::read(&token_key).with_context(|| format!("reading the token key {}", token_key.display()))?;
-    let verifier = Arc::new(TokenSigner::from_pem(&pem, &token_key.display().to_string())?.verifier());
+    let token_key = args.token_key.clone().unwrap_or_else(|| {
+        args.identity_dir
+            .join(ztmesh_identity::install::TOKEN_KEY_FILE)
+    });
+    let pem = std::fs::read(&token_key)
+        .with_context(|| format!("reading the token key {}", token_key.display()))?;
+    let verifier =
+        Arc::new(TokenSigner::from_pem(&pem, &token_key.display().to_string())?.verifier());
 
     let own_name = trust.identity(&args.control_plane_namespace, "linkerd-identity")?;
     let mut own = own_identity::OwnIdentity::new(own_name.clone())?;
@@ -75,7 +86,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the identity service to {}", args.identity_addr))?;
     let local = listener.local_addr()?;
-    println!("identity service listening on {local} (plaintext on loopback addresses, TLS as {own_name} on others)");
+    println!(
+        "identity service listening on {local} (plaintext on loopback addresses, TLS as {own_name} on others)"
+    );
 
     let interval = args.issuer_poll_interval;
     let reload_ca = ca.clone();
@@ -102,7 +115,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
 }
 
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

@@ -22,7 +22,11 @@ pub fn run_ok(cmd: &mut Command) -> String {
 /// Runs to completion; panics if it succeeds. Returns stderr.
 pub fn run_err(cmd: &mut Command) -> String {
     let out = cmd.output().expect("spawn");
-    assert!(!out.status.success(), "{cmd:?} unexpectedly succeeded:\n{}", describe(&out));
+    assert!(
+        !out.status.success(),
+        "{cmd:?} unexpectedly succeeded:\n{}",
+        describe(&out)
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -77,9 +81,16 @@ impl Daemon {
                 return line.to_string();
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("process exited ({status}) before printing {needle:?}:\n{}", self.output());
+                panic!(
+                    "process exited ({status}) before printing {needle:?}:\n{}",
+                    self.output()
+                );
             }
-            assert!(Instant::now() < deadline, "no {needle:?} within {timeout:?}:\n{}", self.output());
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} within {timeout:?}:\n{}",
+                self.output()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -95,7 +106,10 @@ impl Drop for Daemon {
 /// Starts `ztmesh controller` on an ephemeral loopback port; returns it and its address.
 pub fn controller(dir: &Path, extra: &[&str]) -> (Daemon, String) {
     let mut cmd = ztmesh();
-    cmd.args(["controller", "--identity-dir"]).arg(dir).args(["--identity-addr", "127.0.0.1:0"]).args(extra);
+    cmd.args(["controller", "--identity-dir"])
+        .arg(dir)
+        .args(["--identity-addr", "127.0.0.1:0"])
+        .args(extra);
     let mut daemon = Daemon::spawn(cmd);
     let line = daemon.wait_for("identity service listening on ", Duration::from_secs(20));
     let addr = line
@@ -108,21 +122,37 @@ pub fn controller(dir: &Path, extra: &[&str]) -> (Daemon, String) {
 }
 
 /// Requests a certificate for `identity` with the CLI; writes into `out`.
-pub fn certify(addr: &str, identity: &str, token_file: &Path, anchors: &Path, out: &Path) -> Command {
+pub fn certify(
+    addr: &str,
+    identity: &str,
+    token_file: &Path,
+    anchors: &Path,
+    out: &Path,
+) -> Command {
     let mut cmd = ztmesh();
-    cmd.args(["identity", "certify", "--identity", identity, "--identity-addr", addr])
-        .arg("--token-file")
-        .arg(token_file)
-        .arg("--trust-anchors")
-        .arg(anchors)
-        .arg("--out")
-        .arg(out);
+    cmd.args([
+        "identity",
+        "certify",
+        "--identity",
+        identity,
+        "--identity-addr",
+        addr,
+    ])
+    .arg("--token-file")
+    .arg(token_file)
+    .arg("--trust-anchors")
+    .arg(anchors)
+    .arg("--out")
+    .arg(out);
     cmd
 }
 
 /// The tool must exist: tests that need it fail loudly rather than skip.
 pub fn require_tool(name: &str) {
-    let found = Command::new("sh").args(["-c", &format!("command -v {name}")]).output().map(|o| o.status.success());
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .map(|o| o.status.success());
     assert!(
         matches!(found, Ok(true)),
         "this test needs `{name}` on PATH (.ci/run installs it: apt-get install -y openssl iproute2 curl)"
