@@ -330,3 +330,26 @@ fn missing_settings_are_all_named() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_bundle_of_several_anchors_verifies() {
+    // During anchor rotation the bundle holds the old and the new anchor.
+    let fx = Fixture::new();
+    let other = TestPki::new();
+    let mut env = fx.env("127.0.0.1:8080");
+    let bundle = [other.anchors_pem(), fx.pki.anchors_pem()].concat();
+    env.insert(
+        "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS".into(),
+        String::from_utf8(bundle).unwrap(),
+    );
+    let config = IdentityConfig::from_env(&env).unwrap();
+    let service = SwitchableIdentity::new(&fx.pki, Duration::from_secs(100));
+    let mut daemon = IdentityDaemon::new(
+        &config,
+        Documents::generate(NAME).unwrap(),
+        InProcess(service),
+    )
+    .unwrap();
+    daemon.refresh().await.unwrap();
+    assert!(daemon.store().is_ready());
+}

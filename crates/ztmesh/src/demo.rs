@@ -25,7 +25,11 @@ pub struct Args {
     keep: bool,
 }
 
-const WORKLOADS: [(&str, &str); 3] = [("booksapp", "webapp"), ("booksapp", "books"), ("booksapp", "authors")];
+const WORKLOADS: [(&str, &str); 3] = [
+    ("booksapp", "webapp"),
+    ("booksapp", "books"),
+    ("booksapp", "authors"),
+];
 
 struct Controller(Child);
 
@@ -54,13 +58,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for f in &installed.files {
         println!("    wrote {}", f.display());
     }
-    println!("    trust anchor SHA-256 {}", installed.anchor_fingerprints[0]);
+    println!(
+        "    trust anchor SHA-256 {}",
+        installed.anchor_fingerprints[0]
+    );
 
-    step(2, "controller: Identity.Certify on a loopback port (plaintext on loopback, TLS elsewhere)");
+    step(
+        2,
+        "controller: Identity.Certify on a loopback port (plaintext on loopback, TLS elsewhere)",
+    );
     let (mut controller, addr) = start_controller(&dir)?;
     println!("    controller pid {} serving on {addr}", controller.0.id());
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         step(3, "workloads: each proxy identity client generates a key, sends a CSR with its token, verifies the chain");
         let signer = TokenSigner::from_pem(&std::fs::read(dir.join(install::TOKEN_KEY_FILE))?, "token.key")?;
@@ -124,7 +136,14 @@ fn step(n: u32, text: &str) {
 fn start_controller(dir: &Path) -> anyhow::Result<(Controller, String)> {
     let exe = std::env::current_exe().context("finding this executable")?;
     let mut child = Command::new(exe)
-        .args(["controller", "--identity-addr", "127.0.0.1:0", "--issuer-poll-interval", "200ms", "--identity-dir"])
+        .args([
+            "controller",
+            "--identity-addr",
+            "127.0.0.1:0",
+            "--issuer-poll-interval",
+            "200ms",
+            "--identity-dir",
+        ])
         .arg(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -143,14 +162,23 @@ fn start_controller(dir: &Path) -> anyhow::Result<(Controller, String)> {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(100))
             && let Some(rest) = line.split("listening on ").nth(1)
         {
-            let addr = rest.split_whitespace().next().unwrap_or_default().to_string();
+            let addr = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
             return Ok((controller, addr));
         }
     }
     bail!("the controller did not start within 20s")
 }
 
-fn token_file(dir: &Path, signer: &TokenSigner, ns: &str, sa: &str) -> anyhow::Result<std::path::PathBuf> {
+fn token_file(
+    dir: &Path,
+    signer: &TokenSigner,
+    ns: &str,
+    sa: &str,
+) -> anyhow::Result<std::path::PathBuf> {
     let token = signer.sign(
         &ServiceAccount {
             namespace: ns.into(),
@@ -164,12 +192,26 @@ fn token_file(dir: &Path, signer: &TokenSigner, ns: &str, sa: &str) -> anyhow::R
     Ok(path)
 }
 
-fn workload_env(dir: &Path, addr: &str, token: &Path, name: &str) -> anyhow::Result<IdentityConfig> {
+fn workload_env(
+    dir: &Path,
+    addr: &str,
+    token: &Path,
+    name: &str,
+) -> anyhow::Result<IdentityConfig> {
     let env: std::collections::HashMap<String, String> = [
-        ("LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS", String::from_utf8(std::fs::read(dir.join(install::ANCHORS_FILE))?)?),
-        ("LINKERD2_PROXY_IDENTITY_TOKEN_FILE", token.display().to_string()),
+        (
+            "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS",
+            String::from_utf8(std::fs::read(dir.join(install::ANCHORS_FILE))?)?,
+        ),
+        (
+            "LINKERD2_PROXY_IDENTITY_TOKEN_FILE",
+            token.display().to_string(),
+        ),
         ("LINKERD2_PROXY_IDENTITY_SVC_ADDR", addr.to_string()),
-        ("LINKERD2_PROXY_IDENTITY_SVC_NAME", "linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local".into()),
+        (
+            "LINKERD2_PROXY_IDENTITY_SVC_NAME",
+            "linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local".into(),
+        ),
         ("LINKERD2_PROXY_IDENTITY_LOCAL_NAME", name.to_string()),
     ]
     .into_iter()
@@ -179,14 +221,25 @@ fn workload_env(dir: &Path, addr: &str, token: &Path, name: &str) -> anyhow::Res
 }
 
 /// Runs one proxy identity client until it holds a certificate.
-async fn certify_workload(dir: &Path, addr: &str, signer: &TokenSigner, ns: &str, sa: &str) -> anyhow::Result<IdentityStatus> {
+async fn certify_workload(
+    dir: &Path,
+    addr: &str,
+    signer: &TokenSigner,
+    ns: &str,
+    sa: &str,
+) -> anyhow::Result<IdentityStatus> {
     let name = format!("{sa}.{ns}.serviceaccount.identity.linkerd.cluster.local");
     let config = workload_env(dir, addr, &token_file(dir, signer, ns, sa)?, &name)?;
     let client = identity_client(&config)?;
-    let daemon = IdentityDaemon::new(&config, Documents::generate(&name)?, client).map_err(anyhow::Error::msg)?;
+    let daemon = IdentityDaemon::new(&config, Documents::generate(&name)?, client)
+        .map_err(anyhow::Error::msg)?;
     let mut status = daemon.status();
     let task = tokio::spawn(daemon.run());
-    let result = tokio::time::timeout(Duration::from_secs(10), status.wait_for(|s| *s != IdentityStatus::Pending)).await;
+    let result = tokio::time::timeout(
+        Duration::from_secs(10),
+        status.wait_for(|s| *s != IdentityStatus::Pending),
+    )
+    .await;
     task.abort();
     match result {
         Ok(Ok(s)) => Ok(s.clone()),
@@ -202,21 +255,38 @@ async fn certify_with_token(
     token_for: (&str, &str),
     want: (&str, &str),
 ) -> anyhow::Result<Vec<rustls_pki_types::CertificateDer<'static>>> {
-    let name = format!("{}.{}.serviceaccount.identity.linkerd.cluster.local", want.1, want.0);
-    let config = workload_env(dir, addr, &token_file(dir, signer, token_for.0, token_for.1)?, &name)?;
+    let name = format!(
+        "{}.{}.serviceaccount.identity.linkerd.cluster.local",
+        want.1, want.0
+    );
+    let config = workload_env(
+        dir,
+        addr,
+        &token_file(dir, signer, token_for.0, token_for.1)?,
+        &name,
+    )?;
     let client = identity_client(&config)?;
-    let mut daemon = IdentityDaemon::new(&config, Documents::generate(&name)?, client).map_err(anyhow::Error::msg)?;
+    let mut daemon = IdentityDaemon::new(&config, Documents::generate(&name)?, client)
+        .map_err(anyhow::Error::msg)?;
     daemon.refresh().await?;
-    Ok(daemon.store().get().map(|c| c.cert.clone()).unwrap_or_default())
+    Ok(daemon
+        .store()
+        .get()
+        .map(|c| c.cert.clone())
+        .unwrap_or_default())
 }
 
 fn identity_client(
     config: &IdentityConfig,
-) -> anyhow::Result<linkerd2_proxy_api::identity::identity_client::IdentityClient<tonic::transport::Channel>> {
+) -> anyhow::Result<
+    linkerd2_proxy_api::identity::identity_client::IdentityClient<tonic::transport::Channel>,
+> {
     let channel = ztmesh_grpc::client::channel(ztmesh_grpc::client::ControlPlaneTarget {
         addr: config.svc_addr.clone(),
         server_name: config.svc_name.clone(),
-        roots: Some(ztmesh_tls::roots_from_pem(config.trust_anchors_pem.as_bytes())?),
+        roots: Some(ztmesh_tls::roots_from_pem(
+            config.trust_anchors_pem.as_bytes(),
+        )?),
     })?;
     Ok(linkerd2_proxy_api::identity::identity_client::IdentityClient::new(channel))
 }

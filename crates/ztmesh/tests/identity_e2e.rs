@@ -212,7 +212,11 @@ fn issuer_hot_reload_and_bad_issuer_kept_out() {
 #[test]
 fn demo_runs_every_step() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = run_ok(ztmesh().args(["demo", "--dir"]).arg(tmp.path().join("demo")));
+    let out = run_ok(
+        ztmesh()
+            .args(["demo", "--dir"])
+            .arg(tmp.path().join("demo")),
+    );
     for needle in [
         "[1] install",
         "webapp.booksapp.serviceaccount.identity.linkerd.cluster.local  spiffe://cluster.local/ns/booksapp/sa/webapp",
