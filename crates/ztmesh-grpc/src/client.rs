@@ -5,6 +5,7 @@
 //! TLS, verifying that the server holds exactly the expected identity
 //! (`*_SVC_NAME`) under the trust anchors.
 
+use crate::conn::Conn;
 use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use tokio::net::TcpStream;
@@ -53,7 +54,7 @@ pub fn channel(target: ControlPlaneTarget) -> Result<Channel, ClientError> {
     Ok(endpoint.connect_with_connector_lazy(connector))
 }
 
-type Io = TokioIo<crate::client::ClientConn>;
+type Io = TokioIo<ClientConn>;
 
 async fn dial(
     addr: &str,
@@ -69,7 +70,7 @@ async fn dial(
     let tcp = TcpStream::connect(resolved).await?;
     let _ = tcp.set_nodelay(true);
     if crate::server::is_loopback(resolved.ip()) {
-        return Ok(TokioIo::new(ClientConn::Plain(tcp)));
+        return Ok(TokioIo::new(Conn::Plain(tcp)));
     }
     let tls = tls.ok_or_else(|| {
         std::io::Error::new(
@@ -78,57 +79,8 @@ async fn dial(
         )
     })?;
     let stream = tls.connect(server_name, tcp).await?;
-    Ok(TokioIo::new(ClientConn::Tls(Box::new(stream))))
+    Ok(TokioIo::new(Conn::Tls(Box::new(stream))))
 }
 
 /// A dialled control-plane connection.
-pub enum ClientConn {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
-
-impl tokio::io::AsyncRead for ClientConn {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            ClientConn::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
-            ClientConn::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl tokio::io::AsyncWrite for ClientConn {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            ClientConn::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
-            ClientConn::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            ClientConn::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
-            ClientConn::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            ClientConn::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
-            ClientConn::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
+pub type ClientConn = Conn<tokio_rustls::client::TlsStream<TcpStream>>;

@@ -13,5 +13,6 @@
 //!   the control plane's identity against the trust anchors.
 
 pub mod client;
+pub mod conn;
 pub mod identity;
 pub mod server;

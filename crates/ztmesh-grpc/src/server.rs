@@ -6,12 +6,10 @@
 //! handshakes run in their own tasks, bounded by a timeout, so a stalled
 //! client never blocks the accept loop.
 
+use crate::conn::Conn;
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
@@ -20,10 +18,7 @@ use tonic::transport::server::{Connected, Router, TcpConnectInfo};
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A connection accepted by [`serve`].
-pub enum ServerConn {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
-}
+pub type ServerConn = Conn<tokio_rustls::server::TlsStream<TcpStream>>;
 
 /// Whether an address counts as loopback (IPv4-mapped IPv6 included).
 pub fn is_loopback(ip: std::net::IpAddr) -> bool {
@@ -61,7 +56,7 @@ pub async fn serve(
                 .map(|a| is_loopback(a.ip()))
                 .unwrap_or(false);
             if local_loopback {
-                if tx.send(Ok(ServerConn::Plain(tcp))).await.is_err() {
+                if tx.send(Ok(Conn::Plain(tcp))).await.is_err() {
                     return;
                 }
                 continue;
@@ -70,7 +65,7 @@ pub async fn serve(
             tokio::spawn(async move {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => {
-                        let _ = tx.send(Ok(ServerConn::Tls(Box::new(tls)))).await;
+                        let _ = tx.send(Ok(Conn::Tls(Box::new(tls)))).await;
                     }
                     Ok(Err(error)) => tracing::info!(%peer, %error, "TLS handshake failed"),
                     Err(_) => tracing::info!(%peer, "TLS handshake timed out after 10s"),
@@ -90,48 +85,8 @@ impl Connected for ServerConn {
 
     fn connect_info(&self) -> TcpConnectInfo {
         match self {
-            ServerConn::Plain(tcp) => tcp.connect_info(),
-            ServerConn::Tls(tls) => tls.get_ref().0.connect_info(),
-        }
-    }
-}
-
-impl AsyncRead for ServerConn {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ServerConn::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            ServerConn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for ServerConn {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            ServerConn::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            ServerConn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ServerConn::Plain(s) => Pin::new(s).poll_flush(cx),
-            ServerConn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ServerConn::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            ServerConn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Conn::Plain(tcp) => tcp.connect_info(),
+            Conn::Tls(tls) => tls.get_ref().0.connect_info(),
         }
     }
 }

@@ -45,16 +45,12 @@ async fn status_codes_table() {
     };
     let token = pki.token("booksapp", "books").into_bytes();
     let expired = pki
-        .token_signer()
-        .sign(
-            &ztmesh_identity::ServiceAccount {
-                namespace: "booksapp".into(),
-                name: "books".into(),
-            },
+        .token_issued_at(
+            "booksapp",
+            "books",
             Duration::from_secs(1),
             SystemTime::now() - Duration::from_secs(60),
         )
-        .unwrap()
         .into_bytes();
     let other_sa = pki.token("booksapp", "webapp").into_bytes();
 

@@ -13,17 +13,12 @@ async fn certify_table() {
     let (_k, books_csr) = csr_for(books);
     let books_token = pki.token("booksapp", "books");
     let webapp_token = pki.token("booksapp", "webapp");
-    let expired_token = pki
-        .token_signer()
-        .sign(
-            &ztmesh_identity::ServiceAccount {
-                namespace: "booksapp".into(),
-                name: "books".into(),
-            },
-            Duration::from_secs(60),
-            SystemTime::now() - Duration::from_secs(3600),
-        )
-        .unwrap();
+    let expired_token = pki.token_issued_at(
+        "booksapp",
+        "books",
+        Duration::from_secs(60),
+        SystemTime::now() - Duration::from_secs(3600),
+    );
     let foreign_token = ztmesh_identity::token::TokenSigner::generate()
         .unwrap()
         .sign(

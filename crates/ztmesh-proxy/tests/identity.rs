@@ -87,6 +87,29 @@ async fn at(secs_from: tokio::time::Instant, secs: f64) {
     tokio::time::sleep_until(secs_from + Duration::from_secs_f64(secs)).await;
 }
 
+/// Seconds between consecutive calls, and from `t0` to the first.
+fn gaps(t0: tokio::time::Instant, times: &[tokio::time::Instant]) -> Vec<f64> {
+    let mut prev = t0;
+    times
+        .iter()
+        .map(|t| {
+            let gap = t.duration_since(prev).as_secs_f64();
+            prev = *t;
+            gap
+        })
+        .collect()
+}
+
+/// A leaf of `ttl` seconds has `ttl - 1` to `ttl` left when it arrives
+/// (notAfter is whole seconds), so the renewal is due 70% of that later.
+fn assert_renewal_gap(gap: f64, ttl: f64) {
+    let due = (0.7 * (ttl - 1.0) - 0.001)..=(0.7 * ttl + 0.001);
+    assert!(
+        due.contains(&gap),
+        "renewal {gap}s after issuance; expected {due:?}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn renews_at_seventy_percent() {
     let fx = Fixture::new();
@@ -94,14 +117,13 @@ async fn renews_at_seventy_percent() {
     let t0 = tokio::time::Instant::now();
     let run = start(&fx.config(), &service);
     at(t0, 1.0).await;
-    assert_eq!(service.calls(), 1);
     assert!(matches!(*run.status.borrow(), IdentityStatus::Ready { .. }));
     let first = leaf(&run.store);
-    // A 100s leaf (99-100s left when issued) renews at 69.3-70s.
-    at(t0, 68.9).await;
-    assert_eq!(service.calls(), 1, "no renewal before 70% of the lifetime");
-    at(t0, 70.5).await;
-    assert_eq!(service.calls(), 2, "renewed at 70% of the lifetime");
+    at(t0, 75.0).await;
+    let g = gaps(t0, &service.call_times());
+    assert_eq!(g.len(), 2, "one issuance, one renewal: {g:?}");
+    assert_eq!(g[0], 0.0);
+    assert_renewal_gap(g[1], 100.0);
     assert_ne!(leaf(&run.store), first, "the new certificate is installed");
     assert_eq!(run.metrics.refreshes_ok(), 2);
     assert_eq!(run.metrics.refreshes_error(), 0);
@@ -110,7 +132,7 @@ async fn renews_at_seventy_percent() {
 #[tokio::test(start_paused = true)]
 async fn backs_off_while_the_ca_is_down_then_recovers() {
     let fx = Fixture::new();
-    let service = SwitchableIdentity::new(&fx.pki, Duration::from_secs(100));
+    let service = SwitchableIdentity::new(&fx.pki, Duration::from_secs(200));
     let t0 = tokio::time::Instant::now();
     let run = start(&fx.config(), &service);
     at(t0, 1.0).await;
@@ -119,19 +141,13 @@ async fn backs_off_while_the_ca_is_down_then_recovers() {
     let refreshed = run.metrics.refresh_timestamp();
     service.set_down(true);
 
-    // Renewal at ~70s fails; retries follow 1s, 2s, 4s, 8s later.
-    at(t0, 70.5).await;
-    assert_eq!(service.calls(), 2);
-    let mut seen = vec![];
-    for t in [71.6, 73.6, 77.6, 85.6] {
-        at(t0, t).await;
-        seen.push(service.calls());
-    }
-    assert_eq!(
-        seen,
-        vec![3, 4, 5, 6],
-        "exponential backoff: 1s, 2s, 4s, 8s"
-    );
+    // The renewal (~140s) fails; retries follow 1s, 2s, 4s, 8s later, then
+    // 16s: all before the leaf expires at ~200s.
+    at(t0, 140.0 + 1.0 + 2.0 + 4.0 + 8.0 + 1.0).await;
+    let g = gaps(t0, &service.call_times());
+    assert_eq!(g.len(), 6, "{g:?}");
+    assert_renewal_gap(g[1], 200.0);
+    assert_eq!(g[2..], [1.0, 2.0, 4.0, 8.0], "exponential backoff");
     assert_eq!(run.metrics.refreshes_error(), 5);
     assert_eq!(
         leaf(&run.store),
@@ -141,10 +157,13 @@ async fn backs_off_while_the_ca_is_down_then_recovers() {
     assert!(matches!(*run.status.borrow(), IdentityStatus::Ready { .. }));
     assert_eq!(run.metrics.expiration_timestamp(), expiry);
 
-    // Recovery: the next retry (16s after the last) succeeds.
+    // Recovery: the next retry, 16s after the last, succeeds.
     service.set_down(false);
-    at(t0, 85.6 + 16.5).await;
-    assert_eq!(service.calls(), 7);
+    let last = *service.call_times().last().unwrap();
+    tokio::time::sleep_until(last + Duration::from_secs_f64(16.5)).await;
+    let g = gaps(t0, &service.call_times());
+    assert_eq!(g.len(), 7, "{g:?}");
+    assert_eq!(g[6], 16.0);
     assert_ne!(leaf(&run.store), first);
     assert!(run.metrics.expiration_timestamp() >= expiry);
     assert!(run.metrics.refresh_timestamp() > refreshed);
@@ -159,7 +178,7 @@ async fn reports_expiry_and_becomes_ready_again() {
     let mut run = start(&fx.config(), &service);
     at(t0, 0.5).await;
     service.set_down(true);
-    // Renewal at ~14s fails; retries every 1, 2, 4s; the leaf expires at ~20s.
+    // Renewal at ~14s fails; retries every 1, 2, 4s; the leaf expires by 20s.
     at(t0, 21.0).await;
     assert!(
         matches!(
@@ -189,15 +208,17 @@ async fn rereads_the_token_at_each_renewal() {
     at(t0, 1.0).await;
     // Now the token file holds another service account's token.
     std::fs::write(fx.token_file.path(), fx.pki.token("booksapp", "webapp")).unwrap();
-    at(t0, 70.5).await;
+    while run.metrics.refreshes_error() == 0 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(
-        run.metrics.refreshes_error(),
+        run.metrics.refreshes_ok(),
         1,
         "the new token was read and refused"
     );
     std::fs::write(fx.token_file.path(), fx.pki.token("booksapp", "books")).unwrap();
     // The retry 1s later reads the good token again.
-    at(t0, 72.0).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(run.metrics.refreshes_ok(), 2);
     assert_eq!(run.metrics.refreshes_error(), 1);
 }

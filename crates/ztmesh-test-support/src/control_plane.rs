@@ -6,7 +6,8 @@ use linkerd2_proxy_api::identity::identity_server::Identity;
 use linkerd2_proxy_api::identity::{CertifyRequest, CertifyResponse};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 use ztmesh_grpc::identity::IdentityService;
@@ -16,7 +17,7 @@ use ztmesh_identity::token::TokenVerifier;
 pub struct SwitchableIdentity {
     inner: IdentityService<TokenVerifier>,
     down: AtomicBool,
-    calls: AtomicUsize,
+    calls: Mutex<Vec<tokio::time::Instant>>,
 }
 
 impl SwitchableIdentity {
@@ -26,7 +27,7 @@ impl SwitchableIdentity {
         Arc::new(Self {
             inner: IdentityService::new(rx, Arc::new(pki.token_signer().verifier())),
             down: AtomicBool::new(false),
-            calls: AtomicUsize::new(0),
+            calls: Mutex::new(Vec::new()),
         })
     }
 
@@ -36,7 +37,12 @@ impl SwitchableIdentity {
     }
 
     pub fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
+        self.calls.lock().expect("calls lock").len()
+    }
+
+    /// When each call arrived, on tokio's clock (the paused clock in tests).
+    pub fn call_times(&self) -> Vec<tokio::time::Instant> {
+        self.calls.lock().expect("calls lock").clone()
     }
 }
 
@@ -46,7 +52,10 @@ impl Identity for SwitchableIdentity {
         &self,
         req: tonic::Request<CertifyRequest>,
     ) -> Result<tonic::Response<CertifyResponse>, tonic::Status> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.calls
+            .lock()
+            .expect("calls lock")
+            .push(tokio::time::Instant::now());
         if self.down.load(Ordering::SeqCst) {
             return Err(tonic::Status::unavailable("test control plane is down"));
         }

@@ -75,14 +75,19 @@ impl TestPki {
 
     /// A token for `ns/sa`, valid for an hour.
     pub fn token(&self, ns: &str, sa: &str) -> String {
+        self.token_issued_at(ns, sa, Duration::from_secs(3600), SystemTime::now())
+    }
+
+    /// A token for `ns/sa` issued at `at` for `ttl` (in the past for expired ones).
+    pub fn token_issued_at(&self, ns: &str, sa: &str, ttl: Duration, at: SystemTime) -> String {
         self.tokens
             .sign(
                 &ServiceAccount {
                     namespace: ns.into(),
                     name: sa.into(),
                 },
-                Duration::from_secs(3600),
-                SystemTime::now(),
+                ttl,
+                at,
             )
             .expect("sign token")
     }

@@ -25,14 +25,8 @@ fn install_token_controller_certify_and_openssl_verifies() {
         "{err}"
     );
 
-    let token = run_ok(ztmesh().args(["token", "create", "--dir"]).arg(&d).args([
-        "--namespace",
-        "booksapp",
-        "--service-account",
-        "books",
-    ]));
     let token_file = tmp.path().join("token");
-    std::fs::write(&token_file, token.trim()).unwrap();
+    support::token_file(&d, "booksapp", "books", &token_file);
 
     let (_controller, addr) = controller(&d, &[]);
     let leaf_dir = tmp.path().join("leaf");
@@ -82,14 +76,8 @@ fn refusals_reach_the_operator() {
     let d = tmp.path().join("identity");
     run_ok(ztmesh().args(["install", "--dir"]).arg(&d));
     let (_controller, addr) = controller(&d, &[]);
-    let webapp = run_ok(ztmesh().args(["token", "create", "--dir"]).arg(&d).args([
-        "-n",
-        "booksapp",
-        "--service-account",
-        "webapp",
-    ]));
     let token_file = tmp.path().join("token");
-    std::fs::write(&token_file, webapp.trim()).unwrap();
+    support::token_file(&d, "booksapp", "webapp", &token_file);
     let err = run_err(&mut certify(
         &addr,
         BOOKS,
@@ -136,14 +124,8 @@ fn issuer_hot_reload_and_bad_issuer_kept_out() {
     let d = tmp.path().join("identity");
     run_ok(ztmesh().args(["install", "--dir"]).arg(&d));
     let (controller, addr) = controller(&d, &["--issuer-poll-interval", "100ms"]);
-    let token = run_ok(ztmesh().args(["token", "create", "--dir"]).arg(&d).args([
-        "-n",
-        "booksapp",
-        "--service-account",
-        "books",
-    ]));
     let token_file = tmp.path().join("token");
-    std::fs::write(&token_file, token.trim()).unwrap();
+    support::token_file(&d, "booksapp", "books", &token_file);
     let issued_by = |name: &str| {
         let out = tmp.path().join(name);
         run_ok(&mut certify(

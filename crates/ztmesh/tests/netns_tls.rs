@@ -66,14 +66,8 @@ fn tls_off_loopback_plaintext_on_loopback() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().join("identity");
     run_ok(ztmesh().args(["install", "--dir"]).arg(&d));
-    let token = run_ok(ztmesh().args(["token", "create", "--dir"]).arg(&d).args([
-        "-n",
-        "booksapp",
-        "--service-account",
-        "books",
-    ]));
     let token_file = tmp.path().join("token");
-    std::fs::write(&token_file, token.trim()).unwrap();
+    support::token_file(&d, "booksapp", "books", &token_file);
 
     let ns = Netns::new("10.231.0.1/24");
     let mut cmd = ns.exec(bin);

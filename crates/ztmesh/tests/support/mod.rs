@@ -158,3 +158,14 @@ pub fn require_tool(name: &str) {
         "this test needs `{name}` on PATH (.ci/run installs it: apt-get install -y openssl iproute2 curl)"
     );
 }
+
+/// `ztmesh token create` for `ns/sa` with the install in `dir`, saved to `path`.
+pub fn token_file(dir: &Path, ns: &str, sa: &str, path: &Path) {
+    let token = run_ok(ztmesh().args(["token", "create", "--dir"]).arg(dir).args([
+        "--namespace",
+        ns,
+        "--service-account",
+        sa,
+    ]));
+    std::fs::write(path, token.trim()).unwrap();
+}
