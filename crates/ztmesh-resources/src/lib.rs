@@ -1,0 +1,27 @@
+//! The resources ztmesh reads, with Linkerd's schemas, so a Linkerd user's
+//! YAML works unchanged. Transport-free: no kube client, no gRPC.
+//!
+//! - [`meta`] holds label selectors; [`duration`] parses Go-style durations.
+//! - [`policy`] holds `policy.linkerd.io` Server, ServerAuthorization,
+//!   AuthorizationPolicy, MeshTLSAuthentication, NetworkAuthentication.
+//! - [`route`] holds HTTPRoute (`policy.linkerd.io` and `gateway.networking.k8s.io`)
+//!   and GRPCRoute.
+//! - [`profile`] holds `linkerd.io` ServiceProfile.
+//! - [`workload`] holds `workload.linkerd.io` ExternalWorkload.
+//! - [`load`] turns multi-document YAML into typed [`Resource`]s, with every
+//!   problem reported as a [`load::Diagnostic`] naming file, document,
+//!   kind/namespace/name and field path. Core Kubernetes kinds (Namespace,
+//!   ServiceAccount, Service, Pod) use the k8s-openapi types.
+
+pub mod duration;
+pub mod load;
+pub mod meta;
+pub mod policy;
+pub mod profile;
+pub mod route;
+mod validate;
+pub mod workload;
+
+pub use self::load::{Diagnostic, Loaded, Resource, load_str};
+pub use k8s_openapi::api::core::v1::{Namespace, Pod, Service, ServiceAccount};
+pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
