@@ -1,0 +1,20 @@
+//! The inbound policy index: which clients may reach each port of each
+//! workload, and on which routes. Domain only: no kube, no tonic; the gRPC
+//! adapter turns an [`InboundServer`] into linkerd2-proxy-api's `Server`.
+//!
+//! - [`model`]: the computed policy (`InboundServer`, authorizations, routes).
+//! - [`defaults`]: Linkerd's default inbound policies and [`ClusterInfo`].
+//! - [`index`]: the synchronous index. Resources and workloads are applied
+//!   and deleted; every (workload, port) that has been asked for has a
+//!   `tokio::sync::watch` channel that receives its recomputed policy.
+//! - [`compute`]: how one workload port's policy is derived, rule by rule
+//!   as Linkerd's policy controller derives it.
+
+pub mod compute;
+pub mod defaults;
+pub mod index;
+pub mod model;
+
+pub use self::defaults::{ClusterInfo, DefaultPolicy};
+pub use self::index::{Index, WorkloadRef};
+pub use self::model::*;
