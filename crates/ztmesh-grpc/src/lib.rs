@@ -15,4 +15,5 @@
 pub mod client;
 pub mod conn;
 pub mod identity;
+pub mod inbound;
 pub mod server;

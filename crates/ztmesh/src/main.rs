@@ -4,11 +4,13 @@
 //! issuer and token key), [`token`] (service-account tokens for local
 //! workloads), [`controller`] (the long-running control plane: so far the
 //! Identity service, with issuer hot reload) and [`identity`] (certify and
-//! inspect workload certificates by hand) and [`demo`] (everything that
+//! inspect workload certificates by hand), [`diagnose`] (what the control
+//! plane serves) and [`demo`] (everything that
 //! works so far, end to end).
 
 mod controller;
 mod demo;
+mod diagnose;
 mod identity;
 mod install;
 mod token;
@@ -42,6 +44,9 @@ enum Command {
     /// Obtain or inspect workload certificates by hand (debugging).
     #[command(subcommand)]
     Identity(identity::Command),
+    /// Ask the control plane what it tells proxies (inbound policy).
+    #[command(subcommand)]
+    Diagnose(diagnose::Command),
     /// Show what works, end to end on this machine (today: workload identity).
     Demo(demo::Args),
 }
@@ -71,6 +76,7 @@ fn main() -> ExitCode {
         Command::Token(cmd) => token::run(cmd),
         Command::Controller(args) => controller::run(args),
         Command::Identity(cmd) => identity::run(cmd),
+        Command::Diagnose(cmd) => diagnose::run(cmd),
         Command::Demo(args) => demo::run(args),
     };
     match result {

@@ -1,6 +1,8 @@
 //! `ztmesh controller`: the control plane process.
 //!
-//! So far it serves `io.linkerd.proxy.identity.Identity/Certify`. The issuer
+//! It serves `io.linkerd.proxy.identity.Identity/Certify` and, with
+//! `--manifests DIR`, `io.linkerd.proxy.inbound.InboundServerPolicies` from
+//! the policy index that the directory feeds ([`policy`]). The issuer
 //! is read from `--identity-dir` at start (the controller refuses to start
 //! without a valid one) and then re-read every `--issuer-poll-interval`
 //! ([`issuer_reload`]): a new valid issuer signs from the next request on, an
@@ -10,6 +12,7 @@
 
 mod issuer_reload;
 mod own_identity;
+mod policy;
 
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -23,8 +26,28 @@ use ztmesh_identity::token::TokenSigner;
 pub struct Args {
     /// Directory holding ca.crt and the issuer (issuer.crt + issuer.key from
     /// `ztmesh install`, or cert-manager's tls.crt + tls.key); watched for changes.
+    #[arg(long, required_unless_present = "check")]
+    identity_dir: Option<PathBuf>,
+    /// Directory of YAML manifests (Linkerd policy resources, Pods,
+    /// ExternalWorkloads, ...), watched; edits reach the proxies within 1s.
     #[arg(long)]
-    identity_dir: PathBuf,
+    manifests: Option<PathBuf>,
+    /// Validate --manifests, print every problem, and exit (non-zero on errors).
+    #[arg(long, requires = "manifests")]
+    check: bool,
+    /// Where InboundServerPolicies listens (needs --manifests).
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    policy_addr: SocketAddr,
+    /// Networks the cluster-* default policies and legacy ServerAuthorizations trust.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8"
+    )]
+    cluster_networks: Vec<ipnet::IpNet>,
+    /// The cluster-wide default inbound policy.
+    #[arg(long, default_value = "all-unauthenticated")]
+    default_inbound_policy: String,
     /// Where Identity.Certify listens. On a loopback address it is plaintext;
     /// elsewhere TLS with the controller's identity.
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -47,6 +70,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.check {
+        let dir = args
+            .manifests
+            .as_deref()
+            .expect("clap requires --manifests with --check");
+        return policy::check(dir);
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -56,22 +86,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 async fn serve(args: Args) -> anyhow::Result<()> {
     let trust = TrustDomain::new(&args.control_plane_namespace, &args.trust_domain)?;
+    let identity_dir = args
+        .identity_dir
+        .clone()
+        .expect("clap requires --identity-dir");
     let (mut reloader, ca) = issuer_reload::IssuerReloader::start(
-        args.identity_dir.clone(),
+        identity_dir.clone(),
         trust.clone(),
         args.identity_ttl,
     )
     .with_context(|| {
         format!(
             "loading the identity issuer from {}",
-            args.identity_dir.display()
+            identity_dir.display()
         )
     })?;
-
-    let token_key = args.token_key.clone().unwrap_or_else(|| {
-        args.identity_dir
-            .join(ztmesh_identity::install::TOKEN_KEY_FILE)
-    });
+    let token_key = args
+        .token_key
+        .clone()
+        .unwrap_or_else(|| identity_dir.join(ztmesh_identity::install::TOKEN_KEY_FILE));
     let pem = std::fs::read(&token_key)
         .with_context(|| format!("reading the token key {}", token_key.display()))?;
     let verifier =
@@ -81,6 +114,15 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let mut own = own_identity::OwnIdentity::new(own_name.clone())?;
     own.refresh(&ca.borrow(), SystemTime::now())?;
     let tls = ztmesh_tls::server_config(own.store(), ztmesh_tls::TlsVersions::Tls13Only, &[b"h2"])?;
+    // Destination and policy prove linkerd-destination's identity, as in Linkerd.
+    let dst_name = trust.identity(&args.control_plane_namespace, "linkerd-destination")?;
+    let mut dst_own = own_identity::OwnIdentity::new(dst_name.clone())?;
+    dst_own.refresh(&ca.borrow(), SystemTime::now())?;
+    let dst_tls = ztmesh_tls::server_config(
+        dst_own.store(),
+        ztmesh_tls::TlsVersions::Tls13Only,
+        &[b"h2"],
+    )?;
 
     let listener = tokio::net::TcpListener::bind(args.identity_addr)
         .await
@@ -99,17 +141,63 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             tick.tick().await;
             let now = SystemTime::now();
             reloader.poll(now);
-            if let Err(error) = own.refresh(&reload_ca.borrow(), now) {
-                tracing::error!(%error, "could not renew the controller's own certificate");
+            for own in [&mut own, &mut dst_own] {
+                if let Err(error) = own.refresh(&reload_ca.borrow(), now) {
+                    tracing::error!(%error, "could not renew a controller certificate");
+                }
             }
         }
     });
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
 
     let service = ztmesh_grpc::identity::IdentityService::new(ca, verifier);
     let router = tonic::transport::Server::builder()
         .timeout(Duration::from_secs(30))
         .add_service(service.into_server());
-    ztmesh_grpc::server::serve(listener, router, tls, shutdown_signal()).await?;
+    let identity = ztmesh_grpc::server::serve(listener, router, tls, stopped(stop_rx.clone()));
+
+    let policy = async {
+        let Some(dir) = &args.manifests else {
+            return Ok(());
+        };
+        let cluster = ztmesh_policy::ClusterInfo {
+            networks: args.cluster_networks.clone(),
+            default_policy: args
+                .default_inbound_policy
+                .parse()
+                .map_err(anyhow::Error::msg)?,
+            control_plane_ns: args.control_plane_namespace.clone(),
+            trust_domain: args.trust_domain.clone(),
+            ..Default::default()
+        };
+        let index = Arc::new(std::sync::Mutex::new(ztmesh_policy::Index::new(cluster)));
+        let mut store = ztmesh_store::ManifestDir::new(dir.clone());
+        policy::apply_scan(&mut store, &index);
+        tokio::spawn(policy::watch_manifests(store, index.clone()));
+        let listener = tokio::net::TcpListener::bind(args.policy_addr)
+            .await
+            .with_context(|| format!("binding the policy service to {}", args.policy_addr))?;
+        println!(
+            "policy service listening on {} (plaintext on loopback addresses, TLS as {dst_name} on others); manifests from {}",
+            listener.local_addr()?,
+            dir.display()
+        );
+        let router = tonic::transport::Server::builder()
+            .add_service(ztmesh_grpc::inbound::InboundPolicyService::new(index).into_server());
+        ztmesh_grpc::server::serve(listener, router, dst_tls, stopped(stop_rx.clone())).await?;
+        anyhow::Ok(())
+    };
+    let (identity, policy) = tokio::join!(identity, policy);
+    identity?;
+    policy?;
     println!("controller stopped");
     Ok(())
 }

@@ -111,14 +111,20 @@ pub fn controller(dir: &Path, extra: &[&str]) -> (Daemon, String) {
         .args(["--identity-addr", "127.0.0.1:0"])
         .args(extra);
     let mut daemon = Daemon::spawn(cmd);
-    let line = daemon.wait_for("identity service listening on ", Duration::from_secs(20));
-    let addr = line
-        .split("listening on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("address in the listening line")
-        .to_string();
+    let addr = daemon.listening_addr("identity service");
     (daemon, addr)
+}
+
+impl Daemon {
+    /// Waits for `{service} listening on ADDR` and returns ADDR.
+    pub fn listening_addr(&mut self, service: &str) -> String {
+        let line = self.wait_for(&format!("{service} listening on "), Duration::from_secs(20));
+        line.split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("address in the listening line")
+            .to_string()
+    }
 }
 
 /// Requests a certificate for `identity` with the CLI; writes into `out`.

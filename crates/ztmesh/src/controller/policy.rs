@@ -1,0 +1,78 @@
+//! The policy side of the controller: the manifests directory feeding the
+//! policy index, and `--check`.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use ztmesh_policy::Index;
+use ztmesh_resources::load::Severity;
+use ztmesh_store::ManifestDir;
+
+/// How often the manifests directory is read (changes land within 1s).
+pub const SCAN_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Applies one scan to the index; logs what it found.
+pub fn apply_scan(store: &mut ManifestDir, index: &Mutex<Index>) {
+    let changes = store.scan();
+    for d in &changes.diagnostics {
+        match d.severity {
+            Severity::Error => tracing::error!("{d}"),
+            Severity::Warning => tracing::warn!("{d}"),
+        }
+    }
+    for path in &changes.refused {
+        tracing::error!(file = %path.display(), "manifest refused; its previous content stays in force");
+    }
+    if changes.apply.is_empty() && changes.delete.is_empty() {
+        return;
+    }
+    let (applied, deleted) = (changes.apply.len(), changes.delete.len());
+    let mut index = index.lock().expect("policy index lock");
+    for key in &changes.delete {
+        index.delete(key);
+    }
+    for resource in changes.apply {
+        index.apply(resource);
+    }
+    tracing::info!(applied, deleted, dir = %store.dir().display(), "manifests applied");
+}
+
+/// Watches the directory forever.
+pub async fn watch_manifests(mut store: ManifestDir, index: Arc<Mutex<Index>>) {
+    let mut tick = tokio::time::interval(SCAN_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        apply_scan(&mut store, &index);
+    }
+}
+
+/// `--check`: validates every manifest, prints each problem, and fails on errors.
+pub fn check(dir: &Path) -> anyhow::Result<()> {
+    if !dir.is_dir() {
+        anyhow::bail!("{} is not a directory", dir.display());
+    }
+    let mut store = ManifestDir::new(dir);
+    let changes = store.scan();
+    for d in &changes.diagnostics {
+        println!("{d}");
+    }
+    let errors = changes
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    let warnings = changes.diagnostics.len() - errors;
+    let resources = store.resources().count();
+    if errors > 0 {
+        anyhow::bail!(
+            "{errors} error(s), {warnings} warning(s) in {}",
+            dir.display()
+        );
+    }
+    println!(
+        "ok: {resources} resource(s) valid, {warnings} warning(s) in {}",
+        dir.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! `ztmesh diagnose`: ask the control plane what it tells proxies.
+//!
+//! `inbound-policy` is a real InboundServerPolicies client (GetPort, or
+//! WatchPort with `--watch`) that prints each policy in a readable form:
+//! the server, its protocol, every authorization with its networks and
+//! clients, and every route with its matches and own authorizations.
+
+use anyhow::Context;
+use futures::StreamExt;
+use linkerd2_proxy_api::inbound::{
+    self as proto, inbound_server_policies_client::InboundServerPoliciesClient,
+};
+use std::fmt::Write;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Show the inbound policy the controller serves for a workload port.
+    InboundPolicy(InboundArgs),
+}
+
+#[derive(clap::Args)]
+pub struct InboundArgs {
+    /// host:port of the policy service.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    policy_addr: String,
+    /// The workload: ns:pod, {"ns":"…","pod":"…"} or {"ns":"…","external_workload":"…"}.
+    #[arg(long)]
+    workload: String,
+    #[arg(long)]
+    port: u16,
+    /// Keep the stream open and print every update (Ctrl-C to stop).
+    #[arg(long)]
+    watch: bool,
+    /// The identity the policy service must prove over TLS.
+    #[arg(
+        long,
+        default_value = "linkerd-destination.linkerd.serviceaccount.identity.linkerd.cluster.local"
+    )]
+    policy_svc_name: String,
+    /// Trust anchors, needed when the address is not loopback.
+    #[arg(long)]
+    trust_anchors: Option<std::path::PathBuf>,
+}
+
+pub fn run(cmd: Command) -> anyhow::Result<()> {
+    let Command::InboundPolicy(args) = cmd;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(inbound(args))
+}
+
+async fn inbound(args: InboundArgs) -> anyhow::Result<()> {
+    let roots = match &args.trust_anchors {
+        Some(path) => Some(ztmesh_tls::roots_from_pem(
+            &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        )?),
+        None => None,
+    };
+    let channel = ztmesh_grpc::client::channel(ztmesh_grpc::client::ControlPlaneTarget {
+        addr: args.policy_addr.clone(),
+        server_name: args.policy_svc_name.clone(),
+        roots,
+    })?;
+    let mut client = InboundServerPoliciesClient::new(channel);
+    let spec = proto::PortSpec {
+        workload: args.workload.clone(),
+        port: args.port.into(),
+    };
+    let failed = |s: tonic::Status| {
+        anyhow::anyhow!(
+            "policy service at {}: {:?}: {}",
+            args.policy_addr,
+            s.code(),
+            s.message()
+        )
+    };
+    if !args.watch {
+        let server = client.get_port(spec).await.map_err(failed)?.into_inner();
+        print!("{}", describe(&server));
+        return Ok(());
+    }
+    let mut stream = client.watch_port(spec).await.map_err(failed)?.into_inner();
+    let mut n = 0;
+    while let Some(update) = stream.next().await {
+        n += 1;
+        println!("--- update {n}");
+        print!("{}", describe(&update.map_err(failed)?));
+    }
+    println!("--- stream ended");
+    Ok(())
+}
+
+fn label<'a>(labels: &'a std::collections::HashMap<String, String>, key: &str) -> &'a str {
+    labels.get(key).map(String::as_str).unwrap_or("?")
+}
+
+/// A readable rendering of a proto Server.
+pub fn describe(server: &proto::Server) -> String {
+    use proto::proxy_protocol::Kind;
+    let mut out = String::new();
+    let (protocol, routes) = match server.protocol.as_ref().and_then(|p| p.kind.as_ref()) {
+        Some(Kind::Detect(d)) => (
+            format!(
+                "detect (timeout {}s)",
+                d.timeout.as_ref().map(|t| t.seconds).unwrap_or(0)
+            ),
+            d.http_routes.as_slice(),
+        ),
+        Some(Kind::Http1(h)) => ("HTTP/1".into(), h.routes.as_slice()),
+        Some(Kind::Http2(h)) => ("HTTP/2".into(), h.routes.as_slice()),
+        Some(Kind::Grpc(_)) => ("gRPC".into(), &[][..]),
+        Some(Kind::Opaque(_)) => ("opaque".into(), &[][..]),
+        Some(Kind::Tls(_)) => ("TLS".into(), &[][..]),
+        None => ("none".into(), &[][..]),
+    };
+    let what = match label(&server.labels, "kind") {
+        "default" => "default policy",
+        _ => "Server",
+    };
+    let _ = writeln!(
+        out,
+        "{what} {} (protocol {protocol})",
+        label(&server.labels, "name")
+    );
+    if server.authorizations.is_empty() {
+        let _ = writeln!(out, "  no server-wide authorizations");
+    }
+    for a in &server.authorizations {
+        describe_authz(&mut out, "  ", a);
+    }
+    for r in routes {
+        let name = match r.metadata.as_ref().and_then(|m| m.kind.as_ref()) {
+            Some(linkerd2_proxy_api::meta::metadata::Kind::Default(n)) => format!("default {n}"),
+            Some(linkerd2_proxy_api::meta::metadata::Kind::Resource(res)) => {
+                format!("{} {}", res.kind, res.name)
+            }
+            None => "?".into(),
+        };
+        let _ = writeln!(out, "  route {name}");
+        for rule in &r.rules {
+            let matches: Vec<String> = rule.matches.iter().map(describe_match).collect();
+            let _ = writeln!(out, "    match {}", matches.join(" | "));
+        }
+        for a in &r.authorizations {
+            describe_authz(&mut out, "    ", a);
+        }
+    }
+    out
+}
+
+fn describe_match(m: &linkerd2_proxy_api::http_route::HttpRouteMatch) -> String {
+    use linkerd2_proxy_api::http_route::path_match::Kind;
+    let method = m
+        .method
+        .clone()
+        .and_then(|m| http::Method::try_from(m).ok())
+        .map(|m| format!("{m} "))
+        .unwrap_or_default();
+    let path = match m.path.as_ref().and_then(|p| p.kind.as_ref()) {
+        Some(Kind::Exact(p)) => format!("exact {p}"),
+        Some(Kind::Prefix(p)) => format!("prefix {p}"),
+        Some(Kind::Regex(p)) => format!("regex {p}"),
+        None => "any path".into(),
+    };
+    format!("{method}{path}")
+}
+
+fn describe_authz(out: &mut String, indent: &str, a: &proto::Authz) {
+    use proto::authn::{Permit, permit_mesh_tls::Clients};
+    let nets: Vec<String> = a
+        .networks
+        .iter()
+        .filter_map(|n| n.net.and_then(|net| ipnet::IpNet::try_from(net).ok()))
+        .map(|n| n.to_string())
+        .collect();
+    let clients = match a.authentication.as_ref().and_then(|x| x.permit.as_ref()) {
+        Some(Permit::Unauthenticated(_)) => "any client".to_string(),
+        Some(Permit::MeshTls(m)) => match &m.clients {
+            Some(Clients::Unauthenticated(_)) => "any TLS client".into(),
+            Some(Clients::Identities(ids)) => {
+                let mut names: Vec<String> =
+                    ids.identities.iter().map(|i| i.name.clone()).collect();
+                names.extend(ids.suffixes.iter().map(|s| {
+                    if s.parts.is_empty() {
+                        "*".to_string()
+                    } else {
+                        format!("*.{}", s.parts.join("."))
+                    }
+                }));
+                format!("mesh TLS as {}", names.join(", "))
+            }
+            None => "nobody".into(),
+        },
+        None => "nobody".into(),
+    };
+    let _ = writeln!(
+        out,
+        "{indent}authz {} {}: {clients}; from {}",
+        label(&a.labels, "kind"),
+        label(&a.labels, "name"),
+        nets.join(", ")
+    );
+}

@@ -1,0 +1,225 @@
+//! The controller's policy side with the real binary: manifests on disk,
+//! a WatchPort stream that follows edits, refusals, and `--check`.
+
+mod support;
+
+use futures::StreamExt;
+use linkerd2_proxy_api::inbound::PortSpec;
+use linkerd2_proxy_api::inbound::inbound_server_policies_client::InboundServerPoliciesClient;
+use std::time::Duration;
+use support::*;
+
+const AUTHORS: &str = "apiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmetadata: {name: authors, namespace: booksapp}\nspec: {podSelector: {matchLabels: {app: authors}}, port: 7001, proxyProtocol: HTTP/1}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: authors, namespace: booksapp, labels: {app: authors}}\nspec:\n  serviceAccountName: authors\n  containers: [{name: app, image: authors, ports: [{name: http, containerPort: 7001}]}]\n";
+
+fn seeds() -> std::path::PathBuf {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/seeds");
+    assert!(
+        dir.is_dir(),
+        "seed fixtures expected at {} (shared/ beside the repository)",
+        dir.display()
+    );
+    dir
+}
+
+/// The identities allowed on the authors route, from a proto Server.
+fn route_identities(server: &linkerd2_proxy_api::inbound::Server) -> Vec<String> {
+    use linkerd2_proxy_api::inbound::authn::{Permit, permit_mesh_tls::Clients};
+    use linkerd2_proxy_api::inbound::proxy_protocol::Kind;
+    let Some(Kind::Http1(h)) = server.protocol.as_ref().and_then(|p| p.kind.clone()) else {
+        panic!("HTTP/1 expected: {server:?}")
+    };
+    let authz = &h.routes[0].authorizations[0];
+    assert_eq!(authz.labels["name"], "authors-get-policy");
+    match authz.authentication.as_ref().and_then(|a| a.permit.clone()) {
+        Some(Permit::MeshTls(m)) => match m.clients {
+            Some(Clients::Identities(ids)) => ids.identities.into_iter().map(|i| i.name).collect(),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn watch_port_follows_manifest_edits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("identity");
+    run_ok(ztmesh().args(["install", "--dir"]).arg(&d));
+    let m = tmp.path().join("manifests");
+    std::fs::create_dir(&m).unwrap();
+    for f in [
+        "seed003-booksapp-authors.yaml",
+        "seed002-server-authorization.yaml",
+    ] {
+        std::fs::copy(seeds().join(f), m.join(f)).unwrap();
+    }
+    std::fs::write(m.join("authors.yaml"), AUTHORS).unwrap();
+
+    let mut cmd = ztmesh();
+    cmd.args([
+        "controller",
+        "--identity-addr",
+        "127.0.0.1:0",
+        "--policy-addr",
+        "127.0.0.1:0",
+        "--identity-dir",
+    ])
+    .arg(&d)
+    .arg("--manifests")
+    .arg(&m);
+    let mut controller = Daemon::spawn(cmd);
+    let policy_addr = controller.listening_addr("policy service");
+
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{policy_addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = InboundServerPoliciesClient::new(channel);
+    let spec = |workload: &str, port| PortSpec {
+        workload: workload.into(),
+        port,
+    };
+    let mut stream = client
+        .watch_port(spec(r#"{"ns":"booksapp","pod":"authors"}"#, 7001))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.next().await.unwrap().unwrap();
+    assert_eq!(first.labels["name"], "authors");
+    assert_eq!(first.labels["kind"], "server");
+    assert_eq!(
+        route_identities(&first),
+        vec![
+            "books.booksapp.serviceaccount.identity.linkerd.cluster.local",
+            "webapp.booksapp.serviceaccount.identity.linkerd.cluster.local"
+        ]
+    );
+
+    // Edit the MeshTLSAuthentication on disk: the stream delivers the change.
+    let f = m.join("seed003-booksapp-authors.yaml");
+    let text = std::fs::read_to_string(&f)
+        .unwrap()
+        .replace("webapp.booksapp", "reviews.booksapp");
+    std::fs::write(&f, text).unwrap();
+    let started = std::time::Instant::now();
+    let second = tokio::time::timeout(Duration::from_secs(2), stream.next())
+        .await
+        .expect("an update within 2s")
+        .unwrap()
+        .unwrap();
+    assert!(
+        route_identities(&second).contains(
+            &"reviews.booksapp.serviceaccount.identity.linkerd.cluster.local".to_string()
+        )
+    );
+    eprintln!(
+        "edit reached the WatchPort stream in {:?}",
+        started.elapsed()
+    );
+
+    // A bad edit is refused: no update, the error is logged with its field.
+    std::fs::write(
+        m.join("authors.yaml"),
+        AUTHORS.replace("port: 7001,", "port: 7001, colour: red,"),
+    )
+    .unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), stream.next())
+            .await
+            .is_err(),
+        "no update for a refused file"
+    );
+    assert!(
+        controller
+            .output()
+            .contains("spec.colour: unknown field `colour`"),
+        "{}",
+        controller.output()
+    );
+
+    // Deleting the Server falls back to the default policy.
+    std::fs::write(
+        m.join("authors.yaml"),
+        AUTHORS.split("---\n").nth(1).unwrap(),
+    )
+    .unwrap();
+    let third = tokio::time::timeout(Duration::from_secs(2), stream.next())
+        .await
+        .expect("an update")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (third.labels["kind"].as_str(), third.labels["name"].as_str()),
+        ("default", "all-unauthenticated")
+    );
+
+    // GetPort: the seed's legacy authorization, and the error codes.
+    let api = {
+        std::fs::write(m.join("api.yaml"), "apiVersion: v1\nkind: Pod\nmetadata: {name: api, namespace: my-app, labels: {app: my-api}}\nspec: {containers: [{name: c, image: x}]}\n").unwrap();
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        client
+            .get_port(spec("my-app:api", 8080))
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    assert_eq!(api.labels["name"], "api-server");
+    assert_eq!(api.authorizations[0].labels["kind"], "serverauthorization");
+    assert!(
+        !api.authorizations[0].networks.is_empty(),
+        "the proxy needs at least one network per authorization"
+    );
+    let err = client
+        .get_port(spec("my-app:nobody", 8080))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
+    let err = client
+        .get_port(spec("not a workload", 8080))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    let err = client
+        .get_port(spec("my-app:api", 70000))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+}
+
+#[test]
+fn check_validates_manifests() {
+    let out = run_ok(
+        ztmesh()
+            .args(["controller", "--check", "--manifests"])
+            .arg(seeds()),
+    );
+    assert!(
+        out.contains("ok: 7 resource(s) valid, 3 warning(s)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("change apiVersion to policy.linkerd.io/v1beta1"),
+        "{out}"
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("bad.yaml"),
+        AUTHORS.replace("podSelector", "podSelecter"),
+    )
+    .unwrap();
+    let out = ztmesh()
+        .args(["controller", "--check", "--manifests"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("bad.yaml document 1 (Server booksapp/authors) spec.podSelecter: unknown field `podSelecter`"), "{stdout}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1 error(s)"),
+        "{}",
+        describe(&out)
+    );
+}
