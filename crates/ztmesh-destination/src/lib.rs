@@ -1,0 +1,18 @@
+//! The destination index: where a Service's traffic may go, and how.
+//! Domain only: no kube, no tonic; the gRPC adapter streams it as Linkerd's
+//! `Destination.Get` / `GetProfile`.
+//!
+//! - [`model`]: endpoints (address, TLS identity and server name, protocol
+//!   hint, opaque transport port, metric labels), endpoint sets, profiles.
+//! - [`target`]: parsing what a proxy asks for (`svc.ns.svc.cluster.local:port`
+//!   or `ip:port`).
+//! - [`index`]: Services, Pods, ExternalWorkloads and ServiceProfiles in;
+//!   one `watch` channel per (service, port) and per profile target out.
+
+pub mod index;
+pub mod model;
+pub mod target;
+
+pub use self::index::{DestinationCluster, Index};
+pub use self::model::*;
+pub use self::target::Target;
