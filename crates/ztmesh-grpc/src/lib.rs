@@ -5,6 +5,8 @@
 //! - [`identity`]: `io.linkerd.proxy.identity.Identity/Certify` over the
 //!   identity domain's [`ztmesh_identity::certify`], mapping its typed
 //!   refusals to gRPC status codes in one place.
+//! - [`inbound`] and [`destination`]: InboundServerPolicies and Destination
+//!   over the policy and destination indexes.
 //! - [`server`]: the listener every controller service uses: plaintext for
 //!   connections accepted on a loopback address, TLS with the controller's
 //!   own identity for any other.
@@ -14,6 +16,7 @@
 
 pub mod client;
 pub mod conn;
+pub mod destination;
 pub mod identity;
 pub mod inbound;
 pub mod server;

@@ -223,3 +223,141 @@ fn check_validates_manifests() {
         describe(&out)
     );
 }
+
+#[tokio::test]
+async fn destination_streams_endpoints_and_profiles() {
+    use linkerd2_proxy_api::destination::destination_client::DestinationClient;
+    use linkerd2_proxy_api::destination::{GetDestination, update::Update};
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("identity");
+    run_ok(ztmesh().args(["install", "--dir"]).arg(&d));
+    let m = tmp.path().join("manifests");
+    std::fs::create_dir(&m).unwrap();
+    std::fs::copy(
+        seeds().join("seed002-service-profile.yaml"),
+        m.join("profile.yaml"),
+    )
+    .unwrap();
+    std::fs::write(
+        m.join("api.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: api-server, namespace: my-app}\nspec: {selector: {app: api-server}, ports: [{port: 8080}]}\n---\napiVersion: workload.linkerd.io/v1beta1\nkind: ExternalWorkload\nmetadata: {name: api-1, namespace: my-app, labels: {app: api-server}, annotations: {config.ztmesh.io/proxy-mode: explicit}}\nspec:\n  meshTLS: {identity: api-server.my-app.serviceaccount.identity.linkerd.cluster.local, serverName: api-server.my-app.serviceaccount.identity.linkerd.cluster.local}\n  workloadIPs: [{ip: 127.0.1.1}]\n  ports: [{port: 8080}]\n",
+    )
+    .unwrap();
+    let mut cmd = ztmesh();
+    cmd.args([
+        "controller",
+        "--identity-addr",
+        "127.0.0.1:0",
+        "--policy-addr",
+        "127.0.0.1:0",
+        "--destination-addr",
+        "127.0.0.1:0",
+        "--identity-dir",
+    ])
+    .arg(&d)
+    .arg("--manifests")
+    .arg(&m);
+    let mut controller = Daemon::spawn(cmd);
+    let addr = controller.listening_addr("destination service");
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = DestinationClient::new(channel);
+    let dst = |path: &str| GetDestination {
+        scheme: "k8s".into(),
+        path: path.into(),
+        context_token: String::new(),
+    };
+    let mut stream = client
+        .get(dst("api-server.my-app.svc.cluster.local:8080"))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.next().await.unwrap().unwrap();
+    let Some(Update::Add(set)) = first.update else {
+        panic!("{first:?}")
+    };
+    let ep = &set.addrs[0];
+    assert_eq!(
+        std::net::SocketAddr::try_from(ep.addr.unwrap())
+            .unwrap()
+            .to_string(),
+        "127.0.1.1:8080"
+    );
+    assert_eq!(
+        ep.protocol_hint
+            .as_ref()
+            .unwrap()
+            .opaque_transport
+            .as_ref()
+            .unwrap()
+            .inbound_port,
+        4143
+    );
+    assert_eq!(set.metric_labels["service"], "api-server");
+
+    // A second workload joins, then leaves.
+    let second = "apiVersion: workload.linkerd.io/v1beta1\nkind: ExternalWorkload\nmetadata: {name: api-2, namespace: my-app, labels: {app: api-server}}\nspec:\n  meshTLS: {identity: api-server.my-app.serviceaccount.identity.linkerd.cluster.local, serverName: api-server.my-app.serviceaccount.identity.linkerd.cluster.local}\n  workloadIPs: [{ip: 127.0.1.2}]\n  ports: [{port: 8080}]\n";
+    std::fs::write(m.join("api-2.yaml"), second).unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(2), stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let Some(Update::Add(set)) = next.update else {
+        panic!("{next:?}")
+    };
+    assert_eq!(set.addrs.len(), 1);
+    std::fs::remove_file(m.join("api-2.yaml")).unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(2), stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(next.update, Some(Update::Remove(ref r)) if r.addrs.len() == 1),
+        "{next:?}"
+    );
+
+    let mut profiles = client
+        .get_profile(dst("api-server.my-app.svc.cluster.local:8080"))
+        .await
+        .unwrap()
+        .into_inner();
+    let profile = profiles.next().await.unwrap().unwrap();
+    assert_eq!(
+        profile.fully_qualified_name,
+        "api-server.my-app.svc.cluster.local"
+    );
+    let names: Vec<_> = profile
+        .routes
+        .iter()
+        .map(|r| {
+            (
+                r.metrics_labels["route"].clone(),
+                r.is_retryable,
+                r.timeout.unwrap().seconds,
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("GET /api/users".to_string(), true, 5),
+            ("POST /api/orders".to_string(), false, 10)
+        ]
+    );
+    // By the workload's address: the endpoint and its identity.
+    let mut by_ip = client
+        .get_profile(dst("127.0.1.1:8080"))
+        .await
+        .unwrap()
+        .into_inner();
+    let p = by_ip.next().await.unwrap().unwrap();
+    let ep = p.endpoint.expect("a known endpoint");
+    assert!(ep.tls_identity.is_some());
+    let err = client.get(dst("not-a-service")).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+}

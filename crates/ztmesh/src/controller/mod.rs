@@ -38,6 +38,12 @@ pub struct Args {
     /// Where InboundServerPolicies listens (needs --manifests).
     #[arg(long, default_value = "127.0.0.1:8090")]
     policy_addr: SocketAddr,
+    /// Where Destination (Get, GetProfile) listens (needs --manifests).
+    #[arg(long, default_value = "127.0.0.1:8086")]
+    destination_addr: SocketAddr,
+    /// The cluster's DNS domain, in service names (`svc.ns.svc.DOMAIN`).
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
     /// Networks the cluster-* default policies and legacy ServerAuthorizations trust.
     #[arg(
         long,
@@ -178,21 +184,59 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             trust_domain: args.trust_domain.clone(),
             ..Default::default()
         };
-        let index = Arc::new(std::sync::Mutex::new(ztmesh_policy::Index::new(cluster)));
+        let indexes = policy::Indexes {
+            policy: Arc::new(std::sync::Mutex::new(ztmesh_policy::Index::new(cluster))),
+            destination: Arc::new(std::sync::Mutex::new(ztmesh_destination::Index::new(
+                ztmesh_destination::DestinationCluster {
+                    control_plane_ns: args.control_plane_namespace.clone(),
+                    trust_domain: args.trust_domain.clone(),
+                    cluster_domain: args.cluster_domain.clone(),
+                },
+            ))),
+        };
         let mut store = ztmesh_store::ManifestDir::new(dir.clone());
-        policy::apply_scan(&mut store, &index);
-        tokio::spawn(policy::watch_manifests(store, index.clone()));
-        let listener = tokio::net::TcpListener::bind(args.policy_addr)
-            .await
-            .with_context(|| format!("binding the policy service to {}", args.policy_addr))?;
+        policy::apply_scan(&mut store, &indexes);
+        tokio::spawn(policy::watch_manifests(store, indexes.clone()));
+
+        let bind = |addr: SocketAddr, what: &'static str| async move {
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the {what} service to {addr}"))
+        };
+        let policy_listener = bind(args.policy_addr, "policy").await?;
+        let destination_listener = bind(args.destination_addr, "destination").await?;
         println!(
             "policy service listening on {} (plaintext on loopback addresses, TLS as {dst_name} on others); manifests from {}",
-            listener.local_addr()?,
+            policy_listener.local_addr()?,
             dir.display()
         );
-        let router = tonic::transport::Server::builder()
-            .add_service(ztmesh_grpc::inbound::InboundPolicyService::new(index).into_server());
-        ztmesh_grpc::server::serve(listener, router, dst_tls, stopped(stop_rx.clone())).await?;
+        println!(
+            "destination service listening on {} (plaintext on loopback addresses, TLS as {dst_name} on others)",
+            destination_listener.local_addr()?
+        );
+        let policy_router = tonic::transport::Server::builder().add_service(
+            ztmesh_grpc::inbound::InboundPolicyService::new(indexes.policy.clone()).into_server(),
+        );
+        let destination_router = tonic::transport::Server::builder().add_service(
+            ztmesh_grpc::destination::DestinationService::new(indexes.destination.clone())
+                .into_server(),
+        );
+        let (p, d) = tokio::join!(
+            ztmesh_grpc::server::serve(
+                policy_listener,
+                policy_router,
+                dst_tls.clone(),
+                stopped(stop_rx.clone())
+            ),
+            ztmesh_grpc::server::serve(
+                destination_listener,
+                destination_router,
+                dst_tls,
+                stopped(stop_rx.clone())
+            ),
+        );
+        p?;
+        d?;
         anyhow::Ok(())
     };
     let (identity, policy) = tokio::join!(identity, policy);

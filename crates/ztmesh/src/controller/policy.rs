@@ -1,5 +1,5 @@
-//! The policy side of the controller: the manifests directory feeding the
-//! policy index, and `--check`.
+//! The resource side of the controller: the manifests directory feeding
+//! the policy and destination indexes, and `--check`.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -11,8 +11,15 @@ use ztmesh_store::ManifestDir;
 /// How often the manifests directory is read (changes land within 1s).
 pub const SCAN_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Applies one scan to the index; logs what it found.
-pub fn apply_scan(store: &mut ManifestDir, index: &Mutex<Index>) {
+/// The indexes one manifests directory feeds.
+#[derive(Clone)]
+pub struct Indexes {
+    pub policy: Arc<Mutex<Index>>,
+    pub destination: Arc<Mutex<ztmesh_destination::Index>>,
+}
+
+/// Applies one scan to the indexes; logs what it found.
+pub fn apply_scan(store: &mut ManifestDir, indexes: &Indexes) {
     let changes = store.scan();
     for d in &changes.diagnostics {
         match d.severity {
@@ -27,23 +34,26 @@ pub fn apply_scan(store: &mut ManifestDir, index: &Mutex<Index>) {
         return;
     }
     let (applied, deleted) = (changes.apply.len(), changes.delete.len());
-    let mut index = index.lock().expect("policy index lock");
+    let mut policy = indexes.policy.lock().expect("policy index lock");
+    let mut destination = indexes.destination.lock().expect("destination index lock");
     for key in &changes.delete {
-        index.delete(key);
+        policy.delete(key);
+        destination.delete(key);
     }
     for resource in changes.apply {
-        index.apply(resource);
+        destination.apply(resource.clone());
+        policy.apply(resource);
     }
     tracing::info!(applied, deleted, dir = %store.dir().display(), "manifests applied");
 }
 
 /// Watches the directory forever.
-pub async fn watch_manifests(mut store: ManifestDir, index: Arc<Mutex<Index>>) {
+pub async fn watch_manifests(mut store: ManifestDir, indexes: Indexes) {
     let mut tick = tokio::time::interval(SCAN_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        apply_scan(&mut store, &index);
+        apply_scan(&mut store, &indexes);
     }
 }
 
