@@ -92,6 +92,10 @@ impl Index {
         self.namespaces.get(ns)
     }
 
+    pub fn namespaces(&self) -> impl Iterator<Item = (&str, &NsResources)> {
+        self.namespaces.iter().map(|(ns, r)| (ns.as_str(), r))
+    }
+
     pub fn workload(&self, ns: &str, workload: &WorkloadRef) -> Option<&Workload> {
         self.workloads.get(&(ns.to_string(), workload.clone()))
     }

@@ -9,11 +9,14 @@
 //!   `tokio::sync::watch` channel that receives its recomputed policy.
 //! - [`compute`]: how one workload port's policy is derived, rule by rule
 //!   as Linkerd's policy controller derives it.
+//! - [`references`]: warnings only visible across objects (dangling
+//!   references, Servers competing for a port).
 
 pub mod compute;
 pub mod defaults;
 pub mod index;
 pub mod model;
+pub mod references;
 
 pub use self::defaults::{ClusterInfo, DefaultPolicy};
 pub use self::index::{Index, WorkloadRef};

@@ -442,3 +442,48 @@ fn external_workloads_use_their_own_selector() {
         .unwrap();
     assert_eq!(srv.reference, ServerRef::Server("vms".into()));
 }
+
+#[test]
+fn cross_object_findings() {
+    let mut index = Index::new(ClusterInfo::default());
+    apply(
+        &mut index,
+        "apiVersion: policy.linkerd.io/v1beta1\nkind: ServerAuthorization\nmetadata: {name: orphan, namespace: a}\nspec: {server: {name: nope}, client: {unauthenticated: true}}\n---\napiVersion: policy.linkerd.io/v1alpha1\nkind: AuthorizationPolicy\nmetadata: {name: ap, namespace: a}\nspec:\n  targetRef: {group: policy.linkerd.io, kind: Server, name: web}\n  requiredAuthenticationRefs: [{group: policy.linkerd.io, kind: MeshTLSAuthentication, name: missing}]\n---\napiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmetadata: {name: web, namespace: a}\nspec: {podSelector: {}, port: 8080}\n---\napiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmetadata: {name: web2, namespace: a}\nspec: {podSelector: {}, port: http}\n",
+    );
+    apply(&mut index, &pod("a", "x", "", ""));
+    let found: Vec<String> = ztmesh_policy::references::findings(&index)
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    assert_eq!(found.len(), 3, "{found:#?}");
+    assert!(found[0].starts_with("AuthorizationPolicy a/ap: spec.requiredAuthenticationRefs[0]: MeshTLSAuthentication a/missing does not exist"), "{}", found[0]);
+    assert!(
+        found[1].starts_with(
+            "Server a/web2: Pod(\"x\") port 8080 is already selected by the older Server web"
+        ),
+        "{}",
+        found[1]
+    );
+    assert!(
+        found[2].starts_with(
+            "ServerAuthorization a/orphan: spec.server.name: Server a/nope does not exist"
+        ),
+        "{}",
+        found[2]
+    );
+
+    // The seed fixtures reference each other correctly except the booksapp
+    // route's parent Server, which the seed leaves to the user.
+    let mut index = Index::new(ClusterInfo::default());
+    apply(&mut index, &seed("seed003-booksapp-authors.yaml"));
+    let found: Vec<String> = ztmesh_policy::references::findings(&index)
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            "HTTPRoute.policy.linkerd.io booksapp/authors-get-route: spec.parentRefs[0]: Server booksapp/authors does not exist"
+        ]
+    );
+}

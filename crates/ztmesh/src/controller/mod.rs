@@ -196,6 +196,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         };
         let mut store = ztmesh_store::ManifestDir::new(dir.clone());
         policy::apply_scan(&mut store, &indexes);
+        for f in
+            ztmesh_policy::references::findings(&indexes.policy.lock().expect("policy index lock"))
+        {
+            tracing::warn!("{f}");
+        }
         tokio::spawn(policy::watch_manifests(store, indexes.clone()));
 
         let bind = |addr: SocketAddr, what: &'static str| async move {

@@ -18,8 +18,8 @@ pub struct Indexes {
     pub destination: Arc<Mutex<ztmesh_destination::Index>>,
 }
 
-/// Applies one scan to the indexes; logs what it found.
-pub fn apply_scan(store: &mut ManifestDir, indexes: &Indexes) {
+/// Applies one scan to the indexes; logs what it found. True if anything changed.
+pub fn apply_scan(store: &mut ManifestDir, indexes: &Indexes) -> bool {
     let changes = store.scan();
     for d in &changes.diagnostics {
         match d.severity {
@@ -31,7 +31,7 @@ pub fn apply_scan(store: &mut ManifestDir, indexes: &Indexes) {
         tracing::error!(file = %path.display(), "manifest refused; its previous content stays in force");
     }
     if changes.apply.is_empty() && changes.delete.is_empty() {
-        return;
+        return false;
     }
     let (applied, deleted) = (changes.apply.len(), changes.delete.len());
     let mut policy = indexes.policy.lock().expect("policy index lock");
@@ -45,15 +45,27 @@ pub fn apply_scan(store: &mut ManifestDir, indexes: &Indexes) {
         policy.apply(resource);
     }
     tracing::info!(applied, deleted, dir = %store.dir().display(), "manifests applied");
+    true
 }
 
-/// Watches the directory forever.
+/// Watches the directory forever; logs each cross-object finding once.
 pub async fn watch_manifests(mut store: ManifestDir, indexes: Indexes) {
     let mut tick = tokio::time::interval(SCAN_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reported = std::collections::BTreeSet::new();
     loop {
         tick.tick().await;
-        apply_scan(&mut store, &indexes);
+        if apply_scan(&mut store, &indexes) {
+            let findings = ztmesh_policy::references::findings(
+                &indexes.policy.lock().expect("policy index lock"),
+            );
+            for f in &findings {
+                if !reported.contains(f) {
+                    tracing::warn!("{f}");
+                }
+            }
+            reported = findings.into_iter().collect();
+        }
     }
 }
 
