@@ -5,7 +5,8 @@
 //! - [`identity`]: `io.linkerd.proxy.identity.Identity/Certify` over the
 //!   identity domain's [`ztmesh_identity::certify`], mapping its typed
 //!   refusals to gRPC status codes in one place.
-//! - [`inbound`] and [`destination`]: InboundServerPolicies and Destination
+//! - [`inbound`], [`outbound`] and [`destination`]: InboundServerPolicies,
+//!   OutboundPolicies and Destination
 //!   over the policy and destination indexes.
 //! - [`server`]: the listener every controller service uses: plaintext for
 //!   connections accepted on a loopback address, TLS with the controller's
@@ -19,4 +20,5 @@ pub mod conn;
 pub mod destination;
 pub mod identity;
 pub mod inbound;
+pub mod outbound;
 pub mod server;

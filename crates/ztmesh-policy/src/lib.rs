@@ -1,5 +1,6 @@
-//! The inbound policy index: which clients may reach each port of each
-//! workload, and on which routes. Domain only: no kube, no tonic; the gRPC
+//! The policy indexes: inbound (which clients may reach each port of each
+//! workload, and on which routes) and outbound (how clients route to a
+//! Service). Domain only: no kube, no tonic; the gRPC
 //! adapter turns an [`InboundServer`] into linkerd2-proxy-api's `Server`.
 //!
 //! - [`model`]: the computed policy (`InboundServer`, authorizations, routes).
@@ -9,6 +10,8 @@
 //!   `tokio::sync::watch` channel that receives its recomputed policy.
 //! - [`compute`]: how one workload port's policy is derived, rule by rule
 //!   as Linkerd's policy controller derives it.
+//! - [`outbound`]: what client proxies do with traffic to a Service port
+//!   (HTTPRoutes with weighted backends, timeouts, failure accrual).
 //! - [`references`]: warnings only visible across objects (dangling
 //!   references, Servers competing for a port).
 
@@ -16,6 +19,7 @@ pub mod compute;
 pub mod defaults;
 pub mod index;
 pub mod model;
+pub mod outbound;
 pub mod references;
 
 pub use self::defaults::{ClusterInfo, DefaultPolicy};

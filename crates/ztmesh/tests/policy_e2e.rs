@@ -360,4 +360,37 @@ async fn destination_streams_endpoints_and_profiles() {
     assert!(ep.tls_identity.is_some());
     let err = client.get(dst("not-a-service")).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
+
+    // OutboundPolicies on the policy port: the default route to the Service,
+    // and NOT_FOUND for what is not a Service port (the proxy falls back).
+    use linkerd2_proxy_api::outbound::outbound_policies_client::OutboundPoliciesClient;
+    use linkerd2_proxy_api::outbound::{TrafficSpec, traffic_spec::Target};
+    let policy_addr = controller.listening_addr("policy service");
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{policy_addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut outbound = OutboundPoliciesClient::new(channel);
+    let spec = |authority: &str| TrafficSpec {
+        source_workload: "my-app:client".into(),
+        target: Some(Target::Authority(authority.into())),
+    };
+    let policy = outbound
+        .get(spec("api-server.my-app.svc.cluster.local:8080"))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(linkerd2_proxy_api::outbound::proxy_protocol::Kind::Detect(detect)) =
+        policy.protocol.and_then(|p| p.kind)
+    else {
+        panic!("detect expected")
+    };
+    let routes = detect.http1.unwrap().routes;
+    assert_eq!(routes.len(), 1);
+    let err = outbound
+        .get(spec("nothing.my-app.svc.cluster.local:80"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
 }

@@ -186,6 +186,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         };
         let indexes = policy::Indexes {
             policy: Arc::new(std::sync::Mutex::new(ztmesh_policy::Index::new(cluster))),
+            outbound: Arc::new(std::sync::Mutex::new(
+                ztmesh_policy::outbound::OutboundIndex::new(&args.cluster_domain),
+            )),
             destination: Arc::new(std::sync::Mutex::new(ztmesh_destination::Index::new(
                 ztmesh_destination::DestinationCluster {
                     control_plane_ns: args.control_plane_namespace.clone(),
@@ -219,9 +222,15 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             "destination service listening on {} (plaintext on loopback addresses, TLS as {dst_name} on others)",
             destination_listener.local_addr()?
         );
-        let policy_router = tonic::transport::Server::builder().add_service(
-            ztmesh_grpc::inbound::InboundPolicyService::new(indexes.policy.clone()).into_server(),
-        );
+        let policy_router = tonic::transport::Server::builder()
+            .add_service(
+                ztmesh_grpc::inbound::InboundPolicyService::new(indexes.policy.clone())
+                    .into_server(),
+            )
+            .add_service(
+                ztmesh_grpc::outbound::OutboundPolicyService::new(indexes.outbound.clone())
+                    .into_server(),
+            );
         let destination_router = tonic::transport::Server::builder().add_service(
             ztmesh_grpc::destination::DestinationService::new(indexes.destination.clone())
                 .into_server(),

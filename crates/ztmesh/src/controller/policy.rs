@@ -15,6 +15,7 @@ pub const SCAN_INTERVAL: Duration = Duration::from_millis(500);
 #[derive(Clone)]
 pub struct Indexes {
     pub policy: Arc<Mutex<Index>>,
+    pub outbound: Arc<Mutex<ztmesh_policy::outbound::OutboundIndex>>,
     pub destination: Arc<Mutex<ztmesh_destination::Index>>,
 }
 
@@ -35,12 +36,15 @@ pub fn apply_scan(store: &mut ManifestDir, indexes: &Indexes) -> bool {
     }
     let (applied, deleted) = (changes.apply.len(), changes.delete.len());
     let mut policy = indexes.policy.lock().expect("policy index lock");
+    let mut outbound = indexes.outbound.lock().expect("outbound index lock");
     let mut destination = indexes.destination.lock().expect("destination index lock");
     for key in &changes.delete {
         policy.delete(key);
+        outbound.delete(key);
         destination.delete(key);
     }
     for resource in changes.apply {
+        outbound.apply(&resource);
         destination.apply(resource.clone());
         policy.apply(resource);
     }
