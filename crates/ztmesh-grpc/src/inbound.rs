@@ -166,7 +166,7 @@ pub fn to_proto(srv: &InboundServer) -> proto::Server {
     };
     proto::Server {
         protocol: Some(proto::ProxyProtocol { kind: Some(kind) }),
-        server_ips: vec![],
+        server_ips: srv.server_ips.iter().map(|ip| (*ip).into()).collect(),
         authorizations: authorizations(&srv.authorizations),
         labels,
     }

@@ -76,6 +76,7 @@ fn default_server(index: &Index, ns: &str, wl: &Workload, port: u16) -> InboundS
     };
     InboundServer {
         reference: ServerRef::Default(policy.as_str()),
+        server_ips: wl.ips.clone(),
         protocol,
         authorizations: policy.authorizations(cluster),
         http_routes: default_http_routes(index, wl, port),
@@ -208,6 +209,7 @@ fn server_policy(
     };
     InboundServer {
         reference: ServerRef::Server(name.to_string()),
+        server_ips: wl.ips.clone(),
         protocol,
         authorizations,
         http_routes,

@@ -30,6 +30,7 @@ pub enum WorkloadRef {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Workload {
     pub labels: Labels,
+    pub ips: Vec<std::net::IpAddr>,
     pub external: bool,
     pub default_policy: Option<DefaultPolicy>,
     pub opaque_ports: BTreeSet<u16>,
@@ -367,6 +368,20 @@ fn pod_workload(pod: &Pod) -> Workload {
         opaque_ports: opaque_ports(meta.annotations.as_ref()),
         ..Default::default()
     };
+    let status = pod.status.as_ref();
+    wl.ips = status
+        .and_then(|s| s.pod_ips.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.ip.parse().ok())
+        .collect();
+    if wl.ips.is_empty() {
+        wl.ips.extend(
+            status
+                .and_then(|s| s.pod_ip.as_ref())
+                .and_then(|ip| ip.parse::<std::net::IpAddr>().ok()),
+        );
+    }
     let containers = pod.spec.iter().flat_map(|s| s.containers.iter());
     for c in containers.clone() {
         for p in c.ports.iter().flatten() {
@@ -411,6 +426,7 @@ fn external_workload(o: &Object<ExternalWorkloadSpec>) -> Workload {
         opaque_ports: opaque_ports(meta.annotations.as_ref()),
         ..Default::default()
     };
+    wl.ips = o.spec.workload_ips.iter().flatten().map(|w| w.ip).collect();
     for p in o.spec.ports.iter().flatten() {
         if let Some(name) = &p.name {
             wl.port_names

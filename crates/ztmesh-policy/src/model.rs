@@ -74,6 +74,8 @@ pub struct NetworkMatch {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InboundServer {
     pub reference: ServerRef,
+    /// The workload's addresses, on which the proxy serves this port.
+    pub server_ips: Vec<std::net::IpAddr>,
     pub protocol: ProxyProtocol,
     pub authorizations: BTreeMap<AuthorizationRef, ClientAuthorization>,
     pub http_routes: BTreeMap<RouteRef, HttpRoute>,

@@ -23,6 +23,7 @@ pub fn findings(index: &Index) -> Vec<Finding> {
     let mut out = Vec::new();
     for (ns, res) in index.namespaces() {
         dangling(index, ns, res, &mut out);
+        port_names(index, ns, res, &mut out);
     }
     conflicts(index, &mut out);
     out.sort();
@@ -100,6 +101,40 @@ fn dangling(index: &Index, ns: &str, res: &NsResources, out: &mut Vec<Finding>) 
                     ),
                 );
             }
+        }
+    }
+}
+
+/// A Server naming a port that none of the workloads it selects defines
+/// applies nowhere.
+fn port_names(index: &Index, ns: &str, res: &NsResources, out: &mut Vec<Finding>) {
+    for (name, server) in &res.servers {
+        let Port::Name(port) = &server.spec.port else {
+            continue;
+        };
+        let selected: Vec<_> = index
+            .workloads()
+            .filter(|(wl_ns, _, wl)| {
+                let selector = if wl.external {
+                    &server.spec.external_workload_selector
+                } else {
+                    &server.spec.pod_selector
+                };
+                *wl_ns == ns && selector.as_ref().is_some_and(|s| s.matches(&wl.labels))
+            })
+            .collect();
+        if !selected.is_empty()
+            && selected
+                .iter()
+                .all(|(_, _, wl)| !wl.port_names.contains_key(port))
+        {
+            out.push(Finding {
+                object: format!("Server {ns}/{name}"),
+                message: format!(
+                    "spec.port: none of the {} workload(s) it selects defines a port named {port:?}; the Server applies nowhere",
+                    selected.len()
+                ),
+            });
         }
     }
 }

@@ -69,14 +69,33 @@ fn tls_off_loopback_plaintext_on_loopback() {
     let token_file = tmp.path().join("token");
     support::token_file(&d, "booksapp", "books", &token_file);
 
+    let manifests = tmp.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    std::fs::write(
+        manifests.join("authors.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: authors, namespace: booksapp}\nspec: {containers: [{name: app}]}\nstatus: {podIP: 10.231.0.9}\n",
+    )
+    .unwrap();
+
     let ns = Netns::new("10.231.0.1/24");
     let mut cmd = ns.exec(bin);
     cmd.args(["controller", "--identity-dir"])
         .arg(&d)
-        .args(["--identity-addr", "0.0.0.0:8080"]);
+        .args([
+            "--identity-addr",
+            "0.0.0.0:8080",
+            "--policy-addr",
+            "0.0.0.0:8090",
+        ])
+        .args(["--destination-addr", "0.0.0.0:8086", "--manifests"])
+        .arg(&manifests);
     let mut controller = Daemon::spawn(cmd);
     controller.wait_for(
         "identity service listening on 0.0.0.0:8080",
+        Duration::from_secs(20),
+    );
+    controller.wait_for(
+        "destination service listening on 0.0.0.0:8086",
         Duration::from_secs(20),
     );
 
@@ -168,6 +187,53 @@ fn tls_off_loopback_plaintext_on_loopback() {
     );
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("Cipher is (NONE)"),
+        "{}",
+        describe(&out)
+    );
+
+    // Policy and destination off loopback: TLS as linkerd-destination.
+    let mut diagnose = ns.exec(bin);
+    diagnose
+        .args([
+            "diagnose",
+            "inbound-policy",
+            "--policy-addr",
+            "10.231.0.1:8090",
+            "--workload",
+            "booksapp:authors",
+            "--port",
+            "7001",
+            "--trust-anchors",
+        ])
+        .arg(d.join("ca.crt"));
+    let out = diagnose.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\ncontroller:\n{}",
+        describe(&out),
+        controller.output()
+    );
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(out.contains("default policy all-unauthenticated"), "{out}");
+    let mut s_client = ns.exec("openssl");
+    s_client
+        .args([
+            "s_client",
+            "-connect",
+            "10.231.0.1:8086",
+            "-servername",
+            "x",
+            "-verify_return_error",
+            "-CAfile",
+        ])
+        .arg(d.join("ca.crt"))
+        .stdin(std::process::Stdio::null());
+    let out = s_client.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "CN = linkerd-destination.linkerd.serviceaccount.identity.linkerd.cluster.local"
+        ),
         "{}",
         describe(&out)
     );
