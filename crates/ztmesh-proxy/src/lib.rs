@@ -7,5 +7,11 @@
 //! plane's Identity service, verifies it, keeps it fresh and publishes it to
 //! the TLS stacks through a [`ztmesh_tls::CredentialsStore`].
 
+pub mod admin;
 pub mod config;
 pub mod identity;
+pub mod inbound;
+pub mod metrics;
+pub mod orig_dst;
+pub mod prefixed;
+pub mod transport_header;

@@ -149,6 +149,39 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// A mesh server config: presents `creds`, asks clients for a certificate
+/// and verifies it against `roots` when given, but also admits clients
+/// without one (they are then unauthenticated, and policy decides).
+pub fn mesh_server_config(
+    creds: Arc<CredentialsStore>,
+    roots: Arc<rustls::RootCertStore>,
+    v: TlsVersions,
+    alpn: &[&[u8]],
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| TlsError::Anchors(e.to_string()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions(v))?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(creds);
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+/// The identity a peer's leaf certificate proves: its first DNS SAN, as
+/// linkerd2-proxy takes it.
+pub fn peer_identity(leaf: &CertificateDer<'_>) -> Option<String> {
+    use x509_parser::prelude::*;
+    let (_, cert) = X509Certificate::from_der(leaf).ok()?;
+    let san = cert.subject_alternative_name().ok()??;
+    san.value.general_names.iter().find_map(|n| match n {
+        GeneralName::DNSName(d) => Some(d.to_string()),
+        _ => None,
+    })
+}
+
 /// A client config trusting `roots`, optionally presenting `creds`.
 pub fn client_config(
     roots: Arc<rustls::RootCertStore>,

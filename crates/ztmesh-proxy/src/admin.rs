@@ -1,0 +1,180 @@
+//! The admin listener, as linkerd2-proxy serves it: `/live`, `/ready`
+//! (200 only while a valid identity certificate is held), `/metrics`
+//! (Prometheus text), and `/shutdown` (graceful drain; only a POST from
+//! localhost, and only when `LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED`).
+
+use crate::identity::{IdentityMetrics, IdentityStatus};
+use crate::metrics::TcpMetrics;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Request, Response, StatusCode};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub struct Admin {
+    pub identity: watch::Receiver<IdentityStatus>,
+    pub identity_metrics: Arc<IdentityMetrics>,
+    pub tcp: Arc<TcpMetrics>,
+    pub shutdown_enabled: bool,
+    pub shutdown: watch::Sender<bool>,
+}
+
+type Body = Full<Bytes>;
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/plain")
+        .body(Full::new(body.into()))
+        .expect("a valid response")
+}
+
+impl Admin {
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let Ok((tcp, peer)) = listener.accept().await else {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            };
+            let this = self.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let this = this.clone();
+                    async move { Ok::<_, std::convert::Infallible>(this.respond(&req, peer)) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .header_read_timeout(std::time::Duration::from_secs(10))
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+                if let Err(error) = conn.await {
+                    tracing::debug!(%peer, %error, "admin connection ended");
+                }
+            });
+        }
+    }
+
+    pub fn respond<B>(&self, req: &Request<B>, peer: SocketAddr) -> Response<Body> {
+        match req.uri().path() {
+            "/live" => text(StatusCode::OK, "live\n"),
+            "/ready" => match &*self.identity.borrow() {
+                IdentityStatus::Ready { .. } => text(StatusCode::OK, "ready\n"),
+                IdentityStatus::Pending => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not ready: no identity certificate yet\n",
+                ),
+                IdentityStatus::Expired { .. } => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not ready: the identity certificate expired\n",
+                ),
+            },
+            "/metrics" => {
+                let mut out = String::new();
+                self.identity_metrics.encode(&mut out);
+                self.tcp.encode(&mut out);
+                Response::builder()
+                    .header("content-type", "text/plain; version=0.0.4")
+                    .body(Full::new(Bytes::from(out)))
+                    .expect("a valid response")
+            }
+            "/shutdown" if !self.shutdown_enabled => {
+                text(StatusCode::NOT_FOUND, "shutdown endpoint is not enabled\n")
+            }
+            "/shutdown" if req.method() != Method::POST => {
+                text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n")
+            }
+            "/shutdown" if !peer.ip().is_loopback() => text(
+                StatusCode::FORBIDDEN,
+                "shutdown is only accepted from localhost\n",
+            ),
+            "/shutdown" => {
+                tracing::info!(%peer, "shutdown requested on the admin endpoint");
+                let _ = self.shutdown.send(true);
+                text(StatusCode::OK, "shutdown\n")
+            }
+            _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_table() {
+        let (status_tx, status_rx) = watch::channel(IdentityStatus::Pending);
+        let (shutdown, mut shutdown_rx) = watch::channel(false);
+        let admin = |enabled| Admin {
+            identity: status_rx.clone(),
+            identity_metrics: Arc::default(),
+            tcp: Arc::default(),
+            shutdown_enabled: enabled,
+            shutdown: shutdown.clone(),
+        };
+        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let remote: SocketAddr = "10.0.0.9:5000".parse().unwrap();
+        let req = |method: Method, path: &str| {
+            Request::builder()
+                .method(method)
+                .uri(path)
+                .body(())
+                .unwrap()
+        };
+        let on = admin(true);
+        let cases = [
+            (&on, Method::GET, "/live", local, StatusCode::OK),
+            (
+                &on,
+                Method::GET,
+                "/ready",
+                local,
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (&on, Method::GET, "/metrics", remote, StatusCode::OK),
+            (
+                &on,
+                Method::GET,
+                "/shutdown",
+                local,
+                StatusCode::METHOD_NOT_ALLOWED,
+            ),
+            (
+                &on,
+                Method::POST,
+                "/shutdown",
+                remote,
+                StatusCode::FORBIDDEN,
+            ),
+            (&on, Method::GET, "/nope", local, StatusCode::NOT_FOUND),
+        ];
+        for (a, method, path, peer, want) in cases {
+            assert_eq!(
+                a.respond(&req(method.clone(), path), peer).status(),
+                want,
+                "{method} {path} from {peer}"
+            );
+        }
+        let off = admin(false);
+        assert_eq!(
+            off.respond(&req(Method::POST, "/shutdown"), local).status(),
+            StatusCode::NOT_FOUND
+        );
+        assert!(!*shutdown_rx.borrow_and_update());
+        assert_eq!(
+            on.respond(&req(Method::POST, "/shutdown"), local).status(),
+            StatusCode::OK
+        );
+        assert!(*shutdown_rx.borrow_and_update(), "a shutdown was signalled");
+
+        status_tx
+            .send(IdentityStatus::Ready {
+                expiry: std::time::SystemTime::now(),
+            })
+            .unwrap();
+        assert_eq!(
+            on.respond(&req(Method::GET, "/ready"), local).status(),
+            StatusCode::OK
+        );
+    }
+}

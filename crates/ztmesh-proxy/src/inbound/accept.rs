@@ -1,0 +1,206 @@
+//! Stage: accept inbound connections and run each through the stack.
+//!
+//! Per connection: read the first bytes (bounded by the detect timeout),
+//! recognise mesh TLS for our own name and terminate it, read Linkerd's
+//! transport header when negotiated, detect the protocol, authorize, and
+//! forward to the application. Every outcome is one log line; errors end
+//! the connection, never the proxy.
+
+use super::authorize::{DefaultPolicy, authorize};
+use super::detect_protocol::{MAX_REQUEST_LINE, Protocol, detect_protocol};
+use super::detect_tls::{Detected, MAX_PEEK, detect};
+use super::{forward, tls};
+use crate::metrics::{TcpMetrics, TlsLabel};
+use crate::prefixed::{PrefixedIo, read_until};
+use crate::transport_header::TransportHeader;
+use ipnet::IpNet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+/// Where accepted connections go.
+#[derive(Clone, Copy, Debug)]
+pub enum InboundTarget {
+    /// Explicit mode: the application's address.
+    App(SocketAddr),
+    /// Transparent mode: the original destination iptables redirected.
+    OriginalDst,
+}
+
+/// The inbound stack's parameters.
+pub struct Inbound {
+    pub local_name: String,
+    pub target: InboundTarget,
+    pub detect_timeout: Duration,
+    pub tls: TlsAcceptor,
+    pub default_policy: DefaultPolicy,
+    pub cluster_networks: Vec<IpNet>,
+    pub metrics: Arc<TcpMetrics>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InboundError {
+    #[error("no bytes within the detect timeout of {0:?}")]
+    DetectTimeout(Duration),
+    #[error("reading the first bytes: {0}")]
+    Read(std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("transport header: {0}")]
+    Header(#[from] crate::transport_header::HeaderError),
+    #[error("original destination: {0}")]
+    OrigDst(std::io::Error),
+    #[error("denied: {0}")]
+    Denied(#[from] super::authorize::Denied),
+    #[error(transparent)]
+    Forward(#[from] forward::ForwardError),
+}
+
+impl Inbound {
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let (tcp, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "inbound accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let this = self.clone();
+            tokio::spawn(async move {
+                if let Err(error) = this.handle(tcp, peer).await {
+                    tracing::info!(%peer, %error, "inbound connection closed");
+                }
+            });
+        }
+    }
+
+    async fn handle(&self, mut tcp: TcpStream, peer: SocketAddr) -> Result<(), InboundError> {
+        let mut target = match self.target {
+            InboundTarget::App(addr) => addr,
+            InboundTarget::OriginalDst => {
+                crate::orig_dst::original_dst(&tcp).map_err(InboundError::OrigDst)?
+            }
+        };
+        let mut first = Vec::new();
+        let timed_out = match tokio::time::timeout(
+            self.detect_timeout,
+            read_until(&mut tcp, &mut first, MAX_PEEK, |b| {
+                detect(b) != Detected::NeedMore
+            }),
+        )
+        .await
+        {
+            Ok(read) => {
+                read.map_err(InboundError::Read)?;
+                false
+            }
+            // Silence: a server-speaks-first protocol, forwarded as opaque.
+            Err(_) => true,
+        };
+        let io = PrefixedIo::new(first.clone(), tcp);
+        if timed_out {
+            let label = TlsLabel::NoIdentity {
+                reason: "no_tls_from_remote",
+            };
+            return self
+                .finish(io, peer, target, None, label, Some(Protocol::Opaque))
+                .await;
+        }
+
+        match detect(&first) {
+            Detected::ClientHello { sni: Some(sni) } if sni == self.local_name => {
+                let mut t = tls::terminate(&self.tls, io).await?;
+                if t.transport_header {
+                    let header = tokio::time::timeout(
+                        self.detect_timeout,
+                        TransportHeader::read(&mut t.stream),
+                    )
+                    .await
+                    .map_err(|_| InboundError::DetectTimeout(self.detect_timeout))??;
+                    target.set_port(header.port);
+                }
+                let label = match &t.client_id {
+                    Some(id) => TlsLabel::Identified {
+                        client_id: id.clone(),
+                    },
+                    None => TlsLabel::NoIdentity {
+                        reason: "no_client_certificate",
+                    },
+                };
+                self.finish(t.stream, peer, target, t.client_id.as_deref(), label, None)
+                    .await
+            }
+            // TLS for another name, plaintext, or garbage: passed on as it came.
+            Detected::ClientHello { .. } => {
+                self.finish(
+                    io,
+                    peer,
+                    target,
+                    None,
+                    TlsLabel::NoIdentity { reason: "passthru" },
+                    Some(Protocol::Opaque),
+                )
+                .await
+            }
+            _ => {
+                let label = TlsLabel::NoIdentity {
+                    reason: "no_tls_from_remote",
+                };
+                self.finish(io, peer, target, None, label, None).await
+            }
+        }
+    }
+
+    async fn finish<I: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        io: I,
+        peer: SocketAddr,
+        target: SocketAddr,
+        client_id: Option<&str>,
+        label: TlsLabel,
+        known: Option<Protocol>,
+    ) -> Result<(), InboundError> {
+        if let Err(denied) = authorize(
+            self.default_policy,
+            &self.cluster_networks,
+            client_id,
+            peer.ip(),
+        ) {
+            tracing::info!(%peer, %target, client = client_id.unwrap_or("-"), reason = %denied, "inbound connection denied");
+            return Err(denied.into());
+        }
+        // Protocol detection on the (decrypted) stream, bounded in time;
+        // silence or a timeout means opaque.
+        let mut io = io;
+        let mut head = Vec::new();
+        let protocol = match known {
+            Some(p) => p,
+            None => match tokio::time::timeout(
+                self.detect_timeout,
+                read_until(&mut io, &mut head, MAX_REQUEST_LINE, |b| {
+                    detect_protocol(b).is_some()
+                }),
+            )
+            .await
+            {
+                Ok(Ok(_)) => detect_protocol(&head).unwrap_or(Protocol::Opaque),
+                Ok(Err(e)) => return Err(InboundError::Read(e)),
+                Err(_) => Protocol::Opaque,
+            },
+        };
+        tracing::debug!(%peer, %target, ?protocol, client = client_id.unwrap_or("-"), "inbound connection");
+        let counters = self.metrics.open("inbound", target, &label);
+        let mut io = PrefixedIo::new(head, io);
+        let result = forward::forward(&mut io, target).await;
+        let (read, written) = result.as_ref().map(|c| *c).unwrap_or((0, 0));
+        counters.close(read, written);
+        result?;
+        Ok(())
+    }
+}

@@ -1,0 +1,18 @@
+//! The inbound path: connections from other workloads (and from outside the
+//! mesh) to this workload, as a stack of small stages, one file each:
+//!
+//! 1. [`accept`]: accept, bound the time to the first bytes, hand on;
+//! 2. [`detect_tls`]: peek for a ClientHello naming this proxy's identity;
+//! 3. [`tls`]: terminate mesh TLS and learn the client's identity;
+//! 4. [`authorize`]: the default policy (full policy is its own issue);
+//! 5. [`detect_protocol`]: HTTP/1, HTTP/2 or opaque, within the detect timeout;
+//! 6. [`forward`]: to the application, as a bidirectional copy with half-close.
+//!
+//! Each stage reads only the parameters it needs.
+
+pub mod accept;
+pub mod authorize;
+pub mod detect_protocol;
+pub mod detect_tls;
+pub mod forward;
+pub mod tls;

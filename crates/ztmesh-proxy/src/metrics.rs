@@ -1,0 +1,122 @@
+//! Transport metrics, named and labelled as linkerd2-proxy's, `direction`
+//! first: `tcp_open_total`, `tcp_close_total`, `tcp_open_connections`,
+//! `tcp_read_bytes_total`, `tcp_write_bytes_total`, with `tls="true"` and
+//! `client_id` (inbound) / `server_id` (outbound), or `tls="no_identity"`
+//! with `no_tls_reason`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// One label set's counters.
+#[derive(Debug, Default)]
+pub struct TcpCounters {
+    open: AtomicU64,
+    close: AtomicU64,
+    read: AtomicU64,
+    write: AtomicU64,
+}
+
+/// The peer's TLS status, as a label set.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsLabel {
+    Identified { client_id: String },
+    NoIdentity { reason: &'static str },
+}
+
+#[derive(Debug, Default)]
+pub struct TcpMetrics {
+    by_labels: Mutex<BTreeMap<String, Arc<TcpCounters>>>,
+}
+
+impl TcpMetrics {
+    /// The counters of one connection's label set; records the open.
+    pub fn open(
+        &self,
+        direction: &str,
+        target: std::net::SocketAddr,
+        tls: &TlsLabel,
+    ) -> Arc<TcpCounters> {
+        let tls = match tls {
+            TlsLabel::Identified { client_id } => {
+                format!("tls=\"true\",client_id=\"{}\"", escape(client_id))
+            }
+            TlsLabel::NoIdentity { reason } => {
+                format!("tls=\"no_identity\",no_tls_reason=\"{reason}\"")
+            }
+        };
+        let labels =
+            format!("direction=\"{direction}\",peer=\"src\",target_addr=\"{target}\",{tls}");
+        let counters = self
+            .by_labels
+            .lock()
+            .expect("metrics lock")
+            .entry(labels)
+            .or_default()
+            .clone();
+        counters.open.fetch_add(1, Ordering::Relaxed);
+        counters
+    }
+
+    pub fn encode(&self, out: &mut String) {
+        let map = self.by_labels.lock().expect("metrics lock");
+        type Getter = fn(&TcpCounters) -> u64;
+        let families: [(&str, &str, &str, Getter); 5] = [
+            (
+                "tcp_open_total",
+                "counter",
+                "Total count of opened connections",
+                |c| c.open.load(Ordering::Relaxed),
+            ),
+            (
+                "tcp_close_total",
+                "counter",
+                "Total count of closed connections",
+                |c| c.close.load(Ordering::Relaxed),
+            ),
+            (
+                "tcp_open_connections",
+                "gauge",
+                "Number of currently-open connections",
+                |c| {
+                    c.open
+                        .load(Ordering::Relaxed)
+                        .saturating_sub(c.close.load(Ordering::Relaxed))
+                },
+            ),
+            (
+                "tcp_read_bytes_total",
+                "counter",
+                "Total count of bytes read from peers",
+                |c| c.read.load(Ordering::Relaxed),
+            ),
+            (
+                "tcp_write_bytes_total",
+                "counter",
+                "Total count of bytes written to peers",
+                |c| c.write.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, kind, help, get) in families {
+            let _ = writeln!(out, "# HELP {name} {help}.\n# TYPE {name} {kind}");
+            for (labels, c) in map.iter() {
+                let _ = writeln!(out, "{name}{{{labels}}} {}", get(c));
+            }
+        }
+    }
+}
+
+impl TcpCounters {
+    pub fn close(&self, read: u64, written: u64) {
+        self.read.fetch_add(read, Ordering::Relaxed);
+        self.write.fetch_add(written, Ordering::Relaxed);
+        self.close.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

@@ -1,0 +1,87 @@
+//! An IO whose first bytes were already read (by detection) and are
+//! replayed before the rest of the stream.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+pub struct PrefixedIo<I> {
+    prefix: Vec<u8>,
+    pos: usize,
+    inner: I,
+}
+
+impl<I> PrefixedIo<I> {
+    pub fn new(prefix: Vec<u8>, inner: I) -> Self {
+        Self {
+            prefix,
+            pos: 0,
+            inner,
+        }
+    }
+
+    pub fn inner(&self) -> &I {
+        &self.inner
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for PrefixedIo<I> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.pos < this.prefix.len() {
+            let n = (this.prefix.len() - this.pos).min(buf.remaining());
+            buf.put_slice(&this.prefix[this.pos..this.pos + n]);
+            this.pos += n;
+            if this.pos == this.prefix.len() {
+                this.prefix = Vec::new();
+                this.pos = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for PrefixedIo<I> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// Reads from `io` into `buf` until `done(buf)` says enough, `limit` bytes
+/// were read, or the stream ends. Returns whether the stream ended.
+pub async fn read_until<I: AsyncRead + Unpin>(
+    io: &mut I,
+    buf: &mut Vec<u8>,
+    limit: usize,
+    mut done: impl FnMut(&[u8]) -> bool,
+) -> io::Result<bool> {
+    use tokio::io::AsyncReadExt;
+    let mut chunk = [0u8; 4096];
+    while !done(buf) && buf.len() < limit {
+        let want = chunk.len().min(limit - buf.len());
+        let n = io.read(&mut chunk[..want]).await?;
+        if n == 0 {
+            return Ok(true);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(false)
+}

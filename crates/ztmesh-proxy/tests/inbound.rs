@@ -1,0 +1,297 @@
+//! The inbound stack on loopback, in front of a real application, reached
+//! by real rustls clients: mTLS with and without identity, plaintext, the
+//! opaque transport header, silence, garbage and the default policies.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use ztmesh_proxy::inbound::accept::{Inbound, InboundTarget};
+use ztmesh_proxy::inbound::authorize::DefaultPolicy;
+use ztmesh_proxy::metrics::TcpMetrics;
+use ztmesh_proxy::transport_header::{ALPN, TransportHeader};
+use ztmesh_test_support::{TestPki, csr_for};
+use ztmesh_tls::{CredentialsStore, TlsVersions};
+
+const AUTHORS: &str = "authors.booksapp.serviceaccount.identity.linkerd.cluster.local";
+const WEB: &str = "webapp.booksapp.serviceaccount.identity.linkerd.cluster.local";
+
+fn creds(pki: &TestPki, name: &str) -> Arc<CredentialsStore> {
+    let id = ztmesh_identity::IdentityName::parse_dns(name).unwrap();
+    let (key, csr) = csr_for(name);
+    let csr = ztmesh_identity::csr::validate(&csr, &id).unwrap();
+    let issued = pki
+        .ca(Duration::from_secs(3600))
+        .issue(&id, csr.public_key(), std::time::SystemTime::now())
+        .unwrap();
+    let store = CredentialsStore::new();
+    let mut chain = vec![issued.leaf];
+    chain.extend(issued.intermediates);
+    store
+        .set(
+            chain,
+            rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    store
+}
+
+/// An application: reads until the client half-closes, then answers
+/// `{tag}:{request}` (so half-close must be propagated). Counts accepts.
+async fn app(tag: &'static str) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                if s.read_to_end(&mut req).await.is_ok() {
+                    let _ = s
+                        .write_all(format!("{tag}:{}", String::from_utf8_lossy(&req)).as_bytes())
+                        .await;
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// An application that speaks first.
+async fn greeter() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let _ = s.write_all(b"220 hello\r\n").await;
+        }
+    });
+    addr
+}
+
+struct Proxy {
+    addr: SocketAddr,
+    metrics: Arc<TcpMetrics>,
+}
+
+async fn proxy(
+    pki: &TestPki,
+    target: SocketAddr,
+    policy: DefaultPolicy,
+    detect: Duration,
+) -> Proxy {
+    let server = ztmesh_tls::mesh_server_config(
+        creds(pki, AUTHORS),
+        ztmesh_tls::roots_from_pem(&pki.anchors_pem()).unwrap(),
+        TlsVersions::Tls13Only,
+        &[ALPN],
+    )
+    .unwrap();
+    let metrics = Arc::new(TcpMetrics::default());
+    let inbound = Arc::new(Inbound {
+        local_name: AUTHORS.into(),
+        target: InboundTarget::App(target),
+        detect_timeout: detect,
+        tls: tokio_rustls::TlsAcceptor::from(server),
+        default_policy: policy,
+        cluster_networks: vec!["127.0.0.0/8".parse().unwrap()],
+        metrics: metrics.clone(),
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(inbound.serve(listener));
+    Proxy { addr, metrics }
+}
+
+fn client_tls(pki: &TestPki, identity: Option<&str>, alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
+    let roots = ztmesh_tls::roots_from_pem(&pki.anchors_pem()).unwrap();
+    let creds = identity.map(|name| creds(pki, name));
+    tokio_rustls::TlsConnector::from(
+        ztmesh_tls::client_config(roots, creds, TlsVersions::Tls13Only, alpn).unwrap(),
+    )
+}
+
+/// Sends `req`, half-closes, returns the whole answer.
+async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut s: S,
+    req: &[u8],
+) -> String {
+    s.write_all(req).await.unwrap();
+    s.shutdown().await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .expect("an answer within 5s")
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn metrics_text(p: &Proxy) -> String {
+    let mut s = String::new();
+    p.metrics.encode(&mut s);
+    s
+}
+
+#[tokio::test]
+async fn mtls_plaintext_and_tls_without_identity() {
+    let pki = TestPki::new();
+    let (app_addr, _) = app("app").await;
+    let p = proxy(
+        &pki,
+        app_addr,
+        DefaultPolicy::AllUnauthenticated,
+        Duration::from_secs(2),
+    )
+    .await;
+
+    let tcp = TcpStream::connect(p.addr).await.unwrap();
+    let tls = client_tls(&pki, Some(WEB), &[])
+        .connect(ztmesh_tls::server_name(AUTHORS).unwrap(), tcp)
+        .await
+        .unwrap();
+    assert_eq!(
+        exchange(tls, b"GET / HTTP/1.1\r\nHost: authors\r\n\r\n").await,
+        "app:GET / HTTP/1.1\r\nHost: authors\r\n\r\n"
+    );
+
+    let plain = TcpStream::connect(p.addr).await.unwrap();
+    assert_eq!(exchange(plain, b"plain hello").await, "app:plain hello");
+
+    let tcp = TcpStream::connect(p.addr).await.unwrap();
+    let anon = client_tls(&pki, None, &[])
+        .connect(ztmesh_tls::server_name(AUTHORS).unwrap(), tcp)
+        .await
+        .unwrap();
+    assert_eq!(exchange(anon, b"anon").await, "app:anon");
+
+    // TLS for another name is passed through untouched (the app sees a ClientHello).
+    // The app answers only after EOF, so the handshake cannot complete: bound it.
+    let tcp = TcpStream::connect(p.addr).await.unwrap();
+    let other = tokio::time::timeout(
+        Duration::from_millis(500),
+        client_tls(&pki, None, &[]).connect(ztmesh_tls::server_name("example.org").unwrap(), tcp),
+    )
+    .await;
+    assert!(
+        !matches!(other, Ok(Ok(_))),
+        "no handshake with an app that does not speak TLS"
+    );
+
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let m = metrics_text(&p).await;
+    let target = format!("target_addr=\"{app_addr}\"");
+    assert!(m.contains(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",{target},tls=\"true\",client_id=\"{WEB}\"}} 1")), "{m}");
+    assert!(m.contains(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",{target},tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"}} 1")), "{m}");
+    assert!(
+        m.contains("no_tls_reason=\"no_client_certificate\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("no_tls_reason=\"passthru\"} 1"), "{m}");
+    assert!(m.contains(&format!("tcp_write_bytes_total{{direction=\"inbound\",peer=\"src\",{target},tls=\"true\",client_id=\"{WEB}\"}} 37")), "{m}");
+}
+
+#[tokio::test]
+async fn transport_header_names_the_target_port() {
+    let pki = TestPki::new();
+    let (app_addr, _) = app("default").await;
+    let (other_app, _) = app("other").await;
+    let p = proxy(
+        &pki,
+        app_addr,
+        DefaultPolicy::AllUnauthenticated,
+        Duration::from_secs(2),
+    )
+    .await;
+    let tcp = TcpStream::connect(p.addr).await.unwrap();
+    let mut tls = client_tls(&pki, Some(WEB), &[ALPN])
+        .connect(ztmesh_tls::server_name(AUTHORS).unwrap(), tcp)
+        .await
+        .unwrap();
+    TransportHeader {
+        port: other_app.port(),
+        name: None,
+        protocol: None,
+    }
+    .write(&mut tls)
+    .await
+    .unwrap();
+    assert_eq!(exchange(tls, b"via header").await, "other:via header");
+}
+
+#[tokio::test]
+async fn silence_is_forwarded_as_opaque_and_garbage_does_no_harm() {
+    let pki = TestPki::new();
+    let p = proxy(
+        &pki,
+        greeter().await,
+        DefaultPolicy::AllUnauthenticated,
+        Duration::from_millis(200),
+    )
+    .await;
+    // A server-speaks-first protocol: after the detect timeout the client gets the greeting.
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    let mut line = [0u8; 11];
+    tokio::time::timeout(Duration::from_secs(3), s.read_exact(&mut line))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&line, b"220 hello\r\n");
+
+    let (app_addr, _) = app("app").await;
+    let p = proxy(
+        &pki,
+        app_addr,
+        DefaultPolicy::AllUnauthenticated,
+        Duration::from_millis(300),
+    )
+    .await;
+    for garbage in [
+        &b"\x16\x03\x01\xff\xff\x01\x02"[..],
+        b"\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00",
+        b"\x00\xff\x13\x37",
+    ] {
+        let s = TcpStream::connect(p.addr).await.unwrap();
+        let _ = exchange(s, garbage).await;
+    }
+    // Still serving.
+    let s = TcpStream::connect(p.addr).await.unwrap();
+    assert_eq!(exchange(s, b"still here").await, "app:still here");
+}
+
+#[tokio::test]
+async fn default_policies_decide_before_the_app_is_reached() {
+    let pki = TestPki::new();
+    // deny: nothing reaches the app.
+    let (app_addr, accepted) = app("app").await;
+    let p = proxy(&pki, app_addr, DefaultPolicy::Deny, Duration::from_secs(2)).await;
+    let s = TcpStream::connect(p.addr).await.unwrap();
+    assert_eq!(
+        exchange(s, b"let me in").await,
+        "",
+        "closed without an answer"
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 0);
+
+    // all-authenticated: plaintext refused, mTLS admitted.
+    let (app_addr, accepted) = app("app").await;
+    let p = proxy(
+        &pki,
+        app_addr,
+        DefaultPolicy::AllAuthenticated,
+        Duration::from_secs(2),
+    )
+    .await;
+    let s = TcpStream::connect(p.addr).await.unwrap();
+    assert_eq!(exchange(s, b"plain").await, "");
+    let tcp = TcpStream::connect(p.addr).await.unwrap();
+    let tls = client_tls(&pki, Some(WEB), &[])
+        .connect(ztmesh_tls::server_name(AUTHORS).unwrap(), tcp)
+        .await
+        .unwrap();
+    assert_eq!(exchange(tls, b"mtls").await, "app:mtls");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
