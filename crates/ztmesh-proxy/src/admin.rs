@@ -45,6 +45,7 @@ impl Admin {
                     async move { Ok::<_, std::convert::Infallible>(this.respond(&req, peer)) }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
                     .header_read_timeout(std::time::Duration::from_secs(10))
                     .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
                 if let Err(error) = conn.await {

@@ -7,6 +7,8 @@ use std::time::Duration;
 /// Where settings come from.
 pub trait Env {
     fn get(&self, key: &str) -> Option<String>;
+    /// Every variable name (to warn about unknown Linkerd settings).
+    fn keys(&self) -> Vec<String>;
 }
 
 /// The process environment.
@@ -16,11 +18,21 @@ impl Env for OsEnv {
     fn get(&self, key: &str) -> Option<String> {
         std::env::var(key).ok()
     }
+
+    fn keys(&self) -> Vec<String> {
+        std::env::vars_os()
+            .filter_map(|(k, _)| k.into_string().ok())
+            .collect()
+    }
 }
 
 impl Env for HashMap<String, String> {
     fn get(&self, key: &str) -> Option<String> {
         HashMap::get(self, key).cloned()
+    }
+
+    fn keys(&self) -> Vec<String> {
+        HashMap::keys(self).cloned().collect()
     }
 }
 

@@ -2,10 +2,19 @@
 //!
 //! It is configured like linkerd2-proxy (the same `LINKERD2_PROXY_*`
 //! variables, read through [`config::Env`]) so that it can take
-//! linkerd2-proxy's place in an injected pod. So far it holds the
-//! workload's identity: [`identity`] obtains a certificate from the control
-//! plane's Identity service, verifies it, keeps it fresh and publishes it to
-//! the TLS stacks through a [`ztmesh_tls::CredentialsStore`].
+//! linkerd2-proxy's place in an injected pod ([`proxy_config`]).
+//!
+//! - [`identity`] obtains a certificate from the control plane's Identity
+//!   service, verifies it, keeps it fresh and publishes it to the TLS stacks
+//!   through a [`ztmesh_tls::CredentialsStore`].
+//! - [`inbound`] is the inbound path, one stage per file: detect TLS,
+//!   terminate mTLS, detect protocol, authorize, forward.
+//! - [`admin`] serves `/live`, `/ready`, `/metrics`, `/shutdown`;
+//!   [`metrics`] holds the transport counters.
+//! - [`transport_header`], [`prefixed`] and [`orig_dst`] are the small
+//!   pieces the stages share; [`run`] wires it all together.
+//!
+//! The outbound path (discovery, balancing, mTLS to peers) is not built yet.
 
 pub mod admin;
 pub mod config;
@@ -14,4 +23,6 @@ pub mod inbound;
 pub mod metrics;
 pub mod orig_dst;
 pub mod prefixed;
+pub mod proxy_config;
+pub mod run;
 pub mod transport_header;

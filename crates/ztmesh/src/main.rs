@@ -49,6 +49,10 @@ enum Command {
     Diagnose(diagnose::Command),
     /// Show what works, end to end on this machine (today: workload identity).
     Demo(demo::Args),
+    /// Run the sidecar proxy (the same as the ztmesh-proxy binary), configured
+    /// by linkerd2-proxy's LINKERD2_PROXY_* variables; ZTMESH_PROXY_MODE=explicit
+    /// with ZTMESH_PROXY_APP_ADDR=IP:PORT runs it without iptables.
+    Proxy,
 }
 
 /// Parses durations as linkerd2-proxy does: `500ms`, `10s`, `5m`, `24h`, `7d`.
@@ -58,6 +62,9 @@ pub(crate) fn duration(s: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Proxy) {
+        return ztmesh_proxy::run::main_from_env();
+    }
     let default_log = if matches!(cli.command, Command::Demo(_)) {
         "warn"
     } else {
@@ -78,6 +85,7 @@ fn main() -> ExitCode {
         Command::Identity(cmd) => identity::run(cmd),
         Command::Diagnose(cmd) => diagnose::run(cmd),
         Command::Demo(args) => demo::run(args),
+        Command::Proxy => unreachable!("handled before logging is set up"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

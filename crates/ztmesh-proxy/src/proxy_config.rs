@@ -1,0 +1,180 @@
+//! The whole proxy's configuration, from linkerd2-proxy's variables (so it
+//! can take linkerd2-proxy's place in an injected pod) plus ztmesh's
+//! explicit mode. Every missing or invalid setting is reported at once;
+//! Linkerd settings that are set but not (yet) supported get one warning each.
+
+use crate::config::{ConfigError, Env, Settings};
+use crate::identity::IdentityConfig;
+use crate::inbound::authorize::DefaultPolicy;
+use ipnet::IpNet;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+pub const MODE: &str = "ZTMESH_PROXY_MODE";
+pub const APP_ADDR: &str = "ZTMESH_PROXY_APP_ADDR";
+pub const INBOUND_LISTEN: &str = "LINKERD2_PROXY_INBOUND_LISTEN_ADDR";
+pub const OUTBOUND_LISTEN: &str = "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR";
+pub const ADMIN_LISTEN: &str = "LINKERD2_PROXY_ADMIN_LISTEN_ADDR";
+pub const CONTROL_LISTEN: &str = "LINKERD2_PROXY_CONTROL_LISTEN_ADDR";
+pub const DEFAULT_POLICY: &str = "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY";
+pub const CLUSTER_NETWORKS: &str = "LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS";
+pub const DETECT_TIMEOUT: &str = "LINKERD2_PROXY_INBOUND_DETECT_TIMEOUT";
+pub const SHUTDOWN_ENDPOINT: &str = "LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED";
+
+/// Settings this proxy reads (the rest of `LINKERD2_PROXY_*` is warned about).
+const KNOWN: &[&str] = &[
+    "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS",
+    "LINKERD2_PROXY_IDENTITY_DIR",
+    "LINKERD2_PROXY_IDENTITY_TOKEN_FILE",
+    "LINKERD2_PROXY_IDENTITY_SVC_ADDR",
+    "LINKERD2_PROXY_IDENTITY_SVC_NAME",
+    "LINKERD2_PROXY_IDENTITY_LOCAL_NAME",
+    "LINKERD2_PROXY_IDENTITY_SERVER_ID",
+    "LINKERD2_PROXY_IDENTITY_SERVER_NAME",
+    "LINKERD2_PROXY_IDENTITY_MIN_REFRESH",
+    "LINKERD2_PROXY_IDENTITY_MAX_REFRESH",
+    INBOUND_LISTEN,
+    OUTBOUND_LISTEN,
+    ADMIN_LISTEN,
+    CONTROL_LISTEN,
+    DEFAULT_POLICY,
+    CLUSTER_NETWORKS,
+    DETECT_TIMEOUT,
+    SHUTDOWN_ENDPOINT,
+    "LINKERD2_PROXY_LOG",
+];
+
+/// Linkerd's default cluster networks.
+const DEFAULT_CLUSTER_NETWORKS: &str =
+    "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// iptables sends traffic here; targets come from SO_ORIGINAL_DST.
+    Transparent,
+    /// No iptables: inbound forwards to the application's address.
+    Explicit { app: SocketAddr },
+}
+
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    pub identity: IdentityConfig,
+    pub mode: Mode,
+    pub inbound_addr: SocketAddr,
+    pub outbound_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub control_addr: SocketAddr,
+    pub detect_timeout: Duration,
+    pub default_policy: DefaultPolicy,
+    pub cluster_networks: Vec<IpNet>,
+    pub shutdown_endpoint: bool,
+}
+
+impl ProxyConfig {
+    /// The configuration and the warnings to log.
+    pub fn from_env(env: &dyn Env) -> Result<(Self, Vec<String>), ConfigError> {
+        let mut s = Settings::new(env);
+        let identity = IdentityConfig::read(&mut s);
+        let mode = match s.optional(MODE).as_deref() {
+            None | Some("transparent") => Mode::Transparent,
+            Some("explicit") => match s.required(APP_ADDR).map(|a| a.parse::<SocketAddr>()) {
+                Some(Ok(app)) => Mode::Explicit { app },
+                Some(Err(_)) => {
+                    s.invalid(APP_ADDR, "not an IP:PORT (e.g. 127.0.1.1:8080)");
+                    Mode::Transparent
+                }
+                None => Mode::Transparent,
+            },
+            Some(other) => {
+                s.invalid(MODE, format!("{other:?} is not transparent or explicit"));
+                Mode::Transparent
+            }
+        };
+        // In explicit mode every listener defaults to the app's IP on Linkerd's port.
+        let host = |default: &str| -> IpAddr {
+            match mode {
+                Mode::Explicit { app } => app.ip(),
+                Mode::Transparent => default.parse().expect("valid default"),
+            }
+        };
+        let inbound_addr = addr(
+            &mut s,
+            INBOUND_LISTEN,
+            SocketAddr::new(host("0.0.0.0"), 4143),
+        );
+        let outbound_addr = addr(
+            &mut s,
+            OUTBOUND_LISTEN,
+            SocketAddr::new(host("127.0.0.1"), 4140),
+        );
+        let admin_addr = addr(
+            &mut s,
+            ADMIN_LISTEN,
+            SocketAddr::new(host("127.0.0.1"), 4191),
+        );
+        let control_addr = addr(
+            &mut s,
+            CONTROL_LISTEN,
+            SocketAddr::new(host("0.0.0.0"), 4190),
+        );
+        let detect_timeout = s.duration(DETECT_TIMEOUT, Duration::from_secs(10));
+        let default_policy = match s
+            .optional(DEFAULT_POLICY)
+            .unwrap_or_else(|| "all-unauthenticated".into())
+            .parse()
+        {
+            Ok(p) => p,
+            Err(e) => {
+                s.invalid(DEFAULT_POLICY, e);
+                DefaultPolicy::Deny
+            }
+        };
+        let networks = s
+            .optional(CLUSTER_NETWORKS)
+            .unwrap_or_else(|| DEFAULT_CLUSTER_NETWORKS.into());
+        let mut cluster_networks = Vec::new();
+        for n in networks.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match n.parse::<IpNet>() {
+                Ok(net) => cluster_networks.push(net),
+                Err(_) => s.invalid(CLUSTER_NETWORKS, format!("{n:?} is not a CIDR")),
+            }
+        }
+        let shutdown_endpoint = s
+            .optional(SHUTDOWN_ENDPOINT)
+            .is_some_and(|v| v == "true" || v == "1");
+        let mut warnings: Vec<String> = env
+            .keys()
+            .into_iter()
+            .filter(|k| k.starts_with("LINKERD2_PROXY_") && !KNOWN.contains(&k.as_str()))
+            .map(|k| format!("{k} is set but not supported by ztmesh-proxy yet; ignored"))
+            .collect();
+        warnings.sort();
+        s.finish()?;
+        Ok((
+            Self {
+                identity: identity.expect("identity settings are complete"),
+                mode,
+                inbound_addr,
+                outbound_addr,
+                admin_addr,
+                control_addr,
+                detect_timeout,
+                default_policy,
+                cluster_networks,
+                shutdown_endpoint,
+            },
+            warnings,
+        ))
+    }
+}
+
+fn addr(s: &mut Settings<'_>, key: &'static str, default: SocketAddr) -> SocketAddr {
+    match s.optional(key).map(|v| v.parse::<SocketAddr>()) {
+        None => default,
+        Some(Ok(a)) => a,
+        Some(Err(_)) => {
+            s.invalid(key, "not an IP:PORT");
+            default
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Running the proxy: configuration from the environment, the identity
+//! daemon, the inbound stack and the admin listener, until a signal or
+//! `/shutdown`. Shared by the `ztmesh-proxy` binary and `ztmesh proxy`.
+
+use crate::admin::Admin;
+use crate::config::{Env, OsEnv};
+use crate::identity::{Documents, IdentityDaemon};
+use crate::inbound::accept::{Inbound, InboundTarget};
+use crate::proxy_config::{Mode, ProxyConfig};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Exit status for a configuration error, as linkerd2-proxy uses it.
+pub const EX_CONFIG: u8 = 64;
+
+pub fn main_from_env() -> ExitCode {
+    let filter = OsEnv
+        .get("LINKERD2_PROXY_LOG")
+        .unwrap_or_else(|| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+    let (config, warnings) = match ProxyConfig::from_env(&OsEnv) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ztmesh-proxy: invalid configuration: {e}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    let documents = match &config.identity.dir {
+        Some(dir) if dir.join("key.p8").exists() => Documents::load(dir),
+        _ => Documents::generate(&config.identity.local_name),
+    };
+    let documents = match documents {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("ztmesh-proxy: {e}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ztmesh-proxy: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match run(config, documents).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ztmesh-proxy: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn std::error::Error>> {
+    let roots = ztmesh_tls::roots_from_pem(config.identity.trust_anchors_pem.as_bytes())?;
+    let channel = ztmesh_grpc::client::channel(ztmesh_grpc::client::ControlPlaneTarget {
+        addr: config.identity.svc_addr.clone(),
+        server_name: config.identity.svc_name.clone(),
+        roots: Some(roots.clone()),
+    })?;
+    let client = linkerd2_proxy_api::identity::identity_client::IdentityClient::new(channel);
+    let daemon = IdentityDaemon::new(&config.identity, documents, client)?;
+    let (store, status, identity_metrics) = (daemon.store(), daemon.status(), daemon.metrics());
+    tokio::spawn(daemon.run());
+
+    let server_tls = ztmesh_tls::mesh_server_config(
+        store,
+        roots,
+        ztmesh_tls::TlsVersions::Tls13Only,
+        &[crate::transport_header::ALPN],
+    )?;
+    let tcp_metrics = Arc::new(crate::metrics::TcpMetrics::default());
+    let inbound = Arc::new(Inbound {
+        local_name: config.identity.local_name.clone(),
+        target: match config.mode {
+            Mode::Explicit { app } => InboundTarget::App(app),
+            Mode::Transparent => InboundTarget::OriginalDst,
+        },
+        detect_timeout: config.detect_timeout,
+        tls: tokio_rustls::TlsAcceptor::from(server_tls),
+        default_policy: config.default_policy,
+        cluster_networks: config.cluster_networks.clone(),
+        metrics: tcp_metrics.clone(),
+    });
+    let bind = |addr: std::net::SocketAddr, what: &'static str| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("binding the {what} listener to {addr}: {e}"))
+    };
+    let inbound_listener = bind(config.inbound_addr, "inbound").await?;
+    let admin_listener = bind(config.admin_addr, "admin").await?;
+    let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
+    let admin = Arc::new(Admin {
+        identity: status,
+        identity_metrics,
+        tcp: tcp_metrics,
+        shutdown_enabled: config.shutdown_endpoint,
+        shutdown: shutdown_tx,
+    });
+    tracing::info!(
+        identity = %config.identity.local_name,
+        inbound = %inbound_listener.local_addr()?,
+        admin = %admin_listener.local_addr()?,
+        mode = ?config.mode,
+        "ztmesh-proxy listening (outbound proxying is not available yet)"
+    );
+    tokio::spawn(inbound.serve(inbound_listener));
+    tokio::spawn(admin.serve(admin_listener));
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; shutting down"),
+        _ = term.recv() => tracing::info!("SIGTERM; shutting down"),
+        _ = shutdown_rx.wait_for(|s| *s) => tracing::info!("shutdown requested; shutting down"),
+    }
+    Ok(())
+}

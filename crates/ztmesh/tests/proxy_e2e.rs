@@ -1,0 +1,194 @@
+//! `ztmesh proxy` in explicit mode on its own loopback address, with the
+//! real controller: readiness follows identity, an mTLS client's identity
+//! is learned and counted, a plaintext client is labelled as such.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const AUTHORS: &str = "authors.booksapp.serviceaccount.identity.linkerd.cluster.local";
+const WEBAPP: &str = "webapp.booksapp.serviceaccount.identity.linkerd.cluster.local";
+const IP: &str = "127.0.1.21";
+
+/// HTTP/1.0 GET on the admin port: (status, body).
+async fn admin_get(path: &str) -> Option<(u16, String)> {
+    let mut s = tokio::net::TcpStream::connect(format!("{IP}:4191"))
+        .await
+        .ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.ok()?;
+    let status = out.split_whitespace().nth(1)?.parse().ok()?;
+    Some((
+        status,
+        out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string(),
+    ))
+}
+
+async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut s: S,
+    req: &[u8],
+) -> String {
+    s.write_all(req).await.unwrap();
+    s.shutdown().await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .expect("answer within 5s")
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explicit_mode_inbound_mtls_with_the_real_controller() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("identity");
+    run_ok(ztmesh().args(["install", "--dir"]).arg(&d));
+    let (_controller, identity_addr) = controller(&d, &[]);
+    let authors_token = tmp.path().join("authors.token");
+    token_file(&d, "booksapp", "authors", &authors_token);
+
+    // The application: answers "app:" + request after the client half-closes.
+    let app = tokio::net::TcpListener::bind(format!("{IP}:0"))
+        .await
+        .unwrap();
+    let app_addr: SocketAddr = app.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = app.accept().await {
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                if s.read_to_end(&mut req).await.is_ok() {
+                    let _ = s
+                        .write_all(format!("app:{}", String::from_utf8_lossy(&req)).as_bytes())
+                        .await;
+                }
+            });
+        }
+    });
+
+    let mut cmd = ztmesh();
+    cmd.arg("proxy")
+        .env(
+            "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS",
+            std::fs::read_to_string(d.join("ca.crt")).unwrap(),
+        )
+        .env("LINKERD2_PROXY_IDENTITY_TOKEN_FILE", &authors_token)
+        .env("LINKERD2_PROXY_IDENTITY_SVC_ADDR", &identity_addr)
+        .env(
+            "LINKERD2_PROXY_IDENTITY_SVC_NAME",
+            "linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local",
+        )
+        .env("LINKERD2_PROXY_IDENTITY_LOCAL_NAME", AUTHORS)
+        .env("LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED", "true")
+        .env(
+            "LINKERD2_PROXY_TAP_SVC_NAME",
+            "tap.linkerd.serviceaccount.identity.linkerd.cluster.local",
+        )
+        .env("ZTMESH_PROXY_MODE", "explicit")
+        .env("ZTMESH_PROXY_APP_ADDR", app_addr.to_string());
+    let mut proxy = Daemon::spawn(cmd);
+    proxy.wait_for("ztmesh-proxy listening", Duration::from_secs(20));
+    assert!(
+        proxy.output().contains(
+            "LINKERD2_PROXY_TAP_SVC_NAME is set but not supported by ztmesh-proxy yet; ignored"
+        ),
+        "{}",
+        proxy.output()
+    );
+
+    // Ready once the certificate is held.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some((200, body)) = admin_get("/ready").await {
+            assert_eq!(body, "ready\n");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready within 10s:\n{}",
+            proxy.output()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A meshed client: a webapp certificate from the controller, via the CLI.
+    let webapp_token = tmp.path().join("webapp.token");
+    token_file(&d, "booksapp", "webapp", &webapp_token);
+    let certs = tmp.path().join("webapp");
+    run_ok(&mut certify(
+        &identity_addr,
+        WEBAPP,
+        &webapp_token,
+        &d.join("ca.crt"),
+        &certs,
+    ));
+    let mut chain =
+        ztmesh_identity::pem::certificates(&std::fs::read(certs.join("leaf.pem")).unwrap(), "leaf")
+            .unwrap();
+    chain.extend(
+        ztmesh_identity::pem::certificates(
+            &std::fs::read(certs.join("intermediates.pem")).unwrap(),
+            "chain",
+        )
+        .unwrap(),
+    );
+    let key =
+        ztmesh_identity::pem::private_key(&std::fs::read(certs.join("key.pem")).unwrap(), "key")
+            .unwrap();
+    let store = ztmesh_tls::CredentialsStore::new();
+    store.set(chain, key).unwrap();
+    let roots = ztmesh_tls::roots_from_pem(&std::fs::read(d.join("ca.crt")).unwrap()).unwrap();
+    let connector = tokio_rustls::TlsConnector::from(
+        ztmesh_tls::client_config(roots, Some(store), ztmesh_tls::TlsVersions::Tls13Only, &[])
+            .unwrap(),
+    );
+    let tcp = tokio::net::TcpStream::connect(format!("{IP}:4143"))
+        .await
+        .unwrap();
+    let tls = connector
+        .connect(ztmesh_tls::server_name(AUTHORS).unwrap(), tcp)
+        .await
+        .unwrap();
+    let (_, conn) = tls.get_ref();
+    assert_eq!(
+        conn.protocol_version(),
+        Some(tokio_rustls::rustls::ProtocolVersion::TLSv1_3)
+    );
+    assert_eq!(
+        exchange(tls, b"GET /authors.json HTTP/1.1\r\n\r\n").await,
+        "app:GET /authors.json HTTP/1.1\r\n\r\n"
+    );
+
+    // An unmeshed client.
+    let plain = tokio::net::TcpStream::connect(format!("{IP}:4143"))
+        .await
+        .unwrap();
+    assert_eq!(exchange(plain, b"plain").await, "app:plain");
+
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, metrics) = admin_get("/metrics").await.unwrap();
+    assert_eq!(status, 200);
+    assert!(metrics.contains(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",target_addr=\"{app_addr}\",tls=\"true\",client_id=\"{WEBAPP}\"}} 1")), "{metrics}");
+    assert!(metrics.contains(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",target_addr=\"{app_addr}\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"}} 1")), "{metrics}");
+    assert!(
+        metrics.contains("control_identity_cert_refreshes_total{result=\"ok\"} 1"),
+        "{metrics}"
+    );
+
+    // Graceful shutdown through the admin endpoint.
+    let mut s = tokio::net::TcpStream::connect(format!("{IP}:4191"))
+        .await
+        .unwrap();
+    s.write_all(b"POST /shutdown HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.0 200"), "{out}");
+    proxy.wait_for("shutdown requested; shutting down", Duration::from_secs(5));
+}
