@@ -14,7 +14,9 @@
 //! - [`transport_header`], [`prefixed`] and [`orig_dst`] are the small
 //!   pieces the stages share; [`run`] wires it all together.
 //!
-//! The outbound path (discovery, balancing, mTLS to peers) is not built yet.
+//! - [`outbound`] is the outbound path: explicit mode's HTTP proxy,
+//!   discovery through Destination, plaintext or mTLS to the endpoint.
+//!   Transparent interception, HTTP/2 upgrade and balancing are still to come.
 
 pub mod admin;
 pub mod config;
@@ -22,6 +24,7 @@ pub mod identity;
 pub mod inbound;
 pub mod metrics;
 pub mod orig_dst;
+pub mod outbound;
 pub mod prefixed;
 pub mod proxy_config;
 pub mod run;

@@ -21,8 +21,16 @@ pub struct TcpCounters {
 /// The peer's TLS status, as a label set.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TlsLabel {
-    Identified { client_id: String },
-    NoIdentity { reason: &'static str },
+    Identified {
+        client_id: String,
+    },
+    /// Outbound: the verified identity of the server.
+    ServerIdentified {
+        server_id: String,
+    },
+    NoIdentity {
+        reason: &'static str,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -42,12 +50,16 @@ impl TcpMetrics {
             TlsLabel::Identified { client_id } => {
                 format!("tls=\"true\",client_id=\"{}\"", escape(client_id))
             }
+            TlsLabel::ServerIdentified { server_id } => {
+                format!("tls=\"true\",server_id=\"{}\"", escape(server_id))
+            }
             TlsLabel::NoIdentity { reason } => {
                 format!("tls=\"no_identity\",no_tls_reason=\"{reason}\"")
             }
         };
+        let peer = if direction == "inbound" { "src" } else { "dst" };
         let labels =
-            format!("direction=\"{direction}\",peer=\"src\",target_addr=\"{target}\",{tls}");
+            format!("direction=\"{direction}\",peer=\"{peer}\",target_addr=\"{target}\",{tls}");
         let counters = self
             .by_labels
             .lock()

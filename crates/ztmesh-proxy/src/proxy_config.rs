@@ -20,6 +20,9 @@ pub const DEFAULT_POLICY: &str = "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY";
 pub const CLUSTER_NETWORKS: &str = "LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS";
 pub const DETECT_TIMEOUT: &str = "LINKERD2_PROXY_INBOUND_DETECT_TIMEOUT";
 pub const SHUTDOWN_ENDPOINT: &str = "LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED";
+pub const DESTINATION_ADDR: &str = "LINKERD2_PROXY_DESTINATION_SVC_ADDR";
+pub const DESTINATION_NAME: &str = "LINKERD2_PROXY_DESTINATION_SVC_NAME";
+pub const DESTINATION_CONTEXT: &str = "LINKERD2_PROXY_DESTINATION_CONTEXT";
 
 /// Settings this proxy reads (the rest of `LINKERD2_PROXY_*` is warned about).
 const KNOWN: &[&str] = &[
@@ -41,6 +44,9 @@ const KNOWN: &[&str] = &[
     CLUSTER_NETWORKS,
     DETECT_TIMEOUT,
     SHUTDOWN_ENDPOINT,
+    DESTINATION_ADDR,
+    DESTINATION_NAME,
+    DESTINATION_CONTEXT,
     "LINKERD2_PROXY_LOG",
 ];
 
@@ -68,6 +74,9 @@ pub struct ProxyConfig {
     pub default_policy: DefaultPolicy,
     pub cluster_networks: Vec<IpNet>,
     pub shutdown_endpoint: bool,
+    /// Destination service (host:port, identity); outbound needs it.
+    pub destination: Option<(String, String)>,
+    pub destination_context: String,
 }
 
 impl ProxyConfig {
@@ -142,6 +151,19 @@ impl ProxyConfig {
         let shutdown_endpoint = s
             .optional(SHUTDOWN_ENDPOINT)
             .is_some_and(|v| v == "true" || v == "1");
+        let destination = match (s.optional(DESTINATION_ADDR), s.optional(DESTINATION_NAME)) {
+            (Some(addr), Some(name)) => Some((addr, name)),
+            (None, None) => None,
+            (Some(_), None) => {
+                s.required(DESTINATION_NAME);
+                None
+            }
+            (None, Some(_)) => {
+                s.required(DESTINATION_ADDR);
+                None
+            }
+        };
+        let destination_context = s.optional(DESTINATION_CONTEXT).unwrap_or_default();
         let mut warnings: Vec<String> = env
             .keys()
             .into_iter()
@@ -162,6 +184,8 @@ impl ProxyConfig {
                 default_policy,
                 cluster_networks,
                 shutdown_endpoint,
+                destination,
+                destination_context,
             },
             warnings,
         ))

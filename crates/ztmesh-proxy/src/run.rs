@@ -79,12 +79,13 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
     tokio::spawn(daemon.run());
 
     let server_tls = ztmesh_tls::mesh_server_config(
-        store,
-        roots,
+        store.clone(),
+        roots.clone(),
         ztmesh_tls::TlsVersions::Tls13Only,
         &[crate::transport_header::ALPN],
     )?;
     let tcp_metrics = Arc::new(crate::metrics::TcpMetrics::default());
+    let tcp_metrics_out = tcp_metrics.clone();
     let inbound = Arc::new(Inbound {
         local_name: config.identity.local_name.clone(),
         target: match config.mode {
@@ -117,10 +118,42 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
         inbound = %inbound_listener.local_addr()?,
         admin = %admin_listener.local_addr()?,
         mode = ?config.mode,
-        "ztmesh-proxy listening (outbound proxying is not available yet)"
+        "ztmesh-proxy listening"
     );
     tokio::spawn(inbound.serve(inbound_listener));
     tokio::spawn(admin.serve(admin_listener));
+
+    match (&config.destination, config.mode) {
+        (Some((addr, name)), Mode::Explicit { .. }) => {
+            let channel = ztmesh_grpc::client::channel(ztmesh_grpc::client::ControlPlaneTarget {
+                addr: addr.clone(),
+                server_name: name.clone(),
+                roots: Some(roots.clone()),
+            })?;
+            let outbound = Arc::new(crate::outbound::http_proxy::OutboundProxy::new(
+                crate::outbound::discover::Discover::new(
+                    channel,
+                    config.destination_context.clone(),
+                ),
+                crate::outbound::connect::ClientTls {
+                    roots,
+                    creds: store,
+                },
+                tcp_metrics_out,
+            ));
+            let listener = bind(config.outbound_addr, "outbound").await?;
+            tracing::info!(outbound = %listener.local_addr()?, "outbound HTTP proxy listening (set HTTP_PROXY to it)");
+            tokio::spawn(outbound.serve(listener));
+        }
+        (None, _) => {
+            tracing::warn!("LINKERD2_PROXY_DESTINATION_SVC_ADDR is not set: no outbound proxying")
+        }
+        (Some(_), Mode::Transparent) => {
+            tracing::warn!(
+                "transparent outbound interception is not available yet; use ZTMESH_PROXY_MODE=explicit"
+            )
+        }
+    }
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

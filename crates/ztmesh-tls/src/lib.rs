@@ -200,6 +200,82 @@ pub fn client_config(
     Ok(Arc::new(config))
 }
 
+/// Verifies the server's chain for an expected identity, whatever SNI was
+/// sent (the endpoint's server name may differ from its identity).
+#[derive(Debug)]
+pub struct IdentityVerifier {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    expected: ServerName<'static>,
+}
+
+impl IdentityVerifier {
+    pub fn new(roots: Arc<rustls::RootCertStore>, expected: &str) -> Result<Arc<Self>, TlsError> {
+        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider())
+            .build()
+            .map_err(|e| TlsError::Anchors(e.to_string()))?;
+        Ok(Arc::new(Self {
+            inner,
+            expected: server_name(expected)?,
+        }))
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for IdentityVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _sni: &ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &self.expected, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// A mesh client config for one peer: presents `creds`, sends `sni`, and
+/// accepts only a chain valid for `identity` under `roots`.
+pub fn mesh_client_config(
+    roots: Arc<rustls::RootCertStore>,
+    creds: Arc<CredentialsStore>,
+    identity: &str,
+    v: TlsVersions,
+    alpn: &[&[u8]],
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let verifier = IdentityVerifier::new(roots, identity)?;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions(v))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_cert_resolver(creds);
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(Arc::new(config))
+}
+
 /// The server name to present and verify for an identity.
 pub fn server_name(identity: &str) -> Result<ServerName<'static>, TlsError> {
     ServerName::try_from(identity.to_string()).map_err(|_| TlsError::ServerName(identity.into()))

@@ -1,0 +1,260 @@
+//! Two meshed workloads in explicit mode on their own loopback addresses:
+//! webapp's application reaches authors through its proxy's HTTP proxy
+//! port; the proxies speak mTLS with the controller's certificates, and the
+//! identities show in both proxies' metrics. An endpoint that claims another
+//! identity is refused with a clear error.
+
+mod support;
+
+use std::time::{Duration, Instant};
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const WEBAPP: &str = "webapp.booksapp.serviceaccount.identity.linkerd.cluster.local";
+const AUTHORS: &str = "authors.booksapp.serviceaccount.identity.linkerd.cluster.local";
+const A: &str = "127.0.1.31";
+const B: &str = "127.0.1.32";
+
+fn manifests(app_port: u16) -> String {
+    let workload = |name: &str, identity: &str, app: &str| {
+        format!(
+            "apiVersion: workload.linkerd.io/v1beta1\nkind: ExternalWorkload\nmetadata: {{name: {name}, namespace: booksapp, labels: {{app: {app}}}, annotations: {{config.ztmesh.io/proxy-mode: explicit}}}}\nspec:\n  meshTLS: {{identity: {identity}, serverName: {AUTHORS}}}\n  workloadIPs: [{{ip: {B}}}]\n  ports: [{{port: {app_port}, name: http}}]\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: {app}, namespace: booksapp}}\nspec: {{selector: {{app: {app}}}, ports: [{{port: 7001, targetPort: {app_port}}}]}}\n"
+        )
+    };
+    format!(
+        "{}---\n{}",
+        workload("authors", AUTHORS, "authors"),
+        // The impostor's endpoint is authors' proxy, but it claims reviews' identity.
+        workload(
+            "impostor",
+            "reviews.booksapp.serviceaccount.identity.linkerd.cluster.local",
+            "impostor"
+        )
+    )
+}
+
+fn proxy(
+    ip: &str,
+    name: &str,
+    token: &std::path::Path,
+    anchors: &str,
+    identity_addr: &str,
+    destination_addr: &str,
+    app: &str,
+) -> Daemon {
+    let mut cmd = ztmesh();
+    cmd.arg("proxy")
+        .env("LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS", anchors)
+        .env("LINKERD2_PROXY_IDENTITY_TOKEN_FILE", token)
+        .env("LINKERD2_PROXY_IDENTITY_SVC_ADDR", identity_addr)
+        .env(
+            "LINKERD2_PROXY_IDENTITY_SVC_NAME",
+            "linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local",
+        )
+        .env("LINKERD2_PROXY_IDENTITY_LOCAL_NAME", name)
+        .env("LINKERD2_PROXY_DESTINATION_SVC_ADDR", destination_addr)
+        .env(
+            "LINKERD2_PROXY_DESTINATION_SVC_NAME",
+            "linkerd-destination.linkerd.serviceaccount.identity.linkerd.cluster.local",
+        )
+        .env("ZTMESH_PROXY_MODE", "explicit")
+        .env("ZTMESH_PROXY_APP_ADDR", app);
+    let mut d = Daemon::spawn(cmd);
+    d.wait_for(&format!("inbound={ip}:4143"), Duration::from_secs(20));
+    d
+}
+
+async fn http(addr: &str, request: &[u8]) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .expect("an answer within 10s")
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// CONNECT through `proxy`, send `payload`, half-close, read everything.
+async fn tunnel(proxy: &str, authority: &str, payload: &[u8]) -> (String, String) {
+    let mut s = tokio::net::TcpStream::connect(proxy).await.unwrap();
+    s.write_all(format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte).await.unwrap() == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    if !head.starts_with("HTTP/1.1 200") {
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest).await;
+        return (head, String::from_utf8_lossy(&rest).into_owned());
+    }
+    s.write_all(payload).await.unwrap();
+    s.shutdown().await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .expect("an answer")
+        .unwrap();
+    (head, String::from_utf8_lossy(&out).into_owned())
+}
+
+async fn wait_ready(ip: &str, proxy: &Daemon) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = (
+            http(&format!("{ip}:4191"), b"GET /ready HTTP/1.0\r\n\r\n").await,
+            (),
+        );
+        if status.starts_with("HTTP/1.0 200") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{ip} not ready:\n{}",
+            proxy.output()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webapp_reaches_authors_over_mtls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("identity");
+    run_ok(ztmesh().args(["install", "--dir"]).arg(&d));
+    let anchors = std::fs::read_to_string(d.join("ca.crt")).unwrap();
+
+    // authors' application.
+    let app = tokio::net::TcpListener::bind(format!("{B}:0"))
+        .await
+        .unwrap();
+    let app_port = app.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = app.accept().await {
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                if s.read_to_end(&mut req).await.is_ok() {
+                    let _ = s
+                        .write_all(format!("app:{}", String::from_utf8_lossy(&req)).as_bytes())
+                        .await;
+                }
+            });
+        }
+    });
+
+    let m = tmp.path().join("manifests");
+    std::fs::create_dir(&m).unwrap();
+    std::fs::write(m.join("booksapp.yaml"), manifests(app_port)).unwrap();
+    let mut cmd = ztmesh();
+    cmd.args([
+        "controller",
+        "--identity-addr",
+        "127.0.0.1:0",
+        "--policy-addr",
+        "127.0.0.1:0",
+        "--destination-addr",
+        "127.0.0.1:0",
+        "--identity-dir",
+    ])
+    .arg(&d)
+    .arg("--manifests")
+    .arg(&m);
+    let mut controller = Daemon::spawn(cmd);
+    let identity_addr = controller.listening_addr("identity service");
+    let destination_addr = controller.listening_addr("destination service");
+
+    let tokens = |sa: &str| {
+        let path = tmp.path().join(format!("{sa}.token"));
+        token_file(&d, "booksapp", sa, &path);
+        path
+    };
+    let a = proxy(
+        A,
+        WEBAPP,
+        &tokens("webapp"),
+        &anchors,
+        &identity_addr,
+        &destination_addr,
+        &format!("{A}:9"),
+    );
+    let b = proxy(
+        B,
+        AUTHORS,
+        &tokens("authors"),
+        &anchors,
+        &identity_addr,
+        &destination_addr,
+        &format!("{B}:{app_port}"),
+    );
+    wait_ready(A, &a).await;
+    wait_ready(B, &b).await;
+    let outbound = format!("{A}:4140");
+
+    // CONNECT: an opaque tunnel, mTLS between the proxies.
+    let (head, body) = tunnel(
+        &outbound,
+        "authors.booksapp.svc.cluster.local:7001",
+        b"hello authors",
+    )
+    .await;
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "{head}{body}\nA:\n{}",
+        a.output()
+    );
+    assert_eq!(body, "app:hello authors");
+
+    // An absolute-form request goes on in origin form.
+    let mut s = tokio::net::TcpStream::connect(&outbound).await.unwrap();
+    s.write_all(b"GET http://authors.booksapp.svc.cluster.local:7001/authors.json HTTP/1.1\r\nHost: authors\r\n\r\n").await.unwrap();
+    s.shutdown().await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "app:GET /authors.json HTTP/1.1\r\nHost: authors\r\n\r\n"
+    );
+
+    // An endpoint that cannot prove the identity it claims is refused.
+    let (head, body) = tunnel(&outbound, "impostor.booksapp.svc.cluster.local:7001", b"x").await;
+    assert!(head.starts_with("HTTP/1.1 502"), "{head}{body}");
+    assert!(
+        head.contains("l5d-proxy-error: mTLS to")
+            && head.contains(
+                "as reviews.booksapp.serviceaccount.identity.linkerd.cluster.local failed"
+            ),
+        "{head}"
+    );
+    assert!(head.to_lowercase().contains("not valid for name"), "{head}");
+
+    // Not a proxy request at all.
+    let resp = http(&outbound, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    assert!(
+        resp.starts_with("HTTP/1.1 400") && resp.contains("l5d-proxy-error"),
+        "{resp}"
+    );
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let b_metrics = http(&format!("{B}:4191"), b"GET /metrics HTTP/1.0\r\n\r\n").await;
+    let target = format!("target_addr=\"{B}:{app_port}\"");
+    assert!(
+        b_metrics.contains(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",{target},tls=\"true\",client_id=\"{WEBAPP}\"}} 2")),
+        "{b_metrics}"
+    );
+    let a_metrics = http(&format!("{A}:4191"), b"GET /metrics HTTP/1.0\r\n\r\n").await;
+    assert!(
+        a_metrics.contains(&format!("tcp_open_total{{direction=\"outbound\",peer=\"dst\",{target},tls=\"true\",server_id=\"{AUTHORS}\"}} 2")),
+        "{a_metrics}"
+    );
+    drop(controller.output());
+}
