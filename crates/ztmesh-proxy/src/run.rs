@@ -124,7 +124,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
     tokio::spawn(admin.serve(admin_listener));
 
     match (&config.destination, config.mode) {
-        (Some((addr, name)), Mode::Explicit { .. }) => {
+        (Some((addr, name)), mode) => {
             let channel = ztmesh_grpc::client::channel(ztmesh_grpc::client::ControlPlaneTarget {
                 addr: addr.clone(),
                 server_name: name.clone(),
@@ -142,16 +142,16 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
                 tcp_metrics_out,
             ));
             let listener = bind(config.outbound_addr, "outbound").await?;
-            tracing::info!(outbound = %listener.local_addr()?, "outbound HTTP proxy listening (set HTTP_PROXY to it)");
-            tokio::spawn(outbound.serve(listener));
+            if let Mode::Explicit { .. } = mode {
+                tracing::info!(outbound = %listener.local_addr()?, "outbound HTTP proxy listening (set HTTP_PROXY to it)");
+                tokio::spawn(outbound.serve(listener));
+            } else {
+                tracing::info!(outbound = %listener.local_addr()?, "transparent outbound listening");
+                tokio::spawn(outbound.serve_transparent(listener));
+            }
         }
         (None, _) => {
             tracing::warn!("LINKERD2_PROXY_DESTINATION_SVC_ADDR is not set: no outbound proxying")
-        }
-        (Some(_), Mode::Transparent) => {
-            tracing::warn!(
-                "transparent outbound interception is not available yet; use ZTMESH_PROXY_MODE=explicit"
-            )
         }
     }
 

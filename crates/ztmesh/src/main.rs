@@ -13,6 +13,7 @@ mod demo;
 mod diagnose;
 mod identity;
 mod install;
+mod proxy_init;
 mod token;
 
 use clap::{Parser, Subcommand};
@@ -53,6 +54,9 @@ enum Command {
     /// by linkerd2-proxy's LINKERD2_PROXY_* variables; ZTMESH_PROXY_MODE=explicit
     /// with ZTMESH_PROXY_APP_ADDR=IP:PORT runs it without iptables.
     Proxy,
+    /// Install (or --remove) the iptables rules that send a pod's TCP through
+    /// its proxy; accepts the arguments Linkerd's injector passes to proxy-init.
+    ProxyInit(proxy_init::Args),
 }
 
 /// Parses durations as linkerd2-proxy does: `500ms`, `10s`, `5m`, `24h`, `7d`.
@@ -86,6 +90,7 @@ fn main() -> ExitCode {
         Command::Diagnose(cmd) => diagnose::run(cmd),
         Command::Demo(args) => demo::run(args),
         Command::Proxy => unreachable!("handled before logging is set up"),
+        Command::ProxyInit(args) => proxy_init::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -89,6 +89,36 @@ impl OutboundProxy {
         }
     }
 
+    /// Transparent mode: iptables redirected the connection here; its
+    /// original destination is the target. Failures reset the connection.
+    pub async fn serve_transparent(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let Ok((tcp, peer)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let this = self.clone();
+            tokio::spawn(async move {
+                let result = async {
+                    let target =
+                        crate::orig_dst::original_dst(&tcp).map_err(OutboundError::Read)?;
+                    let mut server = this.open(&target.to_string()).await?;
+                    this.pipe(
+                        PrefixedIo::new(Vec::new(), tcp),
+                        &mut server,
+                        &target.to_string(),
+                    )
+                    .await
+                }
+                .await;
+                if let Err(error) = result {
+                    tracing::info!(%peer, %error, "transparent outbound connection failed");
+                }
+            });
+        }
+    }
+
     async fn handle(&self, mut client: TcpStream) -> Result<(), OutboundError> {
         let mut head = Vec::new();
         let done = |b: &[u8]| b.windows(4).any(|w| w == b"\r\n\r\n");
