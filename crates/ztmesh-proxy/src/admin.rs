@@ -17,6 +17,7 @@ pub struct Admin {
     pub identity: watch::Receiver<IdentityStatus>,
     pub identity_metrics: Arc<IdentityMetrics>,
     pub tcp: Arc<TcpMetrics>,
+    pub http: Arc<crate::metrics::HttpMetrics>,
     pub shutdown_enabled: bool,
     pub shutdown: watch::Sender<bool>,
 }
@@ -72,6 +73,7 @@ impl Admin {
             "/metrics" => {
                 let mut out = String::new();
                 self.identity_metrics.encode(&mut out);
+                self.http.encode(&mut out);
                 self.tcp.encode(&mut out);
                 Response::builder()
                     .header("content-type", "text/plain; version=0.0.4")
@@ -110,6 +112,7 @@ mod tests {
             identity: status_rx.clone(),
             identity_metrics: Arc::default(),
             tcp: Arc::default(),
+            http: Arc::default(),
             shutdown_enabled: enabled,
             shutdown: shutdown.clone(),
         };

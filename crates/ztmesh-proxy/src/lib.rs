@@ -20,6 +20,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod counted;
 pub mod identity;
 pub mod inbound;
 pub mod metrics;

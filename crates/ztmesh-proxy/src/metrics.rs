@@ -46,17 +46,7 @@ impl TcpMetrics {
         target: std::net::SocketAddr,
         tls: &TlsLabel,
     ) -> Arc<TcpCounters> {
-        let tls = match tls {
-            TlsLabel::Identified { client_id } => {
-                format!("tls=\"true\",client_id=\"{}\"", escape(client_id))
-            }
-            TlsLabel::ServerIdentified { server_id } => {
-                format!("tls=\"true\",server_id=\"{}\"", escape(server_id))
-            }
-            TlsLabel::NoIdentity { reason } => {
-                format!("tls=\"no_identity\",no_tls_reason=\"{reason}\"")
-            }
-        };
+        let tls = tls_labels(tls);
         let peer = if direction == "inbound" { "src" } else { "dst" };
         let labels =
             format!("direction=\"{direction}\",peer=\"{peer}\",target_addr=\"{target}\",{tls}");
@@ -131,4 +121,100 @@ fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// Request metrics, as linkerd2-proxy names them: `request_total` and
+/// `response_total` with `status_code` and `classification`.
+#[derive(Debug, Default)]
+pub struct HttpMetrics {
+    requests: Mutex<BTreeMap<String, Arc<AtomicU64>>>,
+    responses: Mutex<BTreeMap<String, Arc<AtomicU64>>>,
+}
+
+/// One request's label set, ready to record its response.
+pub struct RequestCounters<'a> {
+    metrics: &'a HttpMetrics,
+    labels: String,
+}
+
+impl HttpMetrics {
+    pub fn request(
+        &self,
+        direction: &str,
+        authority: &str,
+        target: std::net::SocketAddr,
+        tls: &TlsLabel,
+    ) -> RequestCounters<'_> {
+        let labels = format!(
+            "direction=\"{direction}\",authority=\"{}\",target_addr=\"{target}\",{}",
+            escape(authority),
+            tls_labels(tls)
+        );
+        self.requests
+            .lock()
+            .expect("metrics lock")
+            .entry(labels.clone())
+            .or_default()
+            .fetch_add(1, Ordering::Relaxed);
+        RequestCounters {
+            metrics: self,
+            labels,
+        }
+    }
+
+    pub fn encode(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP request_total Total count of HTTP requests.\n# TYPE request_total counter"
+        );
+        for (labels, n) in self.requests.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                out,
+                "request_total{{{labels}}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP response_total Total count of HTTP responses.\n# TYPE response_total counter"
+        );
+        for (labels, n) in self.responses.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                out,
+                "response_total{{{labels}}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
+    }
+}
+
+impl RequestCounters<'_> {
+    pub fn response(&self, status: u16) {
+        let classification = if status >= 500 { "failure" } else { "success" };
+        let labels = format!(
+            "{},status_code=\"{status}\",classification=\"{classification}\"",
+            self.labels
+        );
+        self.metrics
+            .responses
+            .lock()
+            .expect("metrics lock")
+            .entry(labels)
+            .or_default()
+            .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn tls_labels(tls: &TlsLabel) -> String {
+    match tls {
+        TlsLabel::Identified { client_id } => {
+            format!("tls=\"true\",client_id=\"{}\"", escape(client_id))
+        }
+        TlsLabel::ServerIdentified { server_id } => {
+            format!("tls=\"true\",server_id=\"{}\"", escape(server_id))
+        }
+        TlsLabel::NoIdentity { reason } => {
+            format!("tls=\"no_identity\",no_tls_reason=\"{reason}\"")
+        }
+    }
 }

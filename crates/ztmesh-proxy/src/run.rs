@@ -86,6 +86,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
     )?;
     let tcp_metrics = Arc::new(crate::metrics::TcpMetrics::default());
     let tcp_metrics_out = tcp_metrics.clone();
+    let http_metrics = Arc::new(crate::metrics::HttpMetrics::default());
     let inbound = Arc::new(Inbound {
         local_name: config.identity.local_name.clone(),
         target: match config.mode {
@@ -97,6 +98,8 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
         default_policy: config.default_policy,
         cluster_networks: config.cluster_networks.clone(),
         metrics: tcp_metrics.clone(),
+        http_metrics: http_metrics.clone(),
+        clients: Default::default(),
     });
     let bind = |addr: std::net::SocketAddr, what: &'static str| async move {
         tokio::net::TcpListener::bind(addr)
@@ -110,6 +113,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
         identity: status,
         identity_metrics,
         tcp: tcp_metrics,
+        http: http_metrics,
         shutdown_enabled: config.shutdown_endpoint,
         shutdown: shutdown_tx,
     });

@@ -76,6 +76,7 @@ async fn greeter() -> SocketAddr {
 struct Proxy {
     addr: SocketAddr,
     metrics: Arc<TcpMetrics>,
+    http: Arc<ztmesh_proxy::metrics::HttpMetrics>,
 }
 
 async fn proxy(
@@ -92,6 +93,7 @@ async fn proxy(
     )
     .unwrap();
     let metrics = Arc::new(TcpMetrics::default());
+    let http = Arc::new(ztmesh_proxy::metrics::HttpMetrics::default());
     let inbound = Arc::new(Inbound {
         local_name: AUTHORS.into(),
         target: InboundTarget::App(target),
@@ -100,11 +102,17 @@ async fn proxy(
         default_policy: policy,
         cluster_networks: vec!["127.0.0.0/8".parse().unwrap()],
         metrics: metrics.clone(),
+        http_metrics: http.clone(),
+        clients: Default::default(),
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(inbound.serve(listener));
-    Proxy { addr, metrics }
+    Proxy {
+        addr,
+        metrics,
+        http,
+    }
 }
 
 fn client_tls(pki: &TestPki, identity: Option<&str>, alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
@@ -154,8 +162,8 @@ async fn mtls_plaintext_and_tls_without_identity() {
         .await
         .unwrap();
     assert_eq!(
-        exchange(tls, b"GET / HTTP/1.1\r\nHost: authors\r\n\r\n").await,
-        "app:GET / HTTP/1.1\r\nHost: authors\r\n\r\n"
+        exchange(tls, b"hello over mtls").await,
+        "app:hello over mtls"
     );
 
     let plain = TcpStream::connect(p.addr).await.unwrap();
@@ -191,7 +199,7 @@ async fn mtls_plaintext_and_tls_without_identity() {
         "{m}"
     );
     assert!(m.contains("no_tls_reason=\"passthru\"} 1"), "{m}");
-    assert!(m.contains(&format!("tcp_write_bytes_total{{direction=\"inbound\",peer=\"src\",{target},tls=\"true\",client_id=\"{WEB}\"}} 37")), "{m}");
+    assert!(m.contains(&format!("tcp_write_bytes_total{{direction=\"inbound\",peer=\"src\",{target},tls=\"true\",client_id=\"{WEB}\"}} 19")), "{m}");
 }
 
 #[tokio::test]
@@ -294,4 +302,81 @@ async fn default_policies_decide_before_the_app_is_reached() {
         .unwrap();
     assert_eq!(exchange(tls, b"mtls").await, "app:mtls");
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn http_requests_are_counted_with_identities() {
+    let pki = TestPki::new();
+    let (app_addr, _) = ztmesh_test_support::apps::echo_or_http("127.0.0.1:0", "app").await;
+    let p = proxy(
+        &pki,
+        app_addr,
+        DefaultPolicy::AllUnauthenticated,
+        Duration::from_secs(2),
+    )
+    .await;
+    let tcp = TcpStream::connect(p.addr).await.unwrap();
+    let mut tls = client_tls(&pki, Some(WEB), &[])
+        .connect(ztmesh_tls::server_name(AUTHORS).unwrap(), tcp)
+        .await
+        .unwrap();
+    // Two requests on one kept-alive connection.
+    for path in ["/authors.json", "/authors/1"] {
+        tls.write_all(format!("GET {path} HTTP/1.1\r\nHost: authors.booksapp\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(
+            text.starts_with("HTTP/1.1 200") && text.ends_with(&format!("app:GET {path}")),
+            "{text}"
+        );
+    }
+    drop(tls);
+    // No application behind the port: 502 with the reason.
+    let dead = {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap()
+    };
+    let p2 = proxy(
+        &pki,
+        dead,
+        DefaultPolicy::AllUnauthenticated,
+        Duration::from_secs(2),
+    )
+    .await;
+    let plain = TcpStream::connect(p2.addr).await.unwrap();
+    let rsp = exchange(
+        plain,
+        b"GET / HTTP/1.1\r\nHost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        rsp.starts_with("HTTP/1.1 502") && rsp.contains("l5d-proxy-error: the application at"),
+        "{rsp}"
+    );
+
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut m = String::new();
+    p.http.encode(&mut m);
+    let labels = format!(
+        "direction=\"inbound\",authority=\"authors.booksapp\",target_addr=\"{app_addr}\",tls=\"true\",client_id=\"{WEB}\""
+    );
+    assert!(m.contains(&format!("request_total{{{labels}}} 2")), "{m}");
+    assert!(
+        m.contains(&format!(
+            "response_total{{{labels},status_code=\"200\",classification=\"success\"}} 2"
+        )),
+        "{m}"
+    );
+    let mut m2 = String::new();
+    p2.http.encode(&mut m2);
+    assert!(
+        m2.contains("status_code=\"502\",classification=\"failure\"} 1"),
+        "{m2}"
+    );
 }

@@ -103,4 +103,6 @@ pub fn csr_for(identity: &str) -> (KeyPair, Vec<u8>) {
 }
 
 #[cfg(feature = "control-plane")]
+pub mod apps;
+#[cfg(feature = "control-plane")]
 pub mod control_plane;

@@ -378,6 +378,15 @@ fn transparent_mtls_between_meshed_pods() {
         b_metrics.contains("direction=\"outbound\",peer=\"dst\",target_addr=\"10.234.0.13:8080\",tls=\"no_identity\",no_tls_reason=\"not_provided_by_service_discovery\""),
         "{b_metrics}"
     );
+    // Per request too (what the benchmark harness checks before measuring).
+    assert!(
+        b_metrics
+            .lines()
+            .any(|l| l.starts_with("request_total{direction=\"inbound\"")
+                && l.contains(&format!("tls=\"true\",client_id=\"{WEBAPP}\""))
+                && l.ends_with(" 1")),
+        "{b_metrics}"
+    );
     let a_metrics = Net::metrics(net.pod("a"));
     assert!(
         a_metrics.contains(

@@ -39,6 +39,9 @@ pub struct Inbound {
     pub default_policy: DefaultPolicy,
     pub cluster_networks: Vec<IpNet>,
     pub metrics: Arc<TcpMetrics>,
+    pub http_metrics: Arc<crate::metrics::HttpMetrics>,
+    /// One keep-alive pool per application address.
+    pub clients: std::sync::Mutex<std::collections::HashMap<SocketAddr, super::http::AppClient>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -157,7 +160,7 @@ impl Inbound {
         }
     }
 
-    async fn finish<I: AsyncRead + AsyncWrite + Unpin>(
+    async fn finish<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         &self,
         io: I,
         peer: SocketAddr,
@@ -196,6 +199,34 @@ impl Inbound {
         };
         tracing::debug!(%peer, %target, ?protocol, client = client_id.unwrap_or("-"), "inbound connection");
         let counters = self.metrics.open("inbound", target, &label);
+        if let Protocol::Http1 | Protocol::Http2 = protocol {
+            let client = self
+                .clients
+                .lock()
+                .expect("clients lock")
+                .entry(target)
+                .or_insert_with(|| super::http::app_client(target))
+                .clone();
+            let io = crate::counted::Counted::new(PrefixedIo::new(head, io));
+            let (read, written) = (io.read.clone(), io.written.clone());
+            let result = super::http::serve(
+                io,
+                protocol == Protocol::Http2,
+                target,
+                label,
+                self.http_metrics.clone(),
+                client,
+            )
+            .await;
+            counters.close(
+                read.load(std::sync::atomic::Ordering::Relaxed),
+                written.load(std::sync::atomic::Ordering::Relaxed),
+            );
+            if let Err(error) = result {
+                tracing::debug!(%peer, %error, "HTTP connection ended with an error");
+            }
+            return Ok(());
+        }
         let mut io = PrefixedIo::new(head, io);
         let result = forward::forward(&mut io, target).await;
         let (read, written) = result.as_ref().map(|c| *c).unwrap_or((0, 0));

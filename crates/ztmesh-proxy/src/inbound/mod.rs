@@ -6,7 +6,9 @@
 //! 3. [`tls`]: terminate mesh TLS and learn the client's identity;
 //! 4. [`authorize`]: the default policy (full policy is its own issue);
 //! 5. [`detect_protocol`]: HTTP/1, HTTP/2 or opaque, within the detect timeout;
-//! 6. [`forward`]: to the application, as a bidirectional copy with half-close.
+//! 6. [`forward`]: to the application, as a bidirectional copy with half-close
+//!    for opaque streams; [`http`]: request by request over a keep-alive pool
+//!    for HTTP/1 and HTTP/2, counted.
 //!
 //! Each stage reads only the parameters it needs.
 
@@ -15,4 +17,5 @@ pub mod authorize;
 pub mod detect_protocol;
 pub mod detect_tls;
 pub mod forward;
+pub mod http;
 pub mod tls;
