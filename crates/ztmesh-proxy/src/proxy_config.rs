@@ -23,6 +23,7 @@ pub const SHUTDOWN_ENDPOINT: &str = "LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED";
 pub const DESTINATION_ADDR: &str = "LINKERD2_PROXY_DESTINATION_SVC_ADDR";
 pub const DESTINATION_NAME: &str = "LINKERD2_PROXY_DESTINATION_SVC_NAME";
 pub const DESTINATION_CONTEXT: &str = "LINKERD2_PROXY_DESTINATION_CONTEXT";
+pub const CORES: &str = "LINKERD2_PROXY_CORES";
 
 /// Settings this proxy reads (the rest of `LINKERD2_PROXY_*` is warned about).
 const KNOWN: &[&str] = &[
@@ -47,6 +48,7 @@ const KNOWN: &[&str] = &[
     DESTINATION_ADDR,
     DESTINATION_NAME,
     DESTINATION_CONTEXT,
+    CORES,
     "LINKERD2_PROXY_LOG",
 ];
 
@@ -77,6 +79,8 @@ pub struct ProxyConfig {
     /// Destination service (host:port, identity); outbound needs it.
     pub destination: Option<(String, String)>,
     pub destination_context: String,
+    /// Worker threads (`LINKERD2_PROXY_CORES`; default: every core).
+    pub cores: Option<usize>,
 }
 
 impl ProxyConfig {
@@ -164,6 +168,14 @@ impl ProxyConfig {
             }
         };
         let destination_context = s.optional(DESTINATION_CONTEXT).unwrap_or_default();
+        let cores = match s.optional(CORES).map(|c| c.trim().parse::<usize>()) {
+            None => None,
+            Some(Ok(n)) if n > 0 => Some(n),
+            Some(_) => {
+                s.invalid(CORES, "not a positive number of cores");
+                None
+            }
+        };
         let mut warnings: Vec<String> = env
             .keys()
             .into_iter()
@@ -186,6 +198,7 @@ impl ProxyConfig {
                 shutdown_endpoint,
                 destination,
                 destination_context,
+                cores,
             },
             warnings,
         ))
