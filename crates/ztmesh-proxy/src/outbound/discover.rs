@@ -1,13 +1,16 @@
 //! Stage: where is the target, and how is it reached?
 //!
 //! A name (`svc.ns.svc.cluster.local:port`) is resolved with Destination.Get
-//! (the first snapshot of the endpoint set); an address with GetProfile,
-//! whose `endpoint` tells whether the address is a meshed workload. Each
-//! call is bounded in time.
+//! (the endpoint set, kept current from the stream); an address with
+//! GetProfile, whose `endpoint` tells whether the address is a meshed
+//! workload. Opening a stream is bounded in time.
 
 use linkerd2_proxy_api::destination::{self as proto, destination_client::DestinationClient};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::watch;
 use tonic::transport::Channel;
 
 pub const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -34,10 +37,16 @@ pub enum DiscoverError {
     Unknown(String),
 }
 
+/// Discovery with one long-lived Destination stream per target: the first
+/// lookup opens it and waits (bounded) for the first answer; later lookups
+/// read the current set, which a background task keeps up to date as
+/// endpoints join and leave. A stream that ends drops its cache entry, so
+/// the next lookup asks again.
 #[derive(Clone)]
 pub struct Discover {
     client: DestinationClient<Channel>,
     context_token: String,
+    cache: Arc<Mutex<HashMap<String, watch::Receiver<Vec<Endpoint>>>>>,
 }
 
 impl Discover {
@@ -45,54 +54,125 @@ impl Discover {
         Self {
             client: DestinationClient::new(channel),
             context_token,
+            cache: Arc::default(),
         }
     }
 
-    /// Endpoints for an authority; `Ok(vec![])` only for an address the
-    /// control plane does not know (connect to it as it is).
+    /// Endpoints for an authority; for an address the control plane does
+    /// not know, that address itself (connected to as it is).
     pub async fn resolve(&self, authority: &str) -> Result<Vec<Endpoint>, DiscoverError> {
+        if let Some(rx) = self.cache.lock().expect("discovery cache").get(authority) {
+            return Ok(rx.borrow().clone());
+        }
+        let rx = self.watch(authority).await?;
+        let current = rx.borrow().clone();
+        self.cache
+            .lock()
+            .expect("discovery cache")
+            .insert(authority.to_string(), rx);
+        Ok(current)
+    }
+
+    async fn watch(
+        &self,
+        authority: &str,
+    ) -> Result<watch::Receiver<Vec<Endpoint>>, DiscoverError> {
         let req = proto::GetDestination {
             scheme: "k8s".into(),
             path: authority.into(),
             context_token: self.context_token.clone(),
         };
+        let rpc = |s: tonic::Status| DiscoverError::Rpc(s.code(), s.message().into());
         let mut client = self.client.clone();
+        let (tx, rx) = watch::channel(Vec::new());
+        let cache = self.cache.clone();
+        let key = authority.to_string();
         if let Ok(addr) = authority.parse::<SocketAddr>() {
             let mut stream = tokio::time::timeout(DISCOVERY_TIMEOUT, client.get_profile(req))
                 .await
                 .map_err(|_| DiscoverError::Timeout)?
-                .map_err(|s| DiscoverError::Rpc(s.code(), s.message().into()))?
+                .map_err(rpc)?
                 .into_inner();
-            let profile = tokio::time::timeout(DISCOVERY_TIMEOUT, stream.message())
+            let to_set = move |p: Option<proto::DestinationProfile>| -> Vec<Endpoint> {
+                match p.and_then(|p| p.endpoint).as_ref().and_then(endpoint) {
+                    Some(e) => vec![e],
+                    None => vec![Endpoint {
+                        addr,
+                        tls: None,
+                        opaque_transport: None,
+                    }],
+                }
+            };
+            let first = tokio::time::timeout(DISCOVERY_TIMEOUT, stream.message())
                 .await
                 .map_err(|_| DiscoverError::Timeout)?
-                .map_err(|s| DiscoverError::Rpc(s.code(), s.message().into()))?;
-            return Ok(match profile.and_then(|p| p.endpoint) {
-                Some(w) => endpoint(&w).into_iter().collect(),
-                None => vec![Endpoint {
-                    addr,
-                    tls: None,
-                    opaque_transport: None,
-                }],
+                .map_err(rpc)?;
+            tx.send_replace(to_set(first));
+            tokio::spawn(async move {
+                while let Ok(Some(p)) = stream.message().await {
+                    tx.send_replace(to_set(Some(p)));
+                }
+                cache.lock().expect("discovery cache").remove(&key);
             });
+            return Ok(rx);
         }
         let mut stream = tokio::time::timeout(DISCOVERY_TIMEOUT, client.get(req))
             .await
             .map_err(|_| DiscoverError::Timeout)?
-            .map_err(|s| DiscoverError::Rpc(s.code(), s.message().into()))?
+            .map_err(rpc)?
             .into_inner();
-        let update = tokio::time::timeout(DISCOVERY_TIMEOUT, stream.message())
+        let mut set = BTreeMap::new();
+        let first = tokio::time::timeout(DISCOVERY_TIMEOUT, stream.message())
             .await
             .map_err(|_| DiscoverError::Timeout)?
-            .map_err(|s| DiscoverError::Rpc(s.code(), s.message().into()))?;
-        match update.and_then(|u| u.update) {
-            Some(proto::update::Update::Add(set)) => {
-                Ok(set.addrs.iter().filter_map(endpoint).collect())
+            .map_err(rpc)?;
+        match first.and_then(|u| u.update) {
+            Some(update) => {
+                if !apply(&mut set, update) {
+                    return Err(DiscoverError::Unknown(authority.into()));
+                }
             }
-            Some(proto::update::Update::NoEndpoints(n)) if n.exists => {
-                Err(DiscoverError::NoEndpoints(authority.into()))
+            None => return Err(DiscoverError::Unknown(authority.into())),
+        }
+        if set.is_empty() {
+            return Err(DiscoverError::NoEndpoints(authority.into()));
+        }
+        tx.send_replace(set.values().cloned().collect());
+        tokio::spawn(async move {
+            while let Ok(Some(update)) = stream.message().await {
+                if let Some(update) = update.update {
+                    apply(&mut set, update);
+                    tx.send_replace(set.values().cloned().collect());
+                }
             }
-            _ => Err(DiscoverError::Unknown(authority.into())),
+            cache.lock().expect("discovery cache").remove(&key);
+        });
+        Ok(rx)
+    }
+}
+
+/// Applies one Destination update to an endpoint set, per destination.proto;
+/// false when the service does not exist (`no_endpoints{exists: false}`).
+pub fn apply(set: &mut BTreeMap<SocketAddr, Endpoint>, update: proto::update::Update) -> bool {
+    use proto::update::Update;
+    match update {
+        Update::Add(add) => {
+            for e in add.addrs.iter().filter_map(endpoint) {
+                set.insert(e.addr, e);
+            }
+            true
+        }
+        Update::Remove(remove) => {
+            for addr in remove.addrs {
+                if let Ok(a) = SocketAddr::try_from(addr) {
+                    set.remove(&a);
+                }
+            }
+            true
+        }
+        Update::NoEndpoints(n) => {
+            set.clear();
+            n.exists
         }
     }
 }
@@ -124,4 +204,57 @@ pub fn endpoint(w: &proto::WeightedAddr) -> Option<Endpoint> {
         tls,
         opaque_transport,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::update::Update;
+
+    fn addr(a: &str) -> proto::WeightedAddr {
+        proto::WeightedAddr {
+            addr: Some(a.parse::<SocketAddr>().unwrap().into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn updates_table() {
+        let mut set = BTreeMap::new();
+        let keys = |s: &BTreeMap<SocketAddr, Endpoint>| {
+            s.keys().map(|k| k.to_string()).collect::<Vec<_>>()
+        };
+        assert!(apply(
+            &mut set,
+            Update::Add(proto::WeightedAddrSet {
+                addrs: vec![addr("10.0.0.1:80"), addr("10.0.0.2:80")],
+                ..Default::default()
+            })
+        ));
+        assert_eq!(keys(&set), vec!["10.0.0.1:80", "10.0.0.2:80"]);
+        assert!(apply(
+            &mut set,
+            Update::Remove(proto::AddrSet {
+                addrs: vec!["10.0.0.1:80".parse::<SocketAddr>().unwrap().into()]
+            })
+        ));
+        assert_eq!(keys(&set), vec!["10.0.0.2:80"]);
+        assert!(apply(
+            &mut set,
+            Update::Add(proto::WeightedAddrSet {
+                addrs: vec![addr("10.0.0.3:80")],
+                ..Default::default()
+            })
+        ));
+        assert_eq!(keys(&set), vec!["10.0.0.2:80", "10.0.0.3:80"]);
+        assert!(apply(
+            &mut set,
+            Update::NoEndpoints(proto::NoEndpoints { exists: true })
+        ));
+        assert!(set.is_empty());
+        assert!(!apply(
+            &mut set,
+            Update::NoEndpoints(proto::NoEndpoints { exists: false })
+        ));
+    }
 }
