@@ -20,7 +20,6 @@ use ztmesh_resources::load::ResourceKey;
 use ztmesh_resources::profile::{self as sp, ServiceProfileSpec};
 use ztmesh_resources::{Pod, Resource, Service};
 
-pub const OPAQUE_PORTS_ANNOTATION: &str = "config.linkerd.io/opaque-ports";
 /// ztmesh: the workload's proxy runs in explicit mode (no iptables).
 pub const PROXY_MODE_ANNOTATION: &str = "config.ztmesh.io/proxy-mode";
 /// ztmesh: the proxy's inbound port, when not 4143.
@@ -435,24 +434,7 @@ fn service_info(svc: &Service) -> ServiceInfo {
 }
 
 fn opaque_ports(annotations: &BTreeMap<String, String>) -> BTreeSet<u16> {
-    let mut ports = BTreeSet::new();
-    for part in annotations
-        .get(OPAQUE_PORTS_ANNOTATION)
-        .map(String::as_str)
-        .unwrap_or("")
-        .split(',')
-    {
-        let part = part.trim();
-        match part.split_once('-') {
-            Some((a, b)) => {
-                if let (Ok(a), Ok(b)) = (a.parse::<u16>(), b.parse::<u16>()) {
-                    ports.extend(a..=b);
-                }
-            }
-            None => ports.extend(part.parse::<u16>().ok()),
-        }
-    }
-    ports
+    ztmesh_resources::meta::opaque_ports(Some(annotations))
 }
 
 fn explicit_inbound(annotations: &BTreeMap<String, String>) -> Option<u16> {

@@ -2,6 +2,7 @@
 //! over the policy index, with Linkerd's labels (`name`, `kind`, `group`)
 //! on every Server, Authz and route, since linkerd2-proxy requires them.
 
+use crate::routes::{hosts, http_match, route_meta};
 use futures::Stream;
 use linkerd2_proxy_api::inbound::inbound_server_policies_server::{
     InboundServerPolicies, InboundServerPoliciesServer,
@@ -250,29 +251,6 @@ fn resource(group: &str, kind: &str, name: &str) -> meta::metadata::Kind {
     })
 }
 
-fn route_meta(r: &RouteRef) -> meta::Metadata {
-    let kind = match r {
-        RouteRef::Default(name) => meta::metadata::Kind::Default(name.to_string()),
-        RouteRef::Resource { group, kind, name } => resource(group, &kind.to_lowercase(), name),
-    };
-    meta::Metadata { kind: Some(kind) }
-}
-
-fn hosts(hostnames: &[String]) -> Vec<http_proto::HostMatch> {
-    use http_proto::host_match::{Match, Suffix};
-    hostnames
-        .iter()
-        .map(|h| http_proto::HostMatch {
-            r#match: Some(match h.strip_prefix("*.") {
-                Some(rest) => Match::Suffix(Suffix {
-                    reverse_labels: rest.split('.').rev().map(String::from).collect(),
-                }),
-                None => Match::Exact(h.clone()),
-            }),
-        })
-        .collect()
-}
-
 fn header(v: &ValueMatch) -> http_proto::HeaderMatch {
     use http_proto::header_match::Value;
     match v {
@@ -288,52 +266,18 @@ fn header(v: &ValueMatch) -> http_proto::HeaderMatch {
 }
 
 fn http_route(r: &RouteRef, route: &HttpRoute) -> proto::HttpRoute {
-    use http_proto::path_match::Kind as Path;
-    use http_proto::query_param_match::Value as Query;
-    let rules = route
-        .rules
-        .iter()
-        .map(|matches| proto::http_route::Rule {
-            matches: matches
-                .iter()
-                .map(|m| http_proto::HttpRouteMatch {
-                    path: m.path.as_ref().map(|p| http_proto::PathMatch {
-                        kind: Some(match p {
-                            PathMatch::Exact(v) => Path::Exact(v.clone()),
-                            PathMatch::Prefix(v) => Path::Prefix(v.clone()),
-                            PathMatch::Regex(v) => Path::Regex(v.clone()),
-                        }),
-                    }),
-                    headers: m.headers.iter().map(header).collect(),
-                    query_params: m
-                        .query_params
-                        .iter()
-                        .map(|q| match q {
-                            ValueMatch::Exact { name, value } => http_proto::QueryParamMatch {
-                                name: name.clone(),
-                                value: Some(Query::Exact(value.clone())),
-                            },
-                            ValueMatch::Regex { name, value } => http_proto::QueryParamMatch {
-                                name: name.clone(),
-                                value: Some(Query::Regex(value.clone())),
-                            },
-                        })
-                        .collect(),
-                    method: m
-                        .method
-                        .as_deref()
-                        .and_then(|s| http::Method::from_bytes(s.as_bytes()).ok())
-                        .map(Into::into),
-                })
-                .collect(),
-            filters: vec![],
-        })
-        .collect();
     proto::HttpRoute {
         metadata: Some(route_meta(r)),
         hosts: hosts(&route.hostnames),
         authorizations: authorizations(&route.authorizations),
-        rules,
+        rules: route
+            .rules
+            .iter()
+            .map(|matches| proto::http_route::Rule {
+                matches: matches.iter().map(http_match).collect(),
+                filters: vec![],
+            })
+            .collect(),
     }
 }
 

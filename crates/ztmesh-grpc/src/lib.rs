@@ -21,4 +21,5 @@ pub mod destination;
 pub mod identity;
 pub mod inbound;
 pub mod outbound;
+pub mod routes;
 pub mod server;

@@ -3,6 +3,7 @@
 //! is not a Service port gets NOT_FOUND, on which linkerd2-proxy falls back
 //! to `Destination.GetProfile`.
 
+use crate::routes::{hosts, http_match, route_meta};
 use futures::Stream;
 use linkerd2_proxy_api::outbound::outbound_policies_server::{
     OutboundPolicies, OutboundPoliciesServer,
@@ -13,8 +14,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tonic::{Request, Response, Status};
+use ztmesh_policy::RouteRef;
 use ztmesh_policy::outbound::*;
-use ztmesh_policy::{HttpRouteMatch, PathMatch, RouteRef, ValueMatch};
 
 pub type SharedOutbound = Arc<Mutex<OutboundIndex>>;
 
@@ -142,87 +143,11 @@ fn backend(b: &Backend) -> proto::Backend {
     }
 }
 
-fn http_match(m: &HttpRouteMatch) -> http_proto::HttpRouteMatch {
-    use http_proto::header_match::Value as H;
-    use http_proto::path_match::Kind as P;
-    use http_proto::query_param_match::Value as Q;
-    http_proto::HttpRouteMatch {
-        path: m.path.as_ref().map(|p| http_proto::PathMatch {
-            kind: Some(match p {
-                PathMatch::Exact(v) => P::Exact(v.clone()),
-                PathMatch::Prefix(v) => P::Prefix(v.clone()),
-                PathMatch::Regex(v) => P::Regex(v.clone()),
-            }),
-        }),
-        headers: m
-            .headers
-            .iter()
-            .map(|h| match h {
-                ValueMatch::Exact { name, value } => http_proto::HeaderMatch {
-                    name: name.clone(),
-                    value: Some(H::Exact(value.clone().into_bytes())),
-                },
-                ValueMatch::Regex { name, value } => http_proto::HeaderMatch {
-                    name: name.clone(),
-                    value: Some(H::Regex(value.clone())),
-                },
-            })
-            .collect(),
-        query_params: m
-            .query_params
-            .iter()
-            .map(|q| match q {
-                ValueMatch::Exact { name, value } => http_proto::QueryParamMatch {
-                    name: name.clone(),
-                    value: Some(Q::Exact(value.clone())),
-                },
-                ValueMatch::Regex { name, value } => http_proto::QueryParamMatch {
-                    name: name.clone(),
-                    value: Some(Q::Regex(value.clone())),
-                },
-            })
-            .collect(),
-        method: m
-            .method
-            .as_deref()
-            .and_then(|s| http::Method::from_bytes(s.as_bytes()).ok())
-            .map(Into::into),
-    }
-}
-
-fn route_meta(r: &RouteRef) -> meta::Metadata {
-    let kind = match r {
-        RouteRef::Default(name) => meta::metadata::Kind::Default(name.to_string()),
-        RouteRef::Resource { group, kind, name } => {
-            meta::metadata::Kind::Resource(meta::Resource {
-                group: group.clone(),
-                kind: kind.clone(),
-                name: name.clone(),
-                ..Default::default()
-            })
-        }
-    };
-    meta::Metadata { kind: Some(kind) }
-}
-
 fn http_route(r: &RouteRef, route: &OutboundRoute) -> proto::HttpRoute {
     use proto::http_route::{Distribution, RouteBackend, Rule, WeightedRouteBackend, distribution};
     proto::HttpRoute {
         metadata: Some(route_meta(r)),
-        hosts: route
-            .hostnames
-            .iter()
-            .map(|h| http_proto::HostMatch {
-                r#match: Some(match h.strip_prefix("*.") {
-                    Some(rest) => {
-                        http_proto::host_match::Match::Suffix(http_proto::host_match::Suffix {
-                            reverse_labels: rest.split('.').rev().map(String::from).collect(),
-                        })
-                    }
-                    None => http_proto::host_match::Match::Exact(h.clone()),
-                }),
-            })
-            .collect(),
+        hosts: hosts(&route.hostnames),
         rules: route
             .rules
             .iter()

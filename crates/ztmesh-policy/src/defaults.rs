@@ -7,8 +7,6 @@ use std::time::Duration;
 
 /// The annotation that overrides the default policy on a namespace or workload.
 pub const DEFAULT_POLICY_ANNOTATION: &str = "config.linkerd.io/default-inbound-policy";
-/// Ports served opaquely (no protocol detection).
-pub const OPAQUE_PORTS_ANNOTATION: &str = "config.linkerd.io/opaque-ports";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DefaultPolicy {

@@ -6,14 +6,12 @@
 //! `apply()` a resource and assert on the receiver.
 
 use crate::compute;
-use crate::defaults::{
-    ClusterInfo, DEFAULT_POLICY_ANNOTATION, DefaultPolicy, OPAQUE_PORTS_ANNOTATION,
-};
+use crate::defaults::{ClusterInfo, DEFAULT_POLICY_ANNOTATION, DefaultPolicy};
 use crate::model::InboundServer;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tokio::sync::watch;
 use ztmesh_resources::load::{Object, ResourceKey};
-use ztmesh_resources::meta::Labels;
+use ztmesh_resources::meta::{Labels, opaque_ports};
 use ztmesh_resources::policy::*;
 use ztmesh_resources::route::{GrpcRouteSpec, HttpRouteSpec};
 use ztmesh_resources::workload::ExternalWorkloadSpec;
@@ -333,29 +331,6 @@ fn default_policy_annotation(
             None
         }
     }
-}
-
-/// `config.linkerd.io/opaque-ports`: comma-separated ports and ranges.
-fn opaque_ports(annotations: Option<&BTreeMap<String, String>>) -> BTreeSet<u16> {
-    let mut ports = BTreeSet::new();
-    let Some(value) = annotations.and_then(|a| a.get(OPAQUE_PORTS_ANNOTATION)) else {
-        return ports;
-    };
-    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                if let (Ok(a), Ok(b)) = (a.parse::<u16>(), b.parse::<u16>()) {
-                    ports.extend(a..=b);
-                }
-            }
-            None => {
-                if let Ok(p) = part.parse() {
-                    ports.insert(p);
-                }
-            }
-        }
-    }
-    ports
 }
 
 fn pod_workload(pod: &Pod) -> Workload {

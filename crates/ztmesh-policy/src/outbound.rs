@@ -248,13 +248,7 @@ impl OutboundIndex {
                 },
             ));
         }
-        let opaque = svc
-            .annotations
-            .get("config.linkerd.io/opaque-ports")
-            .is_some_and(|v| {
-                v.split(',')
-                    .any(|p| p.trim().parse::<u16>().ok() == Some(port))
-            });
+        let opaque = ztmesh_resources::meta::opaque_ports(Some(&svc.annotations)).contains(&port);
         let failure_accrual = match failure_accrual(&svc.annotations) {
             Ok(f) => f,
             Err(error) => {

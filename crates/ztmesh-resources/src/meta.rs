@@ -5,6 +5,36 @@ use std::collections::BTreeMap;
 
 pub type Labels = BTreeMap<String, String>;
 
+/// Ports served opaquely, on a Pod, ExternalWorkload, Service or Namespace.
+pub const OPAQUE_PORTS_ANNOTATION: &str = "config.linkerd.io/opaque-ports";
+
+/// A port list as Linkerd's annotations write it: `5432,6000-6010`.
+/// Entries that are not ports or ranges are ignored.
+pub fn port_set(value: &str) -> std::collections::BTreeSet<u16> {
+    let mut ports = std::collections::BTreeSet::new();
+    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                if let (Ok(a), Ok(b)) = (a.trim().parse::<u16>(), b.trim().parse::<u16>()) {
+                    ports.extend(a..=b);
+                }
+            }
+            None => ports.extend(part.parse::<u16>().ok()),
+        }
+    }
+    ports
+}
+
+/// The opaque ports an object's annotations declare.
+pub fn opaque_ports(
+    annotations: Option<&BTreeMap<String, String>>,
+) -> std::collections::BTreeSet<u16> {
+    annotations
+        .and_then(|a| a.get(OPAQUE_PORTS_ANNOTATION))
+        .map(|v| port_set(v))
+        .unwrap_or_default()
+}
+
 /// `matchLabels` and `matchExpressions`, both of which must hold. An empty
 /// selector selects everything.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,5 +193,23 @@ mod tests {
             serde_yaml::from_str::<LabelSelector>("matchExpressions: [{key: a, operator: Maybe}]")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn port_sets() {
+        let cases: &[(&str, &[u16])] = &[
+            ("5432", &[5432]),
+            ("5432, 6000-6002", &[5432, 6000, 6001, 6002]),
+            ("", &[]),
+            ("http,70000,9-3,-1", &[]),
+            ("25,25", &[25]),
+        ];
+        for (value, want) in cases {
+            assert_eq!(
+                port_set(value).into_iter().collect::<Vec<_>>(),
+                *want,
+                "{value}"
+            );
+        }
     }
 }
