@@ -42,7 +42,20 @@ fn proxy(
     destination_addr: &str,
     app: &str,
 ) -> Daemon {
-    let mut cmd = ztmesh();
+    // Explicit mode needs no privileges: when the test runs as root (CI),
+    // the proxies run as nobody.
+    let mut cmd = if is_root() {
+        let mut c = std::process::Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_ztmesh"),
+        ]);
+        c
+    } else {
+        ztmesh()
+    };
     cmd.arg("proxy")
         .env("LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS", anchors)
         .env("LINKERD2_PROXY_IDENTITY_TOKEN_FILE", token)
@@ -62,6 +75,14 @@ fn proxy(
     let mut d = Daemon::spawn(cmd);
     d.wait_for(&format!("inbound={ip}:4143"), Duration::from_secs(20));
     d
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
 }
 
 async fn http(addr: &str, request: &[u8]) -> String {
@@ -127,6 +148,9 @@ async fn wait_ready(ip: &str, proxy: &Daemon) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webapp_reaches_authors_over_mtls() {
     let tmp = tempfile::tempdir().unwrap();
+    // The unprivileged proxies read their token files from here.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let d = tmp.path().join("identity");
     run_ok(ztmesh().args(["install", "--dir"]).arg(&d));
     let anchors = std::fs::read_to_string(d.join("ca.crt")).unwrap();
@@ -181,6 +205,13 @@ async fn webapp_reaches_authors_over_mtls() {
     );
     wait_ready(A, &a).await;
     wait_ready(B, &b).await;
+    if is_root() {
+        assert_eq!(
+            (a.uid(), b.uid()),
+            (65534, 65534),
+            "the proxies run unprivileged"
+        );
+    }
     let outbound = format!("{A}:4140");
 
     // CONNECT: an opaque tunnel, mTLS between the proxies.

@@ -97,6 +97,24 @@ impl Daemon {
 }
 
 impl Daemon {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The real uid the process runs as.
+    pub fn uid(&self) -> u32 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("the process is alive");
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .expect("a Uid line");
+        line.split_whitespace()
+            .nth(1)
+            .and_then(|u| u.parse().ok())
+            .expect("a numeric uid")
+    }
+
     /// Asks the process to stop (SIGINT) and waits up to 5s for it.
     pub fn interrupt(&mut self) {
         let _ = Command::new("kill")
