@@ -97,6 +97,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
     let tcp_metrics = Arc::new(crate::metrics::TcpMetrics::default());
     let tcp_metrics_out = tcp_metrics.clone();
     let http_metrics = Arc::new(crate::metrics::HttpMetrics::default());
+    let http_metrics_out = http_metrics.clone();
     let inbound = Arc::new(Inbound {
         local_name: config.identity.local_name.clone(),
         target: match config.mode {
@@ -154,6 +155,8 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
                     creds: store,
                 },
                 tcp_metrics_out,
+                http_metrics_out,
+                config.detect_timeout,
             ));
             let listener = bind(config.outbound_addr, "outbound").await?;
             if let Mode::Explicit { .. } = mode {

@@ -387,7 +387,40 @@ fn transparent_mtls_between_meshed_pods() {
                 && l.ends_with(" 1")),
         "{b_metrics}"
     );
+    // An HTTP client asking for an address nobody answers gets an HTTP error, not a reset.
+    let out = Net::exec(net.pod("a"), "setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "curl",
+            "-sS",
+            "-m",
+            "15",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "http://10.234.0.99:8080/",
+        ])
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(
+        head.starts_with("http/1.1 50") && head.contains("l5d-proxy-error:"),
+        "{}",
+        describe(&out)
+    );
     let a_metrics = Net::metrics(net.pod("a"));
+    assert!(
+        a_metrics
+            .lines()
+            .any(|l| l.starts_with("request_total{direction=\"outbound\"")
+                && l.contains(
+                    "server_id=\"authors.booksapp.serviceaccount.identity.linkerd.cluster.local\""
+                )),
+        "{a_metrics}"
+    );
     assert!(
         a_metrics.contains(
             "server_id=\"authors.booksapp.serviceaccount.identity.linkerd.cluster.local\""

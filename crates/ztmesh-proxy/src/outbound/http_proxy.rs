@@ -26,6 +26,8 @@ pub struct OutboundProxy {
     pub discover: Discover,
     pub tls: super::connect::ClientTls,
     pub metrics: Arc<TcpMetrics>,
+    pub http_metrics: Arc<crate::metrics::HttpMetrics>,
+    pub detect_timeout: Duration,
     next: AtomicUsize,
 }
 
@@ -64,11 +66,15 @@ impl OutboundProxy {
         discover: Discover,
         tls: super::connect::ClientTls,
         metrics: Arc<TcpMetrics>,
+        http_metrics: Arc<crate::metrics::HttpMetrics>,
+        detect_timeout: Duration,
     ) -> Self {
         Self {
             discover,
             tls,
             metrics,
+            http_metrics,
+            detect_timeout,
             next: AtomicUsize::new(0),
         }
     }
@@ -90,7 +96,9 @@ impl OutboundProxy {
     }
 
     /// Transparent mode: iptables redirected the connection here; its
-    /// original destination is the target. Failures reset the connection.
+    /// original destination is the target. HTTP/1 is served request by
+    /// request (502/504 with `l5d-proxy-error` on failure); anything else is
+    /// piped, and a failure resets the connection.
     pub async fn serve_transparent(self: Arc<Self>, listener: TcpListener) {
         loop {
             let Ok((tcp, peer)) = listener.accept().await else {
@@ -100,23 +108,67 @@ impl OutboundProxy {
             let _ = tcp.set_nodelay(true);
             let this = self.clone();
             tokio::spawn(async move {
-                let result = async {
-                    let target =
-                        crate::orig_dst::original_dst(&tcp).map_err(OutboundError::Read)?;
-                    let mut server = this.open(&target.to_string()).await?;
-                    this.pipe(
-                        PrefixedIo::new(Vec::new(), tcp),
-                        &mut server,
-                        &target.to_string(),
-                    )
-                    .await
-                }
-                .await;
-                if let Err(error) = result {
+                if let Err(error) = this.transparent(tcp).await {
                     tracing::info!(%peer, %error, "transparent outbound connection failed");
                 }
             });
         }
+    }
+
+    async fn transparent(&self, mut client: TcpStream) -> Result<(), OutboundError> {
+        use crate::inbound::detect_protocol::{MAX_REQUEST_LINE, Protocol, detect_protocol};
+        let target = crate::orig_dst::original_dst(&client).map_err(OutboundError::Read)?;
+        // Detect first (bounded; silence means opaque) so an HTTP client can
+        // be answered with an HTTP error.
+        let mut head = Vec::new();
+        let done = |b: &[u8]| {
+            detect_protocol(b).is_some()
+                && (detect_protocol(b) != Some(Protocol::Http1)
+                    || b.windows(4).any(|w| w == b"\r\n\r\n"))
+        };
+        let _ = tokio::time::timeout(
+            self.detect_timeout,
+            read_until(&mut client, &mut head, MAX_REQUEST_LINE, done),
+        )
+        .await;
+        let http1 =
+            detect_protocol(&head) == Some(Protocol::Http1) && !super::http::wants_upgrade(&head);
+        let mut server = match self.open(&target.to_string()).await {
+            Ok(s) => s,
+            Err(e) if http1 => return refuse(&mut client, e).await,
+            Err(e) => return Err(e),
+        };
+        if !http1 {
+            return self
+                .pipe(
+                    PrefixedIo::new(head, client),
+                    &mut server,
+                    &target.to_string(),
+                )
+                .await;
+        }
+        let (connected, endpoint) = server;
+        let label = match &connected.server_id {
+            Some(id) => TlsLabel::ServerIdentified {
+                server_id: id.clone(),
+            },
+            None => TlsLabel::NoIdentity {
+                reason: "not_provided_by_service_discovery",
+            },
+        };
+        let counters = self.metrics.open("outbound", endpoint, &label);
+        let io = crate::counted::Counted::new(PrefixedIo::new(head, client));
+        let (read, written) = (io.read.clone(), io.written.clone());
+        let result =
+            super::http::serve(io, connected.io, endpoint, label, self.http_metrics.clone()).await;
+        counters.close(
+            read.load(Ordering::Relaxed),
+            written.load(Ordering::Relaxed),
+        );
+        if let Err(error) = result {
+            tracing::debug!(%error, "outbound HTTP connection ended with an error");
+        }
+        Ok(())
     }
 
     async fn handle(&self, mut client: TcpStream) -> Result<(), OutboundError> {

@@ -11,4 +11,5 @@
 
 pub mod connect;
 pub mod discover;
+pub mod http;
 pub mod http_proxy;
