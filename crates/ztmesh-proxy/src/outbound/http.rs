@@ -4,28 +4,15 @@
 //! failed request answers 502 with `l5d-proxy-error`. Connections asking
 //! for an upgrade (WebSocket) and other protocols are piped as bytes.
 
-use crate::inbound::http::Body;
+use crate::inbound::http::proxy_error;
 use crate::metrics::{HttpMetrics, TlsLabel};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
-
-fn proxy_error(status: StatusCode, reason: String) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header("l5d-proxy-error", reason.replace(['\r', '\n'], " "))
-        .body(
-            Full::new(Bytes::from(reason + "\n"))
-                .map_err(|never| match never {})
-                .boxed(),
-        )
-        .expect("a valid response")
-}
 
 /// Whether a request head asks to switch protocols (WebSocket and the like).
 pub fn wants_upgrade(head: &[u8]) -> bool {
