@@ -401,19 +401,7 @@ fn empty_profile(fqn: String) -> Profile {
 fn service_info(svc: &Service) -> ServiceInfo {
     let spec = svc.spec.as_ref();
     let annotations = svc.metadata.annotations.clone().unwrap_or_default();
-    let mut cluster_ips: Vec<IpAddr> = spec
-        .and_then(|s| s.cluster_ips.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|ip| ip.parse().ok())
-        .collect();
-    if let Some(ip) = spec
-        .and_then(|s| s.cluster_ip.as_ref())
-        .and_then(|ip| ip.parse().ok())
-        && !cluster_ips.contains(&ip)
-    {
-        cluster_ips.push(ip);
-    }
+    let cluster_ips = ztmesh_resources::meta::cluster_ips(svc);
     ServiceInfo {
         selector: spec.and_then(|s| s.selector.clone()),
         ports: spec

@@ -344,19 +344,7 @@ fn http_match(m: &ztmesh_resources::route::HttpRouteMatch) -> HttpRouteMatch {
 
 fn service_info(svc: &Service) -> ServiceInfo {
     let spec = svc.spec.as_ref();
-    let mut cluster_ips: Vec<IpAddr> = spec
-        .and_then(|s| s.cluster_ips.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|ip| ip.parse().ok())
-        .collect();
-    if let Some(ip) = spec
-        .and_then(|s| s.cluster_ip.as_ref())
-        .and_then(|ip| ip.parse().ok())
-        && !cluster_ips.contains(&ip)
-    {
-        cluster_ips.push(ip);
-    }
+    let cluster_ips = ztmesh_resources::meta::cluster_ips(svc);
     ServiceInfo {
         ports: spec
             .and_then(|s| s.ports.as_ref())

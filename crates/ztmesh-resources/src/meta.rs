@@ -25,6 +25,25 @@ pub fn port_set(value: &str) -> std::collections::BTreeSet<u16> {
     ports
 }
 
+/// A Service's cluster IPs (`clusterIPs`, and `clusterIP` when not among them).
+pub fn cluster_ips(svc: &k8s_openapi::api::core::v1::Service) -> Vec<std::net::IpAddr> {
+    let spec = svc.spec.as_ref();
+    let mut ips: Vec<std::net::IpAddr> = spec
+        .and_then(|s| s.cluster_ips.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|ip| ip.parse().ok())
+        .collect();
+    if let Some(ip) = spec
+        .and_then(|s| s.cluster_ip.as_ref())
+        .and_then(|ip| ip.parse().ok())
+        && !ips.contains(&ip)
+    {
+        ips.push(ip);
+    }
+    ips
+}
+
 /// The opaque ports an object's annotations declare.
 pub fn opaque_ports(
     annotations: Option<&BTreeMap<String, String>>,
