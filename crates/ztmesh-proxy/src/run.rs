@@ -150,10 +150,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
                     channel,
                     config.destination_context.clone(),
                 ),
-                crate::outbound::connect::ClientTls {
-                    roots,
-                    creds: store,
-                },
+                crate::outbound::connect::ClientTls::new(roots, store),
                 tcp_metrics_out,
                 http_metrics_out,
                 config.detect_timeout,

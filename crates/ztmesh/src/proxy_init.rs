@@ -61,15 +61,17 @@ pub struct Args {
     remove: bool,
 }
 
+/// `-t nat` followed by `rest`, as iptables arguments.
+fn nat(rest: &[&str]) -> Vec<String> {
+    ["-t", "nat"]
+        .iter()
+        .chain(rest)
+        .map(|s| s.to_string())
+        .collect()
+}
+
 /// The iptables invocations (arguments after the binary) that install the rules.
 pub fn rules(args: &Args) -> anyhow::Result<Vec<Vec<String>>> {
-    let nat = |rest: &[&str]| -> Vec<String> {
-        ["-t", "nat"]
-            .iter()
-            .chain(rest)
-            .map(|s| s.to_string())
-            .collect()
-    };
     let ports = |list: &[String], what: &str| -> anyhow::Result<Option<String>> {
         let mut out = Vec::new();
         for p in list.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
@@ -199,13 +201,6 @@ fn iptables(bin: &str, args: &[String]) -> anyhow::Result<std::process::Output> 
 }
 
 fn remove_with(bin: &str) -> anyhow::Result<()> {
-    let nat = |rest: &[&str]| -> Vec<String> {
-        ["-t", "nat"]
-            .iter()
-            .chain(rest)
-            .map(|s| s.to_string())
-            .collect()
-    };
     // Jumps first (repeat until none is left), then the chains.
     for (parent, chain) in [("PREROUTING", REDIRECT_CHAIN), ("OUTPUT", OUTPUT_CHAIN)] {
         while iptables(bin, &nat(&["-D", parent, "-j", chain]))?
@@ -258,10 +253,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
         for (parent, chain) in [("PREROUTING", REDIRECT_CHAIN), ("OUTPUT", OUTPUT_CHAIN)] {
-            let jump: Vec<String> = ["-t", "nat", "-A", parent, "-j", chain]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+            let jump = nat(&["-A", parent, "-j", chain]);
             let out = iptables(&bin, &jump)?;
             if !out.status.success() {
                 bail!(

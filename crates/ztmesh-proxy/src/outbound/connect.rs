@@ -50,10 +50,51 @@ pub struct Connected {
     pub server_id: Option<String>,
 }
 
-/// This proxy's side of mesh TLS.
+/// This proxy's side of mesh TLS. Client configs are built once per
+/// (identity, opaque transport) and reused; renewed credentials still apply,
+/// since the store is consulted at every handshake.
 pub struct ClientTls {
-    pub roots: Arc<rustls::RootCertStore>,
-    pub creds: Arc<ztmesh_tls::CredentialsStore>,
+    roots: Arc<rustls::RootCertStore>,
+    creds: Arc<ztmesh_tls::CredentialsStore>,
+    configs: std::sync::Mutex<std::collections::HashMap<(String, bool), Arc<rustls::ClientConfig>>>,
+}
+
+impl ClientTls {
+    pub fn new(
+        roots: Arc<rustls::RootCertStore>,
+        creds: Arc<ztmesh_tls::CredentialsStore>,
+    ) -> Self {
+        Self {
+            roots,
+            creds,
+            configs: Default::default(),
+        }
+    }
+
+    /// The client config for a peer identity, built once and reused.
+    fn config(
+        &self,
+        identity: &str,
+        opaque: bool,
+    ) -> Result<Arc<rustls::ClientConfig>, ztmesh_tls::TlsError> {
+        let key = (identity.to_string(), opaque);
+        if let Some(config) = self.configs.lock().expect("tls configs lock").get(&key) {
+            return Ok(config.clone());
+        }
+        let alpn: &[&[u8]] = if opaque { &[ALPN] } else { &[] };
+        let config = ztmesh_tls::mesh_client_config(
+            self.roots.clone(),
+            self.creds.clone(),
+            identity,
+            ztmesh_tls::TlsVersions::Tls13Only,
+            alpn,
+        )?;
+        self.configs
+            .lock()
+            .expect("tls configs lock")
+            .insert(key, config.clone());
+        Ok(config)
+    }
 }
 
 pub async fn connect(endpoint: &Endpoint, tls: &ClientTls) -> Result<Connected, ConnectError> {
@@ -72,25 +113,15 @@ pub async fn connect(endpoint: &Endpoint, tls: &ClientTls) -> Result<Connected, 
             server_id: None,
         });
     };
-    let alpn: &[&[u8]] = if endpoint.opaque_transport.is_some() {
-        &[ALPN]
-    } else {
-        &[]
-    };
     // SPIFFE identities are checked through their DNS-form server name.
     let verify_as = if identity.starts_with("spiffe://") {
         server_name
     } else {
         identity
     };
-    let config = ztmesh_tls::mesh_client_config(
-        tls.roots.clone(),
-        tls.creds.clone(),
-        verify_as,
-        ztmesh_tls::TlsVersions::Tls13Only,
-        alpn,
-    )
-    .map_err(|_| ConnectError::ServerName(verify_as.clone()))?;
+    let config = tls
+        .config(verify_as, endpoint.opaque_transport.is_some())
+        .map_err(|_| ConnectError::ServerName(verify_as.clone()))?;
     let name = ztmesh_tls::server_name(server_name)
         .map_err(|_| ConnectError::ServerName(server_name.clone()))?;
     let mut stream = tokio::time::timeout(

@@ -79,20 +79,9 @@ impl OutboundProxy {
         }
     }
 
+    /// Explicit mode: the application's HTTP proxy.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
-        loop {
-            let Ok((tcp, peer)) = listener.accept().await else {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            };
-            let _ = tcp.set_nodelay(true);
-            let this = self.clone();
-            tokio::spawn(async move {
-                if let Err(error) = this.handle(tcp).await {
-                    tracing::info!(%peer, %error, "outbound connection failed");
-                }
-            });
-        }
+        self.accept(listener, false).await
     }
 
     /// Transparent mode: iptables redirected the connection here; its
@@ -100,6 +89,10 @@ impl OutboundProxy {
     /// request (502/504 with `l5d-proxy-error` on failure); anything else is
     /// piped, and a failure resets the connection.
     pub async fn serve_transparent(self: Arc<Self>, listener: TcpListener) {
+        self.accept(listener, true).await
+    }
+
+    async fn accept(self: Arc<Self>, listener: TcpListener, transparent: bool) {
         loop {
             let Ok((tcp, peer)) = listener.accept().await else {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -108,8 +101,13 @@ impl OutboundProxy {
             let _ = tcp.set_nodelay(true);
             let this = self.clone();
             tokio::spawn(async move {
-                if let Err(error) = this.transparent(tcp).await {
-                    tracing::info!(%peer, %error, "transparent outbound connection failed");
+                let result = if transparent {
+                    this.transparent(tcp).await
+                } else {
+                    this.handle(tcp).await
+                };
+                if let Err(error) = result {
+                    tracing::info!(%peer, transparent, %error, "outbound connection failed");
                 }
             });
         }
