@@ -14,17 +14,22 @@
 //! - [`transport_header`], [`prefixed`] and [`orig_dst`] are the small
 //!   pieces the stages share; [`run`] wires it all together.
 //!
-//! - [`outbound`] is the outbound path: explicit mode's HTTP proxy,
-//!   discovery through Destination, plaintext or mTLS to the endpoint.
-//!   Transparent interception, HTTP/2 upgrade and balancing are still to come.
+//! - [`outbound`] is the outbound path: transparent interception or
+//!   explicit mode's HTTP proxy, HTTP routed per request, discovery through
+//!   Destination, peak-EWMA balancing, shared per-endpoint connections,
+//!   plaintext or mTLS to the endpoint.
+//! - [`orig_proto`] carries HTTP/1 over HTTP/2 between proxies;
+//!   [`http_upgrade`] joins upgraded (WebSocket) connections.
 
 pub mod admin;
 pub mod config;
 pub mod counted;
+pub mod http_upgrade;
 pub mod identity;
 pub mod inbound;
 pub mod metrics;
 pub mod orig_dst;
+pub mod orig_proto;
 pub mod outbound;
 pub mod prefixed;
 pub mod proxy_config;

@@ -145,23 +145,29 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
                 server_name: name.clone(),
                 roots: Some(roots.clone()),
             })?;
-            let outbound = Arc::new(crate::outbound::http_proxy::OutboundProxy::new(
-                crate::outbound::discover::Discover::new(
+            let tls = Arc::new(crate::outbound::connect::ClientTls::new(roots, store));
+            let http = Arc::new(crate::outbound::http::HttpOutbound {
+                discover: crate::outbound::discover::Discover::new(
                     channel,
                     config.destination_context.clone(),
                 ),
-                crate::outbound::connect::ClientTls::new(roots, store),
-                tcp_metrics_out,
-                http_metrics_out,
-                config.detect_timeout,
-            ));
+                balancer: Default::default(),
+                pool: crate::outbound::pool::Pool::new(tls.clone(), tcp_metrics_out.clone()),
+                metrics: http_metrics_out,
+            });
+            let outbound = Arc::new(crate::outbound::accept::Outbound {
+                http,
+                tls,
+                metrics: tcp_metrics_out,
+                detect_timeout: config.detect_timeout,
+            });
             let listener = bind(config.outbound_addr, "outbound").await?;
             if let Mode::Explicit { .. } = mode {
                 tracing::info!(outbound = %listener.local_addr()?, "outbound HTTP proxy listening (set HTTP_PROXY to it)");
-                tokio::spawn(outbound.serve(listener));
+                tokio::spawn(outbound.serve(listener, false));
             } else {
                 tracing::info!(outbound = %listener.local_addr()?, "transparent outbound listening");
-                tokio::spawn(outbound.serve_transparent(listener));
+                tokio::spawn(outbound.serve(listener, true));
             }
         }
         (None, _) => {

@@ -5,9 +5,11 @@
 //! workloads), [`controller`] (the long-running control plane: so far the
 //! Identity service, with issuer hot reload) and [`identity`] (certify and
 //! inspect workload certificates by hand), [`diagnose`] (what the control
-//! plane serves) and [`demo`] (everything that
-//! works so far, end to end).
+//! plane serves), [`demo`] (everything that works so far, end to end),
+//! [`proxy_init`] (a pod's iptables rules) and [`app`] (a sample workload
+//! and its clients).
 
+mod app;
 mod controller;
 mod demo;
 mod diagnose;
@@ -57,6 +59,10 @@ enum Command {
     /// Install (or --remove) the iptables rules that send a pod's TCP through
     /// its proxy; accepts the arguments Linkerd's injector passes to proxy-init.
     ProxyInit(proxy_init::Args),
+    /// A sample workload and its clients (HTTP/1, HTTP/2, gRPC trailers,
+    /// WebSocket, TCP echo), to put in the mesh and check every protocol.
+    #[command(subcommand)]
+    App(app::Command),
 }
 
 /// Parses durations as linkerd2-proxy does: `500ms`, `10s`, `5m`, `24h`, `7d`.
@@ -91,6 +97,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Proxy => unreachable!("handled before logging is set up"),
         Command::ProxyInit(args) => proxy_init::run(args),
+        Command::App(cmd) => app::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -256,7 +256,11 @@ async fn webapp_reaches_authors_over_mtls() {
     assert!(head.to_lowercase().contains("not valid for name"), "{head}");
 
     // Not a proxy request at all.
-    let resp = http(&outbound, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    let resp = http(
+        &outbound,
+        b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert!(
         resp.starts_with("HTTP/1.1 400") && resp.contains("l5d-proxy-error"),
         "{resp}"

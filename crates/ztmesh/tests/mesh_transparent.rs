@@ -5,7 +5,10 @@
 //! - a -> b is mTLS: b's metrics show webapp's identity, and a capture on
 //!   b's link finds no plaintext of the request's marker;
 //! - c -> b is plaintext (the same capture does see c's marker) and is
-//!   labelled no_identity; b -> c is plaintext and labelled so.
+//!   labelled no_identity; b -> c is plaintext and labelled so;
+//! - a -> b carries HTTP/1.1 (upgraded to one multiplexed HTTP/2 connection
+//!   between the proxies and restored for the app), gRPC over HTTP/2 with
+//!   its trailers, a WebSocket upgrade and an opaque TCP echo.
 
 mod support;
 
@@ -94,19 +97,16 @@ impl Net {
         cmd
     }
 
-    /// curl as an unprivileged user, whose traffic iptables redirects.
+    /// `program` as an unprivileged user, whose traffic iptables redirects.
+    fn unprivileged(ns: &str, program: &str) -> Command {
+        let mut cmd = Self::exec(ns, "setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", program]);
+        cmd
+    }
+
     fn curl(ns: &str, url: &str) -> std::process::Output {
-        Self::exec(ns, "setpriv")
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "curl",
-                "-sS",
-                "-m",
-                "5",
-                url,
-            ])
+        Self::unprivileged(ns, "curl")
+            .args(["-sS", "-m", "5", url])
             .output()
             .unwrap()
     }
@@ -197,11 +197,26 @@ fn transparent_mtls_between_meshed_pods() {
     let mut controller = Daemon::spawn(controller);
     controller.wait_for("destination service listening", Duration::from_secs(20));
 
-    // Applications: HTTP servers in b and c.
+    // Applications: the sample app in b (HTTP/1, HTTP/2, WebSocket, TCP
+    // echo), Python's HTTP server in c.
     let mut apps = Vec::new();
-    for p in ["b", "c"] {
-        let mut cmd = Net::exec(net.pod(p), "python3");
-        cmd.args([
+    let mut app = Net::exec(net.pod("b"), bin);
+    app.args([
+        "app",
+        "serve",
+        "--name",
+        "authors",
+        "--http",
+        "0.0.0.0:8080",
+        "--tcp",
+        "0.0.0.0:9000",
+    ]);
+    let mut app = Daemon::spawn(app);
+    app.wait_for("TCP echo on", Duration::from_secs(10));
+    apps.push(app);
+    let mut legacy = Net::exec(net.pod("c"), "python3");
+    legacy
+        .args([
             "-m",
             "http.server",
             "8080",
@@ -210,8 +225,7 @@ fn transparent_mtls_between_meshed_pods() {
             "--directory",
         ])
         .arg(&www);
-        apps.push(Daemon::spawn(cmd));
-    }
+    apps.push(Daemon::spawn(legacy));
 
     // Meshed pods: proxy-init, then the proxy (as root: uid 0 is excluded).
     let mut proxies = Vec::new();
@@ -327,7 +341,7 @@ fn transparent_mtls_between_meshed_pods() {
     );
     assert_eq!(
         String::from_utf8_lossy(&ab.stdout),
-        "authors page\n",
+        "authors:GET /index.html",
         "a -> b: {}\nproxies:\n{}",
         describe(&ab),
         proxies[0].output()
@@ -338,7 +352,7 @@ fn transparent_mtls_between_meshed_pods() {
     );
     assert_eq!(
         String::from_utf8_lossy(&cb.stdout),
-        "authors page\n",
+        "authors:GET /index.html",
         "c -> b: {}",
         describe(&cb)
     );
@@ -353,6 +367,59 @@ fn transparent_mtls_between_meshed_pods() {
         describe(&bc),
         proxies[1].output()
     );
+
+    // HTTP/1.1 from a: five requests at once share one HTTP/2 connection
+    // between the proxies, and the app still sees HTTP/1.1.
+    let url = format!("http://{}:8080/books?marker=SECRET-H1", PODS[1].1);
+    let parallel = Net::unprivileged(net.pod("a"), "curl")
+        .args([
+            "-sS",
+            "-m",
+            "10",
+            "-D",
+            "-",
+            "-Z",
+            "--parallel-immediate",
+            "--parallel-max",
+            "5",
+        ])
+        .args([&url, &url, &url, &url, &url])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&parallel.stdout).to_lowercase();
+    assert_eq!(
+        out.matches("x-http-version: http/1.1").count(),
+        5,
+        "{}",
+        describe(&parallel)
+    );
+    assert_eq!(out.matches("authors:get /books").count(), 5, "{out}");
+    // gRPC over HTTP/2 with its trailers, a WebSocket and opaque TCP.
+    let app_client = |args: &[&str]| {
+        let out = Net::unprivileged(net.pod("a"), bin)
+            .arg("app")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "app {args:?}: {}", describe(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let b_http = format!("{}:8080", PODS[1].1);
+    let grpc = app_client(&["grpc", &b_http, "--message", "SECRET-GRPC"]);
+    assert_eq!(
+        grpc,
+        "message: SECRET-GRPC\ngrpc-status: 0\nserved-by: authors\n"
+    );
+    let ws = app_client(&["ws", &b_http, "--message", "SECRET-WEBSOCKET"]);
+    assert_eq!(ws, "SECRET-WEBSOCKET\n");
+    let tcp = app_client(&[
+        "tcp",
+        &format!("{}:9000", PODS[1].1),
+        "--message",
+        "SECRET-OPAQUE",
+    ]);
+    assert_eq!(tcp, "authors:SECRET-OPAQUE\n");
+
     std::thread::sleep(Duration::from_millis(500));
     capture.interrupt();
     let bytes = std::fs::read(&pcap).unwrap();
@@ -363,10 +430,18 @@ fn transparent_mtls_between_meshed_pods() {
         bytes.len(),
         capture.output()
     );
-    assert!(
-        !contains(b"SECRET-A-TO-B"),
-        "a -> b crossed the wire in plaintext"
-    );
+    for marker in [
+        "SECRET-A-TO-B",
+        "SECRET-H1",
+        "SECRET-GRPC",
+        "SECRET-WEBSOCKET",
+        "SECRET-OPAQUE",
+    ] {
+        assert!(
+            !contains(marker.as_bytes()),
+            "{marker}: a -> b crossed the wire in plaintext"
+        );
+    }
 
     let b_metrics = Net::metrics(net.pod("b"));
     assert!(
@@ -378,22 +453,31 @@ fn transparent_mtls_between_meshed_pods() {
         b_metrics.contains("direction=\"outbound\",peer=\"dst\",target_addr=\"10.234.0.13:8080\",tls=\"no_identity\",no_tls_reason=\"not_provided_by_service_discovery\""),
         "{b_metrics}"
     );
+    // a's HTTP/1.1 and gRPC requests to b's app port shared one connection;
+    // the WebSocket had one of its own: two in all, each mTLS with webapp.
+    let webapp_conns = |port: u16| {
+        b_metrics
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",target_addr=\"{}:{port}\",tls=\"true\",client_id=\"{WEBAPP}\"}}", PODS[1].1))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    assert_eq!(webapp_conns(8080), Some(2), "{b_metrics}");
+    assert_eq!(webapp_conns(9000), Some(1), "{b_metrics}");
     // Per request too (what the benchmark harness checks before measuring).
     assert!(
         b_metrics
             .lines()
             .any(|l| l.starts_with("request_total{direction=\"inbound\"")
                 && l.contains(&format!("tls=\"true\",client_id=\"{WEBAPP}\""))
-                && l.ends_with(" 1")),
+                && l.ends_with(" 8")),
         "{b_metrics}"
     );
     // An HTTP client asking for an address nobody answers gets an HTTP error, not a reset.
-    let out = Net::exec(net.pod("a"), "setpriv")
+    let out = Net::unprivileged(net.pod("a"), "curl")
         .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "curl",
             "-sS",
             "-m",
             "15",

@@ -41,7 +41,7 @@ pub struct Inbound {
     pub metrics: Arc<TcpMetrics>,
     pub http_metrics: Arc<crate::metrics::HttpMetrics>,
     /// One keep-alive pool per application address.
-    pub clients: std::sync::Mutex<std::collections::HashMap<SocketAddr, super::http::AppClient>>,
+    pub clients: std::sync::Mutex<std::collections::HashMap<SocketAddr, super::http::AppClients>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -205,7 +205,7 @@ impl Inbound {
                 .lock()
                 .expect("clients lock")
                 .entry(target)
-                .or_insert_with(|| super::http::app_client(target))
+                .or_insert_with(|| super::http::app_clients(target))
                 .clone();
             let io = crate::counted::Counted::new(PrefixedIo::new(head, io));
             let (read, written) = (io.read.clone(), io.written.clone());

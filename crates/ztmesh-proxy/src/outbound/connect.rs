@@ -44,6 +44,19 @@ pub enum ConnectError {
     },
 }
 
+/// The TLS label of requests and connections to an endpoint: its identity
+/// once connect has verified it.
+pub fn tls_label(endpoint: &Endpoint) -> crate::metrics::TlsLabel {
+    match &endpoint.tls {
+        Some((identity, _)) => crate::metrics::TlsLabel::ServerIdentified {
+            server_id: identity.clone(),
+        },
+        None => crate::metrics::TlsLabel::NoIdentity {
+            reason: "not_provided_by_service_discovery",
+        },
+    }
+}
+
 /// What the connection proved about the peer, for metrics.
 pub struct Connected {
     pub io: Box<dyn Io>,

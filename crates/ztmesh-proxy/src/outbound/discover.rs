@@ -16,13 +16,27 @@ use tonic::transport::Channel;
 pub const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One reachable endpoint.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Endpoint {
     pub addr: SocketAddr,
     /// The identity the endpoint must prove and the SNI to send; None: plaintext.
     pub tls: Option<(String, String)>,
     /// Dial this port and send a transport header naming `addr`'s port.
     pub opaque_transport: Option<u16>,
+    /// The endpoint's proxy takes HTTP/2 (so HTTP/1 may be upgraded to it).
+    pub http2: bool,
+}
+
+impl Endpoint {
+    /// An address outside the mesh, reached as it is.
+    pub fn plain(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            tls: None,
+            opaque_transport: None,
+            http2: false,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +49,8 @@ pub enum DiscoverError {
     NoEndpoints(String),
     #[error("{0} is not a service the control plane knows")]
     Unknown(String),
+    #[error("resolving {0}: {1}")]
+    Dns(String, std::io::Error),
 }
 
 /// Discovery with one long-lived Destination stream per target: the first
@@ -56,6 +72,29 @@ impl Discover {
             context_token,
             cache: Arc::default(),
         }
+    }
+
+    /// Endpoints for an authority, never empty; a name the control plane
+    /// does not know is resolved with DNS and reached outside the mesh.
+    pub async fn endpoints(&self, authority: &str) -> Result<Vec<Endpoint>, DiscoverError> {
+        let endpoints = match self.resolve(authority).await {
+            Ok(e) => e,
+            Err(DiscoverError::Unknown(_)) => {
+                let addr = tokio::net::lookup_host(authority)
+                    .await
+                    .map_err(|e| DiscoverError::Dns(authority.into(), e))?
+                    .next()
+                    .ok_or_else(|| {
+                        DiscoverError::Dns(authority.into(), std::io::ErrorKind::NotFound.into())
+                    })?;
+                vec![Endpoint::plain(addr)]
+            }
+            Err(e) => return Err(e),
+        };
+        if endpoints.is_empty() {
+            return Err(DiscoverError::NoEndpoints(authority.into()));
+        }
+        Ok(endpoints)
     }
 
     /// Endpoints for an authority; for an address the control plane does
@@ -96,11 +135,7 @@ impl Discover {
             let to_set = move |p: Option<proto::DestinationProfile>| -> Vec<Endpoint> {
                 match p.and_then(|p| p.endpoint).as_ref().and_then(endpoint) {
                     Some(e) => vec![e],
-                    None => vec![Endpoint {
-                        addr,
-                        tls: None,
-                        opaque_transport: None,
-                    }],
+                    None => vec![Endpoint::plain(addr)],
                 }
             };
             let first = tokio::time::timeout(DISCOVERY_TIMEOUT, stream.message())
@@ -199,10 +234,15 @@ pub fn endpoint(w: &proto::WeightedAddr) -> Option<Endpoint> {
         .as_ref()
         .and_then(|h| h.opaque_transport.as_ref())
         .and_then(|o| u16::try_from(o.inbound_port).ok());
+    let http2 = matches!(
+        w.protocol_hint.as_ref().and_then(|h| h.protocol.as_ref()),
+        Some(proto::protocol_hint::Protocol::H2(_))
+    );
     Some(Endpoint {
         addr,
         tls,
         opaque_transport,
+        http2,
     })
 }
 

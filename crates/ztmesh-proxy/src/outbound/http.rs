@@ -1,76 +1,242 @@
-//! Stage (transparent outbound, HTTP/1): serve the application's requests
-//! with hyper and send each over one HTTP/1 connection on the (m)TLS
-//! stream to the endpoint, counting them with the server's identity. A
-//! failed request answers 502 with `l5d-proxy-error`. Connections asking
-//! for an upgrade (WebSocket) and other protocols are piped as bytes.
+//! Stage (outbound HTTP): serve the application's HTTP connection and route
+//! each request on its own.
+//!
+//! Per request: find the target (the original destination in transparent
+//! mode, the absolute URI's authority in explicit mode), resolve its
+//! endpoints, pick one by [`balance`](super::balance), and send the request
+//! on that endpoint's shared connection from the [`pool`](super::pool):
+//! HTTP/1 requests to an endpoint whose hint says h2 travel as HTTP/2 with
+//! `l5d-orig-proto` ([`crate::orig_proto`]), upgrades (WebSocket) get an
+//! HTTP/1.1 connection of their own ([`crate::http_upgrade`]). Requests are
+//! counted with the endpoint's verified identity (`server_id`). Failures
+//! answer 502 / 503 / 504 with `l5d-proxy-error` naming the cause.
 
-use crate::inbound::http::proxy_error;
-use crate::metrics::{HttpMetrics, TlsLabel};
+use super::balance::Balancer;
+use super::connect::{ConnectError, tls_label};
+use super::discover::{Discover, DiscoverError};
+use super::pool::Pool;
+use crate::inbound::http::{Body, proxy_error};
+use crate::metrics::HttpMetrics;
+use crate::{http_upgrade, orig_proto};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Request, Response, StatusCode, Version};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-/// Whether a request head asks to switch protocols (WebSocket and the like).
-pub fn wants_upgrade(head: &[u8]) -> bool {
-    String::from_utf8_lossy(head)
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("upgrade:"))
+/// Time allowed for a request head to arrive on an idle connection.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The outbound HTTP router, shared by all outbound connections.
+pub struct HttpOutbound {
+    pub discover: Discover,
+    pub balancer: Balancer,
+    pub pool: Pool,
+    pub metrics: Arc<HttpMetrics>,
 }
 
-pub async fn serve<C, U>(
-    client: C,
-    upstream: U,
-    endpoint: SocketAddr,
-    tls: TlsLabel,
-    metrics: Arc<HttpMetrics>,
-) -> Result<(), hyper::Error>
-where
-    C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(upstream)).await?;
-    tokio::spawn(async move {
-        if let Err(error) = conn.await {
-            tracing::debug!(%error, "outbound HTTP connection ended");
+/// Where a connection's requests go.
+#[derive(Clone, Copy, Debug)]
+pub enum Dst {
+    /// Transparent mode: the address the application connected to.
+    OrigDst(SocketAddr),
+    /// Explicit mode: each request's absolute URI names its target.
+    AbsoluteUri,
+}
+
+impl HttpOutbound {
+    /// Serves one application connection until it closes.
+    pub async fn serve<I>(self: Arc<Self>, io: I, http2: bool, dst: Dst) -> Result<(), hyper::Error>
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let this = self.clone();
+            async move { Ok::<_, std::convert::Infallible>(this.route(req, dst).await) }
+        });
+        let io = TokioIo::new(io);
+        if http2 {
+            hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .serve_connection(io, service)
+                .await
+        } else {
+            hyper::server::conn::http1::Builder::new()
+                .half_close(true)
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(io, service)
+                .with_upgrades()
+                .await
         }
-    });
-    let sender = Arc::new(tokio::sync::Mutex::new(sender));
-    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let (sender, metrics, tls) = (sender.clone(), metrics.clone(), tls.clone());
-        async move {
-            let authority = req
-                .headers()
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(String::from)
-                .unwrap_or_default();
-            let counters = metrics.request("outbound", &authority, endpoint, &tls);
-            let result = {
-                let mut sender = sender.lock().await;
-                match sender.ready().await {
-                    Ok(()) => sender.send_request(req).await,
-                    Err(e) => Err(e),
+    }
+
+    /// Routes one request; never fails (errors become proxy responses).
+    pub async fn route(&self, req: Request<Incoming>, dst: Dst) -> Response<Body> {
+        let target = match dst {
+            Dst::OrigDst(addr) => addr.to_string(),
+            Dst::AbsoluteUri => match absolute_authority(req.uri()) {
+                Some(a) => a,
+                None => {
+                    return proxy_error(
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "{} is not absolute-form; this is an HTTP proxy: send http://host:port/path or CONNECT host:port",
+                            req.uri()
+                        ),
+                    );
                 }
-            };
-            let rsp = match result {
-                Ok(rsp) => rsp.map(|b| b.boxed()),
-                Err(error) => proxy_error(
-                    StatusCode::BAD_GATEWAY,
-                    format!("the request to {endpoint} failed: {error}"),
-                ),
-            };
-            counters.response(rsp.status().as_u16());
-            Ok::<_, std::convert::Infallible>(rsp)
+            },
+        };
+        let endpoints = match self.discover.endpoints(&target).await {
+            Ok(e) => e,
+            Err(e) => return proxy_error(discovery_status(&e), e.to_string()),
+        };
+        let (endpoint, load) = self
+            .balancer
+            .pick(&endpoints, |e| e.addr, |n| fastrand::usize(..n));
+        let endpoint = endpoint.clone();
+        let authority = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(String::from)
+            .or_else(|| req.uri().authority().map(|a| a.to_string()))
+            .unwrap_or_else(|| target.clone());
+        let counters =
+            self.metrics
+                .request("outbound", &authority, endpoint.addr, &tls_label(&endpoint));
+
+        let (mut parts, body) = req.into_parts();
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        parts.uri = match format!("http://{authority}{path}").parse() {
+            Ok(uri) => uri,
+            Err(e) => {
+                return proxy_error(
+                    StatusCode::BAD_REQUEST,
+                    format!("the request's authority {authority:?} is not valid: {e}"),
+                );
+            }
+        };
+        let mut req = Request::from_parts(parts, body.boxed());
+        let upgrade = http_upgrade::client_side(&mut req);
+        let orig_version = req.version();
+        let clients = self.pool.clients(&endpoint);
+        let client = if upgrade.is_some() {
+            &clients.http1
+        } else if orig_version == Version::HTTP_2 {
+            &clients.http2
+        } else if endpoint.http2 {
+            orig_proto::upgrade_request(&mut req, false);
+            &clients.http2
+        } else {
+            &clients.http1
+        };
+        let in_flight = load.start();
+        let result = client.request(req).await;
+        in_flight.finish();
+        let rsp = match result {
+            Ok(mut rsp) => {
+                if orig_version != Version::HTTP_2 {
+                    orig_proto::restore_response(&mut rsp, orig_version);
+                }
+                if let Some(upgrade) = upgrade {
+                    http_upgrade::bridge(upgrade, &mut rsp);
+                }
+                rsp.map(|b| b.boxed())
+            }
+            Err(error) => {
+                let status = if caused_by_timeout(&error) {
+                    StatusCode::GATEWAY_TIMEOUT
+                } else {
+                    StatusCode::BAD_GATEWAY
+                };
+                proxy_error(
+                    status,
+                    format!(
+                        "the request to {} failed: {}",
+                        endpoint.addr,
+                        error_chain(&error)
+                    ),
+                )
+            }
+        };
+        counters.response(rsp.status().as_u16());
+        rsp
+    }
+}
+
+/// `host:port` of an absolute-form URI (port 80 when absent).
+fn absolute_authority(uri: &http::Uri) -> Option<String> {
+    if uri.scheme_str() != Some("http") {
+        return None;
+    }
+    let a = uri.authority()?;
+    Some(match a.port_u16() {
+        Some(_) => a.to_string(),
+        None => format!("{}:80", a.host()),
+    })
+}
+
+pub fn discovery_status(e: &DiscoverError) -> StatusCode {
+    match e {
+        DiscoverError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        DiscoverError::NoEndpoints(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_GATEWAY,
+    }
+}
+
+/// An error and its causes, as one line.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
         }
-    });
-    hyper::server::conn::http1::Builder::new()
-        .half_close(true)
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(std::time::Duration::from_secs(10))
-        .serve_connection(TokioIo::new(client), service)
-        .await
+        cause = c.source();
+    }
+    s
+}
+
+fn caused_by_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(ConnectError::Timeout { .. }) = c.downcast_ref::<ConnectError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absolute_authorities() {
+        let cases = [
+            (
+                "http://books.booksapp.svc.cluster.local:7000/x",
+                Some("books.booksapp.svc.cluster.local:7000"),
+            ),
+            ("http://10.0.0.1/", Some("10.0.0.1:80")),
+            ("/books", None),
+            ("https://a:443/", None),
+        ];
+        for (uri, want) in cases {
+            let uri: http::Uri = uri.parse().unwrap();
+            assert_eq!(absolute_authority(&uri).as_deref(), want, "{uri}");
+        }
+    }
 }

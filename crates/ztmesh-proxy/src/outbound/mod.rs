@@ -1,15 +1,21 @@
-//! The outbound path: connections from this workload to others.
+//! The outbound path: connections from this workload to others, one stage
+//! per file.
 //!
-//! 1. [`http_proxy`] (explicit mode): the application uses the outbound port
-//!    as its HTTP proxy; `CONNECT host:port` and absolute-form requests name
-//!    the target;
-//! 2. [`discover`]: ask the control plane where the target is and how to
-//!    reach it (Destination.Get for a service name, GetProfile for ip:port);
-//! 3. [`connect`]: plaintext to unmeshed endpoints; mTLS to meshed ones,
-//!    verifying the endpoint's identity, with Linkerd's transport header when
-//!    the endpoint asks for opaque transport.
+//! 1. [`accept`]: transparent (the original destination, protocol
+//!    detection) or explicit (the application's HTTP proxy: absolute-form
+//!    requests and `CONNECT`);
+//! 2. [`http`]: HTTP routed request by request;
+//! 3. [`discover`]: where the target is and how to reach it (Destination.Get
+//!    for a service name, GetProfile for ip:port);
+//! 4. [`balance`]: power of two choices over peak-EWMA latency;
+//! 5. [`pool`]: shared per-endpoint HTTP/1 and HTTP/2 connections;
+//! 6. [`connect`]: plaintext to unmeshed endpoints; mTLS to meshed ones,
+//!    verifying the endpoint's identity, with Linkerd's transport header
+//!    when the endpoint asks for opaque transport.
 
+pub mod accept;
+pub mod balance;
 pub mod connect;
 pub mod discover;
 pub mod http;
-pub mod http_proxy;
+pub mod pool;

@@ -1,0 +1,202 @@
+//! Stage: accept the application's outbound connections.
+//!
+//! Transparent mode: iptables redirected the connection here and its
+//! original destination is the target. The protocol is detected (bounded
+//! by the detect timeout; silence means opaque): HTTP/1 and HTTP/2 go to
+//! the [`HttpOutbound`] router request by request; anything else is piped
+//! to one endpoint, and a failure resets the connection.
+//!
+//! Explicit mode: the application uses this port as its HTTP proxy
+//! (`HTTP_PROXY`). Absolute-form requests (`GET http://host:port/path`) are
+//! routed like transparent HTTP; `CONNECT host:port` opens a tunnel for
+//! any protocol, answering 502 / 503 / 504 with `l5d-proxy-error` when the
+//! target cannot be reached.
+
+use super::connect::{ConnectError, connect, tls_label};
+use super::discover::DiscoverError;
+use super::http::{Dst, HEADER_READ_TIMEOUT, HttpOutbound, discovery_status};
+use crate::inbound::detect_protocol::{MAX_REQUEST_LINE, Protocol, detect_protocol};
+use crate::inbound::http::{Body, proxy_error};
+use crate::metrics::TcpMetrics;
+use crate::prefixed::{PrefixedIo, read_until};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, copy_bidirectional};
+use tokio::net::{TcpListener, TcpStream};
+
+pub struct Outbound {
+    pub http: Arc<HttpOutbound>,
+    pub tls: Arc<super::connect::ClientTls>,
+    pub metrics: Arc<TcpMetrics>,
+    pub detect_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    #[error("original destination: {0}")]
+    OrigDst(std::io::Error),
+    #[error("reading the first bytes: {0}")]
+    Read(std::io::Error),
+    #[error(transparent)]
+    Discover(#[from] DiscoverError),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("copying: {0}")]
+    Copy(std::io::Error),
+    #[error("HTTP: {0}")]
+    Http(#[from] hyper::Error),
+}
+
+impl Outbound {
+    /// Accepts connections until the listener fails for good.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, transparent: bool) {
+        loop {
+            let (tcp, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "outbound accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let this = self.clone();
+            tokio::spawn(async move {
+                let result = if transparent {
+                    this.transparent(tcp).await
+                } else {
+                    this.explicit(tcp).await
+                };
+                if let Err(error) = result {
+                    tracing::info!(%peer, transparent, %error, "outbound connection failed");
+                }
+            });
+        }
+    }
+
+    async fn transparent(&self, mut client: TcpStream) -> Result<(), OutboundError> {
+        let target = crate::orig_dst::original_dst(&client).map_err(OutboundError::OrigDst)?;
+        let mut head = Vec::new();
+        let read = tokio::time::timeout(
+            self.detect_timeout,
+            read_until(&mut client, &mut head, MAX_REQUEST_LINE, |b| {
+                detect_protocol(b).is_some()
+            }),
+        )
+        .await;
+        if let Ok(Err(e)) = read {
+            return Err(OutboundError::Read(e));
+        }
+        let io = PrefixedIo::new(head.clone(), client);
+        match detect_protocol(&head) {
+            Some(p @ (Protocol::Http1 | Protocol::Http2)) => {
+                self.http
+                    .clone()
+                    .serve(io, p == Protocol::Http2, Dst::OrigDst(target))
+                    .await?;
+                Ok(())
+            }
+            _ => self.tunnel(io, &target.to_string()).await,
+        }
+    }
+
+    async fn explicit(self: &Arc<Self>, client: TcpStream) -> Result<(), OutboundError> {
+        let this = self.clone();
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let this = this.clone();
+            async move {
+                Ok::<_, std::convert::Infallible>(if req.method() == Method::CONNECT {
+                    this.connect(req).await
+                } else {
+                    this.http.route(req, Dst::AbsoluteUri).await
+                })
+            }
+        });
+        hyper::server::conn::http1::Builder::new()
+            .half_close(true)
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(TokioIo::new(client), service)
+            .with_upgrades()
+            .await?;
+        Ok(())
+    }
+
+    /// `CONNECT host:port`: connect first, then answer 200 and tunnel.
+    async fn connect(self: Arc<Self>, mut req: Request<Incoming>) -> Response<Body> {
+        let Some(authority) = req.uri().authority().map(|a| a.to_string()) else {
+            return proxy_error(
+                StatusCode::BAD_REQUEST,
+                format!("CONNECT needs host:port, not {:?}", req.uri().to_string()),
+            );
+        };
+        let server = match self.open(&authority).await {
+            Ok(s) => s,
+            Err(e) => {
+                let status = match &e {
+                    OutboundError::Discover(d) => discovery_status(d),
+                    OutboundError::Connect(ConnectError::Timeout { .. }) => {
+                        StatusCode::GATEWAY_TIMEOUT
+                    }
+                    _ => StatusCode::BAD_GATEWAY,
+                };
+                return proxy_error(status, e.to_string());
+            }
+        };
+        let upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            match upgrade.await {
+                Ok(upgraded) => {
+                    if let Err(error) = self.pipe(TokioIo::new(upgraded), server).await {
+                        tracing::info!(%authority, %error, "CONNECT tunnel failed");
+                    }
+                }
+                Err(error) => tracing::info!(%authority, %error, "CONNECT was not upgraded"),
+            }
+        });
+        Response::new(Body::default())
+    }
+
+    /// Opaque TCP to one endpoint of `authority`.
+    async fn tunnel<I>(&self, client: I, authority: &str) -> Result<(), OutboundError>
+    where
+        I: AsyncRead + AsyncWrite + Unpin,
+    {
+        let server = self.open(authority).await?;
+        self.pipe(client, server).await
+    }
+
+    async fn open(&self, authority: &str) -> Result<Opened, OutboundError> {
+        let endpoints = self.http.discover.endpoints(authority).await?;
+        let (endpoint, _) =
+            self.http
+                .balancer
+                .pick(&endpoints, |e| e.addr, |n| fastrand::usize(..n));
+        let connected = connect(endpoint, &self.tls).await?;
+        tracing::debug!(%authority, endpoint = %endpoint.addr, server_id = connected.server_id.as_deref().unwrap_or("-"), "outbound connection");
+        Ok(Opened {
+            io: connected.io,
+            counters: self
+                .metrics
+                .open("outbound", endpoint.addr, &tls_label(endpoint)),
+        })
+    }
+
+    async fn pipe<I>(&self, mut client: I, mut server: Opened) -> Result<(), OutboundError>
+    where
+        I: AsyncRead + AsyncWrite + Unpin,
+    {
+        let result = copy_bidirectional(&mut client, &mut server.io).await;
+        let (sent, received) = result.as_ref().map(|c| *c).unwrap_or((0, 0));
+        server.counters.close(received, sent);
+        result.map(|_| ()).map_err(OutboundError::Copy)
+    }
+}
+
+struct Opened {
+    io: Box<dyn super::connect::Io>,
+    counters: Arc<crate::metrics::TcpCounters>,
+}

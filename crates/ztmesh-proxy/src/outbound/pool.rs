@@ -1,0 +1,193 @@
+//! Stage: HTTP connections to endpoints, kept and shared.
+//!
+//! Per endpoint, an HTTP/2 client (one multiplexed connection, used for
+//! HTTP/2 requests and for HTTP/1 requests upgraded with `l5d-orig-proto`
+//! when the endpoint's protocol hint says h2) and an HTTP/1 keep-alive
+//! pool (for endpoints without the hint and for protocol upgrades such as
+//! WebSocket, which need a connection of their own). Connections are made
+//! by [`connect`](super::connect::connect): plaintext or mTLS with the
+//! endpoint's identity verified.
+
+use super::connect::{ClientTls, Io, connect, tls_label};
+use super::discover::Endpoint;
+use crate::inbound::http::Body;
+use crate::metrics::{TcpCounters, TcpMetrics};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// How long an unused connection to an endpoint is kept.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub type EndpointClient = Client<EndpointConnector, Body>;
+
+/// The two clients of one endpoint.
+#[derive(Clone)]
+pub struct Clients {
+    pub http1: EndpointClient,
+    pub http2: EndpointClient,
+}
+
+/// Clients by endpoint, shared by all of the proxy's outbound connections.
+pub struct Pool {
+    tls: Arc<ClientTls>,
+    metrics: Arc<TcpMetrics>,
+    clients: Mutex<HashMap<Endpoint, Clients>>,
+}
+
+impl Pool {
+    pub fn new(tls: Arc<ClientTls>, metrics: Arc<TcpMetrics>) -> Self {
+        Self {
+            tls,
+            metrics,
+            clients: Mutex::default(),
+        }
+    }
+
+    pub fn clients(&self, endpoint: &Endpoint) -> Clients {
+        let mut clients = self.clients.lock().expect("pool lock");
+        if let Some(c) = clients.get(endpoint) {
+            return c.clone();
+        }
+        // Endpoints come and go with discovery; drop the clients of many
+        // gone ones at once rather than track each (their connections close
+        // when idle).
+        if clients.len() >= 4096 {
+            clients.clear();
+        }
+        let connector = EndpointConnector {
+            endpoint: Arc::new(endpoint.clone()),
+            tls: self.tls.clone(),
+            metrics: self.metrics.clone(),
+        };
+        let c = Clients {
+            http1: Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(IDLE_TIMEOUT)
+                .pool_timer(TokioTimer::new())
+                .build(connector.clone()),
+            http2: Client::builder(TokioExecutor::new())
+                .http2_only(true)
+                .pool_idle_timeout(IDLE_TIMEOUT)
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .http2_keep_alive_interval(Duration::from_secs(10))
+                .http2_keep_alive_timeout(Duration::from_secs(3))
+                .build(connector),
+        };
+        clients.insert(endpoint.clone(), c.clone());
+        c
+    }
+}
+
+/// Dials one endpoint, whatever URI the client asks for.
+#[derive(Clone)]
+pub struct EndpointConnector {
+    endpoint: Arc<Endpoint>,
+    tls: Arc<ClientTls>,
+    metrics: Arc<TcpMetrics>,
+}
+
+impl tower::Service<http::Uri> for EndpointConnector {
+    type Response = TokioIo<MeshConn>;
+    type Error = super::connect::ConnectError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: http::Uri) -> Self::Future {
+        let (endpoint, tls, metrics) = (
+            self.endpoint.clone(),
+            self.tls.clone(),
+            self.metrics.clone(),
+        );
+        Box::pin(async move {
+            let connected = connect(&endpoint, &tls).await?;
+            Ok(TokioIo::new(MeshConn {
+                io: connected.io,
+                counters: metrics.open("outbound", endpoint.addr, &tls_label(&endpoint)),
+                read: 0,
+                written: 0,
+            }))
+        })
+    }
+}
+
+/// A connection to an endpoint, plaintext or mTLS, counted in the
+/// outbound transport metrics until it closes.
+pub struct MeshConn {
+    io: Box<dyn Io>,
+    counters: Arc<TcpCounters>,
+    read: u64,
+    written: u64,
+}
+
+impl Drop for MeshConn {
+    fn drop(&mut self) {
+        self.counters.close(self.read, self.written);
+    }
+}
+
+impl Connection for MeshConn {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl AsyncRead for MeshConn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.io).poll_read(cx, buf);
+        self.read += (buf.filled().len() - before) as u64;
+        poll
+    }
+}
+
+impl AsyncWrite for MeshConn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.io).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = poll {
+            self.written += n as u64;
+        }
+        poll
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = poll {
+            self.written += n as u64;
+        }
+        poll
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}

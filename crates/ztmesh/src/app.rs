@@ -1,0 +1,127 @@
+//! `ztmesh app`: the sample workload and its clients (see
+//! `ztmesh-sample-app`), to put something in the mesh and check that every
+//! protocol crosses it: HTTP/1 and HTTP/2, gRPC-style trailers, WebSocket
+//! and opaque TCP.
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use std::net::SocketAddr;
+use std::time::Duration;
+use ztmesh_sample_app::{client, server};
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Serve HTTP/1.1 and HTTP/2 (plain answers, gRPC-style echo with
+    /// trailers, WebSocket echo) and optionally a TCP echo, until interrupted.
+    Serve {
+        /// The name every answer carries (`{name}:{METHOD} {path}`, `x-served-by`).
+        #[arg(long, default_value = "app")]
+        name: String,
+        /// The HTTP listener.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+        /// A TCP echo listener (off unless set).
+        #[arg(long)]
+        tcp: Option<SocketAddr>,
+        /// Share of plain HTTP requests answered 500, from 0 to 1.
+        #[arg(long, default_value_t = 0.0, value_parser = fraction)]
+        fail_rate: f64,
+        /// Wait this long before answering plain HTTP requests (`250ms`, `6s`).
+        #[arg(long, value_parser = crate::duration, default_value = "0s")]
+        delay: Duration,
+    },
+    /// One gRPC-style unary call over HTTP/2: prints the echoed message,
+    /// grpc-status and the serving instance; fails without trailers.
+    Grpc {
+        /// host:port of the server (or of a meshed address).
+        addr: String,
+        #[arg(long, default_value = "hello over grpc")]
+        message: String,
+        #[arg(long, default_value = "/ztmesh.sample.Echo/Say")]
+        path: String,
+    },
+    /// One WebSocket round trip: prints the echoed text.
+    Ws {
+        addr: String,
+        #[arg(long, default_value = "hello over websocket")]
+        message: String,
+        #[arg(long, default_value = "/ws")]
+        path: String,
+    },
+    /// One TCP echo round trip: sends the message, half-closes, prints the answer.
+    Tcp {
+        addr: String,
+        #[arg(long, default_value = "hello over tcp")]
+        message: String,
+    },
+}
+
+fn fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!("{s:?} is not a fraction between 0 and 1")),
+    }
+}
+
+pub fn run(cmd: Command) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cmd {
+            Command::Serve {
+                name,
+                http,
+                tcp,
+                fail_rate,
+                delay,
+            } => {
+                let (http, tcp) = server::start(
+                    http,
+                    tcp,
+                    server::Behaviour {
+                        name: name.clone(),
+                        fail_rate,
+                        delay,
+                    },
+                )
+                .await
+                .context("starting the sample app")?;
+                match tcp {
+                    Some(tcp) => eprintln!("{name}: HTTP on {http}, TCP echo on {tcp}"),
+                    None => eprintln!("{name}: HTTP on {http}"),
+                }
+                tokio::signal::ctrl_c().await?;
+                Ok(())
+            }
+            Command::Grpc {
+                addr,
+                message,
+                path,
+            } => {
+                let reply = client::grpc_call(&addr, &path, message.as_bytes()).await?;
+                println!("message: {}", String::from_utf8_lossy(&reply.message));
+                println!("grpc-status: {}", reply.grpc_status);
+                println!("served-by: {}", reply.served_by.as_deref().unwrap_or("-"));
+                if reply.grpc_status != "0" {
+                    bail!("the call failed with grpc-status {}", reply.grpc_status);
+                }
+                Ok(())
+            }
+            Command::Ws {
+                addr,
+                message,
+                path,
+            } => {
+                println!("{}", client::websocket_echo(&addr, &path, &message).await?);
+                Ok(())
+            }
+            Command::Tcp { addr, message } => {
+                let out = client::tcp_echo(&addr, message.as_bytes()).await?;
+                println!("{}", String::from_utf8_lossy(&out));
+                Ok(())
+            }
+        }
+    })
+}
