@@ -7,6 +7,7 @@ use crate::config::{ConfigError, Env, Settings};
 use crate::identity::IdentityConfig;
 use crate::inbound::authorize::DefaultPolicy;
 use ipnet::IpNet;
+use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -24,6 +25,9 @@ pub const DESTINATION_ADDR: &str = "LINKERD2_PROXY_DESTINATION_SVC_ADDR";
 pub const DESTINATION_NAME: &str = "LINKERD2_PROXY_DESTINATION_SVC_NAME";
 pub const DESTINATION_CONTEXT: &str = "LINKERD2_PROXY_DESTINATION_CONTEXT";
 pub const CORES: &str = "LINKERD2_PROXY_CORES";
+pub const INBOUND_PORTS: &str = "LINKERD2_PROXY_INBOUND_PORTS";
+pub const OPAQUE_PORTS: &str = "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION";
+pub const PROFILE_NETWORKS: &str = "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS";
 
 /// Settings this proxy reads (the rest of `LINKERD2_PROXY_*` is warned about).
 const KNOWN: &[&str] = &[
@@ -49,6 +53,9 @@ const KNOWN: &[&str] = &[
     DESTINATION_NAME,
     DESTINATION_CONTEXT,
     CORES,
+    INBOUND_PORTS,
+    OPAQUE_PORTS,
+    PROFILE_NETWORKS,
     "LINKERD2_PROXY_LOG",
 ];
 
@@ -81,6 +88,14 @@ pub struct ProxyConfig {
     pub destination_context: String,
     /// Worker threads (`LINKERD2_PROXY_CORES`; default: every core).
     pub cores: Option<usize>,
+    /// The workload's container ports (`LINKERD2_PROXY_INBOUND_PORTS`).
+    pub inbound_ports: BTreeSet<u16>,
+    /// Inbound ports that skip protocol detection and are forwarded as
+    /// opaque TCP (`LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION`).
+    pub opaque_ports: BTreeSet<u16>,
+    /// Addresses whose profiles are looked up; others are reached directly
+    /// (`LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS`, default the cluster networks).
+    pub profile_networks: Vec<IpNet>,
 }
 
 impl ProxyConfig {
@@ -142,16 +157,10 @@ impl ProxyConfig {
                 DefaultPolicy::Deny
             }
         };
-        let networks = s
-            .optional(CLUSTER_NETWORKS)
-            .unwrap_or_else(|| DEFAULT_CLUSTER_NETWORKS.into());
-        let mut cluster_networks = Vec::new();
-        for n in networks.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            match n.parse::<IpNet>() {
-                Ok(net) => cluster_networks.push(net),
-                Err(_) => s.invalid(CLUSTER_NETWORKS, format!("{n:?} is not a CIDR")),
-            }
-        }
+        let cluster_networks = networks(&mut s, CLUSTER_NETWORKS, DEFAULT_CLUSTER_NETWORKS);
+        let profile_networks = networks(&mut s, PROFILE_NETWORKS, DEFAULT_CLUSTER_NETWORKS);
+        let inbound_ports = ports(&mut s, INBOUND_PORTS);
+        let opaque_ports = ports(&mut s, OPAQUE_PORTS);
         let shutdown_endpoint = s
             .optional(SHUTDOWN_ENDPOINT)
             .is_some_and(|v| v == "true" || v == "1");
@@ -199,10 +208,47 @@ impl ProxyConfig {
                 destination,
                 destination_context,
                 cores,
+                inbound_ports,
+                opaque_ports,
+                profile_networks,
             },
             warnings,
         ))
     }
+}
+
+/// A comma-separated list of CIDRs.
+fn networks(s: &mut Settings<'_>, key: &'static str, default: &str) -> Vec<IpNet> {
+    let value = s.optional(key).unwrap_or_else(|| default.into());
+    let mut out = Vec::new();
+    for n in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match n.parse::<IpNet>() {
+            Ok(net) => out.push(net),
+            Err(_) => s.invalid(key, format!("{n:?} is not a CIDR")),
+        }
+    }
+    out
+}
+
+/// A comma-separated list of ports and ranges (`25,587,3306,4444,5432,6000-6010`).
+fn ports(s: &mut Settings<'_>, key: &'static str) -> BTreeSet<u16> {
+    let mut out = BTreeSet::new();
+    let value = s.optional(key).unwrap_or_default();
+    for item in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let range = match item.split_once('-') {
+            Some((a, b)) => a
+                .trim()
+                .parse::<u16>()
+                .ok()
+                .zip(b.trim().parse::<u16>().ok()),
+            None => item.parse::<u16>().ok().map(|p| (p, p)),
+        };
+        match range {
+            Some((a, b)) if a <= b && a > 0 => out.extend(a..=b),
+            _ => s.invalid(key, format!("{item:?} is not a port or a range of ports")),
+        }
+    }
+    out
 }
 
 fn addr(s: &mut Settings<'_>, key: &'static str, default: SocketAddr) -> SocketAddr {
@@ -213,5 +259,137 @@ fn addr(s: &mut Settings<'_>, key: &'static str, default: SocketAddr) -> SocketA
             s.invalid(key, "not an IP:PORT");
             default
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(extra: &[(&str, &str)]) -> HashMap<String, String> {
+        let anchors = String::from_utf8(ztmesh_test_support::TestPki::new().anchors_pem()).unwrap();
+        let mut env: HashMap<String, String> = [
+            ("LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS", anchors.as_str()),
+            ("LINKERD2_PROXY_IDENTITY_TOKEN_FILE", "/var/run/token"),
+            ("LINKERD2_PROXY_IDENTITY_SVC_ADDR", "127.0.0.1:8080"),
+            (
+                "LINKERD2_PROXY_IDENTITY_SVC_NAME",
+                "linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local",
+            ),
+            (
+                "LINKERD2_PROXY_IDENTITY_LOCAL_NAME",
+                "books.booksapp.serviceaccount.identity.linkerd.cluster.local",
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in extra {
+            env.insert(k.to_string(), v.to_string());
+        }
+        env
+    }
+
+    #[test]
+    fn defaults_are_linkerds() {
+        let (c, warnings) = ProxyConfig::from_env(&env(&[])).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(c.mode, Mode::Transparent);
+        assert_eq!(c.inbound_addr.to_string(), "0.0.0.0:4143");
+        assert_eq!(c.outbound_addr.to_string(), "127.0.0.1:4140");
+        assert_eq!(c.admin_addr.to_string(), "127.0.0.1:4191");
+        assert_eq!(c.control_addr.to_string(), "0.0.0.0:4190");
+        assert_eq!(c.detect_timeout, Duration::from_secs(10));
+        assert_eq!(c.cluster_networks.len(), 5);
+        assert_eq!(c.profile_networks, c.cluster_networks);
+        assert!(c.inbound_ports.is_empty() && c.opaque_ports.is_empty());
+    }
+
+    #[test]
+    fn explicit_mode_listens_on_the_apps_ip() {
+        let (c, _) =
+            ProxyConfig::from_env(&env(&[(MODE, "explicit"), (APP_ADDR, "127.0.1.2:7000")]))
+                .unwrap();
+        assert_eq!(
+            c.mode,
+            Mode::Explicit {
+                app: "127.0.1.2:7000".parse().unwrap()
+            }
+        );
+        assert_eq!(c.inbound_addr.to_string(), "127.0.1.2:4143");
+        assert_eq!(c.outbound_addr.to_string(), "127.0.1.2:4140");
+        assert_eq!(c.admin_addr.to_string(), "127.0.1.2:4191");
+    }
+
+    #[test]
+    fn ports_and_networks() {
+        let (c, _) = ProxyConfig::from_env(&env(&[
+            (INBOUND_PORTS, "8080, 9090"),
+            (OPAQUE_PORTS, "25,587,3306,4444,5432,6000-6002,11211"),
+            (PROFILE_NETWORKS, "10.0.0.0/8"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.inbound_ports.into_iter().collect::<Vec<_>>(),
+            [8080, 9090]
+        );
+        assert_eq!(
+            c.opaque_ports.into_iter().collect::<Vec<_>>(),
+            [25, 587, 3306, 4444, 5432, 6000, 6001, 6002, 11211]
+        );
+        assert_eq!(
+            c.profile_networks,
+            vec!["10.0.0.0/8".parse::<IpNet>().unwrap()]
+        );
+    }
+
+    #[test]
+    fn every_problem_is_named_at_once() {
+        let mut e = env(&[
+            (OPAQUE_PORTS, "25,smtp,10-5,0"),
+            (PROFILE_NETWORKS, "10.0.0.0/33"),
+            (DETECT_TIMEOUT, "soon"),
+            (MODE, "explicit"),
+        ]);
+        e.remove("LINKERD2_PROXY_IDENTITY_SVC_ADDR");
+        let err = ProxyConfig::from_env(&e).unwrap_err();
+        assert_eq!(
+            err.missing,
+            vec!["LINKERD2_PROXY_IDENTITY_SVC_ADDR", APP_ADDR]
+        );
+        let keys: Vec<_> = err.invalid.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            keys,
+            vec![
+                DETECT_TIMEOUT,
+                PROFILE_NETWORKS,
+                OPAQUE_PORTS,
+                OPAQUE_PORTS,
+                OPAQUE_PORTS
+            ]
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("\"smtp\" is not a port or a range of ports"),
+            "{text}"
+        );
+        assert!(text.contains("\"10-5\" is not a port"), "{text}");
+    }
+
+    #[test]
+    fn unsupported_linkerd_settings_warn_once_each() {
+        let (_, warnings) = ProxyConfig::from_env(&env(&[
+            ("LINKERD2_PROXY_TRACE_ATTRIBUTES_PATH", "/x"),
+            ("LINKERD2_PROXY_OUTBOUND_CONNECT_KEEPALIVE", "10s"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            warnings,
+            vec![
+                "LINKERD2_PROXY_OUTBOUND_CONNECT_KEEPALIVE is set but not supported by ztmesh-proxy yet; ignored",
+                "LINKERD2_PROXY_TRACE_ATTRIBUTES_PATH is set but not supported by ztmesh-proxy yet; ignored",
+            ]
+        );
     }
 }

@@ -108,6 +108,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
         tls: tokio_rustls::TlsAcceptor::from(server_tls),
         default_policy: config.default_policy,
         cluster_networks: config.cluster_networks.clone(),
+        opaque_ports: config.opaque_ports.clone(),
         metrics: tcp_metrics.clone(),
         http_metrics: http_metrics.clone(),
         clients: Default::default(),
@@ -150,6 +151,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
                 discover: crate::outbound::discover::Discover::new(
                     channel,
                     config.destination_context.clone(),
+                    config.profile_networks.clone(),
                 ),
                 balancer: Default::default(),
                 pool: crate::outbound::pool::Pool::new(tls.clone(), tcp_metrics_out.clone()),

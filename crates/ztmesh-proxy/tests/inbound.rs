@@ -85,6 +85,16 @@ async fn proxy(
     policy: DefaultPolicy,
     detect: Duration,
 ) -> Proxy {
+    proxy_with_opaque_ports(pki, target, policy, detect, &[]).await
+}
+
+async fn proxy_with_opaque_ports(
+    pki: &TestPki,
+    target: SocketAddr,
+    policy: DefaultPolicy,
+    detect: Duration,
+    opaque_ports: &[u16],
+) -> Proxy {
     let server = ztmesh_tls::mesh_server_config(
         creds(pki, AUTHORS),
         ztmesh_tls::roots_from_pem(&pki.anchors_pem()).unwrap(),
@@ -101,6 +111,7 @@ async fn proxy(
         tls: tokio_rustls::TlsAcceptor::from(server),
         default_policy: policy,
         cluster_networks: vec!["127.0.0.0/8".parse().unwrap()],
+        opaque_ports: opaque_ports.iter().copied().collect(),
         metrics: metrics.clone(),
         http_metrics: http.clone(),
         clients: Default::default(),
@@ -228,6 +239,39 @@ async fn transport_header_names_the_target_port() {
     .await
     .unwrap();
     assert_eq!(exchange(tls, b"via header").await, "other:via header");
+}
+
+#[tokio::test]
+async fn opaque_ports_skip_protocol_detection() {
+    let pki = TestPki::new();
+    let greeter = greeter().await;
+    // A meshed client of a server-speaks-first app: with detection, the
+    // greeting waits for the detect timeout; on an opaque port it does not.
+    for (opaque, greeted_within_a_second) in [(vec![], false), (vec![greeter.port()], true)] {
+        let p = proxy_with_opaque_ports(
+            &pki,
+            greeter,
+            DefaultPolicy::AllUnauthenticated,
+            Duration::from_secs(3),
+            &opaque,
+        )
+        .await;
+        let tcp = TcpStream::connect(p.addr).await.unwrap();
+        let mut tls = client_tls(&pki, Some(WEB), &[])
+            .connect(ztmesh_tls::server_name(AUTHORS).unwrap(), tcp)
+            .await
+            .unwrap();
+        let mut line = [0u8; 11];
+        let read = tokio::time::timeout(Duration::from_secs(1), tls.read_exact(&mut line)).await;
+        assert_eq!(
+            read.is_ok(),
+            greeted_within_a_second,
+            "opaque ports {opaque:?}"
+        );
+        if greeted_within_a_second {
+            assert_eq!(&line, b"220 hello\r\n");
+        }
+    }
 }
 
 #[tokio::test]

@@ -38,6 +38,8 @@ pub struct Inbound {
     pub tls: TlsAcceptor,
     pub default_policy: DefaultPolicy,
     pub cluster_networks: Vec<IpNet>,
+    /// Ports forwarded as opaque TCP without protocol detection.
+    pub opaque_ports: std::collections::BTreeSet<u16>,
     pub metrics: Arc<TcpMetrics>,
     pub http_metrics: Arc<crate::metrics::HttpMetrics>,
     /// One keep-alive pool per application address.
@@ -169,6 +171,11 @@ impl Inbound {
         label: TlsLabel,
         known: Option<Protocol>,
     ) -> Result<(), InboundError> {
+        let known = known.or_else(|| {
+            self.opaque_ports
+                .contains(&target.port())
+                .then_some(Protocol::Opaque)
+        });
         if let Err(denied) = authorize(
             self.default_policy,
             &self.cluster_networks,

@@ -79,6 +79,16 @@ impl Outbound {
 
     async fn transparent(&self, mut client: TcpStream) -> Result<(), OutboundError> {
         let target = crate::orig_dst::original_dst(&client).map_err(OutboundError::OrigDst)?;
+        // An opaque port skips detection (a server-speaks-first protocol
+        // would otherwise wait out the detect timeout). A discovery failure
+        // here is met again, and answered, by the stage that needs it.
+        let opaque = matches!(
+            self.http.discover.endpoints(&target.to_string()).await,
+            Ok(r) if r.opaque_protocol
+        );
+        if opaque {
+            return self.tunnel(client, &target.to_string()).await;
+        }
         let mut head = Vec::new();
         let read = tokio::time::timeout(
             self.detect_timeout,
@@ -143,7 +153,13 @@ impl Outbound {
                     }
                     _ => StatusCode::BAD_GATEWAY,
                 };
-                return proxy_error(status, e.to_string());
+                // The client wanted a tunnel, not this connection: close it.
+                let mut rsp = proxy_error(status, e.to_string());
+                rsp.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+                return rsp;
             }
         };
         let upgrade = hyper::upgrade::on(&mut req);
@@ -170,7 +186,7 @@ impl Outbound {
     }
 
     async fn open(&self, authority: &str) -> Result<Opened, OutboundError> {
-        let endpoints = self.http.discover.endpoints(authority).await?;
+        let endpoints = self.http.discover.endpoints(authority).await?.endpoints;
         let (endpoint, _) =
             self.http
                 .balancer

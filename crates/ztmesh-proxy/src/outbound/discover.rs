@@ -1,9 +1,12 @@
 //! Stage: where is the target, and how is it reached?
 //!
 //! A name (`svc.ns.svc.cluster.local:port`) is resolved with Destination.Get
-//! (the endpoint set, kept current from the stream); an address with
+//! (the endpoint set, kept current from the stream); an address inside the
+//! profile networks (`LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS`) with
 //! GetProfile, whose `endpoint` tells whether the address is a meshed
-//! workload. Opening a stream is bounded in time.
+//! workload and whose `opaque_protocol` whether to skip protocol detection;
+//! other addresses are reached as they are, outside the mesh. Opening a
+//! stream is bounded in time.
 
 use linkerd2_proxy_api::destination::{self as proto, destination_client::DestinationClient};
 use std::collections::{BTreeMap, HashMap};
@@ -62,23 +65,45 @@ pub enum DiscoverError {
 pub struct Discover {
     client: DestinationClient<Channel>,
     context_token: String,
-    cache: Arc<Mutex<HashMap<String, watch::Receiver<Vec<Endpoint>>>>>,
+    profile_networks: Arc<Vec<ipnet::IpNet>>,
+    cache: Arc<Mutex<HashMap<String, watch::Receiver<Resolution>>>>,
+}
+
+/// What discovery says about a target.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resolution {
+    pub endpoints: Vec<Endpoint>,
+    /// The target's port is opaque: no protocol detection, bytes as they come.
+    pub opaque_protocol: bool,
 }
 
 impl Discover {
-    pub fn new(channel: Channel, context_token: String) -> Self {
+    pub fn new(
+        channel: Channel,
+        context_token: String,
+        profile_networks: Vec<ipnet::IpNet>,
+    ) -> Self {
         Self {
             client: DestinationClient::new(channel),
             context_token,
+            profile_networks: Arc::new(profile_networks),
             cache: Arc::default(),
         }
     }
 
     /// Endpoints for an authority, never empty; a name the control plane
     /// does not know is resolved with DNS and reached outside the mesh.
-    pub async fn endpoints(&self, authority: &str) -> Result<Vec<Endpoint>, DiscoverError> {
-        let endpoints = match self.resolve(authority).await {
-            Ok(e) => e,
+    pub async fn endpoints(&self, authority: &str) -> Result<Resolution, DiscoverError> {
+        if let Ok(addr) = authority.parse::<SocketAddr>()
+            && !self.profile_networks.iter().any(|n| n.contains(&addr.ip()))
+        {
+            return Ok(Resolution {
+                endpoints: vec![Endpoint::plain(addr)],
+                opaque_protocol: false,
+            });
+        }
+        let resolution = match self.resolve(authority).await {
+            Ok(r) => r,
             Err(DiscoverError::Unknown(_)) => {
                 let addr = tokio::net::lookup_host(authority)
                     .await
@@ -87,19 +112,22 @@ impl Discover {
                     .ok_or_else(|| {
                         DiscoverError::Dns(authority.into(), std::io::ErrorKind::NotFound.into())
                     })?;
-                vec![Endpoint::plain(addr)]
+                Resolution {
+                    endpoints: vec![Endpoint::plain(addr)],
+                    opaque_protocol: false,
+                }
             }
             Err(e) => return Err(e),
         };
-        if endpoints.is_empty() {
+        if resolution.endpoints.is_empty() {
             return Err(DiscoverError::NoEndpoints(authority.into()));
         }
-        Ok(endpoints)
+        Ok(resolution)
     }
 
     /// Endpoints for an authority; for an address the control plane does
     /// not know, that address itself (connected to as it is).
-    pub async fn resolve(&self, authority: &str) -> Result<Vec<Endpoint>, DiscoverError> {
+    pub async fn resolve(&self, authority: &str) -> Result<Resolution, DiscoverError> {
         if let Some(rx) = self.cache.lock().expect("discovery cache").get(authority) {
             return Ok(rx.borrow().clone());
         }
@@ -112,10 +140,7 @@ impl Discover {
         Ok(current)
     }
 
-    async fn watch(
-        &self,
-        authority: &str,
-    ) -> Result<watch::Receiver<Vec<Endpoint>>, DiscoverError> {
+    async fn watch(&self, authority: &str) -> Result<watch::Receiver<Resolution>, DiscoverError> {
         let req = proto::GetDestination {
             scheme: "k8s".into(),
             path: authority.into(),
@@ -123,7 +148,7 @@ impl Discover {
         };
         let rpc = |s: tonic::Status| DiscoverError::Rpc(s.code(), s.message().into());
         let mut client = self.client.clone();
-        let (tx, rx) = watch::channel(Vec::new());
+        let (tx, rx) = watch::channel(Resolution::default());
         let cache = self.cache.clone();
         let key = authority.to_string();
         if let Ok(addr) = authority.parse::<SocketAddr>() {
@@ -132,10 +157,15 @@ impl Discover {
                 .map_err(|_| DiscoverError::Timeout)?
                 .map_err(rpc)?
                 .into_inner();
-            let to_set = move |p: Option<proto::DestinationProfile>| -> Vec<Endpoint> {
-                match p.and_then(|p| p.endpoint).as_ref().and_then(endpoint) {
+            let to_set = move |p: Option<proto::DestinationProfile>| -> Resolution {
+                let opaque_protocol = p.as_ref().is_some_and(|p| p.opaque_protocol);
+                let endpoints = match p.and_then(|p| p.endpoint).as_ref().and_then(endpoint) {
                     Some(e) => vec![e],
                     None => vec![Endpoint::plain(addr)],
+                };
+                Resolution {
+                    endpoints,
+                    opaque_protocol,
                 }
             };
             let first = tokio::time::timeout(DISCOVERY_TIMEOUT, stream.message())
@@ -172,12 +202,16 @@ impl Discover {
         if set.is_empty() {
             return Err(DiscoverError::NoEndpoints(authority.into()));
         }
-        tx.send_replace(set.values().cloned().collect());
+        let resolution = |set: &BTreeMap<SocketAddr, Endpoint>| Resolution {
+            endpoints: set.values().cloned().collect(),
+            opaque_protocol: false,
+        };
+        tx.send_replace(resolution(&set));
         tokio::spawn(async move {
             while let Ok(Some(update)) = stream.message().await {
                 if let Some(update) = update.update {
                     apply(&mut set, update);
-                    tx.send_replace(set.values().cloned().collect());
+                    tx.send_replace(resolution(&set));
                 }
             }
             cache.lock().expect("discovery cache").remove(&key);

@@ -92,7 +92,7 @@ impl HttpOutbound {
             },
         };
         let endpoints = match self.discover.endpoints(&target).await {
-            Ok(e) => e,
+            Ok(r) => r.endpoints,
             Err(e) => return proxy_error(discovery_status(&e), e.to_string()),
         };
         let (endpoint, load) = self
