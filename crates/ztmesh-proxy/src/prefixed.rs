@@ -74,14 +74,18 @@ pub async fn read_until<I: AsyncRead + Unpin>(
     mut done: impl FnMut(&[u8]) -> bool,
 ) -> io::Result<bool> {
     use tokio::io::AsyncReadExt;
-    let mut chunk = [0u8; 4096];
+    // Read straight into `buf`, growing it as bytes arrive: a connection
+    // that sends nothing costs no buffer (10,000 idle ones stay cheap).
     while !done(buf) && buf.len() < limit {
-        let want = chunk.len().min(limit - buf.len());
-        let n = io.read(&mut chunk[..want]).await?;
+        let want = (limit - buf.len()).min(4096);
+        if !buf.is_empty() {
+            // Bytes are flowing: read the rest in larger steps.
+            buf.reserve(want.min(1024));
+        }
+        let n = (&mut *io).take(want as u64).read_buf(buf).await?;
         if n == 0 {
             return Ok(true);
         }
-        buf.extend_from_slice(&chunk[..n]);
     }
     Ok(false)
 }

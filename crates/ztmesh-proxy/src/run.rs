@@ -34,6 +34,7 @@ pub fn main_from_env() -> ExitCode {
     for w in warnings {
         tracing::warn!("{w}");
     }
+    raise_open_files_limit();
     let documents = match &config.identity.dir {
         Some(dir) if dir.join("key.p8").exists() => Documents::load(dir),
         _ => Documents::generate(&config.identity.local_name),
@@ -184,4 +185,29 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
         _ = shutdown_rx.wait_for(|s| *s) => tracing::info!("shutdown requested; shutting down"),
     }
     Ok(())
+}
+
+/// A proxy holds two descriptors per proxied connection: raise the soft
+/// limit on open files to the hard one, as far as the system allows.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= limit.rlim_max
+        {
+            return;
+        }
+        let before = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+            tracing::debug!(
+                before,
+                after = limit.rlim_cur,
+                "raised the open files limit"
+            );
+        }
+    }
 }

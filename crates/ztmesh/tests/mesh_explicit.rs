@@ -14,6 +14,7 @@ const WEBAPP: &str = "webapp.booksapp.serviceaccount.identity.linkerd.cluster.lo
 const AUTHORS: &str = "authors.booksapp.serviceaccount.identity.linkerd.cluster.local";
 const A: &str = "127.0.1.31";
 const B: &str = "127.0.1.32";
+const APP_PORT: u16 = 18_080;
 
 fn manifests(app_port: u16) -> String {
     let workload = |name: &str, identity: &str, app: &str| {
@@ -31,58 +32,6 @@ fn manifests(app_port: u16) -> String {
             "impostor"
         )
     )
-}
-
-fn proxy(
-    ip: &str,
-    name: &str,
-    token: &std::path::Path,
-    anchors: &str,
-    identity_addr: &str,
-    destination_addr: &str,
-    app: &str,
-) -> Daemon {
-    // Explicit mode needs no privileges: when the test runs as root (CI),
-    // the proxies run as nobody.
-    let mut cmd = if is_root() {
-        let mut c = std::process::Command::new("setpriv");
-        c.args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            env!("CARGO_BIN_EXE_ztmesh"),
-        ]);
-        c
-    } else {
-        ztmesh()
-    };
-    cmd.arg("proxy")
-        .env("LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS", anchors)
-        .env("LINKERD2_PROXY_IDENTITY_TOKEN_FILE", token)
-        .env("LINKERD2_PROXY_IDENTITY_SVC_ADDR", identity_addr)
-        .env(
-            "LINKERD2_PROXY_IDENTITY_SVC_NAME",
-            "linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local",
-        )
-        .env("LINKERD2_PROXY_IDENTITY_LOCAL_NAME", name)
-        .env("LINKERD2_PROXY_DESTINATION_SVC_ADDR", destination_addr)
-        .env(
-            "LINKERD2_PROXY_DESTINATION_SVC_NAME",
-            "linkerd-destination.linkerd.serviceaccount.identity.linkerd.cluster.local",
-        )
-        .env("ZTMESH_PROXY_MODE", "explicit")
-        .env("ZTMESH_PROXY_APP_ADDR", app);
-    let mut d = Daemon::spawn(cmd);
-    d.wait_for(&format!("inbound={ip}:4143"), Duration::from_secs(20));
-    d
-}
-
-fn is_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
 }
 
 async fn http(addr: &str, request: &[u8]) -> String {
@@ -155,13 +104,22 @@ async fn webapp_reaches_authors_over_mtls() {
     run_ok(ztmesh().args(["install", "--dir"]).arg(&d));
     let anchors = std::fs::read_to_string(d.join("ca.crt")).unwrap();
 
-    // authors' application: HTTP, or an echo for opaque streams.
-    let (app_addr, _) = ztmesh_test_support::apps::echo_or_http(&format!("{B}:0"), "app").await;
-    let app_port = app_addr.port();
+    // authors' application, unprivileged too.
+    let mut app = unprivileged_ztmesh();
+    app.args([
+        "app",
+        "serve",
+        "--name",
+        "app",
+        "--http",
+        &format!("{B}:{APP_PORT}"),
+    ]);
+    let mut app = Daemon::spawn(app);
+    app.wait_for("HTTP on", Duration::from_secs(10));
 
     let m = tmp.path().join("manifests");
     std::fs::create_dir(&m).unwrap();
-    std::fs::write(m.join("booksapp.yaml"), manifests(app_port)).unwrap();
+    std::fs::write(m.join("booksapp.yaml"), manifests(APP_PORT)).unwrap();
     let mut cmd = ztmesh();
     cmd.args([
         "controller",
@@ -185,40 +143,35 @@ async fn webapp_reaches_authors_over_mtls() {
         token_file(&d, "booksapp", sa, &path);
         path
     };
-    let a = proxy(
-        A,
-        WEBAPP,
-        &tokens("webapp"),
-        &anchors,
-        &identity_addr,
-        &destination_addr,
-        &format!("{A}:9"),
-    );
-    let b = proxy(
-        B,
+    let cp = ControlPlane {
+        anchors: &anchors,
+        identity: &identity_addr,
+        destination: Some(&destination_addr),
+    };
+    let a = explicit_proxy(&cp, WEBAPP, &tokens("webapp"), &format!("{A}:9"), &[]);
+    let b = explicit_proxy(
+        &cp,
         AUTHORS,
         &tokens("authors"),
-        &anchors,
-        &identity_addr,
-        &destination_addr,
-        &format!("{B}:{app_port}"),
+        &format!("{B}:{APP_PORT}"),
+        &[],
     );
     wait_ready(A, &a).await;
     wait_ready(B, &b).await;
     if is_root() {
         assert_eq!(
-            (a.uid(), b.uid()),
-            (65534, 65534),
-            "the proxies run unprivileged"
+            (a.uid(), b.uid(), app.uid()),
+            (65534, 65534, 65534),
+            "the proxies and the app run unprivileged"
         );
     }
     let outbound = format!("{A}:4140");
 
-    // CONNECT: an opaque tunnel, mTLS between the proxies.
+    // CONNECT: a tunnel for any bytes, mTLS between the proxies.
     let (head, body) = tunnel(
         &outbound,
         "authors.booksapp.svc.cluster.local:7001",
-        b"hello authors",
+        b"GET /through-the-tunnel HTTP/1.1\r\nHost: authors\r\nConnection: close\r\n\r\n",
     )
     .await;
     assert!(
@@ -226,7 +179,10 @@ async fn webapp_reaches_authors_over_mtls() {
         "{head}{body}\nA:\n{}",
         a.output()
     );
-    assert_eq!(body, "app:hello authors");
+    assert!(
+        body.ends_with("\r\n\r\napp:GET /through-the-tunnel"),
+        "{body}"
+    );
 
     // An absolute-form request goes on in origin form.
     let mut s = tokio::net::TcpStream::connect(&outbound).await.unwrap();
@@ -268,7 +224,7 @@ async fn webapp_reaches_authors_over_mtls() {
 
     tokio::time::sleep(Duration::from_millis(200)).await;
     let b_metrics = http(&format!("{B}:4191"), b"GET /metrics HTTP/1.0\r\n\r\n").await;
-    let target = format!("target_addr=\"{B}:{app_port}\"");
+    let target = format!("target_addr=\"{B}:{APP_PORT}\"");
     assert!(
         b_metrics.contains(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",{target},tls=\"true\",client_id=\"{WEBAPP}\"}} 2")),
         "{b_metrics}"

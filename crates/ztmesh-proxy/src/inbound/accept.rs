@@ -113,14 +113,15 @@ impl Inbound {
             let label = TlsLabel::NoIdentity {
                 reason: "no_tls_from_remote",
             };
-            return self
-                .finish(io, peer, target, None, label, Some(Protocol::Opaque))
+            return Box::pin(self.finish(io, peer, target, None, label, Some(Protocol::Opaque)))
                 .await;
         }
 
         match detect(&first) {
             Detected::ClientHello { sni: Some(sni) } if sni == self.local_name => {
-                let mut t = tls::terminate(&self.tls, io).await?;
+                // Later stages are boxed: a connection still waiting for its
+                // first bytes keeps only the small detection state.
+                let mut t = Box::pin(tls::terminate(&self.tls, io)).await?;
                 if t.transport_header {
                     let header = tokio::time::timeout(
                         self.detect_timeout,
@@ -138,26 +139,26 @@ impl Inbound {
                         reason: "no_client_certificate",
                     },
                 };
-                self.finish(t.stream, peer, target, t.client_id.as_deref(), label, None)
+                Box::pin(self.finish(t.stream, peer, target, t.client_id.as_deref(), label, None))
                     .await
             }
             // TLS for another name, plaintext, or garbage: passed on as it came.
             Detected::ClientHello { .. } => {
-                self.finish(
+                Box::pin(self.finish(
                     io,
                     peer,
                     target,
                     None,
                     TlsLabel::NoIdentity { reason: "passthru" },
                     Some(Protocol::Opaque),
-                )
+                ))
                 .await
             }
             _ => {
                 let label = TlsLabel::NoIdentity {
                     reason: "no_tls_from_remote",
                 };
-                self.finish(io, peer, target, None, label, None).await
+                Box::pin(self.finish(io, peer, target, None, label, None)).await
             }
         }
     }
@@ -223,6 +224,8 @@ impl Inbound {
                 label,
                 self.http_metrics.clone(),
                 client,
+                // A request head gets as long as detection did (slowloris).
+                self.detect_timeout,
             )
             .await;
             counters.close(
@@ -230,7 +233,7 @@ impl Inbound {
                 written.load(std::sync::atomic::Ordering::Relaxed),
             );
             if let Err(error) = result {
-                tracing::debug!(%peer, %error, "HTTP connection ended with an error");
+                tracing::info!(%peer, %error, "HTTP connection ended with an error");
             }
             return Ok(());
         }

@@ -110,6 +110,7 @@ pub async fn serve<I>(
     tls: TlsLabel,
     metrics: Arc<HttpMetrics>,
     clients: AppClients,
+    header_timeout: std::time::Duration,
 ) -> Result<(), hyper::Error>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -172,7 +173,7 @@ where
         hyper::server::conn::http1::Builder::new()
             .half_close(true)
             .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(std::time::Duration::from_secs(10))
+            .header_read_timeout(header_timeout)
             .serve_connection(io, service)
             .with_upgrades()
             .await

@@ -102,14 +102,17 @@ impl Outbound {
         }
         let io = PrefixedIo::new(head.clone(), client);
         match detect_protocol(&head) {
+            // Boxed, so a connection still in detection stays small.
             Some(p @ (Protocol::Http1 | Protocol::Http2)) => {
-                self.http
-                    .clone()
-                    .serve(io, p == Protocol::Http2, Dst::OrigDst(target))
-                    .await?;
+                Box::pin(
+                    self.http
+                        .clone()
+                        .serve(io, p == Protocol::Http2, Dst::OrigDst(target)),
+                )
+                .await?;
                 Ok(())
             }
-            _ => self.tunnel(io, &target.to_string()).await,
+            _ => Box::pin(self.tunnel(io, &target.to_string())).await,
         }
     }
 

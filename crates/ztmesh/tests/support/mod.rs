@@ -209,3 +209,72 @@ pub fn token_file(dir: &Path, ns: &str, sa: &str, path: &Path) {
     ]));
     std::fs::write(path, token.trim()).unwrap();
 }
+
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// `ztmesh`, as nobody (uid 65534) when the test runs as root (CI): what
+/// needs no privileges must not get them.
+pub fn unprivileged_ztmesh() -> Command {
+    if is_root() {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_ztmesh"),
+        ]);
+        c
+    } else {
+        ztmesh()
+    }
+}
+
+/// Where a proxy finds the control plane.
+pub struct ControlPlane<'a> {
+    pub anchors: &'a str,
+    pub identity: &'a str,
+    pub destination: Option<&'a str>,
+}
+
+/// A proxy in explicit mode for the app at `app` (its listeners on the
+/// app's IP unless `env` says otherwise), unprivileged; waits until it
+/// listens.
+pub fn explicit_proxy(
+    cp: &ControlPlane<'_>,
+    name: &str,
+    token: &Path,
+    app: &str,
+    env: &[(&str, &str)],
+) -> Daemon {
+    let mut cmd = unprivileged_ztmesh();
+    cmd.arg("proxy")
+        .env("LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS", cp.anchors)
+        .env("LINKERD2_PROXY_IDENTITY_TOKEN_FILE", token)
+        .env("LINKERD2_PROXY_IDENTITY_SVC_ADDR", cp.identity)
+        .env(
+            "LINKERD2_PROXY_IDENTITY_SVC_NAME",
+            "linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local",
+        )
+        .env("LINKERD2_PROXY_IDENTITY_LOCAL_NAME", name)
+        .env("ZTMESH_PROXY_MODE", "explicit")
+        .env("ZTMESH_PROXY_APP_ADDR", app);
+    if let Some(destination) = cp.destination {
+        cmd.env("LINKERD2_PROXY_DESTINATION_SVC_ADDR", destination)
+            .env(
+                "LINKERD2_PROXY_DESTINATION_SVC_NAME",
+                "linkerd-destination.linkerd.serviceaccount.identity.linkerd.cluster.local",
+            );
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut d = Daemon::spawn(cmd);
+    d.wait_for("ztmesh-proxy listening", Duration::from_secs(20));
+    d
+}
