@@ -72,10 +72,11 @@ impl Load {
             // The peak: a slower observation replaces the estimate at once.
             rtt_ns
         } else {
-            let current = decayed(s.rtt_ns, s.stamp, now);
+            // Towards the observation, as far as the time since the last
+            // one allows.
             let elapsed = now.saturating_duration_since(s.stamp).as_secs_f64();
             let w = (-elapsed / DECAY.as_secs_f64()).exp();
-            current * w + rtt_ns * (1.0 - w)
+            s.rtt_ns * w + rtt_ns * (1.0 - w)
         };
         s.stamp = now;
     }
@@ -86,8 +87,9 @@ impl Load {
     }
 }
 
-/// The estimate as it has decayed since `stamp` (with no new observation
-/// it only moves down towards zero, never up).
+/// The estimate as it has decayed since `stamp`: with no new observation
+/// it moves towards zero, so an endpoint that has not been tried for a
+/// while gets tried again.
 fn decayed(rtt_ns: f64, stamp: Instant, now: Instant) -> f64 {
     let elapsed = now.saturating_duration_since(stamp).as_secs_f64();
     rtt_ns * (-elapsed / DECAY.as_secs_f64()).exp()
@@ -229,7 +231,7 @@ mod tests {
         assert_eq!(load.cost(now), 500e6);
         let later = now + DECAY;
         load.observe(Duration::from_millis(1), later);
-        let expected = 500e6 * (-1f64).exp() * (-1f64).exp() + 1e6 * (1.0 - (-1f64).exp());
+        let expected = 500e6 * (-1f64).exp() + 1e6 * (1.0 - (-1f64).exp());
         assert!(
             (load.cost(later) - expected).abs() < 1.0,
             "{}",
