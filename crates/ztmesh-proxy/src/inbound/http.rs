@@ -115,8 +115,11 @@ pub async fn serve<I>(
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // The TLS label is the connection's; authority and target are cached.
+    let cache = Arc::new(crate::metrics::StatsCache::default());
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let (clients, metrics, tls) = (clients.clone(), metrics.clone(), tls.clone());
+        let cache = cache.clone();
         async move {
             let authority = req
                 .uri()
@@ -129,7 +132,8 @@ where
                         .map(String::from)
                 })
                 .unwrap_or_default();
-            let counters = metrics.request("inbound", &authority, target, &tls);
+            let counters = cache.get(&metrics, "inbound", &authority, target, &tls);
+            counters.request();
             let path = req
                 .uri()
                 .path_and_query()

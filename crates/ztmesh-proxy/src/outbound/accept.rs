@@ -118,13 +118,14 @@ impl Outbound {
 
     async fn explicit(self: &Arc<Self>, client: TcpStream) -> Result<(), OutboundError> {
         let this = self.clone();
+        let cache = Arc::new(crate::metrics::StatsCache::default());
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let this = this.clone();
+            let (this, cache) = (this.clone(), cache.clone());
             async move {
                 Ok::<_, std::convert::Infallible>(if req.method() == Method::CONNECT {
                     this.connect(req).await
                 } else {
-                    this.http.route(req, Dst::AbsoluteUri).await
+                    this.http.route(req, Dst::AbsoluteUri, &cache).await
                 })
             }
         });
@@ -189,11 +190,12 @@ impl Outbound {
     }
 
     async fn open(&self, authority: &str) -> Result<Opened, OutboundError> {
-        let endpoints = self.http.discover.endpoints(authority).await?.endpoints;
+        let resolution = self.http.discover.endpoints(authority).await?;
+        let endpoints = &resolution.endpoints;
         let (endpoint, _) =
             self.http
                 .balancer
-                .pick(&endpoints, |e| e.addr, |n| fastrand::usize(..n));
+                .pick(endpoints, |e| e.addr, |n| fastrand::usize(..n));
         let connected = connect(endpoint, &self.tls).await?;
         tracing::debug!(%authority, endpoint = %endpoint.addr, server_id = connected.server_id.as_deref().unwrap_or("-"), "outbound connection");
         Ok(Opened {

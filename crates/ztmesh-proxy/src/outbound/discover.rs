@@ -66,7 +66,7 @@ pub struct Discover {
     client: DestinationClient<Channel>,
     context_token: String,
     profile_networks: Arc<Vec<ipnet::IpNet>>,
-    cache: Arc<Mutex<HashMap<String, watch::Receiver<Resolution>>>>,
+    cache: Arc<Mutex<HashMap<String, watch::Receiver<Arc<Resolution>>>>>,
 }
 
 /// What discovery says about a target.
@@ -93,14 +93,14 @@ impl Discover {
 
     /// Endpoints for an authority, never empty; a name the control plane
     /// does not know is resolved with DNS and reached outside the mesh.
-    pub async fn endpoints(&self, authority: &str) -> Result<Resolution, DiscoverError> {
+    pub async fn endpoints(&self, authority: &str) -> Result<Arc<Resolution>, DiscoverError> {
         if let Ok(addr) = authority.parse::<SocketAddr>()
             && !self.profile_networks.iter().any(|n| n.contains(&addr.ip()))
         {
-            return Ok(Resolution {
+            return Ok(Arc::new(Resolution {
                 endpoints: vec![Endpoint::plain(addr)],
                 opaque_protocol: false,
-            });
+            }));
         }
         let resolution = match self.resolve(authority).await {
             Ok(r) => r,
@@ -112,10 +112,10 @@ impl Discover {
                     .ok_or_else(|| {
                         DiscoverError::Dns(authority.into(), std::io::ErrorKind::NotFound.into())
                     })?;
-                Resolution {
+                Arc::new(Resolution {
                     endpoints: vec![Endpoint::plain(addr)],
                     opaque_protocol: false,
-                }
+                })
             }
             Err(e) => return Err(e),
         };
@@ -127,7 +127,7 @@ impl Discover {
 
     /// Endpoints for an authority; for an address the control plane does
     /// not know, that address itself (connected to as it is).
-    pub async fn resolve(&self, authority: &str) -> Result<Resolution, DiscoverError> {
+    pub async fn resolve(&self, authority: &str) -> Result<Arc<Resolution>, DiscoverError> {
         if let Some(rx) = self.cache.lock().expect("discovery cache").get(authority) {
             return Ok(rx.borrow().clone());
         }
@@ -140,7 +140,10 @@ impl Discover {
         Ok(current)
     }
 
-    async fn watch(&self, authority: &str) -> Result<watch::Receiver<Resolution>, DiscoverError> {
+    async fn watch(
+        &self,
+        authority: &str,
+    ) -> Result<watch::Receiver<Arc<Resolution>>, DiscoverError> {
         let req = proto::GetDestination {
             scheme: "k8s".into(),
             path: authority.into(),
@@ -148,7 +151,7 @@ impl Discover {
         };
         let rpc = |s: tonic::Status| DiscoverError::Rpc(s.code(), s.message().into());
         let mut client = self.client.clone();
-        let (tx, rx) = watch::channel(Resolution::default());
+        let (tx, rx) = watch::channel(Arc::new(Resolution::default()));
         let cache = self.cache.clone();
         let key = authority.to_string();
         if let Ok(addr) = authority.parse::<SocketAddr>() {
@@ -157,16 +160,16 @@ impl Discover {
                 .map_err(|_| DiscoverError::Timeout)?
                 .map_err(rpc)?
                 .into_inner();
-            let to_set = move |p: Option<proto::DestinationProfile>| -> Resolution {
+            let to_set = move |p: Option<proto::DestinationProfile>| -> Arc<Resolution> {
                 let opaque_protocol = p.as_ref().is_some_and(|p| p.opaque_protocol);
                 let endpoints = match p.and_then(|p| p.endpoint).as_ref().and_then(endpoint) {
                     Some(e) => vec![e],
                     None => vec![Endpoint::plain(addr)],
                 };
-                Resolution {
+                Arc::new(Resolution {
                     endpoints,
                     opaque_protocol,
-                }
+                })
             };
             let first = tokio::time::timeout(DISCOVERY_TIMEOUT, stream.message())
                 .await
@@ -202,9 +205,11 @@ impl Discover {
         if set.is_empty() {
             return Err(DiscoverError::NoEndpoints(authority.into()));
         }
-        let resolution = |set: &BTreeMap<SocketAddr, Endpoint>| Resolution {
-            endpoints: set.values().cloned().collect(),
-            opaque_protocol: false,
+        let resolution = |set: &BTreeMap<SocketAddr, Endpoint>| {
+            Arc::new(Resolution {
+                endpoints: set.values().cloned().collect(),
+                opaque_protocol: false,
+            })
         };
         tx.send_replace(resolution(&set));
         tokio::spawn(async move {

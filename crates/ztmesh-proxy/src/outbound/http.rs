@@ -16,7 +16,7 @@ use super::connect::{ConnectError, tls_label};
 use super::discover::{Discover, DiscoverError};
 use super::pool::Pool;
 use crate::inbound::http::{Body, proxy_error};
-use crate::metrics::HttpMetrics;
+use crate::metrics::{HttpMetrics, StatsCache};
 use crate::{http_upgrade, orig_proto};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -53,9 +53,10 @@ impl HttpOutbound {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let cache = Arc::new(StatsCache::default());
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let this = self.clone();
-            async move { Ok::<_, std::convert::Infallible>(this.route(req, dst).await) }
+            let (this, cache) = (self.clone(), cache.clone());
+            async move { Ok::<_, std::convert::Infallible>(this.route(req, dst, &cache).await) }
         });
         let io = TokioIo::new(io);
         if http2 {
@@ -75,7 +76,12 @@ impl HttpOutbound {
     }
 
     /// Routes one request; never fails (errors become proxy responses).
-    pub async fn route(&self, req: Request<Incoming>, dst: Dst) -> Response<Body> {
+    pub async fn route(
+        &self,
+        req: Request<Incoming>,
+        dst: Dst,
+        cache: &StatsCache,
+    ) -> Response<Body> {
         let target = match dst {
             Dst::OrigDst(addr) => addr.to_string(),
             Dst::AbsoluteUri => match absolute_authority(req.uri()) {
@@ -91,13 +97,13 @@ impl HttpOutbound {
                 }
             },
         };
-        let endpoints = match self.discover.endpoints(&target).await {
-            Ok(r) => r.endpoints,
+        let resolution = match self.discover.endpoints(&target).await {
+            Ok(r) => r,
             Err(e) => return proxy_error(discovery_status(&e), e.to_string()),
         };
-        let (endpoint, load) = self
-            .balancer
-            .pick(&endpoints, |e| e.addr, |n| fastrand::usize(..n));
+        let (endpoint, load) =
+            self.balancer
+                .pick(&resolution.endpoints, |e| e.addr, |n| fastrand::usize(..n));
         let endpoint = endpoint.clone();
         let authority = req
             .headers()
@@ -106,9 +112,14 @@ impl HttpOutbound {
             .map(String::from)
             .or_else(|| req.uri().authority().map(|a| a.to_string()))
             .unwrap_or_else(|| target.clone());
-        let counters =
-            self.metrics
-                .request("outbound", &authority, endpoint.addr, &tls_label(&endpoint));
+        let counters = cache.get(
+            &self.metrics,
+            "outbound",
+            &authority,
+            endpoint.addr,
+            &tls_label(&endpoint),
+        );
+        counters.request();
 
         let (mut parts, body) = req.into_parts();
         let path = parts
