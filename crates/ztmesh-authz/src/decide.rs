@@ -52,7 +52,7 @@ impl Permit<'_> {
 /// Why the answer is no.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Denial {
-    #[error("no route of server {server} matches the request")]
+    #[error("{server}: no route matches the request")]
     RouteNotFound { server: String },
     #[error(
         "{}: the client presented no mesh identity, and every authorization that admits its address requires one",
@@ -71,8 +71,8 @@ pub enum Denial {
 
 fn place(server: &str, route: &Option<String>) -> String {
     match route {
-        Some(r) => format!("server {server} route {r}"),
-        None => format!("server {server}"),
+        Some(r) => format!("{server}, {r}"),
+        None => server.to_string(),
     }
 }
 
@@ -106,7 +106,7 @@ pub fn decide_connection<'p>(
 ) -> Result<Permit<'p>, Denial> {
     if let Some(t) = trace.as_deref_mut() {
         t.push(format!(
-            "server {} governs the port; its {} authorization(s) decide connections",
+            "{} governs the port; its {} authorization(s) decide connections",
             server.label(),
             server.authorizations.list().len()
         ));
@@ -147,7 +147,7 @@ pub fn decide_request<'p, B>(
                 )
             };
             t.push(format!(
-                "no {kind} route of server {server_label} matches {} {} (routes: {})",
+                "{server_label}: no {kind} route matches {} {} (routes: {})",
                 req.method(),
                 req.uri().path(),
                 if routes.is_empty() {
@@ -163,7 +163,7 @@ pub fn decide_request<'p, B>(
     };
     if let Some(t) = trace.as_deref_mut() {
         t.push(format!(
-            "server {}: {} {} takes route {}/{}",
+            "{}: {} {} takes route {}/{}",
             server.label(),
             req.method(),
             req.uri().path(),

@@ -466,13 +466,12 @@ fn traces_explain_each_candidate() {
     let denial = decide_request(&authors, client, &req, Some(&mut trace)).unwrap_err();
     assert_eq!(
         denial.to_string(),
-        "server server/authors route httproute/authors-get-route: no authorization admits the client"
+        "server/authors, httproute/authors-get-route: no authorization admits the client"
     );
     assert_eq!(
         trace,
         vec![
-            "server server/authors: GET /authors.json takes route httproute/authors-get-route"
-                .to_string(),
+            "server/authors: GET /authors.json takes route httproute/authors-get-route".to_string(),
             format!(
                 "authorization authorizationpolicy/authors-get-policy: does not list identity {TRAFFIC}"
             ),
@@ -484,7 +483,7 @@ fn traces_explain_each_candidate() {
     assert_eq!(
         trace,
         vec![
-            "no HTTP route of server server/authors matches POST /authors.json (routes: httproute/authors-get-route)"
+            "server/authors: no HTTP route matches POST /authors.json (routes: httproute/authors-get-route)"
         ]
     );
 }

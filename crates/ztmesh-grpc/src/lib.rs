@@ -8,6 +8,7 @@
 //! - [`inbound`], [`outbound`] and [`destination`]: InboundServerPolicies,
 //!   OutboundPolicies and Destination
 //!   over the policy and destination indexes.
+//! - [`authz`]: an `inbound.Server` as ztmesh-authz's decision-ready policy.
 //! - [`server`]: the listener every controller service uses: plaintext for
 //!   connections accepted on a loopback address, TLS with the controller's
 //!   own identity for any other.
@@ -15,6 +16,7 @@
 //!   exactly when the address dialled is loopback, otherwise TLS verifying
 //!   the control plane's identity against the trust anchors.
 
+pub mod authz;
 pub mod client;
 pub mod conn;
 pub mod destination;

@@ -1,4 +1,5 @@
 //! `ztmesh diagnose`: ask the control plane what it tells proxies.
+//! (`policy`, the allow/deny question, is in [`crate::diagnose_policy`].)
 //!
 //! `inbound-policy` is a real InboundServerPolicies client (GetPort, or
 //! WatchPort with `--watch`) that prints each policy in a readable form:
@@ -16,6 +17,9 @@ use std::fmt::Write;
 pub enum Command {
     /// Show the inbound policy the controller serves for a workload port.
     InboundPolicy(InboundArgs),
+    /// Would this client be allowed? ALLOW or DENY with the reason, then
+    /// the decision trace (exit 0 allow, 1 deny, 2 a wrong question).
+    Policy(crate::diagnose_policy::PolicyArgs),
 }
 
 #[derive(clap::Args)]
@@ -43,7 +47,10 @@ pub struct InboundArgs {
 }
 
 pub fn run(cmd: Command) -> anyhow::Result<()> {
-    let Command::InboundPolicy(args) = cmd;
+    let args = match cmd {
+        Command::InboundPolicy(args) => args,
+        Command::Policy(args) => crate::diagnose_policy::run(args),
+    };
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?

@@ -13,6 +13,7 @@ mod app;
 mod controller;
 mod demo;
 mod diagnose;
+mod diagnose_policy;
 mod identity;
 mod install;
 mod proxy_init;

@@ -1,0 +1,166 @@
+//! `ztmesh diagnose policy` on the seeds' manifests, directly and through a
+//! running controller: the first line is ALLOW or DENY with the reason,
+//! the exit status 0 / 1 / 2.
+
+mod support;
+
+use std::path::Path;
+use support::*;
+
+const BOOKS: &str = "books.booksapp.serviceaccount.identity.linkerd.cluster.local";
+const WEBAPP: &str = "webapp.booksapp.serviceaccount.identity.linkerd.cluster.local";
+const TRAFFIC: &str = "traffic.booksapp.serviceaccount.identity.linkerd.cluster.local";
+const WEB_FRONTEND: &str = "web-frontend.my-app.serviceaccount.identity.linkerd.cluster.local";
+const LEGACY: &str = "legacy-service.legacy.serviceaccount.identity.linkerd.cluster.local";
+
+/// The workloads the seeds' policies select (the seeds leave them out),
+/// and booksapp's authors Server, which seed003's HTTPRoute attaches to.
+const WORKLOADS: &str = "apiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmetadata: {name: authors, namespace: booksapp}\nspec: {podSelector: {matchLabels: {app: authors}}, port: 7001, proxyProtocol: HTTP/1}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: authors, namespace: booksapp, labels: {app: authors}}\nspec:\n  serviceAccountName: authors\n  containers: [{name: app, ports: [{containerPort: 7001}]}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: api-server, namespace: my-app, labels: {app: my-api}}\nspec:\n  serviceAccountName: api-server\n  containers: [{name: app, ports: [{containerPort: 8080}]}]\n";
+
+fn seeds() -> std::path::PathBuf {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/seeds");
+    assert!(dir.is_dir(), "seed fixtures expected at {}", dir.display());
+    dir
+}
+
+fn manifests(dir: &Path, seed_files: &[&str], extra: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    for f in seed_files {
+        std::fs::copy(seeds().join(f), dir.join(f)).unwrap();
+    }
+    std::fs::write(dir.join("workloads.yaml"), extra).unwrap();
+}
+
+/// (exit status, first line, whole stdout + stderr)
+fn ask(source: &[&str], args: &[&str]) -> (i32, String, String) {
+    let out = ztmesh()
+        .args(["diagnose", "policy"])
+        .args(source)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    (
+        out.status.code().unwrap_or(-1),
+        stdout.lines().next().unwrap_or_default().to_string(),
+        all,
+    )
+}
+
+#[test]
+fn seeds_allowed_and_denied_with_reasons() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = tmp.path().join("m");
+    manifests(
+        &m,
+        &[
+            "seed003-booksapp-authors.yaml",
+            "seed002-server-authorization.yaml",
+        ],
+        WORKLOADS,
+    );
+    let deny = tmp.path().join("deny");
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: api-server, namespace: my-app, labels: {app: my-api}}\nspec:\n  containers: [{name: app, ports: [{containerPort: 8080}]}]\n";
+    manifests(&deny, &["seed002-default-deny.yaml"], pod);
+    let m_src = ["--manifests", m.to_str().unwrap()];
+    let deny_src = ["--manifests", deny.to_str().unwrap()];
+    let authors = "booksapp/authors:7001";
+    let api = "my-app/api-server:8080";
+    #[rustfmt::skip]
+    let cases: Vec<(&[&str], Vec<&str>, i32, &str)> = vec![
+        (&m_src, vec!["--from", BOOKS, "--to", authors, "--path", "/authors.json"], 0,
+         "may GET /authors.json on booksapp/authors:7001: route httproute/authors-get-route, authorization authorizationpolicy/authors-get-policy"),
+        (&m_src, vec!["--from", WEBAPP, "--to", authors, "--path", "/authors/3.json"], 0, "authorization authorizationpolicy/authors-get-policy"),
+        (&m_src, vec!["--from", TRAFFIC, "--to", authors, "--path", "/authors.json"], 1, "no authorization admits the client"),
+        (&m_src, vec!["--from", "10.2.3.4", "--to", authors, "--path", "/authors.json"], 1, "presented no mesh identity"),
+        (&m_src, vec!["--from", BOOKS, "--to", authors, "--method", "POST", "--path", "/authors.json"], 1, "no route matches the request"),
+        (&m_src, vec!["--from", WEBAPP, "--to", authors, "--path", "/books.json"], 1, "no route matches the request"),
+        (&m_src, vec!["--from", WEB_FRONTEND, "--to", api, "--path", "/api/users"], 0, "authorization serverauthorization/allow-web-to-api"),
+        (&m_src, vec!["--from", WEB_FRONTEND, "--to", api, "--tcp"], 0, "may connect to my-app/api-server:8080"),
+        (&m_src, vec!["--from", LEGACY, "--to", api], 1, "no authorization admits the client"),
+        (&m_src, vec!["--from", "10.9.9.9", "--to", api], 1, "presented no mesh identity"),
+        (&m_src, vec!["--from", WEB_FRONTEND, "--from-ip", "203.0.113.7", "--to", api], 1, "no authorization admits the client"),
+        (&deny_src, vec!["--from", WEB_FRONTEND, "--to", api], 1, "server/default-deny"),
+        (&deny_src, vec!["--from", "10.0.0.9", "--to", api, "--tcp"], 1, "no authorization admits the client"),
+        // Wrong questions.
+        (&m_src, vec!["--from", "not an identity", "--to", api], 2, "is neither an IP address nor a mesh identity"),
+        (&m_src, vec!["--from", BOOKS, "--to", "booksapp/nobody:7001"], 2, "no workload"),
+        (&m_src, vec!["--from", BOOKS, "--to", "booksapp-authors-7001"], 2, "is not NS/WORKLOAD:PORT"),
+    ];
+    for (source, args, status, needle) in cases {
+        let (code, first, all) = ask(source, &args);
+        assert_eq!(code, status, "{args:?}:\n{all}");
+        match status {
+            0 => assert!(
+                first.starts_with("ALLOW: ") && first.contains(needle),
+                "{args:?}: {all}"
+            ),
+            1 => assert!(
+                first.starts_with("DENY: ") && first.contains(needle),
+                "{args:?}: {all}"
+            ),
+            _ => assert!(all.contains(needle), "{args:?}: {all}"),
+        }
+    }
+}
+
+#[test]
+fn a_running_controller_gives_the_same_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("identity");
+    run_ok(ztmesh().args(["install", "--dir"]).arg(&d));
+    let m = tmp.path().join("m");
+    manifests(&m, &["seed003-booksapp-authors.yaml"], WORKLOADS);
+    let (mut controller, _) = controller(
+        &d,
+        &[
+            "--manifests",
+            m.to_str().unwrap(),
+            "--policy-addr",
+            "127.0.0.1:0",
+        ],
+    );
+    let policy = controller.listening_addr("policy service");
+    for (source, label) in [
+        (vec!["--controller", policy.as_str()], "controller"),
+        (vec!["--manifests", m.to_str().unwrap()], "manifests"),
+    ] {
+        let (code, first, all) = ask(
+            &source,
+            &[
+                "--from",
+                WEBAPP,
+                "--to",
+                "booksapp/authors:7001",
+                "--path",
+                "/authors.json",
+            ],
+        );
+        assert_eq!(code, 0, "{label}: {all}");
+        assert!(
+            first.contains("authorizationpolicy/authors-get-policy"),
+            "{label}: {all}"
+        );
+        let (code, first, all) = ask(
+            &source,
+            &[
+                "--from",
+                TRAFFIC,
+                "--to",
+                "booksapp/authors:7001",
+                "--path",
+                "/authors.json",
+            ],
+        );
+        assert_eq!(code, 1, "{label}: {all}");
+        assert!(first.starts_with("DENY: "), "{label}: {all}");
+    }
+    let (code, _, all) = ask(
+        &["--controller", "127.0.0.1:1"],
+        &["--from", WEBAPP, "--to", "booksapp/authors:7001"],
+    );
+    assert_eq!(code, 2, "{all}");
+    assert!(all.contains("127.0.0.1:1"), "{all}");
+}
