@@ -1,5 +1,6 @@
 //! The admin listener, as linkerd2-proxy serves it: `/live`, `/ready`
-//! (200 only while a valid identity certificate is held), `/metrics`
+//! (200 only while a valid identity certificate is held and the declared
+//! ports' policies have arrived, or their bounded wait ended), `/metrics`
 //! (Prometheus text), and `/shutdown` (graceful drain; only a POST from
 //! localhost, and only when `LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED`).
 
@@ -18,6 +19,9 @@ pub struct Admin {
     pub identity_metrics: Arc<IdentityMetrics>,
     pub tcp: Arc<TcpMetrics>,
     pub http: Arc<crate::metrics::HttpMetrics>,
+    pub authz: Arc<crate::authz_metrics::AuthzMetrics>,
+    /// The declared inbound ports have their policies (or the wait ended).
+    pub policy_ready: watch::Receiver<bool>,
     pub shutdown_enabled: bool,
     pub shutdown: watch::Sender<bool>,
 }
@@ -60,6 +64,10 @@ impl Admin {
         match req.uri().path() {
             "/live" => text(StatusCode::OK, "live\n"),
             "/ready" => match &*self.identity.borrow() {
+                IdentityStatus::Ready { .. } if !*self.policy_ready.borrow() => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not ready: waiting for the inbound policy of the workload's ports\n",
+                ),
                 IdentityStatus::Ready { .. } => text(StatusCode::OK, "ready\n"),
                 IdentityStatus::Pending => text(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -75,6 +83,7 @@ impl Admin {
                 self.identity_metrics.encode(&mut out);
                 self.http.encode(&mut out);
                 self.tcp.encode(&mut out);
+                self.authz.encode(&mut out);
                 Response::builder()
                     .header("content-type", "text/plain; version=0.0.4")
                     .body(Full::new(Bytes::from(out)))
@@ -108,11 +117,14 @@ mod tests {
     fn endpoints_table() {
         let (status_tx, status_rx) = watch::channel(IdentityStatus::Pending);
         let (shutdown, mut shutdown_rx) = watch::channel(false);
+        let (policy_tx, policy_ready) = watch::channel(false);
         let admin = |enabled| Admin {
             identity: status_rx.clone(),
             identity_metrics: Arc::default(),
             tcp: Arc::default(),
             http: Arc::default(),
+            authz: Arc::default(),
+            policy_ready: policy_ready.clone(),
             shutdown_enabled: enabled,
             shutdown: shutdown.clone(),
         };
@@ -176,6 +188,12 @@ mod tests {
                 expiry: std::time::SystemTime::now(),
             })
             .unwrap();
+        // A certificate, but the declared ports' policies are not in yet.
+        assert_eq!(
+            on.respond(&req(Method::GET, "/ready"), local).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        policy_tx.send(true).unwrap();
         assert_eq!(
             on.respond(&req(Method::GET, "/ready"), local).status(),
             StatusCode::OK

@@ -22,6 +22,7 @@
 //!   [`http_upgrade`] joins upgraded (WebSocket) connections.
 
 pub mod admin;
+pub mod authz_metrics;
 pub mod config;
 pub mod counted;
 pub mod http_upgrade;

@@ -234,7 +234,7 @@ impl StatsCache {
     }
 }
 
-fn tls_labels(tls: &TlsLabel) -> String {
+pub fn tls_labels(tls: &TlsLabel) -> String {
     match tls {
         TlsLabel::Identified { client_id } => {
             format!("tls=\"true\",client_id=\"{}\"", escape(client_id))

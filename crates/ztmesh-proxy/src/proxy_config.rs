@@ -28,6 +28,9 @@ pub const CORES: &str = "LINKERD2_PROXY_CORES";
 pub const INBOUND_PORTS: &str = "LINKERD2_PROXY_INBOUND_PORTS";
 pub const OPAQUE_PORTS: &str = "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION";
 pub const PROFILE_NETWORKS: &str = "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS";
+pub const POLICY_ADDR: &str = "LINKERD2_PROXY_POLICY_SVC_ADDR";
+pub const POLICY_NAME: &str = "LINKERD2_PROXY_POLICY_SVC_NAME";
+pub const POLICY_WORKLOAD: &str = "LINKERD2_PROXY_POLICY_WORKLOAD";
 
 /// Settings this proxy reads (the rest of `LINKERD2_PROXY_*` is warned about).
 const KNOWN: &[&str] = &[
@@ -56,6 +59,9 @@ const KNOWN: &[&str] = &[
     INBOUND_PORTS,
     OPAQUE_PORTS,
     PROFILE_NETWORKS,
+    POLICY_ADDR,
+    POLICY_NAME,
+    POLICY_WORKLOAD,
     "LINKERD2_PROXY_LOG",
 ];
 
@@ -96,6 +102,16 @@ pub struct ProxyConfig {
     /// Addresses whose profiles are looked up; others are reached directly
     /// (`LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS`, default the cluster networks).
     pub profile_networks: Vec<IpNet>,
+    /// The policy service (host:port, identity) and this workload's name
+    /// for it (`{"ns":"…","pod":"…"}` or `ns:pod`).
+    pub policy: Option<PolicyService>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyService {
+    pub addr: String,
+    pub name: String,
+    pub workload: String,
 }
 
 impl ProxyConfig {
@@ -177,6 +193,17 @@ impl ProxyConfig {
             }
         };
         let destination_context = s.optional(DESTINATION_CONTEXT).unwrap_or_default();
+        let policy = match s.optional(POLICY_ADDR) {
+            None => None,
+            Some(addr) => match (s.required(POLICY_NAME), s.required(POLICY_WORKLOAD)) {
+                (Some(name), Some(workload)) => Some(PolicyService {
+                    addr,
+                    name,
+                    workload,
+                }),
+                _ => None,
+            },
+        };
         let cores = match s.optional(CORES).map(|c| c.trim().parse::<usize>()) {
             None => None,
             Some(Ok(n)) if n > 0 => Some(n),
@@ -211,6 +238,7 @@ impl ProxyConfig {
                 inbound_ports,
                 opaque_ports,
                 profile_networks,
+                policy,
             },
             warnings,
         ))

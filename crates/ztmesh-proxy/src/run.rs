@@ -13,6 +13,9 @@ use std::sync::Arc;
 /// Exit status for a configuration error, as linkerd2-proxy uses it.
 pub const EX_CONFIG: u8 = 64;
 
+/// How long readiness waits for the declared ports' policies.
+pub const POLICY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub fn main_from_env() -> ExitCode {
     let filter = OsEnv
         .get("LINKERD2_PROXY_LOG")
@@ -95,6 +98,46 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
         ztmesh_tls::TlsVersions::Tls13Only,
         &[crate::transport_header::ALPN],
     )?;
+    let policy_channel = match &config.policy {
+        Some(p) => Some((
+            ztmesh_grpc::client::channel(ztmesh_grpc::client::ControlPlaneTarget {
+                addr: p.addr.clone(),
+                server_name: p.name.clone(),
+                roots: Some(roots.clone()),
+            })?,
+            p.workload.clone(),
+        )),
+        None => {
+            tracing::warn!(
+                default = config.default_policy.name(),
+                "LINKERD2_PROXY_POLICY_SVC_ADDR is not set: the default inbound policy applies to every port"
+            );
+            None
+        }
+    };
+    let policies = Arc::new(crate::inbound::policy::Policies::new(
+        policy_channel,
+        config.default_policy.server(&config.cluster_networks),
+    ));
+    let authz_metrics = Arc::new(crate::authz_metrics::AuthzMetrics::default());
+    // Ready only once the ports the workload declares have their policy
+    // (bounded: past the limit, the default policy stands in for them).
+    let (policy_ready_tx, policy_ready) = tokio::sync::watch::channel(false);
+    {
+        let (policies, ports) = (
+            policies.clone(),
+            config.inbound_ports.iter().copied().collect::<Vec<_>>(),
+        );
+        tokio::spawn(async move {
+            if !policies.wait_answered(&ports, POLICY_WAIT).await {
+                tracing::warn!(
+                    ?ports,
+                    "no inbound policy from the controller within {POLICY_WAIT:?}; the default policy applies until it answers"
+                );
+            }
+            let _ = policy_ready_tx.send(true);
+        });
+    }
     let tcp_metrics = Arc::new(crate::metrics::TcpMetrics::default());
     let tcp_metrics_out = tcp_metrics.clone();
     let http_metrics = Arc::new(crate::metrics::HttpMetrics::default());
@@ -107,8 +150,8 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
         },
         detect_timeout: config.detect_timeout,
         tls: tokio_rustls::TlsAcceptor::from(server_tls),
-        default_policy: config.default_policy,
-        cluster_networks: config.cluster_networks.clone(),
+        policies: policies.clone(),
+        authz_metrics: authz_metrics.clone(),
         opaque_ports: config.opaque_ports.clone(),
         metrics: tcp_metrics.clone(),
         http_metrics: http_metrics.clone(),
@@ -127,6 +170,8 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
         identity_metrics,
         tcp: tcp_metrics,
         http: http_metrics,
+        authz: authz_metrics,
+        policy_ready,
         shutdown_enabled: config.shutdown_endpoint,
         shutdown: shutdown_tx,
     });

@@ -109,8 +109,11 @@ async fn proxy_with_opaque_ports(
         target: InboundTarget::App(target),
         detect_timeout: detect,
         tls: tokio_rustls::TlsAcceptor::from(server),
-        default_policy: policy,
-        cluster_networks: vec!["127.0.0.0/8".parse().unwrap()],
+        policies: Arc::new(ztmesh_proxy::inbound::policy::Policies::new(
+            None,
+            policy.server(&["127.0.0.0/8".parse().unwrap()]),
+        )),
+        authz_metrics: Arc::default(),
         opaque_ports: opaque_ports.iter().copied().collect(),
         metrics: metrics.clone(),
         http_metrics: http.clone(),

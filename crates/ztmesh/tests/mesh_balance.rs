@@ -97,39 +97,13 @@ async fn tally(n: usize, concurrency: usize) -> BTreeMap<String, usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_spread_avoid_the_slow_and_survive_a_leaving_endpoint() {
-    let tmp = tempfile::tempdir().unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let d = tmp.path().join("identity");
-    run_ok(ztmesh().args(["install", "--dir"]).arg(&d));
-    let anchors = std::fs::read_to_string(d.join("ca.crt")).unwrap();
-    let m = tmp.path().join("manifests");
-    std::fs::create_dir(&m).unwrap();
-    std::fs::write(m.join("service.yaml"), service()).unwrap();
-    write_endpoint(&m, 0);
-    write_endpoint(&m, 1);
-    let (mut controller, identity) = controller(
-        &d,
-        &[
-            "--manifests",
-            m.to_str().unwrap(),
-            "--policy-addr",
-            "127.0.0.1:0",
-            "--destination-addr",
-            "127.0.0.1:0",
-        ],
-    );
-    let destination = controller.listening_addr("destination service");
-    let cp = ControlPlane {
-        anchors: &anchors,
-        identity: &identity,
-        destination: Some(&destination),
-    };
-    let token = |sa: &str| {
-        let path = tmp.path().join(format!("{sa}.token"));
-        token_file(&d, "booksapp", sa, &path);
-        path
-    };
+    let mesh = LocalMesh::start(|m| {
+        std::fs::write(m.join("service.yaml"), service()).unwrap();
+        write_endpoint(m, 0);
+        write_endpoint(m, 1);
+    });
+    let (m, cp) = (mesh.manifests.clone(), mesh.control_plane());
+    let token = |sa: &str| mesh.token("booksapp", sa);
     let (webapp_token, authors_token) = (token("webapp"), token("authors"));
     let mut daemons = Vec::new();
     for (name, ip, delay) in ENDPOINTS {
@@ -239,5 +213,4 @@ async fn requests_spread_avoid_the_slow_and_survive_a_leaving_endpoint() {
     );
     assert!(!late.contains_key("authors-2"), "{late:?}");
     drop(daemons);
-    drop(controller.output());
 }

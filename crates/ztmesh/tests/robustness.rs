@@ -67,39 +67,15 @@ fn raise_open_files_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_clients_do_not_hurt_the_proxy() {
     raise_open_files_limit();
-    let tmp = tempfile::tempdir().unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let d = tmp.path().join("identity");
-    run_ok(ztmesh().args(["install", "--dir"]).arg(&d));
-    let anchors = std::fs::read_to_string(d.join("ca.crt")).unwrap();
-    let manifests = tmp.path().join("manifests");
-    std::fs::create_dir(&manifests).unwrap();
-    let (mut controller, identity) = controller(
-        &d,
-        &[
-            "--manifests",
-            manifests.to_str().unwrap(),
-            "--policy-addr",
-            "127.0.0.1:0",
-            "--destination-addr",
-            "127.0.0.1:0",
-        ],
-    );
-    let destination = controller.listening_addr("destination service");
-    let token = tmp.path().join("books.token");
-    token_file(&d, "booksapp", "books", &token);
+    let mesh = LocalMesh::start(|_| {});
+    let token = mesh.token("booksapp", "books");
 
     let mut app = unprivileged_ztmesh();
     app.args(["app", "serve", "--name", "books", "--http", APP]);
     let mut app = Daemon::spawn(app);
     app.wait_for("HTTP on", Duration::from_secs(10));
 
-    let cp = ControlPlane {
-        anchors: &anchors,
-        identity: &identity,
-        destination: Some(&destination),
-    };
+    let cp = mesh.control_plane();
     let idle = explicit_proxy(
         &cp,
         NAME,
@@ -232,5 +208,4 @@ async fn hostile_clients_do_not_hurt_the_proxy() {
             .any(|l| l.contains("HTTP connection ended with an error") && l.contains("timeout")),
         "{log}"
     );
-    drop(controller.output());
 }

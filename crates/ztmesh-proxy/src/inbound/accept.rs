@@ -6,14 +6,14 @@
 //! forward to the application. Every outcome is one log line; errors end
 //! the connection, never the proxy.
 
-use super::authorize::{DefaultPolicy, authorize};
+use super::authorize::ConnectionAuthz;
 use super::detect_protocol::{MAX_REQUEST_LINE, Protocol, detect_protocol};
 use super::detect_tls::{Detected, MAX_PEEK, detect};
 use super::{forward, tls};
+use crate::authz_metrics::Family;
 use crate::metrics::{TcpMetrics, TlsLabel};
 use crate::prefixed::{PrefixedIo, read_until};
 use crate::transport_header::TransportHeader;
-use ipnet::IpNet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,8 +36,9 @@ pub struct Inbound {
     pub target: InboundTarget,
     pub detect_timeout: Duration,
     pub tls: TlsAcceptor,
-    pub default_policy: DefaultPolicy,
-    pub cluster_networks: Vec<IpNet>,
+    /// Each port's policy (the default policy until the controller answers).
+    pub policies: Arc<super::policy::Policies>,
+    pub authz_metrics: Arc<crate::authz_metrics::AuthzMetrics>,
     /// Ports forwarded as opaque TCP without protocol detection.
     pub opaque_ports: std::collections::BTreeSet<u16>,
     pub metrics: Arc<TcpMetrics>,
@@ -59,7 +60,9 @@ pub enum InboundError {
     #[error("original destination: {0}")]
     OrigDst(std::io::Error),
     #[error("denied: {0}")]
-    Denied(#[from] super::authorize::Denied),
+    Denied(#[from] ztmesh_authz::Denial),
+    #[error("terminated: the policy no longer admits the connection")]
+    Terminated,
     #[error(transparent)]
     Forward(#[from] forward::ForwardError),
 }
@@ -172,20 +175,30 @@ impl Inbound {
         label: TlsLabel,
         known: Option<Protocol>,
     ) -> Result<(), InboundError> {
+        let policy_rx = self.policies.watch(target.port());
+        let server = self.policies.current(target.port()).await;
+        // Opaque ports (configured, or by the port's Server) skip detection.
         let known = known.or_else(|| {
-            self.opaque_ports
-                .contains(&target.port())
+            (self.opaque_ports.contains(&target.port())
+                || server.protocol == ztmesh_authz::Protocol::Opaque)
                 .then_some(Protocol::Opaque)
         });
-        if let Err(denied) = authorize(
-            self.default_policy,
-            &self.cluster_networks,
-            client_id,
-            peer.ip(),
-        ) {
-            tracing::info!(%peer, %target, client = client_id.unwrap_or("-"), reason = %denied, "inbound connection denied");
-            return Err(denied.into());
-        }
+        let tls = matches!(
+            label,
+            TlsLabel::Identified { .. }
+                | TlsLabel::NoIdentity {
+                    reason: "no_client_certificate"
+                }
+        );
+        let mut authz = ConnectionAuthz {
+            policy: policy_rx,
+            ip: peer.ip(),
+            tls,
+            identity: client_id.map(String::from),
+            tls_label: label.clone(),
+            target,
+            metrics: self.authz_metrics.clone(),
+        };
         // Protocol detection on the (decrypted) stream, bounded in time;
         // silence or a timeout means opaque.
         let mut io = io;
@@ -219,13 +232,16 @@ impl Inbound {
             let (read, written) = (io.read.clone(), io.written.clone());
             let result = super::http::serve(
                 io,
-                protocol == Protocol::Http2,
-                target,
-                label,
-                self.http_metrics.clone(),
-                client,
-                // A request head gets as long as detection did (slowloris).
-                self.detect_timeout,
+                super::http::HttpConn {
+                    http2: protocol == Protocol::Http2,
+                    target,
+                    tls: label,
+                    metrics: self.http_metrics.clone(),
+                    clients: client,
+                    // A request head gets as long as detection did (slowloris).
+                    header_timeout: self.detect_timeout,
+                    authz: Arc::new(authz),
+                },
             )
             .await;
             counters.close(
@@ -237,8 +253,17 @@ impl Inbound {
             }
             return Ok(());
         }
+        // Opaque: the connection itself is authorized, and closed if a
+        // policy update revokes it.
+        authz.check_connection(Family::TcpDeny)?;
         let mut io = PrefixedIo::new(head, io);
-        let result = forward::forward(&mut io, target).await;
+        let result = tokio::select! {
+            r = forward::forward(&mut io, target) => r,
+            () = authz.revoked() => {
+                counters.close(0, 0);
+                return Err(InboundError::Terminated);
+            }
+        };
         let (read, written) = result.as_ref().map(|c| *c).unwrap_or((0, 0));
         counters.close(read, written);
         result?;

@@ -102,24 +102,38 @@ pub fn proxy_error(status: StatusCode, reason: String) -> Response<Body> {
         .expect("a valid response")
 }
 
+/// What serving one HTTP connection needs.
+pub struct HttpConn {
+    pub http2: bool,
+    pub target: SocketAddr,
+    pub tls: TlsLabel,
+    pub metrics: Arc<HttpMetrics>,
+    pub clients: AppClients,
+    /// Time allowed for a request head (slowloris).
+    pub header_timeout: std::time::Duration,
+    /// Every request is authorized before it is forwarded.
+    pub authz: Arc<super::authorize::ConnectionAuthz>,
+}
+
 /// Serves one detected HTTP connection until it closes.
-pub async fn serve<I>(
-    io: I,
-    http2: bool,
-    target: SocketAddr,
-    tls: TlsLabel,
-    metrics: Arc<HttpMetrics>,
-    clients: AppClients,
-    header_timeout: std::time::Duration,
-) -> Result<(), hyper::Error>
+pub async fn serve<I>(io: I, conn: HttpConn) -> Result<(), hyper::Error>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let HttpConn {
+        http2,
+        target,
+        tls,
+        metrics,
+        clients,
+        header_timeout,
+        authz,
+    } = conn;
     // The TLS label is the connection's; authority and target are cached.
     let cache = Arc::new(crate::metrics::StatsCache::default());
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let (clients, metrics, tls) = (clients.clone(), metrics.clone(), tls.clone());
-        let cache = cache.clone();
+        let (cache, authz) = (cache.clone(), authz.clone());
         async move {
             let authority = req
                 .uri()
@@ -134,6 +148,10 @@ where
                 .unwrap_or_default();
             let counters = cache.get(&metrics, "inbound", &authority, target, &tls);
             counters.request();
+            if let Some(denied) = authz.check_request(&req) {
+                counters.response(denied.status().as_u16());
+                return Ok(denied);
+            }
             let path = req
                 .uri()
                 .path_and_query()

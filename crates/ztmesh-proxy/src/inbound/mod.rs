@@ -4,7 +4,9 @@
 //! 1. [`accept`]: accept, bound the time to the first bytes, hand on;
 //! 2. [`detect_tls`]: peek for a ClientHello naming this proxy's identity;
 //! 3. [`tls`]: terminate mesh TLS and learn the client's identity;
-//! 4. [`authorize`]: the default policy (full policy is its own issue);
+//! 4. [`policy`]: each port's policy from the controller, kept current;
+//!    [`authorize`]: every opaque connection and every request decided
+//!    against it (ztmesh-authz), denials answered in one place;
 //! 5. [`detect_protocol`]: HTTP/1, HTTP/2 or opaque, within the detect timeout;
 //! 6. [`forward`]: to the application, as a bidirectional copy with half-close
 //!    for opaque streams; [`http`]: request by request over a keep-alive pool
@@ -18,4 +20,5 @@ pub mod detect_protocol;
 pub mod detect_tls;
 pub mod forward;
 pub mod http;
+pub mod policy;
 pub mod tls;

@@ -278,3 +278,70 @@ pub fn explicit_proxy(
     d.wait_for("ztmesh-proxy listening", Duration::from_secs(20));
     d
 }
+
+/// A local mesh's control plane: an install in a temporary directory that
+/// unprivileged proxies can read, a manifests directory, and the controller
+/// serving identity, destination and policy on loopback.
+pub struct LocalMesh {
+    pub tmp: tempfile::TempDir,
+    pub identity_dir: std::path::PathBuf,
+    pub manifests: std::path::PathBuf,
+    pub anchors: String,
+    pub controller: Daemon,
+    pub identity: String,
+    pub destination: String,
+    pub policy: String,
+}
+
+impl LocalMesh {
+    /// `write` fills the manifests directory before the controller starts.
+    pub fn start(write: impl FnOnce(&Path)) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let identity_dir = tmp.path().join("identity");
+        run_ok(ztmesh().args(["install", "--dir"]).arg(&identity_dir));
+        let anchors = std::fs::read_to_string(identity_dir.join("ca.crt")).unwrap();
+        let manifests = tmp.path().join("manifests");
+        std::fs::create_dir(&manifests).unwrap();
+        write(&manifests);
+        let (mut controller, identity) = controller(
+            &identity_dir,
+            &[
+                "--manifests",
+                manifests.to_str().unwrap(),
+                "--policy-addr",
+                "127.0.0.1:0",
+                "--destination-addr",
+                "127.0.0.1:0",
+            ],
+        );
+        let destination = controller.listening_addr("destination service");
+        let policy = controller.listening_addr("policy service");
+        Self {
+            tmp,
+            identity_dir,
+            manifests,
+            anchors,
+            controller,
+            identity,
+            destination,
+            policy,
+        }
+    }
+
+    pub fn control_plane(&self) -> ControlPlane<'_> {
+        ControlPlane {
+            anchors: &self.anchors,
+            identity: &self.identity,
+            destination: Some(&self.destination),
+        }
+    }
+
+    /// A token file for `ns/sa`.
+    pub fn token(&self, ns: &str, sa: &str) -> std::path::PathBuf {
+        let path = self.tmp.path().join(format!("{ns}-{sa}.token"));
+        token_file(&self.identity_dir, ns, sa, &path);
+        path
+    }
+}
