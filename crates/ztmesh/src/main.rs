@@ -10,6 +10,7 @@
 //! and its clients).
 
 mod app;
+mod authz_cmd;
 mod controller;
 mod demo;
 mod diagnose;
@@ -48,7 +49,10 @@ enum Command {
     /// Obtain or inspect workload certificates by hand (debugging).
     #[command(subcommand)]
     Identity(identity::Command),
-    /// Ask the control plane what it tells proxies (inbound policy).
+    /// The servers, routes and authorizations that apply to a workload, as a table.
+    Authz(authz_cmd::Args),
+    /// Ask the control plane what it tells proxies (inbound policy), or
+    /// whether a client would be allowed (`diagnose policy`).
     #[command(subcommand)]
     Diagnose(diagnose::Command),
     /// Show what works, end to end on this machine (today: workload identity).
@@ -95,6 +99,7 @@ fn main() -> ExitCode {
         Command::Controller(args) => controller::run(args),
         Command::Identity(cmd) => identity::run(cmd),
         Command::Diagnose(cmd) => diagnose::run(cmd),
+        Command::Authz(args) => authz_cmd::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Proxy => unreachable!("handled before logging is set up"),
         Command::ProxyInit(args) => proxy_init::run(args),

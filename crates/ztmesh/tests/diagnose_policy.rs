@@ -164,3 +164,61 @@ fn a_running_controller_gives_the_same_answers() {
     assert_eq!(code, 2, "{all}");
     assert!(all.contains("127.0.0.1:1"), "{all}");
 }
+
+#[test]
+fn authz_lists_servers_routes_and_authorizations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = tmp.path().join("m");
+    manifests(
+        &m,
+        &[
+            "seed003-booksapp-authors.yaml",
+            "seed002-server-authorization.yaml",
+        ],
+        WORKLOADS,
+    );
+    let out = run_ok(
+        ztmesh()
+            .args(["authz", "-n", "booksapp", "authors", "--manifests"])
+            .arg(&m),
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("PORT  SERVER"), "{out}");
+    let row: Vec<&str> = lines[1]
+        .split("  ")
+        .filter(|c| !c.is_empty())
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        row,
+        vec![
+            "7001",
+            "server/authors",
+            "Http1",
+            "httproute/authors-get-route",
+            "authorizationpolicy/authors-get-policy",
+            &format!("{BOOKS}, {WEBAPP}"),
+            "0.0.0.0/0, ::/0"
+        ],
+        "{out}"
+    );
+    assert_eq!(lines.len(), 2, "{out}");
+    let out = run_ok(
+        ztmesh()
+            .args(["authz", "-n", "my-app", "api-server", "--manifests"])
+            .arg(&m),
+    );
+    assert!(
+        out.contains("server/api-server")
+            && out.contains("serverauthorization/allow-web-to-api")
+            && out.contains(WEB_FRONTEND)
+            && out.contains("10.0.0.0/8"),
+        "{out}"
+    );
+    let err = run_err(
+        ztmesh()
+            .args(["authz", "-n", "my-app", "nobody", "--manifests"])
+            .arg(&m),
+    );
+    assert!(err.contains("no workload"), "{err}");
+}
