@@ -158,17 +158,7 @@ fn from_manifests(
     workload_json: &str,
     extra: &[u16],
 ) -> anyhow::Result<Vec<(u16, proto::Server)>> {
-    if !dir.is_dir() {
-        bail!("{} is not a directory", dir.display());
-    }
-    let mut store = ztmesh_store::ManifestDir::new(dir.to_path_buf());
-    let changes = store.scan();
-    let mut index = ztmesh_policy::Index::new(ztmesh_policy::ClusterInfo::default());
-    for resource in changes.apply {
-        index.apply(resource);
-    }
-    let (_, workload) =
-        ztmesh_grpc::inbound::parse_workload(workload_json).map_err(anyhow::Error::msg)?;
+    let (index, workload) = crate::diagnose_policy::policy_index(dir, workload_json)?;
     let wl = index
         .workload(ns, &workload)
         .with_context(|| format!("no workload {workload:?} in namespace {ns}"))?;

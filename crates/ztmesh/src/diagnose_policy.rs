@@ -200,13 +200,12 @@ async fn diagnose(args: &PolicyArgs) -> Result<bool, BadQuestion> {
     Ok(allowed)
 }
 
-/// The policy as the controller computes it from `dir`.
-fn from_manifests(
+/// The policy index the controller would build from `dir`, and the
+/// workload the question names.
+pub fn policy_index(
     dir: &std::path::Path,
-    ns: &str,
     workload_json: &str,
-    port: u16,
-) -> anyhow::Result<proto::Server> {
+) -> anyhow::Result<(ztmesh_policy::Index, ztmesh_policy::WorkloadRef)> {
     if !dir.is_dir() {
         bail!("{} is not a directory", dir.display());
     }
@@ -224,6 +223,17 @@ fn from_manifests(
     }
     let (_, workload) =
         ztmesh_grpc::inbound::parse_workload(workload_json).map_err(anyhow::Error::msg)?;
+    Ok((index, workload))
+}
+
+/// The policy as the controller computes it from `dir`.
+fn from_manifests(
+    dir: &std::path::Path,
+    ns: &str,
+    workload_json: &str,
+    port: u16,
+) -> anyhow::Result<proto::Server> {
+    let (index, workload) = policy_index(dir, workload_json)?;
     let server = index
         .server(ns, &workload, port)
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -49,8 +49,8 @@ fn ask(source: &[&str], args: &[&str]) -> (i32, String, String) {
     )
 }
 
-#[test]
-fn seeds_allowed_and_denied_with_reasons() {
+/// seed003 and seed002's ServerAuthorization with their workloads.
+fn seed_manifests() -> (tempfile::TempDir, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let m = tmp.path().join("m");
     manifests(
@@ -61,6 +61,12 @@ fn seeds_allowed_and_denied_with_reasons() {
         ],
         WORKLOADS,
     );
+    (tmp, m)
+}
+
+#[test]
+fn seeds_allowed_and_denied_with_reasons() {
+    let (tmp, m) = seed_manifests();
     let deny = tmp.path().join("deny");
     let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: api-server, namespace: my-app, labels: {app: my-api}}\nspec:\n  containers: [{name: app, ports: [{containerPort: 8080}]}]\n";
     manifests(&deny, &["seed002-default-deny.yaml"], pod);
@@ -167,16 +173,7 @@ fn a_running_controller_gives_the_same_answers() {
 
 #[test]
 fn authz_lists_servers_routes_and_authorizations() {
-    let tmp = tempfile::tempdir().unwrap();
-    let m = tmp.path().join("m");
-    manifests(
-        &m,
-        &[
-            "seed003-booksapp-authors.yaml",
-            "seed002-server-authorization.yaml",
-        ],
-        WORKLOADS,
-    );
+    let (_tmp, m) = seed_manifests();
     let out = run_ok(
         ztmesh()
             .args(["authz", "-n", "booksapp", "authors", "--manifests"])
