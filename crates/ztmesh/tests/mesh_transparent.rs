@@ -12,121 +12,18 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
+use support::netns::*;
 use support::*;
 
 const WEBAPP: &str = "webapp.booksapp.serviceaccount.identity.linkerd.cluster.local";
-const HOST_IP: &str = "10.234.0.1";
+const SUBNET: &str = "10.234.0";
 const PODS: [(&str, &str); 3] = [
     ("a", "10.234.0.11"),
     ("b", "10.234.0.12"),
     ("c", "10.234.0.13"),
 ];
-
-struct Net {
-    host: String,
-    pods: Vec<String>,
-}
-
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(out.status.success(), "{args:?}: {}", describe(&out));
-}
-
-impl Net {
-    fn new() -> Self {
-        let id = std::process::id();
-        let host = format!("ztm-h-{id}");
-        let pods: Vec<String> = PODS.iter().map(|(p, _)| format!("ztm-{p}-{id}")).collect();
-        for ns in std::iter::once(&host).chain(&pods) {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-            sh(&["ip", "netns", "add", ns]);
-            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-        }
-        let net = Self {
-            host: host.clone(),
-            pods: pods.clone(),
-        };
-        sh(&["ip", "-n", &host, "link", "add", "br0", "type", "bridge"]);
-        sh(&[
-            "ip",
-            "-n",
-            &host,
-            "addr",
-            "add",
-            &format!("{HOST_IP}/24"),
-            "dev",
-            "br0",
-        ]);
-        sh(&["ip", "-n", &host, "link", "set", "br0", "up"]);
-        for ((p, ip), ns) in PODS.iter().zip(&pods) {
-            let veth = format!("v{p}");
-            sh(&[
-                "ip", "-n", &host, "link", "add", &veth, "type", "veth", "peer", "name", "eth0",
-                "netns", ns,
-            ]);
-            sh(&[
-                "ip", "-n", &host, "link", "set", &veth, "master", "br0", "up",
-            ]);
-            sh(&[
-                "ip",
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{ip}/24"),
-                "dev",
-                "eth0",
-            ]);
-            sh(&["ip", "-n", ns, "link", "set", "eth0", "up"]);
-        }
-        net
-    }
-
-    fn pod(&self, p: &str) -> &str {
-        &self.pods[PODS.iter().position(|(q, _)| *q == p).unwrap()]
-    }
-
-    fn exec(ns: &str, program: &str) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns, program]);
-        cmd
-    }
-
-    /// `program` as an unprivileged user, whose traffic iptables redirects.
-    fn unprivileged(ns: &str, program: &str) -> Command {
-        let mut cmd = Self::exec(ns, "setpriv");
-        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", program]);
-        cmd
-    }
-
-    fn curl(ns: &str, url: &str) -> std::process::Output {
-        Self::unprivileged(ns, "curl")
-            .args(["-sS", "-m", "5", url])
-            .output()
-            .unwrap()
-    }
-
-    fn metrics(ns: &str) -> String {
-        let out = Self::exec(ns, "curl")
-            .args(["-sS", "-m", "5", "http://127.0.0.1:4191/metrics"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for ns in self.pods.iter().chain(std::iter::once(&self.host)) {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
-    }
-}
 
 fn manifests() -> String {
     let pod = |name: &str, ns: &str, ip: &str, meshed: bool| {
@@ -149,53 +46,23 @@ fn manifests() -> String {
 
 #[test]
 fn transparent_mtls_between_meshed_pods() {
-    assert!(
-        Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-            .unwrap_or(false),
-        "this end-to-end test builds network namespaces and iptables rules and needs root (CI runs as root)"
-    );
-    for tool in [
+    require_root_and_tools(&[
         "ip",
         "iptables-legacy",
         "curl",
         "setpriv",
         "tcpdump",
         "python3",
-    ] {
-        require_tool(tool);
-    }
+    ]);
     let bin = env!("CARGO_BIN_EXE_ztmesh");
-    let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path().join("identity");
-    run_ok(ztmesh().args(["install", "--dir"]).arg(&d));
-    let anchors = std::fs::read_to_string(d.join("ca.crt")).unwrap();
-    let m = tmp.path().join("manifests");
-    std::fs::create_dir(&m).unwrap();
-    std::fs::write(m.join("pods.yaml"), manifests()).unwrap();
-    let www = tmp.path().join("www");
+    let mesh = MeshFiles::new();
+    std::fs::write(mesh.manifests.join("pods.yaml"), manifests()).unwrap();
+    let www = mesh.tmp.path().join("www");
     std::fs::create_dir(&www).unwrap();
     std::fs::write(www.join("index.html"), "authors page\n").unwrap();
 
-    let net = Net::new();
-    let mut controller = Net::exec(&net.host, bin);
-    controller
-        .args(["controller", "--identity-dir"])
-        .arg(&d)
-        .arg("--manifests")
-        .arg(&m)
-        .args([
-            "--identity-addr",
-            &format!("{HOST_IP}:8080"),
-            "--destination-addr",
-            &format!("{HOST_IP}:8086"),
-            "--policy-addr",
-            &format!("{HOST_IP}:8090"),
-        ]);
-    let mut controller = Daemon::spawn(controller);
-    controller.wait_for("destination service listening", Duration::from_secs(20));
+    let net = Net::new("t", SUBNET, &PODS);
+    let controller = net.controller(&mesh.identity_dir, &mesh.manifests);
 
     // Applications: the sample app in b (HTTP/1, HTTP/2, WebSocket, TCP
     // echo), Python's HTTP server in c.
@@ -229,35 +96,11 @@ fn transparent_mtls_between_meshed_pods() {
 
     // Meshed pods: proxy-init, then the proxy (as root: uid 0 is excluded).
     let mut proxies = Vec::new();
-    for (p, sa, ip) in [("a", "webapp", PODS[0].1), ("b", "authors", PODS[1].1)] {
+    for (p, sa) in [("a", "webapp"), ("b", "authors")] {
         let ns = net.pod(p);
-        let out = Net::exec(ns, bin)
-            .args([
-                "proxy-init",
-                "--proxy-uid",
-                "0",
-                "--inbound-ports-to-ignore",
-                "4190,4191",
-                "--iptables-mode",
-                "legacy",
-                "--ipv6=false",
-            ])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "proxy-init: {}", describe(&out));
+        net.proxy_init(p);
         // Idempotent: a second run leaves one set of rules.
-        let again = Net::exec(ns, bin)
-            .args([
-                "proxy-init",
-                "--proxy-uid",
-                "0",
-                "--iptables-mode",
-                "legacy",
-                "--ipv6=false",
-            ])
-            .output()
-            .unwrap();
-        assert!(again.status.success(), "{}", describe(&again));
+        net.proxy_init(p);
         let rules = Net::exec(ns, "iptables-legacy")
             .args(["-t", "nat", "-S", "OUTPUT"])
             .output()
@@ -269,67 +112,22 @@ fn transparent_mtls_between_meshed_pods() {
             1,
             "one jump after two runs"
         );
-
-        let token = tmp.path().join(format!("{sa}.token"));
-        token_file(&d, "booksapp", sa, &token);
-        let mut cmd = Net::exec(ns, bin);
-        cmd.arg("proxy")
-            .env("LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS", &anchors)
-            .env("LINKERD2_PROXY_IDENTITY_TOKEN_FILE", &token)
-            .env(
-                "LINKERD2_PROXY_IDENTITY_SVC_ADDR",
-                format!("{HOST_IP}:8080"),
-            )
-            .env(
-                "LINKERD2_PROXY_IDENTITY_SVC_NAME",
-                "linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local",
-            )
-            .env(
-                "LINKERD2_PROXY_IDENTITY_LOCAL_NAME",
-                format!("{sa}.booksapp.serviceaccount.identity.linkerd.cluster.local"),
-            )
-            .env(
-                "LINKERD2_PROXY_DESTINATION_SVC_ADDR",
-                format!("{HOST_IP}:8086"),
-            )
-            .env(
-                "LINKERD2_PROXY_DESTINATION_SVC_NAME",
-                "linkerd-destination.linkerd.serviceaccount.identity.linkerd.cluster.local",
-            );
-        let mut proxy = Daemon::spawn(cmd);
-        proxy.wait_for("transparent outbound listening", Duration::from_secs(20));
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let ready = Net::exec(ns, "curl")
-                .args([
-                    "-s",
-                    "-o",
-                    "/dev/null",
-                    "-w",
-                    "%{http_code}",
-                    "http://127.0.0.1:4191/ready",
-                ])
-                .output()
-                .unwrap();
-            if String::from_utf8_lossy(&ready.stdout) == "200" {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{p} ({ip}) not ready:\n{}\ncontroller:\n{}",
-                proxy.output(),
-                controller.output()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        proxies.push(proxy);
+        proxies.push(net.proxy(p, ("booksapp", sa), &mesh, None, &[]));
     }
 
     // Capture b's link while a and c talk to b.
-    let pcap = tmp.path().join("b.pcap");
+    let pcap = mesh.tmp.path().join("b.pcap");
     let mut capture = Net::exec(&net.host, "tcpdump");
     capture
-        .args(["-i", "vb", "--immediate-mode", "-U", "-s", "0", "-w"])
+        .args([
+            "-i",
+            &net.veth("b"),
+            "--immediate-mode",
+            "-U",
+            "-s",
+            "0",
+            "-w",
+        ])
         .arg(&pcap)
         .stdout(Stdio::null());
     let mut capture = Daemon::spawn(capture);

@@ -1,0 +1,206 @@
+//! Authorization with pods as network namespaces (transparent interception,
+//! the real controller and proxies; root, as CI is): the seed's api-server
+//! Server and ServerAuthorization in namespace my-app, whose default
+//! inbound policy is deny.
+//! - web-frontend (meshed) -> api-server:8080 is allowed;
+//! - legacy-service (unmeshed, namespace legacy) -> api-server:8080 gets 403;
+//! - web-frontend -> api-server:9090, a port no Server covers, is denied by
+//!   the namespace's default;
+//! - api-server -> db-proxy:5432 (opaque) is allowed; web-frontend ->
+//!   db-proxy:5432 is refused.
+
+mod support;
+
+use std::time::Duration;
+use support::netns::*;
+use support::*;
+
+const SUBNET: &str = "10.235.0";
+/// (pod, IP)
+const PODS: [(&str, &str); 4] = [
+    ("web", "10.235.0.11"),
+    ("api", "10.235.0.12"),
+    ("legacy", "10.235.0.13"),
+    ("db", "10.235.0.14"),
+];
+
+fn manifests() -> String {
+    let [web, api, legacy, db] = PODS.map(|(_, ip)| ip);
+    let docs = [
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: my-app, annotations: {config.linkerd.io/default-inbound-policy: deny}}\n".to_string(),
+        pod_manifest("web-frontend", "my-app", "web-frontend", web, "app: web-frontend", 8080, true),
+        pod_manifest("api-server", "my-app", "api-server", api, "app: my-api", 8080, true),
+        pod_manifest("legacy-service", "legacy", "legacy-service", legacy, "app: legacy", 8080, false),
+        pod_manifest("db-proxy", "my-app", "db-proxy", db, "app: db-proxy", 5432, true),
+        "apiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmetadata: {name: db, namespace: my-app}\nspec: {podSelector: {matchLabels: {app: db-proxy}}, port: 5432, proxyProtocol: opaque}\n".into(),
+        "apiVersion: policy.linkerd.io/v1alpha1\nkind: AuthorizationPolicy\nmetadata: {name: api-to-db, namespace: my-app}\nspec:\n  targetRef: {group: policy.linkerd.io, kind: Server, name: db}\n  requiredAuthenticationRefs: [{group: policy.linkerd.io, kind: MeshTLSAuthentication, name: api-server}]\n".into(),
+        "apiVersion: policy.linkerd.io/v1alpha1\nkind: MeshTLSAuthentication\nmetadata: {name: api-server, namespace: my-app}\nspec: {identities: [api-server.my-app.serviceaccount.identity.linkerd.cluster.local]}\n".into(),
+    ];
+    docs.join("---\n")
+}
+
+fn seeds() -> std::path::PathBuf {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/seeds");
+    assert!(dir.is_dir(), "seed fixtures expected at {}", dir.display());
+    dir
+}
+
+/// HTTP status of a GET from pod `from` (as an unprivileged user).
+fn status(net: &Net, from: &str, url: &str) -> String {
+    let out = Net::unprivileged(net.pod(from), "curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-m",
+            "10",
+            url,
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn seed_policies_between_namespace_pods() {
+    require_root_and_tools(&["ip", "iptables-legacy", "curl", "setpriv"]);
+    let bin = env!("CARGO_BIN_EXE_ztmesh");
+    let mesh = MeshFiles::new();
+    std::fs::copy(
+        seeds().join("seed002-server-authorization.yaml"),
+        mesh.manifests.join("seed002-server-authorization.yaml"),
+    )
+    .unwrap();
+    std::fs::write(mesh.manifests.join("pods.yaml"), manifests()).unwrap();
+
+    let net = Net::new("a", SUBNET, &PODS);
+    let _controller = net.controller(&mesh.identity_dir, &mesh.manifests);
+    // Applications (as root: their own traffic is not intercepted).
+    let mut apps = Vec::new();
+    for (pod, args) in [
+        (
+            "api",
+            vec!["--name", "api-server", "--http", "0.0.0.0:8080"],
+        ),
+        (
+            "api",
+            vec!["--name", "api-server-admin", "--http", "0.0.0.0:9090"],
+        ),
+        (
+            "db",
+            vec![
+                "--name",
+                "db",
+                "--http",
+                "127.0.0.1:18080",
+                "--tcp",
+                "0.0.0.0:5432",
+            ],
+        ),
+    ] {
+        let mut cmd = Net::exec(net.pod(pod), bin);
+        cmd.args(["app", "serve"]).args(&args);
+        let mut d = Daemon::spawn(cmd);
+        d.wait_for("HTTP on", Duration::from_secs(10));
+        apps.push(d);
+    }
+    let mut proxies = Vec::new();
+    for (pod, sa, workload, ports) in [
+        (
+            "web",
+            "web-frontend",
+            r#"{"ns":"my-app","pod":"web-frontend"}"#,
+            "8080",
+        ),
+        (
+            "api",
+            "api-server",
+            r#"{"ns":"my-app","pod":"api-server"}"#,
+            "8080",
+        ),
+        (
+            "db",
+            "db-proxy",
+            r#"{"ns":"my-app","pod":"db-proxy"}"#,
+            "5432",
+        ),
+    ] {
+        net.proxy_init(pod);
+        proxies.push(net.proxy(
+            pod,
+            ("my-app", sa),
+            &mesh,
+            Some(workload),
+            &[("LINKERD2_PROXY_INBOUND_PORTS", ports)],
+        ));
+    }
+    let api = net.ip("api");
+    let db = net.ip("db");
+
+    assert_eq!(
+        status(&net, "web", &format!("http://{api}:8080/api/users")),
+        "200",
+        "web-frontend -> api-server:\n{}",
+        proxies[1].output()
+    );
+    assert_eq!(
+        status(&net, "legacy", &format!("http://{api}:8080/api/users")),
+        "403",
+        "legacy-service -> api-server"
+    );
+    assert_eq!(
+        status(&net, "web", &format!("http://{api}:9090/admin")),
+        "403",
+        "a port no Server covers, in a default-deny namespace"
+    );
+
+    let tcp = |from: &str| {
+        let out = Net::unprivileged(net.pod(from), bin)
+            .args(["app", "tcp", &format!("{db}:5432"), "--message", "SELECT 1"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(tcp("api"), "db:SELECT 1\n", "api-server -> db-proxy");
+    assert!(
+        !tcp("web").contains("SELECT 1"),
+        "web-frontend -> db-proxy must be refused"
+    );
+
+    let api_metrics = Net::metrics(net.pod("api"));
+    assert!(
+        api_metrics.lines().any(|l| l.starts_with("inbound_http_authz_allow_total{")
+            && l.contains("srv_name=\"api-server\"")
+            && l.contains("authz_name=\"allow-web-to-api\"")
+            && l.contains("client_id=\"web-frontend.my-app.serviceaccount.identity.linkerd.cluster.local\"")),
+        "{api_metrics}"
+    );
+    assert!(
+        api_metrics
+            .lines()
+            .any(|l| l.starts_with("inbound_http_authz_deny_total{")
+                && l.contains("srv_name=\"api-server\"")
+                && l.contains("tls=\"no_identity\"")),
+        "{api_metrics}"
+    );
+    assert!(
+        api_metrics
+            .lines()
+            .any(|l| l.starts_with("inbound_http_authz_deny_total{")
+                && l.contains("srv_kind=\"default\",srv_name=\"deny\"")),
+        "{api_metrics}"
+    );
+    let db_metrics = Net::metrics(net.pod("db"));
+    assert!(
+        db_metrics
+            .lines()
+            .any(|l| l.starts_with("inbound_tcp_authz_deny_total{")
+                && l.contains("web-frontend.my-app")),
+        "{db_metrics}"
+    );
+    drop(proxies);
+    drop(apps);
+}
