@@ -338,6 +338,51 @@ async fn booksapp_policy_enforced_by_the_proxies() {
         "{log}"
     );
 
+    // An open connection the policy stops admitting is terminated.
+    let mut held = tokio::net::TcpStream::connect(format!("{books}:4140"))
+        .await
+        .unwrap();
+    let target = format!("db.{NS}.svc.cluster.local:5432");
+    held.write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(held.read_u8().await.unwrap());
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    held.write_all(b"still here").await.unwrap();
+    let workloads_file = m.join("workloads.yaml");
+    std::fs::write(
+        m.join("workloads.tmp"),
+        workloads().replace(
+            &format!("identities: [{}]", id("books")),
+            &format!("identities: [{}]", id("webapp")),
+        ),
+    )
+    .unwrap();
+    std::fs::rename(m.join("workloads.tmp"), &workloads_file).unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), held.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the revoked connection stayed open");
+    assert!(
+        rest.is_empty(),
+        "no echo for a revoked connection: {rest:?}"
+    );
+    let dm = metrics(DB_IP).await;
+    assert!(
+        dm.lines().any(
+            |l| l.starts_with("inbound_tcp_authz_terminate_total{") && l.contains(&id("books"))
+        ),
+        "{dm}"
+    );
+    std::fs::write(m.join("workloads.tmp"), workloads()).unwrap();
+    std::fs::rename(m.join("workloads.tmp"), &workloads_file).unwrap();
+
     // A policy edit on disk reaches the running proxy within 2s.
     edit_authn(&m, &[id("books"), id("webapp"), id("traffic")]);
     let edited = Instant::now();

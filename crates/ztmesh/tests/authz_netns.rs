@@ -204,3 +204,131 @@ fn seed_policies_between_namespace_pods() {
     drop(proxies);
     drop(apps);
 }
+
+/// (pod, IP) for the booksapp test.
+const BOOKSAPP: [(&str, &str); 4] = [
+    ("authors", "10.236.0.11"),
+    ("books", "10.236.0.12"),
+    ("webapp", "10.236.0.13"),
+    ("traffic", "10.236.0.14"),
+];
+
+fn booksapp_manifests() -> String {
+    let mut docs: Vec<String> = BOOKSAPP
+        .iter()
+        .map(|(p, ip)| pod_manifest(p, "booksapp", p, ip, &format!("app: {p}"), 7001, true))
+        .collect();
+    docs.push("apiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmetadata: {name: authors, namespace: booksapp}\nspec: {podSelector: {matchLabels: {app: authors}}, port: 7001, proxyProtocol: HTTP/1}\n".into());
+    docs.push("apiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmetadata: {name: authors-audit, namespace: booksapp}\nspec: {podSelector: {matchLabels: {app: authors}}, port: 7002, proxyProtocol: HTTP/1, accessPolicy: audit}\n".into());
+    docs.join("---\n")
+}
+
+fn with_identities(ids: &[&str]) -> String {
+    let seed = std::fs::read_to_string(seeds().join("seed003-booksapp-authors.yaml")).unwrap();
+    let start = seed.find("  identities:\n").unwrap() + "  identities:\n".len();
+    let list: String = ids
+        .iter()
+        .map(|sa| {
+            format!("    - \"{sa}.booksapp.serviceaccount.identity.linkerd.cluster.local\"\n")
+        })
+        .collect();
+    format!("{}{list}", &seed[..start])
+}
+
+#[test]
+fn booksapp_authors_policy_between_pods() {
+    require_root_and_tools(&["ip", "iptables-legacy", "curl", "setpriv"]);
+    let bin = env!("CARGO_BIN_EXE_ztmesh");
+    let mesh = MeshFiles::new();
+    let seed_file = mesh.manifests.join("seed003-booksapp-authors.yaml");
+    std::fs::copy(seeds().join("seed003-booksapp-authors.yaml"), &seed_file).unwrap();
+    std::fs::write(mesh.manifests.join("pods.yaml"), booksapp_manifests()).unwrap();
+    let net = Net::new("b", "10.236.0", &BOOKSAPP);
+    let _controller = net.controller(&mesh.identity_dir, &mesh.manifests);
+    let mut apps = Vec::new();
+    for port in [7001, 7002] {
+        let mut cmd = Net::exec(net.pod("authors"), bin);
+        cmd.args(["app", "serve", "--name", "authors", "--http"])
+            .arg(format!("0.0.0.0:{port}"));
+        let mut d = Daemon::spawn(cmd);
+        d.wait_for("HTTP on", Duration::from_secs(10));
+        apps.push(d);
+    }
+    let mut proxies = Vec::new();
+    for (pod, _) in BOOKSAPP {
+        net.proxy_init(pod);
+        let workload = format!(r#"{{"ns":"booksapp","pod":"{pod}"}}"#);
+        proxies.push(net.proxy(
+            pod,
+            ("booksapp", pod),
+            &mesh,
+            Some(&workload),
+            &[("LINKERD2_PROXY_INBOUND_PORTS", "7001,7002")],
+        ));
+    }
+    let authors = net.ip("authors");
+    let url = |port: u16, path: &str| format!("http://{authors}:{port}{path}");
+    let request = |from: &str, method: &str, url: &str| {
+        let out = Net::unprivileged(net.pod(from), "curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-m",
+                "10",
+                "-X",
+                method,
+                url,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The seed: books and webapp may GET the authors routes; others 403;
+    // other paths and methods match no route: 404.
+    for (from, method, path, want) in [
+        ("books", "GET", "/authors.json", "200"),
+        ("webapp", "GET", "/authors/7.json", "200"),
+        ("traffic", "GET", "/authors.json", "403"),
+        ("webapp", "POST", "/authors.json", "404"),
+        ("books", "GET", "/books.json", "404"),
+    ] {
+        assert_eq!(
+            request(from, method, &url(7001, path)),
+            want,
+            "{from} {method} {path}\n{}",
+            proxies[0].output()
+        );
+    }
+    // Audit: let through, counted as audit.
+    assert_eq!(request("traffic", "GET", &url(7002, "/x")), "200");
+    let m = Net::metrics(net.pod("authors"));
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("inbound_http_authz_allow_total{")
+                && l.contains("srv_name=\"authors-audit\"")
+                && l.contains("authz_name=\"audit\"")),
+        "{m}"
+    );
+    // An edit on disk reaches the running proxy within 2s, both ways.
+    for (ids, want) in [
+        (vec!["books", "webapp", "traffic"], "200"),
+        (vec!["books", "webapp"], "403"),
+    ] {
+        std::fs::write(mesh.manifests.join("edit.tmp"), with_identities(&ids)).unwrap();
+        std::fs::rename(mesh.manifests.join("edit.tmp"), &seed_file).unwrap();
+        let edited = std::time::Instant::now();
+        while request("traffic", "GET", &url(7001, "/authors.json")) != want {
+            assert!(
+                edited.elapsed() < Duration::from_secs(2),
+                "the edit ({ids:?}) did not take effect within 2s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("edit to {ids:?} took effect in {:?}", edited.elapsed());
+    }
+    drop(proxies);
+    drop(apps);
+}

@@ -269,6 +269,76 @@ mod tests {
     use std::net::IpAddr;
 
     #[test]
+    fn denials_as_clients_see_them() {
+        let server = "server/authors".to_string();
+        let route = Some("httproute/authors-get-route".to_string());
+        let cases = [
+            (
+                Denial::RouteNotFound {
+                    server: server.clone(),
+                },
+                false,
+                true,
+                404,
+                None,
+            ),
+            (
+                Denial::Unauthorized {
+                    server: server.clone(),
+                    route: route.clone(),
+                },
+                false,
+                true,
+                403,
+                None,
+            ),
+            (
+                Denial::Unauthenticated {
+                    server: server.clone(),
+                    route: route.clone(),
+                },
+                false,
+                false,
+                403,
+                None,
+            ),
+            (
+                Denial::Unauthorized {
+                    server: server.clone(),
+                    route,
+                },
+                true,
+                true,
+                200,
+                Some("7"),
+            ),
+            (
+                Denial::RouteNotFound { server },
+                true,
+                false,
+                200,
+                Some("5"),
+            ),
+        ];
+        for (denial, grpc, meshed, status, grpc_status) in cases {
+            let rsp = denied_response(&denial, grpc, meshed);
+            assert_eq!(rsp.status().as_u16(), status, "{denial}");
+            assert_eq!(
+                rsp.headers()
+                    .get("grpc-status")
+                    .map(|v| v.to_str().unwrap()),
+                grpc_status,
+                "{denial}"
+            );
+            assert_eq!(
+                rsp.headers().contains_key("l5d-proxy-error"),
+                meshed,
+                "only meshed clients learn why: {denial}"
+            );
+        }
+    }
+
+    #[test]
     fn default_policy_table() {
         let cluster: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let id = Some("web.ns.serviceaccount.identity.linkerd.cluster.local");
