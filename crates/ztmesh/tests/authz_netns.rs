@@ -46,8 +46,8 @@ fn seeds() -> std::path::PathBuf {
     dir
 }
 
-/// HTTP status of a GET from pod `from` (as an unprivileged user).
-fn status(net: &Net, from: &str, url: &str) -> String {
+/// HTTP status of a request from pod `from` (as an unprivileged user).
+fn status(net: &Net, from: &str, method: &str, url: &str) -> String {
     let out = Net::unprivileged(net.pod(from), "curl")
         .args([
             "-s",
@@ -57,6 +57,8 @@ fn status(net: &Net, from: &str, url: &str) -> String {
             "%{http_code}",
             "-m",
             "10",
+            "-X",
+            method,
             url,
         ])
         .output()
@@ -141,18 +143,23 @@ fn seed_policies_between_namespace_pods() {
     let db = net.ip("db");
 
     assert_eq!(
-        status(&net, "web", &format!("http://{api}:8080/api/users")),
+        status(&net, "web", "GET", &format!("http://{api}:8080/api/users")),
         "200",
         "web-frontend -> api-server:\n{}",
         proxies[1].output()
     );
     assert_eq!(
-        status(&net, "legacy", &format!("http://{api}:8080/api/users")),
+        status(
+            &net,
+            "legacy",
+            "GET",
+            &format!("http://{api}:8080/api/users")
+        ),
         "403",
         "legacy-service -> api-server"
     );
     assert_eq!(
-        status(&net, "web", &format!("http://{api}:9090/admin")),
+        status(&net, "web", "GET", &format!("http://{api}:9090/admin")),
         "403",
         "a port no Server covers, in a default-deny namespace"
     );
@@ -268,24 +275,7 @@ fn booksapp_authors_policy_between_pods() {
     }
     let authors = net.ip("authors");
     let url = |port: u16, path: &str| format!("http://{authors}:{port}{path}");
-    let request = |from: &str, method: &str, url: &str| {
-        let out = Net::unprivileged(net.pod(from), "curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "-m",
-                "10",
-                "-X",
-                method,
-                url,
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let request = |from: &str, method: &str, url: &str| status(&net, from, method, url);
     // The seed: books and webapp may GET the authors routes; others 403;
     // other paths and methods match no route: 404.
     for (from, method, path, want) in [
