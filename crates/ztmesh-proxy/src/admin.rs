@@ -20,6 +20,7 @@ pub struct Admin {
     pub tcp: Arc<TcpMetrics>,
     pub http: Arc<crate::metrics::HttpMetrics>,
     pub authz: Arc<crate::authz_metrics::AuthzMetrics>,
+    pub routes: Arc<crate::route_metrics::RouteMetrics>,
     /// The declared inbound ports have their policies (or the wait ended).
     pub policy_ready: watch::Receiver<bool>,
     pub shutdown_enabled: bool,
@@ -84,6 +85,7 @@ impl Admin {
                 self.http.encode(&mut out);
                 self.tcp.encode(&mut out);
                 self.authz.encode(&mut out);
+                self.routes.encode(&mut out);
                 Response::builder()
                     .header("content-type", "text/plain; version=0.0.4")
                     .body(Full::new(Bytes::from(out)))
@@ -124,6 +126,7 @@ mod tests {
             tcp: Arc::default(),
             http: Arc::default(),
             authz: Arc::default(),
+            routes: Arc::default(),
             policy_ready: policy_ready.clone(),
             shutdown_enabled: enabled,
             shutdown: shutdown.clone(),

@@ -34,5 +34,6 @@ pub mod orig_proto;
 pub mod outbound;
 pub mod prefixed;
 pub mod proxy_config;
+pub mod route_metrics;
 pub mod run;
 pub mod transport_header;

@@ -120,6 +120,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
         config.default_policy.server(&config.cluster_networks),
     ));
     let authz_metrics = Arc::new(crate::authz_metrics::AuthzMetrics::default());
+    let route_metrics = Arc::new(crate::route_metrics::RouteMetrics::default());
     // Ready only once the ports the workload declares have their policy
     // (bounded: past the limit, the default policy stands in for them).
     let (policy_ready_tx, policy_ready) = tokio::sync::watch::channel(false);
@@ -171,6 +172,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
         tcp: tcp_metrics,
         http: http_metrics,
         authz: authz_metrics,
+        routes: route_metrics.clone(),
         policy_ready,
         shutdown_enabled: config.shutdown_endpoint,
         shutdown: shutdown_tx,
@@ -202,6 +204,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
                 balancer: Default::default(),
                 pool: crate::outbound::pool::Pool::new(tls.clone(), tcp_metrics_out.clone()),
                 metrics: http_metrics_out,
+                route_metrics: route_metrics.clone(),
             });
             let outbound = Arc::new(crate::outbound::accept::Outbound {
                 http,

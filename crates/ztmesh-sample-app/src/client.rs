@@ -172,3 +172,90 @@ pub async fn tcp_echo(addr: &str, message: &[u8]) -> Result<Vec<u8>, ClientError
         .await
         .map_err(|_| ClientError::Timeout(addr.into()))?
 }
+
+/// What a load run saw.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    pub sent: u64,
+    /// Responses by status code.
+    pub statuses: std::collections::BTreeMap<u16, u64>,
+    /// Requests that got no response (connection errors, client timeouts).
+    pub errors: u64,
+    /// Latencies of the responses, sorted, in microseconds.
+    pub latencies_us: Vec<u64>,
+}
+
+impl LoadReport {
+    pub fn ok(&self) -> u64 {
+        self.statuses
+            .iter()
+            .filter(|(s, _)| (200..400).contains(*s))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    pub fn percentile_ms(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.latencies_us.len() - 1) as f64 * p).round() as usize;
+        self.latencies_us[i] as f64 / 1000.0
+    }
+}
+
+/// Open-loop load: `rps` requests per second for `duration` (at most
+/// `rps x duration` requests, each bounded by [`TIMEOUT`]), over a shared
+/// keep-alive HTTP/1.1 pool, whatever the answers.
+pub async fn load(
+    url: &str,
+    method: http::Method,
+    rps: u32,
+    duration: Duration,
+) -> Result<LoadReport, ClientError> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| ClientError::Unexpected(format!("{url:?} is not a URL: {e}")))?;
+    let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let total = (f64::from(rps.max(1)) * duration.as_secs_f64()).round() as u64;
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rps.max(1))));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for _ in 0..total {
+        tick.tick().await;
+        let (client, tx, uri, method) = (client.clone(), tx.clone(), uri.clone(), method.clone());
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let req = http::Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(Full::new(Bytes::new()))
+                .expect("a valid request");
+            let result = tokio::time::timeout(TIMEOUT, async {
+                let rsp = client.request(req).await?;
+                let status = rsp.status().as_u16();
+                let _ = rsp.into_body().collect().await;
+                Ok::<_, hyper_util::client::legacy::Error>(status)
+            })
+            .await;
+            let _ = tx.send((result.ok().and_then(|r| r.ok()), started.elapsed()));
+        });
+    }
+    drop(tx);
+    let mut report = LoadReport {
+        sent: total,
+        ..Default::default()
+    };
+    while let Some((status, latency)) = rx.recv().await {
+        match status {
+            Some(s) => {
+                *report.statuses.entry(s).or_default() += 1;
+                report.latencies_us.push(latency.as_micros() as u64);
+            }
+            None => report.errors += 1,
+        }
+    }
+    report.latencies_us.sort_unstable();
+    Ok(report)
+}

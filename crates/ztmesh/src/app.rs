@@ -48,6 +48,20 @@ pub enum Command {
         #[arg(long, default_value = "/ws")]
         path: String,
     },
+    /// Open-loop HTTP load at a fixed rate, bounded in count and time:
+    /// prints `sent=N ok=N errors=N status_200=N ... p50_ms=… p99_ms=…`.
+    Load {
+        /// The URL (through the mesh, e.g. a Service's cluster IP).
+        url: String,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// Requests per second.
+        #[arg(long, default_value_t = 10)]
+        rps: u32,
+        /// How long (`20s`, `500ms`).
+        #[arg(long, value_parser = crate::duration, default_value = "10s")]
+        duration: Duration,
+    },
     /// One TCP echo round trip: sends the message, half-closes, prints the answer.
     Tcp {
         addr: String,
@@ -115,6 +129,31 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
                 path,
             } => {
                 println!("{}", client::websocket_echo(&addr, &path, &message).await?);
+                Ok(())
+            }
+            Command::Load {
+                url,
+                method,
+                rps,
+                duration,
+            } => {
+                let method = http::Method::from_bytes(method.as_bytes())
+                    .map_err(|_| anyhow::anyhow!("{method:?} is not an HTTP method"))?;
+                let r = client::load(&url, method, rps, duration).await?;
+                let statuses: Vec<String> = r
+                    .statuses
+                    .iter()
+                    .map(|(s, n)| format!("status_{s}={n}"))
+                    .collect();
+                println!(
+                    "sent={} ok={} errors={} {} p50_ms={:.2} p99_ms={:.2}",
+                    r.sent,
+                    r.ok(),
+                    r.errors,
+                    statuses.join(" "),
+                    r.percentile_ms(0.5),
+                    r.percentile_ms(0.99)
+                );
                 Ok(())
             }
             Command::Tcp { addr, message } => {

@@ -1,13 +1,16 @@
 //! Stage: where is the target, and how is it reached?
 //!
 //! A name (`svc.ns.svc.cluster.local:port`) is resolved with Destination.Get
-//! (the endpoint set, kept current from the stream); an address inside the
-//! profile networks (`LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS`) with
-//! GetProfile, whose `endpoint` tells whether the address is a meshed
-//! workload and whose `opaque_protocol` whether to skip protocol detection;
-//! other addresses are reached as they are, outside the mesh. Opening a
-//! stream is bounded in time.
+//! (the endpoint set, kept current from the stream) and GetProfile (its
+//! ServiceProfile routes); an address inside the profile networks
+//! (`LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS`) with GetProfile, whose
+//! `endpoint` tells whether the address is a meshed workload, whose
+//! `fully_qualified_name` names the Service a cluster IP belongs to (its
+//! endpoints then come from Get), and whose `opaque_protocol` whether to
+//! skip protocol detection; other addresses are reached as they are,
+//! outside the mesh. Opening a stream is bounded in time.
 
+use super::profile::Profile;
 use linkerd2_proxy_api::destination::{self as proto, destination_client::DestinationClient};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -56,25 +59,47 @@ pub enum DiscoverError {
     Dns(String, std::io::Error),
 }
 
-/// Discovery with one long-lived Destination stream per target: the first
-/// lookup opens it and waits (bounded) for the first answer; later lookups
-/// read the current set, which a background task keeps up to date as
-/// endpoints join and leave. A stream that ends drops its cache entry, so
-/// the next lookup asks again.
+/// Discovery with long-lived Destination streams, one per target and kind
+/// (Get for a name's endpoints, GetProfile for an address's or a name's
+/// profile): the first lookup opens the stream and waits (bounded) for the
+/// first answer; later lookups read the current state, which a background
+/// task keeps up to date. A stream that ends drops its cache entry, so the
+/// next lookup asks again. A name the controller has no profile for is
+/// remembered for [`NEGATIVE_TTL`].
 #[derive(Clone)]
 pub struct Discover {
     client: DestinationClient<Channel>,
     context_token: String,
     profile_networks: Arc<Vec<ipnet::IpNet>>,
-    cache: Arc<Mutex<HashMap<String, watch::Receiver<Arc<Resolution>>>>>,
+    names: Cache<Arc<Vec<Endpoint>>>,
+    profiles: Cache<Arc<ProfileState>>,
+    no_profile: Arc<Mutex<HashMap<String, tokio::time::Instant>>>,
+}
+
+type Cache<T> = Arc<Mutex<HashMap<String, watch::Receiver<T>>>>;
+
+/// How long a failed profile lookup for a name is remembered.
+pub const NEGATIVE_TTL: Duration = Duration::from_secs(10);
+
+/// What GetProfile says about a target.
+#[derive(Debug, Default)]
+pub struct ProfileState {
+    /// The ServiceProfile's routes and retry budget.
+    pub profile: Option<Arc<Profile>>,
+    /// The address is one meshed workload.
+    pub endpoint: Option<Endpoint>,
+    /// The address is a Service: its name, for Destination.Get.
+    pub fqn: String,
+    pub opaque_protocol: bool,
 }
 
 /// What discovery says about a target.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct Resolution {
-    pub endpoints: Vec<Endpoint>,
+    pub endpoints: Arc<Vec<Endpoint>>,
     /// The target's port is opaque: no protocol detection, bytes as they come.
     pub opaque_protocol: bool,
+    pub profile: Option<Arc<Profile>>,
 }
 
 impl Discover {
@@ -87,37 +112,71 @@ impl Discover {
             client: DestinationClient::new(channel),
             context_token,
             profile_networks: Arc::new(profile_networks),
-            cache: Arc::default(),
+            names: Arc::default(),
+            profiles: Arc::default(),
+            no_profile: Arc::default(),
         }
     }
 
-    /// Endpoints for an authority, never empty; a name the control plane
-    /// does not know is resolved with DNS and reached outside the mesh.
-    pub async fn endpoints(&self, authority: &str) -> Result<Arc<Resolution>, DiscoverError> {
-        if let Ok(addr) = authority.parse::<SocketAddr>()
-            && !self.profile_networks.iter().any(|n| n.contains(&addr.ip()))
-        {
-            return Ok(Arc::new(Resolution {
-                endpoints: vec![Endpoint::plain(addr)],
-                opaque_protocol: false,
-            }));
-        }
-        let resolution = match self.resolve(authority).await {
-            Ok(r) => r,
-            Err(DiscoverError::Unknown(_)) => {
-                let addr = tokio::net::lookup_host(authority)
-                    .await
-                    .map_err(|e| DiscoverError::Dns(authority.into(), e))?
-                    .next()
-                    .ok_or_else(|| {
-                        DiscoverError::Dns(authority.into(), std::io::ErrorKind::NotFound.into())
-                    })?;
-                Arc::new(Resolution {
-                    endpoints: vec![Endpoint::plain(addr)],
-                    opaque_protocol: false,
-                })
+    /// Everything known about an authority; endpoints never empty. An
+    /// address is looked up with GetProfile (a Service's cluster IP yields
+    /// the Service's endpoints); a name with Get (and GetProfile for its
+    /// routes); a name the control plane does not know is resolved with
+    /// DNS and reached outside the mesh.
+    pub async fn endpoints(&self, authority: &str) -> Result<Resolution, DiscoverError> {
+        let plain = |addr| Arc::new(vec![Endpoint::plain(addr)]);
+        let resolution = if let Ok(addr) = authority.parse::<SocketAddr>() {
+            if !self.profile_networks.iter().any(|n| n.contains(&addr.ip())) {
+                return Ok(Resolution {
+                    endpoints: plain(addr),
+                    ..Default::default()
+                });
             }
-            Err(e) => return Err(e),
+            let state = self.profile_state(authority).await?;
+            let endpoints = if let Some(e) = &state.endpoint {
+                Arc::new(vec![e.clone()])
+            } else if !state.fqn.is_empty() {
+                let name = format!("{}:{}", state.fqn, addr.port());
+                match self.name_endpoints(&name).await {
+                    Ok(e) => e,
+                    Err(DiscoverError::Unknown(_)) => plain(addr),
+                    Err(e) => return Err(e),
+                }
+            } else {
+                plain(addr)
+            };
+            Resolution {
+                endpoints,
+                opaque_protocol: state.opaque_protocol,
+                profile: state.profile.clone(),
+            }
+        } else {
+            let endpoints = match self.name_endpoints(authority).await {
+                Ok(e) => e,
+                Err(DiscoverError::Unknown(_)) => {
+                    let addr = tokio::net::lookup_host(authority)
+                        .await
+                        .map_err(|e| DiscoverError::Dns(authority.into(), e))?
+                        .next()
+                        .ok_or_else(|| {
+                            DiscoverError::Dns(
+                                authority.into(),
+                                std::io::ErrorKind::NotFound.into(),
+                            )
+                        })?;
+                    return Ok(Resolution {
+                        endpoints: plain(addr),
+                        ..Default::default()
+                    });
+                }
+                Err(e) => return Err(e),
+            };
+            let state = self.name_profile(authority).await;
+            Resolution {
+                endpoints,
+                opaque_protocol: state.as_ref().is_some_and(|s| s.opaque_protocol),
+                profile: state.and_then(|s| s.profile.clone()),
+            }
         };
         if resolution.endpoints.is_empty() {
             return Err(DiscoverError::NoEndpoints(authority.into()));
@@ -125,103 +184,133 @@ impl Discover {
         Ok(resolution)
     }
 
-    /// Endpoints for an authority; for an address the control plane does
-    /// not know, that address itself (connected to as it is).
-    pub async fn resolve(&self, authority: &str) -> Result<Arc<Resolution>, DiscoverError> {
-        if let Some(rx) = self.cache.lock().expect("discovery cache").get(authority) {
-            return Ok(rx.borrow().clone());
-        }
-        let rx = self.watch(authority).await?;
-        let current = rx.borrow().clone();
-        self.cache
+    /// A name's profile, if the controller has one (failures are
+    /// remembered for a while, so they do not cost every request a lookup).
+    async fn name_profile(&self, authority: &str) -> Option<Arc<ProfileState>> {
+        if let Some(until) = self
+            .no_profile
             .lock()
             .expect("discovery cache")
-            .insert(authority.to_string(), rx);
-        Ok(current)
+            .get(authority)
+            && tokio::time::Instant::now() < *until
+        {
+            return None;
+        }
+        match self.profile_state(authority).await {
+            Ok(s) => Some(s),
+            Err(error) => {
+                tracing::debug!(%authority, %error, "no profile");
+                self.no_profile
+                    .lock()
+                    .expect("discovery cache")
+                    .insert(authority.into(), tokio::time::Instant::now() + NEGATIVE_TTL);
+                None
+            }
+        }
     }
 
-    async fn watch(
-        &self,
-        authority: &str,
-    ) -> Result<watch::Receiver<Arc<Resolution>>, DiscoverError> {
-        let req = proto::GetDestination {
+    fn request(&self, authority: &str) -> proto::GetDestination {
+        proto::GetDestination {
             scheme: "k8s".into(),
             path: authority.into(),
             context_token: self.context_token.clone(),
-        };
+        }
+    }
+
+    async fn profile_state(&self, authority: &str) -> Result<Arc<ProfileState>, DiscoverError> {
+        if let Some(rx) = self
+            .profiles
+            .lock()
+            .expect("discovery cache")
+            .get(authority)
+        {
+            return Ok(rx.borrow().clone());
+        }
         let rpc = |s: tonic::Status| DiscoverError::Rpc(s.code(), s.message().into());
         let mut client = self.client.clone();
-        let (tx, rx) = watch::channel(Arc::new(Resolution::default()));
-        let cache = self.cache.clone();
-        let key = authority.to_string();
-        if let Ok(addr) = authority.parse::<SocketAddr>() {
-            let mut stream = tokio::time::timeout(DISCOVERY_TIMEOUT, client.get_profile(req))
+        let mut stream = tokio::time::timeout(
+            DISCOVERY_TIMEOUT,
+            client.get_profile(self.request(authority)),
+        )
+        .await
+        .map_err(|_| DiscoverError::Timeout)?
+        .map_err(rpc)?
+        .into_inner();
+        let first = tokio::time::timeout(DISCOVERY_TIMEOUT, stream.message())
+            .await
+            .map_err(|_| DiscoverError::Timeout)?
+            .map_err(rpc)?
+            .ok_or_else(|| DiscoverError::Unknown(authority.into()))?;
+        let (tx, rx) = watch::channel(Arc::new(profile_state(&first)));
+        let (cache, key) = (self.profiles.clone(), authority.to_string());
+        cache
+            .lock()
+            .expect("discovery cache")
+            .insert(key.clone(), rx.clone());
+        tokio::spawn(async move {
+            while let Ok(Some(p)) = stream.message().await {
+                tx.send_replace(Arc::new(profile_state(&p)));
+            }
+            cache.lock().expect("discovery cache").remove(&key);
+        });
+        let state = rx.borrow().clone();
+        Ok(state)
+    }
+
+    async fn name_endpoints(&self, authority: &str) -> Result<Arc<Vec<Endpoint>>, DiscoverError> {
+        if let Some(rx) = self.names.lock().expect("discovery cache").get(authority) {
+            return Ok(rx.borrow().clone());
+        }
+        let rpc = |s: tonic::Status| DiscoverError::Rpc(s.code(), s.message().into());
+        let mut client = self.client.clone();
+        let mut stream =
+            tokio::time::timeout(DISCOVERY_TIMEOUT, client.get(self.request(authority)))
                 .await
                 .map_err(|_| DiscoverError::Timeout)?
                 .map_err(rpc)?
                 .into_inner();
-            let to_set = move |p: Option<proto::DestinationProfile>| -> Arc<Resolution> {
-                let opaque_protocol = p.as_ref().is_some_and(|p| p.opaque_protocol);
-                let endpoints = match p.and_then(|p| p.endpoint).as_ref().and_then(endpoint) {
-                    Some(e) => vec![e],
-                    None => vec![Endpoint::plain(addr)],
-                };
-                Arc::new(Resolution {
-                    endpoints,
-                    opaque_protocol,
-                })
-            };
-            let first = tokio::time::timeout(DISCOVERY_TIMEOUT, stream.message())
-                .await
-                .map_err(|_| DiscoverError::Timeout)?
-                .map_err(rpc)?;
-            tx.send_replace(to_set(first));
-            tokio::spawn(async move {
-                while let Ok(Some(p)) = stream.message().await {
-                    tx.send_replace(to_set(Some(p)));
-                }
-                cache.lock().expect("discovery cache").remove(&key);
-            });
-            return Ok(rx);
-        }
-        let mut stream = tokio::time::timeout(DISCOVERY_TIMEOUT, client.get(req))
-            .await
-            .map_err(|_| DiscoverError::Timeout)?
-            .map_err(rpc)?
-            .into_inner();
         let mut set = BTreeMap::new();
         let first = tokio::time::timeout(DISCOVERY_TIMEOUT, stream.message())
             .await
             .map_err(|_| DiscoverError::Timeout)?
             .map_err(rpc)?;
-        match first.and_then(|u| u.update) {
-            Some(update) => {
-                if !apply(&mut set, update) {
-                    return Err(DiscoverError::Unknown(authority.into()));
-                }
-            }
-            None => return Err(DiscoverError::Unknown(authority.into())),
-        }
-        if set.is_empty() {
-            return Err(DiscoverError::NoEndpoints(authority.into()));
-        }
-        let resolution = |set: &BTreeMap<SocketAddr, Endpoint>| {
-            Arc::new(Resolution {
-                endpoints: set.values().cloned().collect(),
-                opaque_protocol: false,
-            })
+        let known = match first.and_then(|u| u.update) {
+            Some(update) => apply(&mut set, update),
+            None => false,
         };
-        tx.send_replace(resolution(&set));
+        if !known {
+            return Err(DiscoverError::Unknown(authority.into()));
+        }
+        let list = |set: &BTreeMap<SocketAddr, Endpoint>| {
+            Arc::new(set.values().cloned().collect::<Vec<_>>())
+        };
+        let (tx, rx) = watch::channel(list(&set));
+        let (cache, key) = (self.names.clone(), authority.to_string());
+        cache
+            .lock()
+            .expect("discovery cache")
+            .insert(key.clone(), rx.clone());
         tokio::spawn(async move {
             while let Ok(Some(update)) = stream.message().await {
                 if let Some(update) = update.update {
                     apply(&mut set, update);
-                    tx.send_replace(resolution(&set));
+                    tx.send_replace(list(&set));
                 }
             }
             cache.lock().expect("discovery cache").remove(&key);
         });
-        Ok(rx)
+        let endpoints = rx.borrow().clone();
+        Ok(endpoints)
+    }
+}
+
+fn profile_state(p: &proto::DestinationProfile) -> ProfileState {
+    let has_profile = !p.routes.is_empty() || p.retry_budget.is_some();
+    ProfileState {
+        profile: has_profile.then(|| Arc::new(Profile::from_proto(p))),
+        endpoint: p.endpoint.as_ref().and_then(endpoint),
+        fqn: p.fully_qualified_name.clone(),
+        opaque_protocol: p.opaque_protocol,
     }
 }
 

@@ -13,10 +13,11 @@
 
 use super::balance::Balancer;
 use super::connect::{ConnectError, tls_label};
-use super::discover::{Discover, DiscoverError};
+use super::discover::{Discover, DiscoverError, Resolution};
 use super::pool::Pool;
 use crate::inbound::http::{Body, proxy_error};
 use crate::metrics::{HttpMetrics, StatsCache};
+use crate::route_metrics::{RouteEvent, RouteMetrics};
 use crate::{http_upgrade, orig_proto};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -36,6 +37,7 @@ pub struct HttpOutbound {
     pub balancer: Balancer,
     pub pool: Pool,
     pub metrics: Arc<HttpMetrics>,
+    pub route_metrics: Arc<RouteMetrics>,
 }
 
 /// Where a connection's requests go.
@@ -101,10 +103,6 @@ impl HttpOutbound {
             Ok(r) => r,
             Err(e) => return proxy_error(discovery_status(&e), e.to_string()),
         };
-        let (endpoint, load) =
-            self.balancer
-                .pick(&resolution.endpoints, |e| e.addr, |n| fastrand::usize(..n));
-        let endpoint = endpoint.clone();
         let authority = req
             .headers()
             .get(http::header::HOST)
@@ -112,15 +110,6 @@ impl HttpOutbound {
             .map(String::from)
             .or_else(|| req.uri().authority().map(|a| a.to_string()))
             .unwrap_or_else(|| target.clone());
-        let counters = cache.get(
-            &self.metrics,
-            "outbound",
-            &authority,
-            endpoint.addr,
-            &tls_label(&endpoint),
-        );
-        counters.request();
-
         let (mut parts, body) = req.into_parts();
         let path = parts
             .uri
@@ -136,7 +125,52 @@ impl HttpOutbound {
                 );
             }
         };
-        let mut req = Request::from_parts(parts, body.boxed());
+        let req = Request::from_parts(parts, body.boxed());
+        // A ServiceProfile route brings its timeout and retries.
+        match resolution
+            .profile
+            .as_deref()
+            .and_then(|p| p.route(&req).map(|r| (p, r)))
+        {
+            Some((profile, route)) if route.timeout.is_some() || route.retryable => {
+                super::route_policy::send(self, &resolution, profile, route, req, &authority, cache)
+                    .await
+            }
+            Some((_, route)) => {
+                let name = route.name.clone();
+                self.route_metrics
+                    .record(RouteEvent::Request, &authority, &name);
+                let rsp = self.attempt(&resolution, req, &authority, cache).await;
+                let status = rsp.status().as_u16();
+                self.route_metrics
+                    .response(&authority, &name, status, route.is_failure(status));
+                rsp
+            }
+            None => self.attempt(&resolution, req, &authority, cache).await,
+        }
+    }
+
+    /// One try: an endpoint picked by the balancer, the request sent on its
+    /// shared connection, counted with the endpoint's identity.
+    pub async fn attempt(
+        &self,
+        resolution: &Resolution,
+        mut req: Request<Body>,
+        authority: &str,
+        cache: &StatsCache,
+    ) -> Response<Body> {
+        let (endpoint, load) =
+            self.balancer
+                .pick(&resolution.endpoints, |e| e.addr, |n| fastrand::usize(..n));
+        let endpoint = endpoint.clone();
+        let counters = cache.get(
+            &self.metrics,
+            "outbound",
+            authority,
+            endpoint.addr,
+            &tls_label(&endpoint),
+        );
+        counters.request();
         let upgrade = http_upgrade::client_side(&mut req);
         let orig_version = req.version();
         let clients = self.pool.clients(&endpoint);

@@ -4,9 +4,12 @@
 //! 1. [`accept`]: transparent (the original destination, protocol
 //!    detection) or explicit (the application's HTTP proxy: absolute-form
 //!    requests and `CONNECT`);
-//! 2. [`http`]: HTTP routed request by request;
+//! 2. [`http`]: HTTP routed request by request, with the route's timeout
+//!    and budgeted retries ([`retry`]);
 //! 3. [`discover`]: where the target is and how to reach it (Destination.Get
 //!    for a service name, GetProfile for ip:port);
+//!    with the target's ServiceProfile ([`profile`]: routes, timeouts,
+//!    retryability, the retry budget);
 //! 4. [`balance`]: power of two choices over peak-EWMA latency;
 //! 5. [`pool`]: shared per-endpoint HTTP/1 and HTTP/2 connections;
 //! 6. [`connect`]: plaintext to unmeshed endpoints; mTLS to meshed ones,
@@ -19,3 +22,6 @@ pub mod connect;
 pub mod discover;
 pub mod http;
 pub mod pool;
+pub mod profile;
+pub mod retry;
+pub mod route_policy;

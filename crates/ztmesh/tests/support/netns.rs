@@ -86,6 +86,9 @@ impl Net {
                 "eth0",
             ]);
             sh(&["ip", "-n", ns, "link", "set", "eth0", "up"]);
+            // Everything else via the host, so that connections to cluster
+            // IPs (which no one answers) reach the pod's iptables rules.
+            sh(&["ip", "-n", ns, "route", "add", "default", "via", &host_ip]);
         }
         net
     }

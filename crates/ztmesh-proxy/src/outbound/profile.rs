@@ -1,0 +1,276 @@
+//! A ServiceProfile as the client proxy uses it (from `Destination.GetProfile`):
+//! routes whose conditions (method, path regex, all / any / not) name a
+//! request's route, each with its timeout, whether it may be retried and
+//! which responses count as failures; and the service's retry budget.
+//!
+//! "The first route whose condition matches names the request's route";
+//! "without response classes, 5xx responses are failures". Path regexes
+//! match the whole path, as linkerd2-proxy anchors them.
+
+use super::retry::RetryBudget;
+use linkerd2_proxy_api::destination as proto;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Default)]
+pub struct Profile {
+    pub routes: Vec<ProfileRoute>,
+    /// Shared by every retryable route of the service.
+    pub budget: Option<Arc<RetryBudget>>,
+}
+
+#[derive(Debug)]
+pub struct ProfileRoute {
+    pub name: String,
+    condition: Condition,
+    pub timeout: Option<Duration>,
+    pub retryable: bool,
+    failure_classes: Vec<(StatusCondition, bool)>,
+}
+
+#[derive(Debug)]
+enum Condition {
+    All(Vec<Condition>),
+    Any(Vec<Condition>),
+    Not(Box<Condition>),
+    /// `None`: a pattern that does not compile never matches.
+    Path(Option<regex::Regex>),
+    Method(http::Method),
+    Never,
+}
+
+#[derive(Debug)]
+enum StatusCondition {
+    All(Vec<StatusCondition>),
+    Any(Vec<StatusCondition>),
+    Not(Box<StatusCondition>),
+    Range(u16, u16),
+    Never,
+}
+
+impl Profile {
+    pub fn from_proto(p: &proto::DestinationProfile) -> Self {
+        let routes = p
+            .routes
+            .iter()
+            .map(|r| ProfileRoute {
+                name: r
+                    .metrics_labels
+                    .get("route")
+                    .cloned()
+                    .unwrap_or_else(|| "unnamed".into()),
+                condition: r
+                    .condition
+                    .as_ref()
+                    .map(condition)
+                    .unwrap_or(Condition::Never),
+                timeout: r
+                    .timeout
+                    .and_then(|t| Duration::try_from(t).ok())
+                    .filter(|t| !t.is_zero()),
+                retryable: r.is_retryable,
+                failure_classes: r
+                    .response_classes
+                    .iter()
+                    .map(|c| {
+                        (
+                            c.condition
+                                .as_ref()
+                                .map(status_condition)
+                                .unwrap_or(StatusCondition::Never),
+                            c.is_failure,
+                        )
+                    })
+                    .collect(),
+            })
+            .collect();
+        let budget = p.retry_budget.as_ref().map(|b| {
+            Arc::new(RetryBudget::new(
+                b.retry_ratio,
+                b.min_retries_per_second,
+                b.ttl
+                    .and_then(|t| Duration::try_from(t).ok())
+                    .unwrap_or(Duration::from_secs(10)),
+            ))
+        });
+        Self { routes, budget }
+    }
+
+    /// The route of a request: the first whose condition matches.
+    pub fn route<B>(&self, req: &http::Request<B>) -> Option<&ProfileRoute> {
+        self.routes.iter().find(|r| r.condition.matches(req))
+    }
+}
+
+impl ProfileRoute {
+    /// Whether a response with this status is a failure for the route.
+    pub fn is_failure(&self, status: u16) -> bool {
+        self.failure_classes
+            .iter()
+            .find(|(c, _)| c.matches(status))
+            .map(|(_, failure)| *failure)
+            .unwrap_or(status >= 500)
+    }
+}
+
+fn condition(m: &proto::RequestMatch) -> Condition {
+    use proto::request_match::Match;
+    match &m.r#match {
+        Some(Match::All(s)) => Condition::All(s.matches.iter().map(condition).collect()),
+        Some(Match::Any(s)) => Condition::Any(s.matches.iter().map(condition).collect()),
+        Some(Match::Not(inner)) => Condition::Not(Box::new(condition(inner))),
+        Some(Match::Path(p)) => {
+            Condition::Path(regex::Regex::new(&format!("^(?:{})$", p.regex)).ok())
+        }
+        Some(Match::Method(m)) => match http::Method::try_from(m.clone()) {
+            Ok(m) => Condition::Method(m),
+            Err(_) => Condition::Never,
+        },
+        None => Condition::Never,
+    }
+}
+
+fn status_condition(m: &proto::ResponseMatch) -> StatusCondition {
+    use proto::response_match::Match;
+    match &m.r#match {
+        Some(Match::All(s)) => {
+            StatusCondition::All(s.matches.iter().map(status_condition).collect())
+        }
+        Some(Match::Any(s)) => {
+            StatusCondition::Any(s.matches.iter().map(status_condition).collect())
+        }
+        Some(Match::Not(inner)) => StatusCondition::Not(Box::new(status_condition(inner))),
+        Some(Match::Status(r)) => {
+            let min = u16::try_from(r.min).unwrap_or(u16::MAX);
+            let max = if r.max == 0 {
+                u16::MAX
+            } else {
+                u16::try_from(r.max).unwrap_or(u16::MAX)
+            };
+            StatusCondition::Range(min, max)
+        }
+        None => StatusCondition::Never,
+    }
+}
+
+impl Condition {
+    fn matches<B>(&self, req: &http::Request<B>) -> bool {
+        match self {
+            Self::All(cs) => cs.iter().all(|c| c.matches(req)),
+            Self::Any(cs) => cs.iter().any(|c| c.matches(req)),
+            Self::Not(c) => !c.matches(req),
+            Self::Path(re) => re.as_ref().is_some_and(|re| re.is_match(req.uri().path())),
+            Self::Method(m) => req.method() == m,
+            Self::Never => false,
+        }
+    }
+}
+
+impl StatusCondition {
+    fn matches(&self, status: u16) -> bool {
+        match self {
+            Self::All(cs) => cs.iter().all(|c| c.matches(status)),
+            Self::Any(cs) => cs.iter().any(|c| c.matches(status)),
+            Self::Not(c) => !c.matches(status),
+            Self::Range(min, max) => (*min..=*max).contains(&status),
+            Self::Never => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::request_match::{Match, Seq};
+
+    fn path(re: &str) -> proto::RequestMatch {
+        proto::RequestMatch {
+            r#match: Some(Match::Path(proto::PathMatch { regex: re.into() })),
+        }
+    }
+
+    fn method(m: http::Method) -> proto::RequestMatch {
+        proto::RequestMatch {
+            r#match: Some(Match::Method(m.into())),
+        }
+    }
+
+    fn all(ms: Vec<proto::RequestMatch>) -> proto::RequestMatch {
+        proto::RequestMatch {
+            r#match: Some(Match::All(Seq { matches: ms })),
+        }
+    }
+
+    /// The seed's profile: GET /api/users (5s, retryable), POST /api/orders (10s).
+    fn seed() -> Profile {
+        let route = |name: &str, cond, secs, retryable| proto::Route {
+            condition: Some(cond),
+            metrics_labels: [("route".to_string(), name.to_string())].into(),
+            timeout: Some(prost_types::Duration {
+                seconds: secs,
+                nanos: 0,
+            }),
+            is_retryable: retryable,
+            ..Default::default()
+        };
+        Profile::from_proto(&proto::DestinationProfile {
+            routes: vec![
+                route(
+                    "GET /api/users",
+                    all(vec![method(http::Method::GET), path("/api/users")]),
+                    5,
+                    true,
+                ),
+                route(
+                    "POST /api/orders",
+                    all(vec![method(http::Method::POST), path("/api/orders")]),
+                    10,
+                    false,
+                ),
+                route(
+                    "not GET",
+                    proto::RequestMatch {
+                        r#match: Some(Match::Not(Box::new(method(http::Method::GET)))),
+                    },
+                    1,
+                    false,
+                ),
+            ],
+            retry_budget: Some(proto::RetryBudget {
+                retry_ratio: 0.2,
+                min_retries_per_second: 10,
+                ttl: Some(prost_types::Duration {
+                    seconds: 10,
+                    nanos: 0,
+                }),
+            }),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn routes_table() {
+        let p = seed();
+        let cases = [
+            ("GET", "/api/users", Some("GET /api/users")),
+            ("GET", "/api/users/1", None),
+            ("GET", "/api/userss", None),
+            ("POST", "/api/orders", Some("POST /api/orders")),
+            ("POST", "/api/users", Some("not GET")),
+            ("GET", "/", None),
+        ];
+        for (m, path, want) in cases {
+            let req = http::Request::builder()
+                .method(m)
+                .uri(path)
+                .body(())
+                .unwrap();
+            assert_eq!(p.route(&req).map(|r| r.name.as_str()), want, "{m} {path}");
+        }
+        let users = &p.routes[0];
+        assert_eq!(users.timeout, Some(Duration::from_secs(5)));
+        assert!(users.retryable && !p.routes[1].retryable);
+        assert!(users.is_failure(503) && !users.is_failure(404));
+        assert!(p.budget.is_some());
+    }
+}

@@ -1,0 +1,257 @@
+//! A ServiceProfile route's timeout and retries, in process and on a
+//! paused clock: the real outbound router against a real (loopback)
+//! backend whose answers the test chooses. Virtual time makes the
+//! timeout's moment and the backoff exact.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::time::Instant;
+use ztmesh_proxy::metrics::{HttpMetrics, StatsCache};
+use ztmesh_proxy::outbound::discover::{Discover, Endpoint, Resolution};
+use ztmesh_proxy::outbound::http::HttpOutbound;
+use ztmesh_proxy::outbound::profile::Profile;
+use ztmesh_proxy::route_metrics::{RouteEvent, RouteMetrics};
+
+use linkerd2_proxy_api::destination as proto;
+
+/// A backend that sleeps `delay` and answers `status`, counting requests.
+async fn backend(status: u16, delay: Duration) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |_req| {
+                    let counter = counter.clone();
+                    async move {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(delay).await;
+                        Ok::<_, std::convert::Infallible>(
+                            http::Response::builder()
+                                .status(status)
+                                .body(http_body_util::Full::new(bytes::Bytes::from("x")))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, hits)
+}
+
+fn router() -> HttpOutbound {
+    let pki = ztmesh_test_support::TestPki::new();
+    let roots = ztmesh_tls::roots_from_pem(&pki.anchors_pem()).unwrap();
+    let tls = Arc::new(ztmesh_proxy::outbound::connect::ClientTls::new(
+        roots,
+        ztmesh_tls::CredentialsStore::new(),
+    ));
+    // Discovery is not consulted: the resolution is given.
+    let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:1").connect_lazy();
+    HttpOutbound {
+        discover: Discover::new(channel, String::new(), vec![]),
+        balancer: Default::default(),
+        pool: ztmesh_proxy::outbound::pool::Pool::new(tls, Arc::default()),
+        metrics: Arc::new(HttpMetrics::default()),
+        route_metrics: Arc::new(RouteMetrics::default()),
+    }
+}
+
+/// GET /api/users (timeout 5s, retryable) and POST /api/orders (10s, not
+/// retryable), as the seed; the budget: `ratio`, `min_per_s` over 10s.
+fn seed_profile(ratio: f32, min_per_s: u32) -> Profile {
+    use proto::request_match::{Match, Seq};
+    let cond = |m: http::Method, path: &str| proto::RequestMatch {
+        r#match: Some(Match::All(Seq {
+            matches: vec![
+                proto::RequestMatch {
+                    r#match: Some(Match::Method(m.into())),
+                },
+                proto::RequestMatch {
+                    r#match: Some(Match::Path(proto::PathMatch { regex: path.into() })),
+                },
+            ],
+        })),
+    };
+    let route = |name: &str, c, secs, retryable| proto::Route {
+        condition: Some(c),
+        metrics_labels: [("route".to_string(), name.to_string())].into(),
+        timeout: Some(prost_types::Duration {
+            seconds: secs,
+            nanos: 0,
+        }),
+        is_retryable: retryable,
+        ..Default::default()
+    };
+    Profile::from_proto(&proto::DestinationProfile {
+        routes: vec![
+            route(
+                "GET /api/users",
+                cond(http::Method::GET, "/api/users"),
+                5,
+                true,
+            ),
+            route(
+                "POST /api/orders",
+                cond(http::Method::POST, "/api/orders"),
+                10,
+                false,
+            ),
+        ],
+        retry_budget: Some(proto::RetryBudget {
+            retry_ratio: ratio,
+            min_retries_per_second: min_per_s,
+            ttl: Some(prost_types::Duration {
+                seconds: 10,
+                nanos: 0,
+            }),
+        }),
+        ..Default::default()
+    })
+}
+
+fn resolution(addr: std::net::SocketAddr, profile: Profile) -> Resolution {
+    Resolution {
+        endpoints: Arc::new(vec![Endpoint::plain(addr)]),
+        opaque_protocol: false,
+        profile: Some(Arc::new(profile)),
+    }
+}
+
+async fn send(
+    out: &HttpOutbound,
+    res: &Resolution,
+    method: http::Method,
+    path: &str,
+) -> http::Response<ztmesh_proxy::inbound::http::Body> {
+    use http_body_util::BodyExt;
+    let req = http::Request::builder()
+        .method(method)
+        .uri(format!(
+            "http://api-server.my-app.svc.cluster.local:8080{path}"
+        ))
+        .body(
+            http_body_util::Empty::new()
+                .map_err(|never| match never {})
+                .boxed(),
+        )
+        .unwrap();
+    let profile = res.profile.clone().unwrap();
+    let route = profile.route(&req).expect("a route");
+    ztmesh_proxy::outbound::route_policy::send(
+        out,
+        res,
+        &profile,
+        route,
+        req,
+        "api-server.my-app.svc.cluster.local:8080",
+        &StatsCache::default(),
+    )
+    .await
+}
+
+const DST: &str = "api-server.my-app.svc.cluster.local:8080";
+
+#[tokio::test(start_paused = true)]
+async fn the_timeout_fires_at_exactly_the_routes_timeout() {
+    let (addr, hits) = backend(200, Duration::from_secs(60)).await;
+    let out = router();
+    let res = resolution(addr, seed_profile(0.2, 10));
+    let started = Instant::now();
+    let rsp = send(&out, &res, http::Method::GET, "/api/users").await;
+    assert_eq!(rsp.status(), 504);
+    assert_eq!(started.elapsed(), Duration::from_secs(5));
+    let reason = rsp.headers()["l5d-proxy-error"].to_str().unwrap();
+    assert!(reason.contains("timed out after 5s"), "{reason}");
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        out.route_metrics
+            .count(RouteEvent::Timeout, DST, "GET /api/users"),
+        1
+    );
+    // POST /api/orders: 10s.
+    let started = Instant::now();
+    let rsp = send(&out, &res, http::Method::POST, "/api/orders").await;
+    assert_eq!(rsp.status(), 504);
+    assert_eq!(started.elapsed(), Duration::from_secs(10));
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_stop_at_the_budget_and_back_off_within_bounds() {
+    let (addr, hits) = backend(503, Duration::ZERO).await;
+    let out = router();
+    // No ratio, 1 retry per second over 10s: 10 retries in all.
+    let res = resolution(addr, seed_profile(0.0, 1));
+    let started = Instant::now();
+    let rsp = send(&out, &res, http::Method::GET, "/api/users").await;
+    assert_eq!(rsp.status(), 503, "the last failure reaches the client");
+    // At most 10 attempts per request; 9 backoffs of at most 250ms each.
+    assert_eq!(hits.load(Ordering::SeqCst), 10);
+    assert!(
+        started.elapsed() <= Duration::from_millis(9 * 250),
+        "{:?}",
+        started.elapsed()
+    );
+    let rsp = send(&out, &res, http::Method::GET, "/api/users").await;
+    assert_eq!(rsp.status(), 503);
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        12,
+        "one retry left in the budget"
+    );
+    let count = |e| out.route_metrics.count(e, DST, "GET /api/users");
+    assert_eq!(count(RouteEvent::Request), 2);
+    assert_eq!(count(RouteEvent::Retry), 10);
+    assert_eq!(count(RouteEvent::BudgetExhausted), 1);
+    // A route that is not retryable is sent once.
+    let rsp = send(&out, &res, http::Method::POST, "/api/orders").await;
+    assert_eq!(rsp.status(), 503);
+    assert_eq!(hits.load(Ordering::SeqCst), 13);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_that_succeeds_hides_the_failure() {
+    // Fails once, then succeeds.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let n = Arc::new(AtomicUsize::new(0));
+    let count = n.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |_req| {
+                    let status = if count.fetch_add(1, Ordering::SeqCst) == 0 {
+                        500
+                    } else {
+                        200
+                    };
+                    async move {
+                        Ok::<_, std::convert::Infallible>(
+                            http::Response::builder()
+                                .status(status)
+                                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    let out = router();
+    let res = resolution(addr, seed_profile(0.2, 10));
+    let rsp = send(&out, &res, http::Method::GET, "/api/users").await;
+    assert_eq!(rsp.status(), 200);
+    assert_eq!(n.load(Ordering::SeqCst), 2);
+}

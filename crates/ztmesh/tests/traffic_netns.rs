@@ -1,0 +1,198 @@
+//! Traffic policy between network-namespace pods (transparent, real
+//! controller and proxies; root, as CI is): the seed's ServiceProfile for
+//! api-server (GET /api/users: 5s, retryable; POST /api/orders: 10s, not
+//! retryable) in front of a backend that fails half its requests, reached
+//! through the Service's cluster IP; and a slow backend whose route times
+//! out.
+//! - GET /api/users at 5 requests/s for 20 s succeeds >= 95% thanks to
+//!   retries (a route without retries: about 50%);
+//! - at 50 requests/s the retries stay within the budget (20% of requests
+//!   plus 10/s);
+//! - POST /api/orders is never retried and its failures reach the client;
+//! - the slow backend's route answers 504 at its timeout.
+
+mod support;
+
+use support::netns::*;
+use support::*;
+
+const SUBNET: &str = "10.237.0";
+const PODS: [(&str, &str); 3] = [
+    ("client", "10.237.0.11"),
+    ("api", "10.237.0.12"),
+    ("slow", "10.237.0.13"),
+];
+const API_IP: &str = "10.96.0.10";
+const SLOW_IP: &str = "10.96.0.11";
+
+fn seeds() -> std::path::PathBuf {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/seeds");
+    assert!(dir.is_dir(), "seed fixtures expected at {}", dir.display());
+    dir
+}
+
+fn manifests() -> String {
+    let [client, api, slow] = PODS.map(|(_, ip)| ip);
+    [
+        pod_manifest("web-frontend", "my-app", "web-frontend", client, "app: web-frontend", 8080, true),
+        pod_manifest("api-server", "my-app", "api-server", api, "app: my-api", 8080, true),
+        pod_manifest("slow", "my-app", "slow", slow, "app: slow", 8080, true),
+        format!("apiVersion: v1\nkind: Service\nmetadata: {{name: api-server, namespace: my-app}}\nspec: {{clusterIP: {API_IP}, selector: {{app: my-api}}, ports: [{{port: 80, targetPort: 8080}}]}}\n"),
+        format!("apiVersion: v1\nkind: Service\nmetadata: {{name: slow, namespace: my-app}}\nspec: {{clusterIP: {SLOW_IP}, selector: {{app: slow}}, ports: [{{port: 80, targetPort: 8080}}]}}\n"),
+        // The test's own profile for the slow service: a short timeout.
+        "apiVersion: linkerd.io/v1alpha2\nkind: ServiceProfile\nmetadata: {name: slow.my-app.svc.cluster.local, namespace: my-app}\nspec:\n  routes:\n    - name: GET /slow\n      condition: {method: GET, pathRegex: /slow}\n      timeout: 500ms\n".to_string(),
+    ]
+    .join("---\n")
+}
+
+/// Runs `ztmesh app load` in the client pod; the summary's fields.
+fn load(
+    net: &Net,
+    method: &str,
+    url: &str,
+    rps: u32,
+    secs: u32,
+) -> std::collections::BTreeMap<String, f64> {
+    let out = Net::unprivileged(net.pod("client"), env!("CARGO_BIN_EXE_ztmesh"))
+        .args(["app", "load", url, "--method", method])
+        .args(["--rps", &rps.to_string(), "--duration", &format!("{secs}s")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "load: {}", describe(&out));
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    eprintln!("{method} {url} at {rps}/s for {secs}s: {line}");
+    line.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.parse().unwrap_or(0.0)))
+        .collect()
+}
+
+fn counter(metrics: &str, family: &str, route: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with(&format!("{family}{{")) && l.contains(&format!("route=\"{route}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn retries_timeouts_and_budgets_from_the_seed_profile() {
+    require_root_and_tools(&["ip", "iptables-legacy", "curl", "setpriv"]);
+    let bin = env!("CARGO_BIN_EXE_ztmesh");
+    let mesh = MeshFiles::new();
+    std::fs::copy(
+        seeds().join("seed002-service-profile.yaml"),
+        mesh.manifests.join("seed002-service-profile.yaml"),
+    )
+    .unwrap();
+    std::fs::write(mesh.manifests.join("workloads.yaml"), manifests()).unwrap();
+    let net = Net::new("r", SUBNET, &PODS);
+    let _controller = net.controller(&mesh.identity_dir, &mesh.manifests);
+    let mut apps = Vec::new();
+    for (pod, extra) in [("api", ["--fail-rate", "0.5"]), ("slow", ["--delay", "2s"])] {
+        let mut cmd = Net::exec(net.pod(pod), bin);
+        cmd.args(["app", "serve", "--name", pod, "--http", "0.0.0.0:8080"])
+            .args(extra);
+        let mut d = Daemon::spawn(cmd);
+        d.wait_for("HTTP on", std::time::Duration::from_secs(10));
+        apps.push(d);
+    }
+    let mut proxies = Vec::new();
+    for (pod, sa) in [
+        ("client", "web-frontend"),
+        ("api", "api-server"),
+        ("slow", "slow"),
+    ] {
+        net.proxy_init(pod);
+        proxies.push(net.proxy(pod, ("my-app", sa), &mesh, None, &[]));
+    }
+    let users = format!("http://{API_IP}/api/users");
+
+    // 5/s for 20s: retries turn a 50% backend into >= 95% success.
+    let r = load(&net, "GET", &users, 5, 20);
+    let success = r["ok"] / r["sent"];
+    assert!(
+        success >= 0.95,
+        "GET /api/users succeeded {success:.3} of the time: {r:?}\n{}",
+        proxies[0].output()
+    );
+    // Without a retryable route: about half.
+    let r = load(&net, "GET", &format!("http://{API_IP}/other"), 5, 4);
+    let plain = r["ok"] / r["sent"];
+    assert!(
+        (0.2..=0.8).contains(&plain),
+        "without retries {plain:.3}: {r:?}"
+    );
+
+    // POST /api/orders: never retried, failures reach the client.
+    let before = Net::metrics(net.pod("client"));
+    let r = load(&net, "POST", &format!("http://{API_IP}/api/orders"), 5, 4);
+    assert!(r.get("status_500").copied().unwrap_or(0.0) >= 3.0, "{r:?}");
+    let after = Net::metrics(net.pod("client"));
+    let route = "POST /api/orders";
+    assert_eq!(
+        counter(&after, "outbound_route_retry_total", route),
+        counter(&before, "outbound_route_retry_total", route),
+        "POST /api/orders was retried"
+    );
+    assert_eq!(
+        counter(&after, "outbound_route_request_total", route),
+        20.0,
+        "{after}"
+    );
+
+    // 50/s for 10s: the budget (20% of requests + 10/s over its 10s ttl) holds.
+    let before = Net::metrics(net.pod("client"));
+    let r = load(&net, "GET", &users, 50, 10);
+    let after = Net::metrics(net.pod("client"));
+    let route = "GET /api/users";
+    let requests = counter(&after, "outbound_route_request_total", route)
+        - counter(&before, "outbound_route_request_total", route);
+    let retries = counter(&after, "outbound_route_retry_total", route)
+        - counter(&before, "outbound_route_retry_total", route);
+    let exhausted = counter(&after, "outbound_route_retry_budget_exhausted_total", route);
+    // Any 10 s window may hold 10/s x 10 s of reserve plus 20% of the
+    // requests deposited in it; the run spans a little more than one
+    // window (its last second of slots), and its window also holds the
+    // earlier runs' deposits (at most 50 GETs and 20 POSTs).
+    let allowed = 10.0 * (10.0 + 1.0) + 0.2 * (requests + 70.0);
+    eprintln!(
+        "50/s: {requests} requests, {retries} retries (share {:.3}; budget allows {allowed}), {exhausted} refused by the budget, success {:.3}",
+        retries / requests,
+        r["ok"] / r["sent"]
+    );
+    assert!(requests >= 450.0, "{requests}");
+    assert!(retries <= allowed, "{retries} retries > budget {allowed}");
+    assert!(exhausted > 0.0, "at 50/s the budget must run out: {after}");
+
+    // A slow backend: 504 at the route's 500ms timeout.
+    let out = Net::unprivileged(net.pod("client"), "curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{time_total}",
+            "-m",
+            "5",
+        ])
+        .arg(format!("http://{SLOW_IP}/slow"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (code, secs) = text.split_once(' ').unwrap_or(("", "0"));
+    let secs: f64 = secs.parse().unwrap_or(0.0);
+    assert_eq!(code, "504", "{text}");
+    assert!((0.45..1.5).contains(&secs), "the 504 came after {secs}s");
+    let m = Net::metrics(net.pod("client"));
+    assert_eq!(
+        counter(&m, "outbound_route_timeout_total", "GET /slow"),
+        1.0,
+        "{m}"
+    );
+    drop(proxies);
+    drop(apps);
+}
