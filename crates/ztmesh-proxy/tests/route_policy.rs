@@ -13,8 +13,6 @@ use ztmesh_proxy::outbound::http::HttpOutbound;
 use ztmesh_proxy::outbound::profile::Profile;
 use ztmesh_proxy::route_metrics::{RouteEvent, RouteMetrics};
 
-use linkerd2_proxy_api::destination as proto;
-
 /// A backend that sleeps `delay` and answers `status`, counting requests.
 async fn backend(status: u16, delay: Duration) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -65,57 +63,13 @@ fn router() -> HttpOutbound {
     }
 }
 
-/// GET /api/users (timeout 5s, retryable) and POST /api/orders (10s, not
-/// retryable), as the seed; the budget: `ratio`, `min_per_s` over 10s.
+/// The seed's profile; the budget: `ratio`, `min_per_s` over 10s.
 fn seed_profile(ratio: f32, min_per_s: u32) -> Profile {
-    use proto::request_match::{Match, Seq};
-    let cond = |m: http::Method, path: &str| proto::RequestMatch {
-        r#match: Some(Match::All(Seq {
-            matches: vec![
-                proto::RequestMatch {
-                    r#match: Some(Match::Method(m.into())),
-                },
-                proto::RequestMatch {
-                    r#match: Some(Match::Path(proto::PathMatch { regex: path.into() })),
-                },
-            ],
-        })),
-    };
-    let route = |name: &str, c, secs, retryable| proto::Route {
-        condition: Some(c),
-        metrics_labels: [("route".to_string(), name.to_string())].into(),
-        timeout: Some(prost_types::Duration {
-            seconds: secs,
-            nanos: 0,
-        }),
-        is_retryable: retryable,
-        ..Default::default()
-    };
-    Profile::from_proto(&proto::DestinationProfile {
-        routes: vec![
-            route(
-                "GET /api/users",
-                cond(http::Method::GET, "/api/users"),
-                5,
-                true,
-            ),
-            route(
-                "POST /api/orders",
-                cond(http::Method::POST, "/api/orders"),
-                10,
-                false,
-            ),
-        ],
-        retry_budget: Some(proto::RetryBudget {
-            retry_ratio: ratio,
-            min_retries_per_second: min_per_s,
-            ttl: Some(prost_types::Duration {
-                seconds: 10,
-                nanos: 0,
-            }),
-        }),
-        ..Default::default()
-    })
+    Profile::from_proto(&ztmesh_test_support::profiles::seed002(
+        ratio,
+        min_per_s,
+        vec![],
+    ))
 }
 
 fn resolution(addr: std::net::SocketAddr, profile: Profile) -> Resolution {
@@ -146,16 +100,16 @@ async fn send(
         .unwrap();
     let profile = res.profile.clone().unwrap();
     let route = profile.route(&req).expect("a route");
-    ztmesh_proxy::outbound::route_policy::send(
+    let cache = StatsCache::default();
+    let call = ztmesh_proxy::outbound::route_policy::RouteCall {
         out,
-        res,
-        &profile,
+        resolution: res,
+        profile: &profile,
         route,
-        req,
-        "api-server.my-app.svc.cluster.local:8080",
-        &StatsCache::default(),
-    )
-    .await
+        authority: DST,
+        cache: &cache,
+    };
+    ztmesh_proxy::outbound::route_policy::send(call, req).await
 }
 
 const DST: &str = "api-server.my-app.svc.cluster.local:8080";

@@ -5,7 +5,8 @@
 //! issuer, token key, written by the same code as `ztmesh install`), with
 //! helpers to mint tokens, key pairs and CSRs for any identity.
 //! With the `control-plane` feature, [`control_plane`] runs the real Identity
-//! service in process (with a switch to take it down) or on a loopback port.
+//! service in process (with a switch to take it down) or on a loopback port,
+//! and [`profiles`] builds ServiceProfiles as the controller sends them.
 
 use rcgen::{CertificateParams, KeyPair};
 use std::path::Path;
@@ -106,3 +107,5 @@ pub fn csr_for(identity: &str) -> (KeyPair, Vec<u8>) {
 pub mod apps;
 #[cfg(feature = "control-plane")]
 pub mod control_plane;
+#[cfg(feature = "control-plane")]
+pub mod profiles;

@@ -133,8 +133,15 @@ impl HttpOutbound {
             .and_then(|p| p.route(&req).map(|r| (p, r)))
         {
             Some((profile, route)) if route.timeout.is_some() || route.retryable => {
-                super::route_policy::send(self, &resolution, profile, route, req, &authority, cache)
-                    .await
+                let call = super::route_policy::RouteCall {
+                    out: self,
+                    resolution: &resolution,
+                    profile,
+                    route,
+                    authority: &authority,
+                    cache,
+                };
+                super::route_policy::send(call, req).await
             }
             Some((_, route)) => {
                 let name = route.name.clone();

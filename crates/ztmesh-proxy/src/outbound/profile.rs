@@ -181,76 +181,17 @@ impl StatusCondition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proto::request_match::{Match, Seq};
-
-    fn path(re: &str) -> proto::RequestMatch {
-        proto::RequestMatch {
-            r#match: Some(Match::Path(proto::PathMatch { regex: re.into() })),
-        }
-    }
-
-    fn method(m: http::Method) -> proto::RequestMatch {
-        proto::RequestMatch {
-            r#match: Some(Match::Method(m.into())),
-        }
-    }
-
-    fn all(ms: Vec<proto::RequestMatch>) -> proto::RequestMatch {
-        proto::RequestMatch {
-            r#match: Some(Match::All(Seq { matches: ms })),
-        }
-    }
-
-    /// The seed's profile: GET /api/users (5s, retryable), POST /api/orders (10s).
-    fn seed() -> Profile {
-        let route = |name: &str, cond, secs, retryable| proto::Route {
-            condition: Some(cond),
-            metrics_labels: [("route".to_string(), name.to_string())].into(),
-            timeout: Some(prost_types::Duration {
-                seconds: secs,
-                nanos: 0,
-            }),
-            is_retryable: retryable,
-            ..Default::default()
-        };
-        Profile::from_proto(&proto::DestinationProfile {
-            routes: vec![
-                route(
-                    "GET /api/users",
-                    all(vec![method(http::Method::GET), path("/api/users")]),
-                    5,
-                    true,
-                ),
-                route(
-                    "POST /api/orders",
-                    all(vec![method(http::Method::POST), path("/api/orders")]),
-                    10,
-                    false,
-                ),
-                route(
-                    "not GET",
-                    proto::RequestMatch {
-                        r#match: Some(Match::Not(Box::new(method(http::Method::GET)))),
-                    },
-                    1,
-                    false,
-                ),
-            ],
-            retry_budget: Some(proto::RetryBudget {
-                retry_ratio: 0.2,
-                min_retries_per_second: 10,
-                ttl: Some(prost_types::Duration {
-                    seconds: 10,
-                    nanos: 0,
-                }),
-            }),
-            ..Default::default()
-        })
-    }
+    use proto::request_match::Match;
+    use ztmesh_test_support::profiles::{route, seed002};
 
     #[test]
     fn routes_table() {
-        let p = seed();
+        let not_get = proto::RequestMatch {
+            r#match: Some(Match::Not(Box::new(proto::RequestMatch {
+                r#match: Some(Match::Method(http::Method::GET.into())),
+            }))),
+        };
+        let p = Profile::from_proto(&seed002(0.2, 10, vec![route("not GET", not_get, 1, false)]));
         let cases = [
             ("GET", "/api/users", Some("GET /api/users")),
             ("GET", "/api/users/1", None),

@@ -26,21 +26,30 @@ pub const MAX_REPLAY_BODY: u64 = 64 * 1024;
 /// A request is tried at most this many times, whatever the budget.
 pub const MAX_ATTEMPTS: u32 = 10;
 
-pub async fn send(
-    out: &HttpOutbound,
-    resolution: &Resolution,
-    profile: &Profile,
-    route: &ProfileRoute,
-    req: Request<Body>,
-    authority: &str,
-    cache: &StatsCache,
-) -> Response<Body> {
+/// One request on a profile route, and what sending it needs.
+pub struct RouteCall<'a> {
+    pub out: &'a HttpOutbound,
+    pub resolution: &'a Resolution,
+    pub profile: &'a Profile,
+    pub route: &'a ProfileRoute,
+    pub authority: &'a str,
+    pub cache: &'a StatsCache,
+}
+
+pub async fn send(call: RouteCall<'_>, req: Request<Body>) -> Response<Body> {
+    let RouteCall {
+        out,
+        profile,
+        route,
+        authority,
+        ..
+    } = call;
     let metrics = &out.route_metrics;
     metrics.record(RouteEvent::Request, authority, &route.name);
     if let Some(budget) = &profile.budget {
         budget.deposit();
     }
-    let tries = tries(out, resolution, profile, route, req, authority, cache);
+    let tries = tries(&call, req);
     let rsp = match route.timeout {
         None => tries.await,
         Some(limit) => match tokio::time::timeout(limit, tries).await {
@@ -62,15 +71,15 @@ pub async fn send(
     rsp
 }
 
-async fn tries(
-    out: &HttpOutbound,
-    resolution: &Resolution,
-    profile: &Profile,
-    route: &ProfileRoute,
-    req: Request<Body>,
-    authority: &str,
-    cache: &StatsCache,
-) -> Response<Body> {
+async fn tries(call: &RouteCall<'_>, req: Request<Body>) -> Response<Body> {
+    let RouteCall {
+        out,
+        resolution,
+        profile,
+        route,
+        authority,
+        cache,
+    } = *call;
     let replayable = route.retryable
         && req
             .body()
