@@ -25,7 +25,7 @@ pub enum InvalidPolicy {
 }
 
 /// `(kind, name)` of a metadata, lowercased kind as Linkerd's labels.
-fn names(
+pub fn names(
     m: Option<&meta::Metadata>,
     labels: Option<&std::collections::HashMap<String, String>>,
 ) -> (String, String) {
@@ -164,45 +164,53 @@ fn header_match(h: &http_proto::HeaderMatch) -> Option<ValueMatch> {
     }
 }
 
-fn http_route(r: &proto::HttpRoute) -> Result<Route<HttpMatch>, InvalidPolicy> {
+/// An HTTP route match in linkerd2-proxy-api's terms as ztmesh-authz's
+/// (shared by inbound routes and the outbound proxy's HTTPRoutes).
+pub fn http_match(m: &http_proto::HttpRouteMatch, route: &str) -> Result<HttpMatch, InvalidPolicy> {
     use http_proto::path_match::Kind as P;
     use http_proto::query_param_match::Value as Q;
+    let method =
+        match &m.method {
+            None => None,
+            Some(method) => Some(http::Method::try_from(method.clone()).map_err(|_| {
+                InvalidPolicy::BadMethod {
+                    route: route.to_string(),
+                    method: format!("{method:?}"),
+                }
+            })?),
+        };
+    Ok(HttpMatch {
+        path: m
+            .path
+            .as_ref()
+            .and_then(|p| p.kind.as_ref())
+            .map(|k| match k {
+                P::Exact(e) => PathMatch::Exact(e.clone()),
+                P::Prefix(p) => PathMatch::prefix(p),
+                P::Regex(r) => PathMatch::regex(r),
+            }),
+        headers: m.headers.iter().filter_map(header_match).collect(),
+        query_params: m
+            .query_params
+            .iter()
+            .filter_map(|q| match q.value.as_ref()? {
+                Q::Exact(v) => Some(ValueMatch::exact(&q.name, v)),
+                Q::Regex(r) => Some(ValueMatch::regex(&q.name, r)),
+            })
+            .collect(),
+        method,
+    })
+}
+
+fn http_route(r: &proto::HttpRoute) -> Result<Route<HttpMatch>, InvalidPolicy> {
     let (kind, name) = names(r.metadata.as_ref(), None);
     let mut rules = Vec::new();
     for rule in &r.rules {
-        let mut matches = Vec::new();
-        for m in &rule.matches {
-            let method = match &m.method {
-                None => None,
-                Some(method) => Some(http::Method::try_from(method.clone()).map_err(|_| {
-                    InvalidPolicy::BadMethod {
-                        route: name.clone(),
-                        method: format!("{method:?}"),
-                    }
-                })?),
-            };
-            matches.push(HttpMatch {
-                path: m
-                    .path
-                    .as_ref()
-                    .and_then(|p| p.kind.as_ref())
-                    .map(|k| match k {
-                        P::Exact(e) => PathMatch::Exact(e.clone()),
-                        P::Prefix(p) => PathMatch::prefix(p),
-                        P::Regex(r) => PathMatch::regex(r),
-                    }),
-                headers: m.headers.iter().filter_map(header_match).collect(),
-                query_params: m
-                    .query_params
-                    .iter()
-                    .filter_map(|q| match q.value.as_ref()? {
-                        Q::Exact(v) => Some(ValueMatch::exact(&q.name, v)),
-                        Q::Regex(r) => Some(ValueMatch::regex(&q.name, r)),
-                    })
-                    .collect(),
-                method,
-            });
-        }
+        let matches = rule
+            .matches
+            .iter()
+            .map(|m| http_match(m, &name))
+            .collect::<Result<Vec<_>, _>>()?;
         rules.push(RouteMatches { matches });
     }
     Ok(Route {

@@ -115,6 +115,9 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
             None
         }
     };
+    let outbound_policies = policy_channel
+        .as_ref()
+        .map(|(channel, _)| Arc::new(crate::outbound::policy::Policies::new(channel.clone())));
     let policies = Arc::new(crate::inbound::policy::Policies::new(
         policy_channel,
         config.default_policy.server(&config.cluster_networks),
@@ -205,6 +208,8 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
                 pool: crate::outbound::pool::Pool::new(tls.clone(), tcp_metrics_out.clone()),
                 metrics: http_metrics_out,
                 route_metrics: route_metrics.clone(),
+                policies: outbound_policies,
+                accrual: Default::default(),
             });
             let outbound = Arc::new(crate::outbound::accept::Outbound {
                 http,

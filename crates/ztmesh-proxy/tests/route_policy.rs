@@ -60,6 +60,8 @@ fn router() -> HttpOutbound {
         pool: ztmesh_proxy::outbound::pool::Pool::new(tls, Arc::default()),
         metrics: Arc::new(HttpMetrics::default()),
         route_metrics: Arc::new(RouteMetrics::default()),
+        policies: None,
+        accrual: Default::default(),
     }
 }
 
@@ -77,6 +79,7 @@ fn resolution(addr: std::net::SocketAddr, profile: Profile) -> Resolution {
         endpoints: Arc::new(vec![Endpoint::plain(addr)]),
         opaque_protocol: false,
         profile: Some(Arc::new(profile)),
+        accrual: None,
     }
 }
 

@@ -183,6 +183,8 @@ pub struct LoadReport {
     pub errors: u64,
     /// Latencies of the responses, sorted, in microseconds.
     pub latencies_us: Vec<u64>,
+    /// Responses by the instance that served them (`x-served-by`).
+    pub served_by: std::collections::BTreeMap<String, u64>,
 }
 
 impl LoadReport {
@@ -235,8 +237,13 @@ pub async fn load(
             let result = tokio::time::timeout(TIMEOUT, async {
                 let rsp = client.request(req).await?;
                 let status = rsp.status().as_u16();
+                let by = rsp
+                    .headers()
+                    .get(SERVED_BY)
+                    .and_then(|v| v.to_str().ok())
+                    .map(String::from);
                 let _ = rsp.into_body().collect().await;
-                Ok::<_, hyper_util::client::legacy::Error>(status)
+                Ok::<_, hyper_util::client::legacy::Error>((status, by))
             })
             .await;
             let _ = tx.send((result.ok().and_then(|r| r.ok()), started.elapsed()));
@@ -247,10 +254,13 @@ pub async fn load(
         sent: total,
         ..Default::default()
     };
-    while let Some((status, latency)) = rx.recv().await {
-        match status {
-            Some(s) => {
+    while let Some((answer, latency)) = rx.recv().await {
+        match answer {
+            Some((s, by)) => {
                 *report.statuses.entry(s).or_default() += 1;
+                if let Some(by) = by {
+                    *report.served_by.entry(by).or_default() += 1;
+                }
                 report.latencies_us.push(latency.as_micros() as u64);
             }
             None => report.errors += 1,

@@ -25,6 +25,8 @@ pub struct Behaviour {
     pub fail_rate: f64,
     /// Wait before answering plain HTTP requests.
     pub delay: Duration,
+    /// Answer plain HTTP requests 500 while this file exists.
+    pub fail_while: Option<std::path::PathBuf>,
 }
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -147,7 +149,9 @@ async fn answer(mut req: Request<Incoming>, b: &Behaviour) -> Response<Body> {
     }
     let line = format!("{}:{} {}", b.name, parts.method, parts.uri.path());
     let version = HeaderValue::from_str(&format!("{:?}", parts.version)).expect("a version");
-    let mut rsp = if b.fail_rate > 0.0 && fastrand::f64() < b.fail_rate {
+    let failing = b.fail_while.as_ref().is_some_and(|f| f.exists())
+        || (b.fail_rate > 0.0 && fastrand::f64() < b.fail_rate);
+    let mut rsp = if failing {
         text(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("{line} failed\n"),

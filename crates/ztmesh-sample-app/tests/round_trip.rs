@@ -12,6 +12,7 @@ async fn every_protocol_round_trips() {
             name: "books".into(),
             fail_rate: 0.0,
             delay: Duration::ZERO,
+            fail_while: None,
         },
     )
     .await
@@ -41,6 +42,7 @@ async fn failure_rate_one_always_fails_and_errors_name_the_cause() {
             name: "flaky".into(),
             fail_rate: 1.0,
             delay: Duration::ZERO,
+            fail_while: None,
         },
     )
     .await

@@ -29,6 +29,10 @@ pub enum Command {
         /// Wait this long before answering plain HTTP requests (`250ms`, `6s`).
         #[arg(long, value_parser = crate::duration, default_value = "0s")]
         delay: Duration,
+        /// Answer plain HTTP requests 500 while this file exists (to make a
+        /// backend fail and recover on demand).
+        #[arg(long)]
+        fail_while: Option<std::path::PathBuf>,
     },
     /// One gRPC-style unary call over HTTP/2: prints the echoed message,
     /// grpc-status and the serving instance; fails without trailers.
@@ -90,6 +94,7 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
                 tcp,
                 fail_rate,
                 delay,
+                fail_while,
             } => {
                 let (http, tcp) = server::start(
                     http,
@@ -98,6 +103,7 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
                         name: name.clone(),
                         fail_rate,
                         delay,
+                        fail_while,
                     },
                 )
                 .await
@@ -144,6 +150,11 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
                     .statuses
                     .iter()
                     .map(|(s, n)| format!("status_{s}={n}"))
+                    .chain(
+                        r.served_by
+                            .iter()
+                            .map(|(by, n)| format!("served_by_{by}={n}")),
+                    )
                     .collect();
                 println!(
                     "sent={} ok={} errors={} {} p50_ms={:.2} p99_ms={:.2}",

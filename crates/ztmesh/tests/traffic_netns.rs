@@ -196,3 +196,124 @@ fn retries_timeouts_and_budgets_from_the_seed_profile() {
     drop(proxies);
     drop(apps);
 }
+
+const SPLIT_PODS: [(&str, &str); 5] = [
+    ("client", "10.238.0.11"),
+    ("v1", "10.238.0.12"),
+    ("v2", "10.238.0.13"),
+    ("good", "10.238.0.14"),
+    ("bad", "10.238.0.15"),
+];
+const WEB_IP: &str = "10.96.1.20";
+const FLAKY_IP: &str = "10.96.1.30";
+
+fn split_manifests() -> String {
+    let ip = |p: &str| SPLIT_PODS.iter().find(|(q, _)| *q == p).unwrap().1;
+    let svc = |name: &str, cluster_ip: Option<&str>, selector: &str, annotations: &str| {
+        let cip = cluster_ip
+            .map(|ip| format!("clusterIP: {ip}, "))
+            .unwrap_or_default();
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: shop{annotations}}}\nspec: {{{cip}selector: {{{selector}}}, ports: [{{port: 80, targetPort: 8080}}]}}\n"
+        )
+    };
+    [
+        pod_manifest("client", "shop", "client", ip("client"), "app: client", 8080, true),
+        pod_manifest("web-v1", "shop", "web", ip("v1"), "app: web, version: v1", 8080, true),
+        pod_manifest("web-v2", "shop", "web", ip("v2"), "app: web, version: v2", 8080, true),
+        pod_manifest("flaky-good", "shop", "flaky", ip("good"), "app: flaky", 8080, true),
+        pod_manifest("flaky-bad", "shop", "flaky", ip("bad"), "app: flaky", 8080, true),
+        svc("web", Some(WEB_IP), "app: web", ""),
+        svc("web-v1", None, "app: web, version: v1", ""),
+        svc("web-v2", None, "app: web, version: v2", ""),
+        svc(
+            "flaky",
+            Some(FLAKY_IP),
+            "app: flaky",
+            ", annotations: {balancer.linkerd.io/failure-accrual: consecutive, balancer.linkerd.io/failure-accrual-consecutive-max-failures: '3', balancer.linkerd.io/failure-accrual-consecutive-min-penalty: 1s, balancer.linkerd.io/failure-accrual-consecutive-max-penalty: 2s, balancer.linkerd.io/failure-accrual-consecutive-jitter-ratio: '0'}",
+        ),
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: web-split, namespace: shop}\nspec:\n  parentRefs: [{name: web, kind: Service, group: core, port: 80}]\n  rules:\n    - backendRefs:\n        - {name: web-v1, port: 80, weight: 90}\n        - {name: web-v2, port: 80, weight: 10}\n".to_string(),
+    ]
+    .join("---\n")
+}
+
+#[test]
+fn weighted_backends_and_failure_accrual() {
+    require_root_and_tools(&["ip", "iptables-legacy", "curl", "setpriv"]);
+    let bin = env!("CARGO_BIN_EXE_ztmesh");
+    let mesh = MeshFiles::new();
+    std::fs::write(mesh.manifests.join("shop.yaml"), split_manifests()).unwrap();
+    let net = Net::new("s", "10.238.0", &SPLIT_PODS);
+    let _controller = net.controller(&mesh.identity_dir, &mesh.manifests);
+    let fail_file = mesh.tmp.path().join("bad-is-failing");
+    std::fs::write(&fail_file, "").unwrap();
+    let mut apps = Vec::new();
+    for pod in ["v1", "v2", "good", "bad"] {
+        let mut cmd = Net::exec(net.pod(pod), bin);
+        cmd.args(["app", "serve", "--name", pod, "--http", "0.0.0.0:8080"]);
+        if pod == "bad" {
+            cmd.arg("--fail-while").arg(&fail_file);
+        }
+        let mut d = Daemon::spawn(cmd);
+        d.wait_for("HTTP on", std::time::Duration::from_secs(10));
+        apps.push(d);
+    }
+    let mut proxies = Vec::new();
+    for (pod, sa) in [
+        ("client", "client"),
+        ("v1", "web"),
+        ("v2", "web"),
+        ("good", "flaky"),
+        ("bad", "flaky"),
+    ] {
+        net.proxy_init(pod);
+        let workload = format!(
+            r#"{{"ns":"shop","pod":"{}"}}"#,
+            match pod {
+                "v1" => "web-v1",
+                "v2" => "web-v2",
+                "good" => "flaky-good",
+                "bad" => "flaky-bad",
+                other => other,
+            }
+        );
+        proxies.push(net.proxy(pod, ("shop", sa), &mesh, Some(&workload), &[]));
+    }
+    let load_from = |url: &str, rps: u32, secs: u32| load(&net, "GET", url, rps, secs);
+
+    // 90/10 over 2,000 requests.
+    let r = load_from(&format!("http://{WEB_IP}/"), 200, 10);
+    let (v1, v2) = (
+        r.get("served_by_v1").copied().unwrap_or(0.0),
+        r.get("served_by_v2").copied().unwrap_or(0.0),
+    );
+    assert_eq!(v1 + v2, 2000.0, "{r:?}\n{}", proxies[0].output());
+    let share = v2 / (v1 + v2);
+    eprintln!(
+        "weighted split: v1 {v1}, v2 {v2} ({:.1}% to v2)",
+        share * 100.0
+    );
+    assert!(
+        (0.07..=0.13).contains(&share),
+        "v2 got {:.1}%",
+        share * 100.0
+    );
+
+    // A failing endpoint leaves the balancer...
+    let r = load_from(&format!("http://{FLAKY_IP}/"), 20, 5);
+    let bad = r.get("served_by_bad").copied().unwrap_or(0.0);
+    eprintln!("while bad fails: {r:?}");
+    assert!(bad <= 15.0, "the failing endpoint still got {bad} of 100");
+    // ... and comes back once it recovers (after its penalty, a probe).
+    std::fs::remove_file(&fail_file).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    // Its latency estimate still carries the probes' history, which decays
+    // over peak-EWMA's 10s: it wins traffic back gradually.
+    let r = load_from(&format!("http://{FLAKY_IP}/"), 20, 10);
+    let bad = r.get("served_by_bad").copied().unwrap_or(0.0);
+    eprintln!("after bad recovered: {r:?}");
+    assert!(bad >= 10.0, "the recovered endpoint got only {bad} of 200");
+    assert_eq!(r.get("ok").copied(), Some(200.0), "{r:?}");
+    drop(proxies);
+    drop(apps);
+}

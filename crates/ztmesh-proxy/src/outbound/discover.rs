@@ -100,6 +100,8 @@ pub struct Resolution {
     /// The target's port is opaque: no protocol detection, bytes as they come.
     pub opaque_protocol: bool,
     pub profile: Option<Arc<Profile>>,
+    /// Failure accrual for these endpoints (from the OutboundPolicy).
+    pub accrual: Option<super::accrual::AccrualConfig>,
 }
 
 impl Discover {
@@ -149,6 +151,7 @@ impl Discover {
                 endpoints,
                 opaque_protocol: state.opaque_protocol,
                 profile: state.profile.clone(),
+                accrual: None,
             }
         } else {
             let endpoints = match self.name_endpoints(authority).await {
@@ -176,6 +179,7 @@ impl Discover {
                 endpoints,
                 opaque_protocol: state.as_ref().is_some_and(|s| s.opaque_protocol),
                 profile: state.and_then(|s| s.profile.clone()),
+                accrual: None,
             }
         };
         if resolution.endpoints.is_empty() {

@@ -13,7 +13,7 @@
 
 use super::balance::Balancer;
 use super::connect::{ConnectError, tls_label};
-use super::discover::{Discover, DiscoverError, Resolution};
+use super::discover::{Discover, DiscoverError, Endpoint, Resolution};
 use super::pool::Pool;
 use crate::inbound::http::{Body, proxy_error};
 use crate::metrics::{HttpMetrics, StatsCache};
@@ -38,6 +38,10 @@ pub struct HttpOutbound {
     pub pool: Pool,
     pub metrics: Arc<HttpMetrics>,
     pub route_metrics: Arc<RouteMetrics>,
+    /// OutboundPolicies (HTTPRoutes, weighted backends, failure accrual);
+    /// None without a policy service.
+    pub policies: Option<Arc<super::policy::Policies>>,
+    pub accrual: super::accrual::Accrual,
 }
 
 /// Where a connection's requests go.
@@ -99,10 +103,15 @@ impl HttpOutbound {
                 }
             },
         };
-        let resolution = match self.discover.endpoints(&target).await {
+        let mut resolution = match self.discover.endpoints(&target).await {
             Ok(r) => r,
             Err(e) => return proxy_error(discovery_status(&e), e.to_string()),
         };
+        let policy = match &self.policies {
+            Some(p) => p.get(&target).await,
+            None => None,
+        };
+        resolution.accrual = policy.as_ref().and_then(|p| p.accrual);
         let authority = req
             .headers()
             .get(http::header::HOST)
@@ -153,7 +162,21 @@ impl HttpOutbound {
                     .response(&authority, &name, status, route.is_failure(status));
                 rsp
             }
-            None => self.attempt(&resolution, req, &authority, cache).await,
+            None => match policy.as_deref().and_then(|p| p.rule(&req)) {
+                // An HTTPRoute: its backends and timeout.
+                Some((name, rule)) => {
+                    let call = super::route_policy::RuleCall {
+                        out: self,
+                        target: &resolution,
+                        route: name,
+                        rule,
+                        authority: &authority,
+                        cache,
+                    };
+                    super::route_policy::send_rule(call, req).await
+                }
+                None => self.attempt(&resolution, req, &authority, cache).await,
+            },
         }
     }
 
@@ -166,9 +189,31 @@ impl HttpOutbound {
         authority: &str,
         cache: &StatsCache,
     ) -> Response<Body> {
-        let (endpoint, load) =
-            self.balancer
-                .pick(&resolution.endpoints, |e| e.addr, |n| fastrand::usize(..n));
+        // Failure accrual: endpoints serving a penalty are left out.
+        let available: Vec<Endpoint>;
+        let endpoints: &[Endpoint] = match &resolution.accrual {
+            None => &resolution.endpoints,
+            Some(_) => {
+                available = resolution
+                    .endpoints
+                    .iter()
+                    .filter(|e| self.accrual.available(e.addr))
+                    .cloned()
+                    .collect();
+                if available.is_empty() {
+                    return proxy_error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!(
+                            "every endpoint of {authority} is failing and out of the balancer (failure accrual)"
+                        ),
+                    );
+                }
+                &available
+            }
+        };
+        let (endpoint, load) = self
+            .balancer
+            .pick(endpoints, |e| e.addr, |n| fastrand::usize(..n));
         let endpoint = endpoint.clone();
         let counters = cache.get(
             &self.metrics,
@@ -221,6 +266,16 @@ impl HttpOutbound {
             }
         };
         counters.response(rsp.status().as_u16());
+        if let Some(config) = &resolution.accrual
+            && let Some(penalty) = self.accrual.record(
+                endpoint.addr,
+                rsp.status().is_server_error(),
+                config,
+                fastrand::f64(),
+            )
+        {
+            tracing::info!(endpoint = %endpoint.addr, %authority, ?penalty, "endpoint failed {} times in a row: out of the balancer", config.max_failures);
+        }
         rsp
     }
 }

@@ -10,6 +10,8 @@
 //!    for a service name, GetProfile for ip:port);
 //!    with the target's ServiceProfile ([`profile`]: routes, timeouts,
 //!    retryability, the retry budget);
+//!    and its OutboundPolicy ([`policy`]: HTTPRoutes with weighted backends
+//!    and request timeouts, failure accrual, [`accrual`]);
 //! 4. [`balance`]: power of two choices over peak-EWMA latency;
 //! 5. [`pool`]: shared per-endpoint HTTP/1 and HTTP/2 connections;
 //! 6. [`connect`]: plaintext to unmeshed endpoints; mTLS to meshed ones,
@@ -17,10 +19,12 @@
 //!    when the endpoint asks for opaque transport.
 
 pub mod accept;
+pub mod accrual;
 pub mod balance;
 pub mod connect;
 pub mod discover;
 pub mod http;
+pub mod policy;
 pub mod pool;
 pub mod profile;
 pub mod retry;

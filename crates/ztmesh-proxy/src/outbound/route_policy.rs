@@ -1,4 +1,5 @@
-//! Stage (outbound HTTP): a ServiceProfile route's timeout and retries.
+//! Stage (outbound HTTP): a ServiceProfile route's timeout and retries, or
+//! an HTTPRoute rule's weighted backends and timeout.
 //!
 //! - "A request that exceeds its route's timeout gets 504 with
 //!   `l5d-proxy-error`; the request upstream is cancelled" (the attempt's
@@ -11,6 +12,8 @@
 
 use super::discover::Resolution;
 use super::http::HttpOutbound;
+use super::http::discovery_status;
+use super::policy::{PolicyRule, pick_backend};
 use super::profile::{Profile, ProfileRoute};
 use super::retry::backoff;
 use crate::inbound::http::{Body, proxy_error};
@@ -50,22 +53,7 @@ pub async fn send(call: RouteCall<'_>, req: Request<Body>) -> Response<Body> {
         budget.deposit();
     }
     let tries = tries(&call, req);
-    let rsp = match route.timeout {
-        None => tries.await,
-        Some(limit) => match tokio::time::timeout(limit, tries).await {
-            Ok(rsp) => rsp,
-            Err(_) => {
-                metrics.record(RouteEvent::Timeout, authority, &route.name);
-                proxy_error(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    format!(
-                        "the request to {authority} timed out after {limit:?} (route {:?})",
-                        route.name
-                    ),
-                )
-            }
-        },
-    };
+    let rsp = within(route.timeout, tries, out, authority, &route.name).await;
     let status = rsp.status().as_u16();
     metrics.response(authority, &route.name, status, route.is_failure(status));
     rsp
@@ -128,5 +116,73 @@ async fn tries(call: &RouteCall<'_>, req: Request<Body>) -> Response<Body> {
             .record(RouteEvent::Retry, authority, &route.name);
         tokio::time::sleep(backoff(attempt, fastrand::f64())).await;
         attempt += 1;
+    }
+}
+
+/// One request on an HTTPRoute rule, and what sending it needs.
+pub struct RuleCall<'a> {
+    pub out: &'a HttpOutbound,
+    /// The target's own resolution (used when the rule names no backend).
+    pub target: &'a Resolution,
+    pub route: &'a str,
+    pub rule: &'a PolicyRule,
+    pub authority: &'a str,
+    pub cache: &'a StatsCache,
+}
+
+/// "An HTTPRoute rule sends to its backends in proportion to their
+/// weights; `timeouts.request` bounds the whole request (504)."
+pub async fn send_rule(call: RuleCall<'_>, req: Request<Body>) -> Response<Body> {
+    let RuleCall {
+        out,
+        target,
+        route,
+        rule,
+        authority,
+        cache,
+    } = call;
+    let metrics = &out.route_metrics;
+    metrics.record(RouteEvent::Request, authority, route);
+    let backend;
+    let resolution = match pick_backend(&rule.backends, |n| fastrand::u64(..n)) {
+        None => target,
+        Some(name) => match out.discover.endpoints(name).await {
+            Ok(mut r) => {
+                r.accrual = target.accrual;
+                backend = r;
+                &backend
+            }
+            Err(e) => return proxy_error(discovery_status(&e), e.to_string()),
+        },
+    };
+    let attempt = out.attempt(resolution, req, authority, cache);
+    let rsp = within(rule.timeout, attempt, out, authority, route).await;
+    let status = rsp.status().as_u16();
+    metrics.response(authority, route, status, status >= 500);
+    rsp
+}
+
+/// The route's timeout around a request: 504 with `l5d-proxy-error` when
+/// it expires (the request's future is dropped, cancelling it upstream).
+async fn within(
+    limit: Option<std::time::Duration>,
+    request: impl Future<Output = Response<Body>>,
+    out: &HttpOutbound,
+    authority: &str,
+    route: &str,
+) -> Response<Body> {
+    let Some(limit) = limit else {
+        return request.await;
+    };
+    match tokio::time::timeout(limit, request).await {
+        Ok(rsp) => rsp,
+        Err(_) => {
+            out.route_metrics
+                .record(RouteEvent::Timeout, authority, route);
+            proxy_error(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("the request to {authority} timed out after {limit:?} (route {route:?})"),
+            )
+        }
     }
 }

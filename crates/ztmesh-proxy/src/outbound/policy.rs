@@ -1,0 +1,291 @@
+//! Stage (outbound): the target's OutboundPolicy (`OutboundPolicies.Watch`):
+//! HTTPRoutes whose rules send matching requests to weighted backends
+//! (other Services) with a request timeout, and the Service's failure
+//! accrual.
+//!
+//! "OutboundPolicies answering UNIMPLEMENTED or NOT_FOUND falls back to the
+//! profile": such answers (and failures) are remembered for a while and the
+//! request takes the ServiceProfile / Destination path. "A ServiceProfile
+//! with routes takes precedence over HTTPRoutes", as in Linkerd; that
+//! choice is made by the HTTP stage.
+
+use super::accrual::AccrualConfig;
+use linkerd2_proxy_api::outbound::{
+    self as proto, outbound_policies_client::OutboundPoliciesClient,
+};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tonic::transport::Channel;
+use ztmesh_authz::HttpMatch;
+use ztmesh_authz::route::{RequestFacts, http_score};
+
+/// How long a target without an OutboundPolicy is remembered as such.
+pub const NEGATIVE_TTL: Duration = Duration::from_secs(10);
+pub const POLICY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Default)]
+pub struct OutboundPolicy {
+    /// Explicit HTTPRoutes (the controller's default route is left out:
+    /// it sends everything to the target itself).
+    pub routes: Vec<PolicyRoute>,
+    pub accrual: Option<AccrualConfig>,
+}
+
+#[derive(Debug)]
+pub struct PolicyRoute {
+    pub name: String,
+    pub rules: Vec<PolicyRule>,
+}
+
+#[derive(Debug)]
+pub struct PolicyRule {
+    /// Any one suffices; none matches every request.
+    pub matches: Vec<HttpMatch>,
+    /// (weight, `svc.ns.svc.cluster.local:port`)
+    pub backends: Vec<(u32, String)>,
+    pub timeout: Option<Duration>,
+}
+
+fn duration(d: Option<prost_types::Duration>) -> Option<Duration> {
+    d.and_then(|d| Duration::try_from(d).ok())
+        .filter(|d| !d.is_zero())
+}
+
+impl OutboundPolicy {
+    pub fn from_proto(p: &proto::OutboundPolicy) -> Self {
+        use proto::proxy_protocol::Kind;
+        let (routes, accrual) = match p.protocol.as_ref().and_then(|p| p.kind.as_ref()) {
+            Some(Kind::Detect(d)) => d
+                .http1
+                .as_ref()
+                .map(|h| (h.routes.as_slice(), h.failure_accrual.as_ref()))
+                .unwrap_or((&[], None)),
+            Some(Kind::Http1(h)) => (h.routes.as_slice(), h.failure_accrual.as_ref()),
+            Some(Kind::Http2(h)) => (h.routes.as_slice(), h.failure_accrual.as_ref()),
+            _ => (&[][..], None),
+        };
+        let routes = routes
+            .iter()
+            .filter(|r| {
+                !matches!(
+                    r.metadata.as_ref().and_then(|m| m.kind.as_ref()),
+                    Some(linkerd2_proxy_api::meta::metadata::Kind::Default(_))
+                )
+            })
+            .map(|r| {
+                let (_, name) = ztmesh_grpc::authz::names(r.metadata.as_ref(), None);
+                PolicyRoute {
+                    rules: r
+                        .rules
+                        .iter()
+                        .map(|rule| rule_from_proto(rule, &name))
+                        .collect(),
+                    name,
+                }
+            })
+            .collect();
+        let accrual = accrual.and_then(|a| match a.kind.as_ref()? {
+            proto::failure_accrual::Kind::ConsecutiveFailures(c) => {
+                let backoff = c.backoff.as_ref();
+                Some(AccrualConfig {
+                    max_failures: c.max_failures,
+                    min_penalty: duration(backoff.and_then(|b| b.min_backoff))
+                        .unwrap_or(Duration::from_secs(1)),
+                    max_penalty: duration(backoff.and_then(|b| b.max_backoff))
+                        .unwrap_or(Duration::from_secs(60)),
+                    jitter: backoff.map(|b| b.jitter_ratio).unwrap_or(0.5),
+                })
+            }
+            // Newer kinds this proxy does not implement: no accrual.
+            _ => None,
+        });
+        Self { routes, accrual }
+    }
+
+    /// The best rule for a request over all routes (Gateway API precedence,
+    /// as inbound), with its route's name.
+    pub fn rule<B>(&self, req: &http::Request<B>) -> Option<(&str, &PolicyRule)> {
+        let facts = RequestFacts::new(req);
+        let mut best = None;
+        for route in &self.routes {
+            for rule in &route.rules {
+                let score = if rule.matches.is_empty() {
+                    Some(Default::default())
+                } else {
+                    rule.matches
+                        .iter()
+                        .filter_map(|m| http_score(m, &facts))
+                        .max()
+                };
+                if let Some(s) = score
+                    && best.as_ref().is_none_or(|(b, _, _)| s > *b)
+                {
+                    best = Some((s, route.name.as_str(), rule));
+                }
+            }
+        }
+        best.map(|(_, name, rule)| (name, rule))
+    }
+}
+
+fn rule_from_proto(rule: &proto::http_route::Rule, route: &str) -> PolicyRule {
+    use proto::http_route::distribution::Kind;
+    use proto::http_route::{RouteBackend, WeightedRouteBackend};
+    let authority = |b: Option<&RouteBackend>| -> Option<String> {
+        use proto::backend::{Kind as B, endpoint_discovery::Kind as D};
+        match b?.backend.as_ref()?.kind.as_ref()? {
+            B::Balancer(p2c) => match p2c.discovery.as_ref()?.kind.as_ref()? {
+                D::Dst(dst) => Some(dst.path.clone()),
+            },
+            B::Forward(_) => None,
+        }
+    };
+    let backends = match rule.backends.as_ref().and_then(|d| d.kind.as_ref()) {
+        Some(Kind::RandomAvailable(r)) => r
+            .backends
+            .iter()
+            .filter_map(|WeightedRouteBackend { weight, backend }| {
+                Some((*weight, authority(backend.as_ref())?))
+            })
+            .collect(),
+        Some(Kind::FirstAvailable(f)) => f
+            .backends
+            .iter()
+            .filter_map(|b| Some((1, authority(Some(b))?)))
+            .take(1)
+            .collect(),
+        _ => vec![],
+    };
+    PolicyRule {
+        // A match this proxy cannot read never matches (fail closed).
+        matches: rule
+            .matches
+            .iter()
+            .filter_map(|m| ztmesh_grpc::authz::http_match(m, route).ok())
+            .collect(),
+        backends,
+        timeout: duration(rule.timeouts.as_ref().and_then(|t| t.request)),
+    }
+}
+
+/// A backend chosen in proportion to the weights; `random` is uniform
+/// below the total weight.
+pub fn pick_backend(backends: &[(u32, String)], random: impl FnOnce(u64) -> u64) -> Option<&str> {
+    let total: u64 = backends.iter().map(|(w, _)| u64::from(*w)).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut r = random(total);
+    for (w, authority) in backends {
+        if r < u64::from(*w) {
+            return Some(authority);
+        }
+        r -= u64::from(*w);
+    }
+    None
+}
+
+/// OutboundPolicies streams, one per target, kept current.
+pub struct Policies {
+    client: OutboundPoliciesClient<Channel>,
+    cache: Arc<Mutex<HashMap<String, Entry>>>,
+}
+
+enum Entry {
+    Watching(watch::Receiver<Arc<OutboundPolicy>>),
+    None(tokio::time::Instant),
+}
+
+impl Policies {
+    pub fn new(channel: Channel) -> Self {
+        Self {
+            client: OutboundPoliciesClient::new(channel),
+            cache: Arc::default(),
+        }
+    }
+
+    /// The target's policy, or None when the controller has none for it.
+    pub async fn get(&self, target: &str) -> Option<Arc<OutboundPolicy>> {
+        match self
+            .cache
+            .lock()
+            .expect("outbound policies lock")
+            .get(target)
+        {
+            Some(Entry::Watching(rx)) => return Some(rx.borrow().clone()),
+            Some(Entry::None(until)) if tokio::time::Instant::now() < *until => return None,
+            _ => {}
+        }
+        use proto::traffic_spec::Target;
+        let spec = proto::TrafficSpec {
+            source_workload: String::new(),
+            target: Some(match target.parse::<SocketAddr>() {
+                Ok(addr) => Target::Addr(addr.into()),
+                Err(_) => Target::Authority(target.to_string()),
+            }),
+        };
+        let mut client = self.client.clone();
+        let stream = tokio::time::timeout(POLICY_TIMEOUT, client.watch(spec)).await;
+        let mut stream = match stream {
+            Ok(Ok(s)) => s.into_inner(),
+            Ok(Err(status)) => {
+                // UNIMPLEMENTED and NOT_FOUND: the profile path applies.
+                tracing::debug!(%target, code = ?status.code(), "no outbound policy");
+                self.remember_none(target);
+                return None;
+            }
+            Err(_) => {
+                tracing::info!(%target, "the outbound policy service did not answer within {POLICY_TIMEOUT:?}");
+                self.remember_none(target);
+                return None;
+            }
+        };
+        let first = match tokio::time::timeout(POLICY_TIMEOUT, stream.message()).await {
+            Ok(Ok(Some(p))) => p,
+            _ => {
+                self.remember_none(target);
+                return None;
+            }
+        };
+        let (tx, rx) = watch::channel(Arc::new(OutboundPolicy::from_proto(&first)));
+        self.cache
+            .lock()
+            .expect("outbound policies lock")
+            .insert(target.to_string(), Entry::Watching(rx.clone()));
+        let policy = rx.borrow().clone();
+        let (cache, key) = (self.cache.clone(), target.to_string());
+        tokio::spawn(async move {
+            while let Ok(Some(p)) = stream.message().await {
+                tx.send_replace(Arc::new(OutboundPolicy::from_proto(&p)));
+            }
+            // Ask again next time.
+            cache.lock().expect("outbound policies lock").remove(&key);
+        });
+        Some(policy)
+    }
+
+    fn remember_none(&self, target: &str) {
+        self.cache.lock().expect("outbound policies lock").insert(
+            target.to_string(),
+            Entry::None(tokio::time::Instant::now() + NEGATIVE_TTL),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weighted_choice_table() {
+        let backends = vec![(90, "v1".to_string()), (10, "v2".to_string())];
+        for (r, want) in [(0, "v1"), (89, "v1"), (90, "v2"), (99, "v2")] {
+            assert_eq!(pick_backend(&backends, |_| r), Some(want), "r={r}");
+        }
+        assert_eq!(pick_backend(&[(0, "x".into())], |_| 0), None);
+        assert_eq!(pick_backend(&[], |_| 0), None);
+    }
+}
