@@ -174,9 +174,40 @@ fn http_route(r: &RouteRef, route: &OutboundRoute) -> proto::HttpRoute {
                     request: duration(t),
                     ..Default::default()
                 }),
+                retry: rule.retry.as_ref().map(retry),
                 ..Default::default()
             })
             .collect(),
+    }
+}
+
+/// Linkerd's retry annotations in the API's terms (5xx when no statuses).
+fn retry(r: &RouteRetry) -> proto::http_route::Retry {
+    use proto::http_route::retry::{Conditions, conditions::StatusRange};
+    let ranges = if r.statuses.is_empty() {
+        vec![(500, 599)]
+    } else {
+        r.statuses.clone()
+    };
+    proto::http_route::Retry {
+        max_retries: r.limit,
+        max_request_bytes: 64 * 1024,
+        conditions: Some(Conditions {
+            status_ranges: ranges
+                .into_iter()
+                .map(|(start, end)| StatusRange {
+                    start: start.into(),
+                    end: end.into(),
+                })
+                .collect(),
+        }),
+        timeout: r.timeout.and_then(duration),
+        backoff: Some(proto::ExponentialBackoff {
+            min_backoff: duration(Duration::from_millis(25)),
+            max_backoff: duration(Duration::from_millis(250)),
+            jitter_ratio: 1.0,
+            respect_retry_after_hint: false,
+        }),
     }
 }
 

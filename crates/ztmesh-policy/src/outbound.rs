@@ -38,8 +38,98 @@ pub struct OutboundRoute {
 pub struct OutboundRule {
     pub matches: Vec<HttpRouteMatch>,
     pub backends: Vec<Backend>,
-    /// HTTPRoute `timeouts.request`.
+    /// HTTPRoute `timeouts.request`, else the `timeout.linkerd.io/request`
+    /// (or `/response`) annotation.
     pub request_timeout: Option<Duration>,
+    /// The route's `retry.linkerd.io/*` annotations.
+    pub retry: Option<RouteRetry>,
+}
+
+/// Retries an HTTPRoute's annotations ask for (they have no budget).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouteRetry {
+    /// `retry.linkerd.io/limit` (default 1).
+    pub limit: u32,
+    /// `retry.linkerd.io/timeout`: each try's own timeout.
+    pub timeout: Option<Duration>,
+    /// `retry.linkerd.io/http`: status ranges to retry (`5xx`,
+    /// `gateway-error`, `429`, `500-504`); empty means 5xx.
+    pub statuses: Vec<(u16, u16)>,
+}
+
+/// Linkerd's `retry.linkerd.io/*` annotations on an HTTPRoute.
+pub fn http_retry(annotations: &BTreeMap<String, String>) -> Result<Option<RouteRetry>, String> {
+    let limit = annotations
+        .get("retry.linkerd.io/limit")
+        .map(|v| {
+            v.trim()
+                .parse::<u16>()
+                .map_err(|_| format!("retry.linkerd.io/limit: {v:?} is not a count"))
+        })
+        .transpose()?
+        .filter(|v| *v != 0);
+    let timeout = annotations
+        .get("retry.linkerd.io/timeout")
+        .map(|v| {
+            ztmesh_resources::duration::parse(v.trim())
+                .map_err(|e| format!("retry.linkerd.io/timeout: {e}"))
+        })
+        .transpose()?
+        .filter(|d| !d.is_zero());
+    let code = |s: &str| {
+        s.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|c| (100..600).contains(c))
+    };
+    let statuses = annotations
+        .get("retry.linkerd.io/http")
+        .map(|v| {
+            v.split(',')
+                .map(|cond| {
+                    let cond = cond.trim();
+                    if cond.eq_ignore_ascii_case("5xx") {
+                        return Ok((500, 599));
+                    }
+                    if cond.eq_ignore_ascii_case("gateway-error") {
+                        return Ok((502, 504));
+                    }
+                    if let Some(c) = code(cond) {
+                        return Ok((c, c));
+                    }
+                    if let Some((a, b)) = cond.split_once('-')
+                        && let (Some(a), Some(b)) = (code(a), code(b))
+                        && a <= b
+                    {
+                        return Ok((a, b));
+                    }
+                    Err(format!("retry.linkerd.io/http: {cond:?} is not a retry condition (5xx, gateway-error, a status, or a range)"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    if limit.is_none() && timeout.is_none() && statuses.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(RouteRetry {
+        limit: limit.map(u32::from).unwrap_or(1),
+        timeout,
+        statuses: statuses.unwrap_or_default(),
+    }))
+}
+
+/// `timeout.linkerd.io/request` (else `/response`) on an HTTPRoute.
+pub fn timeout_annotation(
+    annotations: &BTreeMap<String, String>,
+) -> Result<Option<Duration>, String> {
+    for key in ["timeout.linkerd.io/request", "timeout.linkerd.io/response"] {
+        if let Some(v) = annotations.get(key) {
+            return ztmesh_resources::duration::parse(v.trim())
+                .map(Some)
+                .map_err(|e| format!("{key}: {e}"));
+        }
+    }
+    Ok(None)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -187,6 +277,21 @@ impl OutboundIndex {
         let mut http_routes: Vec<(RouteRef, OutboundRoute)> = routes
             .into_iter()
             .map(|((route_ns, group, route_name), r)| {
+                let annotations: BTreeMap<String, String> = r
+                    .metadata
+                    .annotations
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect();
+                let retry = http_retry(&annotations).unwrap_or_else(|error| {
+                    tracing::warn!(namespace = ns, httproute = %route_name, %error, "retry annotations ignored");
+                    None
+                });
+                let annotated_timeout = timeout_annotation(&annotations).unwrap_or_else(|error| {
+                    tracing::warn!(namespace = ns, httproute = %route_name, %error, "timeout annotations ignored");
+                    None
+                });
                 let rules = r
                     .spec
                     .rules
@@ -219,7 +324,9 @@ impl OutboundIndex {
                             .timeouts
                             .as_ref()
                             .and_then(|t| t.request.as_deref())
-                            .and_then(|t| ztmesh_resources::duration::parse(t).ok()),
+                            .and_then(|t| ztmesh_resources::duration::parse(t).ok())
+                            .or(annotated_timeout),
+                        retry: retry.clone(),
                     })
                     .collect();
                 (
@@ -244,6 +351,7 @@ impl OutboundIndex {
                         matches: vec![match_all()],
                         backends: vec![parent.clone()],
                         request_timeout: None,
+                        retry: None,
                     }],
                 },
             ));
@@ -413,4 +521,87 @@ pub fn failure_accrual(
         max_penalty,
         jitter,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn retry_annotations_table() {
+        let retry = |limit, timeout, statuses| {
+            Some(RouteRetry {
+                limit,
+                timeout,
+                statuses,
+            })
+        };
+        let cases: Vec<(Vec<(&str, &str)>, Result<Option<RouteRetry>, &str>)> = vec![
+            (vec![], Ok(None)),
+            (
+                vec![("retry.linkerd.io/http", "5xx")],
+                Ok(retry(1, None, vec![(500, 599)])),
+            ),
+            (
+                vec![
+                    ("retry.linkerd.io/http", "gateway-error,429,500-502"),
+                    ("retry.linkerd.io/limit", "3"),
+                    ("retry.linkerd.io/timeout", "300ms"),
+                ],
+                Ok(retry(
+                    3,
+                    Some(Duration::from_millis(300)),
+                    vec![(502, 504), (429, 429), (500, 502)],
+                )),
+            ),
+            (
+                vec![("retry.linkerd.io/limit", "2")],
+                Ok(retry(2, None, vec![])),
+            ),
+            (
+                vec![("retry.linkerd.io/http", "4xx")],
+                Err("retry.linkerd.io/http"),
+            ),
+            (
+                vec![("retry.linkerd.io/http", "504-500")],
+                Err("not a retry condition"),
+            ),
+            (vec![("retry.linkerd.io/limit", "lots")], Err("not a count")),
+            (
+                vec![("retry.linkerd.io/timeout", "soon")],
+                Err("retry.linkerd.io/timeout"),
+            ),
+        ];
+        for (pairs, want) in cases {
+            let got = http_retry(&ann(&pairs));
+            match want {
+                Ok(w) => assert_eq!(got, Ok(w), "{pairs:?}"),
+                Err(needle) => {
+                    let e = got.unwrap_err();
+                    assert!(e.contains(needle), "{pairs:?}: {e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn timeout_annotations() {
+        assert_eq!(
+            timeout_annotation(&ann(&[("timeout.linkerd.io/request", "2s")])),
+            Ok(Some(Duration::from_secs(2)))
+        );
+        assert_eq!(
+            timeout_annotation(&ann(&[("timeout.linkerd.io/response", "750ms")])),
+            Ok(Some(Duration::from_millis(750)))
+        );
+        assert!(timeout_annotation(&ann(&[("timeout.linkerd.io/request", "x")])).is_err());
+        assert_eq!(timeout_annotation(&ann(&[])), Ok(None));
+    }
 }

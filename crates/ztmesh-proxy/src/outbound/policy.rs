@@ -47,6 +47,16 @@ pub struct PolicyRule {
     /// (weight, `svc.ns.svc.cluster.local:port`)
     pub backends: Vec<(u32, String)>,
     pub timeout: Option<Duration>,
+    pub retry: Option<RuleRetry>,
+}
+
+/// An HTTPRoute rule's retries (Linkerd's `retry.linkerd.io/*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleRetry {
+    pub limit: u32,
+    pub timeout: Option<Duration>,
+    /// Status ranges to retry; connection failures always are.
+    pub statuses: Vec<(u16, u16)>,
 }
 
 fn duration(d: Option<prost_types::Duration>) -> Option<Duration> {
@@ -168,6 +178,23 @@ fn rule_from_proto(rule: &proto::http_route::Rule, route: &str) -> PolicyRule {
             .collect(),
         backends,
         timeout: duration(rule.timeouts.as_ref().and_then(|t| t.request)),
+        retry: rule.retry.as_ref().map(|r| RuleRetry {
+            limit: r.max_retries.min(100),
+            timeout: duration(r.timeout),
+            statuses: match r.conditions.as_ref() {
+                Some(c) if !c.status_ranges.is_empty() => c
+                    .status_ranges
+                    .iter()
+                    .map(|s| {
+                        (
+                            u16::try_from(s.start).unwrap_or(u16::MAX),
+                            u16::try_from(s.end).unwrap_or(u16::MAX),
+                        )
+                    })
+                    .collect(),
+                _ => vec![(500, 599)],
+            },
+        }),
     }
 }
 

@@ -9,6 +9,9 @@
 //!   route classes as failures (5xx by default), while the profile's retry
 //!   budget allows", with jittered exponential backoff between attempts and
 //!   at most [`MAX_ATTEMPTS`] in all.
+//! - HTTPRoute rules retry as their `retry.linkerd.io/*` annotations say
+//!   (a limit, statuses, a per-try timeout; no budget) and are bounded by
+//!   `timeouts.request` / `timeout.linkerd.io/request`.
 
 use super::discover::Resolution;
 use super::http::HttpOutbound;
@@ -68,12 +71,46 @@ async fn tries(call: &RouteCall<'_>, req: Request<Body>) -> Response<Body> {
         authority,
         cache,
     } = *call;
-    let replayable = route.retryable
-        && req
-            .body()
-            .size_hint()
-            .upper()
-            .is_some_and(|n| n <= MAX_REPLAY_BODY);
+    if !route.retryable {
+        return out.attempt(resolution, req, authority, cache).await;
+    }
+    let plan = RetryPlan {
+        max_attempts: MAX_ATTEMPTS,
+        per_try: None,
+        retry_on: &|rsp: &Response<Body>| route.is_failure(rsp.status().as_u16()),
+        budget: profile.budget.as_deref(),
+        route: &route.name,
+    };
+    retry(out, resolution, req, authority, cache, plan).await
+}
+
+/// How a route retries.
+struct RetryPlan<'a> {
+    max_attempts: u32,
+    /// Each try's own timeout (504 counts as a failure to retry).
+    per_try: Option<std::time::Duration>,
+    retry_on: &'a (dyn Fn(&Response<Body>) -> bool + Sync),
+    /// None: bounded by `max_attempts` alone.
+    budget: Option<&'a super::retry::RetryBudget>,
+    route: &'a str,
+}
+
+/// Sends `req` until it succeeds, the plan's attempts run out, or the
+/// budget refuses, backing off between tries; a body too large to replay
+/// is sent once.
+async fn retry(
+    out: &HttpOutbound,
+    resolution: &Resolution,
+    req: Request<Body>,
+    authority: &str,
+    cache: &StatsCache,
+    plan: RetryPlan<'_>,
+) -> Response<Body> {
+    let replayable = req
+        .body()
+        .size_hint()
+        .upper()
+        .is_some_and(|n| n <= MAX_REPLAY_BODY);
     if !replayable {
         return out.attempt(resolution, req, authority, cache).await;
     }
@@ -100,20 +137,18 @@ async fn tries(call: &RouteCall<'_>, req: Request<Body>) -> Response<Body> {
     };
     let mut attempt = 1;
     loop {
-        let rsp = out
-            .attempt(resolution, copy(body.clone()), authority, cache)
-            .await;
-        if !route.is_failure(rsp.status().as_u16()) || attempt >= MAX_ATTEMPTS {
+        let once = out.attempt(resolution, copy(body.clone()), authority, cache);
+        let rsp = within(plan.per_try, once, out, authority, plan.route).await;
+        if !(plan.retry_on)(&rsp) || attempt >= plan.max_attempts {
             return rsp;
         }
-        let allowed = profile.budget.as_ref().is_none_or(|b| b.try_withdraw());
-        if !allowed {
+        if plan.budget.is_some_and(|b| !b.try_withdraw()) {
             out.route_metrics
-                .record(RouteEvent::BudgetExhausted, authority, &route.name);
+                .record(RouteEvent::BudgetExhausted, authority, plan.route);
             return rsp;
         }
         out.route_metrics
-            .record(RouteEvent::Retry, authority, &route.name);
+            .record(RouteEvent::Retry, authority, plan.route);
         tokio::time::sleep(backoff(attempt, fastrand::f64())).await;
         attempt += 1;
     }
@@ -155,8 +190,27 @@ pub async fn send_rule(call: RuleCall<'_>, req: Request<Body>) -> Response<Body>
             Err(e) => return proxy_error(discovery_status(&e), e.to_string()),
         },
     };
-    let attempt = out.attempt(resolution, req, authority, cache);
-    let rsp = within(rule.timeout, attempt, out, authority, route).await;
+    let send = async {
+        match &rule.retry {
+            None => out.attempt(resolution, req, authority, cache).await,
+            Some(r) => {
+                // "Retry annotations have no budget: the limit bounds them."
+                let plan = RetryPlan {
+                    max_attempts: 1 + r.limit,
+                    per_try: r.timeout,
+                    retry_on: &|rsp: &Response<Body>| {
+                        let s = rsp.status().as_u16();
+                        r.statuses.iter().any(|(a, b)| (*a..=*b).contains(&s))
+                            || rsp.headers().contains_key("l5d-proxy-error")
+                    },
+                    budget: None,
+                    route,
+                };
+                retry(out, resolution, req, authority, cache, plan).await
+            }
+        }
+    };
+    let rsp = within(rule.timeout, send, out, authority, route).await;
     let status = rsp.status().as_u16();
     metrics.response(authority, route, status, status >= 500);
     rsp
