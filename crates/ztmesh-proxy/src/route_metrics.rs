@@ -52,7 +52,7 @@ pub struct RouteMetrics {
 fn labels(dst: &str, route: &str) -> String {
     let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     format!(
-        "direction=\"outbound\",dst=\"{}\",route=\"{}\"",
+        "direction=\"outbound\",dst=\"{}\",route_name=\"{}\"",
         esc(dst),
         esc(route)
     )

@@ -98,7 +98,7 @@ fn counter(metrics: &str, family: &str, route: &str) -> f64 {
     metrics
         .lines()
         .filter(|l| {
-            l.starts_with(&format!("{family}{{")) && l.contains(&format!("route=\"{route}\""))
+            l.starts_with(&format!("{family}{{")) && l.contains(&format!("route_name=\"{route}\""))
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
