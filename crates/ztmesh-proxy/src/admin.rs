@@ -86,6 +86,7 @@ impl Admin {
                 self.tcp.encode(&mut out);
                 self.authz.encode(&mut out);
                 self.routes.encode(&mut out);
+                crate::process_metrics::encode(&mut out);
                 Response::builder()
                     .header("content-type", "text/plain; version=0.0.4")
                     .body(Full::new(Bytes::from(out)))

@@ -33,6 +33,7 @@ pub mod orig_dst;
 pub mod orig_proto;
 pub mod outbound;
 pub mod prefixed;
+pub mod process_metrics;
 pub mod proxy_config;
 pub mod route_metrics;
 pub mod run;

@@ -134,12 +134,22 @@ pub struct HttpMetrics {
     by_labels: Mutex<BTreeMap<String, Arc<RequestStats>>>,
 }
 
+/// Linkerd's `response_latency_ms` bucket bounds, in milliseconds.
+pub const LATENCY_BUCKETS_MS: [u64; 25] = [
+    1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500, 1_000, 2_000, 3_000, 4_000, 5_000,
+    10_000, 20_000, 30_000, 40_000, 50_000,
+];
+
 /// The counters of one label set.
 #[derive(Debug, Default)]
 pub struct RequestStats {
     requests: AtomicU64,
     /// By status code.
     responses: Mutex<BTreeMap<u16, u64>>,
+    /// Time to the response head: per bucket (not cumulative), then the
+    /// sum in microseconds and the count.
+    latency: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
+    latency_sum_us: AtomicU64,
 }
 
 impl RequestStats {
@@ -147,13 +157,21 @@ impl RequestStats {
         self.requests.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn response(&self, status: u16) {
+    /// A response, `latency` after its request arrived.
+    pub fn response(&self, status: u16, latency: std::time::Duration) {
         *self
             .responses
             .lock()
             .expect("metrics lock")
             .entry(status)
             .or_default() += 1;
+        let us = latency.as_micros() as u64;
+        let bucket = LATENCY_BUCKETS_MS
+            .iter()
+            .position(|b| us <= b * 1000)
+            .unwrap_or(LATENCY_BUCKETS_MS.len());
+        self.latency[bucket].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us.fetch_add(us, Ordering::Relaxed);
     }
 }
 
@@ -188,6 +206,28 @@ impl HttpMetrics {
         for (labels, stats) in by_labels.iter() {
             let n = stats.requests.load(Ordering::Relaxed);
             let _ = writeln!(out, "request_total{{{labels}}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP response_latency_ms Elapsed times between a request's headers being received and its response stream completing.\n# TYPE response_latency_ms histogram"
+        );
+        for (labels, stats) in by_labels.iter() {
+            let mut cumulative = 0;
+            for (i, bound) in LATENCY_BUCKETS_MS.iter().enumerate() {
+                cumulative += stats.latency[i].load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "response_latency_ms_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            cumulative += stats.latency[LATENCY_BUCKETS_MS.len()].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "response_latency_ms_bucket{{{labels},le=\"+Inf\"}} {cumulative}"
+            );
+            let sum_ms = stats.latency_sum_us.load(Ordering::Relaxed) as f64 / 1000.0;
+            let _ = writeln!(out, "response_latency_ms_sum{{{labels}}} {sum_ms}");
+            let _ = writeln!(out, "response_latency_ms_count{{{labels}}} {cumulative}");
         }
         let _ = writeln!(
             out,

@@ -234,5 +234,47 @@ async fn webapp_reaches_authors_over_mtls() {
         a_metrics.contains(&format!("tcp_open_total{{direction=\"outbound\",peer=\"dst\",{target},tls=\"true\",server_id=\"{AUTHORS}\"}} 2")),
         "{a_metrics}"
     );
+    // Debian's promtool parses both and finds nothing to say but the
+    // abbreviated units Linkerd's `_ms` family names force.
+    for metrics in [&a_metrics, &b_metrics] {
+        let body = metrics
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .unwrap_or(metrics);
+        assert!(body.contains("response_latency_ms_bucket{"), "{body}");
+        assert!(body.contains("process_resident_memory_bytes "), "{body}");
+        let problems = promtool_problems(body);
+        assert!(problems.is_empty(), "promtool: {problems:?}");
+    }
     drop(controller.output());
+}
+
+/// `promtool check metrics` on `text`: its findings, less the
+/// abbreviated-unit ones.
+fn promtool_problems(text: &str) -> Vec<String> {
+    use std::io::Write;
+    require_tool("promtool");
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    all.lines()
+        .filter(|l| !l.trim().is_empty() && !l.contains("abbreviated unit"))
+        .map(String::from)
+        .collect()
 }

@@ -134,6 +134,7 @@ where
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let (clients, metrics, tls) = (clients.clone(), metrics.clone(), tls.clone());
         let (cache, authz) = (cache.clone(), authz.clone());
+        let started = tokio::time::Instant::now();
         async move {
             let authority = req
                 .uri()
@@ -149,7 +150,7 @@ where
             let counters = cache.get(&metrics, "inbound", &authority, target, &tls);
             counters.request();
             if let Some(denied) = authz.check_request(&req) {
-                counters.response(denied.status().as_u16());
+                counters.response(denied.status().as_u16(), started.elapsed());
                 return Ok(denied);
             }
             let path = req
@@ -182,7 +183,7 @@ where
                     format!("the application at {target} failed: {error}"),
                 ),
             };
-            counters.response(rsp.status().as_u16());
+            counters.response(rsp.status().as_u16(), started.elapsed());
             Ok::<_, std::convert::Infallible>(rsp)
         }
     });

@@ -189,6 +189,7 @@ impl HttpOutbound {
         authority: &str,
         cache: &StatsCache,
     ) -> Response<Body> {
+        let started = tokio::time::Instant::now();
         // Failure accrual: endpoints serving a penalty are left out.
         let available: Vec<Endpoint>;
         let endpoints: &[Endpoint] = match &resolution.accrual {
@@ -265,7 +266,7 @@ impl HttpOutbound {
                 )
             }
         };
-        counters.response(rsp.status().as_u16());
+        counters.response(rsp.status().as_u16(), started.elapsed());
         if let Some(config) = &resolution.accrual
             && let Some(penalty) = self.accrual.record(
                 endpoint.addr,
