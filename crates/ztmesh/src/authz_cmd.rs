@@ -61,7 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("port {port}: the policy is invalid: {e}"))?;
         rows.extend(policy_rows(*port, &policy));
     }
-    print_table(&rows);
+    crate::table::print(&rows);
     Ok(())
 }
 
@@ -133,23 +133,6 @@ fn networks(a: &Authorization) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn print_table(rows: &[[String; 7]]) {
-    let mut widths = [0usize; 7];
-    for r in rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    for r in rows {
-        let line: Vec<String> = r
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("{}", line.join("  ").trim_end());
-    }
 }
 
 fn from_manifests(

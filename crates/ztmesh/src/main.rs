@@ -18,7 +18,9 @@ mod diagnose_policy;
 mod identity;
 mod install;
 mod proxy_init;
+mod table;
 mod token;
+mod viz;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -49,6 +51,9 @@ enum Command {
     /// Obtain or inspect workload certificates by hand (debugging).
     #[command(subcommand)]
     Identity(identity::Command),
+    /// What the mesh's traffic looks like, from the proxies' metrics.
+    #[command(subcommand)]
+    Viz(VizCommand),
     /// The servers, routes and authorizations that apply to a workload, as a table.
     Authz(authz_cmd::Args),
     /// Ask the control plane what it tells proxies (inbound policy), or
@@ -68,6 +73,13 @@ enum Command {
     /// WebSocket, TCP echo), to put in the mesh and check every protocol.
     #[command(subcommand)]
     App(app::Command),
+}
+
+#[derive(Subcommand)]
+enum VizCommand {
+    /// Per workload: meshed, success rate, requests/s, p50/p95/p99 latency,
+    /// share of mTLS, open connections, observed over a window.
+    Stat(viz::stat::StatArgs),
 }
 
 /// Parses durations as linkerd2-proxy does: `500ms`, `10s`, `5m`, `24h`, `7d`.
@@ -100,6 +112,7 @@ fn main() -> ExitCode {
         Command::Identity(cmd) => identity::run(cmd),
         Command::Diagnose(cmd) => diagnose::run(cmd),
         Command::Authz(args) => authz_cmd::run(args),
+        Command::Viz(VizCommand::Stat(args)) => viz::run_stat(args),
         Command::Demo(args) => demo::run(args),
         Command::Proxy => unreachable!("handled before logging is set up"),
         Command::ProxyInit(args) => proxy_init::run(args),

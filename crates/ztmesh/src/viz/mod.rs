@@ -1,0 +1,17 @@
+//! `ztmesh viz`: what the mesh's traffic looks like, from the proxies' own
+//! metrics.
+//!
+//! - [`scrape`]: Prometheus text exposition, parsed into samples, and
+//!   fetched from a proxy's admin port;
+//! - [`stat`]: per workload, from two scrapes a window apart: meshed,
+//!   success rate, requests per second, p50 / p95 / p99 latency, share of
+//!   mTLS, open connections (the seeds' mesh status table).
+//!
+//! Workloads and their addresses come from the manifests directory (the
+//! controller's view); each workload's proxy is scraped at its own address
+//! on the admin port, as Linkerd's injector exposes it (0.0.0.0:4191).
+
+pub mod scrape;
+pub mod stat;
+
+pub use stat::run_stat;
