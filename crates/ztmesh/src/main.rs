@@ -80,6 +80,12 @@ enum VizCommand {
     /// Per workload: meshed, success rate, requests/s, p50/p95/p99 latency,
     /// share of mTLS, open connections, observed over a window.
     Stat(viz::stat::StatArgs),
+    /// Per route, client side: requests, success rate, retries, timeouts,
+    /// retries refused by the budget (since each proxy started).
+    Routes(viz::stat::SnapshotArgs),
+    /// Who connected to whom: client and server identities, secured (mTLS)
+    /// or why not.
+    Edges(viz::stat::SnapshotArgs),
 }
 
 /// Parses durations as linkerd2-proxy does: `500ms`, `10s`, `5m`, `24h`, `7d`.
@@ -113,6 +119,8 @@ fn main() -> ExitCode {
         Command::Diagnose(cmd) => diagnose::run(cmd),
         Command::Authz(args) => authz_cmd::run(args),
         Command::Viz(VizCommand::Stat(args)) => viz::run_stat(args),
+        Command::Viz(VizCommand::Routes(args)) => viz::run_routes(args),
+        Command::Viz(VizCommand::Edges(args)) => viz::run_edges(args),
         Command::Demo(args) => demo::run(args),
         Command::Proxy => unreachable!("handled before logging is set up"),
         Command::ProxyInit(args) => proxy_init::run(args),

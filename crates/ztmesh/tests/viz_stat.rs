@@ -9,6 +9,7 @@ use support::*;
 
 const AUTHORS: &str = "127.0.7.2";
 const NOBODY: &str = "127.0.7.3";
+const WEBAPP: &str = "127.0.7.4";
 
 fn manifests() -> String {
     let wl = |name: &str, ip: &str| {
@@ -16,7 +17,27 @@ fn manifests() -> String {
             "apiVersion: workload.linkerd.io/v1beta1\nkind: ExternalWorkload\nmetadata: {{name: {name}, namespace: booksapp, labels: {{app: {name}}}, annotations: {{config.ztmesh.io/proxy-mode: explicit}}}}\nspec:\n  meshTLS: {{identity: {name}.booksapp.serviceaccount.identity.linkerd.cluster.local, serverName: {name}.booksapp.serviceaccount.identity.linkerd.cluster.local}}\n  workloadIPs: [{{ip: {ip}}}]\n  ports: [{{port: 18400, name: http}}]\n"
         )
     };
-    format!("{}---\n{}", wl("authors", AUTHORS), wl("nobody", NOBODY))
+    let service = "apiVersion: v1\nkind: Service\nmetadata: {name: authors, namespace: booksapp}\nspec: {selector: {app: authors}, ports: [{port: 7001, targetPort: 18400}]}\n";
+    let profile = "apiVersion: linkerd.io/v1alpha2\nkind: ServiceProfile\nmetadata: {name: authors.booksapp.svc.cluster.local, namespace: booksapp}\nspec:\n  routes:\n    - name: GET /authors.json\n      condition: {method: GET, pathRegex: /authors.json}\n      timeout: 5s\n";
+    [
+        wl("authors", AUTHORS),
+        wl("nobody", NOBODY),
+        wl("webapp", WEBAPP),
+        service.to_string(),
+        profile.to_string(),
+    ]
+    .join("---\n")
+}
+
+/// GET through webapp's proxy (mTLS to authors), absolute-form.
+fn through_webapp(path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(format!("{WEBAPP}:4140")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET http://authors.booksapp.svc.cluster.local:7001{path} HTTP/1.1\r\nHost: authors.booksapp.svc.cluster.local:7001\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
 }
 
 #[test]
@@ -91,4 +112,74 @@ fn stat_shows_rates_success_and_latency_per_workload() {
     assert_eq!(authors[8], "0.00%", "plaintext clients: {out}");
     let nobody = row("externalworkload/nobody");
     assert_eq!(nobody[2], "no", "{out}");
+
+    // A meshed client: routes and edges.
+    let _webapp = explicit_proxy(
+        &mesh.control_plane(),
+        "webapp.booksapp.serviceaccount.identity.linkerd.cluster.local",
+        &mesh.token("booksapp", "webapp"),
+        &format!("{WEBAPP}:9"),
+        &[],
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !through_webapp("/authors.json").starts_with("HTTP/1.1 200") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "webapp never reached authors"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for _ in 0..4 {
+        assert!(through_webapp("/authors.json").starts_with("HTTP/1.1 200"));
+    }
+    let routes = run_ok(
+        ztmesh()
+            .args(["viz", "routes", "-n", "booksapp", "--manifests"])
+            .arg(&mesh.manifests),
+    );
+    let route = routes
+        .lines()
+        .find(|l| l.contains("GET /authors.json"))
+        .unwrap_or_else(|| panic!("no route row:\n{routes}"));
+    let cells: Vec<&str> = route
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(cells[0], "booksapp/externalworkload/webapp", "{routes}");
+    assert_eq!(&cells[3..5], ["5", "100.00%"], "{routes}");
+    let edges = run_ok(
+        ztmesh()
+            .args(["viz", "edges", "-n", "booksapp", "--manifests"])
+            .arg(&mesh.manifests),
+    );
+    let has = |a: &str, b: &str, secured: &str| {
+        edges
+            .lines()
+            .any(|l| l.starts_with(a) && l.contains(b) && l.ends_with(secured))
+    };
+    assert!(
+        has(
+            "webapp.booksapp.serviceaccount.identity.linkerd.cluster.local",
+            "booksapp/externalworkload/authors",
+            "yes (mTLS)"
+        ),
+        "{edges}"
+    );
+    assert!(
+        has(
+            "booksapp/externalworkload/webapp",
+            "authors.booksapp.serviceaccount.identity.linkerd.cluster.local",
+            "yes (mTLS)"
+        ),
+        "{edges}"
+    );
+    assert!(
+        has(
+            "(unmeshed client)",
+            "booksapp/externalworkload/authors",
+            "no: no_tls_from_remote"
+        ),
+        "{edges}"
+    );
 }

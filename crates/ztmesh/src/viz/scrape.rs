@@ -103,6 +103,19 @@ pub async fn fetch(addr: std::net::SocketAddr, timeout: Duration) -> anyhow::Res
     Ok(body.to_string())
 }
 
+/// A sample, for tests.
+#[cfg(test)]
+pub fn sample(name: &str, labels: &[(&str, &str)], value: f64) -> Sample {
+    Sample {
+        name: name.into(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        value,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -136,54 +136,126 @@ pub fn compute(before: &[Sample], after: &[Sample], window: Duration) -> Workloa
     }
 }
 
-pub fn run_stat(args: StatArgs) -> anyhow::Result<()> {
-    let (index, _) =
-        crate::diagnose_policy::policy_index(&args.manifests, r#"{"ns":"-","pod":"-"}"#)?;
+/// (namespace, name, admin address) of every workload with an address.
+fn workloads(
+    manifests: &std::path::Path,
+    namespace: Option<&str>,
+    admin_port: u16,
+) -> anyhow::Result<Vec<(String, String, SocketAddr)>> {
+    let (index, _) = crate::diagnose_policy::policy_index(manifests, r#"{"ns":"-","pod":"-"}"#)?;
     let mut workloads: Vec<(String, String, SocketAddr)> = index
         .workloads()
-        .filter(|(ns, _, _)| args.namespace.as_deref().is_none_or(|n| n == *ns))
+        .filter(|(ns, _, _)| namespace.is_none_or(|n| n == *ns))
         .filter_map(|(ns, wref, wl)| {
             let name = match wref {
                 ztmesh_policy::WorkloadRef::Pod(n) => n.clone(),
                 ztmesh_policy::WorkloadRef::External(n) => format!("externalworkload/{n}"),
             };
             let ip = *wl.ips.first()?;
-            Some((ns.to_string(), name, SocketAddr::new(ip, args.admin_port)))
+            Some((ns.to_string(), name, SocketAddr::new(ip, admin_port)))
         })
         .collect();
     workloads.sort();
     if workloads.is_empty() {
-        anyhow::bail!(
-            "no workloads with addresses in {}",
-            args.manifests.display()
-        );
+        anyhow::bail!("no workloads with addresses in {}", manifests.display());
     }
+    Ok(workloads)
+}
+
+/// One scrape of every workload's proxy (None: no proxy answered).
+fn scrape_all(
+    workloads: &[(String, String, SocketAddr)],
+) -> anyhow::Result<Vec<Option<Vec<Sample>>>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let scrape_all = |workloads: &[(String, String, SocketAddr)]| {
-        let addrs: Vec<SocketAddr> = workloads.iter().map(|w| w.2).collect();
-        async move {
-            let mut out = Vec::new();
-            for addr in addrs {
-                out.push(
-                    fetch(addr, Duration::from_secs(2))
-                        .await
-                        .ok()
-                        .map(|t| parse(&t)),
-                );
-            }
-            out
+    Ok(runtime.block_on(async {
+        let mut out = Vec::new();
+        for (_, _, addr) in workloads {
+            out.push(
+                fetch(*addr, Duration::from_secs(2))
+                    .await
+                    .ok()
+                    .map(|t| parse(&t)),
+            );
         }
-    };
+        out
+    }))
+}
+
+/// Arguments of `viz routes` and `viz edges`.
+#[derive(clap::Args)]
+pub struct SnapshotArgs {
+    /// Only this namespace.
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
+    /// The manifests directory the controller reads (workloads and their addresses).
+    #[arg(long)]
+    manifests: PathBuf,
+    /// The proxies' admin port.
+    #[arg(long, default_value_t = 4191)]
+    admin_port: u16,
+}
+
+pub fn run_routes(args: SnapshotArgs) -> anyhow::Result<()> {
+    let workloads = workloads(&args.manifests, args.namespace.as_deref(), args.admin_port)?;
+    let scraped = scrape_all(&workloads)?;
+    let mut rows = vec![
+        [
+            "FROM",
+            "DST",
+            "ROUTE",
+            "REQUESTS",
+            "SUCCESS",
+            "RETRIES",
+            "TIMEOUTS",
+            "BUDGET_EXHAUSTED",
+        ]
+        .map(String::from),
+    ];
+    for ((ns, name, _), samples) in workloads.iter().zip(&scraped) {
+        for r in super::routes::route_rows(samples.as_deref().unwrap_or_default()) {
+            let [dst, route, req, ok, retries, timeouts, exhausted] = r;
+            rows.push([
+                format!("{ns}/{name}"),
+                dst,
+                route,
+                req,
+                ok,
+                retries,
+                timeouts,
+                exhausted,
+            ]);
+        }
+    }
+    crate::table::print(&rows);
+    Ok(())
+}
+
+pub fn run_edges(args: SnapshotArgs) -> anyhow::Result<()> {
+    let workloads = workloads(&args.manifests, args.namespace.as_deref(), args.admin_port)?;
+    let scraped = scrape_all(&workloads)?;
+    let mut rows = vec![["SRC", "DST", "TARGET", "SECURED"].map(String::from)];
+    for ((ns, name, _), samples) in workloads.iter().zip(&scraped) {
+        rows.extend(super::routes::edge_rows(
+            &format!("{ns}/{name}"),
+            samples.as_deref().unwrap_or_default(),
+        ));
+    }
+    crate::table::print(&rows);
+    Ok(())
+}
+
+pub fn run_stat(args: StatArgs) -> anyhow::Result<()> {
+    let workloads = workloads(&args.manifests, args.namespace.as_deref(), args.admin_port)?;
     eprintln!(
         "observing {} workload(s) for {:?}...",
         workloads.len(),
         args.window
     );
-    let before = runtime.block_on(scrape_all(&workloads));
+    let before = scrape_all(&workloads)?;
     std::thread::sleep(args.window);
-    let after = runtime.block_on(scrape_all(&workloads));
+    let after = scrape_all(&workloads)?;
     let pct = |v: Option<f64>| {
         v.map(|v| format!("{:.2}%", v * 100.0))
             .unwrap_or("-".into())
@@ -238,17 +310,7 @@ pub fn run_stat(args: StatArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sample(name: &str, labels: &[(&str, &str)], value: f64) -> Sample {
-        Sample {
-            name: name.into(),
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            value,
-        }
-    }
+    use crate::viz::scrape::sample;
 
     #[test]
     fn quantiles_as_prometheus_computes_them() {
