@@ -150,11 +150,33 @@ pub struct RequestStats {
     /// sum in microseconds and the count.
     latency: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
     latency_sum_us: AtomicU64,
+    /// When a request last used this label set ([`now_ms`]).
+    last_used_ms: AtomicU64,
+}
+
+/// Label sets kept at most (authorities come from clients' Host headers:
+/// without a bound, a client could grow the proxy's memory at will).
+pub const MAX_SERIES: usize = 10_000;
+/// Label sets not used for this long are dropped from `/metrics`.
+pub const IDLE_EXPIRY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Milliseconds on `tokio::time`'s clock since the first call.
+fn now_ms() -> u64 {
+    static BASE: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+    BASE.get_or_init(tokio::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
 }
 
 impl RequestStats {
     pub fn request(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        self.last_used_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    fn idle(&self, now: u64) -> bool {
+        now.saturating_sub(self.last_used_ms.load(Ordering::Relaxed))
+            > IDLE_EXPIRY.as_millis() as u64
     }
 
     /// A response, `latency` after its request arrived.
@@ -189,16 +211,39 @@ impl HttpMetrics {
             escape(authority),
             tls_labels(tls)
         );
-        self.by_labels
-            .lock()
-            .expect("metrics lock")
-            .entry(labels)
-            .or_default()
-            .clone()
+        let mut map = self.by_labels.lock().expect("metrics lock");
+        if let Some(s) = map.get(&labels) {
+            return s.clone();
+        }
+        if map.len() >= MAX_SERIES {
+            // Bounded: idle label sets go first, then the least recently used.
+            let now = now_ms();
+            map.retain(|_, s| !s.idle(now));
+            if map.len() >= MAX_SERIES
+                && let Some(oldest) = map
+                    .iter()
+                    .min_by_key(|(_, s)| s.last_used_ms.load(Ordering::Relaxed))
+                    .map(|(k, _)| k.clone())
+            {
+                map.remove(&oldest);
+            }
+        }
+        let stats = Arc::new(RequestStats::default());
+        stats.last_used_ms.store(now_ms(), Ordering::Relaxed);
+        map.insert(labels, stats.clone());
+        stats
+    }
+
+    /// How many label sets are kept.
+    pub fn series(&self) -> usize {
+        self.by_labels.lock().expect("metrics lock").len()
     }
 
     pub fn encode(&self, out: &mut String) {
-        let by_labels = self.by_labels.lock().expect("metrics lock");
+        let mut by_labels = self.by_labels.lock().expect("metrics lock");
+        // Idle series expire.
+        let now = now_ms();
+        by_labels.retain(|_, s| !s.idle(now));
         let _ = writeln!(
             out,
             "# HELP request_total Total count of HTTP requests.\n# TYPE request_total counter"
@@ -285,5 +330,39 @@ pub fn tls_labels(tls: &TlsLabel) -> String {
         TlsLabel::NoIdentity { reason } => {
             format!("tls=\"no_identity\",no_tls_reason=\"{reason}\"")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn label_sets_are_bounded_and_idle_ones_expire() {
+        let m = HttpMetrics::default();
+        let target: std::net::SocketAddr = "10.0.0.1:80".parse().unwrap();
+        let tls = TlsLabel::NoIdentity {
+            reason: "no_tls_from_remote",
+        };
+        // A client making up a Host header per request.
+        for i in 0..MAX_SERIES + 500 {
+            m.stats("inbound", &format!("h{i}.example"), target, &tls)
+                .request();
+        }
+        assert_eq!(m.series(), MAX_SERIES);
+        // The newest survived; the oldest went.
+        let mut out = String::new();
+        m.encode(&mut out);
+        assert!(out.contains(&format!("authority=\"h{}.example\"", MAX_SERIES + 499)));
+        assert!(!out.contains("authority=\"h0.example\""));
+        // One keeps being used; after the idle expiry only it is left.
+        tokio::time::advance(IDLE_EXPIRY / 2).await;
+        let busy = m.stats("inbound", "busy.example", target, &tls);
+        tokio::time::advance(IDLE_EXPIRY / 2 + std::time::Duration::from_secs(1)).await;
+        busy.request();
+        let mut out = String::new();
+        m.encode(&mut out);
+        assert_eq!(m.series(), 1, "{}", &out[..out.len().min(500)]);
+        assert!(out.contains("authority=\"busy.example\""));
     }
 }

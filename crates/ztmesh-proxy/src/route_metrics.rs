@@ -49,6 +49,16 @@ pub struct RouteMetrics {
     responses: Mutex<BTreeMap<String, u64>>,
 }
 
+/// Counts one more for `key`; past [`crate::metrics::MAX_SERIES`] label
+/// sets (the authority comes from clients), new ones are not created.
+fn bump<K: Ord>(map: &mut BTreeMap<K, u64>, key: K) {
+    if let Some(n) = map.get_mut(&key) {
+        *n += 1;
+    } else if map.len() < crate::metrics::MAX_SERIES {
+        map.insert(key, 1);
+    }
+}
+
 fn labels(dst: &str, route: &str) -> String {
     let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     format!(
@@ -60,12 +70,10 @@ fn labels(dst: &str, route: &str) -> String {
 
 impl RouteMetrics {
     pub fn record(&self, event: RouteEvent, dst: &str, route: &str) {
-        *self
-            .events
-            .lock()
-            .expect("route metrics lock")
-            .entry((event, labels(dst, route)))
-            .or_default() += 1;
+        bump(
+            &mut self.events.lock().expect("route metrics lock"),
+            (event, labels(dst, route)),
+        );
     }
 
     pub fn response(&self, dst: &str, route: &str, status: u16, failure: bool) {
@@ -74,12 +82,7 @@ impl RouteMetrics {
             "{},status_code=\"{status}\",classification=\"{classification}\"",
             labels(dst, route)
         );
-        *self
-            .responses
-            .lock()
-            .expect("route metrics lock")
-            .entry(key)
-            .or_default() += 1;
+        bump(&mut self.responses.lock().expect("route metrics lock"), key);
     }
 
     /// Current count of one event (tests and the CLI read it).
