@@ -37,4 +37,5 @@ pub mod process_metrics;
 pub mod proxy_config;
 pub mod route_metrics;
 pub mod run;
+pub mod trace;
 pub mod transport_header;

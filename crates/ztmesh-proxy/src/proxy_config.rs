@@ -31,6 +31,9 @@ pub const PROFILE_NETWORKS: &str = "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS"
 pub const POLICY_ADDR: &str = "LINKERD2_PROXY_POLICY_SVC_ADDR";
 pub const POLICY_NAME: &str = "LINKERD2_PROXY_POLICY_SVC_NAME";
 pub const POLICY_WORKLOAD: &str = "LINKERD2_PROXY_POLICY_WORKLOAD";
+pub const TRACE_ADDR: &str = "LINKERD2_PROXY_TRACE_COLLECTOR_SVC_ADDR";
+pub const TRACE_NAME: &str = "LINKERD2_PROXY_TRACE_COLLECTOR_SVC_NAME";
+pub const TRACE_SAMPLE_RATE: &str = "ZTMESH_PROXY_TRACE_SAMPLE_RATE";
 
 /// Settings this proxy reads (the rest of `LINKERD2_PROXY_*` is warned about).
 const KNOWN: &[&str] = &[
@@ -62,6 +65,8 @@ const KNOWN: &[&str] = &[
     POLICY_ADDR,
     POLICY_NAME,
     POLICY_WORKLOAD,
+    TRACE_ADDR,
+    TRACE_NAME,
     "LINKERD2_PROXY_LOG",
 ];
 
@@ -105,6 +110,9 @@ pub struct ProxyConfig {
     /// The policy service (host:port, identity) and this workload's name
     /// for it (`{"ns":"…","pod":"…"}` or `ns:pod`).
     pub policy: Option<PolicyService>,
+    /// The OTLP trace collector (host:port, identity) and the share of
+    /// untraced requests that start a trace.
+    pub trace: Option<(String, String, f64)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -193,6 +201,31 @@ impl ProxyConfig {
             }
         };
         let destination_context = s.optional(DESTINATION_CONTEXT).unwrap_or_default();
+        let trace = match (s.optional(TRACE_ADDR), s.optional(TRACE_NAME)) {
+            (Some(addr), Some(name)) => {
+                let rate = match s
+                    .optional(TRACE_SAMPLE_RATE)
+                    .map(|r| r.trim().parse::<f64>())
+                {
+                    None => 0.0,
+                    Some(Ok(r)) if (0.0..=1.0).contains(&r) => r,
+                    Some(_) => {
+                        s.invalid(TRACE_SAMPLE_RATE, "not a fraction between 0 and 1");
+                        0.0
+                    }
+                };
+                Some((addr, name, rate))
+            }
+            (None, None) => None,
+            (Some(_), None) => {
+                s.required(TRACE_NAME);
+                None
+            }
+            (None, Some(_)) => {
+                s.required(TRACE_ADDR);
+                None
+            }
+        };
         let policy = match s.optional(POLICY_ADDR) {
             None => None,
             Some(addr) => match (s.required(POLICY_NAME), s.required(POLICY_WORKLOAD)) {
@@ -239,6 +272,7 @@ impl ProxyConfig {
                 opaque_ports,
                 profile_networks,
                 policy,
+                trace,
             },
             warnings,
         ))

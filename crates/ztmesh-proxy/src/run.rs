@@ -142,6 +142,22 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
             let _ = policy_ready_tx.send(true);
         });
     }
+    let tracer = match &config.trace {
+        Some((addr, name, rate)) => {
+            let channel = ztmesh_grpc::client::channel(ztmesh_grpc::client::ControlPlaneTarget {
+                addr: addr.clone(),
+                server_name: name.clone(),
+                roots: Some(roots.clone()),
+            })?;
+            tracing::info!(collector = %addr, sample_rate = rate, "exporting spans over OTLP");
+            Some(Arc::new(crate::trace::Tracer::new(
+                channel,
+                config.identity.local_name.clone(),
+                *rate,
+            )))
+        }
+        None => None,
+    };
     let tcp_metrics = Arc::new(crate::metrics::TcpMetrics::default());
     let tcp_metrics_out = tcp_metrics.clone();
     let http_metrics = Arc::new(crate::metrics::HttpMetrics::default());
@@ -156,6 +172,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
         tls: tokio_rustls::TlsAcceptor::from(server_tls),
         policies: policies.clone(),
         authz_metrics: authz_metrics.clone(),
+        tracer: tracer.clone(),
         opaque_ports: config.opaque_ports.clone(),
         metrics: tcp_metrics.clone(),
         http_metrics: http_metrics.clone(),
@@ -210,6 +227,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
                 route_metrics: route_metrics.clone(),
                 policies: outbound_policies,
                 accrual: Default::default(),
+                tracer,
             });
             let outbound = Arc::new(crate::outbound::accept::Outbound {
                 http,

@@ -95,6 +95,17 @@ async fn proxy_with_opaque_ports(
     detect: Duration,
     opaque_ports: &[u16],
 ) -> Proxy {
+    proxy_with(pki, target, policy, detect, opaque_ports, None).await
+}
+
+async fn proxy_with(
+    pki: &TestPki,
+    target: SocketAddr,
+    policy: DefaultPolicy,
+    detect: Duration,
+    opaque_ports: &[u16],
+    tracer: Option<Arc<ztmesh_proxy::trace::Tracer>>,
+) -> Proxy {
     let server = ztmesh_tls::mesh_server_config(
         creds(pki, AUTHORS),
         ztmesh_tls::roots_from_pem(&pki.anchors_pem()).unwrap(),
@@ -114,6 +125,7 @@ async fn proxy_with_opaque_ports(
             policy.server(&["127.0.0.0/8".parse().unwrap()]),
         )),
         authz_metrics: Arc::default(),
+        tracer,
         opaque_ports: opaque_ports.iter().copied().collect(),
         metrics: metrics.clone(),
         http_metrics: http.clone(),
@@ -426,4 +438,182 @@ async fn http_requests_are_counted_with_identities() {
         m2.contains("status_code=\"502\",classification=\"failure\"} 1"),
         "{m2}"
     );
+}
+
+/// An OTLP trace collector in process: what it receives goes to `tx`.
+#[derive(Clone)]
+struct Collector(
+    tokio::sync::mpsc::UnboundedSender<ztmesh_proxy::trace::otlp::ExportTraceServiceRequest>,
+);
+
+impl tonic::server::NamedService for Collector {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+impl tower::Service<http::Request<tonic::body::Body>> for Collector {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+        use ztmesh_proxy::trace::otlp::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+        struct Export(tokio::sync::mpsc::UnboundedSender<ExportTraceServiceRequest>);
+        impl tonic::server::UnaryService<ExportTraceServiceRequest> for Export {
+            type Response = ExportTraceServiceResponse;
+            type Future = BoxFuture<Result<tonic::Response<Self::Response>, tonic::Status>>;
+            fn call(&mut self, req: tonic::Request<ExportTraceServiceRequest>) -> Self::Future {
+                let _ = self.0.send(req.into_inner());
+                Box::pin(async { Ok(tonic::Response::new(ExportTraceServiceResponse {})) })
+            }
+        }
+        let tx = self.0.clone();
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::default());
+            Ok(grpc.unary(Export(tx), req).await)
+        })
+    }
+}
+
+/// An application that answers with the traceparent it received.
+async fn echo_traceparent() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    |req: http::Request<hyper::body::Incoming>| async move {
+                        let seen = req
+                            .headers()
+                            .get("traceparent")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("none")
+                            .to_string();
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::from(seen)),
+                        ))
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn traced_requests_get_a_span_and_continue_the_trace() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(Collector(tx))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{collector}"))
+        .unwrap()
+        .connect_lazy();
+    let tracer = Arc::new(ztmesh_proxy::trace::Tracer::new(
+        channel,
+        AUTHORS.into(),
+        1.0,
+    ));
+    let pki = TestPki::new();
+    let p = proxy_with(
+        &pki,
+        echo_traceparent().await,
+        DefaultPolicy::AllUnauthenticated,
+        Duration::from_secs(2),
+        &[],
+        Some(tracer),
+    )
+    .await;
+    let get = |traceparent: Option<&'static str>| async move {
+        let mut s = TcpStream::connect(p.addr).await.unwrap();
+        let header = traceparent
+            .map(|t| format!("traceparent: {t}\r\n"))
+            .unwrap_or_default();
+        s.write_all(
+            format!("GET /books HTTP/1.1\r\nHost: authors\r\n{header}Connection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut out = String::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out))
+            .await
+            .unwrap()
+            .unwrap();
+        out.split_once("\r\n\r\n").unwrap().1.to_string()
+    };
+    let incoming = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    // A sampled context continues: same trace, this proxy's span as the parent.
+    let seen = get(Some(incoming)).await;
+    let parts: Vec<&str> = seen.split('-').collect();
+    assert_eq!(parts.len(), 4, "{seen}");
+    assert_eq!(parts[1], "0af7651916cd43dd8448eb211c80319c");
+    assert_ne!(
+        parts[2], "b7ad6b7169203331",
+        "the app's parent is the proxy's span"
+    );
+    assert_eq!(parts[3], "01");
+    let proxy_span = parts[2].to_string();
+    // No context: one is started (sample rate 1).
+    let started = get(None).await;
+    assert!(
+        started.starts_with("00-") && started.ends_with("-01"),
+        "{started}"
+    );
+    // Not sampled: passed on untouched, no span.
+    let unsampled = "00-1af7651916cd43dd8448eb211c80319c-c7ad6b7169203331-00";
+    assert_eq!(get(Some(unsampled)).await, unsampled);
+
+    // The collector receives two spans.
+    let mut spans = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while spans.len() < 2 {
+        let batch = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .expect("spans within 5s")
+            .unwrap();
+        for rs in batch.resource_spans {
+            let service = &rs.resource.as_ref().unwrap().attributes[0];
+            assert_eq!(service.value.as_ref().unwrap().string_value, AUTHORS);
+            for ss in rs.scope_spans {
+                spans.extend(ss.spans);
+            }
+        }
+    }
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let continued = spans
+        .iter()
+        .find(|s| hex(&s.trace_id) == "0af7651916cd43dd8448eb211c80319c")
+        .expect("the continued trace's span");
+    assert_eq!(hex(&continued.parent_span_id), "b7ad6b7169203331");
+    assert_eq!(hex(&continued.span_id), proxy_span);
+    assert_eq!(continued.name, "inbound GET /books");
+    assert_eq!(continued.kind, 2);
+    assert!(continued.end_time_unix_nano >= continued.start_time_unix_nano);
+    assert!(continued
+        .attributes
+        .iter()
+        .any(|a| a.key == "http.status_code" && a.value.as_ref().unwrap().string_value == "200"));
+    let fresh = spans
+        .iter()
+        .find(|s| s.parent_span_id.is_empty())
+        .expect("the new trace's span");
+    assert!(started.contains(&hex(&fresh.trace_id)), "{started}");
 }

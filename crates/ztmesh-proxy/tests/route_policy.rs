@@ -62,6 +62,7 @@ fn router() -> HttpOutbound {
         route_metrics: Arc::new(RouteMetrics::default()),
         policies: None,
         accrual: Default::default(),
+        tracer: None,
     }
 }
 

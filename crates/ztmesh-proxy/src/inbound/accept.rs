@@ -39,6 +39,7 @@ pub struct Inbound {
     /// Each port's policy (the default policy until the controller answers).
     pub policies: Arc<super::policy::Policies>,
     pub authz_metrics: Arc<crate::authz_metrics::AuthzMetrics>,
+    pub tracer: Option<Arc<crate::trace::Tracer>>,
     /// Ports forwarded as opaque TCP without protocol detection.
     pub opaque_ports: std::collections::BTreeSet<u16>,
     pub metrics: Arc<TcpMetrics>,
@@ -241,6 +242,7 @@ impl Inbound {
                     // A request head gets as long as detection did (slowloris).
                     header_timeout: self.detect_timeout,
                     authz: Arc::new(authz),
+                    tracer: self.tracer.clone(),
                 },
             )
             .await;

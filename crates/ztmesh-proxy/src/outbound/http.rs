@@ -42,6 +42,8 @@ pub struct HttpOutbound {
     /// None without a policy service.
     pub policies: Option<Arc<super::policy::Policies>>,
     pub accrual: super::accrual::Accrual,
+    /// Client spans for traced requests (with a collector configured).
+    pub tracer: Option<Arc<crate::trace::Tracer>>,
 }
 
 /// Where a connection's requests go.
@@ -134,7 +136,30 @@ impl HttpOutbound {
                 );
             }
         };
-        let req = Request::from_parts(parts, body.boxed());
+        let mut req = Request::from_parts(parts, body.boxed());
+        let span = self
+            .tracer
+            .as_ref()
+            .and_then(|t| t.start(&mut req, crate::trace::Kind::Client));
+        let rsp = self
+            .dispatch(req, &resolution, policy.as_deref(), &authority, cache)
+            .await;
+        if let Some(span) = span {
+            span.finish(rsp.status().as_u16());
+        }
+        rsp
+    }
+
+    /// The request with its route's policy: a ServiceProfile route, an
+    /// HTTPRoute rule, or neither.
+    async fn dispatch(
+        &self,
+        req: Request<Body>,
+        resolution: &Resolution,
+        policy: Option<&super::policy::OutboundPolicy>,
+        authority: &str,
+        cache: &StatsCache,
+    ) -> Response<Body> {
         // A ServiceProfile route brings its timeout and retries.
         match resolution
             .profile
@@ -144,10 +169,10 @@ impl HttpOutbound {
             Some((profile, route)) if route.timeout.is_some() || route.retryable => {
                 let call = super::route_policy::RouteCall {
                     out: self,
-                    resolution: &resolution,
+                    resolution,
                     profile,
                     route,
-                    authority: &authority,
+                    authority,
                     cache,
                 };
                 super::route_policy::send(call, req).await
@@ -155,27 +180,27 @@ impl HttpOutbound {
             Some((_, route)) => {
                 let name = route.name.clone();
                 self.route_metrics
-                    .record(RouteEvent::Request, &authority, &name);
-                let rsp = self.attempt(&resolution, req, &authority, cache).await;
+                    .record(RouteEvent::Request, authority, &name);
+                let rsp = self.attempt(resolution, req, authority, cache).await;
                 let status = rsp.status().as_u16();
                 self.route_metrics
-                    .response(&authority, &name, status, route.is_failure(status));
+                    .response(authority, &name, status, route.is_failure(status));
                 rsp
             }
-            None => match policy.as_deref().and_then(|p| p.rule(&req)) {
+            None => match policy.and_then(|p| p.rule(&req)) {
                 // An HTTPRoute: its backends and timeout.
                 Some((name, rule)) => {
                     let call = super::route_policy::RuleCall {
                         out: self,
-                        target: &resolution,
+                        target: resolution,
                         route: name,
                         rule,
-                        authority: &authority,
+                        authority,
                         cache,
                     };
                     super::route_policy::send_rule(call, req).await
                 }
-                None => self.attempt(&resolution, req, &authority, cache).await,
+                None => self.attempt(resolution, req, authority, cache).await,
             },
         }
     }
