@@ -25,6 +25,7 @@ pub mod admin;
 pub mod authz_metrics;
 pub mod config;
 pub mod counted;
+pub mod grpc_status;
 pub mod http_upgrade;
 pub mod identity;
 pub mod inbound;

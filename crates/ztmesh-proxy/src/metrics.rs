@@ -16,6 +16,28 @@ pub struct TcpCounters {
     close: AtomicU64,
     read: AtomicU64,
     write: AtomicU64,
+    /// Closes that ended with an OS error, by errno name.
+    close_errors: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// The errno name linkerd2-proxy labels a failed connection with.
+pub fn errno_name(e: &std::io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::ECONNRESET) => "ECONNRESET",
+        Some(libc::EPIPE) => "EPIPE",
+        Some(libc::ETIMEDOUT) => "ETIMEDOUT",
+        Some(libc::ECONNREFUSED) => "ECONNREFUSED",
+        Some(libc::ECONNABORTED) => "ECONNABORTED",
+        Some(libc::EHOSTUNREACH) => "EHOSTUNREACH",
+        Some(libc::ENETUNREACH) => "ENETUNREACH",
+        Some(_) => "EOTHER",
+        None => match e.kind() {
+            std::io::ErrorKind::ConnectionReset => "ECONNRESET",
+            std::io::ErrorKind::BrokenPipe => "EPIPE",
+            std::io::ErrorKind::TimedOut => "ETIMEDOUT",
+            _ => "EOTHER",
+        },
+    }
 }
 
 /// The peer's TLS status, as a label set.
@@ -64,18 +86,12 @@ impl TcpMetrics {
     pub fn encode(&self, out: &mut String) {
         let map = self.by_labels.lock().expect("metrics lock");
         type Getter = fn(&TcpCounters) -> u64;
-        let families: [(&str, &str, &str, Getter); 5] = [
+        let families: [(&str, &str, &str, Getter); 4] = [
             (
                 "tcp_open_total",
                 "counter",
                 "Total count of opened connections",
                 |c| c.open.load(Ordering::Relaxed),
-            ),
-            (
-                "tcp_close_total",
-                "counter",
-                "Total count of closed connections",
-                |c| c.close.load(Ordering::Relaxed),
             ),
             (
                 "tcp_open_connections",
@@ -106,6 +122,20 @@ impl TcpMetrics {
                 let _ = writeln!(out, "{name}{{{labels}}} {}", get(c));
             }
         }
+        // Closes by errno: "" for a clean close, else the error's name.
+        let _ = writeln!(
+            out,
+            "# HELP tcp_close_total Total count of closed connections.\n# TYPE tcp_close_total counter"
+        );
+        for (labels, c) in map.iter() {
+            let errors = c.close_errors.lock().expect("metrics lock");
+            let failed: u64 = errors.values().sum();
+            let clean = c.close.load(Ordering::Relaxed).saturating_sub(failed);
+            let _ = writeln!(out, "tcp_close_total{{{labels},errno=\"\"}} {clean}");
+            for (errno, n) in errors.iter() {
+                let _ = writeln!(out, "tcp_close_total{{{labels},errno=\"{errno}\"}} {n}");
+            }
+        }
     }
 }
 
@@ -114,6 +144,17 @@ impl TcpCounters {
         self.read.fetch_add(read, Ordering::Relaxed);
         self.write.fetch_add(written, Ordering::Relaxed);
         self.close.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A close caused by an I/O error (counted with its errno).
+    pub fn close_with_error(&self, read: u64, written: u64, error: &std::io::Error) {
+        *self
+            .close_errors
+            .lock()
+            .expect("metrics lock")
+            .entry(errno_name(error))
+            .or_default() += 1;
+        self.close(read, written);
     }
 }
 
@@ -144,8 +185,8 @@ pub const LATENCY_BUCKETS_MS: [u64; 25] = [
 #[derive(Debug, Default)]
 pub struct RequestStats {
     requests: AtomicU64,
-    /// By status code.
-    responses: Mutex<BTreeMap<u16, u64>>,
+    /// By status code and, for gRPC, grpc-status.
+    responses: Mutex<BTreeMap<(u16, Option<u32>), u64>>,
     /// Time to the response head: per bucket (not cumulative), then the
     /// sum in microseconds and the count.
     latency: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
@@ -181,11 +222,16 @@ impl RequestStats {
 
     /// A response, `latency` after its request arrived.
     pub fn response(&self, status: u16, latency: std::time::Duration) {
+        self.response_grpc(status, None, latency);
+    }
+
+    /// A response with its grpc-status, when it is a gRPC one.
+    pub fn response_grpc(&self, status: u16, grpc: Option<u32>, latency: std::time::Duration) {
         *self
             .responses
             .lock()
             .expect("metrics lock")
-            .entry(status)
+            .entry((status, grpc))
             .or_default() += 1;
         let us = latency.as_micros() as u64;
         let bucket = LATENCY_BUCKETS_MS
@@ -279,11 +325,16 @@ impl HttpMetrics {
             "# HELP response_total Total count of HTTP responses.\n# TYPE response_total counter"
         );
         for (labels, stats) in by_labels.iter() {
-            for (status, n) in stats.responses.lock().expect("metrics lock").iter() {
-                let classification = if *status >= 500 { "failure" } else { "success" };
+            for ((status, grpc), n) in stats.responses.lock().expect("metrics lock").iter() {
+                // gRPC: any status but OK is a failure; HTTP: 5xx.
+                let failed = *status >= 500 || grpc.is_some_and(|g| g != 0);
+                let classification = if failed { "failure" } else { "success" };
+                let grpc = grpc
+                    .map(|g| format!(",grpc_status=\"{g}\""))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "response_total{{{labels},status_code=\"{status}\",classification=\"{classification}\"}} {n}"
+                    "response_total{{{labels},status_code=\"{status}\",classification=\"{classification}\"{grpc}}} {n}"
                 );
             }
         }

@@ -264,6 +264,22 @@ fn transparent_mtls_between_meshed_pods() {
     };
     assert_eq!(webapp_conns(8080), Some(2), "{b_metrics}");
     assert_eq!(webapp_conns(9000), Some(1), "{b_metrics}");
+    // The gRPC call is classified by its trailers' grpc-status, and closed
+    // connections carry their errno ("" when clean).
+    assert!(
+        b_metrics
+            .lines()
+            .any(|l| l.starts_with("response_total{direction=\"inbound\"")
+                && l.contains("classification=\"success\",grpc_status=\"0\"")),
+        "{b_metrics}"
+    );
+    assert!(
+        b_metrics
+            .lines()
+            .filter(|l| l.starts_with("tcp_close_total{"))
+            .all(|l| l.contains(",errno=\"")),
+        "{b_metrics}"
+    );
     // Per request too (what the benchmark harness checks before measuring).
     assert!(
         b_metrics

@@ -266,8 +266,11 @@ impl Inbound {
                 return Err(InboundError::Terminated);
             }
         };
-        let (read, written) = result.as_ref().map(|c| *c).unwrap_or((0, 0));
-        counters.close(read, written);
+        match &result {
+            Ok((read, written)) => counters.close(*read, *written),
+            Err(forward::ForwardError::Copy(e)) => counters.close_with_error(0, 0, e),
+            Err(_) => counters.close(0, 0),
+        }
         result?;
         Ok(())
     }

@@ -196,10 +196,10 @@ where
                     format!("the application at {target} failed: {error}"),
                 ),
             };
-            counters.response(rsp.status().as_u16(), started.elapsed());
             if let Some(span) = span {
                 span.finish(rsp.status().as_u16());
             }
+            let rsp = crate::grpc_status::count(counters.clone(), rsp, started.elapsed());
             Ok::<_, std::convert::Infallible>(rsp)
         }
     });

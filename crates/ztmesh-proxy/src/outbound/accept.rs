@@ -211,8 +211,10 @@ impl Outbound {
         I: AsyncRead + AsyncWrite + Unpin,
     {
         let result = copy_bidirectional(&mut client, &mut server.io).await;
-        let (sent, received) = result.as_ref().map(|c| *c).unwrap_or((0, 0));
-        server.counters.close(received, sent);
+        match &result {
+            Ok((sent, received)) => server.counters.close(*received, *sent),
+            Err(e) => server.counters.close_with_error(0, 0, e),
+        }
         result.map(|_| ()).map_err(OutboundError::Copy)
     }
 }

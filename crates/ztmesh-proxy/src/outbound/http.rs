@@ -291,7 +291,7 @@ impl HttpOutbound {
                 )
             }
         };
-        counters.response(rsp.status().as_u16(), started.elapsed());
+        let rsp = crate::grpc_status::count(counters, rsp, started.elapsed());
         if let Some(config) = &resolution.accrual
             && let Some(penalty) = self.accrual.record(
                 endpoint.addr,
