@@ -37,8 +37,90 @@ pub async fn serve(
     tls: Arc<rustls::ServerConfig>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let (tx, rx) = mpsc::channel::<io::Result<ServerConn>>(64);
     let acceptor = TlsAcceptor::from(tls);
+    serve_accepted(listener, router, shutdown, move |tcp, peer, tx| {
+        let local_loopback = tcp
+            .local_addr()
+            .map(|a| is_loopback(a.ip()))
+            .unwrap_or(false);
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            if local_loopback {
+                let _ = tx.send(Ok(Conn::Plain(tcp))).await;
+                return;
+            }
+            if let Some(tls) = handshake(&acceptor, tcp, peer).await {
+                let _ = tx.send(Ok(Conn::Tls(Box::new(tls)))).await;
+            }
+        });
+    })
+    .await
+}
+
+/// Serves `router` only over mTLS, and only to clients whose certificate
+/// names `allowed` (the proxy's Tap API, for the controller's tap
+/// identity): plaintext, no certificate or another identity are refused at
+/// the handshake's end, with a log line.
+pub async fn serve_mtls_only(
+    listener: TcpListener,
+    router: Router,
+    tls: Arc<rustls::ServerConfig>,
+    allowed: String,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let acceptor = TlsAcceptor::from(tls);
+    serve_accepted(listener, router, shutdown, move |tcp, peer, tx| {
+        let (acceptor, allowed) = (acceptor.clone(), allowed.clone());
+        tokio::spawn(async move {
+            let Some(tls) = handshake(&acceptor, tcp, peer).await else {
+                return;
+            };
+            let client = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(ztmesh_tls::peer_identity);
+            if client.as_deref() != Some(allowed.as_str()) {
+                return tracing::info!(%peer, client = client.as_deref().unwrap_or("-"), %allowed, "refused: only the tap identity may connect");
+            }
+            let _ = tx.send(Ok(Conn::Tls(Box::new(tls)))).await;
+        });
+    })
+    .await
+}
+
+/// A TLS handshake bounded by [`HANDSHAKE_TIMEOUT`]; failures are logged.
+async fn handshake(
+    acceptor: &TlsAcceptor,
+    tcp: TcpStream,
+    peer: std::net::SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(error)) => {
+            tracing::info!(%peer, %error, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::info!(%peer, "TLS handshake timed out after 10s");
+            None
+        }
+    }
+}
+
+/// The accept loop both listeners share: each accepted connection is
+/// handed to `handle`, which sends the ones to serve on `tx`.
+async fn serve_accepted<F>(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+    handle: F,
+) -> Result<(), tonic::transport::Error>
+where
+    F: Fn(TcpStream, std::net::SocketAddr, mpsc::Sender<io::Result<ServerConn>>) + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel::<io::Result<ServerConn>>(64);
     let accept = tokio::spawn(async move {
         loop {
             let (tcp, peer) = match listener.accept().await {
@@ -51,26 +133,7 @@ pub async fn serve(
                 }
             };
             let _ = tcp.set_nodelay(true);
-            let local_loopback = tcp
-                .local_addr()
-                .map(|a| is_loopback(a.ip()))
-                .unwrap_or(false);
-            if local_loopback {
-                if tx.send(Ok(Conn::Plain(tcp))).await.is_err() {
-                    return;
-                }
-                continue;
-            }
-            let (acceptor, tx) = (acceptor.clone(), tx.clone());
-            tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => {
-                        let _ = tx.send(Ok(Conn::Tls(Box::new(tls)))).await;
-                    }
-                    Ok(Err(error)) => tracing::info!(%peer, %error, "TLS handshake failed"),
-                    Err(_) => tracing::info!(%peer, "TLS handshake timed out after 10s"),
-                }
-            });
+            handle(tcp, peer, tx.clone());
         }
     });
     let result = router

@@ -38,5 +38,6 @@ pub mod process_metrics;
 pub mod proxy_config;
 pub mod route_metrics;
 pub mod run;
+pub mod tap;
 pub mod trace;
 pub mod transport_header;

@@ -34,6 +34,7 @@ pub const POLICY_WORKLOAD: &str = "LINKERD2_PROXY_POLICY_WORKLOAD";
 pub const TRACE_ADDR: &str = "LINKERD2_PROXY_TRACE_COLLECTOR_SVC_ADDR";
 pub const TRACE_NAME: &str = "LINKERD2_PROXY_TRACE_COLLECTOR_SVC_NAME";
 pub const TRACE_SAMPLE_RATE: &str = "ZTMESH_PROXY_TRACE_SAMPLE_RATE";
+pub const TAP_NAME: &str = "LINKERD2_PROXY_TAP_SVC_NAME";
 
 /// Settings this proxy reads (the rest of `LINKERD2_PROXY_*` is warned about).
 const KNOWN: &[&str] = &[
@@ -67,6 +68,7 @@ const KNOWN: &[&str] = &[
     POLICY_WORKLOAD,
     TRACE_ADDR,
     TRACE_NAME,
+    TAP_NAME,
     "LINKERD2_PROXY_LOG",
 ];
 
@@ -113,6 +115,8 @@ pub struct ProxyConfig {
     /// The OTLP trace collector (host:port, identity) and the share of
     /// untraced requests that start a trace.
     pub trace: Option<(String, String, f64)>,
+    /// The only identity the Tap API on the control port serves.
+    pub tap_identity: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -226,6 +230,7 @@ impl ProxyConfig {
                 None
             }
         };
+        let tap_identity = s.optional(TAP_NAME);
         let policy = match s.optional(POLICY_ADDR) {
             None => None,
             Some(addr) => match (s.required(POLICY_NAME), s.required(POLICY_WORKLOAD)) {
@@ -273,6 +278,7 @@ impl ProxyConfig {
                 profile_networks,
                 policy,
                 trace,
+                tap_identity,
             },
             warnings,
         ))

@@ -158,6 +158,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
         }
         None => None,
     };
+    let taps = Arc::new(crate::tap::Taps::default());
     let tcp_metrics = Arc::new(crate::metrics::TcpMetrics::default());
     let tcp_metrics_out = tcp_metrics.clone();
     let http_metrics = Arc::new(crate::metrics::HttpMetrics::default());
@@ -173,6 +174,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
         policies: policies.clone(),
         authz_metrics: authz_metrics.clone(),
         tracer: tracer.clone(),
+        taps: taps.clone(),
         opaque_ports: config.opaque_ports.clone(),
         metrics: tcp_metrics.clone(),
         http_metrics: http_metrics.clone(),
@@ -205,6 +207,29 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
         "ztmesh-proxy listening"
     );
     tokio::spawn(inbound.serve(inbound_listener));
+    // The Tap API: mTLS only, for the tap identity only.
+    if let Some(tap_identity) = &config.tap_identity {
+        let listener = bind(config.control_addr, "control (tap)").await?;
+        let tls = ztmesh_tls::mesh_server_config(
+            store.clone(),
+            roots.clone(),
+            ztmesh_tls::TlsVersions::Tls13Only,
+            &[b"h2"],
+        )?;
+        let router = tonic::transport::Server::builder().add_service(
+            linkerd2_proxy_api::tap::tap_server::TapServer::new(crate::tap::TapService(
+                taps.clone(),
+            )),
+        );
+        tracing::info!(control = %listener.local_addr()?, %tap_identity, "tap listening (mTLS, for the tap identity only)");
+        tokio::spawn(ztmesh_grpc::server::serve_mtls_only(
+            listener,
+            router,
+            tls,
+            tap_identity.clone(),
+            std::future::pending(),
+        ));
+    }
     tokio::spawn(admin.serve(admin_listener));
 
     match (&config.destination, config.mode) {
@@ -228,6 +253,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
                 policies: outbound_policies,
                 accrual: Default::default(),
                 tracer,
+                taps: taps.clone(),
             });
             let outbound = Arc::new(crate::outbound::accept::Outbound {
                 http,

@@ -126,6 +126,7 @@ async fn proxy_with(
         )),
         authz_metrics: Arc::default(),
         tracer,
+        taps: Arc::default(),
         opaque_ports: opaque_ports.iter().copied().collect(),
         metrics: metrics.clone(),
         http_metrics: http.clone(),

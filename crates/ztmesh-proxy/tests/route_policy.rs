@@ -63,6 +63,7 @@ fn router() -> HttpOutbound {
         policies: None,
         accrual: Default::default(),
         tracer: None,
+        taps: Default::default(),
     }
 }
 

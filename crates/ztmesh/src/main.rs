@@ -86,6 +86,9 @@ enum VizCommand {
     /// Who connected to whom: client and server identities, secured (mTLS)
     /// or why not.
     Edges(viz::stat::SnapshotArgs),
+    /// A live stream of one proxy's requests (its Tap API, mTLS, as the
+    /// tap identity): method, path, status, latency, identities.
+    Tap(viz::tap::TapArgs),
 }
 
 /// Parses durations as linkerd2-proxy does: `500ms`, `10s`, `5m`, `24h`, `7d`.
@@ -121,6 +124,7 @@ fn main() -> ExitCode {
         Command::Viz(VizCommand::Stat(args)) => viz::run_stat(args),
         Command::Viz(VizCommand::Routes(args)) => viz::run_routes(args),
         Command::Viz(VizCommand::Edges(args)) => viz::run_edges(args),
+        Command::Viz(VizCommand::Tap(args)) => viz::tap::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Proxy => unreachable!("handled before logging is set up"),
         Command::ProxyInit(args) => proxy_init::run(args),

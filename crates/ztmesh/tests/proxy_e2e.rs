@@ -86,8 +86,8 @@ async fn explicit_mode_inbound_mtls_with_the_real_controller() {
         .env("LINKERD2_PROXY_IDENTITY_LOCAL_NAME", AUTHORS)
         .env("LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED", "true")
         .env(
-            "LINKERD2_PROXY_TAP_SVC_NAME",
-            "tap.linkerd.serviceaccount.identity.linkerd.cluster.local",
+            "LINKERD2_PROXY_TRACE_ATTRIBUTES_PATH",
+            "/var/run/linkerd/podinfo/labels",
         )
         .env("ZTMESH_PROXY_MODE", "explicit")
         .env("ZTMESH_PROXY_APP_ADDR", app_addr.to_string());
@@ -95,7 +95,7 @@ async fn explicit_mode_inbound_mtls_with_the_real_controller() {
     proxy.wait_for("ztmesh-proxy listening", Duration::from_secs(20));
     assert!(
         proxy.output().contains(
-            "LINKERD2_PROXY_TAP_SVC_NAME is set but not supported by ztmesh-proxy yet; ignored"
+            "LINKERD2_PROXY_TRACE_ATTRIBUTES_PATH is set but not supported by ztmesh-proxy yet; ignored"
         ),
         "{}",
         proxy.output()

@@ -43,17 +43,7 @@ fn through_webapp(path: &str) -> String {
 #[test]
 fn stat_shows_rates_success_and_latency_per_workload() {
     let mesh = LocalMesh::start(|m| std::fs::write(m.join("w.yaml"), manifests()).unwrap());
-    let mut app = unprivileged_ztmesh();
-    app.args([
-        "app",
-        "serve",
-        "--name",
-        "authors",
-        "--http",
-        &format!("{AUTHORS}:18400"),
-    ]);
-    let mut app = Daemon::spawn(app);
-    app.wait_for("HTTP on", Duration::from_secs(10));
+    let _app = sample_app("authors", &format!("{AUTHORS}:18400"));
     let _proxy = explicit_proxy(
         &mesh.control_plane(),
         "authors.booksapp.serviceaccount.identity.linkerd.cluster.local",

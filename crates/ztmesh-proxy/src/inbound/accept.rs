@@ -40,6 +40,7 @@ pub struct Inbound {
     pub policies: Arc<super::policy::Policies>,
     pub authz_metrics: Arc<crate::authz_metrics::AuthzMetrics>,
     pub tracer: Option<Arc<crate::trace::Tracer>>,
+    pub taps: Arc<crate::tap::Taps>,
     /// Ports forwarded as opaque TCP without protocol detection.
     pub opaque_ports: std::collections::BTreeSet<u16>,
     pub metrics: Arc<TcpMetrics>,
@@ -243,6 +244,8 @@ impl Inbound {
                     header_timeout: self.detect_timeout,
                     authz: Arc::new(authz),
                     tracer: self.tracer.clone(),
+                    taps: self.taps.clone(),
+                    local_name: self.local_name.as_str().into(),
                 },
             )
             .await;

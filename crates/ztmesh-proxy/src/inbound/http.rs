@@ -129,6 +129,10 @@ pub struct HttpConn {
     pub authz: Arc<super::authorize::ConnectionAuthz>,
     /// Server spans for traced requests (with a collector configured).
     pub tracer: Option<Arc<crate::trace::Tracer>>,
+    /// Live observers of this proxy's requests.
+    pub taps: Arc<crate::tap::Taps>,
+    /// This proxy's identity (the server's, in tap events).
+    pub local_name: Arc<str>,
 }
 
 /// Serves one detected HTTP connection until it closes.
@@ -145,12 +149,15 @@ where
         header_timeout,
         authz,
         tracer,
+        taps,
+        local_name,
     } = conn;
     // The TLS label is the connection's; authority and target are cached.
     let cache = Arc::new(crate::metrics::StatsCache::default());
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let (clients, metrics, tls) = (clients.clone(), metrics.clone(), tls.clone());
         let (cache, authz, tracer) = (cache.clone(), authz.clone(), tracer.clone());
+        let (taps, local_name) = (taps.clone(), local_name.clone());
         let started = tokio::time::Instant::now();
         async move {
             let authority = request_authority(&req);
@@ -174,6 +181,13 @@ where
             if let (Some(span), TlsLabel::Identified { client_id }) = (span.as_mut(), &tls) {
                 span.attribute("ztmesh.client_id", client_id.as_str());
             }
+            let tapped = taps.request(
+                true,
+                &req,
+                Some(SocketAddr::new(authz.ip, 0)),
+                target,
+                (authz.identity.as_deref().unwrap_or(""), &local_name),
+            );
             let downgraded = crate::orig_proto::downgrade_request(&mut req);
             let upgrade = crate::http_upgrade::client_side(&mut req);
             let client = if req.version() == http::Version::HTTP_2 {
@@ -198,6 +212,9 @@ where
             };
             if let Some(span) = span {
                 span.finish(rsp.status().as_u16());
+            }
+            if let Some(t) = tapped {
+                t.response(rsp.status().as_u16());
             }
             let rsp = crate::grpc_status::count(counters.clone(), rsp, started.elapsed());
             Ok::<_, std::convert::Infallible>(rsp)

@@ -44,6 +44,8 @@ pub struct HttpOutbound {
     pub accrual: super::accrual::Accrual,
     /// Client spans for traced requests (with a collector configured).
     pub tracer: Option<Arc<crate::trace::Tracer>>,
+    /// Live observers of this proxy's requests.
+    pub taps: Arc<crate::tap::Taps>,
 }
 
 /// Where a connection's requests go.
@@ -249,6 +251,14 @@ impl HttpOutbound {
             &tls_label(&endpoint),
         );
         counters.request();
+        let server_id = endpoint
+            .tls
+            .as_ref()
+            .map(|(id, _)| id.as_str())
+            .unwrap_or("");
+        let tapped = self
+            .taps
+            .request(false, &req, None, endpoint.addr, ("", server_id));
         let upgrade = http_upgrade::client_side(&mut req);
         let orig_version = req.version();
         let clients = self.pool.clients(&endpoint);
@@ -291,6 +301,9 @@ impl HttpOutbound {
                 )
             }
         };
+        if let Some(t) = tapped {
+            t.response(rsp.status().as_u16());
+        }
         let rsp = crate::grpc_status::count(counters, rsp, started.elapsed());
         if let Some(config) = &resolution.accrual
             && let Some(penalty) = self.accrual.record(

@@ -11,7 +11,7 @@
 //! with the controller's own identity ([`own_identity`]).
 
 mod issuer_reload;
-mod own_identity;
+pub(crate) mod own_identity;
 mod policy;
 
 use anyhow::Context;

@@ -17,5 +17,6 @@
 pub mod routes;
 pub mod scrape;
 pub mod stat;
+pub mod tap;
 
 pub use stat::{run_edges, run_routes, run_stat};

@@ -347,3 +347,12 @@ impl LocalMesh {
         path
     }
 }
+
+/// `ztmesh app serve --name NAME --http ADDR`, unprivileged, once it listens.
+pub fn sample_app(name: &str, http: &str) -> Daemon {
+    let mut app = unprivileged_ztmesh();
+    app.args(["app", "serve", "--name", name, "--http", http]);
+    let mut app = Daemon::spawn(app);
+    app.wait_for("HTTP on", Duration::from_secs(10));
+    app
+}

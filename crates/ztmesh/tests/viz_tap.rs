@@ -1,0 +1,114 @@
+//! `ztmesh viz tap` against a real proxy's Tap API: the tap identity sees
+//! the requests that match its filter, up to its limit; any other
+//! identity, and plaintext, are refused.
+
+mod support;
+
+use std::time::{Duration, Instant};
+use support::*;
+
+const AUTHORS: &str = "127.0.8.2";
+const AUTHORS_ID: &str = "authors.booksapp.serviceaccount.identity.linkerd.cluster.local";
+const TAP_ID: &str = "linkerd-tap.linkerd.serviceaccount.identity.linkerd.cluster.local";
+
+fn get(path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(format!("{AUTHORS}:4143")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: authors\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn tap(mesh: &LocalMesh, tap_identity: &str, extra: &[&str]) -> std::process::Command {
+    let mut cmd = ztmesh();
+    cmd.args(["viz", "tap", "--to", &format!("{AUTHORS}:4190")])
+        .args([
+            "--proxy-identity",
+            AUTHORS_ID,
+            "--tap-identity",
+            tap_identity,
+        ])
+        .arg("--identity-dir")
+        .arg(&mesh.identity_dir)
+        .args(extra);
+    cmd
+}
+
+#[test]
+fn the_tap_identity_sees_matching_requests_and_no_one_else_does() {
+    let mesh = LocalMesh::start(|_| {});
+    let _app = sample_app("authors", &format!("{AUTHORS}:18500"));
+    let mut proxy = explicit_proxy(
+        &mesh.control_plane(),
+        AUTHORS_ID,
+        &mesh.token("booksapp", "authors"),
+        &format!("{AUTHORS}:18500"),
+        &[("LINKERD2_PROXY_TAP_SVC_NAME", TAP_ID)],
+    );
+    proxy.wait_for("tap listening", Duration::from_secs(10));
+
+    // Three requests to /books, with /other ones in between that the filter drops.
+    let mut tapping = Daemon::spawn(tap(
+        &mesh,
+        TAP_ID,
+        &["--path", "/books", "--limit", "3", "--max-wait", "20s"],
+    ));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut sent = 0;
+    while tapping.output().matches("req id=").count() < 3 {
+        assert!(Instant::now() < deadline, "tap saw:\n{}", tapping.output());
+        assert!(get("/other").starts_with("HTTP/1.1 200"));
+        assert!(get(&format!("/books/{sent}")).starts_with("HTTP/1.1 200"));
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    tapping.wait_for("end id=", Duration::from_secs(5));
+    let out = tapping.output();
+    let reqs: Vec<&str> = out.lines().filter(|l| l.starts_with("req ")).collect();
+    assert_eq!(reqs.len(), 3, "{out}");
+    assert!(
+        reqs.iter()
+            .all(|l| l.contains(":path=/books/") && l.contains("proxy=in")),
+        "{out}"
+    );
+    assert!(!out.contains(":path=/other"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("rsp ") && l.contains(":status=200")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("dst_id={AUTHORS_ID}")), "{out}");
+
+    // Another identity is refused; so is plaintext.
+    let refused = tap(
+        &mesh,
+        "webapp.booksapp.serviceaccount.identity.linkerd.cluster.local",
+        &["--max-wait", "5s"],
+    )
+    .output()
+    .unwrap();
+    assert!(!refused.status.success(), "{}", describe(&refused));
+    assert!(
+        proxy
+            .output()
+            .contains("refused: only the tap identity may connect"),
+        "{}",
+        proxy.output()
+    );
+    let plain = std::process::Command::new("curl")
+        .args(["-s", "-m", "3", "--http2-prior-knowledge"])
+        .arg(format!("http://{AUTHORS}:4190/"))
+        .output()
+        .unwrap();
+    assert!(
+        !plain.status.success(),
+        "plaintext tap: {}",
+        describe(&plain)
+    );
+}
