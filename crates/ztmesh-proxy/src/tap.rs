@@ -214,6 +214,7 @@ impl Tap for TapService {
                 "only HTTP method, authority and path matches (and all / any / not) are supported",
             ));
         }
+        tracing::info!(limit = req.limit, "tap observer registered");
         let (tx, rx) = mpsc::channel(QUEUE);
         let mut observers = self.0.observers.lock().expect("taps lock");
         observers.push(Observer {

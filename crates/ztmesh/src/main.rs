@@ -89,6 +89,9 @@ enum VizCommand {
     /// A live stream of one proxy's requests (its Tap API, mTLS, as the
     /// tap identity): method, path, status, latency, identities.
     Tap(viz::tap::TapArgs),
+    /// The busiest paths of one proxy, live (from its Tap API): count,
+    /// success rate, p50 and max latency, redrawn every second.
+    Top(viz::tap::TopArgs),
 }
 
 /// Parses durations as linkerd2-proxy does: `500ms`, `10s`, `5m`, `24h`, `7d`.
@@ -125,6 +128,7 @@ fn main() -> ExitCode {
         Command::Viz(VizCommand::Routes(args)) => viz::run_routes(args),
         Command::Viz(VizCommand::Edges(args)) => viz::run_edges(args),
         Command::Viz(VizCommand::Tap(args)) => viz::tap::run(args),
+        Command::Viz(VizCommand::Top(args)) => viz::tap::run_top(args),
         Command::Demo(args) => demo::run(args),
         Command::Proxy => unreachable!("handled before logging is set up"),
         Command::ProxyInit(args) => proxy_init::run(args),

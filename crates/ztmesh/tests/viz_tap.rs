@@ -85,6 +85,44 @@ fn the_tap_identity_sees_matching_requests_and_no_one_else_does() {
     );
     assert!(out.contains(&format!("dst_id={AUTHORS_ID}")), "{out}");
 
+    // viz top: the busiest paths first.
+    let mut cmd = ztmesh();
+    cmd.args(["viz", "top", "--to", &format!("{AUTHORS}:4190")])
+        .args(["--proxy-identity", AUTHORS_ID, "--tap-identity", TAP_ID])
+        .arg("--identity-dir")
+        .arg(&mesh.identity_dir)
+        .args(["--limit", "3", "--max-wait", "20s", "--refresh", "500ms"]);
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once subscribed (the proxy logs each observer), /hot twice and
+    // /cold once fill its limit.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while proxy.output().matches("tap observer registered").count() < 2 {
+        assert!(Instant::now() < deadline, "top never subscribed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for path in ["/hot", "/hot", "/cold"] {
+        assert!(get(path).starts_with("HTTP/1.1 200"));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", describe(&out));
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    assert_eq!(
+        (rows[0][3], rows[0][4], rows[0][5]),
+        ("/hot", "2", "100.0%"),
+        "{text}"
+    );
+    assert_eq!((rows[1][3], rows[1][4]), ("/cold", "1"), "{text}");
+
     // Another identity is refused; so is plaintext.
     let refused = tap(
         &mesh,

@@ -143,6 +143,144 @@ pub fn describe(e: &proto::TapEvent) -> Option<String> {
 }
 
 pub fn run(args: TapArgs) -> anyhow::Result<()> {
+    observe(
+        args,
+        None,
+        |event| {
+            if let Some(line) = describe(event) {
+                println!("{line}");
+            }
+        },
+        || {},
+    )
+}
+
+/// `ztmesh viz top`: the busiest paths, refreshed while the tap runs.
+#[derive(clap::Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    tap: TapArgs,
+    /// How often the table is redrawn.
+    #[arg(long, value_parser = crate::duration, default_value = "1s")]
+    refresh: Duration,
+}
+
+#[derive(Default)]
+struct PathStats {
+    requests: u64,
+    ok: u64,
+    latencies_us: Vec<u64>,
+}
+
+pub fn run_top(args: TopArgs) -> anyhow::Result<()> {
+    use proto::tap_event::{Event, ProxyDirection, http::Event as H};
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    let stats: RefCell<HashMap<(String, String, String), PathStats>> = RefCell::default();
+    let streams: RefCell<HashMap<u64, (String, String, String)>> = RefCell::default();
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let source = args.tap.to.to_string();
+    let draw = |final_table: bool| {
+        let stats = stats.borrow();
+        let mut rows: Vec<_> = stats.iter().collect();
+        rows.sort_by(|a, b| b.1.requests.cmp(&a.1.requests).then(a.0.cmp(b.0)));
+        let mut table = vec![
+            [
+                "SOURCE",
+                "DIRECTION",
+                "AUTHORITY",
+                "PATH",
+                "COUNT",
+                "SUCCESS",
+                "P50",
+                "MAX",
+            ]
+            .map(String::from),
+        ];
+        for ((dir, authority, path), s) in rows.into_iter().take(20) {
+            let mut l = s.latencies_us.clone();
+            l.sort_unstable();
+            let p50 = l
+                .get(l.len() / 2)
+                .map(|v| format!("{}µs", v))
+                .unwrap_or("-".into());
+            let max = l.last().map(|v| format!("{}µs", v)).unwrap_or("-".into());
+            table.push([
+                source.clone(),
+                dir.clone(),
+                authority.clone(),
+                path.clone(),
+                s.requests.to_string(),
+                if s.requests > 0 {
+                    format!("{:.1}%", s.ok as f64 * 100.0 / s.requests as f64)
+                } else {
+                    "-".into()
+                },
+                p50,
+                max,
+            ]);
+        }
+        if tty && !final_table {
+            print!("\x1b[2J\x1b[H");
+        }
+        if tty || final_table {
+            crate::table::print(&table);
+        }
+    };
+    observe(
+        args.tap,
+        Some(args.refresh),
+        |event| {
+            let dir = if event.proxy_direction == ProxyDirection::Inbound as i32 {
+                "inbound"
+            } else {
+                "outbound"
+            };
+            let Some(Event::Http(http)) = event.event.as_ref() else {
+                return;
+            };
+            match http.event.as_ref() {
+                Some(H::RequestInit(r)) => {
+                    let key = (dir.to_string(), r.authority.clone(), r.path.clone());
+                    stats.borrow_mut().entry(key.clone()).or_default().requests += 1;
+                    streams
+                        .borrow_mut()
+                        .insert(r.id.map(|i| i.stream).unwrap_or(0), key);
+                }
+                Some(H::ResponseInit(r)) => {
+                    let id = r.id.map(|i| i.stream).unwrap_or(0);
+                    if let Some(key) = streams.borrow_mut().remove(&id)
+                        && let Some(s) = stats.borrow_mut().get_mut(&key)
+                    {
+                        if r.http_status < 500 {
+                            s.ok += 1;
+                        }
+                        if let Some(d) = r
+                            .since_request_init
+                            .and_then(|d| Duration::try_from(d).ok())
+                        {
+                            s.latencies_us.push(d.as_micros() as u64);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        },
+        || draw(false),
+    )?;
+    draw(true);
+    Ok(())
+}
+
+/// Connects to the tap API as the tap identity and hands every event to
+/// `on_event` (calling `on_tick` every `tick`) until the limit or the
+/// deadline.
+fn observe(
+    args: TapArgs,
+    tick: Option<Duration>,
+    mut on_event: impl FnMut(&proto::TapEvent),
+    mut on_tick: impl FnMut(),
+) -> anyhow::Result<()> {
     let filter = filter(&args)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -204,15 +342,16 @@ pub fn run(args: TapArgs) -> anyhow::Result<()> {
             .map_err(|s| anyhow::anyhow!("tap at {to}: {:?}: {}", s.code(), s.message()))?
             .into_inner();
         let deadline = tokio::time::Instant::now() + args.max_wait;
+        let mut ticks = tokio::time::interval(tick.unwrap_or(args.max_wait));
+        ticks.tick().await;
         loop {
-            match tokio::time::timeout_at(deadline, stream.message()).await {
-                Ok(Ok(Some(event))) => {
-                    if let Some(line) = describe(&event) {
-                        println!("{line}");
-                    }
-                }
-                Ok(Ok(None)) | Err(_) => return Ok(()),
-                Ok(Err(s)) => anyhow::bail!("tap at {to}: {:?}: {}", s.code(), s.message()),
+            tokio::select! {
+                message = tokio::time::timeout_at(deadline, stream.message()) => match message {
+                    Ok(Ok(Some(event))) => on_event(&event),
+                    Ok(Ok(None)) | Err(_) => return Ok(()),
+                    Ok(Err(s)) => anyhow::bail!("tap at {to}: {:?}: {}", s.code(), s.message()),
+                },
+                _ = ticks.tick(), if tick.is_some() => on_tick(),
             }
         }
     })
