@@ -1,6 +1,12 @@
 //! Plain-text tables for the CLI: columns padded to their widest cell.
 
 pub fn print<const N: usize>(rows: &[[String; N]]) {
+    print!("{}", render(rows));
+}
+
+/// The table as text, a line per row.
+pub fn render<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut out = String::new();
     let mut widths = [0usize; N];
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
@@ -13,6 +19,8 @@ pub fn print<const N: usize>(rows: &[[String; N]]) {
             .zip(widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", line.join("  ").trim_end());
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
     }
+    out
 }

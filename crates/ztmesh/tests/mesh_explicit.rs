@@ -127,6 +127,8 @@ async fn webapp_reaches_authors_over_mtls() {
         "127.0.0.1:0",
         "--policy-addr",
         "127.0.0.1:0",
+        "--viz-addr",
+        "127.0.0.1:0",
         "--destination-addr",
         "127.0.0.1:0",
         "--identity-dir",

@@ -62,6 +62,8 @@ async fn watch_port_follows_manifest_edits() {
         "127.0.0.1:0",
         "--policy-addr",
         "127.0.0.1:0",
+        "--viz-addr",
+        "127.0.0.1:0",
         "--identity-dir",
     ])
     .arg(&d)
@@ -249,6 +251,8 @@ async fn destination_streams_endpoints_and_profiles() {
         "--identity-addr",
         "127.0.0.1:0",
         "--policy-addr",
+        "127.0.0.1:0",
+        "--viz-addr",
         "127.0.0.1:0",
         "--destination-addr",
         "127.0.0.1:0",

@@ -40,6 +40,21 @@ fn through_webapp(path: &str) -> String {
     out
 }
 
+/// 20 requests per second for `secs`, straight to authors' inbound port.
+fn load_in_background(secs: u32) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        run_ok(ztmesh().args([
+            "app",
+            "load",
+            &format!("http://{AUTHORS}:4143/authors.json"),
+            "--rps",
+            "20",
+            "--duration",
+            &format!("{secs}s"),
+        ]))
+    })
+}
+
 #[test]
 fn stat_shows_rates_success_and_latency_per_workload() {
     let mesh = LocalMesh::start(|m| std::fs::write(m.join("w.yaml"), manifests()).unwrap());
@@ -52,17 +67,7 @@ fn stat_shows_rates_success_and_latency_per_workload() {
         &[],
     );
     // 20 requests per second for 8 s, straight to the inbound port.
-    let load = std::thread::spawn(|| {
-        run_ok(ztmesh().args([
-            "app",
-            "load",
-            &format!("http://{AUTHORS}:4143/authors.json"),
-            "--rps",
-            "20",
-            "--duration",
-            "8s",
-        ]))
-    });
+    let load = load_in_background(8);
     std::thread::sleep(Duration::from_secs(2));
     let out = run_ok(
         ztmesh()
@@ -102,6 +107,29 @@ fn stat_shows_rates_success_and_latency_per_workload() {
     assert_eq!(authors[8], "0.00%", "plaintext clients: {out}");
     let nobody = row("externalworkload/nobody");
     assert_eq!(nobody[2], "no", "{out}");
+
+    // The controller aggregates the same figures through its viz API.
+    let load = load_in_background(5);
+    std::thread::sleep(Duration::from_secs(1));
+    let via = run_ok(ztmesh().args([
+        "viz",
+        "stat",
+        "-n",
+        "booksapp",
+        "--window",
+        "2s",
+        "--controller",
+        &mesh.viz,
+    ]));
+    load.join().unwrap();
+    let authors_line = via
+        .lines()
+        .find(|l| l.contains("externalworkload/authors"))
+        .unwrap_or_else(|| panic!("{via}"));
+    let cells: Vec<&str> = authors_line.split_whitespace().collect();
+    assert_eq!((cells[2], cells[3]), ("yes", "100.00%"), "{via}");
+    let rps: f64 = cells[4].parse().unwrap();
+    assert!((12.0..=28.0).contains(&rps), "rps {rps}:\n{via}");
 
     // A meshed client: routes and edges.
     let _webapp = explicit_proxy(

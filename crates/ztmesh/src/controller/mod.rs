@@ -41,6 +41,10 @@ pub struct Args {
     /// Where Destination (Get, GetProfile) listens (needs --manifests).
     #[arg(long, default_value = "127.0.0.1:8086")]
     destination_addr: SocketAddr,
+    /// Where the viz API listens (GET /stat: per-workload figures the
+    /// controller aggregates from the proxies' admin ports; needs --manifests).
+    #[arg(long, default_value_t = crate::viz::api::default_addr())]
+    viz_addr: SocketAddr,
     /// The cluster's DNS domain, in service names (`svc.ns.svc.DOMAIN`).
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
@@ -213,6 +217,16 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         };
         let policy_listener = bind(args.policy_addr, "policy").await?;
         let destination_listener = bind(args.destination_addr, "destination").await?;
+        let viz_listener = bind(args.viz_addr, "viz API").await?;
+        println!(
+            "viz API listening on {} (plain HTTP: GET /stat?namespace=NS&window=SECONDS)",
+            viz_listener.local_addr()?
+        );
+        tokio::spawn(crate::viz::api::serve(
+            viz_listener,
+            indexes.policy.clone(),
+            4191,
+        ));
         println!(
             "policy service listening on {} (plaintext on loopback addresses, TLS as {dst_name} on others); manifests from {}",
             policy_listener.local_addr()?,

@@ -14,6 +14,7 @@
 //! controller's view); each workload's proxy is scraped at its own address
 //! on the admin port, as Linkerd's injector exposes it (0.0.0.0:4191).
 
+pub mod api;
 pub mod routes;
 pub mod scrape;
 pub mod stat;

@@ -12,9 +12,18 @@ pub struct StatArgs {
     /// Only this namespace.
     #[arg(short = 'n', long)]
     namespace: Option<String>,
-    /// The manifests directory the controller reads (workloads and their addresses).
+    /// The manifests directory the controller reads (workloads and their
+    /// addresses): the CLI scrapes the proxies itself.
+    #[arg(
+        long,
+        conflicts_with = "controller",
+        required_unless_present = "controller"
+    )]
+    manifests: Option<PathBuf>,
+    /// A running controller's viz API (host:port, `--viz-addr`): it scrapes
+    /// and aggregates.
     #[arg(long)]
-    manifests: PathBuf,
+    controller: Option<String>,
     /// How long to observe (`5s`, `30s`).
     #[arg(long, value_parser = crate::duration, default_value = "5s")]
     window: Duration,
@@ -143,6 +152,19 @@ fn workloads(
     admin_port: u16,
 ) -> anyhow::Result<Vec<(String, String, SocketAddr)>> {
     let (index, _) = crate::diagnose_policy::policy_index(manifests, r#"{"ns":"-","pod":"-"}"#)?;
+    let workloads = workloads_in(&index, namespace, admin_port);
+    if workloads.is_empty() {
+        anyhow::bail!("no workloads with addresses in {}", manifests.display());
+    }
+    Ok(workloads)
+}
+
+/// (namespace, name, admin address) of the index's workloads with an address.
+pub fn workloads_in(
+    index: &ztmesh_policy::Index,
+    namespace: Option<&str>,
+    admin_port: u16,
+) -> Vec<(String, String, SocketAddr)> {
     let mut workloads: Vec<(String, String, SocketAddr)> = index
         .workloads()
         .filter(|(ns, _, _)| namespace.is_none_or(|n| n == *ns))
@@ -156,31 +178,88 @@ fn workloads(
         })
         .collect();
     workloads.sort();
-    if workloads.is_empty() {
-        anyhow::bail!("no workloads with addresses in {}", manifests.display());
-    }
-    Ok(workloads)
+    workloads
 }
 
 /// One scrape of every workload's proxy (None: no proxy answered).
+async fn scrape(workloads: &[(String, String, SocketAddr)]) -> Vec<Option<Vec<Sample>>> {
+    let mut out = Vec::new();
+    for (_, _, addr) in workloads {
+        out.push(
+            fetch(*addr, Duration::from_secs(2))
+                .await
+                .ok()
+                .map(|t| parse(&t)),
+        );
+    }
+    out
+}
+
 fn scrape_all(
     workloads: &[(String, String, SocketAddr)],
 ) -> anyhow::Result<Vec<Option<Vec<Sample>>>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    Ok(runtime.block_on(async {
-        let mut out = Vec::new();
-        for (_, _, addr) in workloads {
-            out.push(
-                fetch(*addr, Duration::from_secs(2))
-                    .await
-                    .ok()
-                    .map(|t| parse(&t)),
-            );
-        }
-        out
-    }))
+    Ok(runtime.block_on(scrape(workloads)))
+}
+
+/// The stat table (header first) over `window`: scrape, wait, scrape.
+pub async fn stat_rows(
+    workloads: &[(String, String, SocketAddr)],
+    window: Duration,
+) -> Vec<[String; 10]> {
+    let before = scrape(workloads).await;
+    tokio::time::sleep(window).await;
+    let after = scrape(workloads).await;
+    let pct = |v: Option<f64>| {
+        v.map(|v| format!("{:.2}%", v * 100.0))
+            .unwrap_or("-".into())
+    };
+    let ms = |v: Option<f64>| v.map(|v| format!("{v:.0}ms")).unwrap_or("-".into());
+    let mut rows = vec![
+        [
+            "NAMESPACE",
+            "NAME",
+            "MESHED",
+            "SUCCESS",
+            "RPS",
+            "LATENCY_P50",
+            "LATENCY_P95",
+            "LATENCY_P99",
+            "MTLS",
+            "TCP_CONN",
+        ]
+        .map(String::from),
+    ];
+    for ((ns, name, _), (b, a)) in workloads.iter().zip(before.iter().zip(&after)) {
+        let row = match (b, a) {
+            (Some(b), Some(a)) => {
+                let s = compute(b, a, window);
+                [
+                    ns.clone(),
+                    name.clone(),
+                    "yes".into(),
+                    pct(s.success),
+                    format!("{:.1}", s.rps),
+                    ms(s.p50_ms),
+                    ms(s.p95_ms),
+                    ms(s.p99_ms),
+                    pct(s.mtls),
+                    format!("{}", s.tcp_connections),
+                ]
+            }
+            _ => {
+                let mut row: [String; 10] = std::array::from_fn(|_| "-".to_string());
+                row[0] = ns.clone();
+                row[1] = name.clone();
+                row[2] = "no".into();
+                row
+            }
+        };
+        rows.push(row);
+    }
+    rows
 }
 
 /// Arguments of `viz routes` and `viz edges`.
@@ -247,62 +326,34 @@ pub fn run_edges(args: SnapshotArgs) -> anyhow::Result<()> {
 }
 
 pub fn run_stat(args: StatArgs) -> anyhow::Result<()> {
-    let workloads = workloads(&args.manifests, args.namespace.as_deref(), args.admin_port)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    if let Some(addr) = &args.controller {
+        // The controller scrapes and aggregates.
+        let mut path = format!("/stat?window={}", args.window.as_secs_f64());
+        if let Some(ns) = &args.namespace {
+            path.push_str(&format!("&namespace={ns}"));
+        }
+        let text = runtime.block_on(super::api::get(
+            addr,
+            &path,
+            args.window + Duration::from_secs(10),
+        ))?;
+        print!("{text}");
+        return Ok(());
+    }
+    let manifests = args
+        .manifests
+        .as_ref()
+        .expect("clap requires --manifests or --controller");
+    let workloads = workloads(manifests, args.namespace.as_deref(), args.admin_port)?;
     eprintln!(
         "observing {} workload(s) for {:?}...",
         workloads.len(),
         args.window
     );
-    let before = scrape_all(&workloads)?;
-    std::thread::sleep(args.window);
-    let after = scrape_all(&workloads)?;
-    let pct = |v: Option<f64>| {
-        v.map(|v| format!("{:.2}%", v * 100.0))
-            .unwrap_or("-".into())
-    };
-    let ms = |v: Option<f64>| v.map(|v| format!("{v:.0}ms")).unwrap_or("-".into());
-    let mut rows = vec![
-        [
-            "NAMESPACE",
-            "NAME",
-            "MESHED",
-            "SUCCESS",
-            "RPS",
-            "LATENCY_P50",
-            "LATENCY_P95",
-            "LATENCY_P99",
-            "MTLS",
-            "TCP_CONN",
-        ]
-        .map(String::from),
-    ];
-    for ((ns, name, _), (b, a)) in workloads.iter().zip(before.iter().zip(&after)) {
-        let row = match (b, a) {
-            (Some(b), Some(a)) => {
-                let s = compute(b, a, args.window);
-                [
-                    ns.clone(),
-                    name.clone(),
-                    "yes".into(),
-                    pct(s.success),
-                    format!("{:.1}", s.rps),
-                    ms(s.p50_ms),
-                    ms(s.p95_ms),
-                    ms(s.p99_ms),
-                    pct(s.mtls),
-                    format!("{}", s.tcp_connections),
-                ]
-            }
-            _ => {
-                let mut row: [String; 10] = std::array::from_fn(|_| "-".to_string());
-                row[0] = ns.clone();
-                row[1] = name.clone();
-                row[2] = "no".into();
-                row
-            }
-        };
-        rows.push(row);
-    }
+    let rows = runtime.block_on(stat_rows(&workloads, args.window));
     crate::table::print(&rows);
     Ok(())
 }

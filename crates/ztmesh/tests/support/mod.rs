@@ -144,7 +144,12 @@ pub fn controller(dir: &Path, extra: &[&str]) -> (Daemon, String) {
     let mut cmd = ztmesh();
     cmd.args(["controller", "--identity-dir"])
         .arg(dir)
-        .args(["--identity-addr", "127.0.0.1:0"])
+        .args([
+            "--identity-addr",
+            "127.0.0.1:0",
+            "--viz-addr",
+            "127.0.0.1:0",
+        ])
         .args(extra);
     let mut daemon = Daemon::spawn(cmd);
     let addr = daemon.listening_addr("identity service");
@@ -293,6 +298,8 @@ pub struct LocalMesh {
     pub identity: String,
     pub destination: String,
     pub policy: String,
+    /// The controller's viz API.
+    pub viz: String,
 }
 
 impl LocalMesh {
@@ -320,6 +327,7 @@ impl LocalMesh {
         );
         let destination = controller.listening_addr("destination service");
         let policy = controller.listening_addr("policy service");
+        let viz = controller.listening_addr("viz API");
         Self {
             tmp,
             identity_dir,
@@ -329,6 +337,7 @@ impl LocalMesh {
             identity,
             destination,
             policy,
+            viz,
         }
     }
 
