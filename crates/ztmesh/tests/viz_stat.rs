@@ -12,17 +12,12 @@ const NOBODY: &str = "127.0.7.3";
 const WEBAPP: &str = "127.0.7.4";
 
 fn manifests() -> String {
-    let wl = |name: &str, ip: &str| {
-        format!(
-            "apiVersion: workload.linkerd.io/v1beta1\nkind: ExternalWorkload\nmetadata: {{name: {name}, namespace: booksapp, labels: {{app: {name}}}, annotations: {{config.ztmesh.io/proxy-mode: explicit}}}}\nspec:\n  meshTLS: {{identity: {name}.booksapp.serviceaccount.identity.linkerd.cluster.local, serverName: {name}.booksapp.serviceaccount.identity.linkerd.cluster.local}}\n  workloadIPs: [{{ip: {ip}}}]\n  ports: [{{port: 18400, name: http}}]\n"
-        )
-    };
     let service = "apiVersion: v1\nkind: Service\nmetadata: {name: authors, namespace: booksapp}\nspec: {selector: {app: authors}, ports: [{port: 7001, targetPort: 18400}]}\n";
     let profile = "apiVersion: linkerd.io/v1alpha2\nkind: ServiceProfile\nmetadata: {name: authors.booksapp.svc.cluster.local, namespace: booksapp}\nspec:\n  routes:\n    - name: GET /authors.json\n      condition: {method: GET, pathRegex: /authors.json}\n      timeout: 5s\n";
     [
-        wl("authors", AUTHORS),
-        wl("nobody", NOBODY),
-        wl("webapp", WEBAPP),
+        booksapp_workload("authors", AUTHORS),
+        booksapp_workload("nobody", NOBODY),
+        booksapp_workload("webapp", WEBAPP),
         service.to_string(),
         profile.to_string(),
     ]
@@ -41,33 +36,16 @@ fn through_webapp(path: &str) -> String {
 }
 
 /// 20 requests per second for `secs`, straight to authors' inbound port.
-fn load_in_background(secs: u32) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        run_ok(ztmesh().args([
-            "app",
-            "load",
-            &format!("http://{AUTHORS}:4143/authors.json"),
-            "--rps",
-            "20",
-            "--duration",
-            &format!("{secs}s"),
-        ]))
-    })
+fn load_authors(secs: u32) -> std::thread::JoinHandle<String> {
+    support::load_in_background(&format!("http://{AUTHORS}:4143/authors.json"), 20, secs)
 }
 
 #[test]
 fn stat_shows_rates_success_and_latency_per_workload() {
     let mesh = LocalMesh::start(|m| std::fs::write(m.join("w.yaml"), manifests()).unwrap());
-    let _app = sample_app("authors", &format!("{AUTHORS}:18400"));
-    let _proxy = explicit_proxy(
-        &mesh.control_plane(),
-        "authors.booksapp.serviceaccount.identity.linkerd.cluster.local",
-        &mesh.token("booksapp", "authors"),
-        &format!("{AUTHORS}:18400"),
-        &[],
-    );
+    let _authors = mesh.run_booksapp_workload("authors", AUTHORS);
     // 20 requests per second for 8 s, straight to the inbound port.
-    let load = load_in_background(8);
+    let load = load_authors(8);
     std::thread::sleep(Duration::from_secs(2));
     let out = run_ok(
         ztmesh()
@@ -86,15 +64,7 @@ fn stat_shows_rates_success_and_latency_per_workload() {
     assert!(loaded.contains("ok=160"), "{loaded}");
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].starts_with("NAMESPACE  NAME"), "{out}");
-    let row = |name: &str| -> Vec<String> {
-        lines
-            .iter()
-            .find(|l| l.split_whitespace().nth(1) == Some(name))
-            .unwrap_or_else(|| panic!("no row for {name}:\n{out}"))
-            .split_whitespace()
-            .map(String::from)
-            .collect()
-    };
+    let row = |name: &str| table_row(&out, name);
     let authors = row("externalworkload/authors");
     assert_eq!(authors[2], "yes", "{out}");
     assert_eq!(authors[3], "100.00%", "{out}");
@@ -109,7 +79,7 @@ fn stat_shows_rates_success_and_latency_per_workload() {
     assert_eq!(nobody[2], "no", "{out}");
 
     // The controller aggregates the same figures through its viz API.
-    let load = load_in_background(5);
+    let load = load_authors(5);
     std::thread::sleep(Duration::from_secs(1));
     let via = run_ok(ztmesh().args([
         "viz",

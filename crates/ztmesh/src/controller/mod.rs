@@ -45,6 +45,12 @@ pub struct Args {
     /// controller aggregates from the proxies' admin ports; needs --manifests).
     #[arg(long, default_value_t = crate::viz::api::default_addr())]
     viz_addr: SocketAddr,
+    /// Have the viz API read the proxies' figures from this Prometheus
+    /// server (`http://host:port`) instead of scraping their admin ports.
+    /// Series are matched to workloads by their `namespace` and `pod`
+    /// labels, or by `instance` (the proxy's admin address, IP:4191).
+    #[arg(long)]
+    prometheus: Option<crate::viz::prometheus::Prometheus>,
     /// The cluster's DNS domain, in service names (`svc.ns.svc.DOMAIN`).
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
@@ -218,14 +224,27 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         let policy_listener = bind(args.policy_addr, "policy").await?;
         let destination_listener = bind(args.destination_addr, "destination").await?;
         let viz_listener = bind(args.viz_addr, "viz API").await?;
+        let viz_source = match args.prometheus.clone() {
+            Some(server) => crate::viz::api::Source::Prometheus {
+                server,
+                admin_port: 4191,
+            },
+            None => crate::viz::api::Source::Scrape { admin_port: 4191 },
+        };
         println!(
-            "viz API listening on {} (plain HTTP: GET /stat?namespace=NS&window=SECONDS)",
-            viz_listener.local_addr()?
+            "viz API listening on {} (plain HTTP: GET /stat?namespace=NS&window=SECONDS); figures {}",
+            viz_listener.local_addr()?,
+            match &viz_source {
+                crate::viz::api::Source::Prometheus { server, .. } =>
+                    format!("from Prometheus at {server}"),
+                crate::viz::api::Source::Scrape { admin_port } =>
+                    format!("scraped from the proxies' admin port {admin_port}"),
+            }
         );
         tokio::spawn(crate::viz::api::serve(
             viz_listener,
             indexes.policy.clone(),
-            4191,
+            viz_source,
         ));
         println!(
             "policy service listening on {} (plaintext on loopback addresses, TLS as {dst_name} on others); manifests from {}",

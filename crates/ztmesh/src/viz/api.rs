@@ -1,7 +1,9 @@
 //! The controller's viz API: `GET /stat?namespace=NS&window=SECONDS`
 //! answers the stat table (text), computed by the controller from its own
-//! index of workloads, scraping each workload's proxy admin port. The CLI's
-//! `viz stat --controller ADDR` reads it; [`get`] is its client.
+//! index of workloads, scraping each workload's proxy admin port over the
+//! window, or, with `--prometheus URL`, asking Prometheus about the last
+//! window ([`Source`]). The CLI's `viz stat --controller ADDR` reads it;
+//! [`get`] is its client.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -18,9 +20,22 @@ fn query(q: Option<&str>) -> std::collections::HashMap<String, String> {
         .collect()
 }
 
+/// Where the figures come from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// Scrape each workload's proxy on this admin port, twice.
+    Scrape { admin_port: u16 },
+    /// Query this Prometheus server (workloads' admin addresses still use
+    /// `admin_port`, to match static scrape targets).
+    Prometheus {
+        server: super::prometheus::Prometheus,
+        admin_port: u16,
+    },
+}
+
 async fn answer(
     index: &Mutex<ztmesh_policy::Index>,
-    admin_port: u16,
+    source: &Source,
     req: &http::Request<hyper::body::Incoming>,
 ) -> (http::StatusCode, String) {
     if req.uri().path() != "/stat" {
@@ -43,6 +58,9 @@ async fn answer(
             );
         }
     };
+    let admin_port = match source {
+        Source::Scrape { admin_port } | Source::Prometheus { admin_port, .. } => *admin_port,
+    };
     let workloads = {
         let index = index.lock().expect("policy index lock");
         super::stat::workloads_in(&index, q.get("namespace").map(String::as_str), admin_port)
@@ -53,7 +71,15 @@ async fn answer(
             "no workloads with addresses\n".into(),
         );
     }
-    let rows = super::stat::stat_rows(&workloads, window).await;
+    let rows = match source {
+        Source::Scrape { .. } => super::stat::stat_rows(&workloads, window).await,
+        Source::Prometheus { server, .. } => {
+            match super::prometheus::stat_rows(server, &workloads, window).await {
+                Ok(rows) => rows,
+                Err(e) => return (http::StatusCode::BAD_GATEWAY, format!("{e:#}\n")),
+            }
+        }
+    };
     (http::StatusCode::OK, crate::table::render(&rows))
 }
 
@@ -61,7 +87,7 @@ async fn answer(
 pub async fn serve(
     listener: tokio::net::TcpListener,
     index: Arc<Mutex<ztmesh_policy::Index>>,
-    admin_port: u16,
+    source: Source,
 ) {
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
@@ -69,11 +95,13 @@ pub async fn serve(
             continue;
         };
         let index = index.clone();
+        let source = source.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let index = index.clone();
+                let source = source.clone();
                 async move {
-                    let (status, body) = answer(&index, admin_port, &req).await;
+                    let (status, body) = answer(&index, &source, &req).await;
                     let rsp = http::Response::builder()
                         .status(status)
                         .header("content-type", "text/plain")

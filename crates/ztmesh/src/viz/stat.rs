@@ -24,7 +24,14 @@ pub struct StatArgs {
     /// and aggregates.
     #[arg(long)]
     controller: Option<String>,
-    /// How long to observe (`5s`, `30s`).
+    /// Read the figures from this Prometheus server (`http://host:port`)
+    /// instead of scraping the proxies: PromQL over the last `--window`,
+    /// answered at once (the window should span two scrapes or more).
+    /// Workloads still come from `--manifests`.
+    #[arg(long, conflicts_with = "controller", requires = "manifests")]
+    prometheus: Option<super::prometheus::Prometheus>,
+    /// How long to observe (`5s`, `30s`); with --prometheus, how far back
+    /// to look.
     #[arg(long, value_parser = crate::duration, default_value = "5s")]
     window: Duration,
     /// The proxies' admin port.
@@ -212,6 +219,23 @@ pub async fn stat_rows(
     let before = scrape(workloads).await;
     tokio::time::sleep(window).await;
     let after = scrape(workloads).await;
+    let stats: Vec<Option<WorkloadStat>> = before
+        .iter()
+        .zip(&after)
+        .map(|(b, a)| match (b, a) {
+            (Some(b), Some(a)) => Some(compute(b, a, window)),
+            _ => None,
+        })
+        .collect();
+    stat_table(workloads, &stats)
+}
+
+/// The stat table (header first): a row per workload, `None` where no
+/// proxy was found (shown unmeshed).
+pub fn stat_table(
+    workloads: &[(String, String, SocketAddr)],
+    stats: &[Option<WorkloadStat>],
+) -> Vec<[String; 10]> {
     let pct = |v: Option<f64>| {
         v.map(|v| format!("{:.2}%", v * 100.0))
             .unwrap_or("-".into())
@@ -232,24 +256,21 @@ pub async fn stat_rows(
         ]
         .map(String::from),
     ];
-    for ((ns, name, _), (b, a)) in workloads.iter().zip(before.iter().zip(&after)) {
-        let row = match (b, a) {
-            (Some(b), Some(a)) => {
-                let s = compute(b, a, window);
-                [
-                    ns.clone(),
-                    name.clone(),
-                    "yes".into(),
-                    pct(s.success),
-                    format!("{:.1}", s.rps),
-                    ms(s.p50_ms),
-                    ms(s.p95_ms),
-                    ms(s.p99_ms),
-                    pct(s.mtls),
-                    format!("{}", s.tcp_connections),
-                ]
-            }
-            _ => {
+    for ((ns, name, _), stat) in workloads.iter().zip(stats) {
+        let row = match stat {
+            Some(s) => [
+                ns.clone(),
+                name.clone(),
+                "yes".into(),
+                pct(s.success),
+                format!("{:.1}", s.rps),
+                ms(s.p50_ms),
+                ms(s.p95_ms),
+                ms(s.p99_ms),
+                pct(s.mtls),
+                format!("{}", s.tcp_connections),
+            ],
+            None => {
                 let mut row: [String; 10] = std::array::from_fn(|_| "-".to_string());
                 row[0] = ns.clone();
                 row[1] = name.clone();
@@ -348,6 +369,15 @@ pub fn run_stat(args: StatArgs) -> anyhow::Result<()> {
         .as_ref()
         .expect("clap requires --manifests or --controller");
     let workloads = workloads(manifests, args.namespace.as_deref(), args.admin_port)?;
+    if let Some(prometheus) = &args.prometheus {
+        let rows = runtime.block_on(super::prometheus::stat_rows(
+            prometheus,
+            &workloads,
+            args.window,
+        ))?;
+        crate::table::print(&rows);
+        return Ok(());
+    }
     eprintln!(
         "observing {} workload(s) for {:?}...",
         workloads.len(),

@@ -305,6 +305,11 @@ pub struct LocalMesh {
 impl LocalMesh {
     /// `write` fills the manifests directory before the controller starts.
     pub fn start(write: impl FnOnce(&Path)) -> Self {
+        Self::start_with(write, &[])
+    }
+
+    /// As [`LocalMesh::start`], with more arguments for the controller.
+    pub fn start_with(write: impl FnOnce(&Path), controller_args: &[&str]) -> Self {
         use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().unwrap();
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -323,7 +328,10 @@ impl LocalMesh {
                 "127.0.0.1:0",
                 "--destination-addr",
                 "127.0.0.1:0",
-            ],
+            ]
+            .into_iter()
+            .chain(controller_args.iter().copied())
+            .collect::<Vec<_>>(),
         );
         let destination = controller.listening_addr("destination service");
         let policy = controller.listening_addr("policy service");
@@ -349,6 +357,21 @@ impl LocalMesh {
         }
     }
 
+    /// The sample app `name` on `ip`:18400 behind its explicit-mode proxy
+    /// (identity `name.booksapp...`, as [`booksapp_workload`] declares it).
+    pub fn run_booksapp_workload(&self, name: &str, ip: &str) -> (Daemon, Daemon) {
+        let app_addr = format!("{ip}:18400");
+        let app = sample_app(name, &app_addr);
+        let proxy = explicit_proxy(
+            &self.control_plane(),
+            &format!("{name}.booksapp.serviceaccount.identity.linkerd.cluster.local"),
+            &self.token("booksapp", name),
+            &app_addr,
+            &[],
+        );
+        (app, proxy)
+    }
+
     /// A token file for `ns/sa`.
     pub fn token(&self, ns: &str, sa: &str) -> std::path::PathBuf {
         let path = self.tmp.path().join(format!("{ns}-{sa}.token"));
@@ -364,4 +387,38 @@ pub fn sample_app(name: &str, http: &str) -> Daemon {
     let mut app = Daemon::spawn(app);
     app.wait_for("HTTP on", Duration::from_secs(10));
     app
+}
+
+/// An explicit-mode `ExternalWorkload` `name` in namespace booksapp (label
+/// `app: name`, identity `name.booksapp...`) at `ip`, port 18400 named http.
+pub fn booksapp_workload(name: &str, ip: &str) -> String {
+    format!(
+        "apiVersion: workload.linkerd.io/v1beta1\nkind: ExternalWorkload\nmetadata: {{name: {name}, namespace: booksapp, labels: {{app: {name}}}, annotations: {{config.ztmesh.io/proxy-mode: explicit}}}}\nspec:\n  meshTLS: {{identity: {name}.booksapp.serviceaccount.identity.linkerd.cluster.local, serverName: {name}.booksapp.serviceaccount.identity.linkerd.cluster.local}}\n  workloadIPs: [{{ip: {ip}}}]\n  ports: [{{port: 18400, name: http}}]\n"
+    )
+}
+
+/// `ztmesh app load URL` at `rps` for `secs` seconds, in a thread; joins to its report.
+pub fn load_in_background(url: &str, rps: u32, secs: u32) -> std::thread::JoinHandle<String> {
+    let url = url.to_string();
+    std::thread::spawn(move || {
+        run_ok(ztmesh().args([
+            "app",
+            "load",
+            &url,
+            "--rps",
+            &rps.to_string(),
+            "--duration",
+            &format!("{secs}s"),
+        ]))
+    })
+}
+
+/// The cells of the table row whose second column is `name`.
+pub fn table_row(out: &str, name: &str) -> Vec<String> {
+    out.lines()
+        .find(|l| l.split_whitespace().nth(1) == Some(name))
+        .unwrap_or_else(|| panic!("no row for {name}:\n{out}"))
+        .split_whitespace()
+        .map(String::from)
+        .collect()
 }
