@@ -62,16 +62,20 @@ pub struct TcpMetrics {
 
 impl TcpMetrics {
     /// The counters of one connection's label set; records the open.
+    /// `policy` is "" or, inbound, the server's labels with a leading
+    /// comma ([`server_labels`]).
     pub fn open(
         &self,
         direction: &str,
         target: std::net::SocketAddr,
         tls: &TlsLabel,
+        policy: &str,
     ) -> Arc<TcpCounters> {
         let tls = tls_labels(tls);
         let peer = if direction == "inbound" { "src" } else { "dst" };
-        let labels =
-            format!("direction=\"{direction}\",peer=\"{peer}\",target_addr=\"{target}\",{tls}");
+        let labels = format!(
+            "direction=\"{direction}\",peer=\"{peer}\",target_addr=\"{target}\",{tls}{policy}"
+        );
         let counters = self
             .by_labels
             .lock()
@@ -244,16 +248,19 @@ impl RequestStats {
 }
 
 impl HttpMetrics {
-    /// The stats of one label set (created on first use).
+    /// The stats of one label set (created on first use). `policy` is ""
+    /// or, inbound, the permit's server, route and authorization labels
+    /// with a leading comma.
     pub fn stats(
         &self,
         direction: &str,
         authority: &str,
         target: std::net::SocketAddr,
         tls: &TlsLabel,
+        policy: &str,
     ) -> Arc<RequestStats> {
         let labels = format!(
-            "direction=\"{direction}\",authority=\"{}\",target_addr=\"{target}\",{}",
+            "direction=\"{direction}\",authority=\"{}\",target_addr=\"{target}\",{}{policy}",
             escape(authority),
             tls_labels(tls)
         );
@@ -345,10 +352,19 @@ impl HttpMetrics {
 /// connection nearly always share authority and target.
 #[derive(Default)]
 pub struct StatsCache {
-    last: Mutex<Option<(String, std::net::SocketAddr, Arc<RequestStats>)>>,
+    last: Mutex<Option<CachedStats>>,
+}
+
+struct CachedStats {
+    authority: String,
+    target: std::net::SocketAddr,
+    policy: Arc<str>,
+    stats: Arc<RequestStats>,
 }
 
 impl StatsCache {
+    /// The stats for (authority, target, policy labels) on this
+    /// connection: the last ones again when nothing changed.
     pub fn get(
         &self,
         metrics: &HttpMetrics,
@@ -356,18 +372,54 @@ impl StatsCache {
         authority: &str,
         target: std::net::SocketAddr,
         tls: &TlsLabel,
+        policy: &str,
     ) -> Arc<RequestStats> {
         let mut last = self.last.lock().expect("stats cache lock");
-        if let Some((a, t, stats)) = last.as_ref()
-            && a == authority
-            && *t == target
+        if let Some(c) = last.as_ref()
+            && c.authority == authority
+            && c.target == target
+            && *c.policy == *policy
         {
-            return stats.clone();
+            return c.stats.clone();
         }
-        let stats = metrics.stats(direction, authority, target, tls);
-        *last = Some((authority.to_string(), target, stats.clone()));
+        let stats = metrics.stats(direction, authority, target, tls, policy);
+        *last = Some(CachedStats {
+            authority: authority.to_string(),
+            target,
+            policy: policy.into(),
+            stats: stats.clone(),
+        });
         stats
     }
+}
+
+/// An inbound server's labels, as linkerd2-proxy writes them after the TLS
+/// labels (its `srv_group` is left out: policies here carry kind and name),
+/// with a leading comma.
+pub fn server_labels(kind: &str, name: &str, port: u16) -> String {
+    format!(
+        ",srv_kind=\"{}\",srv_name=\"{}\",srv_port=\"{port}\"",
+        escape(kind),
+        escape(name)
+    )
+}
+
+/// A permit's labels for inbound request metrics: the server's, then the
+/// route's and the authorization's, as linkerd2-proxy orders them.
+pub fn permit_labels(
+    server: (&str, &str),
+    port: u16,
+    route: (&str, &str),
+    authz: (&str, &str),
+) -> String {
+    format!(
+        "{},route_kind=\"{}\",route_name=\"{}\",authz_kind=\"{}\",authz_name=\"{}\"",
+        server_labels(server.0, server.1, port),
+        escape(route.0),
+        escape(route.1),
+        escape(authz.0),
+        escape(authz.1)
+    )
 }
 
 pub fn tls_labels(tls: &TlsLabel) -> String {
@@ -397,7 +449,7 @@ mod tests {
         };
         // A client making up a Host header per request.
         for i in 0..MAX_SERIES + 500 {
-            m.stats("inbound", &format!("h{i}.example"), target, &tls)
+            m.stats("inbound", &format!("h{i}.example"), target, &tls, "")
                 .request();
         }
         assert_eq!(m.series(), MAX_SERIES);
@@ -408,7 +460,7 @@ mod tests {
         assert!(!out.contains("authority=\"h0.example\""));
         // One keeps being used; after the idle expiry only it is left.
         tokio::time::advance(IDLE_EXPIRY / 2).await;
-        let busy = m.stats("inbound", "busy.example", target, &tls);
+        let busy = m.stats("inbound", "busy.example", target, &tls, "");
         tokio::time::advance(IDLE_EXPIRY / 2 + std::time::Duration::from_secs(1)).await;
         busy.request();
         let mut out = String::new();

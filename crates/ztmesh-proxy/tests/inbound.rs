@@ -219,14 +219,24 @@ async fn mtls_plaintext_and_tls_without_identity() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let m = metrics_text(&p).await;
     let target = format!("target_addr=\"{app_addr}\"");
-    assert!(m.contains(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",{target},tls=\"true\",client_id=\"{WEB}\"}} 1")), "{m}");
-    assert!(m.contains(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",{target},tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"}} 1")), "{m}");
+    // The server's labels follow the TLS labels, as in linkerd2-proxy.
+    let srv = format!(
+        "srv_kind=\"default\",srv_name=\"all-unauthenticated\",srv_port=\"{}\"",
+        app_addr.port()
+    );
+    assert!(m.contains(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",{target},tls=\"true\",client_id=\"{WEB}\",{srv}}} 1")), "{m}");
+    assert!(m.contains(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",{target},tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\",{srv}}} 1")), "{m}");
     assert!(
-        m.contains("no_tls_reason=\"no_client_certificate\"} 1"),
+        m.contains(&format!(
+            "no_tls_reason=\"no_client_certificate\",{srv}}} 1"
+        )),
         "{m}"
     );
-    assert!(m.contains("no_tls_reason=\"passthru\"} 1"), "{m}");
-    assert!(m.contains(&format!("tcp_write_bytes_total{{direction=\"inbound\",peer=\"src\",{target},tls=\"true\",client_id=\"{WEB}\"}} 19")), "{m}");
+    assert!(
+        m.contains(&format!("no_tls_reason=\"passthru\",{srv}}} 1")),
+        "{m}"
+    );
+    assert!(m.contains(&format!("tcp_write_bytes_total{{direction=\"inbound\",peer=\"src\",{target},tls=\"true\",client_id=\"{WEB}\",{srv}}} 19")), "{m}");
 }
 
 #[tokio::test]
@@ -423,8 +433,11 @@ async fn http_requests_are_counted_with_identities() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut m = String::new();
     p.http.encode(&mut m);
+    // The permit's labels follow the TLS labels: server, route (the
+    // default one, no routes here) and authorization, as in linkerd2-proxy.
     let labels = format!(
-        "direction=\"inbound\",authority=\"authors.booksapp\",target_addr=\"{app_addr}\",tls=\"true\",client_id=\"{WEB}\""
+        "direction=\"inbound\",authority=\"authors.booksapp\",target_addr=\"{app_addr}\",tls=\"true\",client_id=\"{WEB}\",srv_kind=\"default\",srv_name=\"all-unauthenticated\",srv_port=\"{}\",route_kind=\"default\",route_name=\"default\",authz_kind=\"default\",authz_name=\"all-unauthenticated\"",
+        app_addr.port()
     );
     assert!(m.contains(&format!("request_total{{{labels}}} 2")), "{m}");
     assert!(

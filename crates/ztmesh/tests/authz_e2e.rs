@@ -286,6 +286,32 @@ async fn booksapp_policy_enforced_by_the_proxies() {
         ),
         "{am}"
     );
+    // The golden-signal families carry the permit's labels too, in
+    // linkerd2-proxy's order after the TLS labels; denials are not in them.
+    for family in [
+        "request_total{",
+        "response_total{",
+        "response_latency_ms_bucket{",
+    ] {
+        assert!(
+            has(
+                family,
+                &[&format!(
+                    "client_id=\"{}\",srv_kind=\"server\",srv_name=\"authors\",srv_port=\"{HTTP_PORT}\",route_kind=\"httproute\",route_name=\"authors-get-route\",authz_kind=\"authorizationpolicy\",authz_name=\"authors-get-policy\"",
+                    id("books")
+                )]
+            ),
+            "{family}: {am}"
+        );
+    }
+    assert!(
+        !am.lines().any(|l| l.starts_with("request_total{")
+            && l.contains(&format!(
+                "client_id=\"{}\",srv_kind=\"server\",srv_name=\"authors\"",
+                id("traffic")
+            ))),
+        "traffic was denied on the authors server: {am}"
+    );
     assert!(
         has(
             "inbound_http_authz_deny_total{",

@@ -228,7 +228,7 @@ async fn webapp_reaches_authors_over_mtls() {
     let b_metrics = http(&format!("{B}:4191"), b"GET /metrics HTTP/1.0\r\n\r\n").await;
     let target = format!("target_addr=\"{B}:{APP_PORT}\"");
     assert!(
-        b_metrics.contains(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",{target},tls=\"true\",client_id=\"{WEBAPP}\"}} 2")),
+        b_metrics.contains(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",{target},tls=\"true\",client_id=\"{WEBAPP}\",srv_kind=\"default\",srv_name=\"all-unauthenticated\",srv_port=\"{APP_PORT}\"}} 2")),
         "{b_metrics}"
     );
     let a_metrics = http(&format!("{A}:4191"), b"GET /metrics HTTP/1.0\r\n\r\n").await;

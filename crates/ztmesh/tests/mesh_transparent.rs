@@ -257,7 +257,7 @@ fn transparent_mtls_between_meshed_pods() {
         b_metrics
             .lines()
             .find(|l| {
-                l.starts_with(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",target_addr=\"{}:{port}\",tls=\"true\",client_id=\"{WEBAPP}\"}}", PODS[1].1))
+                l.starts_with(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",target_addr=\"{}:{port}\",tls=\"true\",client_id=\"{WEBAPP}\",srv_kind=\"default\",srv_name=\"all-unauthenticated\",srv_port=\"{port}\"}}", PODS[1].1))
             })
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|n| n.parse::<u64>().ok())

@@ -170,8 +170,12 @@ async fn explicit_mode_inbound_mtls_with_the_real_controller() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let (status, metrics) = admin_get("/metrics").await.unwrap();
     assert_eq!(status, 200);
-    assert!(metrics.contains(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",target_addr=\"{app_addr}\",tls=\"true\",client_id=\"{WEBAPP}\"}} 1")), "{metrics}");
-    assert!(metrics.contains(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",target_addr=\"{app_addr}\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"}} 1")), "{metrics}");
+    let srv = format!(
+        "srv_kind=\"default\",srv_name=\"all-unauthenticated\",srv_port=\"{}\"",
+        app_addr.port()
+    );
+    assert!(metrics.contains(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",target_addr=\"{app_addr}\",tls=\"true\",client_id=\"{WEBAPP}\",{srv}}} 1")), "{metrics}");
+    assert!(metrics.contains(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",target_addr=\"{app_addr}\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\",{srv}}} 1")), "{metrics}");
     assert!(
         metrics.contains("control_identity_cert_refreshes_total{result=\"ok\"} 1"),
         "{metrics}"

@@ -200,6 +200,7 @@ impl Inbound {
             tls_label: label.clone(),
             target,
             metrics: self.authz_metrics.clone(),
+            permit_labels: Default::default(),
         };
         // Protocol detection on the (decrypted) stream, bounded in time;
         // silence or a timeout means opaque.
@@ -221,7 +222,12 @@ impl Inbound {
             },
         };
         tracing::debug!(%peer, %target, ?protocol, client = client_id.unwrap_or("-"), "inbound connection");
-        let counters = self.metrics.open("inbound", target, &label);
+        let counters = self.metrics.open(
+            "inbound",
+            target,
+            &label,
+            &crate::metrics::server_labels(&server.kind, &server.name, target.port()),
+        );
         if let Protocol::Http1 | Protocol::Http2 = protocol {
             let client = self
                 .clients

@@ -161,6 +161,20 @@ pub struct ConnectionAuthz {
     pub tls_label: TlsLabel,
     pub target: std::net::SocketAddr,
     pub metrics: Arc<AuthzMetrics>,
+    /// The last permit's labels for the request metrics, reused while the
+    /// same server, route and authorization admit this connection's
+    /// requests.
+    pub permit_labels: std::sync::Mutex<Option<PermitLabels>>,
+}
+
+/// Request-metric labels of a permit, keyed by what produced them: the
+/// policy (held, so the addresses below stay valid) and the addresses of
+/// the route's name and of the authorization within it.
+pub struct PermitLabels {
+    server: Arc<ServerPolicy>,
+    route: usize,
+    authz: usize,
+    labels: Arc<str>,
 }
 
 impl ConnectionAuthz {
@@ -187,8 +201,12 @@ impl ConnectionAuthz {
         }
     }
 
-    /// An HTTP request: `None` to forward it, or the response to send.
-    pub fn check_request<B>(&self, req: &http::Request<B>) -> Option<Response<Body>> {
+    /// An HTTP request: the permit's labels for the request metrics
+    /// (server, route, authorization) to forward it, or the response to send.
+    pub fn check_request<B>(
+        &self,
+        req: &http::Request<B>,
+    ) -> Result<Arc<str>, Box<Response<Body>>> {
         let server = self.policy.borrow().server.clone();
         match ztmesh_authz::decide_request(&server, self.client(), req, None) {
             Ok(permit) => {
@@ -201,7 +219,34 @@ impl ConnectionAuthz {
                     Family::HttpAllow,
                     &self.labels(&server, (rk, rn), (&a.kind, &a.name)),
                 );
-                None
+                let (route, authz) = (rn.as_ptr() as usize, a as *const Authorization as usize);
+                let mut cached = self.permit_labels.lock().expect("permit labels lock");
+                if let Some(c) = cached.as_ref()
+                    && Arc::ptr_eq(&c.server, &server)
+                    && (c.route, c.authz) == (route, authz)
+                {
+                    return Ok(c.labels.clone());
+                }
+                // A request no route names goes by linkerd's default route.
+                let route_labels = if rn.is_empty() {
+                    ("default", "default")
+                } else {
+                    (rk, rn)
+                };
+                let labels: Arc<str> = crate::metrics::permit_labels(
+                    (&server.kind, &server.name),
+                    self.target.port(),
+                    route_labels,
+                    (&a.kind, &a.name),
+                )
+                .into();
+                *cached = Some(PermitLabels {
+                    server: server.clone(),
+                    route,
+                    authz,
+                    labels: labels.clone(),
+                });
+                Ok(labels)
             }
             Err(denial) => {
                 let route = denial.route().unwrap_or("");
@@ -217,7 +262,11 @@ impl ConnectionAuthz {
                     .headers()
                     .get(http::header::CONTENT_TYPE)
                     .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-                Some(denied_response(&denial, grpc, self.identity.is_some()))
+                Err(Box::new(denied_response(
+                    &denial,
+                    grpc,
+                    self.identity.is_some(),
+                )))
             }
         }
     }

@@ -160,13 +160,16 @@ where
         let (taps, local_name) = (taps.clone(), local_name.clone());
         let started = tokio::time::Instant::now();
         async move {
+            // Denied requests are counted by the authorization metrics
+            // only: request metrics carry the permit's labels (server,
+            // route, authorization), as linkerd2-proxy's do.
+            let policy = match authz.check_request(&req) {
+                Ok(policy) => policy,
+                Err(denied) => return Ok(*denied),
+            };
             let authority = request_authority(&req);
-            let counters = cache.get(&metrics, "inbound", &authority, target, &tls);
+            let counters = cache.get(&metrics, "inbound", &authority, target, &tls, &policy);
             counters.request();
-            if let Some(denied) = authz.check_request(&req) {
-                counters.response(denied.status().as_u16(), started.elapsed());
-                return Ok(denied);
-            }
             let path = req
                 .uri()
                 .path_and_query()

@@ -202,7 +202,7 @@ impl Outbound {
             io: connected.io,
             counters: self
                 .metrics
-                .open("outbound", endpoint.addr, &tls_label(endpoint)),
+                .open("outbound", endpoint.addr, &tls_label(endpoint), ""),
         })
     }
 

@@ -249,6 +249,7 @@ impl HttpOutbound {
             authority,
             endpoint.addr,
             &tls_label(&endpoint),
+            "",
         );
         counters.request();
         let server_id = endpoint
