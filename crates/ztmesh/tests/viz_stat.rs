@@ -78,6 +78,53 @@ fn stat_shows_rates_success_and_latency_per_workload() {
     let nobody = row("externalworkload/nobody");
     assert_eq!(nobody[2], "no", "{out}");
 
+    // KIND/NAME picks workloads, from the manifests and through the
+    // controller; a kind the controller does not index is refused.
+    let names = |out: &str| -> Vec<String> {
+        out.lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().nth(1).map(String::from))
+            .collect()
+    };
+    let one = run_ok(
+        ztmesh()
+            .args([
+                "viz",
+                "stat",
+                "ew/nobody",
+                "--window",
+                "100ms",
+                "--manifests",
+            ])
+            .arg(&mesh.manifests),
+    );
+    assert_eq!(names(&one), ["externalworkload/nobody"], "{one}");
+    let via = run_ok(ztmesh().args([
+        "viz",
+        "stat",
+        "externalworkload/authors",
+        "--window",
+        "100ms",
+        "--controller",
+        &mesh.viz,
+    ]));
+    assert_eq!(names(&via), ["externalworkload/authors"], "{via}");
+    let none = run_err(
+        ztmesh()
+            .args(["viz", "stat", "pods", "--manifests"])
+            .arg(&mesh.manifests),
+    );
+    assert!(
+        none.contains("no workloads with addresses") && none.contains("for pod"),
+        "{none}"
+    );
+    let refused = run_err(
+        ztmesh()
+            .args(["viz", "stat", "deploy/authors", "--manifests"])
+            .arg(&mesh.manifests),
+    );
+    assert!(refused.contains("not deploy objects"), "{refused}");
+
     // The controller aggregates the same figures through its viz API.
     let load = load_authors(5);
     std::thread::sleep(Duration::from_secs(1));

@@ -1,4 +1,5 @@
-//! The controller's viz API: `GET /stat?namespace=NS&window=SECONDS`
+//! The controller's viz API:
+//! `GET /stat?namespace=NS&resource=KIND/NAME&window=SECONDS`
 //! answers the stat table (text), computed by the controller from its own
 //! index of workloads, scraping each workload's proxy admin port over the
 //! window, or, with `--prometheus URL`, asking Prometheus about the last
@@ -61,9 +62,22 @@ async fn answer(
     let admin_port = match source {
         Source::Scrape { admin_port } | Source::Prometheus { admin_port, .. } => *admin_port,
     };
+    let resource = match q
+        .get("resource")
+        .map(|r| r.parse::<super::resource::Resource>())
+    {
+        None => None,
+        Some(Ok(r)) => Some(r),
+        Some(Err(e)) => return (http::StatusCode::BAD_REQUEST, format!("resource {e}\n")),
+    };
     let workloads = {
         let index = index.lock().expect("policy index lock");
-        super::stat::workloads_in(&index, q.get("namespace").map(String::as_str), admin_port)
+        super::stat::workloads_in(
+            &index,
+            q.get("namespace").map(String::as_str),
+            resource.as_ref(),
+            admin_port,
+        )
     };
     if workloads.is_empty() {
         return (

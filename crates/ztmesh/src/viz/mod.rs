@@ -7,6 +7,7 @@
 //!   success rate, requests per second, p50 / p95 / p99 latency, share of
 //!   mTLS, open connections (the seeds' mesh status table);
 //! - [`prometheus`]: the same table from a Prometheus server's history;
+//! - [`resource`]: `KIND[/NAME]`, which workloads a command is about;
 //! - [`routes`]: per route (client side: requests, success, retries,
 //!   timeouts, budget exhaustion) and per edge (who connected to whom,
 //!   with which identities, secured or why not).
@@ -18,6 +19,7 @@
 
 pub mod api;
 pub mod prometheus;
+pub mod resource;
 pub mod routes;
 pub mod scrape;
 pub mod stat;

@@ -1,6 +1,7 @@
 //! `ztmesh viz stat`: per workload, from two scrapes of its proxy a window
 //! apart (counters are differenced, so the figures are for the window).
 
+use super::resource::Resource;
 use super::scrape::{Sample, fetch, parse};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -9,6 +10,9 @@ use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct StatArgs {
+    /// Only these workloads: `pod`, `pod/NAME`, `externalworkload[/NAME]`
+    /// (`po`, `ew` for short) or `ns/NAME`.
+    resource: Option<Resource>,
     /// Only this namespace.
     #[arg(short = 'n', long)]
     namespace: Option<String>,
@@ -156,25 +160,36 @@ pub fn compute(before: &[Sample], after: &[Sample], window: Duration) -> Workloa
 fn workloads(
     manifests: &std::path::Path,
     namespace: Option<&str>,
+    resource: Option<&Resource>,
     admin_port: u16,
 ) -> anyhow::Result<Vec<(String, String, SocketAddr)>> {
     let (index, _) = crate::diagnose_policy::policy_index(manifests, r#"{"ns":"-","pod":"-"}"#)?;
-    let workloads = workloads_in(&index, namespace, admin_port);
+    let workloads = workloads_in(&index, namespace, resource, admin_port);
     if workloads.is_empty() {
-        anyhow::bail!("no workloads with addresses in {}", manifests.display());
+        anyhow::bail!(
+            "no workloads with addresses in {}{}{}",
+            manifests.display(),
+            namespace
+                .map(|n| format!(" in namespace {n}"))
+                .unwrap_or_default(),
+            resource.map(|r| format!(" for {r}")).unwrap_or_default()
+        );
     }
     Ok(workloads)
 }
 
-/// (namespace, name, admin address) of the index's workloads with an address.
+/// (namespace, name, admin address) of the index's workloads with an
+/// address, in `namespace` and selected by `resource` when given.
 pub fn workloads_in(
     index: &ztmesh_policy::Index,
     namespace: Option<&str>,
+    resource: Option<&Resource>,
     admin_port: u16,
 ) -> Vec<(String, String, SocketAddr)> {
     let mut workloads: Vec<(String, String, SocketAddr)> = index
         .workloads()
         .filter(|(ns, _, _)| namespace.is_none_or(|n| n == *ns))
+        .filter(|(ns, wref, _)| resource.is_none_or(|r| r.selects(ns, wref)))
         .filter_map(|(ns, wref, wl)| {
             let name = match wref {
                 ztmesh_policy::WorkloadRef::Pod(n) => n.clone(),
@@ -286,6 +301,9 @@ pub fn stat_table(
 /// Arguments of `viz routes` and `viz edges`.
 #[derive(clap::Args)]
 pub struct SnapshotArgs {
+    /// Only these workloads: `pod`, `pod/NAME`, `externalworkload[/NAME]`
+    /// (`po`, `ew` for short) or `ns/NAME`.
+    resource: Option<Resource>,
     /// Only this namespace.
     #[arg(short = 'n', long)]
     namespace: Option<String>,
@@ -297,9 +315,25 @@ pub struct SnapshotArgs {
     admin_port: u16,
 }
 
+/// Workloads and one scrape of each.
+type Scraped = (Vec<(String, String, SocketAddr)>, Vec<Option<Vec<Sample>>>);
+
+impl SnapshotArgs {
+    /// The selected workloads, each scraped once.
+    fn scrape(&self) -> anyhow::Result<Scraped> {
+        let workloads = workloads(
+            &self.manifests,
+            self.namespace.as_deref(),
+            self.resource.as_ref(),
+            self.admin_port,
+        )?;
+        let scraped = scrape_all(&workloads)?;
+        Ok((workloads, scraped))
+    }
+}
+
 pub fn run_routes(args: SnapshotArgs) -> anyhow::Result<()> {
-    let workloads = workloads(&args.manifests, args.namespace.as_deref(), args.admin_port)?;
-    let scraped = scrape_all(&workloads)?;
+    let (workloads, scraped) = args.scrape()?;
     let mut rows = vec![
         [
             "FROM",
@@ -333,8 +367,7 @@ pub fn run_routes(args: SnapshotArgs) -> anyhow::Result<()> {
 }
 
 pub fn run_edges(args: SnapshotArgs) -> anyhow::Result<()> {
-    let workloads = workloads(&args.manifests, args.namespace.as_deref(), args.admin_port)?;
-    let scraped = scrape_all(&workloads)?;
+    let (workloads, scraped) = args.scrape()?;
     let mut rows = vec![["SRC", "DST", "TARGET", "SECURED"].map(String::from)];
     for ((ns, name, _), samples) in workloads.iter().zip(&scraped) {
         rows.extend(super::routes::edge_rows(
@@ -356,6 +389,9 @@ pub fn run_stat(args: StatArgs) -> anyhow::Result<()> {
         if let Some(ns) = &args.namespace {
             path.push_str(&format!("&namespace={ns}"));
         }
+        if let Some(r) = &args.resource {
+            path.push_str(&format!("&resource={r}"));
+        }
         let text = runtime.block_on(super::api::get(
             addr,
             &path,
@@ -368,7 +404,12 @@ pub fn run_stat(args: StatArgs) -> anyhow::Result<()> {
         .manifests
         .as_ref()
         .expect("clap requires --manifests or --controller");
-    let workloads = workloads(manifests, args.namespace.as_deref(), args.admin_port)?;
+    let workloads = workloads(
+        manifests,
+        args.namespace.as_deref(),
+        args.resource.as_ref(),
+        args.admin_port,
+    )?;
     if let Some(prometheus) = &args.prometheus {
         let rows = runtime.block_on(super::prometheus::stat_rows(
             prometheus,
