@@ -143,7 +143,8 @@ pub fn compute(before: &[Sample], after: &[Sample], window: Duration) -> Workloa
         .iter()
         .filter(|s| s.name == "tcp_open_connections" && inbound(s))
         .map(|s| s.value)
-        .sum();
+        .sum::<f64>()
+        + 0.0;
     WorkloadStat {
         meshed: true,
         success: (responses > 0.0).then(|| 1.0 - failures / responses),
