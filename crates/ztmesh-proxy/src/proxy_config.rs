@@ -35,9 +35,12 @@ pub const TRACE_ADDR: &str = "LINKERD2_PROXY_TRACE_COLLECTOR_SVC_ADDR";
 pub const TRACE_NAME: &str = "LINKERD2_PROXY_TRACE_COLLECTOR_SVC_NAME";
 pub const TRACE_SAMPLE_RATE: &str = "ZTMESH_PROXY_TRACE_SAMPLE_RATE";
 pub const TAP_NAME: &str = "LINKERD2_PROXY_TAP_SVC_NAME";
+/// Read by the binary before anything else (logging starts first).
+pub const LOG_FORMAT: &str = "LINKERD2_PROXY_LOG_FORMAT";
 
 /// Settings this proxy reads (the rest of `LINKERD2_PROXY_*` is warned about).
 const KNOWN: &[&str] = &[
+    LOG_FORMAT,
     "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS",
     "LINKERD2_PROXY_IDENTITY_DIR",
     "LINKERD2_PROXY_IDENTITY_TOKEN_FILE",

@@ -20,13 +20,32 @@ pub fn main_from_env() -> ExitCode {
     let filter = OsEnv
         .get("LINKERD2_PROXY_LOG")
         .unwrap_or_else(|| "info".into());
-    let _ = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    // LINKERD2_PROXY_LOG_FORMAT: plain (the default, as Linkerd's injector
+    // sets it) or json, one object per line.
+    let format = OsEnv.get(crate::proxy_config::LOG_FORMAT);
+    let _ = match format
+        .as_deref()
+        .map(str::trim)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("plain") => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        Some("json") => logs.json().try_init(),
+        Some(other) => {
+            eprintln!(
+                "ztmesh-proxy: invalid configuration: {}={other:?}: expected plain or json",
+                crate::proxy_config::LOG_FORMAT
+            );
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
     let (config, warnings) = match ProxyConfig::from_env(&OsEnv) {
         Ok(c) => c,
         Err(e) => {

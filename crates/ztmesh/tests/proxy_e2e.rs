@@ -193,3 +193,85 @@ async fn explicit_mode_inbound_mtls_with_the_real_controller() {
     assert!(out.starts_with("HTTP/1.0 200"), "{out}");
     proxy.wait_for("shutdown requested; shutting down", Duration::from_secs(5));
 }
+
+/// Configuration errors exit 64 naming what is wrong; logs are plain text
+/// by default and one JSON object per line with `LINKERD2_PROXY_LOG_FORMAT=json`.
+#[test]
+fn configuration_errors_and_log_formats() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("identity");
+    run_ok(ztmesh().args(["install", "--dir"]).arg(&d));
+    let anchors = std::fs::read_to_string(d.join("ca.crt")).unwrap();
+    let token = tmp.path().join("authors.token");
+    token_file(&d, "booksapp", "authors", &token);
+    // A whole, valid configuration (the identity service is never
+    // reached), plus a Linkerd setting this proxy does not support.
+    let proxy = |env: &[(&str, &str)]| {
+        let mut cmd = ztmesh();
+        cmd.arg("proxy").env_clear().envs([
+            ("LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS", anchors.as_str()),
+            (
+                "LINKERD2_PROXY_IDENTITY_TOKEN_FILE",
+                token.to_str().unwrap(),
+            ),
+            ("LINKERD2_PROXY_IDENTITY_SVC_ADDR", "127.0.1.22:1"),
+            (
+                "LINKERD2_PROXY_IDENTITY_SVC_NAME",
+                "linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local",
+            ),
+            ("LINKERD2_PROXY_IDENTITY_LOCAL_NAME", AUTHORS),
+            ("ZTMESH_PROXY_MODE", "explicit"),
+            ("ZTMESH_PROXY_APP_ADDR", "127.0.1.22:8080"),
+            ("LINKERD2_PROXY_OUTBOUND_CONNECT_KEEPALIVE", "10s"),
+        ]);
+        cmd.envs(env.iter().copied());
+        cmd
+    };
+
+    // Missing settings and a bad log format: exit 64, each named.
+    let out = ztmesh().arg("proxy").env_clear().output().unwrap();
+    assert_eq!(out.status.code(), Some(64), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS"),
+        "{err}"
+    );
+    let out = proxy(&[("LINKERD2_PROXY_LOG_FORMAT", "yaml")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("LINKERD2_PROXY_LOG_FORMAT=\"yaml\": expected plain or json"),
+        "{}",
+        describe(&out)
+    );
+
+    // json: the warning about the unsupported setting is a JSON object;
+    // LOG_FORMAT itself (plain, as Linkerd's injector sets it) is no warning.
+    for (format, json) in [("json", true), ("plain", false)] {
+        let mut daemon = Daemon::spawn(proxy(&[("LINKERD2_PROXY_LOG_FORMAT", format)]));
+        let line = daemon.wait_for(
+            "LINKERD2_PROXY_OUTBOUND_CONNECT_KEEPALIVE",
+            Duration::from_secs(10),
+        );
+        let parsed = serde_json::from_str::<serde_json::Value>(&line);
+        if json {
+            let v = parsed.unwrap_or_else(|e| panic!("{format}: not JSON ({e}): {line}"));
+            assert_eq!(v["level"], "WARN", "{line}");
+            assert!(
+                v["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("not supported")),
+                "{line}"
+            );
+        } else {
+            assert!(parsed.is_err() && line.contains("WARN"), "{line}");
+        }
+        assert!(
+            !daemon.output().contains("LINKERD2_PROXY_LOG_FORMAT"),
+            "{}",
+            daemon.output()
+        );
+    }
+}
