@@ -11,8 +11,9 @@
 //!   terminate mTLS, detect protocol, authorize, forward.
 //! - [`admin`] serves `/live`, `/ready`, `/metrics`, `/shutdown`;
 //!   [`metrics`] holds the transport counters.
-//! - [`transport_header`], [`prefixed`] and [`orig_dst`] are the small
-//!   pieces the stages share; [`run`] wires it all together.
+//! - [`transport_header`], [`prefixed`], [`orig_dst`] and [`sock_owner`]
+//!   (who owns a local client's socket) are the small pieces the stages
+//!   share; [`run`] wires it all together.
 //!
 //! - [`outbound`] is the outbound path: transparent interception or
 //!   explicit mode's HTTP proxy, HTTP routed per request, discovery through
@@ -38,6 +39,7 @@ pub mod process_metrics;
 pub mod proxy_config;
 pub mod route_metrics;
 pub mod run;
+pub mod sock_owner;
 pub mod tap;
 pub mod trace;
 pub mod transport_header;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 pub const MODE: &str = "ZTMESH_PROXY_MODE";
 pub const APP_ADDR: &str = "ZTMESH_PROXY_APP_ADDR";
+pub const APP_UID: &str = "ZTMESH_PROXY_APP_UID";
 pub const INBOUND_LISTEN: &str = "LINKERD2_PROXY_INBOUND_LISTEN_ADDR";
 pub const OUTBOUND_LISTEN: &str = "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR";
 pub const ADMIN_LISTEN: &str = "LINKERD2_PROXY_ADMIN_LISTEN_ADDR";
@@ -35,6 +36,7 @@ pub const TRACE_ADDR: &str = "LINKERD2_PROXY_TRACE_COLLECTOR_SVC_ADDR";
 pub const TRACE_NAME: &str = "LINKERD2_PROXY_TRACE_COLLECTOR_SVC_NAME";
 pub const TRACE_SAMPLE_RATE: &str = "ZTMESH_PROXY_TRACE_SAMPLE_RATE";
 pub const TAP_NAME: &str = "LINKERD2_PROXY_TAP_SVC_NAME";
+pub const INBOUND_IPS: &str = "LINKERD2_PROXY_INBOUND_IPS";
 /// Read by the binary before anything else (logging starts first).
 pub const LOG_FORMAT: &str = "LINKERD2_PROXY_LOG_FORMAT";
 
@@ -72,6 +74,7 @@ const KNOWN: &[&str] = &[
     TRACE_ADDR,
     TRACE_NAME,
     TAP_NAME,
+    INBOUND_IPS,
     "LINKERD2_PROXY_LOG",
 ];
 
@@ -120,6 +123,13 @@ pub struct ProxyConfig {
     pub trace: Option<(String, String, f64)>,
     /// The only identity the Tap API on the control port serves.
     pub tap_identity: Option<String>,
+    /// The pod's addresses (`LINKERD2_PROXY_INBOUND_IPS`): inbound
+    /// connections to any other address are refused. Empty: not checked.
+    pub inbound_ips: Vec<IpAddr>,
+    /// The application's uids (`ZTMESH_PROXY_APP_UID`): connections to the
+    /// outbound proxy from sockets other users own are refused. Empty: not
+    /// checked.
+    pub app_uids: Vec<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -161,11 +171,39 @@ impl ProxyConfig {
             INBOUND_LISTEN,
             SocketAddr::new(host("0.0.0.0"), 4143),
         );
+        // Explicit mode's outbound proxy relays with the workload's identity:
+        // it listens on loopback only (the app's address when that is
+        // loopback), never where other hosts reach it.
+        let outbound_host = match mode {
+            Mode::Explicit { app } if app.ip().is_loopback() => app.ip(),
+            _ => "127.0.0.1".parse().expect("valid default"),
+        };
         let outbound_addr = addr(
             &mut s,
             OUTBOUND_LISTEN,
-            SocketAddr::new(host("127.0.0.1"), 4140),
+            SocketAddr::new(outbound_host, 4140),
         );
+        if matches!(mode, Mode::Explicit { .. }) && !outbound_addr.ip().is_loopback() {
+            s.invalid(
+                OUTBOUND_LISTEN,
+                format!(
+                    "{outbound_addr} is not a loopback address: in explicit mode the outbound proxy sends requests with this workload's identity, so it listens on loopback only"
+                ),
+            );
+        }
+        let mut app_uids = Vec::new();
+        for uid in s
+            .optional(APP_UID)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        {
+            match uid.parse::<u32>() {
+                Ok(uid) => app_uids.push(uid),
+                Err(_) => s.invalid(APP_UID, format!("{uid:?} is not a numeric uid")),
+            }
+        }
         let admin_addr = addr(
             &mut s,
             ADMIN_LISTEN,
@@ -234,6 +272,19 @@ impl ProxyConfig {
             }
         };
         let tap_identity = s.optional(TAP_NAME);
+        let mut inbound_ips = Vec::new();
+        for ip in s
+            .optional(INBOUND_IPS)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|i| !i.is_empty())
+        {
+            match ip.parse::<IpAddr>() {
+                Ok(ip) => inbound_ips.push(ip),
+                Err(_) => s.invalid(INBOUND_IPS, format!("{ip:?} is not an IP address")),
+            }
+        }
         let policy = match s.optional(POLICY_ADDR) {
             None => None,
             Some(addr) => match (s.required(POLICY_NAME), s.required(POLICY_WORKLOAD)) {
@@ -282,6 +333,8 @@ impl ProxyConfig {
                 policy,
                 trace,
                 tap_identity,
+                inbound_ips,
+                app_uids,
             },
             warnings,
         ))
@@ -391,6 +444,41 @@ mod tests {
         assert_eq!(c.inbound_addr.to_string(), "127.0.1.2:4143");
         assert_eq!(c.outbound_addr.to_string(), "127.0.1.2:4140");
         assert_eq!(c.admin_addr.to_string(), "127.0.1.2:4191");
+    }
+
+    #[test]
+    fn explicit_outbound_listens_on_loopback_only() {
+        // An app on a routable address: its outbound proxy stays on loopback.
+        let (c, _) = ProxyConfig::from_env(&env(&[
+            (MODE, "explicit"),
+            (APP_ADDR, "10.233.0.2:7000"),
+            (APP_UID, "1000, 1001"),
+            (INBOUND_IPS, "10.233.0.2"),
+        ]))
+        .unwrap();
+        assert_eq!(c.inbound_addr.to_string(), "10.233.0.2:4143");
+        assert_eq!(c.outbound_addr.to_string(), "127.0.0.1:4140");
+        assert_eq!(c.app_uids, vec![1000, 1001]);
+        assert_eq!(c.inbound_ips, vec!["10.233.0.2".parse::<IpAddr>().unwrap()]);
+        // Asked to listen elsewhere: refused, named.
+        let err = ProxyConfig::from_env(&env(&[
+            (MODE, "explicit"),
+            (APP_ADDR, "10.233.0.2:7000"),
+            (OUTBOUND_LISTEN, "0.0.0.0:4140"),
+            (APP_UID, "www"),
+            (INBOUND_IPS, "10.233.0.2,pod"),
+        ]))
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("0.0.0.0:4140 is not a loopback address"),
+            "{text}"
+        );
+        assert!(text.contains("\"www\" is not a numeric uid"), "{text}");
+        assert!(text.contains("\"pod\" is not an IP address"), "{text}");
+        // Transparent mode keeps Linkerd's default, and may be told otherwise.
+        let (c, _) = ProxyConfig::from_env(&env(&[(OUTBOUND_LISTEN, "0.0.0.0:4140")])).unwrap();
+        assert_eq!(c.outbound_addr.to_string(), "0.0.0.0:4140");
     }
 
     #[test]

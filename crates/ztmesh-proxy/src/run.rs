@@ -197,6 +197,16 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
         opaque_ports: config.opaque_ports.clone(),
         metrics: tcp_metrics.clone(),
         http_metrics: http_metrics.clone(),
+        targets: crate::inbound::transport::Targets {
+            inbound_ips: config.inbound_ips.clone(),
+            own_ports: [
+                config.inbound_addr.port(),
+                config.outbound_addr.port(),
+                config.admin_addr.port(),
+                config.control_addr.port(),
+            ]
+            .into(),
+        },
         clients: Default::default(),
     });
     let bind = |addr: std::net::SocketAddr, what: &'static str| async move {
@@ -279,6 +289,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
                 tls,
                 metrics: tcp_metrics_out,
                 detect_timeout: config.detect_timeout,
+                app_uids: config.app_uids.clone(),
             });
             let listener = bind(config.outbound_addr, "outbound").await?;
             if let Mode::Explicit { .. } = mode {

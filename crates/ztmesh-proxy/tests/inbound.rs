@@ -2,174 +2,18 @@
 //! by real rustls clients: mTLS with and without identity, plaintext, the
 //! opaque transport header, silence, garbage and the default policies.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
+use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use ztmesh_proxy::inbound::accept::{Inbound, InboundTarget};
 use ztmesh_proxy::inbound::authorize::DefaultPolicy;
-use ztmesh_proxy::metrics::TcpMetrics;
 use ztmesh_proxy::transport_header::{ALPN, TransportHeader};
-use ztmesh_test_support::{TestPki, csr_for};
-use ztmesh_tls::{CredentialsStore, TlsVersions};
-
-const AUTHORS: &str = "authors.booksapp.serviceaccount.identity.linkerd.cluster.local";
-const WEB: &str = "webapp.booksapp.serviceaccount.identity.linkerd.cluster.local";
-
-fn creds(pki: &TestPki, name: &str) -> Arc<CredentialsStore> {
-    let id = ztmesh_identity::IdentityName::parse_dns(name).unwrap();
-    let (key, csr) = csr_for(name);
-    let csr = ztmesh_identity::csr::validate(&csr, &id).unwrap();
-    let issued = pki
-        .ca(Duration::from_secs(3600))
-        .issue(&id, csr.public_key(), std::time::SystemTime::now())
-        .unwrap();
-    let store = CredentialsStore::new();
-    let mut chain = vec![issued.leaf];
-    chain.extend(issued.intermediates);
-    store
-        .set(
-            chain,
-            rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .unwrap();
-    store
-}
-
-/// An application: reads until the client half-closes, then answers
-/// `{tag}:{request}` (so half-close must be propagated). Counts accepts.
-async fn app(tag: &'static str) -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut req = Vec::new();
-                if s.read_to_end(&mut req).await.is_ok() {
-                    let _ = s
-                        .write_all(format!("{tag}:{}", String::from_utf8_lossy(&req)).as_bytes())
-                        .await;
-                }
-            });
-        }
-    });
-    (addr, accepted)
-}
-
-/// An application that speaks first.
-async fn greeter() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let _ = s.write_all(b"220 hello\r\n").await;
-        }
-    });
-    addr
-}
-
-struct Proxy {
-    addr: SocketAddr,
-    metrics: Arc<TcpMetrics>,
-    http: Arc<ztmesh_proxy::metrics::HttpMetrics>,
-}
-
-async fn proxy(
-    pki: &TestPki,
-    target: SocketAddr,
-    policy: DefaultPolicy,
-    detect: Duration,
-) -> Proxy {
-    proxy_with_opaque_ports(pki, target, policy, detect, &[]).await
-}
-
-async fn proxy_with_opaque_ports(
-    pki: &TestPki,
-    target: SocketAddr,
-    policy: DefaultPolicy,
-    detect: Duration,
-    opaque_ports: &[u16],
-) -> Proxy {
-    proxy_with(pki, target, policy, detect, opaque_ports, None).await
-}
-
-async fn proxy_with(
-    pki: &TestPki,
-    target: SocketAddr,
-    policy: DefaultPolicy,
-    detect: Duration,
-    opaque_ports: &[u16],
-    tracer: Option<Arc<ztmesh_proxy::trace::Tracer>>,
-) -> Proxy {
-    let server = ztmesh_tls::mesh_server_config(
-        creds(pki, AUTHORS),
-        ztmesh_tls::roots_from_pem(&pki.anchors_pem()).unwrap(),
-        TlsVersions::Tls13Only,
-        &[ALPN],
-    )
-    .unwrap();
-    let metrics = Arc::new(TcpMetrics::default());
-    let http = Arc::new(ztmesh_proxy::metrics::HttpMetrics::default());
-    let inbound = Arc::new(Inbound {
-        local_name: AUTHORS.into(),
-        target: InboundTarget::App(target),
-        detect_timeout: detect,
-        tls: tokio_rustls::TlsAcceptor::from(server),
-        policies: Arc::new(ztmesh_proxy::inbound::policy::Policies::new(
-            None,
-            policy.server(&["127.0.0.0/8".parse().unwrap()]),
-        )),
-        authz_metrics: Arc::default(),
-        tracer,
-        taps: Arc::default(),
-        opaque_ports: opaque_ports.iter().copied().collect(),
-        metrics: metrics.clone(),
-        http_metrics: http.clone(),
-        clients: Default::default(),
-    });
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(inbound.serve(listener));
-    Proxy {
-        addr,
-        metrics,
-        http,
-    }
-}
-
-fn client_tls(pki: &TestPki, identity: Option<&str>, alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
-    let roots = ztmesh_tls::roots_from_pem(&pki.anchors_pem()).unwrap();
-    let creds = identity.map(|name| creds(pki, name));
-    tokio_rustls::TlsConnector::from(
-        ztmesh_tls::client_config(roots, creds, TlsVersions::Tls13Only, alpn).unwrap(),
-    )
-}
-
-/// Sends `req`, half-closes, returns the whole answer.
-async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-    mut s: S,
-    req: &[u8],
-) -> String {
-    s.write_all(req).await.unwrap();
-    s.shutdown().await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
-        .await
-        .expect("an answer within 5s")
-        .unwrap();
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-async fn metrics_text(p: &Proxy) -> String {
-    let mut s = String::new();
-    p.metrics.encode(&mut s);
-    s
-}
+use ztmesh_test_support::TestPki;
 
 #[tokio::test]
 async fn mtls_plaintext_and_tls_without_identity() {

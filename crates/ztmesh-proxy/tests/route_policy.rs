@@ -82,6 +82,7 @@ fn resolution(addr: std::net::SocketAddr, profile: Profile) -> Resolution {
         opaque_protocol: false,
         profile: Some(Arc::new(profile)),
         accrual: None,
+        outside_mesh: false,
     }
 }
 

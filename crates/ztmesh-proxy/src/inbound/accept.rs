@@ -13,7 +13,6 @@ use super::{forward, tls};
 use crate::authz_metrics::Family;
 use crate::metrics::{TcpMetrics, TlsLabel};
 use crate::prefixed::{PrefixedIo, read_until};
-use crate::transport_header::TransportHeader;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,20 +44,21 @@ pub struct Inbound {
     pub opaque_ports: std::collections::BTreeSet<u16>,
     pub metrics: Arc<TcpMetrics>,
     pub http_metrics: Arc<crate::metrics::HttpMetrics>,
+    /// Where connections may go: the pod's addresses, and the ports a
+    /// transport header may not name.
+    pub targets: super::transport::Targets,
     /// One keep-alive pool per application address.
     pub clients: std::sync::Mutex<std::collections::HashMap<SocketAddr, super::http::AppClients>>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum InboundError {
-    #[error("no bytes within the detect timeout of {0:?}")]
-    DetectTimeout(Duration),
     #[error("reading the first bytes: {0}")]
     Read(std::io::Error),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
-    #[error("transport header: {0}")]
-    Header(#[from] crate::transport_header::HeaderError),
+    #[error(transparent)]
+    Target(#[from] super::transport::TargetError),
     #[error("original destination: {0}")]
     OrigDst(std::io::Error),
     #[error("denied: {0}")]
@@ -91,12 +91,14 @@ impl Inbound {
     }
 
     async fn handle(&self, mut tcp: TcpStream, peer: SocketAddr) -> Result<(), InboundError> {
-        let mut target = match self.target {
-            InboundTarget::App(addr) => addr,
+        let (mut target, dialed) = match self.target {
+            InboundTarget::App(addr) => (addr, tcp.local_addr().map_err(InboundError::OrigDst)?),
             InboundTarget::OriginalDst => {
-                crate::orig_dst::original_dst(&tcp).map_err(InboundError::OrigDst)?
+                let orig = crate::orig_dst::original_dst(&tcp).map_err(InboundError::OrigDst)?;
+                (orig, orig)
             }
         };
+        self.targets.check_dialed(dialed)?;
         let mut first = Vec::new();
         let timed_out = match tokio::time::timeout(
             self.detect_timeout,
@@ -128,13 +130,15 @@ impl Inbound {
                 // first bytes keeps only the small detection state.
                 let mut t = Box::pin(tls::terminate(&self.tls, io)).await?;
                 if t.transport_header {
-                    let header = tokio::time::timeout(
-                        self.detect_timeout,
-                        TransportHeader::read(&mut t.stream),
-                    )
-                    .await
-                    .map_err(|_| InboundError::DetectTimeout(self.detect_timeout))??;
-                    target.set_port(header.port);
+                    target = self
+                        .targets
+                        .read_header(
+                            &mut t.stream,
+                            t.client_id.as_deref(),
+                            target,
+                            self.detect_timeout,
+                        )
+                        .await?;
                 }
                 let label = match &t.client_id {
                     Some(id) => TlsLabel::Identified {

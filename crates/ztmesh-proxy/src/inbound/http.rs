@@ -167,6 +167,8 @@ where
                 Ok(policy) => policy,
                 Err(denied) => return Ok(*denied),
             };
+            // The app learns the verified identity, and only that.
+            super::client_id::set(&mut req, authz.identity.as_deref());
             let authority = request_authority(&req);
             let counters = cache.get(&metrics, "inbound", &authority, target, &tls, &policy);
             counters.request();

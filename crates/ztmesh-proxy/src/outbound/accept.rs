@@ -32,6 +32,9 @@ pub struct Outbound {
     pub tls: Arc<super::connect::ClientTls>,
     pub metrics: Arc<TcpMetrics>,
     pub detect_timeout: Duration,
+    /// The application's uids (`ZTMESH_PROXY_APP_UID`); empty: anyone
+    /// who can reach the listener is served.
+    pub app_uids: Vec<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +51,14 @@ pub enum OutboundError {
     Copy(std::io::Error),
     #[error("HTTP: {0}")]
     Http(#[from] hyper::Error),
+    #[error("{}", super::http::loopback_refused(*.0))]
+    LoopbackOutsideMesh(std::net::SocketAddr),
+    #[error("refused: the connecting socket's owner is unknown: {0}")]
+    Owner(#[from] crate::sock_owner::OwnerError),
+    #[error(
+        "refused: the connecting process runs as uid {uid}, not as the application's ({allowed:?}, ZTMESH_PROXY_APP_UID)"
+    )]
+    ForeignUid { uid: u32, allowed: Vec<u32> },
 }
 
 impl Outbound {
@@ -63,6 +74,10 @@ impl Outbound {
                 }
             };
             let _ = tcp.set_nodelay(true);
+            if let Err(error) = self.admit(&tcp, peer) {
+                tracing::warn!(%peer, %error, "outbound connection refused");
+                continue;
+            }
             let this = self.clone();
             tokio::spawn(async move {
                 let result = if transparent {
@@ -74,6 +89,24 @@ impl Outbound {
                     tracing::info!(%peer, transparent, %error, "outbound connection failed");
                 }
             });
+        }
+    }
+
+    /// Only the application's own processes may use this proxy, when its
+    /// uids are configured: the kernel says who owns the client's socket.
+    fn admit(&self, tcp: &TcpStream, peer: std::net::SocketAddr) -> Result<(), OutboundError> {
+        if self.app_uids.is_empty() {
+            return Ok(());
+        }
+        let local = tcp.local_addr().map_err(OutboundError::Read)?;
+        let uid = crate::sock_owner::peer_uid(peer, local)?;
+        if self.app_uids.contains(&uid) {
+            Ok(())
+        } else {
+            Err(OutboundError::ForeignUid {
+                uid,
+                allowed: self.app_uids.clone(),
+            })
         }
     }
 
@@ -147,11 +180,12 @@ impl Outbound {
                 format!("CONNECT needs host:port, not {:?}", req.uri().to_string()),
             );
         };
-        let server = match self.open(&authority).await {
+        let server = match self.open(&authority, true).await {
             Ok(s) => s,
             Err(e) => {
                 let status = match &e {
                     OutboundError::Discover(d) => discovery_status(d),
+                    OutboundError::LoopbackOutsideMesh(_) => StatusCode::FORBIDDEN,
                     OutboundError::Connect(ConnectError::Timeout { .. }) => {
                         StatusCode::GATEWAY_TIMEOUT
                     }
@@ -185,12 +219,18 @@ impl Outbound {
     where
         I: AsyncRead + AsyncWrite + Unpin,
     {
-        let server = self.open(authority).await?;
+        let server = self.open(authority, false).await?;
         self.pipe(client, server).await
     }
 
-    async fn open(&self, authority: &str) -> Result<Opened, OutboundError> {
+    /// A connection to one endpoint of `authority`; `explicit`: for the
+    /// application's CONNECT, which may not reach local services outside
+    /// the mesh.
+    async fn open(&self, authority: &str, explicit: bool) -> Result<Opened, OutboundError> {
         let resolution = self.http.discover.endpoints(authority).await?;
+        if let (true, Some(addr)) = (explicit, resolution.loopback_outside_mesh()) {
+            return Err(OutboundError::LoopbackOutsideMesh(addr));
+        }
         let endpoints = &resolution.endpoints;
         let (endpoint, _) =
             self.http

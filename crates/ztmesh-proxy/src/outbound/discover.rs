@@ -102,6 +102,21 @@ pub struct Resolution {
     pub profile: Option<Arc<Profile>>,
     /// Failure accrual for these endpoints (from the OutboundPolicy).
     pub accrual: Option<super::accrual::AccrualConfig>,
+    /// The control plane does not know the target: it is reached as it is
+    /// (an address outside the profile networks, a name found by DNS).
+    pub outside_mesh: bool,
+}
+
+impl Resolution {
+    /// A loopback address the mesh does not know: explicit mode's proxy
+    /// refuses to relay to it (the workload's own local services, the
+    /// controller's ports on a shared host).
+    pub fn loopback_outside_mesh(&self) -> Option<SocketAddr> {
+        self.endpoints
+            .iter()
+            .find(|e| self.outside_mesh && e.addr.ip().is_loopback())
+            .map(|e| e.addr)
+    }
 }
 
 impl Discover {
@@ -131,27 +146,29 @@ impl Discover {
             if !self.profile_networks.iter().any(|n| n.contains(&addr.ip())) {
                 return Ok(Resolution {
                     endpoints: plain(addr),
+                    outside_mesh: true,
                     ..Default::default()
                 });
             }
             let state = self.profile_state(authority).await?;
-            let endpoints = if let Some(e) = &state.endpoint {
-                Arc::new(vec![e.clone()])
+            let (endpoints, outside_mesh) = if let Some(e) = &state.endpoint {
+                (Arc::new(vec![e.clone()]), false)
             } else if !state.fqn.is_empty() {
                 let name = format!("{}:{}", state.fqn, addr.port());
                 match self.name_endpoints(&name).await {
-                    Ok(e) => e,
-                    Err(DiscoverError::Unknown(_)) => plain(addr),
+                    Ok(e) => (e, false),
+                    Err(DiscoverError::Unknown(_)) => (plain(addr), true),
                     Err(e) => return Err(e),
                 }
             } else {
-                plain(addr)
+                (plain(addr), true)
             };
             Resolution {
                 endpoints,
                 opaque_protocol: state.opaque_protocol,
                 profile: state.profile.clone(),
                 accrual: None,
+                outside_mesh,
             }
         } else {
             let endpoints = match self.name_endpoints(authority).await {
@@ -169,6 +186,7 @@ impl Discover {
                         })?;
                     return Ok(Resolution {
                         endpoints: plain(addr),
+                        outside_mesh: true,
                         ..Default::default()
                     });
                 }
@@ -180,6 +198,7 @@ impl Discover {
                 opaque_protocol: state.as_ref().is_some_and(|s| s.opaque_protocol),
                 profile: state.and_then(|s| s.profile.clone()),
                 accrual: None,
+                outside_mesh: false,
             }
         };
         if resolution.endpoints.is_empty() {

@@ -111,6 +111,9 @@ impl HttpOutbound {
             Ok(r) => r,
             Err(e) => return proxy_error(discovery_status(&e), e.to_string()),
         };
+        if let (Dst::AbsoluteUri, Some(addr)) = (dst, resolution.loopback_outside_mesh()) {
+            return proxy_error(StatusCode::FORBIDDEN, loopback_refused(addr));
+        }
         let policy = match &self.policies {
             Some(p) => p.get(&target).await,
             None => None,
@@ -281,6 +284,9 @@ impl HttpOutbound {
                 if orig_version != Version::HTTP_2 {
                     orig_proto::restore_response(&mut rsp, orig_version);
                 }
+                if super::peer_errors::strip(&mut rsp, orig_version) {
+                    tracing::debug!(endpoint = %endpoint.addr, "the peer proxy asked to close the connection");
+                }
                 if let Some(upgrade) = upgrade {
                     http_upgrade::bridge(upgrade, &mut rsp);
                 }
@@ -330,6 +336,13 @@ fn absolute_authority(uri: &http::Uri) -> Option<String> {
         Some(_) => a.to_string(),
         None => format!("{}:80", a.host()),
     })
+}
+
+/// Why explicit mode's proxy does not relay to a loopback address.
+pub fn loopback_refused(addr: SocketAddr) -> String {
+    format!(
+        "{addr} is a loopback address outside the mesh; the outbound proxy does not relay to this host's local services"
+    )
 }
 
 pub fn discovery_status(e: &DiscoverError) -> StatusCode {

@@ -5,7 +5,8 @@
 //!    detection) or explicit (the application's HTTP proxy: absolute-form
 //!    requests and `CONNECT`);
 //! 2. [`http`]: HTTP routed request by request, with the route's timeout
-//!    and budgeted retries ([`retry`]);
+//!    and budgeted retries ([`retry`]); a peer proxy's error headers are
+//!    removed from responses ([`peer_errors`]);
 //! 3. [`discover`]: where the target is and how to reach it (Destination.Get
 //!    for a service name, GetProfile for ip:port);
 //!    with the target's ServiceProfile ([`profile`]: routes, timeouts,
@@ -24,6 +25,7 @@ pub mod balance;
 pub mod connect;
 pub mod discover;
 pub mod http;
+pub mod peer_errors;
 pub mod policy;
 pub mod pool;
 pub mod profile;

@@ -1,0 +1,146 @@
+//! The inbound stack against hostile clients (issue 11): the opaque
+//! transport header without a client certificate or naming the proxy's own
+//! ports, connections to an address that is not the pod's, and forged
+//! `l5d-client-id` headers. Real rustls clients, real sockets.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use support::*;
+use tokio::net::TcpStream;
+use ztmesh_proxy::inbound::authorize::DefaultPolicy;
+use ztmesh_proxy::inbound::transport::Targets;
+use ztmesh_proxy::transport_header::{ALPN, TransportHeader};
+use ztmesh_test_support::TestPki;
+
+fn header(port: u16) -> TransportHeader {
+    TransportHeader {
+        port,
+        name: None,
+        protocol: None,
+    }
+}
+
+#[tokio::test]
+async fn transport_header_needs_a_client_identity_and_never_names_proxy_ports() {
+    let pki = TestPki::new();
+    let (app_addr, app_accepts) = app("app").await;
+    // Stand-ins for the workload's outbound proxy and admin port: what an
+    // anonymous client bounced through before the fix.
+    let (outbound, outbound_accepts) = app("outbound").await;
+    let (admin, admin_accepts) = app("admin").await;
+    let targets = Targets {
+        inbound_ips: vec![],
+        own_ports: [outbound.port(), admin.port()].into(),
+    };
+    let p = proxy_with_targets(
+        &pki,
+        app_addr,
+        DefaultPolicy::AllUnauthenticated,
+        Duration::from_secs(2),
+        &[],
+        None,
+        targets,
+    )
+    .await;
+    let name = || ztmesh_tls::server_name(AUTHORS).unwrap();
+
+    // No client certificate: the header is refused, nothing is reached.
+    for port in [app_addr.port(), outbound.port(), admin.port()] {
+        let tcp = TcpStream::connect(p.addr).await.unwrap();
+        let mut tls = client_tls(&pki, None, &[ALPN])
+            .connect(name(), tcp)
+            .await
+            .unwrap();
+        // The write may race with the proxy closing; the answer is what counts.
+        let _ = header(port).write(&mut tls).await;
+        let answer = exchange_lenient(tls, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert_eq!(answer, "", "anonymous header to port {port} got {answer:?}");
+    }
+    // A meshed client may not name the proxy's own ports either.
+    for port in [outbound.port(), admin.port()] {
+        let tcp = TcpStream::connect(p.addr).await.unwrap();
+        let mut tls = client_tls(&pki, Some(WEB), &[ALPN])
+            .connect(name(), tcp)
+            .await
+            .unwrap();
+        let _ = header(port).write(&mut tls).await;
+        let answer = exchange_lenient(tls, b"POST /shutdown HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert_eq!(
+            answer, "",
+            "meshed header to proxy port {port} got {answer:?}"
+        );
+    }
+    assert_eq!(app_accepts.load(Ordering::SeqCst), 0);
+    assert_eq!(outbound_accepts.load(Ordering::SeqCst), 0);
+    assert_eq!(admin_accepts.load(Ordering::SeqCst), 0);
+
+    // The legitimate case still works: an identified client, the app's port.
+    let tcp = TcpStream::connect(p.addr).await.unwrap();
+    let mut tls = client_tls(&pki, Some(WEB), &[ALPN])
+        .connect(name(), tcp)
+        .await
+        .unwrap();
+    header(app_addr.port()).write(&mut tls).await.unwrap();
+    assert_eq!(exchange(tls, b"via header").await, "app:via header");
+}
+
+#[tokio::test]
+async fn only_the_pods_addresses_are_served() {
+    let pki = TestPki::new();
+    let (app_addr, accepts) = app("app").await;
+    let p = proxy_with_targets(
+        &pki,
+        app_addr,
+        DefaultPolicy::AllUnauthenticated,
+        Duration::from_secs(2),
+        &[],
+        None,
+        Targets {
+            // The proxy listens on 127.0.0.1, which is not "the pod's".
+            inbound_ips: vec!["127.0.0.2".parse().unwrap()],
+            own_ports: Default::default(),
+        },
+    )
+    .await;
+    let plain = TcpStream::connect(p.addr).await.unwrap();
+    assert_eq!(exchange_lenient(plain, b"hello").await, "");
+    assert_eq!(accepts.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn forged_client_ids_never_reach_the_app() {
+    let pki = TestPki::new();
+    let app_addr = client_id_echo().await;
+    let p = proxy(
+        &pki,
+        app_addr,
+        DefaultPolicy::AllUnauthenticated,
+        Duration::from_secs(2),
+    )
+    .await;
+    let forged = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nl5d-client-id: admin.booksapp.serviceaccount.identity.linkerd.cluster.local\r\nl5d-client-id: {AUTHORS}\r\nconnection: close\r\n\r\n"
+    );
+    // Plaintext: removed.
+    let plain = TcpStream::connect(p.addr).await.unwrap();
+    let rsp = exchange(plain, forged.as_bytes()).await;
+    assert!(rsp.ends_with("\r\n\r\nnone"), "{rsp}");
+    // TLS without a certificate: removed.
+    let tcp = TcpStream::connect(p.addr).await.unwrap();
+    let anon = client_tls(&pki, None, &[])
+        .connect(ztmesh_tls::server_name(AUTHORS).unwrap(), tcp)
+        .await
+        .unwrap();
+    let rsp = exchange(anon, forged.as_bytes()).await;
+    assert!(rsp.ends_with("\r\n\r\nnone"), "{rsp}");
+    // A meshed client claiming another identity: overwritten with its own.
+    let tcp = TcpStream::connect(p.addr).await.unwrap();
+    let meshed = client_tls(&pki, Some(WEB), &[])
+        .connect(ztmesh_tls::server_name(AUTHORS).unwrap(), tcp)
+        .await
+        .unwrap();
+    let rsp = exchange(meshed, forged.as_bytes()).await;
+    assert!(rsp.ends_with(&format!("\r\n\r\n{WEB}")), "{rsp}");
+}
