@@ -12,8 +12,9 @@
 //! - [`admin`] serves `/live`, `/ready`, `/metrics`, `/shutdown`;
 //!   [`metrics`] holds the transport counters.
 //! - [`transport_header`], [`prefixed`], [`orig_dst`] and [`sock_owner`]
-//!   (who owns a local client's socket) are the small pieces the stages
-//!   share; [`run`] wires it all together.
+//!   (who owns a local client's socket), and [`backoff`] (reopening
+//!   control-plane streams) are the small pieces the stages share;
+//!   [`drain`] stops them gracefully; [`run`] wires it all together.
 //!
 //! - [`outbound`] is the outbound path: transparent interception or
 //!   explicit mode's HTTP proxy, HTTP routed per request, discovery through
@@ -24,8 +25,10 @@
 
 pub mod admin;
 pub mod authz_metrics;
+pub mod backoff;
 pub mod config;
 pub mod counted;
+pub mod drain;
 pub mod grpc_status;
 pub mod http_upgrade;
 pub mod identity;

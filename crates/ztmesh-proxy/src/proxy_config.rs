@@ -22,6 +22,7 @@ pub const DEFAULT_POLICY: &str = "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY";
 pub const CLUSTER_NETWORKS: &str = "LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS";
 pub const DETECT_TIMEOUT: &str = "LINKERD2_PROXY_INBOUND_DETECT_TIMEOUT";
 pub const SHUTDOWN_ENDPOINT: &str = "LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED";
+pub const SHUTDOWN_GRACE: &str = "LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD";
 pub const DESTINATION_ADDR: &str = "LINKERD2_PROXY_DESTINATION_SVC_ADDR";
 pub const DESTINATION_NAME: &str = "LINKERD2_PROXY_DESTINATION_SVC_NAME";
 pub const DESTINATION_CONTEXT: &str = "LINKERD2_PROXY_DESTINATION_CONTEXT";
@@ -61,6 +62,7 @@ const KNOWN: &[&str] = &[
     CLUSTER_NETWORKS,
     DETECT_TIMEOUT,
     SHUTDOWN_ENDPOINT,
+    SHUTDOWN_GRACE,
     DESTINATION_ADDR,
     DESTINATION_NAME,
     DESTINATION_CONTEXT,
@@ -102,6 +104,8 @@ pub struct ProxyConfig {
     pub default_policy: DefaultPolicy,
     pub cluster_networks: Vec<IpNet>,
     pub shutdown_endpoint: bool,
+    /// How long a stopping proxy waits for open connections to finish.
+    pub shutdown_grace: Duration,
     /// Destination service (host:port, identity); outbound needs it.
     pub destination: Option<(String, String)>,
     pub destination_context: String,
@@ -230,6 +234,7 @@ impl ProxyConfig {
         let profile_networks = networks(&mut s, PROFILE_NETWORKS, DEFAULT_CLUSTER_NETWORKS);
         let inbound_ports = ports(&mut s, INBOUND_PORTS);
         let opaque_ports = ports(&mut s, OPAQUE_PORTS);
+        let shutdown_grace = s.duration(SHUTDOWN_GRACE, Duration::from_secs(30));
         let shutdown_endpoint = s
             .optional(SHUTDOWN_ENDPOINT)
             .is_some_and(|v| v == "true" || v == "1");
@@ -324,6 +329,7 @@ impl ProxyConfig {
                 default_policy,
                 cluster_networks,
                 shutdown_endpoint,
+                shutdown_grace,
                 destination,
                 destination_context,
                 cores,

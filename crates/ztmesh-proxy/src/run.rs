@@ -209,6 +209,8 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
         },
         clients: Default::default(),
     });
+    // Every listener is bound before anything is served: a port that is
+    // taken stops the proxy at once, naming the address.
     let bind = |addr: std::net::SocketAddr, what: &'static str| async move {
         tokio::net::TcpListener::bind(addr)
             .await
@@ -216,9 +218,17 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
     };
     let inbound_listener = bind(config.inbound_addr, "inbound").await?;
     let admin_listener = bind(config.admin_addr, "admin").await?;
+    let outbound_listener = match &config.destination {
+        Some(_) => Some(bind(config.outbound_addr, "outbound").await?),
+        None => None,
+    };
+    let control_listener = match &config.tap_identity {
+        Some(_) => Some(bind(config.control_addr, "control (tap)").await?),
+        None => None,
+    };
     let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
     let admin = Arc::new(Admin {
-        identity: status,
+        identity: status.clone(),
         identity_metrics,
         tcp: tcp_metrics,
         http: http_metrics,
@@ -235,10 +245,19 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
         mode = ?config.mode,
         "ztmesh-proxy listening"
     );
-    tokio::spawn(inbound.serve(inbound_listener));
+    let (drain, drain_watch) = crate::drain::channel();
+    // Mesh TLS is served only with a certificate: until the first one is
+    // installed, connections wait in the listen queue rather than fail.
+    {
+        let (status, drain_watch) = (status.clone(), drain_watch.clone());
+        tokio::spawn(async move {
+            certified(status).await;
+            tracing::info!("certificate installed; accepting inbound connections");
+            inbound.serve(inbound_listener, drain_watch).await;
+        });
+    }
     // The Tap API: mTLS only, for the tap identity only.
-    if let Some(tap_identity) = &config.tap_identity {
-        let listener = bind(config.control_addr, "control (tap)").await?;
+    if let (Some(tap_identity), Some(listener)) = (&config.tap_identity, control_listener) {
         let tls = ztmesh_tls::mesh_server_config(
             store.clone(),
             roots.clone(),
@@ -261,8 +280,8 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
     }
     tokio::spawn(admin.serve(admin_listener));
 
-    match (&config.destination, config.mode) {
-        (Some((addr, name)), mode) => {
+    match (&config.destination, outbound_listener) {
+        (Some((addr, name)), Some(listener)) => {
             let channel = ztmesh_grpc::client::channel(ztmesh_grpc::client::ControlPlaneTarget {
                 addr: addr.clone(),
                 server_name: name.clone(),
@@ -291,19 +310,28 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
                 detect_timeout: config.detect_timeout,
                 app_uids: config.app_uids.clone(),
             });
-            let listener = bind(config.outbound_addr, "outbound").await?;
-            if let Mode::Explicit { .. } = mode {
-                tracing::info!(outbound = %listener.local_addr()?, "outbound HTTP proxy listening (set HTTP_PROXY to it)");
-                tokio::spawn(outbound.serve(listener, false));
-            } else {
-                tracing::info!(outbound = %listener.local_addr()?, "transparent outbound listening");
-                tokio::spawn(outbound.serve(listener, true));
-            }
+            let transparent = match config.mode {
+                Mode::Explicit { .. } => {
+                    tracing::info!(outbound = %listener.local_addr()?, "outbound HTTP proxy listening (set HTTP_PROXY to it)");
+                    false
+                }
+                Mode::Transparent => {
+                    tracing::info!(outbound = %listener.local_addr()?, "transparent outbound listening");
+                    true
+                }
+            };
+            let (status, drain_watch) = (status.clone(), drain_watch.clone());
+            tokio::spawn(async move {
+                // Without a certificate the peers would see no identity.
+                certified(status).await;
+                outbound.serve(listener, transparent, drain_watch).await;
+            });
         }
-        (None, _) => {
+        _ => {
             tracing::warn!("LINKERD2_PROXY_DESTINATION_SVC_ADDR is not set: no outbound proxying")
         }
     }
+    drop(drain_watch);
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -311,7 +339,24 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
         _ = term.recv() => tracing::info!("SIGTERM; shutting down"),
         _ = shutdown_rx.wait_for(|s| *s) => tracing::info!("shutdown requested; shutting down"),
     }
+    let open = drain.watchers();
+    let grace = config.shutdown_grace;
+    if drain.drain(grace).await {
+        tracing::info!(connections = open, "drained; exiting");
+    } else {
+        tracing::warn!(
+            ?grace,
+            "connections still open after the grace period; exiting"
+        );
+    }
     Ok(())
+}
+
+/// Completes once the proxy holds a certificate.
+async fn certified(mut status: tokio::sync::watch::Receiver<crate::identity::IdentityStatus>) {
+    let _ = status
+        .wait_for(|s| matches!(s, crate::identity::IdentityStatus::Ready { .. }))
+        .await;
 }
 
 /// A proxy holds two descriptors per proxied connection: raise the soft

@@ -207,19 +207,41 @@ impl LoadReport {
 
 /// Open-loop load: `rps` requests per second for `duration` (at most
 /// `rps x duration` requests, each bounded by [`TIMEOUT`]), over a shared
-/// keep-alive HTTP/1.1 pool, whatever the answers.
+/// keep-alive HTTP/1.1 pool, whatever the answers; through an HTTP proxy
+/// (absolute-form) when one is given.
 pub async fn load(
     url: &str,
     method: http::Method,
     rps: u32,
     duration: Duration,
+    proxy: Option<std::net::SocketAddr>,
 ) -> Result<LoadReport, ClientError> {
     let uri: http::Uri = url
         .parse()
         .map_err(|e| ClientError::Unexpected(format!("{url:?} is not a URL: {e}")))?;
-    let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
-        hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let builder = hyper_util::client::legacy::Client::builder(TokioExecutor::new());
+    match proxy {
+        Some(proxy) => {
+            let connector = crate::via_proxy::ProxyConnector { proxy };
+            load_with(builder.build(connector), uri, method, rps, duration).await
+        }
+        None => {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            load_with(builder.build(connector), uri, method, rps, duration).await
+        }
+    }
+}
+
+async fn load_with<C>(
+    client: hyper_util::client::legacy::Client<C, Full<Bytes>>,
+    uri: http::Uri,
+    method: http::Method,
+    rps: u32,
+    duration: Duration,
+) -> Result<LoadReport, ClientError>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
     let total = (f64::from(rps.max(1)) * duration.as_secs_f64()).round() as u64;
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rps.max(1))));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);

@@ -11,9 +11,12 @@
 //! - [`client`]: a gRPC-style unary call over HTTP/2, a WebSocket round
 //!   trip, a TCP echo round trip; each checks what it gets back.
 //! - [`websocket`]: the few parts of RFC 6455 the two need.
+//! - [`via_proxy`]: load sent through an HTTP proxy (explicit mode's
+//!   outbound proxy), absolute-form.
 
 pub mod client;
 pub mod server;
+pub mod via_proxy;
 pub mod websocket;
 
 /// The `x-served-by` header (and trailer) naming the serving instance.

@@ -65,6 +65,10 @@ pub enum Command {
         /// How long (`20s`, `500ms`).
         #[arg(long, value_parser = crate::duration, default_value = "10s")]
         duration: Duration,
+        /// Send through this HTTP proxy (IP:PORT, e.g. an explicit-mode
+        /// proxy's outbound port), with absolute-form requests.
+        #[arg(long)]
+        proxy: Option<std::net::SocketAddr>,
     },
     /// One TCP echo round trip: sends the message, half-closes, prints the answer.
     Tcp {
@@ -142,10 +146,11 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
                 method,
                 rps,
                 duration,
+                proxy,
             } => {
                 let method = http::Method::from_bytes(method.as_bytes())
                     .map_err(|_| anyhow::anyhow!("{method:?} is not an HTTP method"))?;
-                let r = client::load(&url, method, rps, duration).await?;
+                let r = client::load(&url, method, rps, duration, proxy).await?;
                 let statuses: Vec<String> = r
                     .statuses
                     .iter()

@@ -70,9 +70,15 @@ pub enum InboundError {
 }
 
 impl Inbound {
-    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+    /// Accepts until draining begins; each connection holds `drain` until
+    /// it ends.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, mut drain: crate::drain::Watch) {
         loop {
-            let (tcp, peer) = match listener.accept().await {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = drain.signaled() => return,
+            };
+            let (tcp, peer) = match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
                     tracing::warn!(%error, "inbound accept failed");
@@ -81,16 +87,21 @@ impl Inbound {
                 }
             };
             let _ = tcp.set_nodelay(true);
-            let this = self.clone();
+            let (this, drain) = (self.clone(), drain.clone());
             tokio::spawn(async move {
-                if let Err(error) = this.handle(tcp, peer).await {
+                if let Err(error) = this.handle(tcp, peer, drain).await {
                     tracing::info!(%peer, %error, "inbound connection closed");
                 }
             });
         }
     }
 
-    async fn handle(&self, mut tcp: TcpStream, peer: SocketAddr) -> Result<(), InboundError> {
+    async fn handle(
+        &self,
+        mut tcp: TcpStream,
+        peer: SocketAddr,
+        drain: crate::drain::Watch,
+    ) -> Result<(), InboundError> {
         let (mut target, dialed) = match self.target {
             InboundTarget::App(addr) => (addr, tcp.local_addr().map_err(InboundError::OrigDst)?),
             InboundTarget::OriginalDst => {
@@ -120,8 +131,16 @@ impl Inbound {
             let label = TlsLabel::NoIdentity {
                 reason: "no_tls_from_remote",
             };
-            return Box::pin(self.finish(io, peer, target, None, label, Some(Protocol::Opaque)))
-                .await;
+            return Box::pin(self.finish(
+                io,
+                peer,
+                target,
+                None,
+                label,
+                Some(Protocol::Opaque),
+                drain,
+            ))
+            .await;
         }
 
         match detect(&first) {
@@ -148,8 +167,16 @@ impl Inbound {
                         reason: "no_client_certificate",
                     },
                 };
-                Box::pin(self.finish(t.stream, peer, target, t.client_id.as_deref(), label, None))
-                    .await
+                Box::pin(self.finish(
+                    t.stream,
+                    peer,
+                    target,
+                    t.client_id.as_deref(),
+                    label,
+                    None,
+                    drain,
+                ))
+                .await
             }
             // TLS for another name, plaintext, or garbage: passed on as it came.
             Detected::ClientHello { .. } => {
@@ -160,6 +187,7 @@ impl Inbound {
                     None,
                     TlsLabel::NoIdentity { reason: "passthru" },
                     Some(Protocol::Opaque),
+                    drain,
                 ))
                 .await
             }
@@ -167,11 +195,12 @@ impl Inbound {
                 let label = TlsLabel::NoIdentity {
                     reason: "no_tls_from_remote",
                 };
-                Box::pin(self.finish(io, peer, target, None, label, None)).await
+                Box::pin(self.finish(io, peer, target, None, label, None, drain)).await
             }
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn finish<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         &self,
         io: I,
@@ -180,6 +209,7 @@ impl Inbound {
         client_id: Option<&str>,
         label: TlsLabel,
         known: Option<Protocol>,
+        drain: crate::drain::Watch,
     ) -> Result<(), InboundError> {
         let policy_rx = self.policies.watch(target.port());
         let server = self.policies.current(target.port()).await;
@@ -256,6 +286,7 @@ impl Inbound {
                     tracer: self.tracer.clone(),
                     taps: self.taps.clone(),
                     local_name: self.local_name.as_str().into(),
+                    drain,
                 },
             )
             .await;

@@ -133,6 +133,8 @@ pub struct HttpConn {
     pub taps: Arc<crate::tap::Taps>,
     /// This proxy's identity (the server's, in tap events).
     pub local_name: Arc<str>,
+    /// Shutdown: the connection is closed gracefully when draining begins.
+    pub drain: crate::drain::Watch,
 }
 
 /// Serves one detected HTTP connection until it closes.
@@ -151,6 +153,7 @@ where
         tracer,
         taps,
         local_name,
+        drain,
     } = conn;
     // The TLS label is the connection's; authority and target are cached.
     let cache = Arc::new(crate::metrics::StatsCache::default());
@@ -227,16 +230,16 @@ where
     });
     let io = TokioIo::new(io);
     if http2 {
-        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-            .serve_connection(io, service)
-            .await
+        let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(io, service);
+        crate::drain::serve(conn, drain, |c| c.graceful_shutdown()).await
     } else {
-        hyper::server::conn::http1::Builder::new()
+        let conn = hyper::server::conn::http1::Builder::new()
             .half_close(true)
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(header_timeout)
             .serve_connection(io, service)
-            .with_upgrades()
-            .await
+            .with_upgrades();
+        crate::drain::serve(conn, drain, |c| c.graceful_shutdown()).await
     }
 }

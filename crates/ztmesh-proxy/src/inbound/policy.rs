@@ -26,8 +26,6 @@ use ztmesh_authz::ServerPolicy;
 /// How long the first connection to a new port waits for its policy
 /// before the default applies to it.
 pub const FIRST_ANSWER_WAIT: Duration = Duration::from_secs(1);
-const BACKOFF_MIN: Duration = Duration::from_millis(250);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 /// The current policy of one port, and whether the controller gave it.
 #[derive(Clone, Debug)]
@@ -103,7 +101,7 @@ async fn watch_port(
     port: u16,
     tx: watch::Sender<PortPolicy>,
 ) {
-    let mut backoff = BACKOFF_MIN;
+    let mut backoff = crate::backoff::Backoff::control_plane();
     loop {
         let spec = PortSpec {
             workload: workload.clone(),
@@ -116,7 +114,7 @@ async fn watch_port(
                     match stream.message().await {
                         Ok(Some(server)) => match ztmesh_grpc::authz::server_policy(&server) {
                             Ok(policy) => {
-                                backoff = BACKOFF_MIN;
+                                backoff.reset();
                                 tracing::info!(port, server = %policy.label(), authorizations = policy.authorizations.list().len(), "inbound policy updated");
                                 tx.send_replace(PortPolicy {
                                     server: Arc::new(policy),
@@ -146,7 +144,6 @@ async fn watch_port(
         if tx.is_closed() {
             return;
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        backoff.wait().await;
     }
 }

@@ -63,9 +63,18 @@ pub enum OutboundError {
 
 impl Outbound {
     /// Accepts connections until the listener fails for good.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, transparent: bool) {
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        transparent: bool,
+        mut drain: crate::drain::Watch,
+    ) {
         loop {
-            let (tcp, peer) = match listener.accept().await {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = drain.signaled() => return,
+            };
+            let (tcp, peer) = match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
                     tracing::warn!(%error, "outbound accept failed");
@@ -78,12 +87,12 @@ impl Outbound {
                 tracing::warn!(%peer, %error, "outbound connection refused");
                 continue;
             }
-            let this = self.clone();
+            let (this, drain) = (self.clone(), drain.clone());
             tokio::spawn(async move {
                 let result = if transparent {
-                    this.transparent(tcp).await
+                    this.transparent(tcp, drain).await
                 } else {
-                    this.explicit(tcp).await
+                    this.explicit(tcp, drain).await
                 };
                 if let Err(error) = result {
                     tracing::info!(%peer, transparent, %error, "outbound connection failed");
@@ -110,7 +119,11 @@ impl Outbound {
         }
     }
 
-    async fn transparent(&self, mut client: TcpStream) -> Result<(), OutboundError> {
+    async fn transparent(
+        &self,
+        mut client: TcpStream,
+        drain: crate::drain::Watch,
+    ) -> Result<(), OutboundError> {
         let target = crate::orig_dst::original_dst(&client).map_err(OutboundError::OrigDst)?;
         // An opaque port skips detection (a server-speaks-first protocol
         // would otherwise wait out the detect timeout). A discovery failure
@@ -137,11 +150,12 @@ impl Outbound {
         match detect_protocol(&head) {
             // Boxed, so a connection still in detection stays small.
             Some(p @ (Protocol::Http1 | Protocol::Http2)) => {
-                Box::pin(
-                    self.http
-                        .clone()
-                        .serve(io, p == Protocol::Http2, Dst::OrigDst(target)),
-                )
+                Box::pin(self.http.clone().serve(
+                    io,
+                    p == Protocol::Http2,
+                    Dst::OrigDst(target),
+                    drain,
+                ))
                 .await?;
                 Ok(())
             }
@@ -149,7 +163,11 @@ impl Outbound {
         }
     }
 
-    async fn explicit(self: &Arc<Self>, client: TcpStream) -> Result<(), OutboundError> {
+    async fn explicit(
+        self: &Arc<Self>,
+        client: TcpStream,
+        drain: crate::drain::Watch,
+    ) -> Result<(), OutboundError> {
         let this = self.clone();
         let cache = Arc::new(crate::metrics::StatsCache::default());
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -162,13 +180,13 @@ impl Outbound {
                 })
             }
         });
-        hyper::server::conn::http1::Builder::new()
+        let conn = hyper::server::conn::http1::Builder::new()
             .half_close(true)
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT)
             .serve_connection(TokioIo::new(client), service)
-            .with_upgrades()
-            .await?;
+            .with_upgrades();
+        crate::drain::serve(conn, drain, |c| c.graceful_shutdown()).await?;
         Ok(())
     }
 

@@ -16,6 +16,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a refused connection is tried again: an endpoint whose proxy
+/// is restarting comes back within it, and the request waits instead of
+/// failing (as linkerd2-proxy's balancer holds requests while an endpoint
+/// is unavailable). Nothing has been sent, so trying again is safe.
+pub const REFUSED_WAIT: Duration = Duration::from_secs(3);
 
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -115,7 +120,7 @@ pub async fn connect(endpoint: &Endpoint, tls: &ClientTls) -> Result<Connected, 
         (true, Some(port)) => SocketAddr::new(endpoint.addr.ip(), port),
         _ => endpoint.addr,
     };
-    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(dial))
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, dial_tcp(dial))
         .await
         .map_err(|_| ConnectError::Timeout { addr: dial })?
         .map_err(|error| ConnectError::Tcp { addr: dial, error })?;
@@ -163,4 +168,24 @@ pub async fn connect(endpoint: &Endpoint, tls: &ClientTls) -> Result<Connected, 
         io: Box::new(stream),
         server_id: Some(identity.clone()),
     })
+}
+
+/// A TCP connection, tried again with a backoff while it is refused (for
+/// up to [`REFUSED_WAIT`]).
+async fn dial_tcp(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let started = tokio::time::Instant::now();
+    let mut backoff =
+        crate::backoff::Backoff::new(Duration::from_millis(20), Duration::from_millis(400));
+    loop {
+        match TcpStream::connect(addr).await {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ConnectionRefused
+                    && started.elapsed() < REFUSED_WAIT =>
+            {
+                tracing::debug!(%addr, "connection refused; trying again");
+                backoff.wait().await;
+            }
+            other => return other,
+        }
+    }
 }

@@ -63,9 +63,12 @@ pub enum DiscoverError {
 /// (Get for a name's endpoints, GetProfile for an address's or a name's
 /// profile): the first lookup opens the stream and waits (bounded) for the
 /// first answer; later lookups read the current state, which a background
-/// task keeps up to date. A stream that ends drops its cache entry, so the
-/// next lookup asks again. A name the controller has no profile for is
-/// remembered for [`NEGATIVE_TTL`].
+/// task keeps up to date. A stream that ends or fails keeps its last
+/// answer in force while the task reopens it with a backoff, as
+/// linkerd2-proxy does: a controller outage fails no request to a known
+/// target. Only the controller saying the target no longer exists drops
+/// the entry. A name the controller has no profile for is remembered for
+/// [`NEGATIVE_TTL`].
 #[derive(Clone)]
 pub struct Discover {
     client: DestinationClient<Channel>,
@@ -265,19 +268,123 @@ impl Discover {
             .map_err(rpc)?
             .ok_or_else(|| DiscoverError::Unknown(authority.into()))?;
         let (tx, rx) = watch::channel(Arc::new(profile_state(&first)));
-        let (cache, key) = (self.profiles.clone(), authority.to_string());
-        cache
+        self.profiles
             .lock()
             .expect("discovery cache")
-            .insert(key.clone(), rx.clone());
-        tokio::spawn(async move {
-            while let Ok(Some(p)) = stream.message().await {
-                tx.send_replace(Arc::new(profile_state(&p)));
-            }
-            cache.lock().expect("discovery cache").remove(&key);
-        });
+            .insert(authority.to_string(), rx.clone());
+        tokio::spawn(
+            self.clone()
+                .follow_profile(authority.to_string(), stream, tx),
+        );
         let state = rx.borrow().clone();
         Ok(state)
+    }
+
+    /// Keeps a profile current; reopens the stream when it ends.
+    async fn follow_profile(
+        self,
+        authority: String,
+        mut stream: tonic::Streaming<proto::DestinationProfile>,
+        tx: watch::Sender<Arc<ProfileState>>,
+    ) {
+        let mut backoff = crate::backoff::Backoff::control_plane();
+        loop {
+            while let Some(p) = next_message(&mut stream, &authority, "profile").await {
+                backoff.reset();
+                tx.send_replace(Arc::new(profile_state(&p)));
+            }
+            let mut client = self.client.clone();
+            stream = loop {
+                backoff.wait().await;
+                match self
+                    .reopen(&authority, client.get_profile(self.request(&authority)))
+                    .await
+                {
+                    Reopened::Stream(s) => break *s,
+                    Reopened::Retry => continue,
+                    Reopened::Gone => {
+                        self.profiles
+                            .lock()
+                            .expect("discovery cache")
+                            .remove(&authority);
+                        return;
+                    }
+                }
+            };
+        }
+    }
+
+    /// Keeps a name's endpoints current; reopens the stream when it ends,
+    /// and the reopened stream's first answer replaces the whole set.
+    async fn follow_endpoints(
+        self,
+        authority: String,
+        mut stream: tonic::Streaming<proto::Update>,
+        mut set: BTreeMap<SocketAddr, Endpoint>,
+        tx: watch::Sender<Arc<Vec<Endpoint>>>,
+    ) {
+        let mut backoff = crate::backoff::Backoff::control_plane();
+        let mut fresh = false;
+        loop {
+            while let Some(update) = next_message(&mut stream, &authority, "endpoints").await {
+                backoff.reset();
+                if let Some(update) = update.update {
+                    if std::mem::take(&mut fresh) {
+                        set.clear();
+                    }
+                    apply(&mut set, update);
+                    tx.send_replace(endpoint_list(&set));
+                }
+            }
+            let mut client = self.client.clone();
+            stream = loop {
+                backoff.wait().await;
+                match self
+                    .reopen(&authority, client.get(self.request(&authority)))
+                    .await
+                {
+                    Reopened::Stream(s) => break *s,
+                    Reopened::Retry => continue,
+                    Reopened::Gone => {
+                        self.names
+                            .lock()
+                            .expect("discovery cache")
+                            .remove(&authority);
+                        return;
+                    }
+                }
+            };
+            fresh = true;
+        }
+    }
+
+    async fn reopen<M>(
+        &self,
+        authority: &str,
+        open: impl std::future::Future<
+            Output = Result<tonic::Response<tonic::Streaming<M>>, tonic::Status>,
+        >,
+    ) -> Reopened<M> {
+        match tokio::time::timeout(DISCOVERY_TIMEOUT, open).await {
+            Ok(Ok(s)) => {
+                tracing::info!(%authority, "discovery stream reopened");
+                Reopened::Stream(Box::new(s.into_inner()))
+            }
+            Ok(Err(status))
+                if matches!(
+                    status.code(),
+                    tonic::Code::NotFound | tonic::Code::InvalidArgument
+                ) =>
+            {
+                tracing::info!(%authority, code = ?status.code(), "the controller no longer knows the target");
+                Reopened::Gone
+            }
+            Ok(Err(status)) => {
+                tracing::debug!(%authority, code = ?status.code(), message = status.message(), "reopening discovery failed; retrying");
+                Reopened::Retry
+            }
+            Err(_) => Reopened::Retry,
+        }
     }
 
     async fn name_endpoints(&self, authority: &str) -> Result<Arc<Vec<Endpoint>>, DiscoverError> {
@@ -304,27 +411,48 @@ impl Discover {
         if !known {
             return Err(DiscoverError::Unknown(authority.into()));
         }
-        let list = |set: &BTreeMap<SocketAddr, Endpoint>| {
-            Arc::new(set.values().cloned().collect::<Vec<_>>())
-        };
-        let (tx, rx) = watch::channel(list(&set));
-        let (cache, key) = (self.names.clone(), authority.to_string());
-        cache
+        let (tx, rx) = watch::channel(endpoint_list(&set));
+        self.names
             .lock()
             .expect("discovery cache")
-            .insert(key.clone(), rx.clone());
-        tokio::spawn(async move {
-            while let Ok(Some(update)) = stream.message().await {
-                if let Some(update) = update.update {
-                    apply(&mut set, update);
-                    tx.send_replace(list(&set));
-                }
-            }
-            cache.lock().expect("discovery cache").remove(&key);
-        });
+            .insert(authority.to_string(), rx.clone());
+        tokio::spawn(
+            self.clone()
+                .follow_endpoints(authority.to_string(), stream, set, tx),
+        );
         let endpoints = rx.borrow().clone();
         Ok(endpoints)
     }
+}
+
+enum Reopened<M> {
+    Stream(Box<tonic::Streaming<M>>),
+    Retry,
+    Gone,
+}
+
+/// The stream's next message; None when it ended or failed (logged: the
+/// last answer stays in force).
+async fn next_message<M>(
+    stream: &mut tonic::Streaming<M>,
+    authority: &str,
+    what: &str,
+) -> Option<M> {
+    match stream.message().await {
+        Ok(Some(m)) => Some(m),
+        Ok(None) => {
+            tracing::info!(%authority, what, "the discovery stream ended; keeping the last answer while reconnecting");
+            None
+        }
+        Err(status) => {
+            tracing::warn!(%authority, what, code = ?status.code(), message = status.message(), "the discovery stream failed; keeping the last answer while reconnecting");
+            None
+        }
+    }
+}
+
+fn endpoint_list(set: &BTreeMap<SocketAddr, Endpoint>) -> Arc<Vec<Endpoint>> {
+    Arc::new(set.values().cloned().collect())
 }
 
 fn profile_state(p: &proto::DestinationProfile) -> ProfileState {

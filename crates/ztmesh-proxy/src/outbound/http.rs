@@ -59,7 +59,13 @@ pub enum Dst {
 
 impl HttpOutbound {
     /// Serves one application connection until it closes.
-    pub async fn serve<I>(self: Arc<Self>, io: I, http2: bool, dst: Dst) -> Result<(), hyper::Error>
+    pub async fn serve<I>(
+        self: Arc<Self>,
+        io: I,
+        http2: bool,
+        dst: Dst,
+        drain: crate::drain::Watch,
+    ) -> Result<(), hyper::Error>
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -70,18 +76,18 @@ impl HttpOutbound {
         });
         let io = TokioIo::new(io);
         if http2 {
-            hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
-                .serve_connection(io, service)
-                .await
+                .serve_connection(io, service);
+            crate::drain::serve(conn, drain, |c| c.graceful_shutdown()).await
         } else {
-            hyper::server::conn::http1::Builder::new()
+            let conn = hyper::server::conn::http1::Builder::new()
                 .half_close(true)
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(io, service)
-                .with_upgrades()
-                .await
+                .with_upgrades();
+            crate::drain::serve(conn, drain, |c| c.graceful_shutdown()).await
         }
     }
 

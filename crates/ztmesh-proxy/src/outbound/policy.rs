@@ -255,7 +255,7 @@ impl Policies {
             }),
         };
         let mut client = self.client.clone();
-        let stream = tokio::time::timeout(POLICY_TIMEOUT, client.watch(spec)).await;
+        let stream = tokio::time::timeout(POLICY_TIMEOUT, client.watch(spec.clone())).await;
         let mut stream = match stream {
             Ok(Ok(s)) => s.into_inner(),
             Ok(Err(status)) => {
@@ -283,14 +283,14 @@ impl Policies {
             .expect("outbound policies lock")
             .insert(target.to_string(), Entry::Watching(rx.clone()));
         let policy = rx.borrow().clone();
-        let (cache, key) = (self.cache.clone(), target.to_string());
-        tokio::spawn(async move {
-            while let Ok(Some(p)) = stream.message().await {
-                tx.send_replace(Arc::new(OutboundPolicy::from_proto(&p)));
-            }
-            // Ask again next time.
-            cache.lock().expect("outbound policies lock").remove(&key);
-        });
+        tokio::spawn(follow(
+            self.client.clone(),
+            self.cache.clone(),
+            target.to_string(),
+            spec,
+            stream,
+            tx,
+        ));
         Some(policy)
     }
 
@@ -299,6 +299,56 @@ impl Policies {
             target.to_string(),
             Entry::None(tokio::time::Instant::now() + NEGATIVE_TTL),
         );
+    }
+}
+
+/// Keeps a target's policy current. A stream that ends or fails keeps the
+/// last policy in force while it is reopened with a backoff (a controller
+/// outage changes no route); only NOT_FOUND or UNIMPLEMENTED from a
+/// reopened stream drops it, and the profile path applies again.
+async fn follow(
+    mut client: OutboundPoliciesClient<Channel>,
+    cache: Arc<Mutex<HashMap<String, Entry>>>,
+    target: String,
+    spec: proto::TrafficSpec,
+    mut stream: tonic::Streaming<proto::OutboundPolicy>,
+    tx: watch::Sender<Arc<OutboundPolicy>>,
+) {
+    let mut backoff = crate::backoff::Backoff::control_plane();
+    loop {
+        loop {
+            match stream.message().await {
+                Ok(Some(p)) => {
+                    backoff.reset();
+                    tx.send_replace(Arc::new(OutboundPolicy::from_proto(&p)));
+                }
+                Ok(None) => break,
+                Err(status) => {
+                    tracing::info!(%target, code = ?status.code(), "the outbound policy stream failed; keeping the last policy while reconnecting");
+                    break;
+                }
+            }
+        }
+        stream = loop {
+            backoff.wait().await;
+            match tokio::time::timeout(POLICY_TIMEOUT, client.watch(spec.clone())).await {
+                Ok(Ok(s)) => break s.into_inner(),
+                Ok(Err(status))
+                    if matches!(
+                        status.code(),
+                        tonic::Code::NotFound | tonic::Code::Unimplemented
+                    ) =>
+                {
+                    tracing::info!(%target, "the target no longer has an outbound policy");
+                    cache
+                        .lock()
+                        .expect("outbound policies lock")
+                        .remove(&target);
+                    return;
+                }
+                _ => continue,
+            }
+        };
     }
 }
 

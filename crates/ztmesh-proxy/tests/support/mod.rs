@@ -158,7 +158,7 @@ pub async fn proxy_with_targets(
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(inbound.serve(listener));
+    tokio::spawn(inbound.serve(listener, ztmesh_proxy::drain::Watch::never()));
     Proxy {
         addr,
         metrics,

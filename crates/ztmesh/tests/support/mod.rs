@@ -103,6 +103,11 @@ impl Daemon {
         self.child.id()
     }
 
+    /// The process has ended.
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     /// The real uid the process runs as.
     pub fn uid(&self) -> u32 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
