@@ -23,3 +23,7 @@ pub mod websocket;
 pub const SERVED_BY: &str = "x-served-by";
 /// The response header saying which HTTP version the app received.
 pub const HTTP_VERSION: &str = "x-http-version";
+/// The response header repeating the `l5d-client-id` values the app
+/// received (comma-separated; absent when none): what the mesh told it
+/// about the caller.
+pub const SEEN_CLIENT_ID: &str = "x-seen-l5d-client-id";

@@ -1,7 +1,7 @@
 //! The sample workload's listeners.
 
 use crate::websocket::{OP_CLOSE, accept_key, read_frame, write_frame};
-use crate::{HTTP_VERSION, SERVED_BY};
+use crate::{HTTP_VERSION, SEEN_CLIENT_ID, SERVED_BY};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
@@ -147,6 +147,15 @@ async fn answer(mut req: Request<Incoming>, b: &Behaviour) -> Response<Body> {
     if !b.delay.is_zero() {
         tokio::time::sleep(b.delay).await;
     }
+    let seen: Vec<&str> = parts
+        .headers
+        .get_all("l5d-client-id")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let seen = (!seen.is_empty())
+        .then(|| HeaderValue::from_str(&seen.join(",")).ok())
+        .flatten();
     let line = format!("{}:{} {}", b.name, parts.method, parts.uri.path());
     let version = HeaderValue::from_str(&format!("{:?}", parts.version)).expect("a version");
     let failing = b.fail_while.as_ref().is_some_and(|f| f.exists())
@@ -161,6 +170,9 @@ async fn answer(mut req: Request<Incoming>, b: &Behaviour) -> Response<Body> {
     };
     rsp.headers_mut().insert(SERVED_BY, served_by);
     rsp.headers_mut().insert(HTTP_VERSION, version);
+    if let Some(seen) = seen {
+        rsp.headers_mut().insert(SEEN_CLIENT_ID, seen);
+    }
     rsp
 }
 
