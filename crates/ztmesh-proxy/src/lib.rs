@@ -14,7 +14,8 @@
 //! - [`transport_header`], [`prefixed`], [`orig_dst`] and [`sock_owner`]
 //!   (who owns a local client's socket), and [`backoff`] (reopening
 //!   control-plane streams) are the small pieces the stages share;
-//!   [`drain`] stops them gracefully; [`run`] wires it all together.
+//!   [`drain`] stops them gracefully; [`head_timeout`] bounds HTTP/1
+//!   request heads from their first byte, never idle connections; [`run`] wires it all together.
 //!
 //! - [`outbound`] is the outbound path: transparent interception or
 //!   explicit mode's HTTP proxy, HTTP routed per request, discovery through
@@ -30,6 +31,7 @@ pub mod config;
 pub mod counted;
 pub mod drain;
 pub mod grpc_status;
+pub mod head_timeout;
 pub mod http_upgrade;
 pub mod identity;
 pub mod inbound;

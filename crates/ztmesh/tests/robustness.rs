@@ -163,6 +163,27 @@ async fn hostile_clients_do_not_hurt_the_proxy() {
         "closed after {closed_after:?}"
     );
 
+    // An idle kept-alive connection is never closed (the head timeout runs
+    // from a head's first byte, not while the connection waits): a client
+    // pool reusing it after 3 s idle, three times the limit, is served.
+    let mut kept = TcpStream::connect(&strict_in).await.unwrap();
+    for round in 0..2 {
+        kept.write_all(b"GET /kept HTTP/1.1\r\nHost: books\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(5), kept.read(&mut buf))
+            .await
+            .expect("an answer")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&buf[..n]);
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "round {round}: {answer:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+
     // Oversized headers: refused, not buffered without end.
     let mut big = b"GET /big HTTP/1.1\r\nHost: books\r\nx-big: ".to_vec();
     big.extend(std::iter::repeat_n(b'a', 1024 * 1024));

@@ -295,7 +295,15 @@ impl Inbound {
                 written.load(std::sync::atomic::Ordering::Relaxed),
             );
             if let Err(error) = result {
-                tracing::info!(%peer, %error, "HTTP connection ended with an error");
+                // hyper's own text is terse ("connection error"): the causes say what.
+                let mut text = error.to_string();
+                let mut cause = std::error::Error::source(&error);
+                while let Some(c) = cause {
+                    text.push_str(": ");
+                    text.push_str(&c.to_string());
+                    cause = c.source();
+                }
+                tracing::info!(%peer, error = %text, "HTTP connection ended with an error");
             }
             return Ok(());
         }

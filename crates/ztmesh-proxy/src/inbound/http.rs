@@ -67,6 +67,13 @@ impl tower::Service<http::Uri> for AppConnector {
     }
 }
 
+/// How long an unused pooled HTTP/1 client connection (to the app, or to
+/// an endpoint outbound) is kept: a few seconds, as linkerd2-proxy's
+/// `*_HTTP1_CONNECTION_POOL_IDLE_TIMEOUT`, shorter than servers' own
+/// keep-alive timeouts, so a request is not sent on a connection the
+/// server is closing.
+pub const HTTP1_POOL_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The application's clients: HTTP/1 keep-alive and HTTP/2 (prior knowledge).
 #[derive(Clone)]
 pub struct AppClients {
@@ -78,7 +85,7 @@ pub fn app_clients(target: SocketAddr) -> AppClients {
     let idle = std::time::Duration::from_secs(60);
     AppClients {
         http1: Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(idle)
+            .pool_idle_timeout(HTTP1_POOL_IDLE_TIMEOUT)
             .pool_timer(hyper_util::rt::TokioTimer::new())
             .build(AppConnector { target }),
         http2: Client::builder(TokioExecutor::new())
@@ -157,78 +164,92 @@ where
     } = conn;
     // The TLS label is the connection's; authority and target are cached.
     let cache = Arc::new(crate::metrics::StatsCache::default());
+    let clock = (!http2).then(crate::head_timeout::HeadClock::default);
+    let service_clock = clock.clone();
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let (clients, metrics, tls) = (clients.clone(), metrics.clone(), tls.clone());
         let (cache, authz, tracer) = (cache.clone(), authz.clone(), tracer.clone());
         let (taps, local_name) = (taps.clone(), local_name.clone());
+        let clock = service_clock.clone();
         let started = tokio::time::Instant::now();
         async move {
-            // Denied requests are counted by the authorization metrics
-            // only: request metrics carry the permit's labels (server,
-            // route, authorization), as linkerd2-proxy's do.
-            let policy = match authz.check_request(&req) {
-                Ok(policy) => policy,
-                Err(denied) => return Ok(*denied),
-            };
-            // The app learns the verified identity, and only that.
-            super::client_id::set(&mut req, authz.identity.as_deref());
-            let authority = request_authority(&req);
-            let counters = cache.get(&metrics, "inbound", &authority, target, &tls, &policy);
-            counters.request();
-            let path = req
-                .uri()
-                .path_and_query()
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_else(|| "/".into());
-            *req.uri_mut() = format!("http://{target}{path}")
-                .parse()
-                .expect("a valid URI");
-            let mut span = tracer
-                .as_ref()
-                .and_then(|t| t.start(&mut req, crate::trace::Kind::Server));
-            if let (Some(span), TlsLabel::Identified { client_id }) = (span.as_mut(), &tls) {
-                span.attribute("ztmesh.client_id", client_id.as_str());
+            if let Some(c) = &clock {
+                c.request();
             }
-            let tapped = taps.request(
-                true,
-                &req,
-                Some(SocketAddr::new(authz.ip, 0)),
-                target,
-                (authz.identity.as_deref().unwrap_or(""), &local_name),
-            );
-            let downgraded = crate::orig_proto::downgrade_request(&mut req);
-            let upgrade = crate::http_upgrade::client_side(&mut req);
-            let client = if req.version() == http::Version::HTTP_2 {
-                &clients.http2
-            } else {
-                &clients.http1
-            };
-            let rsp = match client.request(req).await {
-                Ok(mut rsp) => {
-                    if downgraded.is_some() {
-                        crate::orig_proto::mark_response(&mut rsp);
-                    }
-                    if let Some(upgrade) = upgrade {
-                        crate::http_upgrade::bridge(upgrade, &mut rsp);
-                    }
-                    rsp.map(|b| b.boxed())
+            let rsp = async move {
+                // Denied requests are counted by the authorization metrics
+                // only: request metrics carry the permit's labels (server,
+                // route, authorization), as linkerd2-proxy's do.
+                let policy = match authz.check_request(&req) {
+                    Ok(policy) => policy,
+                    Err(denied) => return Ok(*denied),
+                };
+                // The app learns the verified identity, and only that.
+                super::client_id::set(&mut req, authz.identity.as_deref());
+                let authority = request_authority(&req);
+                let counters = cache.get(&metrics, "inbound", &authority, target, &tls, &policy);
+                counters.request();
+                let path = req
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_else(|| "/".into());
+                *req.uri_mut() = format!("http://{target}{path}")
+                    .parse()
+                    .expect("a valid URI");
+                let mut span = tracer
+                    .as_ref()
+                    .and_then(|t| t.start(&mut req, crate::trace::Kind::Server));
+                if let (Some(span), TlsLabel::Identified { client_id }) = (span.as_mut(), &tls) {
+                    span.attribute("ztmesh.client_id", client_id.as_str());
                 }
-                Err(error) => proxy_error(
-                    StatusCode::BAD_GATEWAY,
-                    format!("the application at {target} failed: {error}"),
-                ),
-            };
-            if let Some(span) = span {
-                span.finish(rsp.status().as_u16());
+                let tapped = taps.request(
+                    true,
+                    &req,
+                    Some(SocketAddr::new(authz.ip, 0)),
+                    target,
+                    (authz.identity.as_deref().unwrap_or(""), &local_name),
+                );
+                let downgraded = crate::orig_proto::downgrade_request(&mut req);
+                let upgrade = crate::http_upgrade::client_side(&mut req);
+                let client = if req.version() == http::Version::HTTP_2 {
+                    &clients.http2
+                } else {
+                    &clients.http1
+                };
+                let rsp = match client.request(req).await {
+                    Ok(mut rsp) => {
+                        if downgraded.is_some() {
+                            crate::orig_proto::mark_response(&mut rsp);
+                        }
+                        if let Some(upgrade) = upgrade {
+                            crate::http_upgrade::bridge(upgrade, &mut rsp);
+                        }
+                        rsp.map(|b| b.boxed())
+                    }
+                    Err(error) => proxy_error(
+                        StatusCode::BAD_GATEWAY,
+                        format!("the application at {target} failed: {error}"),
+                    ),
+                };
+                if let Some(span) = span {
+                    span.finish(rsp.status().as_u16());
+                }
+                if let Some(t) = tapped {
+                    t.response(rsp.status().as_u16());
+                }
+                let rsp = crate::grpc_status::count(counters.clone(), rsp, started.elapsed());
+                Ok::<_, std::convert::Infallible>(rsp)
             }
-            if let Some(t) = tapped {
-                t.response(rsp.status().as_u16());
-            }
-            let rsp = crate::grpc_status::count(counters.clone(), rsp, started.elapsed());
-            Ok::<_, std::convert::Infallible>(rsp)
+            .await?;
+            Ok::<_, std::convert::Infallible>(crate::head_timeout::respond(clock.as_ref(), rsp))
         }
     });
-    let io = TokioIo::new(io);
+    let io = TokioIo::new(crate::head_timeout::HeadTimed::new(
+        io,
+        clock.unwrap_or_default(),
+        header_timeout,
+    ));
     if http2 {
         let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
             .serve_connection(io, service);
@@ -237,7 +258,7 @@ where
         let conn = hyper::server::conn::http1::Builder::new()
             .half_close(true)
             .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(header_timeout)
+            .header_read_timeout(None)
             .serve_connection(io, service)
             .with_upgrades();
         crate::drain::serve(conn, drain, |c| c.graceful_shutdown()).await

@@ -14,7 +14,7 @@
 
 use super::connect::{ConnectError, connect, tls_label};
 use super::discover::DiscoverError;
-use super::http::{Dst, HEADER_READ_TIMEOUT, HttpOutbound, discovery_status};
+use super::http::{Dst, HEAD_TIMEOUT, HttpOutbound, discovery_status};
 use crate::inbound::detect_protocol::{MAX_REQUEST_LINE, Protocol, detect_protocol};
 use crate::inbound::http::{Body, proxy_error};
 use crate::metrics::TcpMetrics;
@@ -170,21 +170,30 @@ impl Outbound {
     ) -> Result<(), OutboundError> {
         let this = self.clone();
         let cache = Arc::new(crate::metrics::StatsCache::default());
+        let clock = crate::head_timeout::HeadClock::default();
+        let service_clock = clock.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let (this, cache) = (this.clone(), cache.clone());
+            let (this, cache, clock) = (this.clone(), cache.clone(), service_clock.clone());
             async move {
-                Ok::<_, std::convert::Infallible>(if req.method() == Method::CONNECT {
-                    this.connect(req).await
+                clock.request();
+                let rsp = if req.method() == Method::CONNECT {
+                    let rsp = this.connect(req).await;
+                    if rsp.status().is_success() {
+                        clock.upgraded();
+                    }
+                    rsp
                 } else {
                     this.http.route(req, Dst::AbsoluteUri, &cache).await
-                })
+                };
+                Ok::<_, std::convert::Infallible>(clock.respond(rsp))
             }
         });
+        let io = crate::head_timeout::HeadTimed::new(client, clock, HEAD_TIMEOUT);
         let conn = hyper::server::conn::http1::Builder::new()
             .half_close(true)
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .serve_connection(TokioIo::new(client), service)
+            .header_read_timeout(None)
+            .serve_connection(TokioIo::new(io), service)
             .with_upgrades();
         crate::drain::serve(conn, drain, |c| c.graceful_shutdown()).await?;
         Ok(())

@@ -28,8 +28,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-/// Time allowed for a request head to arrive on an idle connection.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed for a request head from its first byte (an idle
+/// kept-alive connection is never closed: [`crate::head_timeout`]).
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The outbound HTTP router, shared by all outbound connections.
 pub struct HttpOutbound {
@@ -70,11 +71,23 @@ impl HttpOutbound {
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let cache = Arc::new(StatsCache::default());
+        let clock = (!http2).then(crate::head_timeout::HeadClock::default);
+        let service_clock = clock.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let (this, cache) = (self.clone(), cache.clone());
-            async move { Ok::<_, std::convert::Infallible>(this.route(req, dst, &cache).await) }
+            let (this, cache, clock) = (self.clone(), cache.clone(), service_clock.clone());
+            async move {
+                if let Some(c) = &clock {
+                    c.request();
+                }
+                let rsp = this.route(req, dst, &cache).await;
+                Ok::<_, std::convert::Infallible>(crate::head_timeout::respond(clock.as_ref(), rsp))
+            }
         });
-        let io = TokioIo::new(io);
+        let io = TokioIo::new(crate::head_timeout::HeadTimed::new(
+            io,
+            clock.unwrap_or_default(),
+            HEAD_TIMEOUT,
+        ));
         if http2 {
             let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
@@ -84,7 +97,7 @@ impl HttpOutbound {
             let conn = hyper::server::conn::http1::Builder::new()
                 .half_close(true)
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .header_read_timeout(None)
                 .serve_connection(io, service)
                 .with_upgrades();
             crate::drain::serve(conn, drain, |c| c.graceful_shutdown()).await

@@ -22,7 +22,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// How long an unused connection to an endpoint is kept.
+/// How long an unused HTTP/2 connection to an endpoint is kept.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub type EndpointClient = Client<EndpointConnector, Body>;
@@ -68,7 +68,7 @@ impl Pool {
         };
         let c = Clients {
             http1: Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(IDLE_TIMEOUT)
+                .pool_idle_timeout(crate::inbound::http::HTTP1_POOL_IDLE_TIMEOUT)
                 .pool_timer(TokioTimer::new())
                 .build(connector.clone()),
             http2: Client::builder(TokioExecutor::new())
