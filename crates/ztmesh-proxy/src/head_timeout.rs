@@ -231,7 +231,7 @@ mod tests {
         assert!(idle.is_err());
         // A slowloris head: cut off at the limit after its first byte.
         client.write_all(b"G").await.unwrap();
-        io.read(&mut buf).await.unwrap();
+        assert_eq!(io.read(&mut buf).await.unwrap(), 1);
         let started = tokio::time::Instant::now();
         let err = io.read(&mut buf).await.unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
@@ -251,7 +251,7 @@ mod tests {
         drop(clock.respond(rsp));
         let mut buf = [0u8; 8];
         client.write_all(b"x").await.unwrap();
-        io.read(&mut buf).await.unwrap();
+        assert_eq!(io.read(&mut buf).await.unwrap(), 1);
         let quiet = tokio::time::timeout(Duration::from_secs(60), io.read(&mut buf)).await;
         assert!(quiet.is_err(), "no timeout on an upgraded connection");
     }
