@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// The signalling side, held by `run`.
-pub struct Drain(watch::Sender<bool>);
+pub struct Drain(std::sync::Arc<watch::Sender<bool>>);
 
 /// Held by accept loops and connections; cheap to clone.
 #[derive(Clone)]
@@ -20,7 +20,7 @@ pub struct Watch(watch::Receiver<bool>);
 
 pub fn channel() -> (Drain, Watch) {
     let (tx, rx) = watch::channel(false);
-    (Drain(tx), Watch(rx))
+    (Drain(std::sync::Arc::new(tx)), Watch(rx))
 }
 
 impl Drain {
@@ -34,6 +34,13 @@ impl Drain {
     /// Watchers still held (accept loops and open connections).
     pub fn watchers(&self) -> usize {
         self.0.receiver_count()
+    }
+
+    /// Counts the watchers from elsewhere (the count only: it holds no
+    /// watch open).
+    pub fn watcher_counter(&self) -> impl Fn() -> usize + Send + 'static {
+        let tx = self.0.clone();
+        move || tx.receiver_count()
     }
 }
 

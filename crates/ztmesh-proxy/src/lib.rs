@@ -15,7 +15,8 @@
 //!   (who owns a local client's socket), and [`backoff`] (reopening
 //!   control-plane streams) are the small pieces the stages share;
 //!   [`drain`] stops them gracefully; [`head_timeout`] bounds HTTP/1
-//!   request heads from their first byte, never idle connections; [`run`] wires it all together.
+//!   request heads from their first byte, never idle connections;
+//!   [`trim`] gives memory back after a burst of connections; [`run`] wires it all together.
 //!
 //! - [`outbound`] is the outbound path: transparent interception or
 //!   explicit mode's HTTP proxy, HTTP routed per request, discovery through
@@ -48,3 +49,4 @@ pub mod sock_owner;
 pub mod tap;
 pub mod trace;
 pub mod transport_header;
+pub mod trim;

@@ -332,6 +332,8 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
         }
     }
     drop(drain_watch);
+    let open = drain.watcher_counter();
+    tokio::spawn(crate::trim::run(move || open()));
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

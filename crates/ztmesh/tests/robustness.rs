@@ -44,29 +44,9 @@ async fn exchange(addr: &str, req: &[u8], half_close: bool, limit: Duration) -> 
     }
 }
 
-/// Makes room for this test's own descriptors (10,000 client sockets).
-fn raise_open_files_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        limit.rlim_cur = limit.rlim_max;
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
-    }
-    assert!(
-        limit.rlim_cur as usize >= IDLE_CONNECTIONS + 1_000,
-        "this test opens {IDLE_CONNECTIONS} connections and needs a hard open-files limit above {} (have {}); raise it with `ulimit -Hn`",
-        IDLE_CONNECTIONS + 1_000,
-        limit.rlim_cur
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_clients_do_not_hurt_the_proxy() {
-    raise_open_files_limit();
+    raise_open_files_limit(IDLE_CONNECTIONS + 1_000);
     let mesh = LocalMesh::start(|_| {});
     let token = mesh.token("booksapp", "books");
 

@@ -427,3 +427,23 @@ pub fn table_row(out: &str, name: &str) -> Vec<String> {
         .map(String::from)
         .collect()
 }
+
+/// Makes room for a test's own descriptors: the soft open-files limit is
+/// raised to the hard one, which must allow `need`.
+pub fn raise_open_files_limit(need: usize) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = limit.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+    assert!(
+        limit.rlim_cur as usize >= need,
+        "this test needs an open-files limit of {need} (hard limit {}); raise it with `ulimit -Hn`",
+        limit.rlim_cur
+    );
+}

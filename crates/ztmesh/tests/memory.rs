@@ -1,0 +1,160 @@
+//! Memory is given back after a flood (issue 11): 5,000 connections at
+//! once to a client proxy's outbound port, each sending a request through
+//! the mesh, and 5,000 to its admin port, all closed together. A minute
+//! later (polled, bounded) each proxy's RSS must be back within twice its
+//! resting RSS. Before the fix the outbound proxy stayed at ~175 MB (13 MB
+//! at rest).
+
+mod support;
+
+use std::time::{Duration, Instant};
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const NET: &str = "127.0.69";
+const FLOOD: usize = 5_000;
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("the proxy runs")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS")
+}
+
+/// `FLOOD` connections at once, each sending `request` and reading the
+/// answer; all held open until every one has answered, then closed.
+async fn flood(addr: &str, request: &'static [u8]) -> usize {
+    let mut tasks = Vec::with_capacity(FLOOD);
+    let (release, _) = tokio::sync::broadcast::channel::<()>(1);
+    for _ in 0..FLOOD {
+        let addr = addr.to_string();
+        let mut released = release.subscribe();
+        tasks.push(tokio::spawn(async move {
+            let mut s = TcpStream::connect(&addr).await.ok()?;
+            s.write_all(request).await.ok()?;
+            let mut buf = vec![0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf))
+                .await
+                .ok()?
+                .ok()?;
+            let ok = buf[..n].starts_with(b"HTTP/1.1 200");
+            let _ = released.recv().await;
+            Some(ok)
+        }));
+    }
+    // Let every connection get its answer before any closes.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tasks.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
+        let _ = release.send(());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut ok = 0;
+    for t in tasks {
+        if let Ok(Some(true)) = t.await {
+            ok += 1;
+        }
+    }
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_give_memory_back_after_a_flood() {
+    raise_open_files_limit(FLOOD + 1_000);
+    let (client, server) = (format!("{NET}.1"), format!("{NET}.2"));
+    let service = "apiVersion: v1\nkind: Service\nmetadata: {name: authors, namespace: booksapp}\nspec: {selector: {app: authors}, ports: [{port: 7001, targetPort: 18400}]}\n";
+    let files = [
+        booksapp_workload("authors", &server),
+        booksapp_workload("webapp", &client),
+        service.to_string(),
+    ]
+    .join("---\n");
+    let mesh = LocalMesh::start(|m| std::fs::write(m.join("w.yaml"), files).unwrap());
+    let _app = sample_app("authors", &format!("{server}:18400"));
+    let server_proxy = explicit_proxy(
+        &mesh.control_plane(),
+        "authors.booksapp.serviceaccount.identity.linkerd.cluster.local",
+        &mesh.token("booksapp", "authors"),
+        &format!("{server}:18400"),
+        &[],
+    );
+    let client_proxy = explicit_proxy(
+        &mesh.control_plane(),
+        "webapp.booksapp.serviceaccount.identity.linkerd.cluster.local",
+        &mesh.token("booksapp", "webapp"),
+        &format!("{client}:9"),
+        &[],
+    );
+    const GET: &[u8] = b"GET http://authors.booksapp.svc.cluster.local:7001/authors.json HTTP/1.1\r\nHost: authors.booksapp.svc.cluster.local:7001\r\n\r\n";
+    const METRICS: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n";
+    let outbound = format!("{client}:4140");
+    let admin = format!("{client}:4191");
+    // Warm up (certificates, discovery, pools), then the resting RSS.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while flood_one(&outbound, GET).await.is_none() {
+        assert!(Instant::now() < deadline, "{}", client_proxy.output());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for _ in 0..50 {
+        flood_one(&outbound, GET).await;
+        flood_one(&admin, METRICS).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rest = (rss_kib(client_proxy.pid()), rss_kib(server_proxy.pid()));
+
+    let served = flood(&outbound, GET).await;
+    let peak_out = rss_kib(client_proxy.pid());
+    let admin_served = flood(&admin, METRICS).await;
+    let peak = (
+        rss_kib(client_proxy.pid()).max(peak_out),
+        rss_kib(server_proxy.pid()),
+    );
+    eprintln!(
+        "flood: {served}/{FLOOD} outbound and {admin_served}/{FLOOD} admin requests answered; RSS at rest {rest:?} KiB, after the floods {peak:?} KiB"
+    );
+    assert!(served >= FLOOD * 9 / 10, "{served}/{FLOOD} served");
+    assert!(
+        admin_served >= FLOOD * 9 / 10,
+        "{admin_served}/{FLOOD} served"
+    );
+
+    // Within a minute both are back within twice their resting RSS.
+    let started = Instant::now();
+    let limit = Duration::from_secs(60);
+    loop {
+        let now = (rss_kib(client_proxy.pid()), rss_kib(server_proxy.pid()));
+        if now.0 <= 2 * rest.0 && now.1 <= 2 * rest.1 {
+            eprintln!(
+                "back to {now:?} KiB after {:?} (rest {rest:?}, peak {peak:?})",
+                started.elapsed()
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "RSS still {now:?} KiB a minute after the floods (rest {rest:?}, peak {peak:?}); the client proxy's trims: {:?}",
+            client_proxy
+                .output()
+                .lines()
+                .filter(|l| l.contains("free memory"))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// One request on its own connection; its answer if it was a 200.
+async fn flood_one(addr: &str, request: &[u8]) -> Option<()> {
+    let mut s = TcpStream::connect(addr).await.ok()?;
+    s.write_all(request).await.ok()?;
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    buf[..n].starts_with(b"HTTP/1.1 200").then_some(())
+}
