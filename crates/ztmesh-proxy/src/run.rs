@@ -333,7 +333,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
     }
     drop(drain_watch);
     let open = drain.watcher_counter();
-    tokio::spawn(crate::trim::run(move || open()));
+    tokio::spawn(crate::trim::run(open));
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -34,7 +34,7 @@ pub async fn run(open: impl Fn() -> usize) {
         let now = open();
         peak = peak.max(now);
         ticks += 1;
-        if ticks % PERIOD.as_secs() != 0 {
+        if !ticks.is_multiple_of(PERIOD.as_secs()) {
             continue;
         }
         let rss = rss_bytes().unwrap_or(0);
