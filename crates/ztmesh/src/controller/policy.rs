@@ -28,8 +28,8 @@ pub fn apply_scan(store: &mut ManifestDir, indexes: &Indexes) -> bool {
             Severity::Warning => tracing::warn!("{d}"),
         }
     }
-    for path in &changes.refused {
-        tracing::error!(file = %path.display(), "manifest refused; its previous content stays in force");
+    for refused in &changes.refused {
+        tracing::error!(file = %refused.file.display(), "manifest refused; its previous content stays in force");
     }
     if changes.apply.is_empty() && changes.delete.is_empty() {
         return false;
