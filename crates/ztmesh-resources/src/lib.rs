@@ -11,8 +11,10 @@
 //! - [`load`] turns multi-document YAML into typed [`Resource`]s, with every
 //!   problem reported as a [`load::Diagnostic`] naming file, document,
 //!   kind/namespace/name and field path. Core Kubernetes kinds (Namespace,
-//!   ServiceAccount, Service, Pod) use the k8s-openapi types.
+//!   ServiceAccount, Service, Pod) use the k8s-openapi types. [`bounds`]
+//!   refuses files too large or too deeply nested before they are parsed.
 
+pub mod bounds;
 pub mod duration;
 pub mod load;
 pub mod meta;
@@ -22,6 +24,6 @@ pub mod route;
 mod validate;
 pub mod workload;
 
-pub use self::load::{Diagnostic, Loaded, Resource, load_str};
+pub use self::load::{Diagnostic, Loaded, Resource, load_str, load_str_with};
 pub use k8s_openapi::api::core::v1::{Namespace, Pod, Service, ServiceAccount};
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;

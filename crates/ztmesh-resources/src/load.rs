@@ -7,8 +7,11 @@
 //! [`Diagnostic`]s naming the file, the document's index (1-based), the
 //! object and the field. Documents Linkerd's own schema would reject but
 //! whose meaning is clear load with a warning that says the fix; kinds the
-//! mesh does not use are skipped with a note naming them.
+//! mesh does not use are skipped with a note naming them. Before any of
+//! that, the file's size and nesting are checked against [`Limits`]
+//! ([`crate::bounds`]), so a hostile file is refused in linear time.
 
+use crate::bounds::Limits;
 use crate::policy::*;
 use crate::profile::ServiceProfileSpec;
 use crate::route::{GrpcRouteSpec, HttpRouteSpec};
@@ -133,7 +136,8 @@ pub enum Severity {
 pub struct Diagnostic {
     pub severity: Severity,
     pub file: String,
-    /// 1-based index of the YAML document in the file.
+    /// 1-based index of the YAML document in the file; 0 when the problem
+    /// is the file's as a whole (unreadable, too large, too deep).
     pub document: usize,
     /// `Kind namespace/name`, when known.
     pub object: Option<String>,
@@ -148,7 +152,10 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{level}: {} document {}", self.file, self.document)?;
+        write!(f, "{level}: {}", self.file)?;
+        if self.document > 0 {
+            write!(f, " document {}", self.document)?;
+        }
         if let Some(object) = &self.object {
             write!(f, " ({object})")?;
         }
@@ -163,6 +170,8 @@ impl fmt::Display for Diagnostic {
 #[derive(Clone, Debug, Default)]
 pub struct Loaded {
     pub resources: Vec<Resource>,
+    /// The 1-based document each of `resources` came from, in the same order.
+    pub documents: Vec<usize>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -214,8 +223,25 @@ impl DocContext<'_> {
 }
 
 /// Parses every document in `text`; `file` names it in diagnostics.
+/// The default [`Limits`] apply.
 pub fn load_str(text: &str, file: &str) -> Loaded {
+    load_str_with(text, file, &Limits::default())
+}
+
+/// As [`load_str`], refusing a file beyond `limits` before parsing it.
+pub fn load_str_with(text: &str, file: &str, limits: &Limits) -> Loaded {
     let mut loaded = Loaded::default();
+    if let Err(e) = crate::bounds::check(text, limits) {
+        loaded.diagnostics.push(Diagnostic {
+            severity: Severity::Error,
+            file: file.into(),
+            document: 0,
+            object: None,
+            field: None,
+            message: e.to_string(),
+        });
+        return loaded;
+    }
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let document = i + 1;
         let mut cx = DocContext {
@@ -237,6 +263,7 @@ pub fn load_str(text: &str, file: &str) -> Loaded {
         }
         if let Some(resource) = load_value(value, &mut cx) {
             loaded.resources.push(resource);
+            loaded.documents.push(document);
         }
     }
     loaded

@@ -265,3 +265,51 @@ fn other_kinds_are_skipped_with_a_note_and_documents_are_counted() {
     assert_eq!(loaded.resources.len(), 1);
     assert_eq!(loaded.resources[0].key().to_string(), "Namespace booksapp");
 }
+
+#[test]
+fn hostile_nesting_and_size_are_refused_before_parsing() {
+    // The attacker's file: 400 KB of nested `[` (serde_yaml needs minutes).
+    let nested = format!("a: {}\n", "[".repeat(400_000));
+    let started = std::time::Instant::now();
+    let loaded = load_str(&nested, "deep.yaml");
+    let elapsed = started.elapsed();
+    let errors: Vec<String> = loaded.errors().map(|d| d.to_string()).collect();
+    assert_eq!(
+        errors,
+        vec!["error: deep.yaml: nesting deeper than 100 levels at line 1"]
+    );
+    assert!(elapsed < std::time::Duration::from_secs(2), "{elapsed:?}");
+
+    // Block nesting by indentation counts too, on the line that goes too deep.
+    let block: String = (0..150)
+        .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+        .collect();
+    let errors: Vec<String> = load_str(&block, "block.yaml")
+        .errors()
+        .map(|d| d.to_string())
+        .collect();
+    assert_eq!(
+        errors,
+        vec!["error: block.yaml: nesting deeper than 100 levels at line 101"]
+    );
+
+    let big = format!("# {}\n", "x".repeat(2_411_725));
+    let errors: Vec<String> = load_str(&big, "big.yaml")
+        .errors()
+        .map(|d| d.to_string())
+        .collect();
+    assert_eq!(
+        errors,
+        vec!["error: big.yaml: 2.3 MiB is over the 1 MiB limit"]
+    );
+
+    // Legal nesting just under the bound still loads.
+    let limits = ztmesh_resources::bounds::Limits::default();
+    let fine = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: p, annotations: {{a: \"{}\"}}}}\nspec: {{containers: [{{name: c, image: x}}]}}\n",
+        "[".repeat(5000)
+    );
+    let loaded = ztmesh_resources::load_str_with(&fine, "fine.yaml", &limits);
+    assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+    assert_eq!(loaded.resources.len(), 1);
+}

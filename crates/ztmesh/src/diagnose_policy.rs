@@ -211,10 +211,10 @@ pub fn policy_index(
     }
     let mut store = ztmesh_store::ManifestDir::new(dir.to_path_buf());
     let changes = store.scan();
-    for path in &changes.refused {
+    for refused in &changes.refused {
         eprintln!(
             "warning: {} refused (see `ztmesh controller --check`)",
-            path.display()
+            refused.file.display()
         );
     }
     let mut index = ztmesh_policy::Index::new(ztmesh_policy::ClusterInfo::default());

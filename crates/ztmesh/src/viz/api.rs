@@ -4,7 +4,9 @@
 //! index of workloads, scraping each workload's proxy admin port over the
 //! window, or, with `--prometheus URL`, asking Prometheus about the last
 //! window ([`Source`]). The CLI's `viz stat --controller ADDR` reads it;
-//! [`get`] is its client.
+//! [`get`] is its client. `GET /status` answers the controller's own
+//! status as JSON (the manifests refused and what of each is in force,
+//! see `controller::policy::status_json`).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -42,7 +44,7 @@ async fn answer(
     if req.uri().path() != "/stat" {
         return (
             http::StatusCode::NOT_FOUND,
-            "try /stat?namespace=NS&window=SECONDS\n".into(),
+            "try /stat?namespace=NS&window=SECONDS or /status\n".into(),
         );
     }
     let q = query(req.uri().query());
@@ -97,28 +99,43 @@ async fn answer(
     (http::StatusCode::OK, crate::table::render(&rows))
 }
 
-/// Serves the viz API until the task is dropped.
+/// Serves the viz API until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     index: Arc<Mutex<ztmesh_policy::Index>>,
     source: Source,
+    status: Arc<Mutex<serde_json::Value>>,
+    shutdown: impl std::future::Future<Output = ()>,
 ) {
+    tokio::pin!(shutdown);
     loop {
-        let Ok((tcp, _)) = listener.accept().await else {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = &mut shutdown => return,
+        };
+        let Ok((tcp, _)) = accepted else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
         let index = index.clone();
         let source = source.clone();
+        let status = status.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let index = index.clone();
                 let source = source.clone();
+                let status = status.clone();
                 async move {
-                    let (status, body) = answer(&index, &source, &req).await;
+                    let (code, body, content_type) = if req.uri().path() == "/status" {
+                        let json = status.lock().expect("status lock").to_string();
+                        (http::StatusCode::OK, json + "\n", "application/json")
+                    } else {
+                        let (code, body) = answer(&index, &source, &req).await;
+                        (code, body, "text/plain")
+                    };
                     let rsp = http::Response::builder()
-                        .status(status)
-                        .header("content-type", "text/plain")
+                        .status(code)
+                        .header("content-type", content_type)
                         .body(http_body_util::Full::new(bytes::Bytes::from(body)))
                         .expect("a valid response");
                     Ok::<_, std::convert::Infallible>(rsp)
