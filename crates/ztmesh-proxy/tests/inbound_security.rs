@@ -144,3 +144,69 @@ async fn forged_client_ids_never_reach_the_app() {
     let rsp = exchange(meshed, forged.as_bytes()).await;
     assert!(rsp.ends_with(&format!("\r\n\r\n{WEB}")), "{rsp}");
 }
+
+/// Pooled connections to the app are not kept past a few seconds idle:
+/// a request must never be sent on a connection the app is closing (its
+/// own keep-alive timeout), as with linkerd2-proxy's pool idle timeout.
+#[tokio::test]
+async fn idle_pooled_app_connections_expire_within_seconds() {
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = TestPki::new();
+    // An HTTP app that notes when each connection is closed by the proxy.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app_addr = listener.local_addr().unwrap();
+    let closed: Arc<Mutex<Vec<std::time::Instant>>> = Arc::default();
+    let closed_by_proxy = closed.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let closed = closed_by_proxy.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {
+                            let _ = s
+                                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                                .await;
+                        }
+                    }
+                }
+                closed.lock().unwrap().push(std::time::Instant::now());
+            });
+        }
+    });
+    let p = proxy(
+        &pki,
+        app_addr,
+        DefaultPolicy::AllUnauthenticated,
+        Duration::from_secs(2),
+    )
+    .await;
+    let plain = TcpStream::connect(p.addr).await.unwrap();
+    let answered = std::time::Instant::now();
+    let rsp = exchange(
+        plain,
+        b"GET / HTTP/1.1\r\nHost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(rsp.starts_with("HTTP/1.1 200"), "{rsp}");
+    // The proxy's pooled connection to the app closes after ~3 s idle.
+    let deadline = answered + Duration::from_secs(8);
+    loop {
+        if let Some(at) = closed.lock().unwrap().first() {
+            let idle = at.duration_since(answered);
+            assert!(
+                idle >= Duration::from_secs(2) && idle < Duration::from_secs(6),
+                "closed after {idle:?}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pooled connection to the app was still open 8 s after its request"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -232,12 +232,17 @@ async fn booksapp_policy_enforced_by_the_proxies() {
             "{client} {method} {path}: {status}\n{head}\n{body}"
         );
         if want != "200" {
-            // Meshed clients learn why.
-            assert!(head.contains("l5d-proxy-error: server/authors"), "{head}");
+            // The client's proxy learns why (and logs it); its app does not.
+            assert!(!head.contains("l5d-proxy-error"), "{head}");
         } else {
             assert_eq!(body, format!("authors:{method} {path}"));
         }
     }
+    // traffic's proxy was told why it was denied, and logged it.
+    let traffic_proxy = authors_proxy + 2 + CLIENTS.len() - 1;
+    let line = daemons[traffic_proxy].wait_for("remote proxy error", Duration::from_secs(5));
+    assert!(line.contains("error=server/authors"), "{line}");
+
     // An unmeshed client talking to authors' proxy directly: no identity,
     // 403, and no reason given.
     let s = tokio::net::TcpStream::connect(format!("{AUTHORS_IP}:4143"))

@@ -284,3 +284,48 @@ fn server_proxy_restart_fails_at_most_the_requests_in_flight() {
     assert!(log.contains("SIGTERM"), "{log}");
     let _ = &p.app;
 }
+
+/// A proxy that has no certificate yet (its controller is away) holds
+/// mesh TLS connections until it has one, instead of failing them: a
+/// request sent meanwhile is answered once the controller is back.
+#[test]
+fn a_proxy_without_a_certificate_holds_mesh_tls_until_it_has_one() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut p = pair("127.0.70", &[], &[]);
+    kill(&p.mesh.controller, "-KILL");
+    wait_exit(&mut p.mesh.controller, Duration::from_secs(5));
+    kill(&p.server_proxy, "-KILL");
+    wait_exit(&mut p.server_proxy, Duration::from_secs(5));
+    // authors' proxy restarts while the controller is away: it listens,
+    // but cannot be certified.
+    p.server_proxy = server_proxy(&p.mesh, &p.server_ip, &[]);
+    let ip = p.client_ip.clone();
+    let request = std::thread::spawn(move || run_load(&ip, 1, "1s"));
+    std::thread::sleep(Duration::from_millis(500));
+    let mut cmd = ztmesh();
+    cmd.args(["controller", "--identity-dir"])
+        .arg(&p.mesh.identity_dir)
+        .arg("--manifests")
+        .arg(&p.mesh.manifests)
+        .args(["--identity-addr", &p.mesh.identity])
+        .args(["--destination-addr", &p.mesh.destination])
+        .args(["--policy-addr", &p.mesh.policy])
+        .args(["--viz-addr", "127.0.0.1:0"]);
+    p.mesh.controller = Daemon::spawn(cmd);
+    let report = request.join().unwrap();
+    eprintln!("a request to a proxy awaiting its certificate: {report}");
+    assert_eq!(
+        field(&report, "status_200"),
+        1,
+        "{report}\n{}\n{}",
+        p.server_proxy.output(),
+        p.client_proxy.output()
+    );
+    assert!(
+        p.server_proxy
+            .output()
+            .contains("certificate installed; accepting inbound connections"),
+        "{}",
+        p.server_proxy.output()
+    );
+}

@@ -208,7 +208,7 @@ fn demo_runs_a_whole_local_mesh() {
         // the lines that say so.
         "webapp   GET  /authors.json  -> HTTP/1.1 200 OK",
         "traffic  GET  /authors.json  -> HTTP/1.1 403 Forbidden",
-        "l5d-proxy-error: server/authors, httproute/authors-get-route: no authorization admits the client",
+        "traffic's proxy logged the reason: server/authors, httproute/authors-get-route: no authorization admits the client",
         "webapp   POST /authors.json  -> HTTP/1.1 404 Not Found",
         "(plain)  GET  /authors.json  -> HTTP/1.1 403 Forbidden",
         "DENY: traffic.booksapp.serviceaccount.identity.linkerd.cluster.local",

@@ -303,7 +303,12 @@ impl HttpOutbound {
                 if orig_version != Version::HTTP_2 {
                     orig_proto::restore_response(&mut rsp, orig_version);
                 }
-                if super::peer_errors::strip(&mut rsp, orig_version) {
+                let peer =
+                    super::peer_errors::strip(&mut rsp, orig_version, endpoint.tls.is_some());
+                if let Some(error) = &peer.error {
+                    tracing::info!(endpoint = %endpoint.addr, status = rsp.status().as_u16(), %error, "remote proxy error");
+                }
+                if peer.close {
                     tracing::debug!(endpoint = %endpoint.addr, "the peer proxy asked to close the connection");
                 }
                 if let Some(upgrade) = upgrade {

@@ -215,14 +215,37 @@ async fn from_app(
     .await
 }
 
+/// The last `remote proxy error` a proxy logged (it may take a moment
+/// to reach the file).
+async fn remote_error(log: &Path) -> anyhow::Result<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(reason) = text
+            .lines()
+            .rev()
+            .filter(|l| l.contains("remote proxy error"))
+            .find_map(|l| l.split_once(" error=").map(|(_, e)| e.trim().to_string()))
+        {
+            return Ok(reason);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("{} logged no remote proxy error", log.display());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
         .map(str::trim)
 }
 
-/// mTLS and the seed's policy at work; each outcome is checked.
-pub async fn show_policy() -> anyhow::Result<()> {
+/// mTLS and the seed's policy at work; each outcome is checked. A denied
+/// client's app sees only the status: the server's reason goes to the
+/// client's proxy (`l5d-proxy-error`, kept from the app), which logs it.
+pub async fn show_policy(logs: &Path) -> anyhow::Result<()> {
     // (client, method, path, expected status, what it shows)
     let cases = [
         (
@@ -259,9 +282,14 @@ pub async fn show_policy() -> anyhow::Result<()> {
         if !line.starts_with(&format!("HTTP/1.1 {status}")) {
             bail!("{client} {method} {path}: expected {status}, got {line:?}: {head}\n{body}");
         }
-        let detail = match header(&head, "l5d-proxy-error") {
-            Some(reason) => format!("l5d-proxy-error: {reason}"),
-            None => body.lines().next().unwrap_or_default().to_string(),
+        if header(&head, "l5d-proxy-error").is_some() {
+            bail!("{client}'s app received the peer's l5d-proxy-error: {head}");
+        }
+        let detail = if status == "200" {
+            body.lines().next().unwrap_or_default().to_string()
+        } else {
+            let reason = remote_error(&logs.join(format!("{client}-proxy.log"))).await?;
+            format!("{client}'s proxy logged the reason: {reason}")
         };
         println!(
             "    {client:<8} {method:<4} {path:<14} -> {line:<22} {why}\n{:>33}{detail}",

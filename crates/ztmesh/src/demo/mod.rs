@@ -135,7 +135,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         mesh::start_workloads(&mut procs, &dir, &cp, &signer).await?;
 
         step(7, "mTLS and authorization: the seed's policy (only books and webapp may GET authors' routes)");
-        mesh::show_policy().await?;
+        mesh::show_policy(&dir.join("logs")).await?;
 
         step(8, "explain: why traffic was denied, from the controller's policy");
         mesh::explain_denial(&cp.policy)?;
