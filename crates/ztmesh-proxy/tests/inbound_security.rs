@@ -186,11 +186,7 @@ async fn idle_pooled_app_connections_expire_within_seconds() {
     .await;
     let plain = TcpStream::connect(p.addr).await.unwrap();
     let answered = std::time::Instant::now();
-    let rsp = exchange(
-        plain,
-        b"GET / HTTP/1.1\r\nHost: x\r\nconnection: close\r\n\r\n",
-    )
-    .await;
+    let rsp = exchange(plain, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert!(rsp.starts_with("HTTP/1.1 200"), "{rsp}");
     // The proxy's pooled connection to the app closes after ~3 s idle.
     let deadline = answered + Duration::from_secs(8);
@@ -209,4 +205,46 @@ async fn idle_pooled_app_connections_expire_within_seconds() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// An HTTP/2 connection (what client proxies share) is not cut by the
+/// HTTP/1 head timeout: requests on it 3 s apart, past the 2 s detect
+/// timeout, both succeed on the one connection.
+#[tokio::test]
+async fn http2_connections_outlive_the_head_timeout() {
+    use http_body_util::{BodyExt, Empty};
+    let pki = TestPki::new();
+    let (app_addr, accepted) = ztmesh_test_support::apps::echo_or_http("127.0.0.1:0", "app").await;
+    let p = proxy(
+        &pki,
+        app_addr,
+        DefaultPolicy::AllUnauthenticated,
+        Duration::from_secs(2),
+    )
+    .await;
+    let tcp = TcpStream::connect(p.addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    let conn = tokio::spawn(conn);
+    for round in 0..2 {
+        let req = http::Request::builder()
+            .uri(format!("http://authors/round-{round}"))
+            .header("l5d-orig-proto", "HTTP/1.1")
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let rsp = send
+            .send_request(req)
+            .await
+            .expect("the connection is still up");
+        assert_eq!(rsp.status(), 200, "round {round}");
+        let body = rsp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], format!("app:GET /round-{round}").as_bytes());
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    assert!(!conn.is_finished(), "the HTTP/2 connection was closed");
+    assert!(accepted.load(Ordering::SeqCst) >= 1);
 }

@@ -245,22 +245,22 @@ where
             Ok::<_, std::convert::Infallible>(crate::head_timeout::respond(clock.as_ref(), rsp))
         }
     });
-    let io = TokioIo::new(crate::head_timeout::HeadTimed::new(
-        io,
-        clock.unwrap_or_default(),
-        header_timeout,
-    ));
-    if http2 {
-        let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-            .serve_connection(io, service);
-        crate::drain::serve(conn, drain, |c| c.graceful_shutdown()).await
-    } else {
-        let conn = hyper::server::conn::http1::Builder::new()
-            .half_close(true)
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(None)
-            .serve_connection(io, service)
-            .with_upgrades();
-        crate::drain::serve(conn, drain, |c| c.graceful_shutdown()).await
+    // HTTP/2 bounds its own frames: only HTTP/1 heads are timed here.
+    match clock {
+        None => {
+            let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(io), service);
+            crate::drain::serve(conn, drain, |c| c.graceful_shutdown()).await
+        }
+        Some(clock) => {
+            let io = crate::head_timeout::HeadTimed::new(io, clock, header_timeout);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .half_close(true)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(None)
+                .serve_connection(TokioIo::new(io), service)
+                .with_upgrades();
+            crate::drain::serve(conn, drain, |c| c.graceful_shutdown()).await
+        }
     }
 }

@@ -83,24 +83,24 @@ impl HttpOutbound {
                 Ok::<_, std::convert::Infallible>(crate::head_timeout::respond(clock.as_ref(), rsp))
             }
         });
-        let io = TokioIo::new(crate::head_timeout::HeadTimed::new(
-            io,
-            clock.unwrap_or_default(),
-            HEAD_TIMEOUT,
-        ));
-        if http2 {
-            let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .serve_connection(io, service);
-            crate::drain::serve(conn, drain, |c| c.graceful_shutdown()).await
-        } else {
-            let conn = hyper::server::conn::http1::Builder::new()
-                .half_close(true)
-                .timer(TokioTimer::new())
-                .header_read_timeout(None)
-                .serve_connection(io, service)
-                .with_upgrades();
-            crate::drain::serve(conn, drain, |c| c.graceful_shutdown()).await
+        // HTTP/2 bounds its own frames: only HTTP/1 heads are timed here.
+        match clock {
+            None => {
+                let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .timer(TokioTimer::new())
+                    .serve_connection(TokioIo::new(io), service);
+                crate::drain::serve(conn, drain, |c| c.graceful_shutdown()).await
+            }
+            Some(clock) => {
+                let io = crate::head_timeout::HeadTimed::new(io, clock, HEAD_TIMEOUT);
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .half_close(true)
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(None)
+                    .serve_connection(TokioIo::new(io), service)
+                    .with_upgrades();
+                crate::drain::serve(conn, drain, |c| c.graceful_shutdown()).await
+            }
         }
     }
 
