@@ -11,6 +11,7 @@ use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -44,20 +45,25 @@ impl Admin {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             };
+            tokio::spawn(self.clone().serve_connection(tcp, peer));
+        }
+    }
+
+    /// Serves one admin connection (HTTP/1) from `peer` until it ends.
+    pub async fn serve_connection<I>(self: Arc<Self>, io: I, peer: SocketAddr)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let service = hyper::service::service_fn(move |req| {
             let this = self.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let this = this.clone();
-                    async move { Ok::<_, std::convert::Infallible>(this.respond(&req, peer)) }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(std::time::Duration::from_secs(10))
-                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
-                if let Err(error) = conn.await {
-                    tracing::debug!(%peer, %error, "admin connection ended");
-                }
-            });
+            async move { Ok::<_, std::convert::Infallible>(this.respond(&req, peer)) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(std::time::Duration::from_secs(10))
+            .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+        if let Err(error) = conn.await {
+            tracing::debug!(%peer, %error, "admin connection ended");
         }
     }
 

@@ -41,7 +41,8 @@ pub struct Tapped {
     to: Vec<mpsc::Sender<Result<proto::TapEvent, Status>>>,
 }
 
-fn matches<B>(f: &proto::observe_request::Match, req: &http::Request<B>) -> bool {
+/// Whether `req` is one that filter `f` (as [`observe_filter`] accepted it) selects.
+pub fn matches<B>(f: &proto::observe_request::Match, req: &http::Request<B>) -> bool {
     use m::http::string_match::Match as S;
     let s = |sm: &m::http::StringMatch, v: &str| match &sm.r#match {
         Some(S::Exact(e)) => e == v,
@@ -75,6 +76,38 @@ fn supported(f: &proto::observe_request::Match) -> bool {
         Some(m::Match::Not(x)) => supported(x),
         Some(_) => false,
     }
+}
+
+/// Why `Observe` refuses a request.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ObserveError {
+    #[error("limit must be at least 1")]
+    NoLimit,
+    #[error("only HTTP method, authority and path matches (and all / any / not) are supported")]
+    Unsupported,
+}
+
+impl From<ObserveError> for Status {
+    fn from(e: ObserveError) -> Self {
+        match e {
+            ObserveError::NoLimit => Status::invalid_argument(e.to_string()),
+            ObserveError::Unsupported => Status::unimplemented(e.to_string()),
+        }
+    }
+}
+
+/// An `ObserveRequest` checked as `Observe` checks it: its filter and limit.
+pub fn observe_filter(
+    req: proto::ObserveRequest,
+) -> Result<(proto::observe_request::Match, u32), ObserveError> {
+    if req.limit == 0 {
+        return Err(ObserveError::NoLimit);
+    }
+    let filter = req.r#match.unwrap_or_default();
+    if !supported(&filter) {
+        return Err(ObserveError::Unsupported);
+    }
+    Ok((filter, req.limit))
 }
 
 impl Taps {
@@ -204,22 +237,13 @@ impl Tap for TapService {
         &self,
         req: Request<proto::ObserveRequest>,
     ) -> Result<Response<Events>, Status> {
-        let req = req.into_inner();
-        if req.limit == 0 {
-            return Err(Status::invalid_argument("limit must be at least 1"));
-        }
-        let filter = req.r#match.unwrap_or_default();
-        if !supported(&filter) {
-            return Err(Status::unimplemented(
-                "only HTTP method, authority and path matches (and all / any / not) are supported",
-            ));
-        }
-        tracing::info!(limit = req.limit, "tap observer registered");
+        let (filter, limit) = observe_filter(req.into_inner())?;
+        tracing::info!(limit, "tap observer registered");
         let (tx, rx) = mpsc::channel(QUEUE);
         let mut observers = self.0.observers.lock().expect("taps lock");
         observers.push(Observer {
             filter,
-            remaining: req.limit,
+            remaining: limit,
             tx,
         });
         self.0.active.store(observers.len(), Ordering::Relaxed);

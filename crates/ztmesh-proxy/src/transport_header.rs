@@ -95,20 +95,36 @@ impl TransportHeader {
 
     /// Reads exactly one header (and nothing after it) from `io`.
     pub async fn read(io: &mut (impl AsyncRead + Unpin)) -> Result<Self, HeaderError> {
-        use prost::Message;
-        let mut preface = [0u8; 23];
+        let mut preface = [0u8; PREFACE.len()];
         io.read_exact(&mut preface).await?;
-        if preface != PREFACE {
-            return Err(HeaderError::NoPreface);
-        }
-        let len = io.read_u32().await? as usize;
-        if len > MAX_HEADER_LEN {
-            return Err(HeaderError::TooLong(len));
-        }
+        check_preface(&preface)?;
+        let len = check_len(io.read_u32().await?)?;
         let mut body = vec![0u8; len];
         io.read_exact(&mut body).await?;
-        let h =
-            Header::decode(body.as_slice()).map_err(|e| HeaderError::Malformed(e.to_string()))?;
+        Self::from_body(&body)
+    }
+
+    /// [`read`](Self::read) over a buffer, with the same checks in the same
+    /// order (a short buffer is `read`'s `UnexpectedEof`): the header at the
+    /// start of `buf` and how many bytes it took.
+    pub fn decode(buf: &[u8]) -> Result<(Self, usize), HeaderError> {
+        let mut rest = buf;
+        let mut take = |n: usize| {
+            let (head, tail) = rest
+                .split_at_checked(n)
+                .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+            rest = tail;
+            Ok::<_, std::io::Error>(head)
+        };
+        check_preface(take(PREFACE.len())?)?;
+        let len = check_len(u32::from_be_bytes(take(4)?.try_into().expect("four bytes")))?;
+        let header = Self::from_body(take(len)?)?;
+        Ok((header, PREFACE.len() + 4 + len))
+    }
+
+    fn from_body(body: &[u8]) -> Result<Self, HeaderError> {
+        use prost::Message;
+        let h = Header::decode(body).map_err(|e| HeaderError::Malformed(e.to_string()))?;
         let port = u16::try_from(h.port)
             .ok()
             .filter(|p| *p != 0)
@@ -122,6 +138,21 @@ impl TransportHeader {
             }),
         })
     }
+}
+
+fn check_preface(preface: &[u8]) -> Result<(), HeaderError> {
+    if preface != PREFACE {
+        return Err(HeaderError::NoPreface);
+    }
+    Ok(())
+}
+
+fn check_len(len: u32) -> Result<usize, HeaderError> {
+    let len = len as usize;
+    if len > MAX_HEADER_LEN {
+        return Err(HeaderError::TooLong(len));
+    }
+    Ok(len)
 }
 
 #[cfg(test)]

@@ -25,21 +25,22 @@ pub fn detect_protocol(buf: &[u8]) -> Option<Protocol> {
     if buf[..n] == H2_PREFACE[..n] {
         return (buf.len() >= H2_PREFACE.len()).then_some(Protocol::Http2);
     }
-    // Method: uppercase token, then one space.
+    // The answer must not depend on how the bytes were split into reads:
+    // what a prefix already decided (a 16-letter method, a request line
+    // longer than MAX_REQUEST_LINE: opaque) stands for the whole.
+    // Method: uppercase token, then one space; no HTTP method is 16 letters long.
     let method_len = buf.iter().take_while(|b| b.is_ascii_uppercase()).count();
+    if method_len >= 16 {
+        return Some(Protocol::Opaque);
+    }
     if method_len == buf.len() {
-        // Still inside the method; no HTTP method is 16 letters long.
-        return if buf.len() < 16 {
-            None
-        } else {
-            Some(Protocol::Opaque)
-        };
+        return None; // still inside the method
     }
     if method_len == 0 || buf[method_len] != b' ' {
         return Some(Protocol::Opaque);
     }
     // The request line ends at CRLF (or LF); it must end in " HTTP/1.x".
-    match buf.iter().position(|&b| b == b'\n') {
+    match buf.iter().take(MAX_REQUEST_LINE).position(|&b| b == b'\n') {
         Some(end) => {
             let line = buf[..end].strip_suffix(b"\r").unwrap_or(&buf[..end]);
             let http1 = line.len() > 9
