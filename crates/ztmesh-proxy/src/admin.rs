@@ -39,13 +39,25 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
 }
 
 impl Admin {
-    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+    /// Accepts admin connections; `open` counts those being served (the
+    /// memory trimmer watches it with the proxied connections).
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        open: Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        use std::sync::atomic::Ordering;
         loop {
             let Ok((tcp, peer)) = listener.accept().await else {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             };
-            tokio::spawn(self.clone().serve_connection(tcp, peer));
+            let (this, open) = (self.clone(), open.clone());
+            open.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                this.serve_connection(tcp, peer).await;
+                open.fetch_sub(1, Ordering::Relaxed);
+            });
         }
     }
 

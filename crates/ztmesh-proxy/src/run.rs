@@ -278,7 +278,8 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
             std::future::pending(),
         ));
     }
-    tokio::spawn(admin.serve(admin_listener));
+    let admin_open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    tokio::spawn(admin.serve(admin_listener, admin_open.clone()));
 
     match (&config.destination, outbound_listener) {
         (Some((addr, name)), Some(listener)) => {
@@ -332,8 +333,10 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
         }
     }
     drop(drain_watch);
-    let open = drain.watcher_counter();
-    tokio::spawn(crate::trim::run(open));
+    let proxied = drain.watcher_counter();
+    tokio::spawn(crate::trim::run(move || {
+        proxied() + admin_open.load(std::sync::atomic::Ordering::Relaxed)
+    }));
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
