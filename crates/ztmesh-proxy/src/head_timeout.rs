@@ -159,6 +159,34 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for HeadTimed<I> {
     }
 }
 
+/// Serves one HTTP/1 connection the proxy's way: request heads timed
+/// from their first byte (`limit`), idle never; half-close and upgrades
+/// supported; closed gracefully when `drain` fires. `clock` must be the
+/// one the service reports to.
+pub async fn serve_http1<I, S>(
+    io: I,
+    clock: HeadClock,
+    limit: Duration,
+    service: S,
+    drain: crate::drain::Watch,
+) -> Result<(), hyper::Error>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::ResBody: 'static,
+    <S::ResBody as Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let io = hyper_util::rt::TokioIo::new(HeadTimed::new(io, clock, limit));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .half_close(true)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(None)
+        .serve_connection(io, service)
+        .with_upgrades();
+    crate::drain::serve(conn, drain, |c| c.graceful_shutdown()).await
+}
+
 /// A response body that makes its connection idle when it ends.
 pub struct IdleOnEnd<B> {
     inner: B,

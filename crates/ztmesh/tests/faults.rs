@@ -151,6 +151,20 @@ fn wait_exit(daemon: &mut Daemon, within: Duration) {
     }
 }
 
+/// The controller again: the same addresses, the same files.
+fn restart_controller(mesh: &LocalMesh) -> Command {
+    let mut cmd = ztmesh();
+    cmd.args(["controller", "--identity-dir"])
+        .arg(&mesh.identity_dir)
+        .arg("--manifests")
+        .arg(&mesh.manifests)
+        .args(["--identity-addr", &mesh.identity])
+        .args(["--destination-addr", &mesh.destination])
+        .args(["--policy-addr", &mesh.policy])
+        .args(["--viz-addr", "127.0.0.1:0"]);
+    cmd
+}
+
 /// A counter from a proxy's admin port.
 fn admin_counter(ip: &str, prefix: &str) -> u64 {
     let out = Command::new("curl")
@@ -180,17 +194,7 @@ fn controller_killed_and_restarted_fails_no_request() {
     kill(&p.mesh.controller, "-KILL");
     wait_exit(&mut p.mesh.controller, Duration::from_secs(5));
     std::thread::sleep(Duration::from_secs(5));
-    // The same addresses, the same files.
-    let mut cmd = ztmesh();
-    cmd.args(["controller", "--identity-dir"])
-        .arg(&p.mesh.identity_dir)
-        .arg("--manifests")
-        .arg(&p.mesh.manifests)
-        .args(["--identity-addr", &p.mesh.identity])
-        .args(["--destination-addr", &p.mesh.destination])
-        .args(["--policy-addr", &p.mesh.policy])
-        .args(["--viz-addr", "127.0.0.1:0"]);
-    let mut restarted = Daemon::spawn(cmd);
+    let mut restarted = Daemon::spawn(restart_controller(&p.mesh));
     restarted.wait_for("destination service listening", Duration::from_secs(20));
     let report = run.join().unwrap();
     eprintln!("controller kill -9 and restart: {report}");
@@ -302,16 +306,7 @@ fn a_proxy_without_a_certificate_holds_mesh_tls_until_it_has_one() {
     let ip = p.client_ip.clone();
     let request = std::thread::spawn(move || run_load(&ip, 1, "1s"));
     std::thread::sleep(Duration::from_millis(500));
-    let mut cmd = ztmesh();
-    cmd.args(["controller", "--identity-dir"])
-        .arg(&p.mesh.identity_dir)
-        .arg("--manifests")
-        .arg(&p.mesh.manifests)
-        .args(["--identity-addr", &p.mesh.identity])
-        .args(["--destination-addr", &p.mesh.destination])
-        .args(["--policy-addr", &p.mesh.policy])
-        .args(["--viz-addr", "127.0.0.1:0"]);
-    p.mesh.controller = Daemon::spawn(cmd);
+    p.mesh.controller = Daemon::spawn(restart_controller(&p.mesh));
     let report = request.join().unwrap();
     eprintln!("a request to a proxy awaiting its certificate: {report}");
     assert_eq!(

@@ -253,14 +253,7 @@ where
             crate::drain::serve(conn, drain, |c| c.graceful_shutdown()).await
         }
         Some(clock) => {
-            let io = crate::head_timeout::HeadTimed::new(io, clock, header_timeout);
-            let conn = hyper::server::conn::http1::Builder::new()
-                .half_close(true)
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(None)
-                .serve_connection(TokioIo::new(io), service)
-                .with_upgrades();
-            crate::drain::serve(conn, drain, |c| c.graceful_shutdown()).await
+            crate::head_timeout::serve_http1(io, clock, header_timeout, service, drain).await
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::metrics::TcpMetrics;
 use crate::prefixed::{PrefixedIo, read_until};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, copy_bidirectional};
@@ -188,14 +188,7 @@ impl Outbound {
                 Ok::<_, std::convert::Infallible>(clock.respond(rsp))
             }
         });
-        let io = crate::head_timeout::HeadTimed::new(client, clock, HEAD_TIMEOUT);
-        let conn = hyper::server::conn::http1::Builder::new()
-            .half_close(true)
-            .timer(TokioTimer::new())
-            .header_read_timeout(None)
-            .serve_connection(TokioIo::new(io), service)
-            .with_upgrades();
-        crate::drain::serve(conn, drain, |c| c.graceful_shutdown()).await?;
+        crate::head_timeout::serve_http1(client, clock, HEAD_TIMEOUT, service, drain).await?;
         Ok(())
     }
 

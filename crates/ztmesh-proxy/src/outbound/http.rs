@@ -92,14 +92,7 @@ impl HttpOutbound {
                 crate::drain::serve(conn, drain, |c| c.graceful_shutdown()).await
             }
             Some(clock) => {
-                let io = crate::head_timeout::HeadTimed::new(io, clock, HEAD_TIMEOUT);
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .half_close(true)
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(None)
-                    .serve_connection(TokioIo::new(io), service)
-                    .with_upgrades();
-                crate::drain::serve(conn, drain, |c| c.graceful_shutdown()).await
+                crate::head_timeout::serve_http1(io, clock, HEAD_TIMEOUT, service, drain).await
             }
         }
     }
