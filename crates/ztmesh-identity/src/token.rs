@@ -215,14 +215,10 @@ impl TokenVerifier {
         let claims: Claims = decode_json(c, "claims")?;
         let now_s = unix(now);
         if claims.exp <= now_s {
-            return Err(TokenError::Expired(crate::x509::rfc3339(
-                UNIX_EPOCH + Duration::from_secs(claims.exp),
-            )));
+            return Err(TokenError::Expired(claim_time(claims.exp)));
         }
         if claims.nbf > now_s + crate::issuer::CLOCK_SKEW_ALLOWANCE.as_secs() {
-            return Err(TokenError::NotYetValid(crate::x509::rfc3339(
-                UNIX_EPOCH + Duration::from_secs(claims.nbf),
-            )));
+            return Err(TokenError::NotYetValid(claim_time(claims.nbf)));
         }
         let audiences = match claims.aud {
             Audience::One(a) => vec![a],
@@ -264,6 +260,14 @@ fn decode_json<T: serde::de::DeserializeOwned>(part: &str, what: &str) -> Result
         .map_err(|_| TokenError::Malformed(format!("the {what} is not base64url")))?;
     serde_json::from_slice(&bytes)
         .map_err(|e| TokenError::Malformed(format!("the {what} is not valid: {e}")))
+}
+
+/// A claim's time, for a message: any u64 is a valid claim, but not every
+/// one is a `SystemTime` (adding it to the epoch would panic).
+fn claim_time(secs: u64) -> String {
+    UNIX_EPOCH
+        .checked_add(Duration::from_secs(secs))
+        .map_or_else(|| format!("{secs}s after the epoch"), crate::x509::rfc3339)
 }
 
 fn unix(t: SystemTime) -> u64 {
@@ -449,6 +453,20 @@ mod tests {
                 &verifier,
                 Err(TokenError::NotServiceAccount(
                     "system:serviceaccount:a:b:c".into(),
+                )),
+            ),
+            (
+                "not before the end of time (this panicked)",
+                forge(
+                    &signer,
+                    es,
+                    r#"{"iss":"ztmesh","sub":"system:serviceaccount:booksapp:books","aud":"identity.l5d.io","iat":0,"nbf":18446744073709551615,"exp":18446744073709551615}"#,
+                )
+                .into(),
+                now,
+                &verifier,
+                Err(TokenError::NotYetValid(
+                    "18446744073709551615s after the epoch".into(),
                 )),
             ),
         ];

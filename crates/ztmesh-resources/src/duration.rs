@@ -32,7 +32,9 @@ pub fn parse(s: &str) -> Result<Duration, String> {
             _ => return Err(bad()),
         };
         rest = &rest[unit_len..];
-        total += Duration::try_from_secs_f64(number * secs).map_err(|_| bad())?;
+        let term = Duration::try_from_secs_f64(number * secs).map_err(|_| bad())?;
+        // Each term fits, their sum may not (`+=` would panic).
+        total = total.checked_add(term).ok_or_else(bad)?;
     }
     Ok(total)
 }
@@ -53,6 +55,8 @@ mod tests {
             ("s", None),
             ("10x", None),
             ("-1s", None),
+            // Each term fits, the sum does not: this panicked.
+            ("5000000000000000h5000000000000000h", None),
         ];
         for (s, want) in cases {
             assert_eq!(
