@@ -46,7 +46,9 @@ enum Command {
     /// Service-account tokens for workloads in local mode.
     #[command(subcommand)]
     Token(token::Command),
-    /// Run the control plane (Identity.Certify; issuer files are hot-reloaded).
+    /// Run the control plane: identity (Certify; issuer files hot-reloaded),
+    /// and with --manifests destination, inbound and outbound policy and
+    /// the viz API, from a watched directory of Linkerd resources.
     Controller(controller::Args),
     /// Obtain or inspect workload certificates by hand (debugging).
     #[command(subcommand)]
@@ -60,7 +62,8 @@ enum Command {
     /// whether a client would be allowed (`diagnose policy`).
     #[command(subcommand)]
     Diagnose(diagnose::Command),
-    /// Show what works, end to end on this machine (today: workload identity).
+    /// A whole local mesh, end to end on this machine: identity, booksapp
+    /// behind real proxies, mTLS, the seed's policy, diagnose and viz.
     Demo(demo::Args),
     /// Run the sidecar proxy (the same as the ztmesh-proxy binary), configured
     /// by linkerd2-proxy's LINKERD2_PROXY_* variables; ZTMESH_PROXY_MODE=explicit
