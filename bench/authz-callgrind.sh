@@ -16,7 +16,7 @@ N=${1:-2000}
 WARMUP=200
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
-seeds="$repo/../shared/fixtures/seeds"
+seeds="$repo/fixtures/seeds"
 for tool in valgrind callgrind_control curl; do
   command -v $tool >/dev/null || { echo "authz-callgrind: needs $tool (apt-get install -y valgrind curl)" >&2; exit 2; }
 done

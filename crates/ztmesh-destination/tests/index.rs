@@ -23,7 +23,7 @@ const MESHED: &str = "linkerd.io/inject: enabled";
 
 fn seed_profile() -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/seeds/seed002-service-profile.yaml");
+        .join("../../fixtures/seeds/seed002-service-profile.yaml");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

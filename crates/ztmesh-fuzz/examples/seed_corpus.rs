@@ -86,8 +86,8 @@ fn main() -> Result<()> {
         put("detect_protocol", name, bytes)?;
     }
 
-    // manifest: the seed fixtures (shared/ beside the repository) and the demo's.
-    let seeds = root.join("../shared/fixtures/seeds");
+    // manifest: the seed fixtures (the repository's own copy of the seeds' YAML) and the demo's.
+    let seeds = root.join("fixtures/seeds");
     for entry in std::fs::read_dir(&seeds)? {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "yaml") {

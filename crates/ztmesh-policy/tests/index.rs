@@ -6,11 +6,11 @@ use ztmesh_resources::load_str;
 
 fn seed(name: &str) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/seeds")
+        .join("../../fixtures/seeds")
         .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "{} (shared/ must sit beside the repository): {e}",
+            "{} (the repository's own copy of the seeds' YAML): {e}",
             path.display()
         )
     })

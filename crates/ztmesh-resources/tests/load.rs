@@ -5,11 +5,10 @@ use ztmesh_resources::load::Severity;
 use ztmesh_resources::{Resource, load_str};
 
 fn seeds_dir() -> std::path::PathBuf {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/seeds");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/seeds");
     assert!(
         dir.is_dir(),
-        "the seed fixtures are expected at {} (shared/ beside the repository, as in CI)",
+        "the seed fixtures are expected at {} (the repository's own copy of the seeds' YAML)",
         dir.display()
     );
     dir

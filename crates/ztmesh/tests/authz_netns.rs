@@ -40,8 +40,7 @@ fn manifests() -> String {
 }
 
 fn seeds() -> std::path::PathBuf {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/seeds");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/seeds");
     assert!(dir.is_dir(), "seed fixtures expected at {}", dir.display());
     dir
 }

@@ -17,7 +17,7 @@ const AUTHORS: &str = "apiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmeta
 /// The seed whose MeshTLSAuthentication lets only books and webapp GET authors.
 fn seed_authors() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/seeds/seed003-booksapp-authors.yaml");
+        .join("../../fixtures/seeds/seed003-booksapp-authors.yaml");
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("seed fixture {}: {e}", path.display()))
 }

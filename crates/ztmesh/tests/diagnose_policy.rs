@@ -18,8 +18,7 @@ const LEGACY: &str = "legacy-service.legacy.serviceaccount.identity.linkerd.clus
 const WORKLOADS: &str = "apiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmetadata: {name: authors, namespace: booksapp}\nspec: {podSelector: {matchLabels: {app: authors}}, port: 7001, proxyProtocol: HTTP/1}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: authors, namespace: booksapp, labels: {app: authors}}\nspec:\n  serviceAccountName: authors\n  containers: [{name: app, ports: [{containerPort: 7001}]}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: api-server, namespace: my-app, labels: {app: my-api}}\nspec:\n  serviceAccountName: api-server\n  containers: [{name: app, ports: [{containerPort: 8080}]}]\n";
 
 fn seeds() -> std::path::PathBuf {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/seeds");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/seeds");
     assert!(dir.is_dir(), "seed fixtures expected at {}", dir.display());
     dir
 }

@@ -12,11 +12,10 @@ use support::*;
 const AUTHORS: &str = "apiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmetadata: {name: authors, namespace: booksapp}\nspec: {podSelector: {matchLabels: {app: authors}}, port: 7001, proxyProtocol: HTTP/1}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: authors, namespace: booksapp, labels: {app: authors}}\nspec:\n  serviceAccountName: authors\n  containers: [{name: app, image: authors, ports: [{name: http, containerPort: 7001}]}]\n";
 
 fn seeds() -> std::path::PathBuf {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/seeds");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/seeds");
     assert!(
         dir.is_dir(),
-        "seed fixtures expected at {} (shared/ beside the repository)",
+        "seed fixtures expected at {} (the repository's own copy of the seeds' YAML)",
         dir.display()
     );
     dir

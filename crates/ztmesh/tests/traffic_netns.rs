@@ -26,8 +26,7 @@ const API_IP: &str = "10.96.0.10";
 const SLOW_IP: &str = "10.96.0.11";
 
 fn seeds() -> std::path::PathBuf {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/seeds");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/seeds");
     assert!(dir.is_dir(), "seed fixtures expected at {}", dir.display());
     dir
 }
