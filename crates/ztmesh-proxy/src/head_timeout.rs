@@ -36,12 +36,6 @@ impl HeadClock {
         self.0.store(REQUEST, Ordering::Relaxed);
     }
 
-    /// The response to send: the connection turns idle when its body ends
-    /// (or never again, for an upgrade).
-    pub fn respond<B>(&self, rsp: http::Response<B>) -> http::Response<IdleOnEnd<B>> {
-        respond(Some(self), rsp)
-    }
-
     /// A CONNECT tunnel was opened: the connection is no longer HTTP.
     pub fn upgraded(&self) {
         self.0.store(UPGRADED, Ordering::Relaxed);
@@ -253,7 +247,10 @@ mod tests {
         let body = tokio::time::timeout(Duration::from_secs(60), io.read(&mut buf)).await;
         assert!(body.is_err());
         // The response ends: idle again, untimed.
-        let rsp = clock.respond(http::Response::new(http_body_util::Empty::<Bytes>::new()));
+        let rsp = respond(
+            Some(&clock),
+            http::Response::new(http_body_util::Empty::<Bytes>::new()),
+        );
         drop(rsp);
         let idle = tokio::time::timeout(Duration::from_secs(600), io.read(&mut buf)).await;
         assert!(idle.is_err());
@@ -276,7 +273,7 @@ mod tests {
             .status(101)
             .body(http_body_util::Empty::<Bytes>::new())
             .unwrap();
-        drop(clock.respond(rsp));
+        drop(respond(Some(&clock), rsp));
         let mut buf = [0u8; 8];
         client.write_all(b"x").await.unwrap();
         assert_eq!(io.read(&mut buf).await.unwrap(), 1);

@@ -185,7 +185,7 @@ impl Outbound {
                 } else {
                     this.http.route(req, Dst::AbsoluteUri, &cache).await
                 };
-                Ok::<_, std::convert::Infallible>(clock.respond(rsp))
+                Ok::<_, std::convert::Infallible>(crate::head_timeout::respond(Some(&clock), rsp))
             }
         });
         crate::head_timeout::serve_http1(client, clock, HEAD_TIMEOUT, service, drain).await?;

@@ -293,24 +293,19 @@ impl Discover {
                 backoff.reset();
                 tx.send_replace(Arc::new(profile_state(&p)));
             }
-            let mut client = self.client.clone();
-            stream = loop {
-                backoff.wait().await;
-                match self
-                    .reopen(&authority, client.get_profile(self.request(&authority)))
-                    .await
-                {
-                    Reopened::Stream(s) => break *s,
-                    Reopened::Retry => continue,
-                    Reopened::Gone => {
-                        self.profiles
-                            .lock()
-                            .expect("discovery cache")
-                            .remove(&authority);
-                        return;
-                    }
-                }
+            let reopened = self
+                .reopen(&authority, &mut backoff, |mut client, req| async move {
+                    client.get_profile(req).await
+                })
+                .await;
+            let Some(reopened) = reopened else {
+                self.profiles
+                    .lock()
+                    .expect("discovery cache")
+                    .remove(&authority);
+                return;
             };
+            stream = reopened;
         }
     }
 
@@ -336,54 +331,59 @@ impl Discover {
                     tx.send_replace(endpoint_list(&set));
                 }
             }
-            let mut client = self.client.clone();
-            stream = loop {
-                backoff.wait().await;
-                match self
-                    .reopen(&authority, client.get(self.request(&authority)))
-                    .await
-                {
-                    Reopened::Stream(s) => break *s,
-                    Reopened::Retry => continue,
-                    Reopened::Gone => {
-                        self.names
-                            .lock()
-                            .expect("discovery cache")
-                            .remove(&authority);
-                        return;
-                    }
-                }
+            let reopened = self
+                .reopen(&authority, &mut backoff, |mut client, req| async move {
+                    client.get(req).await
+                })
+                .await;
+            let Some(reopened) = reopened else {
+                self.names
+                    .lock()
+                    .expect("discovery cache")
+                    .remove(&authority);
+                return;
             };
+            stream = reopened;
             fresh = true;
         }
     }
 
-    async fn reopen<M>(
+    /// Reopens a stream, pacing the attempts with `backoff`, until it
+    /// opens, or None once the controller says the target is gone.
+    async fn reopen<M, F, Fut>(
         &self,
         authority: &str,
-        open: impl std::future::Future<
-            Output = Result<tonic::Response<tonic::Streaming<M>>, tonic::Status>,
-        >,
-    ) -> Reopened<M> {
-        match tokio::time::timeout(DISCOVERY_TIMEOUT, open).await {
-            Ok(Ok(s)) => {
-                tracing::info!(%authority, "discovery stream reopened");
-                Reopened::Stream(Box::new(s.into_inner()))
+        backoff: &mut crate::backoff::Backoff,
+        open: F,
+    ) -> Option<tonic::Streaming<M>>
+    where
+        F: Fn(DestinationClient<Channel>, proto::GetDestination) -> Fut,
+        Fut: std::future::Future<
+                Output = Result<tonic::Response<tonic::Streaming<M>>, tonic::Status>,
+            >,
+    {
+        loop {
+            backoff.wait().await;
+            let opened = open(self.client.clone(), self.request(authority));
+            match tokio::time::timeout(DISCOVERY_TIMEOUT, opened).await {
+                Ok(Ok(s)) => {
+                    tracing::info!(%authority, "discovery stream reopened");
+                    return Some(s.into_inner());
+                }
+                Ok(Err(status))
+                    if matches!(
+                        status.code(),
+                        tonic::Code::NotFound | tonic::Code::InvalidArgument
+                    ) =>
+                {
+                    tracing::info!(%authority, code = ?status.code(), "the controller no longer knows the target");
+                    return None;
+                }
+                Ok(Err(status)) => {
+                    tracing::debug!(%authority, code = ?status.code(), message = status.message(), "reopening discovery failed; retrying");
+                }
+                Err(_) => {}
             }
-            Ok(Err(status))
-                if matches!(
-                    status.code(),
-                    tonic::Code::NotFound | tonic::Code::InvalidArgument
-                ) =>
-            {
-                tracing::info!(%authority, code = ?status.code(), "the controller no longer knows the target");
-                Reopened::Gone
-            }
-            Ok(Err(status)) => {
-                tracing::debug!(%authority, code = ?status.code(), message = status.message(), "reopening discovery failed; retrying");
-                Reopened::Retry
-            }
-            Err(_) => Reopened::Retry,
         }
     }
 
@@ -423,12 +423,6 @@ impl Discover {
         let endpoints = rx.borrow().clone();
         Ok(endpoints)
     }
-}
-
-enum Reopened<M> {
-    Stream(Box<tonic::Streaming<M>>),
-    Retry,
-    Gone,
 }
 
 /// The stream's next message; None when it ended or failed (logged: the

@@ -29,11 +29,8 @@ pub fn strip<B>(rsp: &mut Response<B>, app_version: Version, meshed: bool) -> Pe
     let error = headers
         .remove(L5D_PROXY_ERROR)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let close = meshed
-        && headers
-            .remove(L5D_PROXY_CONNECTION)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
-    headers.remove(L5D_PROXY_CONNECTION);
+    let connection = headers.remove(L5D_PROXY_CONNECTION);
+    let close = meshed && connection.is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
     if close && app_version < Version::HTTP_2 {
         headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
