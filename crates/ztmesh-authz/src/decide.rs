@@ -36,6 +36,28 @@ pub struct Permit<'p> {
     /// (kind, name) of the route (requests only).
     pub route: Option<(&'p str, &'p str)>,
     pub authorization: &'p Authorization,
+    /// Where in the server's policy the route and the authorization are.
+    pub key: PermitKey,
+}
+
+/// Where a permit was found in its [`ServerPolicy`]: the route's position
+/// among the server's HTTP (or gRPC) routes, and the admitting
+/// authorization's list and position in it. Two permits of the same
+/// policy value with equal keys name the same route and authorization, so
+/// what a caller derives from a permit may be cached under its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PermitKey {
+    pub route: Option<usize>,
+    pub authorization: (AuthzList, usize),
+}
+
+/// Which list an authorization came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AuthzList {
+    /// The route's own authorizations.
+    Route,
+    /// The server's.
+    Server,
 }
 
 impl Permit<'_> {
@@ -111,7 +133,13 @@ pub fn decide_connection<'p>(
             server.authorizations.list().len()
         ));
     }
-    authorize(server, None, &[&server.authorizations], client, trace)
+    authorize(
+        server,
+        None,
+        &[(AuthzList::Server, &server.authorizations)],
+        client,
+        trace,
+    )
 }
 
 /// An HTTP request (gRPC when the server's protocol is gRPC, or when the
@@ -127,12 +155,12 @@ pub fn decide_request<'p, B>(
     let grpc = server.protocol == Protocol::Grpc;
     let found = if grpc {
         find_grpc(&server.grpc_routes, &facts)
-            .map(|(r, _)| ((r.kind.as_str(), r.name.as_str()), &r.authorizations))
+            .map(|(i, r, _)| (i, (r.kind.as_str(), r.name.as_str()), &r.authorizations))
     } else {
         find_http(&server.http_routes, &facts)
-            .map(|(r, _)| ((r.kind.as_str(), r.name.as_str()), &r.authorizations))
+            .map(|(i, r, _)| (i, (r.kind.as_str(), r.name.as_str()), &r.authorizations))
     };
-    let Some((route, route_authzs)) = found else {
+    let Some((route_index, route, route_authzs)) = found else {
         let server_label = server.label();
         if let Some(t) = trace.as_deref_mut() {
             let (kind, routes): (&str, Vec<String>) = if grpc {
@@ -173,8 +201,11 @@ pub fn decide_request<'p, B>(
     }
     authorize(
         server,
-        Some(route),
-        &[route_authzs, &server.authorizations],
+        Some((route_index, route)),
+        &[
+            (AuthzList::Route, route_authzs),
+            (AuthzList::Server, &server.authorizations),
+        ],
         client,
         trace,
     )
@@ -182,29 +213,35 @@ pub fn decide_request<'p, B>(
 
 fn authorize<'p>(
     server: &'p ServerPolicy,
-    route: Option<(&'p str, &'p str)>,
-    lists: &[&'p Authorizations],
+    route: Option<(usize, (&'p str, &'p str))>,
+    lists: &[(AuthzList, &'p Authorizations)],
     client: Client<'_>,
     trace: Option<&mut Trace>,
 ) -> Result<Permit<'p>, Denial> {
-    let found = lists
-        .iter()
-        .find_map(|l| l.first_admitting(client.ip, client.tls, client.identity));
+    let found = lists.iter().find_map(|(list, l)| {
+        l.first_admitting_at(client.ip, client.tls, client.identity)
+            .map(|(i, a)| ((*list, i), a))
+    });
     if let Some(t) = trace {
-        explain(lists, client, found, t);
+        explain(lists, client, found.map(|(_, a)| a), t);
     }
-    if let Some(authorization) = found {
+    if let Some((at, authorization)) = found {
         return Ok(Permit {
             server,
-            route,
+            route: route.map(|(_, r)| r),
             authorization,
+            key: PermitKey {
+                route: route.map(|(i, _)| i),
+                authorization: at,
+            },
         });
     }
+    let route = route.map(|(_, r)| r);
     // Unauthenticated: an identity would have been the missing piece.
     let wanted_identity = client.identity.is_none()
         && lists
             .iter()
-            .flat_map(|l| l.list())
+            .flat_map(|(_, l)| l.list())
             .any(|a| a.admits_network(client.ip) && !a.admits_tls(client.tls, None));
     let server = server.label();
     let route = route.map(|(kind, name)| format!("{kind}/{name}"));
@@ -218,12 +255,12 @@ fn authorize<'p>(
 /// One line per authorization looked at, in order, up to the one that
 /// admitted the client.
 fn explain(
-    lists: &[&Authorizations],
+    lists: &[(AuthzList, &Authorizations)],
     client: Client<'_>,
     found: Option<&Authorization>,
     t: &mut Trace,
 ) {
-    let all: Vec<&Authorization> = lists.iter().flat_map(|l| l.list()).collect();
+    let all: Vec<&Authorization> = lists.iter().flat_map(|(_, l)| l.list()).collect();
     if all.is_empty() {
         t.push("no authorizations apply here: everything is denied".into());
         return;

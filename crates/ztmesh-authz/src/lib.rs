@@ -22,7 +22,9 @@ pub mod decide;
 pub mod policy;
 pub mod route;
 
-pub use self::decide::{Client, Denial, Permit, Trace, decide_connection, decide_request};
+pub use self::decide::{
+    AuthzList, Client, Denial, Permit, PermitKey, Trace, decide_connection, decide_request,
+};
 pub use self::policy::{
     Authentication, Authorization, GrpcMatch, HttpMatch, IdentityMatch, Network, PathMatch,
     Protocol, Route, RouteMatches, ServerPolicy, ValueMatch,

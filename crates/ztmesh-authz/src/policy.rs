@@ -186,6 +186,16 @@ impl Authorizations {
         tls: bool,
         identity: Option<&str>,
     ) -> Option<&Authorization> {
+        self.first_admitting_at(ip, tls, identity).map(|(_, a)| a)
+    }
+
+    /// [`Self::first_admitting`], with the authorization's position in the list.
+    pub fn first_admitting_at(
+        &self,
+        ip: IpAddr,
+        tls: bool,
+        identity: Option<&str>,
+    ) -> Option<(usize, &Authorization)> {
         let named = identity
             .and_then(|id| self.by_identity.get(id))
             .map(Vec::as_slice)
@@ -204,7 +214,7 @@ impl Authorizations {
             };
             let authz = &self.list[i];
             if authz.admits(ip, tls, identity) {
-                return Some(authz);
+                return Some((i, authz));
             }
         }
     }

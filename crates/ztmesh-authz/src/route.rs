@@ -53,19 +53,20 @@ impl<'a> RequestFacts<'a> {
     }
 }
 
-/// The best HTTP route for the request, with its score.
+/// The best HTTP route for the request: its position, itself, its score.
 pub fn find_http<'r>(
     routes: &'r [Route<HttpMatch>],
     req: &RequestFacts<'_>,
-) -> Option<(&'r Route<HttpMatch>, Score)> {
+) -> Option<(usize, &'r Route<HttpMatch>, Score)> {
     best(routes, req, http_score)
 }
 
-/// The best gRPC route for the request (service and method from the path).
+/// The best gRPC route for the request (service and method from the path):
+/// its position, itself, its score.
 pub fn find_grpc<'r>(
     routes: &'r [Route<GrpcMatch>],
     req: &RequestFacts<'_>,
-) -> Option<(&'r Route<GrpcMatch>, Score)> {
+) -> Option<(usize, &'r Route<GrpcMatch>, Score)> {
     best(routes, req, grpc_score)
 }
 
@@ -73,9 +74,9 @@ fn best<'r, M>(
     routes: &'r [Route<M>],
     req: &RequestFacts<'_>,
     score: impl Fn(&M, &RequestFacts<'_>) -> Option<Score>,
-) -> Option<(&'r Route<M>, Score)> {
-    let mut best: Option<(&Route<M>, Score)> = None;
-    for route in routes {
+) -> Option<(usize, &'r Route<M>, Score)> {
+    let mut best: Option<(usize, &Route<M>, Score)> = None;
+    for (i, route) in routes.iter().enumerate() {
         let Some(host) = host_score(&route.hostnames, req.host) else {
             continue;
         };
@@ -91,8 +92,8 @@ fn best<'r, M>(
             .max();
         if let Some(mut s) = rule_best {
             s.host = host;
-            if best.is_none_or(|(_, b)| s > b) {
-                best = Some((route, s));
+            if best.is_none_or(|(_, _, b)| s > b) {
+                best = Some((i, route, s));
             }
         }
     }

@@ -487,3 +487,56 @@ fn traces_explain_each_candidate() {
         ]
     );
 }
+
+/// A permit's key names the route and the authorization by position, so
+/// callers can cache per permit without comparing addresses.
+#[test]
+fn permit_keys_name_route_and_authorization_positions() {
+    let policy = matching();
+    let ip: std::net::IpAddr = "10.1.2.3".parse().unwrap();
+    fn client(ip: std::net::IpAddr, identity: Option<&str>) -> Client<'_> {
+        Client {
+            ip,
+            tls: identity.is_some(),
+            identity,
+        }
+    }
+    let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    let cases = [
+        ("/api/public/x", None, Some(1), (AuthzList::Route, 0)),
+        ("/api/x", Some(WEBAPP), Some(0), (AuthzList::Server, 0)),
+        ("/healthz", None, Some(2), (AuthzList::Route, 0)),
+        ("/healthz", Some(WEBAPP), Some(2), (AuthzList::Route, 0)),
+    ];
+    for (path, identity, route, authorization) in cases {
+        let permit = decide_request(&policy, client(ip, identity), &get(path), None).unwrap();
+        assert_eq!(
+            permit.key,
+            PermitKey {
+                route,
+                authorization
+            },
+            "{path} {identity:?}"
+        );
+        let (want_route, want_authz) = (
+            &policy.http_routes[route.unwrap()].name,
+            match authorization.0 {
+                AuthzList::Route => &policy.http_routes[route.unwrap()].authorizations,
+                AuthzList::Server => &policy.authorizations,
+            }
+            .list()[authorization.1]
+                .name
+                .clone(),
+        );
+        assert_eq!(permit.route_name(), want_route);
+        assert_eq!(permit.authorization.name, want_authz);
+    }
+    let permit = decide_connection(&policy, client(ip, Some(WEBAPP)), None).unwrap();
+    assert_eq!(
+        permit.key,
+        PermitKey {
+            route: None,
+            authorization: (AuthzList::Server, 0)
+        }
+    );
+}
