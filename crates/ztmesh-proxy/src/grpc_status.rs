@@ -14,7 +14,7 @@ type Report = Box<dyn FnOnce(Option<u32>) + Send + Sync>;
 
 /// Counts a response in `stats`: now for HTTP and trailers-only gRPC
 /// answers, when its trailers come for other gRPC responses.
-pub fn count(
+pub(crate) fn count(
     stats: std::sync::Arc<crate::metrics::RequestStats>,
     rsp: http::Response<Boxed>,
     latency: std::time::Duration,
@@ -36,13 +36,13 @@ pub fn count(
     })
 }
 
-pub fn is_grpc<B>(rsp: &http::Response<B>) -> bool {
+pub(crate) fn is_grpc<B>(rsp: &http::Response<B>) -> bool {
     rsp.headers()
         .get(http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
-pub fn status_of(headers: &http::HeaderMap) -> Option<u32> {
+pub(crate) fn status_of(headers: &http::HeaderMap) -> Option<u32> {
     headers
         .get("grpc-status")?
         .to_str()
@@ -54,7 +54,7 @@ pub fn status_of(headers: &http::HeaderMap) -> Option<u32> {
 
 /// Calls `report` once: with the trailers' grpc-status when they come, or
 /// None if the stream ends (or is dropped) without one.
-pub fn on_end(body: Boxed, report: Report) -> Boxed {
+pub(crate) fn on_end(body: Boxed, report: Report) -> Boxed {
     GrpcEnd {
         inner: body,
         report: Some(report),

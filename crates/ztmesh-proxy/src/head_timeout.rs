@@ -28,16 +28,16 @@ const UPGRADED: u8 = 3;
 /// Where one connection is between requests; shared by its IO and its
 /// service.
 #[derive(Clone, Default)]
-pub struct HeadClock(Arc<AtomicU8>);
+pub(crate) struct HeadClock(Arc<AtomicU8>);
 
 impl HeadClock {
     /// The service got a request: its head is complete.
-    pub fn request(&self) {
+    pub(crate) fn request(&self) {
         self.0.store(REQUEST, Ordering::Relaxed);
     }
 
     /// A CONNECT tunnel was opened: the connection is no longer HTTP.
-    pub fn upgraded(&self) {
+    pub(crate) fn upgraded(&self) {
         self.0.store(UPGRADED, Ordering::Relaxed);
     }
 
@@ -50,7 +50,7 @@ impl HeadClock {
 
 /// The response to send on a connection with a clock (HTTP/1) or without
 /// one (HTTP/2, whose heads hyper bounds itself).
-pub fn respond<B>(
+pub(crate) fn respond<B>(
     clock: Option<&HeadClock>,
     rsp: http::Response<B>,
 ) -> http::Response<IdleOnEnd<B>> {
@@ -66,7 +66,7 @@ pub fn respond<B>(
 }
 
 /// The connection's IO, timing request heads.
-pub struct HeadTimed<I> {
+pub(crate) struct HeadTimed<I> {
     io: I,
     clock: HeadClock,
     limit: Duration,
@@ -74,7 +74,7 @@ pub struct HeadTimed<I> {
 }
 
 impl<I> HeadTimed<I> {
-    pub fn new(io: I, clock: HeadClock, limit: Duration) -> Self {
+    pub(crate) fn new(io: I, clock: HeadClock, limit: Duration) -> Self {
         Self {
             io,
             clock,
@@ -157,7 +157,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for HeadTimed<I> {
 /// from their first byte (`limit`), idle never; half-close and upgrades
 /// supported; closed gracefully when `drain` fires. `clock` must be the
 /// one the service reports to.
-pub async fn serve_http1<I, S>(
+pub(crate) async fn serve_http1<I, S>(
     io: I,
     clock: HeadClock,
     limit: Duration,
@@ -182,7 +182,7 @@ where
 }
 
 /// A response body that makes its connection idle when it ends.
-pub struct IdleOnEnd<B> {
+pub(crate) struct IdleOnEnd<B> {
     inner: B,
     clock: Option<HeadClock>,
 }

@@ -11,7 +11,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 /// An HTTP/1.1 request asking to switch protocols.
-pub fn is_upgrade<B>(req: &Request<B>) -> bool {
+pub(crate) fn is_upgrade<B>(req: &Request<B>) -> bool {
     req.version() == http::Version::HTTP_11
         && req.headers().contains_key(UPGRADE)
         && req
@@ -25,12 +25,12 @@ pub fn is_upgrade<B>(req: &Request<B>) -> bool {
 
 /// Takes the client's side of an upgrade out of its request, before the
 /// request is sent on.
-pub fn client_side<B>(req: &mut Request<B>) -> Option<OnUpgrade> {
+pub(crate) fn client_side<B>(req: &mut Request<B>) -> Option<OnUpgrade> {
     is_upgrade(req).then(|| hyper::upgrade::on(req))
 }
 
 /// Once the response is `101`, joins the two upgraded connections.
-pub fn bridge<B>(client: OnUpgrade, rsp: &mut Response<B>) {
+pub(crate) fn bridge<B>(client: OnUpgrade, rsp: &mut Response<B>) {
     if rsp.status() != StatusCode::SWITCHING_PROTOCOLS {
         return;
     }

@@ -11,11 +11,11 @@
 use http::header::{HeaderValue, TRANSFER_ENCODING};
 use http::{Request, Response, Version};
 
-pub const L5D_ORIG_PROTO: &str = "l5d-orig-proto";
+pub(crate) const L5D_ORIG_PROTO: &str = "l5d-orig-proto";
 
 /// Marks the client proxy's request as upgraded; `absolute_form` when the
 /// application sent an absolute URI.
-pub fn upgrade_request<B>(req: &mut Request<B>, absolute_form: bool) {
+pub(crate) fn upgrade_request<B>(req: &mut Request<B>, absolute_form: bool) {
     let value = match (req.version(), absolute_form) {
         (Version::HTTP_10, false) => "HTTP/1.0",
         (Version::HTTP_10, true) => "HTTP/1.0; absolute-form",
@@ -30,7 +30,7 @@ pub fn upgrade_request<B>(req: &mut Request<B>, absolute_form: bool) {
 
 /// The client proxy restores the response's original version (the
 /// request's, when the server proxy did not say).
-pub fn restore_response<B>(rsp: &mut Response<B>, orig: Version) {
+pub(crate) fn restore_response<B>(rsp: &mut Response<B>, orig: Version) {
     let version = match rsp.headers_mut().remove(L5D_ORIG_PROTO) {
         Some(v) if v == "HTTP/1.0" => Version::HTTP_10,
         Some(v) if v == "HTTP/1.1" => Version::HTTP_11,
@@ -41,15 +41,15 @@ pub fn restore_response<B>(rsp: &mut Response<B>, orig: Version) {
 
 /// What the server proxy found on an HTTP/2 request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Downgraded {
-    pub version: Version,
-    pub absolute_form: bool,
+pub(crate) struct Downgraded {
+    pub(crate) version: Version,
+    pub(crate) absolute_form: bool,
 }
 
 /// The server proxy: an HTTP/2 request carrying `l5d-orig-proto` goes to
 /// the application as the HTTP/1.x request it was. Unknown values are
 /// left as HTTP/2 (and logged), as linkerd2-proxy does.
-pub fn downgrade_request<B>(req: &mut Request<B>) -> Option<Downgraded> {
+pub(crate) fn downgrade_request<B>(req: &mut Request<B>) -> Option<Downgraded> {
     if req.version() != Version::HTTP_2 {
         return None;
     }
@@ -72,7 +72,7 @@ pub fn downgrade_request<B>(req: &mut Request<B>) -> Option<Downgraded> {
 
 /// The server proxy marks the application's HTTP/1.x response for the
 /// HTTP/2 leg back.
-pub fn mark_response<B>(rsp: &mut Response<B>) {
+pub(crate) fn mark_response<B>(rsp: &mut Response<B>) {
     let value = match rsp.version() {
         Version::HTTP_10 => "HTTP/1.0",
         Version::HTTP_11 => "HTTP/1.1",

@@ -1,28 +1,25 @@
 //! An IO whose first bytes were already read (by detection) and are
-//! replayed before the rest of the stream.
+//! replayed before the rest of the stream, and [`read_until`], which reads
+//! them (up to a limit, or until a detector has seen enough).
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-pub struct PrefixedIo<I> {
+pub(crate) struct PrefixedIo<I> {
     prefix: Vec<u8>,
     pos: usize,
     inner: I,
 }
 
 impl<I> PrefixedIo<I> {
-    pub fn new(prefix: Vec<u8>, inner: I) -> Self {
+    pub(crate) fn new(prefix: Vec<u8>, inner: I) -> Self {
         Self {
             prefix,
             pos: 0,
             inner,
         }
-    }
-
-    pub fn inner(&self) -> &I {
-        &self.inner
     }
 }
 
@@ -67,7 +64,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for PrefixedIo<I> {
 
 /// Reads from `io` into `buf` until `done(buf)` says enough, `limit` bytes
 /// were read, or the stream ends. Returns whether the stream ended.
-pub async fn read_until<I: AsyncRead + Unpin>(
+pub(crate) async fn read_until<I: AsyncRead + Unpin>(
     io: &mut I,
     buf: &mut Vec<u8>,
     limit: usize,

@@ -222,11 +222,11 @@ impl ProxyConfig {
         let default_policy = match s
             .optional(DEFAULT_POLICY)
             .unwrap_or_else(|| "all-unauthenticated".into())
-            .parse()
+            .parse::<DefaultPolicy>()
         {
             Ok(p) => p,
             Err(e) => {
-                s.invalid(DEFAULT_POLICY, e);
+                s.invalid(DEFAULT_POLICY, e.to_string());
                 DefaultPolicy::Deny
             }
         };

@@ -1,20 +1,23 @@
 //! Running the proxy: configuration from the environment, the identity
-//! daemon, the inbound stack and the admin listener, until a signal or
-//! `/shutdown`. Shared by the `ztmesh-proxy` binary and `ztmesh proxy`.
+//! daemon, the inbound stack (through [`crate::inbound::InboundBuilder`]),
+//! the outbound proxy when a destination service is configured, the tap
+//! and admin listeners, until a signal or `/shutdown`; then a drain of the
+//! open connections, bounded by the shutdown grace period. Shared by the
+//! `ztmesh-proxy` binary and `ztmesh proxy`.
 
 use crate::admin::Admin;
 use crate::config::{Env, OsEnv};
 use crate::identity::{Documents, IdentityDaemon};
-use crate::inbound::accept::{Inbound, InboundTarget};
+use crate::inbound::{InboundBuilder, InboundTarget, Targets};
 use crate::proxy_config::{Mode, ProxyConfig};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 /// Exit status for a configuration error, as linkerd2-proxy uses it.
-pub const EX_CONFIG: u8 = 64;
+pub(crate) const EX_CONFIG: u8 = 64;
 
 /// How long readiness waits for the declared ports' policies.
-pub const POLICY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+pub(crate) const POLICY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub fn main_from_env() -> ExitCode {
     let filter = OsEnv
@@ -137,7 +140,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
     let outbound_policies = policy_channel
         .as_ref()
         .map(|(channel, _)| Arc::new(crate::outbound::policy::Policies::new(channel.clone())));
-    let policies = Arc::new(crate::inbound::policy::Policies::new(
+    let policies = Arc::new(crate::inbound::Policies::new(
         policy_channel,
         config.default_policy.server(&config.cluster_networks),
     ));
@@ -182,33 +185,32 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
     let tcp_metrics_out = tcp_metrics.clone();
     let http_metrics = Arc::new(crate::metrics::HttpMetrics::default());
     let http_metrics_out = http_metrics.clone();
-    let inbound = Arc::new(Inbound {
-        local_name: config.identity.local_name.clone(),
-        target: match config.mode {
+    let inbound = InboundBuilder::new(
+        config.identity.local_name.clone(),
+        tokio_rustls::TlsAcceptor::from(server_tls),
+        match config.mode {
             Mode::Explicit { app } => InboundTarget::App(app),
             Mode::Transparent => InboundTarget::OriginalDst,
         },
-        detect_timeout: config.detect_timeout,
-        tls: tokio_rustls::TlsAcceptor::from(server_tls),
-        policies: policies.clone(),
-        authz_metrics: authz_metrics.clone(),
-        tracer: tracer.clone(),
-        taps: taps.clone(),
-        opaque_ports: config.opaque_ports.clone(),
-        metrics: tcp_metrics.clone(),
-        http_metrics: http_metrics.clone(),
-        targets: crate::inbound::transport::Targets {
-            inbound_ips: config.inbound_ips.clone(),
-            own_ports: [
-                config.inbound_addr.port(),
-                config.outbound_addr.port(),
-                config.admin_addr.port(),
-                config.control_addr.port(),
-            ]
-            .into(),
-        },
-        clients: Default::default(),
-    });
+        policies.clone(),
+    )
+    .detect_timeout(config.detect_timeout)
+    .opaque_ports(config.opaque_ports.iter().copied())
+    .targets(Targets {
+        inbound_ips: config.inbound_ips.clone(),
+        own_ports: [
+            config.inbound_addr.port(),
+            config.outbound_addr.port(),
+            config.admin_addr.port(),
+            config.control_addr.port(),
+        ]
+        .into(),
+    })
+    .metrics(tcp_metrics.clone(), http_metrics.clone())
+    .authz_metrics(authz_metrics.clone())
+    .tracer(tracer.clone())
+    .taps(taps.clone())
+    .build();
     // Every listener is bound before anything is served: a port that is
     // taken stops the proxy at once, naming the address.
     let bind = |addr: std::net::SocketAddr, what: &'static str| async move {
@@ -367,24 +369,11 @@ async fn certified(mut status: tokio::sync::watch::Receiver<crate::identity::Ide
 /// A proxy holds two descriptors per proxied connection: raise the soft
 /// limit on open files to the hard one, as far as the system allows.
 fn raise_open_files_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= limit.rlim_max
-        {
-            return;
+    match crate::sys::raise_open_files_limit() {
+        Ok(Some((before, after))) => {
+            tracing::debug!(before, after, "raised the open files limit")
         }
-        let before = limit.rlim_cur;
-        limit.rlim_cur = limit.rlim_max;
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
-            tracing::debug!(
-                before,
-                after = limit.rlim_cur,
-                "raised the open files limit"
-            );
-        }
+        Ok(None) => {}
+        Err(error) => tracing::debug!(%error, "cannot raise the open files limit"),
     }
 }

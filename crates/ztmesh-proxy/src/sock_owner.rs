@@ -1,14 +1,13 @@
 //! Who owns the other end of a local TCP connection: the uid the kernel
 //! reports for a socket through `NETLINK_SOCK_DIAG` (an exact
 //! `SOCK_DIAG_BY_FAMILY` lookup by the connection's four-tuple, not a dump
-//! of every socket).
+//! of every socket; the socket calls are in [`crate::sys`]).
 //!
 //! The outbound proxy uses it to serve only the workload's own processes
 //! (`ZTMESH_PROXY_APP_UID`): on a shared host any local process could
 //! otherwise send requests with the workload's identity.
 
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::FromRawFd;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OwnerError {
@@ -32,41 +31,11 @@ const UID_OFFSET: usize = 64;
 /// The uid owning the socket whose local address is `peer` and whose
 /// remote address is `local`: the client end of a connection this process
 /// accepted from `peer` on `local`.
-pub fn peer_uid(peer: SocketAddr, local: SocketAddr) -> Result<u32, OwnerError> {
+pub(crate) fn peer_uid(peer: SocketAddr, local: SocketAddr) -> Result<u32, OwnerError> {
     let request = request(peer, local)?;
-    // SAFETY: plain socket calls on a descriptor this function owns and
-    // closes; buffers are valid for the lengths passed.
-    unsafe {
-        let fd = libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            libc::NETLINK_SOCK_DIAG,
-        );
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error().into());
-        }
-        let fd = std::os::fd::OwnedFd::from_raw_fd(fd);
-        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
-        let mut kernel: libc::sockaddr_nl = std::mem::zeroed();
-        kernel.nl_family = libc::AF_NETLINK as u16;
-        let sent = libc::sendto(
-            raw,
-            request.as_ptr().cast(),
-            request.len(),
-            0,
-            (&kernel as *const libc::sockaddr_nl).cast(),
-            std::mem::size_of::<libc::sockaddr_nl>() as u32,
-        );
-        if sent < 0 {
-            return Err(std::io::Error::last_os_error().into());
-        }
-        let mut answer = [0u8; 512];
-        let n = libc::recv(raw, answer.as_mut_ptr().cast(), answer.len(), 0);
-        if n < 0 {
-            return Err(std::io::Error::last_os_error().into());
-        }
-        parse(&answer[..n as usize], peer, local)
-    }
+    let mut answer = [0u8; 512];
+    let n = crate::sys::sock_diag_exchange(&request, &mut answer)?;
+    parse(&answer[..n], peer, local)
 }
 
 fn request(peer: SocketAddr, local: SocketAddr) -> Result<Vec<u8>, OwnerError> {
@@ -146,8 +115,8 @@ mod tests {
             let local = listener.local_addr().unwrap();
             let _client = tokio::net::TcpStream::connect(local).await.unwrap();
             let (_server, peer) = listener.accept().await.unwrap();
-            // SAFETY: getuid has no preconditions.
-            let me = unsafe { libc::getuid() };
+            // This process's uid, without a system call of our own.
+            let me = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap());
             assert_eq!(peer_uid(peer, local).unwrap(), me, "{bind}");
             // A four-tuple no socket has.
             let ghost = SocketAddr::new(peer.ip(), 1);

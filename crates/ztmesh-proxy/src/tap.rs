@@ -34,7 +34,7 @@ struct Observer {
 }
 
 /// A tapped request, waiting for its response.
-pub struct Tapped {
+pub(crate) struct Tapped {
     base: proto::TapEvent,
     id: tap_event::http::StreamId,
     started: tokio::time::Instant,
@@ -58,9 +58,7 @@ pub fn matches<B>(f: &proto::observe_request::Match, req: &http::Request<B>) -> 
             Some(m::http::Match::Method(method)) => {
                 http::Method::try_from(method.clone()).is_ok_and(|mm| mm == *req.method())
             }
-            Some(m::http::Match::Authority(a)) => {
-                s(a, &crate::inbound::http::request_authority(req))
-            }
+            Some(m::http::Match::Authority(a)) => s(a, &crate::proxy_http::request_authority(req)),
             Some(m::http::Match::Path(p)) => s(p, req.uri().path()),
             _ => true,
         },
@@ -111,12 +109,12 @@ pub fn observe_filter(
 }
 
 impl Taps {
-    pub fn is_active(&self) -> bool {
+    pub(crate) fn is_active(&self) -> bool {
         self.active.load(Ordering::Relaxed) > 0
     }
 
     /// A request starts: events for every observer it matches.
-    pub fn request<B>(
+    pub(crate) fn request<B>(
         &self,
         inbound: bool,
         req: &http::Request<B>,
@@ -180,7 +178,7 @@ impl Taps {
                 id: Some(id),
                 method: Some(req.method().clone().into()),
                 scheme: None,
-                authority: crate::inbound::http::request_authority(req),
+                authority: crate::proxy_http::request_authority(req),
                 path: req.uri().path().to_string(),
                 headers: None,
             },
@@ -201,7 +199,7 @@ impl Tapped {
     }
 
     /// The response head arrived (the stream's end is reported with it).
-    pub fn response(self, status: u16) {
+    pub(crate) fn response(self, status: u16) {
         let since = prost_types::Duration::try_from(self.started.elapsed()).ok();
         self.send(tap_event::http::Event::ResponseInit(
             tap_event::http::ResponseInit {
@@ -225,7 +223,7 @@ impl Tapped {
 }
 
 /// The gRPC service over [`Taps`].
-pub struct TapService(pub std::sync::Arc<Taps>);
+pub(crate) struct TapService(pub(crate) std::sync::Arc<Taps>);
 
 type Events = tokio_stream::wrappers::ReceiverStream<Result<proto::TapEvent, Status>>;
 

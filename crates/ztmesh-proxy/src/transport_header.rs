@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 pub const ALPN: &[u8] = b"transport.l5d.io/v1";
 const PREFACE: &[u8] = b"transport.l5d.io/v1\r\n\r\n";
 /// A header is a port and a name: anything larger is refused, not buffered.
-pub const MAX_HEADER_LEN: usize = 4096;
+pub(crate) const MAX_HEADER_LEN: usize = 4096;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransportHeader {

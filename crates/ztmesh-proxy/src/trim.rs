@@ -5,25 +5,25 @@
 //! that once held 5,000 connections stayed ten times its resting size.
 //! Every [`PERIOD`] this task looks at the open connections and the RSS:
 //! when connections have closed since the last look and the RSS has grown
-//! well past what it was after the last trim, glibc's `malloc_trim` returns
+//! well past what it was after the last trim, glibc's `malloc_trim` ([`crate::sys`]) returns
 //! the free pages of every arena to the kernel. Nothing runs on the
 //! request path, and a steady proxy is never trimmed.
 
 use std::time::Duration;
 
-pub const PERIOD: Duration = Duration::from_secs(5);
+pub(crate) const PERIOD: Duration = Duration::from_secs(5);
 
 /// Whether to trim now: most of the connections seen since the last
 /// trim have closed, and the RSS is past 1.5x (and 4 MiB over) the
 /// proxy's resting size.
-pub fn should_trim(peak_open: usize, open_now: usize, rss: u64, resting: u64) -> bool {
+pub(crate) fn should_trim(peak_open: usize, open_now: usize, rss: u64, resting: u64) -> bool {
     peak_open > 2 * open_now + 16 && rss > resting + resting / 2 && rss > resting + (4 << 20)
 }
 
 /// Runs forever; `open` counts the open connections (sampled every
 /// second, so a burst is seen even between decisions). The resting size
 /// is the smallest RSS seen.
-pub async fn run(open: impl Fn() -> usize) {
+pub(crate) async fn run(open: impl Fn() -> usize) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut peak = open();
@@ -56,23 +56,14 @@ pub async fn run(open: impl Fn() -> usize) {
 }
 
 /// The resident set size, from `/proc/self/statm`.
-pub fn rss_bytes() -> Option<u64> {
+pub(crate) fn rss_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    Some(pages * u64::try_from(page).ok()?)
+    Some(pages * crate::sys::page_size()?)
 }
 
-#[cfg(target_env = "gnu")]
 fn trim() -> bool {
-    // SAFETY: malloc_trim only releases free memory; any pad is valid.
-    unsafe { libc::malloc_trim(0) == 1 }
-}
-
-#[cfg(not(target_env = "gnu"))]
-fn trim() -> bool {
-    false
+    crate::sys::malloc_trim()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use ztmesh_proxy::inbound::authorize::DefaultPolicy;
+use ztmesh_proxy::inbound::DefaultPolicy;
 use ztmesh_proxy::transport_header::{ALPN, TransportHeader};
 use ztmesh_test_support::TestPki;
 

@@ -9,8 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use support::*;
 use tokio::net::TcpStream;
-use ztmesh_proxy::inbound::authorize::DefaultPolicy;
-use ztmesh_proxy::inbound::transport::Targets;
+use ztmesh_proxy::inbound::{DefaultPolicy, Targets};
 use ztmesh_proxy::transport_header::{ALPN, TransportHeader};
 use ztmesh_test_support::TestPki;
 

@@ -91,7 +91,7 @@ async fn send(
     res: &Resolution,
     method: http::Method,
     path: &str,
-) -> http::Response<ztmesh_proxy::inbound::http::Body> {
+) -> http::Response<ztmesh_proxy::proxy_http::Body> {
     use http_body_util::BodyExt;
     let req = http::Request::builder()
         .method(method)

@@ -1,17 +1,23 @@
 //! Stage: accept inbound connections and run each through the stack.
 //!
-//! Per connection: read the first bytes (bounded by the detect timeout),
-//! recognise mesh TLS for our own name and terminate it, read Linkerd's
-//! transport header when negotiated, detect the protocol, authorize, and
-//! forward to the application. Every outcome is one log line; errors end
-//! the connection, never the proxy.
+//! Per connection: the dialed address must be the pod's; then read the
+//! first bytes (bounded by the detect timeout) and classify the client's
+//! TLS ([`ClientTls`]): mesh TLS for our own name is terminated (then
+//! Linkerd's transport header is read when negotiated), TLS for another
+//! name is passed through as opaque, anything else is plaintext. Then the
+//! protocol is detected on the (decrypted) stream, and only then is the
+//! connection authorized: opaque streams once, as a whole, before they are
+//! forwarded to the application; HTTP connections request by request.
+//! Every outcome is one log line; errors end the connection, never the
+//! proxy.
 
 use super::authorize::ConnectionAuthz;
 use super::detect_protocol::{MAX_REQUEST_LINE, Protocol, detect_protocol};
 use super::detect_tls::{Detected, MAX_PEEK, detect};
+use super::tls::{ClientTls, NoTlsReason};
 use super::{forward, tls};
 use crate::authz_metrics::Family;
-use crate::metrics::{TcpMetrics, TlsLabel};
+use crate::metrics::TcpMetrics;
 use crate::prefixed::{PrefixedIo, read_until};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,30 +35,31 @@ pub enum InboundTarget {
     OriginalDst,
 }
 
-/// The inbound stack's parameters.
+/// The inbound stack, made by [`super::InboundBuilder`].
 pub struct Inbound {
-    pub local_name: String,
-    pub target: InboundTarget,
-    pub detect_timeout: Duration,
-    pub tls: TlsAcceptor,
+    pub(super) local_name: String,
+    pub(super) target: InboundTarget,
+    pub(super) detect_timeout: Duration,
+    pub(super) tls: TlsAcceptor,
     /// Each port's policy (the default policy until the controller answers).
-    pub policies: Arc<super::policy::Policies>,
-    pub authz_metrics: Arc<crate::authz_metrics::AuthzMetrics>,
-    pub tracer: Option<Arc<crate::trace::Tracer>>,
-    pub taps: Arc<crate::tap::Taps>,
+    pub(super) policies: Arc<super::policy::Policies>,
+    pub(super) authz_metrics: Arc<crate::authz_metrics::AuthzMetrics>,
+    pub(super) tracer: Option<Arc<crate::trace::Tracer>>,
+    pub(super) taps: Arc<crate::tap::Taps>,
     /// Ports forwarded as opaque TCP without protocol detection.
-    pub opaque_ports: std::collections::BTreeSet<u16>,
-    pub metrics: Arc<TcpMetrics>,
-    pub http_metrics: Arc<crate::metrics::HttpMetrics>,
+    pub(super) opaque_ports: std::collections::BTreeSet<u16>,
+    pub(super) metrics: Arc<TcpMetrics>,
+    pub(super) http_metrics: Arc<crate::metrics::HttpMetrics>,
     /// Where connections may go: the pod's addresses, and the ports a
     /// transport header may not name.
-    pub targets: super::transport::Targets,
+    pub(super) targets: super::transport::Targets,
     /// One keep-alive pool per application address.
-    pub clients: std::sync::Mutex<std::collections::HashMap<SocketAddr, super::http::AppClients>>,
+    pub(super) clients:
+        std::sync::Mutex<std::collections::HashMap<SocketAddr, super::http::AppClients>>,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum InboundError {
+pub(crate) enum InboundError {
     #[error("reading the first bytes: {0}")]
     Read(std::io::Error),
     #[error(transparent)]
@@ -126,88 +133,53 @@ impl Inbound {
             // Silence: a server-speaks-first protocol, forwarded as opaque.
             Err(_) => true,
         };
-        let io = PrefixedIo::new(first.clone(), tcp);
-        if timed_out {
-            let label = TlsLabel::NoIdentity {
-                reason: "no_tls_from_remote",
-            };
-            return Box::pin(self.finish(
-                io,
-                peer,
-                target,
-                None,
-                label,
-                Some(Protocol::Opaque),
-                drain,
-            ))
-            .await;
-        }
-
-        match detect(&first) {
-            Detected::ClientHello { sni: Some(sni) } if sni == self.local_name => {
-                // Later stages are boxed: a connection still waiting for its
-                // first bytes keeps only the small detection state.
+        let detected = (!timed_out).then(|| detect(&first));
+        let io = PrefixedIo::new(first, tcp);
+        // Later stages are boxed: a connection still waiting for its first
+        // bytes keeps only the small detection state.
+        match detected {
+            Some(Detected::ClientHello { sni: Some(sni) }) if sni == self.local_name => {
                 let mut t = Box::pin(tls::terminate(&self.tls, io)).await?;
                 if t.transport_header {
                     target = self
                         .targets
                         .read_header(
                             &mut t.stream,
-                            t.client_id.as_deref(),
+                            t.client_id.as_ref(),
                             target,
                             self.detect_timeout,
                         )
                         .await?;
                 }
-                let label = match &t.client_id {
-                    Some(id) => TlsLabel::Identified {
-                        client_id: id.clone(),
-                    },
-                    None => TlsLabel::NoIdentity {
-                        reason: "no_client_certificate",
-                    },
+                let client = ClientTls::Terminated {
+                    client_id: t.client_id,
                 };
-                Box::pin(self.finish(
-                    t.stream,
-                    peer,
-                    target,
-                    t.client_id.as_deref(),
-                    label,
-                    None,
-                    drain,
-                ))
-                .await
+                Box::pin(self.finish(t.stream, peer, target, client, None, drain)).await
             }
-            // TLS for another name, plaintext, or garbage: passed on as it came.
-            Detected::ClientHello { .. } => {
-                Box::pin(self.finish(
-                    io,
-                    peer,
-                    target,
-                    None,
-                    TlsLabel::NoIdentity { reason: "passthru" },
-                    Some(Protocol::Opaque),
-                    drain,
-                ))
-                .await
+            // TLS for another name: passed on as it came, as opaque.
+            Some(Detected::ClientHello { sni }) => {
+                let client = ClientTls::Passthrough { sni };
+                Box::pin(self.finish(io, peer, target, client, Some(Protocol::Opaque), drain)).await
             }
-            _ => {
-                let label = TlsLabel::NoIdentity {
-                    reason: "no_tls_from_remote",
-                };
-                Box::pin(self.finish(io, peer, target, None, label, None, drain)).await
+            // Plaintext or garbage: passed on as it came.
+            Some(Detected::NotTls | Detected::NeedMore) => {
+                let client = ClientTls::Plaintext(NoTlsReason::NotTls);
+                Box::pin(self.finish(io, peer, target, client, None, drain)).await
+            }
+            // Silence: a server-speaks-first protocol, forwarded as opaque.
+            None => {
+                let client = ClientTls::Plaintext(NoTlsReason::Silent);
+                Box::pin(self.finish(io, peer, target, client, Some(Protocol::Opaque), drain)).await
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn finish<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         &self,
         io: I,
         peer: SocketAddr,
         target: SocketAddr,
-        client_id: Option<&str>,
-        label: TlsLabel,
+        client: ClientTls,
         known: Option<Protocol>,
         drain: crate::drain::Watch,
     ) -> Result<(), InboundError> {
@@ -219,23 +191,13 @@ impl Inbound {
                 || server.protocol == ztmesh_authz::Protocol::Opaque)
                 .then_some(Protocol::Opaque)
         });
-        let tls = matches!(
-            label,
-            TlsLabel::Identified { .. }
-                | TlsLabel::NoIdentity {
-                    reason: "no_client_certificate"
-                }
-        );
-        let mut authz = ConnectionAuthz {
-            policy: policy_rx,
-            ip: peer.ip(),
-            tls,
-            identity: client_id.map(String::from),
-            tls_label: label.clone(),
+        let mut authz = ConnectionAuthz::new(
+            policy_rx,
+            peer.ip(),
+            client,
             target,
-            metrics: self.authz_metrics.clone(),
-            permit_labels: Default::default(),
-        };
+            self.authz_metrics.clone(),
+        );
         // Protocol detection on the (decrypted) stream, bounded in time;
         // silence or a timeout means opaque.
         let mut io = io;
@@ -255,11 +217,11 @@ impl Inbound {
                 Err(_) => Protocol::Opaque,
             },
         };
-        tracing::debug!(%peer, %target, ?protocol, client = client_id.unwrap_or("-"), "inbound connection");
+        tracing::debug!(%peer, %target, ?protocol, client = %authz.client(), "inbound connection");
         let counters = self.metrics.open(
             "inbound",
             target,
-            &label,
+            authz.tls_label(),
             &crate::metrics::server_labels(&server.kind, &server.name, target.port()),
         );
         if let Protocol::Http1 | Protocol::Http2 = protocol {
@@ -277,7 +239,6 @@ impl Inbound {
                 super::http::HttpConn {
                     http2: protocol == Protocol::Http2,
                     target,
-                    tls: label,
                     metrics: self.http_metrics.clone(),
                     clients: client,
                     // A request head gets as long as detection did (slowloris).

@@ -1,19 +1,20 @@
 //! Stage: may this client connect, may it send this request? The decision
 //! itself is ztmesh-authz's pure function over the port's policy (from the
-//! controller, see [`super::policy`]); this stage holds the default policy
+//! controller, see [`super::policy`]) and the client as the TLS stage saw
+//! it ([`super::tls::ClientTls`]); this stage holds the default policy
 //! (`LINKERD2_PROXY_INBOUND_DEFAULT_POLICY`) as a server for ports the
 //! controller never answered for, and the one mapping from a denial to
 //! what the client sees.
 
+use super::tls::{ClientId, ClientTls};
 use crate::authz_metrics::{AuthzLabels, AuthzMetrics, Family};
-use crate::inbound::http::Body;
 use crate::metrics::TlsLabel;
+use crate::proxy_http::{Body, empty, full};
 use http::{Response, StatusCode};
-use http_body_util::BodyExt;
 use ipnet::IpNet;
 use std::sync::Arc;
 use ztmesh_authz::policy::{Authentication, Authorization, IdentityMatch, Network};
-use ztmesh_authz::{Denial, ServerPolicy};
+use ztmesh_authz::{Denial, PermitKey, ServerPolicy};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DefaultPolicy {
@@ -25,10 +26,17 @@ pub enum DefaultPolicy {
     Audit,
 }
 
-impl std::str::FromStr for DefaultPolicy {
-    type Err = String;
+/// A default policy name that is none of Linkerd's.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} is not a default policy (all-unauthenticated, all-authenticated, cluster-unauthenticated, cluster-authenticated, deny, audit)"
+)]
+pub struct UnknownDefaultPolicy(String);
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl std::str::FromStr for DefaultPolicy {
+    type Err = UnknownDefaultPolicy;
+
+    fn from_str(s: &str) -> Result<Self, UnknownDefaultPolicy> {
         Ok(match s {
             "all-unauthenticated" => Self::AllUnauthenticated,
             "all-authenticated" => Self::AllAuthenticated,
@@ -36,11 +44,7 @@ impl std::str::FromStr for DefaultPolicy {
             "cluster-authenticated" => Self::ClusterAuthenticated,
             "deny" => Self::Deny,
             "audit" => Self::Audit,
-            _ => {
-                return Err(format!(
-                    "{s:?} is not a default policy (all-unauthenticated, all-authenticated, cluster-unauthenticated, cluster-authenticated, deny, audit)"
-                ));
-            }
+            _ => return Err(UnknownDefaultPolicy(s.to_string())),
         })
     }
 }
@@ -56,9 +60,7 @@ impl DefaultPolicy {
             Self::Audit => "audit",
         }
     }
-}
 
-impl DefaultPolicy {
     /// The default policy as a server, the way Linkerd's controller states
     /// it: one authorization named after the policy (none for `deny`),
     /// admitting all networks or only the cluster's, with or without an
@@ -103,7 +105,7 @@ fn any_identity() -> Authentication {
 /// route, 403 otherwise; gRPC callers get HTTP 200 with `grpc-status` 5
 /// (NOT_FOUND) or 7 (PERMISSION_DENIED). Meshed clients also get the
 /// reason in `l5d-proxy-error`; others only the status.
-pub fn denied_response(denial: &Denial, grpc: bool, meshed: bool) -> Response<Body> {
+pub(crate) fn denied_response(denial: &Denial, grpc: bool, meshed: bool) -> Response<Body> {
     let (status, grpc_status) = match denial {
         Denial::RouteNotFound { .. } => (StatusCode::NOT_FOUND, "5"),
         Denial::Unauthenticated { .. } | Denial::Unauthorized { .. } => {
@@ -137,53 +139,72 @@ pub fn denied_response(denial: &Denial, grpc: bool, meshed: bool) -> Response<Bo
     rsp
 }
 
-fn empty() -> Body {
-    http_body_util::Empty::new()
-        .map_err(|never| match never {})
-        .boxed()
-}
-
-fn full(s: String) -> Body {
-    http_body_util::Full::new(bytes::Bytes::from(s))
-        .map_err(|never| match never {})
-        .boxed()
-}
-
 /// One connection's authorization: the port's current policy (re-read
-/// for every request, so updates apply without reconnecting), the client,
-/// and where decisions are counted and logged.
-pub struct ConnectionAuthz {
-    pub policy: tokio::sync::watch::Receiver<super::policy::PortPolicy>,
-    pub ip: std::net::IpAddr,
-    /// The proxy terminated TLS (with or without a client certificate).
-    pub tls: bool,
-    pub identity: Option<String>,
-    pub tls_label: TlsLabel,
-    pub target: std::net::SocketAddr,
-    pub metrics: Arc<AuthzMetrics>,
+/// for every request, so updates apply without reconnecting), the client
+/// as the TLS stage saw it, and where decisions are counted and logged.
+pub(crate) struct ConnectionAuthz {
+    policy: tokio::sync::watch::Receiver<super::policy::PortPolicy>,
+    ip: std::net::IpAddr,
+    tls: ClientTls,
+    /// `tls`'s metric labels, made once per connection.
+    tls_label: TlsLabel,
+    target: std::net::SocketAddr,
+    metrics: Arc<AuthzMetrics>,
     /// The last permit's labels for the request metrics, reused while the
     /// same server, route and authorization admit this connection's
     /// requests.
-    pub permit_labels: std::sync::Mutex<Option<PermitLabels>>,
+    permit_labels: std::sync::Mutex<Option<PermitLabels>>,
 }
 
 /// Request-metric labels of a permit, keyed by what produced them: the
-/// policy (held, so the addresses below stay valid) and the addresses of
-/// the route's name and of the authorization within it.
-pub struct PermitLabels {
+/// policy value and the permit's route and authorization positions in it.
+struct PermitLabels {
     server: Arc<ServerPolicy>,
-    route: usize,
-    authz: usize,
+    key: PermitKey,
     labels: Arc<str>,
 }
 
 impl ConnectionAuthz {
-    fn client(&self) -> ztmesh_authz::Client<'_> {
-        ztmesh_authz::Client {
-            ip: self.ip,
-            tls: self.tls,
-            identity: self.identity.as_deref(),
+    pub(crate) fn new(
+        policy: tokio::sync::watch::Receiver<super::policy::PortPolicy>,
+        ip: std::net::IpAddr,
+        tls: ClientTls,
+        target: std::net::SocketAddr,
+        metrics: Arc<AuthzMetrics>,
+    ) -> Self {
+        Self {
+            policy,
+            ip,
+            tls_label: tls.metric_label(),
+            tls,
+            target,
+            metrics,
+            permit_labels: Default::default(),
         }
+    }
+
+    /// The client's address.
+    pub(crate) fn ip(&self) -> std::net::IpAddr {
+        self.ip
+    }
+
+    /// The client's TLS, as the TLS stage saw it.
+    pub(crate) fn client(&self) -> &ClientTls {
+        &self.tls
+    }
+
+    /// The client's verified identity, if it proved one.
+    pub(crate) fn client_id(&self) -> Option<&ClientId> {
+        self.tls.client_id()
+    }
+
+    /// The client's TLS labels for metrics.
+    pub(crate) fn tls_label(&self) -> &TlsLabel {
+        &self.tls_label
+    }
+
+    fn client_name(&self) -> &str {
+        self.client_id().map_or("-", ClientId::as_str)
     }
 
     fn labels<'a>(
@@ -203,27 +224,26 @@ impl ConnectionAuthz {
 
     /// An HTTP request: the permit's labels for the request metrics
     /// (server, route, authorization) to forward it, or the response to send.
-    pub fn check_request<B>(
+    pub(crate) fn check_request<B>(
         &self,
         req: &http::Request<B>,
     ) -> Result<Arc<str>, Box<Response<Body>>> {
         let server = self.policy.borrow().server.clone();
-        match ztmesh_authz::decide_request(&server, self.client(), req, None) {
+        match ztmesh_authz::decide_request(&server, self.tls.authz_client(self.ip), req, None) {
             Ok(permit) => {
                 let (rk, rn) = permit.route.unwrap_or(("", ""));
                 let a = permit.authorization;
                 if permit.audit() {
-                    tracing::info!(server = %server.label(), route = %format!("{rk}/{rn}"), client = self.identity.as_deref().unwrap_or("-"), client_ip = %self.ip, method = %req.method(), path = req.uri().path(), "request allowed by audit; it would be denied");
+                    tracing::info!(server = %server.label(), route = %format!("{rk}/{rn}"), client = self.client_name(), client_ip = %self.ip, method = %req.method(), path = req.uri().path(), "request allowed by audit; it would be denied");
                 }
                 self.metrics.record(
                     Family::HttpAllow,
                     &self.labels(&server, (rk, rn), (&a.kind, &a.name)),
                 );
-                let (route, authz) = (rn.as_ptr() as usize, a as *const Authorization as usize);
                 let mut cached = self.permit_labels.lock().expect("permit labels lock");
                 if let Some(c) = cached.as_ref()
                     && Arc::ptr_eq(&c.server, &server)
-                    && (c.route, c.authz) == (route, authz)
+                    && c.key == permit.key
                 {
                     return Ok(c.labels.clone());
                 }
@@ -242,8 +262,7 @@ impl ConnectionAuthz {
                 .into();
                 *cached = Some(PermitLabels {
                     server: server.clone(),
-                    route,
-                    authz,
+                    key: permit.key,
                     labels: labels.clone(),
                 });
                 Ok(labels)
@@ -257,7 +276,7 @@ impl ConnectionAuthz {
                 };
                 self.metrics
                     .record(family, &self.labels(&server, (rk, rn), ("", "")));
-                tracing::info!(server = %server.label(), route = %route, client = self.identity.as_deref().unwrap_or("-"), client_ip = %self.ip, method = %req.method(), path = req.uri().path(), reason = %denial, "request denied");
+                tracing::info!(server = %server.label(), route = %route, client = self.client_name(), client_ip = %self.ip, method = %req.method(), path = req.uri().path(), reason = %denial, "request denied");
                 let grpc = req
                     .headers()
                     .get(http::header::CONTENT_TYPE)
@@ -265,16 +284,16 @@ impl ConnectionAuthz {
                 Err(Box::new(denied_response(
                     &denial,
                     grpc,
-                    self.identity.is_some(),
+                    self.client_id().is_some(),
                 )))
             }
         }
     }
 
     /// An opaque connection: counted and logged either way.
-    pub fn check_connection(&self, family_on_deny: Family) -> Result<(), Denial> {
+    pub(crate) fn check_connection(&self, family_on_deny: Family) -> Result<(), Denial> {
         let server = self.policy.borrow().server.clone();
-        match ztmesh_authz::decide_connection(&server, self.client(), None) {
+        match ztmesh_authz::decide_connection(&server, self.tls.authz_client(self.ip), None) {
             Ok(permit) => {
                 if family_on_deny == Family::TcpDeny {
                     let a = permit.authorization;
@@ -293,14 +312,14 @@ impl ConnectionAuthz {
                 } else {
                     "connection denied"
                 };
-                tracing::info!(server = %server.label(), client = self.identity.as_deref().unwrap_or("-"), client_ip = %self.ip, target = %self.target, reason = %denial, "{what}");
+                tracing::info!(server = %server.label(), client = self.client_name(), client_ip = %self.ip, target = %self.target, reason = %denial, "{what}");
                 Err(denial)
             }
         }
     }
 
     /// Resolves when a policy update revokes this (opaque) connection.
-    pub async fn revoked(&mut self) {
+    pub(crate) async fn revoked(&mut self) {
         loop {
             if self.policy.changed().await.is_err() {
                 return std::future::pending().await;
@@ -430,5 +449,45 @@ mod tests {
         ] {
             assert_eq!(p.name().parse::<DefaultPolicy>(), Ok(p));
         }
+    }
+
+    #[test]
+    fn permit_labels_are_cached_per_route_and_authorization() {
+        use super::super::policy::PortPolicy;
+        use super::super::tls::NoTlsReason;
+        let mut server = DefaultPolicy::AllUnauthenticated.server(&[]);
+        let mut books = ztmesh_authz::policy::Route::default_http();
+        books.kind = "httproute".into();
+        books.name = "books".into();
+        books.rules[0].matches[0].path = Some(ztmesh_authz::policy::PathMatch::prefix("/books"));
+        server.http_routes.push(books);
+        let port = |server| PortPolicy {
+            server: Arc::new(server),
+            from_controller: true,
+        };
+        let (tx, rx) = tokio::sync::watch::channel(port(server));
+        let authz = ConnectionAuthz::new(
+            rx,
+            "10.0.0.1".parse().unwrap(),
+            ClientTls::Plaintext(NoTlsReason::NotTls),
+            "127.0.0.1:8080".parse().unwrap(),
+            Arc::default(),
+        );
+        let check = |path: &str| {
+            authz
+                .check_request(&http::Request::get(path).body(()).unwrap())
+                .unwrap()
+        };
+        let (a, a2) = (check("/a"), check("/b"));
+        assert!(Arc::ptr_eq(&a, &a2), "same permit, same labels: {a}");
+        assert!(a.contains("route_name=\"default\""), "{a}");
+        let (b, b2) = (check("/books/1"), check("/books/2"));
+        assert!(Arc::ptr_eq(&b, &b2), "{b}");
+        assert!(b.contains("route_name=\"books\""), "{b}");
+        assert!(a.contains("authz_name=\"all-unauthenticated\""), "{a}");
+        // A new policy value: the same positions name other things.
+        tx.send_replace(port(DefaultPolicy::Audit.server(&[])));
+        let c = check("/a");
+        assert!(c.contains("authz_name=\"audit\""), "{c}");
     }
 }

@@ -8,10 +8,10 @@
 
 use http::{HeaderValue, Request};
 
-pub const L5D_CLIENT_ID: &str = "l5d-client-id";
+pub(crate) const L5D_CLIENT_ID: &str = "l5d-client-id";
 
 /// Sets (or removes) `l5d-client-id` on a request about to be forwarded.
-pub fn set<B>(req: &mut Request<B>, verified: Option<&str>) {
+pub(crate) fn set<B>(req: &mut Request<B>, verified: Option<&str>) {
     let headers = req.headers_mut();
     // Every copy goes, including repeated ones.
     headers.remove(L5D_CLIENT_ID);

@@ -15,7 +15,7 @@ pub enum Protocol {
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Longest request line we wait for before calling the stream opaque.
-pub const MAX_REQUEST_LINE: usize = 8 * 1024;
+pub(crate) const MAX_REQUEST_LINE: usize = 8 * 1024;
 
 pub fn detect_protocol(buf: &[u8]) -> Option<Protocol> {
     if buf.is_empty() {

@@ -1,9 +1,11 @@
 //! Stage: is the first flight a TLS ClientHello, and for which server name?
 //!
-//! The proxy peeks (never consumes) the connection's first bytes and parses
-//! just enough of a ClientHello to read its SNI. Mesh TLS is recognised when
-//! the SNI is this proxy's own identity; anything else (plaintext, TLS for
-//! another name, garbage) is passed on untouched. The parser is total: any
+//! The accept stage reads the connection's first bytes into a buffer that
+//! is replayed before the rest of the stream ([`crate::prefixed`]), so
+//! nothing is lost; this parses just enough of a ClientHello to read its
+//! SNI. Mesh TLS is recognised (by the accept stage) when the SNI is this
+//! proxy's own identity; anything else (plaintext, TLS for another name,
+//! garbage) is passed on untouched. The parser is total: any
 //! input yields an answer, never a panic.
 
 /// What the first bytes say.

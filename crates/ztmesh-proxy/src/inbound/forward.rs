@@ -10,10 +10,10 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
-pub enum ForwardError {
+pub(crate) enum ForwardError {
     #[error("connecting to the application at {target}: {error}")]
     Connect {
         target: SocketAddr,
@@ -26,7 +26,7 @@ pub enum ForwardError {
 }
 
 /// Bytes copied: (client to app, app to client).
-pub async fn forward<I: AsyncRead + AsyncWrite + Unpin>(
+pub(crate) async fn forward<I: AsyncRead + AsyncWrite + Unpin>(
     client: &mut I,
     target: SocketAddr,
 ) -> Result<(u64, u64), ForwardError> {

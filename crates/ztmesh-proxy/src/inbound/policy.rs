@@ -25,13 +25,13 @@ use ztmesh_authz::ServerPolicy;
 
 /// How long the first connection to a new port waits for its policy
 /// before the default applies to it.
-pub const FIRST_ANSWER_WAIT: Duration = Duration::from_secs(1);
+pub(crate) const FIRST_ANSWER_WAIT: Duration = Duration::from_secs(1);
 
 /// The current policy of one port, and whether the controller gave it.
 #[derive(Clone, Debug)]
-pub struct PortPolicy {
-    pub server: Arc<ServerPolicy>,
-    pub from_controller: bool,
+pub(crate) struct PortPolicy {
+    pub(crate) server: Arc<ServerPolicy>,
+    pub(crate) from_controller: bool,
 }
 
 pub struct Policies {
@@ -52,7 +52,7 @@ impl Policies {
     }
 
     /// The port's policy receiver, watching it from now on if it is new.
-    pub fn watch(&self, port: u16) -> watch::Receiver<PortPolicy> {
+    pub(crate) fn watch(&self, port: u16) -> watch::Receiver<PortPolicy> {
         let mut ports = self.ports.lock().expect("policies lock");
         if let Some(rx) = ports.get(&port) {
             return rx.clone();
@@ -70,7 +70,7 @@ impl Policies {
 
     /// The policy for a connection to `port` now: on a port seen for the
     /// first time, waits (bounded) for the controller's first answer.
-    pub async fn current(&self, port: u16) -> Arc<ServerPolicy> {
+    pub(crate) async fn current(&self, port: u16) -> Arc<ServerPolicy> {
         let mut rx = self.watch(port);
         if self.client.is_some() && !rx.borrow().from_controller {
             let _ =
@@ -81,7 +81,7 @@ impl Policies {
 
     /// Waits, up to `limit`, until every one of `ports` has an answer;
     /// false if some did not.
-    pub async fn wait_answered(&self, ports: &[u16], limit: Duration) -> bool {
+    pub(crate) async fn wait_answered(&self, ports: &[u16], limit: Duration) -> bool {
         if self.client.is_none() {
             return true;
         }

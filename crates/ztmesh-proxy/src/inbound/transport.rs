@@ -12,6 +12,7 @@
 //!   identity, or reach the admin port. The named port is then authorized
 //!   with its own inbound policy by the later stages, like any connection.
 
+use super::tls::ClientId;
 use crate::transport_header::{HeaderError, TransportHeader};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
@@ -28,7 +29,7 @@ pub struct Targets {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum TargetError {
+pub(crate) enum TargetError {
     #[error("{0} is not one of this pod's addresses (LINKERD2_PROXY_INBOUND_IPS)")]
     NotInboundIp(IpAddr),
     #[error(
@@ -45,7 +46,7 @@ pub enum TargetError {
 
 impl Targets {
     /// The dialed address must be the pod's.
-    pub fn check_dialed(&self, dialed: SocketAddr) -> Result<(), TargetError> {
+    pub(crate) fn check_dialed(&self, dialed: SocketAddr) -> Result<(), TargetError> {
         if self.inbound_ips.is_empty() || self.inbound_ips.contains(&dialed.ip()) {
             Ok(())
         } else {
@@ -55,10 +56,10 @@ impl Targets {
 
     /// Reads the transport header (within `timeout`) and returns the target
     /// it names: the same address, the header's port.
-    pub async fn read_header<R: AsyncRead + Unpin>(
+    pub(crate) async fn read_header<R: AsyncRead + Unpin>(
         &self,
         stream: &mut R,
-        client_id: Option<&str>,
+        client_id: Option<&ClientId>,
         target: SocketAddr,
         timeout: Duration,
     ) -> Result<SocketAddr, TargetError> {
@@ -124,8 +125,9 @@ mod tests {
             }
             .encode()
         };
-        let id = Some("web.ns.serviceaccount.identity.linkerd.cluster.local");
-        let cases: Vec<(Vec<u8>, Option<&str>, Result<u16, &str>)> = vec![
+        let web = ClientId::new("web.ns.serviceaccount.identity.linkerd.cluster.local".into());
+        let id = Some(&web);
+        let cases: Vec<(Vec<u8>, Option<&ClientId>, Result<u16, &str>)> = vec![
             (header(8080), id, Ok(8080)),
             (header(8080), None, Err("without a mesh identity")),
             (header(4140), id, Err("proxy's own ports")),

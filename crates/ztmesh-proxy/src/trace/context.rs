@@ -6,19 +6,19 @@
 use http::HeaderMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     W3c,
     B3Multi,
     B3Single,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TraceContext {
-    pub trace_id: [u8; 16],
+pub(crate) struct TraceContext {
+    pub(crate) trace_id: [u8; 16],
     /// The caller's span: the parent of the next one.
-    pub span_id: [u8; 8],
-    pub sampled: bool,
-    pub format: Format,
+    pub(crate) span_id: [u8; 8],
+    pub(crate) sampled: bool,
+    pub(crate) format: Format,
 }
 
 fn hex<const N: usize>(s: &str) -> Option<[u8; N]> {
@@ -39,7 +39,7 @@ fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub fn extract(headers: &HeaderMap) -> Option<TraceContext> {
+pub(crate) fn extract(headers: &HeaderMap) -> Option<TraceContext> {
     let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
     if let Some(tp) = get("traceparent") {
         let mut parts = tp.trim().split('-');
@@ -77,7 +77,7 @@ pub fn extract(headers: &HeaderMap) -> Option<TraceContext> {
 }
 
 /// Writes `ctx` (its span as the next hop's parent) in its format.
-pub fn inject(headers: &mut HeaderMap, ctx: &TraceContext) {
+pub(crate) fn inject(headers: &mut HeaderMap, ctx: &TraceContext) {
     let set = |h: &mut HeaderMap, k: &'static str, v: String| {
         if let Ok(v) = http::HeaderValue::from_str(&v) {
             h.insert(k, v);

@@ -11,7 +11,7 @@
 //! without a context starts a trace at the configured sample rate
 //! (`ZTMESH_PROXY_TRACE_SAMPLE_RATE`, 0 to 1).
 
-pub mod context;
+pub(crate) mod context;
 pub mod otlp;
 
 use context::{Format, TraceContext, extract, inject};
@@ -24,13 +24,13 @@ pub struct Tracer {
 }
 
 /// A request's span, open until its response.
-pub struct ActiveSpan {
+pub(crate) struct ActiveSpan {
     span: otlp::Span,
     spans: mpsc::Sender<otlp::Span>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Server = 2,
     Client = 3,
 }
@@ -53,15 +53,10 @@ impl Tracer {
         }
     }
 
-    /// A tracer whose spans go to `spans` (tests).
-    pub fn with_sender(spans: mpsc::Sender<otlp::Span>, sample_rate: f64) -> Self {
-        Self { sample_rate, spans }
-    }
-
     /// Opens a span for a sampled request (its context continued, or a new
     /// one at the sample rate) and rewrites the request's context so the
     /// next hop's parent is this span; None for requests not traced.
-    pub fn start<B>(&self, req: &mut http::Request<B>, kind: Kind) -> Option<ActiveSpan> {
+    pub(crate) fn start<B>(&self, req: &mut http::Request<B>, kind: Kind) -> Option<ActiveSpan> {
         let (trace_id, parent, format) = match extract(req.headers()) {
             Some(c) if c.sampled => (c.trace_id, Some(c.span_id), c.format),
             Some(_) => return None,
@@ -95,10 +90,7 @@ impl Tracer {
                 attributes: vec![
                     otlp::kv("http.method", req.method().as_str()),
                     otlp::kv("http.path", req.uri().path()),
-                    otlp::kv(
-                        "http.authority",
-                        crate::inbound::http::request_authority(req),
-                    ),
+                    otlp::kv("http.authority", crate::proxy_http::request_authority(req)),
                 ],
                 ..Default::default()
             },
@@ -108,12 +100,12 @@ impl Tracer {
 }
 
 impl ActiveSpan {
-    pub fn attribute(&mut self, key: &str, value: impl Into<String>) {
+    pub(crate) fn attribute(&mut self, key: &str, value: impl Into<String>) {
         self.span.attributes.push(otlp::kv(key, value));
     }
 
     /// Closes the span with the response's status and queues it.
-    pub fn finish(mut self, status: u16) {
+    pub(crate) fn finish(mut self, status: u16) {
         self.span.end_time_unix_nano = unix_nanos();
         self.span
             .attributes

@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use ztmesh_proxy::inbound::accept::{Inbound, InboundTarget};
-use ztmesh_proxy::inbound::authorize::DefaultPolicy;
-use ztmesh_proxy::inbound::transport::Targets;
+use ztmesh_proxy::inbound::{DefaultPolicy, InboundBuilder, InboundTarget, Policies, Targets};
 use ztmesh_proxy::metrics::TcpMetrics;
 use ztmesh_proxy::transport_header::ALPN;
 use ztmesh_test_support::{TestPki, csr_for};
@@ -138,24 +136,19 @@ pub async fn proxy_with_targets(
     .unwrap();
     let metrics = Arc::new(TcpMetrics::default());
     let http = Arc::new(ztmesh_proxy::metrics::HttpMetrics::default());
-    let inbound = Arc::new(Inbound {
-        local_name: AUTHORS.into(),
-        target: InboundTarget::App(target),
-        detect_timeout: detect,
-        tls: tokio_rustls::TlsAcceptor::from(server),
-        policies: Arc::new(ztmesh_proxy::inbound::policy::Policies::new(
-            None,
-            policy.server(&["127.0.0.0/8".parse().unwrap()]),
-        )),
-        authz_metrics: Arc::default(),
-        tracer,
-        taps: Arc::default(),
-        opaque_ports: opaque_ports.iter().copied().collect(),
-        metrics: metrics.clone(),
-        http_metrics: http.clone(),
-        targets,
-        clients: Default::default(),
-    });
+    let policies = Policies::new(None, policy.server(&["127.0.0.0/8".parse().unwrap()]));
+    let inbound = InboundBuilder::new(
+        AUTHORS,
+        tokio_rustls::TlsAcceptor::from(server),
+        InboundTarget::App(target),
+        Arc::new(policies),
+    )
+    .detect_timeout(detect)
+    .opaque_ports(opaque_ports.iter().copied())
+    .targets(targets)
+    .metrics(metrics.clone(), http.clone())
+    .tracer(tracer)
+    .build();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(inbound.serve(listener, ztmesh_proxy::drain::Watch::never()));
