@@ -37,6 +37,9 @@
 //! everything else is `pub(crate)`.
 
 #![deny(unsafe_code)]
+// The module docs are maps for those working on the proxy: they link the
+// crate-private stages (`cargo doc --document-private-items` renders them).
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod admin;
 pub(crate) mod authz_metrics;
