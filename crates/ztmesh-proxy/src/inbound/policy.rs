@@ -34,6 +34,8 @@ pub(crate) struct PortPolicy {
     pub(crate) from_controller: bool,
 }
 
+/// The inbound stack's policy source: every port's policy, from the
+/// controller when one is configured, else the default policy.
 pub struct Policies {
     client: Option<(InboundServerPoliciesClient<Channel>, String)>,
     default: Arc<ServerPolicy>,
