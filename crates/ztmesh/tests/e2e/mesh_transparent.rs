@@ -10,7 +10,7 @@
 //!   between the proxies and restored for the app), gRPC over HTTP/2 with
 //!   its trailers, a WebSocket upgrade and an opaque TCP echo.
 
-mod support;
+use crate::support;
 
 use std::process::Stdio;
 use std::time::Duration;

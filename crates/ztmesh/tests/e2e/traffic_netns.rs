@@ -11,7 +11,7 @@
 //! - POST /api/orders is never retried and its failures reach the client;
 //! - the slow backend's route answers 504 at its timeout.
 
-mod support;
+use crate::support;
 
 use support::netns::*;
 use support::*;

@@ -2,7 +2,7 @@
 //! real controller: readiness follows identity, an mTLS client's identity
 //! is learned and counted, a plaintext client is labelled as such.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! creates (a veth pair gives it a non-loopback address), with the real
 //! binaries. Needs root, as CI has: it fails, never skips, without it.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! admin ports (static targets, every second) and the figures come from
 //! PromQL over its history, matched to workloads by admin address.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 use support::*;

@@ -1,7 +1,7 @@
 //! The controller's policy side with the real binary: manifests on disk,
 //! a WatchPort stream that follows edits, refusals, and `--check`.
 
-mod support;
+use crate::support;
 
 use futures::StreamExt;
 use linkerd2_proxy_api::inbound::PortSpec;

@@ -6,7 +6,7 @@
 //! at ~175 MB (13 MB at rest) in a release build, and here (debug) at
 //! 94.6 MB a minute after the flood for 32.9 MB at rest.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 use support::*;

@@ -1,7 +1,7 @@
 //! The identity flow with the real binaries, as the README tells an operator
 //! to run it: install, token, controller, certify, and OpenSSL's verdict.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 use support::*;

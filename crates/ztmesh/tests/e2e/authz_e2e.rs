@@ -6,7 +6,7 @@
 //! edit on disk reaching the running proxy within 2s, and a dead controller
 //! that does not reopen what policy closed.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -8,7 +8,7 @@
 //!   (`ZTMESH_PROXY_APP_UID`, checked through sock_diag) is served;
 //! - the workload's own loopback services are not relayed to.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 use support::netns::{MeshFiles, Net, require_root_and_tools};

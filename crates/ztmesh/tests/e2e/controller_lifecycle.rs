@@ -3,7 +3,7 @@
 //! manifests never stall identity or policy, SIGTERM stops it with streams
 //! open, and a port in use stops it at start.
 
-mod support;
+use crate::support;
 
 use futures::StreamExt;
 use linkerd2_proxy_api::inbound::PortSpec;

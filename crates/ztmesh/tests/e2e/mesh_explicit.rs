@@ -4,7 +4,7 @@
 //! identities show in both proxies' metrics. An endpoint that claims another
 //! identity is refused with a clear error.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 use support::*;

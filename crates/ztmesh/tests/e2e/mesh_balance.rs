@@ -4,7 +4,7 @@
 //! endpoints; a slow endpoint that joins gets a taste and is then avoided
 //! (peak-EWMA); an endpoint that leaves under load fails no request.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -9,7 +9,7 @@
 //! - api-server -> db-proxy:5432 (opaque) is allowed; web-frontend ->
 //!   db-proxy:5432 is refused.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 use support::netns::*;

@@ -4,7 +4,7 @@
 //! The proxy must stay up, keep its memory bounded, close what it has to
 //! within its timeouts, say so in its log, and keep serving.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 use support::*;

@@ -2,7 +2,7 @@
 //! shows its request rate, success rate and latency; a workload without a
 //! proxy shows as unmeshed.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 use support::*;

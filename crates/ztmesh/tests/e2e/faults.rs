@@ -14,7 +14,7 @@
 //! The scenarios run one at a time (a lock), each on its own loopback
 //! addresses, and each load run is bounded in count and time.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 use std::sync::Mutex;

@@ -2,7 +2,7 @@
 //! the requests that match its filter, up to its limit; any other
 //! identity, and plaintext, are refused.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 use support::*;
