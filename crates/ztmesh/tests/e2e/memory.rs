@@ -65,6 +65,7 @@ async fn flood(addr: &str, request: &'static [u8]) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxies_give_memory_back_after_a_flood() {
+    let _serial = serial();
     raise_open_files_limit(FLOOD + 1_000);
     let (client, server) = (format!("{NET}.1"), format!("{NET}.2"));
     let service = "apiVersion: v1\nkind: Service\nmetadata: {name: authors, namespace: booksapp}\nspec: {selector: {app: authors}, ports: [{port: 7001, targetPort: 18400}]}\n";

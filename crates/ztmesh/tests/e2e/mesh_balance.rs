@@ -97,6 +97,7 @@ async fn tally(n: usize, concurrency: usize) -> BTreeMap<String, usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_spread_avoid_the_slow_and_survive_a_leaving_endpoint() {
+    let _serial = serial();
     let mesh = LocalMesh::start(|m| {
         std::fs::write(m.join("service.yaml"), service()).unwrap();
         write_endpoint(m, 0);

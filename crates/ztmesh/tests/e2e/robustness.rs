@@ -46,6 +46,7 @@ async fn exchange(addr: &str, req: &[u8], half_close: bool, limit: Duration) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_clients_do_not_hurt_the_proxy() {
+    let _serial = serial();
     raise_open_files_limit(IDLE_CONNECTIONS + 1_000);
     let mesh = LocalMesh::start(|_| {});
     let token = mesh.token("booksapp", "books");

@@ -105,6 +105,7 @@ fn counter(metrics: &str, family: &str, route: &str) -> f64 {
 
 #[test]
 fn retries_timeouts_and_budgets_from_the_seed_profile() {
+    let _serial = serial();
     require_root_and_tools(&["ip", "iptables-legacy", "curl", "setpriv"]);
     let bin = env!("CARGO_BIN_EXE_ztmesh");
     let mesh = MeshFiles::new();
@@ -260,6 +261,7 @@ fn split_manifests() -> String {
 
 #[test]
 fn weighted_backends_and_failure_accrual() {
+    let _serial = serial();
     require_root_and_tools(&["ip", "iptables-legacy", "curl", "setpriv"]);
     let bin = env!("CARGO_BIN_EXE_ztmesh");
     let mesh = MeshFiles::new();

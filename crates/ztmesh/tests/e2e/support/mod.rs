@@ -3,6 +3,9 @@
 #![allow(dead_code)]
 
 pub mod netns;
+mod wait;
+
+pub use wait::{check, eventually, eventually_async, serial};
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
