@@ -122,6 +122,13 @@ async fn metrics(ip: &str) -> String {
     read_response(s).await.2
 }
 
+/// A sample of `family` (its name and `{`) whose line holds every one of `parts`.
+fn has_sample(metrics: &str, family: &str, parts: &[&str]) -> bool {
+    metrics
+        .lines()
+        .any(|l| l.starts_with(family) && parts.iter().all(|p| l.contains(p)))
+}
+
 fn edit_authn(m: &Path, identities: &[String]) {
     let seed = std::fs::read_to_string(seeds().join("seed003-booksapp-authors.yaml")).unwrap();
     let mut edited = seed.clone();
@@ -272,12 +279,22 @@ async fn booksapp_policy_enforced_by_the_proxies() {
     .await;
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");
 
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let am = metrics(AUTHORS_IP).await;
-    let has = |family: &str, parts: &[&str]| {
-        am.lines()
-            .any(|l| l.starts_with(family) && parts.iter().all(|p| l.contains(p)))
-    };
+    // The metrics are recorded as the responses end: read them once the
+    // last families asserted below show books' permit and traffic's denial.
+    let books_id = format!("client_id=\"{}\"", id("books"));
+    let traffic_id = format!("client_id=\"{}\"", id("traffic"));
+    let am = eventually_async(
+        Duration::from_secs(5),
+        "authors' metrics counting books' and traffic's requests",
+        || async {
+            let am = metrics(AUTHORS_IP).await;
+            let settled = has_sample(&am, "response_latency_ms_bucket{", &[&books_id])
+                && has_sample(&am, "inbound_http_authz_deny_total{", &[&traffic_id]);
+            check(settled, am)
+        },
+    )
+    .await;
+    let has = |family: &str, parts: &[&str]| has_sample(&am, family, parts);
     assert!(
         has(
             "inbound_http_authz_allow_total{",
@@ -444,8 +461,25 @@ async fn booksapp_policy_enforced_by_the_proxies() {
 
     // The controller dies: the proxy keeps the last policy (the default,
     // all-unauthenticated, would let the plaintext client in).
+    let before = daemons[authors_proxy]
+        .output()
+        .matches("the inbound policy stream")
+        .count();
     mesh.controller.interrupt();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    eventually_async(
+        Duration::from_secs(10),
+        "authors' proxy seeing its policy stream end",
+        || {
+            let log = daemons[authors_proxy].output();
+            async move {
+                check(
+                    log.matches("the inbound policy stream").count() > before,
+                    log,
+                )
+            }
+        },
+    )
+    .await;
     let mut s = tokio::net::TcpStream::connect(format!("{AUTHORS_IP}:4143"))
         .await
         .unwrap();

@@ -31,24 +31,40 @@ fn rss_kib(pid: u32) -> u64 {
 async fn flood(addr: &str, request: &'static [u8]) -> usize {
     let mut tasks = Vec::with_capacity(FLOOD);
     let (release, _) = tokio::sync::broadcast::channel::<()>(1);
+    // Connections that have their answer (or gave up on it).
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for _ in 0..FLOOD {
         let addr = addr.to_string();
         let mut released = release.subscribe();
+        let answered = answered.clone();
         tasks.push(tokio::spawn(async move {
-            let mut s = TcpStream::connect(&addr).await.ok()?;
-            s.write_all(request).await.ok()?;
-            let mut buf = vec![0u8; 4096];
-            let n = tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf))
-                .await
-                .ok()?
-                .ok()?;
-            let ok = buf[..n].starts_with(b"HTTP/1.1 200");
+            let answer = async {
+                let mut s = TcpStream::connect(&addr).await.ok()?;
+                s.write_all(request).await.ok()?;
+                let mut buf = vec![0u8; 4096];
+                let n = tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf))
+                    .await
+                    .ok()?
+                    .ok()?;
+                Some((s, buf[..n].starts_with(b"HTTP/1.1 200")))
+            }
+            .await;
+            answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (_held, ok) = answer?;
             let _ = released.recv().await;
             Some(ok)
         }));
     }
-    // Let every connection get its answer before any closes.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Every connection gets its answer before any closes.
+    eventually_async(
+        Duration::from_secs(60),
+        "every flood connection answered",
+        || {
+            let n = answered.load(std::sync::atomic::Ordering::Relaxed);
+            async move { check(n == FLOOD, n) }
+        },
+    )
+    .await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while tasks.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
         let _ = release.send(());

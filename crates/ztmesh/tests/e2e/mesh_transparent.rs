@@ -218,10 +218,29 @@ fn transparent_mtls_between_meshed_pods() {
     ]);
     assert_eq!(tcp, "authors:SECRET-OPAQUE\n");
 
-    std::thread::sleep(Duration::from_millis(500));
+    // A last plaintext request from c marks the end: once the capture file
+    // holds it (tcpdump writes each packet, -U), it holds all before it.
+    let flush = Net::curl(
+        net.pod("c"),
+        &format!("http://{}:8080/index.html?marker=PLAIN-C-FLUSH", PODS[1].1),
+    );
+    assert!(flush.status.success(), "c -> b: {}", describe(&flush));
+    let contains_in =
+        |bytes: &[u8], needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    eventually(
+        Duration::from_secs(10),
+        "the capture holding c's last request",
+        || {
+            let bytes = std::fs::read(&pcap).unwrap_or_default();
+            check(
+                contains_in(&bytes, b"PLAIN-C-FLUSH"),
+                format!("{} bytes", bytes.len()),
+            )
+        },
+    );
     capture.interrupt();
     let bytes = std::fs::read(&pcap).unwrap();
-    let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    let contains = |needle: &[u8]| contains_in(&bytes, needle);
     assert!(
         contains(b"PLAIN-C-TO-B"),
         "the capture sees plaintext (so it can see a leak): {} bytes\n{}",

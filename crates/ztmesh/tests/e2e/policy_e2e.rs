@@ -158,12 +158,22 @@ async fn watch_port_follows_manifest_edits() {
     // GetPort: the seed's legacy authorization, and the error codes.
     let api = {
         std::fs::write(m.join("api.yaml"), "apiVersion: v1\nkind: Pod\nmetadata: {name: api, namespace: my-app, labels: {app: my-api}}\nspec: {containers: [{name: c, image: x}]}\n").unwrap();
-        tokio::time::sleep(Duration::from_millis(1200)).await;
-        client
-            .get_port(spec("my-app:api", 8080))
-            .await
-            .unwrap()
-            .into_inner()
+        let (client, spec) = (&client, &spec);
+        eventually_async(
+            Duration::from_secs(10),
+            "GetPort finding pod my-app/api",
+            || {
+                let mut client = client.clone();
+                let port = spec("my-app:api", 8080);
+                async move {
+                    match client.get_port(port).await {
+                        Ok(answer) => Ok(answer.into_inner()),
+                        Err(status) => Err(status),
+                    }
+                }
+            },
+        )
+        .await
     };
     assert_eq!(api.labels["name"], "api-server");
     assert_eq!(api.authorizations[0].labels["kind"], "serverauthorization");

@@ -167,13 +167,24 @@ async fn explicit_mode_inbound_mtls_with_the_real_controller() {
         .unwrap();
     assert_eq!(exchange(plain, b"plain").await, "app:plain");
 
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let (status, metrics) = admin_get("/metrics").await.unwrap();
-    assert_eq!(status, 200);
     let srv = format!(
         "srv_kind=\"default\",srv_name=\"all-unauthenticated\",srv_port=\"{}\"",
         app_addr.port()
     );
+    // The plaintext connection is the last counted.
+    let plain_open = format!(
+        "tcp_open_total{{direction=\"inbound\",peer=\"src\",target_addr=\"{app_addr}\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\",{srv}}} 1"
+    );
+    let (status, metrics) = eventually_async(Duration::from_secs(5), &plain_open, || async {
+        let answer = admin_get("/metrics").await;
+        let counted = answer
+            .as_ref()
+            .is_some_and(|(_, metrics)| metrics.contains(&plain_open));
+        check(counted, answer)
+    })
+    .await
+    .expect("an answer");
+    assert_eq!(status, 200);
     assert!(metrics.contains(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",target_addr=\"{app_addr}\",tls=\"true\",client_id=\"{WEBAPP}\",{srv}}} 1")), "{metrics}");
     assert!(metrics.contains(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",target_addr=\"{app_addr}\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\",{srv}}} 1")), "{metrics}");
     assert!(

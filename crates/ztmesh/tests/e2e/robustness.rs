@@ -97,7 +97,18 @@ async fn hostile_clients_do_not_hurt_the_proxy() {
     for _ in 0..IDLE_CONNECTIONS {
         conns.push(TcpStream::connect(&idle_in).await.expect("connect"));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Measured once the proxy holds them all (its descriptors).
+    let open_fds = |pid: u32| std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count());
+    eventually_async(
+        Duration::from_secs(30),
+        "the proxy accepting the idle connections",
+        || {
+            let fds = open_fds(idle.pid());
+            async move { check(fds.as_ref().is_ok_and(|&n| n >= IDLE_CONNECTIONS), fds) }
+        },
+    )
+    .await
+    .expect("the proxy's descriptors");
     let during = rss_kib(idle.pid());
     let grew = during.saturating_sub(before);
     eprintln!(

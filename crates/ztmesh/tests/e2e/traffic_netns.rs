@@ -341,7 +341,15 @@ fn weighted_backends_and_failure_accrual() {
     assert!(bad <= 15.0, "the failing endpoint still got {bad} of 100");
     // ... and comes back once it recovers (after its penalty, a probe).
     std::fs::remove_file(&fail_file).unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    // Once its penalty is over a probe finds it well and it serves again.
+    eventually(
+        std::time::Duration::from_secs(20),
+        "the recovered endpoint serving again",
+        || {
+            let r = load_from(&format!("http://{FLAKY_IP}/"), 10, 1);
+            check(r.get("served_by_bad").copied().unwrap_or(0.0) >= 1.0, r)
+        },
+    );
     // Back in the balancer: it serves again (how much depends on its
     // peak-EWMA latency estimate, which carries the probes' history and
     // decays over 10s), and nothing fails any more.

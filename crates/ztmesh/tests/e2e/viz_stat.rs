@@ -40,13 +40,35 @@ fn load_authors(secs: u32) -> std::thread::JoinHandle<String> {
     support::load_in_background(&format!("http://{AUTHORS}:4143/authors.json"), 20, secs)
 }
 
+/// The requests authors' proxy has served on its inbound side.
+fn authors_inbound_requests() -> std::io::Result<f64> {
+    admin_metric(
+        &format!("{AUTHORS}:4191"),
+        "request_total",
+        &["direction=\"inbound\""],
+    )
+}
+
+/// Waits (10 s at most) until authors' proxy has served `n` requests.
+fn authors_served_at_least(n: f64) {
+    eventually(
+        Duration::from_secs(10),
+        &format!("authors' proxy serving {n} requests of the load"),
+        || match authors_inbound_requests() {
+            Ok(served) => check(served >= n, format!("{served} served")),
+            Err(e) => Err(format!("scrape: {e}")),
+        },
+    );
+}
+
 #[test]
 fn stat_shows_rates_success_and_latency_per_workload() {
     let mesh = LocalMesh::start(|m| std::fs::write(m.join("w.yaml"), manifests()).unwrap());
     let _authors = mesh.run_booksapp_workload("authors", AUTHORS);
-    // 20 requests per second for 8 s, straight to the inbound port.
+    // 20 requests per second for 8 s, straight to the inbound port; the
+    // 3 s window is asked for once authors' proxy has served a second of it.
     let load = load_authors(8);
-    std::thread::sleep(Duration::from_secs(2));
+    authors_served_at_least(20.0);
     let out = run_ok(
         ztmesh()
             .args([
@@ -126,8 +148,9 @@ fn stat_shows_rates_success_and_latency_per_workload() {
     assert!(refused.contains("not deploy objects"), "{refused}");
 
     // The controller aggregates the same figures through its viz API.
+    let before = authors_inbound_requests().unwrap_or(0.0);
     let load = load_authors(5);
-    std::thread::sleep(Duration::from_secs(1));
+    authors_served_at_least(before + 10.0);
     let via = run_ok(ztmesh().args([
         "viz",
         "stat",
@@ -156,14 +179,10 @@ fn stat_shows_rates_success_and_latency_per_workload() {
         &format!("{WEBAPP}:9"),
         &[],
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while !through_webapp("/authors.json").starts_with("HTTP/1.1 200") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "webapp never reached authors"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually(Duration::from_secs(15), "webapp reaching authors", || {
+        let answer = through_webapp("/authors.json");
+        check(answer.starts_with("HTTP/1.1 200"), answer)
+    });
     for _ in 0..4 {
         assert!(through_webapp("/authors.json").starts_with("HTTP/1.1 200"));
     }

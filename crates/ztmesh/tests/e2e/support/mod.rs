@@ -2,9 +2,11 @@
 
 #![allow(dead_code)]
 
+mod http;
 pub mod netns;
 mod wait;
 
+pub use http::admin_metric;
 pub use wait::{check, eventually, eventually_async, serial};
 
 use std::io::{BufRead, BufReader};

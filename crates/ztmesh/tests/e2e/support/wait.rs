@@ -52,10 +52,10 @@ pub async fn eventually_async<T, O: Debug, F: Future<Output = Result<T, O>>>(
     }
 }
 
-/// `Ok(())` when `cond` holds, else `Err(seen)`: for probes that observe a
-/// value and test it.
-pub fn check<O>(cond: bool, seen: O) -> Result<(), O> {
-    if cond { Ok(()) } else { Err(seen) }
+/// `Ok(seen)` when `cond` holds, else `Err(seen)`: for probes that observe
+/// a value and test it (the value is returned, or reported on timeout).
+pub fn check<O>(cond: bool, seen: O) -> Result<O, O> {
+    if cond { Ok(seen) } else { Err(seen) }
 }
 
 static HEAVY: Mutex<()> = Mutex::new(());
@@ -65,5 +65,7 @@ static HEAVY: Mutex<()> = Mutex::new(());
 /// counts are measured, and memory measurements. A test that failed while
 /// holding it does not block the others (the poison is ignored).
 pub fn serial() -> MutexGuard<'static, ()> {
-    HEAVY.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    HEAVY
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
