@@ -55,13 +55,7 @@ impl Drop for Netns {
 
 #[test]
 fn tls_off_loopback_plaintext_on_loopback() {
-    assert!(
-        nix_is_root(),
-        "this end-to-end test creates a network namespace and needs root (CI runs as root); run `sudo cargo test`"
-    );
-    require_tool("ip");
-    require_tool("openssl");
-    require_tool("curl");
+    support::netns::require_root_and_tools(&["ip", "openssl", "curl"]);
     let bin = env!("CARGO_BIN_EXE_ztmesh");
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().join("identity");
@@ -258,12 +252,4 @@ fn tls_off_loopback_plaintext_on_loopback() {
         describe(&out)
     );
     drop(controller);
-}
-
-fn nix_is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
 }

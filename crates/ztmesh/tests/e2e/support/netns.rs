@@ -22,11 +22,12 @@ fn sh(args: &[&str]) {
     assert!(out.status.success(), "{args:?}: {}", describe(&out));
 }
 
-/// Fails loudly (never skips) when the test cannot build namespaces.
+/// Fails loudly (never skips) when the test cannot build namespaces: every
+/// network-namespace test calls it first.
 pub fn require_root_and_tools(tools: &[&str]) {
     assert!(
         is_root(),
-        "this end-to-end test builds network namespaces and iptables rules and needs root (CI runs as root)"
+        "this end-to-end test builds network namespaces and iptables rules and needs root (CI runs as root; run it with sudo)"
     );
     for tool in tools {
         require_tool(tool);
