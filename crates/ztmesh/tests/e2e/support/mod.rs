@@ -4,9 +4,11 @@
 
 mod http;
 pub mod netns;
+mod steps;
 mod wait;
 
 pub use http::admin_metric;
+pub use steps::{step, step_async};
 pub use wait::{check, eventually, eventually_async, serial};
 
 use std::io::{BufRead, BufReader};
