@@ -65,6 +65,21 @@ fn authors_served_at_least(n: f64) {
 fn stat_shows_rates_success_and_latency_per_workload() {
     let mesh = LocalMesh::start(|m| std::fs::write(m.join("w.yaml"), manifests()).unwrap());
     let _authors = mesh.run_booksapp_workload("authors", AUTHORS);
+    step("stat shows the load's rate, success and latency", || {
+        stat_shows_the_load(&mesh)
+    });
+    step("KIND/NAME picks workloads", || {
+        kind_name_picks_workloads(&mesh)
+    });
+    step("the controller aggregates the same figures", || {
+        the_controller_aggregates(&mesh)
+    });
+    step("a meshed client shows routes and edges", || {
+        routes_and_edges(&mesh)
+    });
+}
+
+fn stat_shows_the_load(mesh: &LocalMesh) {
     // 20 requests per second for 8 s, straight to the inbound port; the
     // 3 s window is asked for once authors' proxy has served a second of it.
     let load = load_authors(8);
@@ -99,9 +114,11 @@ fn stat_shows_rates_success_and_latency_per_workload() {
     assert_eq!(authors[8], "0.00%", "plaintext clients: {out}");
     let nobody = row("externalworkload/nobody");
     assert_eq!(nobody[2], "no", "{out}");
+}
 
-    // KIND/NAME picks workloads, from the manifests and through the
-    // controller; a kind the controller does not index is refused.
+/// KIND/NAME picks workloads, from the manifests and through the
+/// controller; a kind the controller does not index is refused.
+fn kind_name_picks_workloads(mesh: &LocalMesh) {
     let names = |out: &str| -> Vec<String> {
         out.lines()
             .skip(1)
@@ -146,8 +163,10 @@ fn stat_shows_rates_success_and_latency_per_workload() {
             .arg(&mesh.manifests),
     );
     assert!(refused.contains("not deploy objects"), "{refused}");
+}
 
-    // The controller aggregates the same figures through its viz API.
+/// The controller aggregates the same figures through its viz API.
+fn the_controller_aggregates(mesh: &LocalMesh) {
     let before = authors_inbound_requests().unwrap_or(0.0);
     let load = load_authors(5);
     authors_served_at_least(before + 10.0);
@@ -170,8 +189,10 @@ fn stat_shows_rates_success_and_latency_per_workload() {
     assert_eq!((cells[2], cells[3]), ("yes", "100.00%"), "{via}");
     let rps: f64 = cells[4].parse().unwrap();
     assert!((12.0..=28.0).contains(&rps), "rps {rps}:\n{via}");
+}
 
-    // A meshed client: routes and edges.
+/// A meshed client: routes and edges.
+fn routes_and_edges(mesh: &LocalMesh) {
     let _webapp = explicit_proxy(
         &mesh.control_plane(),
         "webapp.booksapp.serviceaccount.identity.linkerd.cluster.local",
