@@ -103,10 +103,36 @@ fn counter(metrics: &str, family: &str, route: &str) -> f64 {
         .sum()
 }
 
+/// Pods with proxies, the controller and the apps (dropped proxies first).
+struct Pods {
+    proxies: Vec<Daemon>,
+    _apps: Vec<Daemon>,
+    _controller: Daemon,
+    net: Net,
+    _mesh: MeshFiles,
+}
+
+/// The profile's retryable route.
+fn users() -> String {
+    format!("http://{API_IP}/api/users")
+}
+
 #[test]
 fn retries_timeouts_and_budgets_from_the_seed_profile() {
     let _serial = serial();
     require_root_and_tools(&["ip", "iptables-legacy", "curl", "setpriv"]);
+    let p = step("start the client, api and slow pods", start_profile_pods);
+    step("retries turn a 50% backend into >= 95%", || {
+        retries_help(&p)
+    });
+    step("POST /api/orders is never retried", || post_not_retried(&p));
+    step("at 50/s the retry budget holds", || budget_holds(&p));
+    step("a slow backend answers 504 at its timeout", || {
+        slow_times_out(&p)
+    });
+}
+
+fn start_profile_pods() -> Pods {
     let bin = env!("CARGO_BIN_EXE_ztmesh");
     let mesh = MeshFiles::new();
     std::fs::copy(
@@ -135,10 +161,19 @@ fn retries_timeouts_and_budgets_from_the_seed_profile() {
         net.proxy_init(pod);
         proxies.push(net.proxy(pod, ("my-app", sa), &mesh, None, &[]));
     }
-    let users = format!("http://{API_IP}/api/users");
+    Pods {
+        proxies,
+        _apps: apps,
+        _controller,
+        net,
+        _mesh: mesh,
+    }
+}
 
-    // 5/s for 20s: retries turn a 50% backend into >= 95% success.
-    let r = load(&net, "GET", &users, 5, 20);
+/// 5/s for 20s: retries turn a 50% backend into >= 95% success.
+fn retries_help(p: &Pods) {
+    let (net, proxies, users) = (&p.net, &p.proxies, users());
+    let r = load(net, "GET", &users, 5, 20);
     let success = r["ok"] / r["sent"];
     assert!(
         success >= 0.95,
@@ -146,16 +181,19 @@ fn retries_timeouts_and_budgets_from_the_seed_profile() {
         proxies[0].output()
     );
     // Without a retryable route: about half.
-    let r = load(&net, "GET", &format!("http://{API_IP}/other"), 5, 4);
+    let r = load(net, "GET", &format!("http://{API_IP}/other"), 5, 4);
     let plain = r["ok"] / r["sent"];
     assert!(
         (0.2..=0.8).contains(&plain),
         "without retries {plain:.3}: {r:?}"
     );
+}
 
-    // POST /api/orders: never retried, failures reach the client.
+/// POST /api/orders: never retried, failures reach the client.
+fn post_not_retried(p: &Pods) {
+    let net = &p.net;
     let before = Net::metrics(net.pod("client"));
-    let r = load(&net, "POST", &format!("http://{API_IP}/api/orders"), 5, 4);
+    let r = load(net, "POST", &format!("http://{API_IP}/api/orders"), 5, 4);
     assert!(r.get("status_500").copied().unwrap_or(0.0) >= 3.0, "{r:?}");
     let after = Net::metrics(net.pod("client"));
     let route = "POST /api/orders";
@@ -169,11 +207,14 @@ fn retries_timeouts_and_budgets_from_the_seed_profile() {
         20.0,
         "{after}"
     );
+}
 
-    // 50/s for 10s: the budget (20% of requests + 10/s over its 10s ttl) holds.
+/// 50/s for 10s: the budget (20% of requests + 10/s over its 10s ttl) holds.
+fn budget_holds(p: &Pods) {
+    let (net, users) = (&p.net, users());
     let before = Net::metrics(net.pod("client"));
     let started = std::time::Instant::now();
-    let r = load(&net, "GET", &users, 50, 10);
+    let r = load(net, "GET", &users, 50, 10);
     let span = started.elapsed().as_secs_f64();
     let after = Net::metrics(net.pod("client"));
     let route = "GET /api/users";
@@ -196,17 +237,18 @@ fn retries_timeouts_and_budgets_from_the_seed_profile() {
     assert!(requests >= 450.0, "{requests}");
     assert!(retries <= allowed, "{retries} retries > budget {allowed}");
     assert!(exhausted > 0.0, "at 50/s the budget must run out: {after}");
+}
 
-    // A slow backend: 504 at the route's 500ms timeout.
-    assert_504_within_timeout(&net, &format!("http://{SLOW_IP}/slow"));
+/// A slow backend: 504 at the route's 500ms timeout.
+fn slow_times_out(p: &Pods) {
+    let net = &p.net;
+    assert_504_within_timeout(net, &format!("http://{SLOW_IP}/slow"));
     let m = Net::metrics(net.pod("client"));
     assert_eq!(
         counter(&m, "outbound_route_timeout_total", "GET /slow"),
         1.0,
         "{m}"
     );
-    drop(proxies);
-    drop(apps);
 }
 
 const SPLIT_PODS: [(&str, &str); 7] = [
