@@ -305,6 +305,22 @@ fn split_manifests() -> String {
 fn weighted_backends_and_failure_accrual() {
     let _serial = serial();
     require_root_and_tools(&["ip", "iptables-legacy", "curl", "setpriv"]);
+    let (p, fail_file) = step("start the shop's pods", start_shop_pods);
+    step("a 90/10 weighted split", || weighted_split(&p));
+    step(
+        "a failing endpoint leaves the balancer and comes back",
+        || failure_accrual(&p, &fail_file),
+    );
+    step("retry annotations bound a half-failing backend", || {
+        retry_annotations(&p)
+    });
+    step("a timeout annotation answers 504", || {
+        timeout_annotation(&p)
+    });
+}
+
+/// The shop's pods; the file that makes `bad` fail while it exists.
+fn start_shop_pods() -> (Pods, std::path::PathBuf) {
     let bin = env!("CARGO_BIN_EXE_ztmesh");
     let mesh = MeshFiles::new();
     std::fs::write(mesh.manifests.join("shop.yaml"), split_manifests()).unwrap();
@@ -356,9 +372,20 @@ fn weighted_backends_and_failure_accrual() {
         );
         proxies.push(net.proxy(pod, ("shop", sa), &mesh, Some(&workload), &[]));
     }
-    let load_from = |url: &str, rps: u32, secs: u32| load(&net, "GET", url, rps, secs);
+    let pods = Pods {
+        proxies,
+        _apps: apps,
+        _controller,
+        net,
+        _mesh: mesh,
+    };
+    (pods, fail_file)
+}
 
-    // 90/10 over 2,000 requests.
+/// 90/10 over 2,000 requests.
+fn weighted_split(p: &Pods) {
+    let (net, proxies) = (&p.net, &p.proxies);
+    let load_from = |url: &str, rps: u32, secs: u32| load(net, "GET", url, rps, secs);
     let r = load_from(&format!("http://{WEB_IP}/"), 200, 10);
     let (v1, v2) = (
         r.get("served_by_v1").copied().unwrap_or(0.0),
@@ -375,15 +402,19 @@ fn weighted_backends_and_failure_accrual() {
         "v2 got {:.1}%",
         share * 100.0
     );
+}
 
-    // A failing endpoint leaves the balancer...
+/// A failing endpoint leaves the balancer...
+fn failure_accrual(p: &Pods, fail_file: &std::path::Path) {
+    let net = &p.net;
+    let load_from = |url: &str, rps: u32, secs: u32| load(net, "GET", url, rps, secs);
     let r = load_from(&format!("http://{FLAKY_IP}/"), 20, 5);
     let bad = r.get("served_by_bad").copied().unwrap_or(0.0);
     eprintln!("while bad fails: {r:?}");
     assert!(bad <= 15.0, "the failing endpoint still got {bad} of 100");
-    // ... and comes back once it recovers (after its penalty, a probe).
-    std::fs::remove_file(&fail_file).unwrap();
-    // Once its penalty is over a probe finds it well and it serves again.
+    // ... and comes back once it recovers (after its penalty, a probe
+    // finds it well).
+    std::fs::remove_file(fail_file).unwrap();
     eventually(
         std::time::Duration::from_secs(20),
         "the recovered endpoint serving again",
@@ -400,9 +431,13 @@ fn weighted_backends_and_failure_accrual() {
     eprintln!("after bad recovered: {r:?}");
     assert!(bad >= 1.0, "the recovered endpoint got no traffic: {r:?}");
     assert_eq!(r.get("ok").copied(), Some(200.0), "{r:?}");
+}
 
-    // retry.linkerd.io/http: 5xx with limit 3 on a backend failing half:
-    // about 1 - 0.5^4 succeed (no budget: the limit bounds them).
+/// retry.linkerd.io/http: 5xx with limit 3 on a backend failing half:
+/// about 1 - 0.5^4 succeed (no budget: the limit bounds them).
+fn retry_annotations(p: &Pods) {
+    let net = &p.net;
+    let load_from = |url: &str, rps: u32, secs: u32| load(net, "GET", url, rps, secs);
     let r = load_from(&format!("http://{ORDERS_IP}/orders/1"), 10, 5);
     let ok = r["ok"] / r["sent"];
     assert!(
@@ -414,8 +449,10 @@ fn weighted_backends_and_failure_accrual() {
         counter(&m, "outbound_route_retry_total", "orders-retries") > 0.0,
         "{m}"
     );
-    // timeout.linkerd.io/request: 500ms in front of a 3s backend.
-    assert_504_within_timeout(&net, &format!("http://{SLOTH_IP}/nap"));
-    drop(proxies);
-    drop(apps);
+}
+
+/// timeout.linkerd.io/request: 500ms in front of a 3s backend.
+fn timeout_annotation(p: &Pods) {
+    let net = &p.net;
+    assert_504_within_timeout(net, &format!("http://{SLOTH_IP}/nap"));
 }
