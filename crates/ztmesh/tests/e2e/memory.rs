@@ -92,6 +92,9 @@ struct Pair {
 const GET: &[u8] = b"GET http://authors.booksapp.svc.cluster.local:7001/authors.json HTTP/1.1\r\nHost: authors.booksapp.svc.cluster.local:7001\r\n\r\n";
 const METRICS: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n";
 
+// The serial guard spans the whole test on purpose: only test threads
+// take it, at their start, never a task of this test's runtime.
+#[allow(clippy::await_holding_lock)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxies_give_memory_back_after_a_flood() {
     let _serial = serial();

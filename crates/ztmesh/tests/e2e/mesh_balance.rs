@@ -102,6 +102,9 @@ struct Balance {
     mesh: LocalMesh,
 }
 
+// The serial guard spans the whole test on purpose: only test threads
+// take it, at their start, never a task of this test's runtime.
+#[allow(clippy::await_holding_lock)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_spread_avoid_the_slow_and_survive_a_leaving_endpoint() {
     let _serial = serial();
@@ -171,7 +174,7 @@ async fn two_share() {
 /// A slow endpoint joins: it gets some traffic, then little.
 async fn slow_joins(b: &Balance) {
     let m = &b.mesh.manifests;
-    write_endpoint(&m, 2);
+    write_endpoint(m, 2);
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut by = BTreeMap::<String, usize>::new();
     while !by.contains_key("authors-slow") {

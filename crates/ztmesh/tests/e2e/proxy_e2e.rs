@@ -150,10 +150,10 @@ async fn ready(p: &Authors) {
 async fn meshed_client(p: &Authors) {
     let (d, tmp, identity_addr) = (&p.d, &p.tmp, &p.identity_addr);
     let webapp_token = tmp.path().join("webapp.token");
-    token_file(&d, "booksapp", "webapp", &webapp_token);
+    token_file(d, "booksapp", "webapp", &webapp_token);
     let certs = tmp.path().join("webapp");
     run_ok(&mut certify(
-        &identity_addr,
+        identity_addr,
         WEBAPP,
         &webapp_token,
         &d.join("ca.crt"),

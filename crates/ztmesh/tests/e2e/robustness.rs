@@ -72,6 +72,9 @@ fn ok(answer: Option<String>) {
     );
 }
 
+// The serial guard spans the whole test on purpose: only test threads
+// take it, at their start, never a task of this test's runtime.
+#[allow(clippy::await_holding_lock)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_clients_do_not_hurt_the_proxy() {
     let _serial = serial();

@@ -80,7 +80,7 @@ fn start() -> Tapped {
 fn tap_sees_matching(t: &Tapped) {
     let mesh = &t.mesh;
     let mut tapping = Daemon::spawn(tap(
-        &mesh,
+        mesh,
         TAP_ID,
         &["--path", "/books", "--limit", "3", "--max-wait", "20s"],
     ));
@@ -155,7 +155,7 @@ fn top_busiest_first(t: &Tapped) {
 fn others_refused(t: &Tapped) {
     let (mesh, proxy) = (&t.mesh, &t.proxy);
     let refused = tap(
-        &mesh,
+        mesh,
         "webapp.booksapp.serviceaccount.identity.linkerd.cluster.local",
         &["--max-wait", "5s"],
     )
