@@ -2,6 +2,14 @@
 //! build, one link, one harness): each module is a suite that runs the real
 //! binaries on loopback or in network namespaces; `support` starts and
 //! drives them.
+//!
+//! The suites share this process and the harness runs them in parallel
+//! threads, so: each suite has its own loopback addresses (127.0.x.y) or
+//! network namespaces (named by tag and pid); the heavy ones (floods, load
+//! and rate measurements, the open-files limit) hold `support::serial()`;
+//! tests wait on conditions with `support::eventually`, never on sleeps;
+//! long scenarios are named steps (`support::step`). The network-namespace
+//! suites need root and fail, never skip, without it.
 
 mod support;
 

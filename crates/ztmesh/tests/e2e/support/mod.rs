@@ -1,4 +1,9 @@
-//! Running the real `ztmesh` binary in tests.
+//! Running the real `ztmesh` binary in tests: commands and long-running
+//! daemons whose output is collected (this file), the control plane on
+//! loopback ([`LocalMesh`]), pods as network namespaces (`netns`), waiting
+//! on conditions with a deadline and keeping heavy suites apart (`wait`),
+//! scenarios as named steps (`steps`), and probes of the proxies' admin
+//! ports (`http`).
 
 #![allow(dead_code)]
 
