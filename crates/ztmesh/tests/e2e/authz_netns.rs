@@ -342,13 +342,14 @@ fn booksapp_authors_policy_between_pods() {
         std::fs::write(mesh.manifests.join("edit.tmp"), with_identities(&ids)).unwrap();
         std::fs::rename(mesh.manifests.join("edit.tmp"), &seed_file).unwrap();
         let edited = std::time::Instant::now();
-        while request("traffic", "GET", &url(7001, "/authors.json")) != want {
-            assert!(
-                edited.elapsed() < Duration::from_secs(2),
-                "the edit ({ids:?}) did not take effect within 2s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        eventually(
+            Duration::from_secs(2),
+            &format!("the edit ({ids:?}) taking effect"),
+            || {
+                let status = request("traffic", "GET", &url(7001, "/authors.json"));
+                check(status == want, status)
+            },
+        );
         eprintln!("edit to {ids:?} took effect in {:?}", edited.elapsed());
     }
     drop(proxies);

@@ -69,19 +69,10 @@ fn pair(net: &str, controller_args: &[&str], proxy_env: &[(&str, &str)]) -> Pair
         client_proxy,
     };
     // Ready once a request makes it through both proxies.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    eventually(Duration::from_secs(20), "the pair serving", || {
         let out = run_load(&p.client_ip, 1, "1s");
-        if out.contains("ok=1 ") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the pair never served: {out}\n{}",
-            p.client_proxy.output()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        check(out.contains("ok=1 "), (out, p.client_proxy.output()))
+    });
     p
 }
 
@@ -199,19 +190,14 @@ fn controller_killed_and_restarted_fails_no_request() {
     assert_eq!(failed(&report), 0, "{report}\n{}", p.client_proxy.output());
     assert!(field(&report, "sent") >= u64::from(RPS) * 19, "{report}");
     // The client's proxy found the restarted controller again.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !p
-        .client_proxy
-        .output()
-        .contains("discovery stream reopened")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "never reconnected:\n{}",
-            p.client_proxy.output()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually(
+        Duration::from_secs(10),
+        "the client's proxy reconnecting",
+        || {
+            let log = p.client_proxy.output();
+            check(log.contains("discovery stream reopened"), log)
+        },
+    );
     p.mesh.controller = restarted;
 }
 

@@ -6,7 +6,7 @@
 
 use crate::support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -76,22 +76,11 @@ async fn tunnel(proxy: &str, authority: &str, payload: &[u8]) -> (String, String
 }
 
 async fn wait_ready(ip: &str, proxy: &Daemon) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, _) = (
-            http(&format!("{ip}:4191"), b"GET /ready HTTP/1.0\r\n\r\n").await,
-            (),
-        );
-        if status.starts_with("HTTP/1.0 200") {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{ip} not ready:\n{}",
-            proxy.output()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually_async(Duration::from_secs(10), &format!("{ip} ready"), || async {
+        let status = http(&format!("{ip}:4191"), b"GET /ready HTTP/1.0\r\n\r\n").await;
+        check(status.starts_with("HTTP/1.0 200"), (status, proxy.output()))
+    })
+    .await;
 }
 
 /// The controller, authors' app, and both workloads' proxies.
