@@ -2,7 +2,7 @@
 //! shows its request rate, success rate and latency; a workload without a
 //! proxy shows as unmeshed.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 use support::*;
@@ -40,13 +40,50 @@ fn load_authors(secs: u32) -> std::thread::JoinHandle<String> {
     support::load_in_background(&format!("http://{AUTHORS}:4143/authors.json"), 20, secs)
 }
 
+/// The requests authors' proxy has served on its inbound side.
+fn authors_inbound_requests() -> std::io::Result<f64> {
+    admin_metric(
+        &format!("{AUTHORS}:4191"),
+        "request_total",
+        &["direction=\"inbound\""],
+    )
+}
+
+/// Waits (10 s at most) until authors' proxy has served `n` requests.
+fn authors_served_at_least(n: f64) {
+    eventually(
+        Duration::from_secs(10),
+        &format!("authors' proxy serving {n} requests of the load"),
+        || match authors_inbound_requests() {
+            Ok(served) => check(served >= n, format!("{served} served")),
+            Err(e) => Err(format!("scrape: {e}")),
+        },
+    );
+}
+
 #[test]
 fn stat_shows_rates_success_and_latency_per_workload() {
     let mesh = LocalMesh::start(|m| std::fs::write(m.join("w.yaml"), manifests()).unwrap());
     let _authors = mesh.run_booksapp_workload("authors", AUTHORS);
-    // 20 requests per second for 8 s, straight to the inbound port.
+    step("stat shows the load's rate, success and latency", || {
+        stat_shows_the_load(&mesh)
+    });
+    step("KIND/NAME picks workloads", || {
+        kind_name_picks_workloads(&mesh)
+    });
+    step("the controller aggregates the same figures", || {
+        the_controller_aggregates(&mesh)
+    });
+    step("a meshed client shows routes and edges", || {
+        routes_and_edges(&mesh)
+    });
+}
+
+fn stat_shows_the_load(mesh: &LocalMesh) {
+    // 20 requests per second for 8 s, straight to the inbound port; the
+    // 3 s window is asked for once authors' proxy has served a second of it.
     let load = load_authors(8);
-    std::thread::sleep(Duration::from_secs(2));
+    authors_served_at_least(20.0);
     let out = run_ok(
         ztmesh()
             .args([
@@ -77,9 +114,11 @@ fn stat_shows_rates_success_and_latency_per_workload() {
     assert_eq!(authors[8], "0.00%", "plaintext clients: {out}");
     let nobody = row("externalworkload/nobody");
     assert_eq!(nobody[2], "no", "{out}");
+}
 
-    // KIND/NAME picks workloads, from the manifests and through the
-    // controller; a kind the controller does not index is refused.
+/// KIND/NAME picks workloads, from the manifests and through the
+/// controller; a kind the controller does not index is refused.
+fn kind_name_picks_workloads(mesh: &LocalMesh) {
     let names = |out: &str| -> Vec<String> {
         out.lines()
             .skip(1)
@@ -124,10 +163,13 @@ fn stat_shows_rates_success_and_latency_per_workload() {
             .arg(&mesh.manifests),
     );
     assert!(refused.contains("not deploy objects"), "{refused}");
+}
 
-    // The controller aggregates the same figures through its viz API.
+/// The controller aggregates the same figures through its viz API.
+fn the_controller_aggregates(mesh: &LocalMesh) {
+    let before = authors_inbound_requests().unwrap_or(0.0);
     let load = load_authors(5);
-    std::thread::sleep(Duration::from_secs(1));
+    authors_served_at_least(before + 10.0);
     let via = run_ok(ztmesh().args([
         "viz",
         "stat",
@@ -147,8 +189,10 @@ fn stat_shows_rates_success_and_latency_per_workload() {
     assert_eq!((cells[2], cells[3]), ("yes", "100.00%"), "{via}");
     let rps: f64 = cells[4].parse().unwrap();
     assert!((12.0..=28.0).contains(&rps), "rps {rps}:\n{via}");
+}
 
-    // A meshed client: routes and edges.
+/// A meshed client: routes and edges.
+fn routes_and_edges(mesh: &LocalMesh) {
     let _webapp = explicit_proxy(
         &mesh.control_plane(),
         "webapp.booksapp.serviceaccount.identity.linkerd.cluster.local",
@@ -156,14 +200,10 @@ fn stat_shows_rates_success_and_latency_per_workload() {
         &format!("{WEBAPP}:9"),
         &[],
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while !through_webapp("/authors.json").starts_with("HTTP/1.1 200") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "webapp never reached authors"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually(Duration::from_secs(15), "webapp reaching authors", || {
+        let answer = through_webapp("/authors.json");
+        check(answer.starts_with("HTTP/1.1 200"), answer)
+    });
     for _ in 0..4 {
         assert!(through_webapp("/authors.json").starts_with("HTTP/1.1 200"));
     }

@@ -1,8 +1,20 @@
-//! Running the real `ztmesh` binary in tests.
+//! Running the real `ztmesh` binary in tests: commands and long-running
+//! daemons whose output is collected (this file), the control plane on
+//! loopback ([`LocalMesh`]), pods as network namespaces (`netns`), waiting
+//! on conditions with a deadline and keeping heavy suites apart (`wait`),
+//! scenarios as named steps (`steps`), and probes of the proxies' admin
+//! ports (`http`).
 
 #![allow(dead_code)]
 
+mod http;
 pub mod netns;
+mod steps;
+mod wait;
+
+pub use http::admin_metric;
+pub use steps::{step, step_async};
+pub use wait::{check, eventually, eventually_async, serial};
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -11,7 +11,7 @@
 //! - POST /api/orders is never retried and its failures reach the client;
 //! - the slow backend's route answers 504 at its timeout.
 
-mod support;
+use crate::support;
 
 use support::netns::*;
 use support::*;
@@ -103,9 +103,36 @@ fn counter(metrics: &str, family: &str, route: &str) -> f64 {
         .sum()
 }
 
+/// Pods with proxies, the controller and the apps (dropped proxies first).
+struct Pods {
+    proxies: Vec<Daemon>,
+    _apps: Vec<Daemon>,
+    _controller: Daemon,
+    net: Net,
+    _mesh: MeshFiles,
+}
+
+/// The profile's retryable route.
+fn users() -> String {
+    format!("http://{API_IP}/api/users")
+}
+
 #[test]
 fn retries_timeouts_and_budgets_from_the_seed_profile() {
+    let _serial = serial();
     require_root_and_tools(&["ip", "iptables-legacy", "curl", "setpriv"]);
+    let p = step("start the client, api and slow pods", start_profile_pods);
+    step("retries turn a 50% backend into >= 95%", || {
+        retries_help(&p)
+    });
+    step("POST /api/orders is never retried", || post_not_retried(&p));
+    step("at 50/s the retry budget holds", || budget_holds(&p));
+    step("a slow backend answers 504 at its timeout", || {
+        slow_times_out(&p)
+    });
+}
+
+fn start_profile_pods() -> Pods {
     let bin = env!("CARGO_BIN_EXE_ztmesh");
     let mesh = MeshFiles::new();
     std::fs::copy(
@@ -134,10 +161,19 @@ fn retries_timeouts_and_budgets_from_the_seed_profile() {
         net.proxy_init(pod);
         proxies.push(net.proxy(pod, ("my-app", sa), &mesh, None, &[]));
     }
-    let users = format!("http://{API_IP}/api/users");
+    Pods {
+        proxies,
+        _apps: apps,
+        _controller,
+        net,
+        _mesh: mesh,
+    }
+}
 
-    // 5/s for 20s: retries turn a 50% backend into >= 95% success.
-    let r = load(&net, "GET", &users, 5, 20);
+/// 5/s for 20s: retries turn a 50% backend into >= 95% success.
+fn retries_help(p: &Pods) {
+    let (net, proxies, users) = (&p.net, &p.proxies, users());
+    let r = load(net, "GET", &users, 5, 20);
     let success = r["ok"] / r["sent"];
     assert!(
         success >= 0.95,
@@ -145,16 +181,19 @@ fn retries_timeouts_and_budgets_from_the_seed_profile() {
         proxies[0].output()
     );
     // Without a retryable route: about half.
-    let r = load(&net, "GET", &format!("http://{API_IP}/other"), 5, 4);
+    let r = load(net, "GET", &format!("http://{API_IP}/other"), 5, 4);
     let plain = r["ok"] / r["sent"];
     assert!(
         (0.2..=0.8).contains(&plain),
         "without retries {plain:.3}: {r:?}"
     );
+}
 
-    // POST /api/orders: never retried, failures reach the client.
+/// POST /api/orders: never retried, failures reach the client.
+fn post_not_retried(p: &Pods) {
+    let net = &p.net;
     let before = Net::metrics(net.pod("client"));
-    let r = load(&net, "POST", &format!("http://{API_IP}/api/orders"), 5, 4);
+    let r = load(net, "POST", &format!("http://{API_IP}/api/orders"), 5, 4);
     assert!(r.get("status_500").copied().unwrap_or(0.0) >= 3.0, "{r:?}");
     let after = Net::metrics(net.pod("client"));
     let route = "POST /api/orders";
@@ -168,11 +207,14 @@ fn retries_timeouts_and_budgets_from_the_seed_profile() {
         20.0,
         "{after}"
     );
+}
 
-    // 50/s for 10s: the budget (20% of requests + 10/s over its 10s ttl) holds.
+/// 50/s for 10s: the budget (20% of requests + 10/s over its 10s ttl) holds.
+fn budget_holds(p: &Pods) {
+    let (net, users) = (&p.net, users());
     let before = Net::metrics(net.pod("client"));
     let started = std::time::Instant::now();
-    let r = load(&net, "GET", &users, 50, 10);
+    let r = load(net, "GET", &users, 50, 10);
     let span = started.elapsed().as_secs_f64();
     let after = Net::metrics(net.pod("client"));
     let route = "GET /api/users";
@@ -195,17 +237,18 @@ fn retries_timeouts_and_budgets_from_the_seed_profile() {
     assert!(requests >= 450.0, "{requests}");
     assert!(retries <= allowed, "{retries} retries > budget {allowed}");
     assert!(exhausted > 0.0, "at 50/s the budget must run out: {after}");
+}
 
-    // A slow backend: 504 at the route's 500ms timeout.
-    assert_504_within_timeout(&net, &format!("http://{SLOW_IP}/slow"));
+/// A slow backend: 504 at the route's 500ms timeout.
+fn slow_times_out(p: &Pods) {
+    let net = &p.net;
+    assert_504_within_timeout(net, &format!("http://{SLOW_IP}/slow"));
     let m = Net::metrics(net.pod("client"));
     assert_eq!(
         counter(&m, "outbound_route_timeout_total", "GET /slow"),
         1.0,
         "{m}"
     );
-    drop(proxies);
-    drop(apps);
 }
 
 const SPLIT_PODS: [(&str, &str); 7] = [
@@ -260,7 +303,24 @@ fn split_manifests() -> String {
 
 #[test]
 fn weighted_backends_and_failure_accrual() {
+    let _serial = serial();
     require_root_and_tools(&["ip", "iptables-legacy", "curl", "setpriv"]);
+    let (p, fail_file) = step("start the shop's pods", start_shop_pods);
+    step("a 90/10 weighted split", || weighted_split(&p));
+    step(
+        "a failing endpoint leaves the balancer and comes back",
+        || failure_accrual(&p, &fail_file),
+    );
+    step("retry annotations bound a half-failing backend", || {
+        retry_annotations(&p)
+    });
+    step("a timeout annotation answers 504", || {
+        timeout_annotation(&p)
+    });
+}
+
+/// The shop's pods; the file that makes `bad` fail while it exists.
+fn start_shop_pods() -> (Pods, std::path::PathBuf) {
     let bin = env!("CARGO_BIN_EXE_ztmesh");
     let mesh = MeshFiles::new();
     std::fs::write(mesh.manifests.join("shop.yaml"), split_manifests()).unwrap();
@@ -312,9 +372,20 @@ fn weighted_backends_and_failure_accrual() {
         );
         proxies.push(net.proxy(pod, ("shop", sa), &mesh, Some(&workload), &[]));
     }
-    let load_from = |url: &str, rps: u32, secs: u32| load(&net, "GET", url, rps, secs);
+    let pods = Pods {
+        proxies,
+        _apps: apps,
+        _controller,
+        net,
+        _mesh: mesh,
+    };
+    (pods, fail_file)
+}
 
-    // 90/10 over 2,000 requests.
+/// 90/10 over 2,000 requests.
+fn weighted_split(p: &Pods) {
+    let (net, proxies) = (&p.net, &p.proxies);
+    let load_from = |url: &str, rps: u32, secs: u32| load(net, "GET", url, rps, secs);
     let r = load_from(&format!("http://{WEB_IP}/"), 200, 10);
     let (v1, v2) = (
         r.get("served_by_v1").copied().unwrap_or(0.0),
@@ -331,15 +402,27 @@ fn weighted_backends_and_failure_accrual() {
         "v2 got {:.1}%",
         share * 100.0
     );
+}
 
-    // A failing endpoint leaves the balancer...
+/// A failing endpoint leaves the balancer...
+fn failure_accrual(p: &Pods, fail_file: &std::path::Path) {
+    let net = &p.net;
+    let load_from = |url: &str, rps: u32, secs: u32| load(net, "GET", url, rps, secs);
     let r = load_from(&format!("http://{FLAKY_IP}/"), 20, 5);
     let bad = r.get("served_by_bad").copied().unwrap_or(0.0);
     eprintln!("while bad fails: {r:?}");
     assert!(bad <= 15.0, "the failing endpoint still got {bad} of 100");
-    // ... and comes back once it recovers (after its penalty, a probe).
-    std::fs::remove_file(&fail_file).unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    // ... and comes back once it recovers (after its penalty, a probe
+    // finds it well).
+    std::fs::remove_file(fail_file).unwrap();
+    eventually(
+        std::time::Duration::from_secs(20),
+        "the recovered endpoint serving again",
+        || {
+            let r = load_from(&format!("http://{FLAKY_IP}/"), 10, 1);
+            check(r.get("served_by_bad").copied().unwrap_or(0.0) >= 1.0, r)
+        },
+    );
     // Back in the balancer: it serves again (how much depends on its
     // peak-EWMA latency estimate, which carries the probes' history and
     // decays over 10s), and nothing fails any more.
@@ -348,9 +431,13 @@ fn weighted_backends_and_failure_accrual() {
     eprintln!("after bad recovered: {r:?}");
     assert!(bad >= 1.0, "the recovered endpoint got no traffic: {r:?}");
     assert_eq!(r.get("ok").copied(), Some(200.0), "{r:?}");
+}
 
-    // retry.linkerd.io/http: 5xx with limit 3 on a backend failing half:
-    // about 1 - 0.5^4 succeed (no budget: the limit bounds them).
+/// retry.linkerd.io/http: 5xx with limit 3 on a backend failing half:
+/// about 1 - 0.5^4 succeed (no budget: the limit bounds them).
+fn retry_annotations(p: &Pods) {
+    let net = &p.net;
+    let load_from = |url: &str, rps: u32, secs: u32| load(net, "GET", url, rps, secs);
     let r = load_from(&format!("http://{ORDERS_IP}/orders/1"), 10, 5);
     let ok = r["ok"] / r["sent"];
     assert!(
@@ -362,8 +449,10 @@ fn weighted_backends_and_failure_accrual() {
         counter(&m, "outbound_route_retry_total", "orders-retries") > 0.0,
         "{m}"
     );
-    // timeout.linkerd.io/request: 500ms in front of a 3s backend.
-    assert_504_within_timeout(&net, &format!("http://{SLOTH_IP}/nap"));
-    drop(proxies);
-    drop(apps);
+}
+
+/// timeout.linkerd.io/request: 500ms in front of a 3s backend.
+fn timeout_annotation(p: &Pods) {
+    let net = &p.net;
+    assert_504_within_timeout(net, &format!("http://{SLOTH_IP}/nap"));
 }

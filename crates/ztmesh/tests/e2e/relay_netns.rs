@@ -8,7 +8,7 @@
 //!   (`ZTMESH_PROXY_APP_UID`, checked through sock_diag) is served;
 //! - the workload's own loopback services are not relayed to.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 use support::netns::{MeshFiles, Net, require_root_and_tools};
@@ -28,9 +28,44 @@ fn curl(cmd: &mut std::process::Command) -> (i32, String) {
     )
 }
 
+/// Workload w's proxy (the app's uid 65534) and an app outside the mesh
+/// in x.
+struct Relay {
+    proxy: Daemon,
+    _app: Daemon,
+    _controller: Daemon,
+    net: Net,
+    _mesh: MeshFiles,
+    w_ip: String,
+    x_ip: String,
+}
+
+impl Relay {
+    /// A URL of x's app, which the relay would reach.
+    fn target(&self) -> String {
+        format!("http://{}:18400/through-the-relay", self.x_ip)
+    }
+}
+
 #[test]
 fn explicit_outbound_serves_only_the_apps_own_processes() {
     require_root_and_tools(&["ip", "curl", "setpriv"]);
+    let mut r = step("start w's proxy on loopback and x's app", start);
+    step("another namespace finds nothing listening", || {
+        from_another_namespace(&r)
+    });
+    step("the app's own uid is served", || the_apps_uid_served(&r));
+    step(
+        "another local user is refused, and the log says why",
+        || another_user_refused(&mut r),
+    );
+    step(
+        "the workload's loopback services are not relayed to",
+        || no_relay_to_loopback(&r),
+    );
+}
+
+fn start() -> Relay {
     let (w_ip, x_ip) = (format!("{SUBNET}.2"), format!("{SUBNET}.3"));
     let net = Net::new("rl", SUBNET, &[("w", &w_ip), ("x", &x_ip)]);
     let mesh = MeshFiles::new();
@@ -84,35 +119,46 @@ fn explicit_outbound_serves_only_the_apps_own_processes() {
     let mut proxy = Daemon::spawn(cmd);
     let line = proxy.wait_for("outbound HTTP proxy listening", Duration::from_secs(20));
     assert!(line.contains("127.0.0.1:4140"), "{line}");
-    let target = format!("http://{x_ip}:18400/through-the-relay");
+    Relay {
+        proxy,
+        _app: app,
+        _controller,
+        net,
+        _mesh: mesh,
+        w_ip,
+        x_ip,
+    }
+}
 
-    // From another namespace: nothing listens there any more.
+/// From another namespace: nothing listens there any more.
+fn from_another_namespace(r: &Relay) {
+    let (net, w_ip, target) = (&r.net, &r.w_ip, r.target());
     let (code, out) = curl(
         Net::exec(net.pod("x"), "curl")
             .args(["-sS", "-m", "5", "-x", &format!("http://{w_ip}:4140")])
             .arg(&target),
     );
     assert_eq!(code, 7, "curl should fail to connect: {out}");
+}
 
-    // The app's own uid is served (once the proxy holds a certificate).
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
+/// The app's own uid is served (once the proxy holds a certificate).
+fn the_apps_uid_served(r: &Relay) {
+    let (net, proxy, target) = (&r.net, &r.proxy, r.target());
+    eventually(Duration::from_secs(15), "the app's uid served", || {
         let (code, out) = curl(
             Net::unprivileged(net.pod("w"), "curl")
                 .args(["-sS", "-m", "5", "-x", "http://127.0.0.1:4140"])
                 .arg(&target),
         );
-        if code == 0 && out.contains("x:GET /through-the-relay") {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the app's uid is never served: {out}\n{}",
-            proxy.output()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    // Another local user (root here) is refused, and the log says why.
+        let served = code == 0 && out.contains("x:GET /through-the-relay");
+        check(served, (code, out, proxy.output()))
+    });
+}
+
+/// Another local user (root here) is refused, and the log says why.
+fn another_user_refused(r: &mut Relay) {
+    let target = r.target();
+    let (net, proxy) = (&r.net, &mut r.proxy);
     let (code, out) = curl(
         Net::exec(net.pod("w"), "curl")
             .args(["-sS", "-m", "5", "-x", "http://127.0.0.1:4140"])
@@ -123,7 +169,11 @@ fn explicit_outbound_serves_only_the_apps_own_processes() {
         "runs as uid 0, not as the application's",
         Duration::from_secs(5),
     );
-    // The workload's own loopback services are not relayed to.
+}
+
+/// The workload's own loopback services are not relayed to.
+fn no_relay_to_loopback(r: &Relay) {
+    let net = &r.net;
     let (_, out) = curl(
         Net::unprivileged(net.pod("w"), "curl")
             .args(["-sS", "-m", "5", "-D", "-", "-x", "http://127.0.0.1:4140"])

@@ -9,7 +9,7 @@
 //! - api-server -> db-proxy:5432 (opaque) is allowed; web-frontend ->
 //!   db-proxy:5432 is refused.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 use support::netns::*;
@@ -65,9 +65,30 @@ fn status(net: &Net, from: &str, method: &str, url: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The seed's pods: the controller, the apps and the meshed pods' proxies.
+struct SeedPods {
+    proxies: Vec<Daemon>,
+    _apps: Vec<Daemon>,
+    _controller: Daemon,
+    net: Net,
+    _mesh: MeshFiles,
+}
+
 #[test]
 fn seed_policies_between_namespace_pods() {
     require_root_and_tools(&["ip", "iptables-legacy", "curl", "setpriv"]);
+    let p = step("start the seed's pods", start_seed_pods);
+    step(
+        "HTTP: web allowed, legacy and an uncovered port denied",
+        || http_decisions(&p),
+    );
+    step("opaque TCP: api allowed, web refused", || tcp_decisions(&p));
+    step("the metrics show the decisions", || {
+        metrics_show_decisions(&p)
+    });
+}
+
+fn start_seed_pods() -> SeedPods {
     let bin = env!("CARGO_BIN_EXE_ztmesh");
     let mesh = MeshFiles::new();
     std::fs::copy(
@@ -138,18 +159,26 @@ fn seed_policies_between_namespace_pods() {
             &[("LINKERD2_PROXY_INBOUND_PORTS", ports)],
         ));
     }
-    let api = net.ip("api");
-    let db = net.ip("db");
+    SeedPods {
+        proxies,
+        _apps: apps,
+        _controller,
+        net,
+        _mesh: mesh,
+    }
+}
 
+fn http_decisions(p: &SeedPods) {
+    let (net, proxies, api) = (&p.net, &p.proxies, p.net.ip("api"));
     assert_eq!(
-        status(&net, "web", "GET", &format!("http://{api}:8080/api/users")),
+        status(net, "web", "GET", &format!("http://{api}:8080/api/users")),
         "200",
         "web-frontend -> api-server:\n{}",
         proxies[1].output()
     );
     assert_eq!(
         status(
-            &net,
+            net,
             "legacy",
             "GET",
             &format!("http://{api}:8080/api/users")
@@ -158,11 +187,14 @@ fn seed_policies_between_namespace_pods() {
         "legacy-service -> api-server"
     );
     assert_eq!(
-        status(&net, "web", "GET", &format!("http://{api}:9090/admin")),
+        status(net, "web", "GET", &format!("http://{api}:9090/admin")),
         "403",
         "a port no Server covers, in a default-deny namespace"
     );
+}
 
+fn tcp_decisions(p: &SeedPods) {
+    let (net, bin, db) = (&p.net, env!("CARGO_BIN_EXE_ztmesh"), p.net.ip("db"));
     let tcp = |from: &str| {
         let out = Net::unprivileged(net.pod(from), bin)
             .args(["app", "tcp", &format!("{db}:5432"), "--message", "SELECT 1"])
@@ -175,7 +207,10 @@ fn seed_policies_between_namespace_pods() {
         !tcp("web").contains("SELECT 1"),
         "web-frontend -> db-proxy must be refused"
     );
+}
 
+fn metrics_show_decisions(p: &SeedPods) {
+    let net = &p.net;
     let api_metrics = Net::metrics(net.pod("api"));
     assert!(
         api_metrics.lines().any(|l| l.starts_with("inbound_http_authz_allow_total{")
@@ -207,8 +242,6 @@ fn seed_policies_between_namespace_pods() {
                 && l.contains("web-frontend.my-app")),
         "{db_metrics}"
     );
-    drop(proxies);
-    drop(apps);
 }
 
 /// (pod, IP) for the booksapp test.
@@ -309,13 +342,14 @@ fn booksapp_authors_policy_between_pods() {
         std::fs::write(mesh.manifests.join("edit.tmp"), with_identities(&ids)).unwrap();
         std::fs::rename(mesh.manifests.join("edit.tmp"), &seed_file).unwrap();
         let edited = std::time::Instant::now();
-        while request("traffic", "GET", &url(7001, "/authors.json")) != want {
-            assert!(
-                edited.elapsed() < Duration::from_secs(2),
-                "the edit ({ids:?}) did not take effect within 2s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        eventually(
+            Duration::from_secs(2),
+            &format!("the edit ({ids:?}) taking effect"),
+            || {
+                let status = request("traffic", "GET", &url(7001, "/authors.json"));
+                check(status == want, status)
+            },
+        );
         eprintln!("edit to {ids:?} took effect in {:?}", edited.elapsed());
     }
     drop(proxies);

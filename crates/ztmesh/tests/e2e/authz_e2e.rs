@@ -6,7 +6,7 @@
 //! edit on disk reaching the running proxy within 2s, and a dead controller
 //! that does not reopen what policy closed.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -122,6 +122,13 @@ async fn metrics(ip: &str) -> String {
     read_response(s).await.2
 }
 
+/// A sample of `family` (its name and `{`) whose line holds every one of `parts`.
+fn has_sample(metrics: &str, family: &str, parts: &[&str]) -> bool {
+    metrics
+        .lines()
+        .any(|l| l.starts_with(family) && parts.iter().all(|p| l.contains(p)))
+}
+
 fn edit_authn(m: &Path, identities: &[String]) {
     let seed = std::fs::read_to_string(seeds().join("seed003-booksapp-authors.yaml")).unwrap();
     let mut edited = seed.clone();
@@ -139,9 +146,63 @@ fn edit_authn(m: &Path, identities: &[String]) {
     .unwrap();
 }
 
+/// The running scenario: the mesh, every process (apps, then the two
+/// workloads' proxies, then the clients' proxies), and which is which.
+struct Scene {
+    mesh: LocalMesh,
+    daemons: Vec<Daemon>,
+    authors_proxy: usize,
+    traffic_proxy: usize,
+}
+
+/// The clients' proxy IPs.
+const BOOKS: &str = CLIENTS[0].1;
+const WEBAPP: &str = CLIENTS[1].1;
+const TRAFFIC: &str = CLIENTS[2].1;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn booksapp_policy_enforced_by_the_proxies() {
-    let mut mesh = LocalMesh::start(|m| {
+    let mut s = step_async("start the mesh, the workloads and the clients", start()).await;
+    step_async("the seed's policy decides", seed_policy_decides(&mut s)).await;
+    step_async("an unmeshed client is denied", unmeshed_client_denied()).await;
+    step_async(
+        "the opaque database port is books' only",
+        opaque_port_books_only(),
+    )
+    .await;
+    step_async("audit denies nothing", audit_denies_nothing()).await;
+    step_async(
+        "authors' metrics carry the decisions",
+        metrics_carry_the_decisions(),
+    )
+    .await;
+    step_async(
+        "db's metrics and authors' log carry the decisions",
+        db_metrics_and_the_log(&s),
+    )
+    .await;
+    step_async(
+        "a revoked open connection is terminated",
+        revoked_connection_terminated(&s),
+    )
+    .await;
+    step_async(
+        "a policy edit reaches the proxy within 2s",
+        policy_edit_within_2s(&s),
+    )
+    .await;
+    step_async(
+        "a dead controller reopens nothing",
+        dead_controller_reopens_nothing(&mut s),
+    )
+    .await;
+}
+
+/// The workloads, authors (HTTP) and db (TCP echo), each behind a proxy
+/// that enforces its policy, and the three clients' proxies; ready once
+/// books reaches authors.
+async fn start() -> Scene {
+    let mesh = LocalMesh::start(|m| {
         std::fs::copy(
             seeds().join("seed003-booksapp-authors.yaml"),
             m.join("seed003-booksapp-authors.yaml"),
@@ -149,11 +210,7 @@ async fn booksapp_policy_enforced_by_the_proxies() {
         .unwrap();
         std::fs::write(m.join("workloads.yaml"), workloads()).unwrap();
     });
-    let (m, policy) = (mesh.manifests.clone(), mesh.policy.clone());
-    let token = |sa: &str| mesh.token(NS, sa);
     let mut daemons = Vec::new();
-    // The workloads: authors (HTTP) and db (TCP echo), each behind a proxy
-    // that enforces its policy.
     let mut app = unprivileged_ztmesh();
     app.args(["app", "serve", "--name", "authors"])
         .args(["--http", &format!("{AUTHORS_IP}:{HTTP_PORT}")])
@@ -179,10 +236,10 @@ async fn booksapp_policy_enforced_by_the_proxies() {
         daemons.push(explicit_proxy(
             &mesh.control_plane(),
             &id(sa),
-            &token(sa),
+            &mesh.token(NS, sa),
             &format!("{ip}:{port}"),
             &[
-                ("LINKERD2_PROXY_POLICY_SVC_ADDR", policy.as_str()),
+                ("LINKERD2_PROXY_POLICY_SVC_ADDR", mesh.policy.as_str()),
                 (
                     "LINKERD2_PROXY_POLICY_SVC_NAME",
                     "linkerd-destination.linkerd.serviceaccount.identity.linkerd.cluster.local",
@@ -197,33 +254,41 @@ async fn booksapp_policy_enforced_by_the_proxies() {
         daemons.push(explicit_proxy(
             &mesh.control_plane(),
             &id(sa),
-            &token(sa),
+            &mesh.token(NS, sa),
             &format!("{ip}:9"),
             &[],
         ));
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (status, _, _) = request(CLIENTS[0].1, "GET", &authors_url("/authors.json")).await;
-        if status.starts_with("HTTP/1.1 200") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "books never reached authors: {status}\n{}",
-            daemons[authors_proxy].output()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let authors_log = &daemons[authors_proxy];
+    eventually_async(
+        Duration::from_secs(20),
+        "books reaching authors",
+        || async {
+            let (status, _, _) = request(BOOKS, "GET", &authors_url("/authors.json")).await;
+            check(
+                status.starts_with("HTTP/1.1 200"),
+                (status, authors_log.output()),
+            )
+        },
+    )
+    .await;
+    Scene {
+        mesh,
+        traffic_proxy: authors_proxy + 2 + CLIENTS.len() - 1,
+        daemons,
+        authors_proxy,
     }
+}
 
-    // The seed's policy.
-    let [books, webapp, traffic] = CLIENTS.map(|(_, ip)| ip);
+/// The seed's policy: books and webapp may GET the authors routes; traffic
+/// gets 403, other paths and methods 404; the client's proxy learns why.
+async fn seed_policy_decides(s: &mut Scene) {
     for (client, method, path, want) in [
-        (books, "GET", "/authors.json", "200"),
-        (webapp, "GET", "/authors/12.json", "200"),
-        (traffic, "GET", "/authors.json", "403"),
-        (webapp, "POST", "/authors.json", "404"),
-        (webapp, "GET", "/books.json", "404"),
+        (BOOKS, "GET", "/authors.json", "200"),
+        (WEBAPP, "GET", "/authors/12.json", "200"),
+        (TRAFFIC, "GET", "/authors.json", "403"),
+        (WEBAPP, "POST", "/authors.json", "404"),
+        (WEBAPP, "GET", "/books.json", "404"),
     ] {
         let (status, head, body) = request(client, method, &authors_url(path)).await;
         assert!(
@@ -238,46 +303,70 @@ async fn booksapp_policy_enforced_by_the_proxies() {
         }
     }
     // traffic's proxy was told why it was denied, and logged it.
-    let traffic_proxy = authors_proxy + 2 + CLIENTS.len() - 1;
-    let line = daemons[traffic_proxy].wait_for("remote proxy error", Duration::from_secs(5));
+    let line = s.daemons[s.traffic_proxy].wait_for("remote proxy error", Duration::from_secs(5));
     assert!(line.contains("error=server/authors"), "{line}");
+}
 
-    // An unmeshed client talking to authors' proxy directly: no identity,
-    // 403, and no reason given.
-    let s = tokio::net::TcpStream::connect(format!("{AUTHORS_IP}:4143"))
+/// A plaintext GET straight to authors' inbound port: (status, head).
+async fn unmeshed_get() -> (String, String) {
+    let mut s = tokio::net::TcpStream::connect(format!("{AUTHORS_IP}:4143"))
         .await
         .unwrap();
-    let mut s = s;
     s.write_all(b"GET /authors.json HTTP/1.1\r\nHost: authors\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
     let (status, head, _) = read_response(s).await;
+    (status, head)
+}
+
+/// An unmeshed client talking to authors' proxy directly: no identity,
+/// 403, and no reason given.
+async fn unmeshed_client_denied() {
+    let (status, head) = unmeshed_get().await;
     assert!(status.starts_with("HTTP/1.1 403"), "{status}");
     assert!(!head.contains("l5d-proxy-error"), "{head}");
+}
 
-    // The opaque database port: books only.
-    assert_eq!(db_round_trip(books).await, "authors:SELECT 1");
+/// The opaque database port: books only.
+async fn opaque_port_books_only() {
+    assert_eq!(db_round_trip(BOOKS).await, "authors:SELECT 1");
     assert_eq!(
-        db_round_trip(webapp).await,
+        db_round_trip(WEBAPP).await,
         "",
         "webapp's connection is closed"
     );
+}
 
-    // Audit: nothing denied, what would have been is counted as audit.
+/// Audit: nothing denied, what would have been is counted as audit (in
+/// the next step's metrics).
+async fn audit_denies_nothing() {
     let (status, _, _) = request(
-        traffic,
+        TRAFFIC,
         "GET",
         &format!("http://authors.{NS}.svc.cluster.local:7002/anything"),
     )
     .await;
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+}
 
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let am = metrics(AUTHORS_IP).await;
-    let has = |family: &str, parts: &[&str]| {
-        am.lines()
-            .any(|l| l.starts_with(family) && parts.iter().all(|p| l.contains(p)))
-    };
+/// authors' metrics count each HTTP decision above with its labels.
+async fn metrics_carry_the_decisions() {
+    // The metrics are recorded as the responses end: read them once the
+    // last families asserted below show books' permit and traffic's denial.
+    let books_id = format!("client_id=\"{}\"", id("books"));
+    let traffic_id = format!("client_id=\"{}\"", id("traffic"));
+    let am = eventually_async(
+        Duration::from_secs(5),
+        "authors' metrics counting books' and traffic's requests",
+        || async {
+            let am = metrics(AUTHORS_IP).await;
+            let settled = has_sample(&am, "response_latency_ms_bucket{", &[&books_id])
+                && has_sample(&am, "inbound_http_authz_deny_total{", &[&traffic_id]);
+            check(settled, am)
+        },
+    )
+    .await;
+    let has = |family: &str, parts: &[&str]| has_sample(&am, family, parts);
     assert!(
         has(
             "inbound_http_authz_allow_total{",
@@ -285,7 +374,7 @@ async fn booksapp_policy_enforced_by_the_proxies() {
                 "srv_name=\"authors\"",
                 "route_name=\"authors-get-route\"",
                 "authz_name=\"authors-get-policy\"",
-                &format!("client_id=\"{}\"", id("books"))
+                &books_id
             ]
         ),
         "{am}"
@@ -316,60 +405,55 @@ async fn booksapp_policy_enforced_by_the_proxies() {
             ))),
         "traffic was denied on the authors server: {am}"
     );
+    let denied = [
+        "srv_name=\"authors\"",
+        "route_name=\"authors-get-route\"",
+        &traffic_id,
+    ];
+    assert!(has("inbound_http_authz_deny_total{", &denied), "{am}");
+    let webapp_id = format!("client_id=\"{}\"", id("webapp"));
+    let not_found = ["srv_name=\"authors\"", &webapp_id];
     assert!(
-        has(
-            "inbound_http_authz_deny_total{",
-            &[
-                "srv_name=\"authors\"",
-                "route_name=\"authors-get-route\"",
-                &format!("client_id=\"{}\"", id("traffic"))
-            ]
-        ),
+        has("inbound_http_route_not_found_total{", &not_found),
         "{am}"
     );
-    assert!(
-        has(
-            "inbound_http_route_not_found_total{",
-            &[
-                "srv_name=\"authors\"",
-                &format!("client_id=\"{}\"", id("webapp"))
-            ]
-        ),
-        "{am}"
-    );
-    assert!(
-        has(
-            "inbound_http_authz_allow_total{",
-            &[
-                "srv_name=\"authors-audit\"",
-                "authz_name=\"audit\"",
-                &format!("client_id=\"{}\"", id("traffic"))
-            ]
-        ),
-        "{am}"
-    );
+    let audited = [
+        "srv_name=\"authors-audit\"",
+        "authz_name=\"audit\"",
+        &traffic_id,
+    ];
+    assert!(has("inbound_http_authz_allow_total{", &audited), "{am}");
+}
+
+/// db's metrics count the TCP decisions; authors' proxy logs the denial.
+async fn db_metrics_and_the_log(s: &Scene) {
     let dm = metrics(DB_IP).await;
     assert!(
-        dm.lines()
-            .any(|l| l.starts_with("inbound_tcp_authz_allow_total{")
-                && l.contains("authz_name=\"db-clients\"")),
+        has_sample(
+            &dm,
+            "inbound_tcp_authz_allow_total{",
+            &["authz_name=\"db-clients\""]
+        ),
         "{dm}"
     );
     assert!(
-        dm.lines()
-            .any(|l| l.starts_with("inbound_tcp_authz_deny_total{") && l.contains(&id("webapp"))),
+        has_sample(&dm, "inbound_tcp_authz_deny_total{", &[&id("webapp")]),
         "{dm}"
     );
-    let log = daemons[authors_proxy].output();
+    let log = s.daemons[s.authors_proxy].output();
     assert!(
         log.lines().any(|l| l.contains("request denied")
             && l.contains(&id("traffic"))
             && l.contains("route=httproute/authors-get-route")),
         "{log}"
     );
+}
 
-    // An open connection the policy stops admitting is terminated.
-    let mut held = tokio::net::TcpStream::connect(format!("{books}:4140"))
+/// An open connection the policy stops admitting is terminated (and
+/// counted); the policy is then restored.
+async fn revoked_connection_terminated(s: &Scene) {
+    let m = &s.mesh.manifests;
+    let mut held = tokio::net::TcpStream::connect(format!("{BOOKS}:4140"))
         .await
         .unwrap();
     let target = format!("db.{NS}.svc.cluster.local:5432");
@@ -405,57 +489,63 @@ async fn booksapp_policy_enforced_by_the_proxies() {
     );
     let dm = metrics(DB_IP).await;
     assert!(
-        dm.lines().any(
-            |l| l.starts_with("inbound_tcp_authz_terminate_total{") && l.contains(&id("books"))
-        ),
+        has_sample(&dm, "inbound_tcp_authz_terminate_total{", &[&id("books")]),
         "{dm}"
     );
     std::fs::write(m.join("workloads.tmp"), workloads()).unwrap();
     std::fs::rename(m.join("workloads.tmp"), &workloads_file).unwrap();
+}
 
-    // A policy edit on disk reaches the running proxy within 2s.
-    edit_authn(&m, &[id("books"), id("webapp"), id("traffic")]);
-    let edited = Instant::now();
-    loop {
-        let (status, _, _) = request(traffic, "GET", &authors_url("/authors.json")).await;
-        if status.starts_with("HTTP/1.1 200") {
-            break;
-        }
-        assert!(
-            edited.elapsed() < Duration::from_secs(2),
-            "the edit did not take effect within 2s: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+/// A policy edit on disk reaches the running proxy within 2s, and so does
+/// its revocation.
+async fn policy_edit_within_2s(s: &Scene) {
+    let m = &s.mesh.manifests;
+    for (identities, want, what) in [
+        (
+            vec![id("books"), id("webapp"), id("traffic")],
+            "HTTP/1.1 200",
+            "the edit letting traffic in",
+        ),
+        (
+            vec![id("books"), id("webapp")],
+            "HTTP/1.1 403",
+            "the revocation",
+        ),
+    ] {
+        edit_authn(m, &identities);
+        let edited = Instant::now();
+        eventually_async(Duration::from_secs(2), what, || async {
+            let (status, _, _) = request(TRAFFIC, "GET", &authors_url("/authors.json")).await;
+            check(status.starts_with(want), status)
+        })
+        .await;
+        eprintln!("{what} took effect in {:?}", edited.elapsed());
     }
-    eprintln!("policy edit took effect in {:?}", edited.elapsed());
-    edit_authn(&m, &[id("books"), id("webapp")]);
-    let edited = Instant::now();
-    loop {
-        let (status, _, _) = request(traffic, "GET", &authors_url("/authors.json")).await;
-        if status.starts_with("HTTP/1.1 403") {
-            break;
-        }
-        assert!(
-            edited.elapsed() < Duration::from_secs(2),
-            "revocation took over 2s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+}
 
-    // The controller dies: the proxy keeps the last policy (the default,
-    // all-unauthenticated, would let the plaintext client in).
-    mesh.controller.interrupt();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let mut s = tokio::net::TcpStream::connect(format!("{AUTHORS_IP}:4143"))
-        .await
-        .unwrap();
-    s.write_all(b"GET /authors.json HTTP/1.1\r\nHost: authors\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let (status, _, _) = read_response(s).await;
+/// The controller dies: the proxy keeps the last policy (the default,
+/// all-unauthenticated, would let the plaintext client in).
+async fn dead_controller_reopens_nothing(s: &mut Scene) {
+    let authors_log = |s: &Scene| s.daemons[s.authors_proxy].output();
+    let before = authors_log(s).matches("the inbound policy stream").count();
+    s.mesh.controller.interrupt();
+    eventually_async(
+        Duration::from_secs(10),
+        "authors' proxy seeing its policy stream end",
+        || {
+            let log = authors_log(s);
+            async move {
+                check(
+                    log.matches("the inbound policy stream").count() > before,
+                    log,
+                )
+            }
+        },
+    )
+    .await;
+    let (status, _) = unmeshed_get().await;
     assert!(
         status.starts_with("HTTP/1.1 403"),
         "after the controller died: {status}"
     );
-    drop(daemons);
 }

@@ -5,7 +5,7 @@
 
 use super::*;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct Net {
     pub host: String,
@@ -22,11 +22,12 @@ fn sh(args: &[&str]) {
     assert!(out.status.success(), "{args:?}: {}", describe(&out));
 }
 
-/// Fails loudly (never skips) when the test cannot build namespaces.
+/// Fails loudly (never skips) when the test cannot build namespaces: every
+/// network-namespace test calls it first.
 pub fn require_root_and_tools(tools: &[&str]) {
     assert!(
         is_root(),
-        "this end-to-end test builds network namespaces and iptables rules and needs root (CI runs as root)"
+        "this end-to-end test builds network namespaces and iptables rules and needs root (CI runs as root; run it with sudo)"
     );
     for tool in tools {
         require_tool(tool);
@@ -232,23 +233,20 @@ impl Net {
         }
         let mut proxy = Daemon::spawn(cmd);
         proxy.wait_for("transparent outbound listening", Duration::from_secs(20));
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let ready = Self::exec(pod_ns, "curl")
-                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
-                .arg("http://127.0.0.1:4191/ready")
-                .output()
-                .unwrap();
-            if String::from_utf8_lossy(&ready.stdout) == "200" {
-                return proxy;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{p} not ready:\n{}",
-                proxy.output()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        eventually(
+            Duration::from_secs(15),
+            &format!("{p}'s proxy ready"),
+            || {
+                let ready = Self::exec(pod_ns, "curl")
+                    .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+                    .arg("http://127.0.0.1:4191/ready")
+                    .output()
+                    .unwrap();
+                let code = String::from_utf8_lossy(&ready.stdout).into_owned();
+                check(code == "200", (code, proxy.output()))
+            },
+        );
+        proxy
     }
 }
 

@@ -3,7 +3,7 @@
 //! manifests never stall identity or policy, SIGTERM stops it with streams
 //! open, and a port in use stops it at start.
 
-mod support;
+use crate::support;
 
 use futures::StreamExt;
 use linkerd2_proxy_api::inbound::PortSpec;
@@ -146,19 +146,41 @@ fn stop(controller: &mut Daemon, within: Duration) {
 #[tokio::test]
 async fn restart_with_a_refused_authentication_keeps_its_last_good_content() {
     let install = install();
+    step_async("a first run serves the seed's policy", first_run(&install)).await;
+    step("while it is down, bad files are written", || {
+        bad_files_while_down(&install)
+    });
+    let mut controller = step_async(
+        "the restarted controller keeps the last good content",
+        restarted_keeps_last_good(&install),
+    )
+    .await;
+    step_async(
+        "the viz API's /status lists the refused files",
+        status_lists_refused(&install, &mut controller),
+    )
+    .await;
+    drop(install.tmp);
+}
+
+/// The seed's policy is served; then the controller is killed (SIGKILL):
+/// what is recorded must not depend on a clean exit.
+async fn first_run(install: &Install) {
     let m = &install.manifests;
     std::fs::write(m.join("authors.yaml"), AUTHORS).unwrap();
     std::fs::write(m.join("seed003.yaml"), seed_authors()).unwrap();
-    let mut controller = start(&install, &[]);
+    let mut controller = start(install, &[]);
     assert_eq!(
         route_identities(&first_policy(&mut controller).await),
         BOOKS_AND_WEBAPP
     );
-    // Killed (SIGKILL): what is recorded must not depend on a clean exit.
     drop(controller);
+}
 
-    // While it is down: an unknown field in the MeshTLSAuthentication, and
-    // a file that sorts first redefining it to allow traffic.
+/// While it is down: an unknown field in the MeshTLSAuthentication, and
+/// a file that sorts first redefining it to allow traffic.
+fn bad_files_while_down(install: &Install) {
+    let m = &install.manifests;
     let seed = seed_authors().replace("  identities:\n", "  colour: red\n  identities:\n");
     std::fs::write(m.join("seed003.yaml"), seed).unwrap();
     std::fs::write(
@@ -166,8 +188,11 @@ async fn restart_with_a_refused_authentication_keeps_its_last_good_content() {
         "apiVersion: policy.linkerd.io/v1alpha1\nkind: MeshTLSAuthentication\nmetadata: {name: authors-get-authn, namespace: booksapp}\nspec: {identities: [traffic.booksapp.serviceaccount.identity.linkerd.cluster.local]}\n",
     )
     .unwrap();
+}
 
-    let mut controller = start(&install, &[]);
+/// The Server, with its last good authorization, and the refusals logged.
+async fn restarted_keeps_last_good(install: &Install) -> Daemon {
+    let mut controller = start(install, &[]);
     let policy = first_policy(&mut controller).await;
     assert_eq!(
         (
@@ -194,8 +219,11 @@ async fn restart_with_a_refused_authentication_keeps_its_last_good_content() {
             controller.output()
         );
     }
+    controller
+}
 
-    // The viz API's /status lists both refused files and what is in force.
+/// The viz API's /status lists both refused files and what is in force.
+async fn status_lists_refused(install: &Install, controller: &mut Daemon) {
     let viz = controller.listening_addr("viz API");
     let status = http_get(&viz, "/status").await;
     let status: serde_json::Value = serde_json::from_str(&status).expect("JSON");
@@ -224,7 +252,6 @@ async fn restart_with_a_refused_authentication_keeps_its_last_good_content() {
         install.identity.join(".ztmesh-state").is_dir(),
         "the default state directory"
     );
-    drop(install.tmp);
 }
 
 /// Polls the collected output for `needle` until `timeout` (the process may have exited).

@@ -11,7 +11,7 @@
 //!   services (the controller's viz API, its identity port);
 //! - a peer's `l5d-proxy-error` leaking to the client application.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! creates (a veth pair gives it a non-loopback address), with the real
 //! binaries. Needs root, as CI has: it fails, never skips, without it.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 use std::time::Duration;
@@ -53,16 +53,41 @@ impl Drop for Netns {
     }
 }
 
+/// The namespace with the controller in it, and the install it serves.
+struct Scene {
+    controller: Daemon,
+    ns: Netns,
+    d: std::path::PathBuf,
+    token_file: std::path::PathBuf,
+    tmp: tempfile::TempDir,
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_ztmesh");
+
 #[test]
 fn tls_off_loopback_plaintext_on_loopback() {
-    assert!(
-        nix_is_root(),
-        "this end-to-end test creates a network namespace and needs root (CI runs as root); run `sudo cargo test`"
+    support::netns::require_root_and_tools(&["ip", "openssl", "curl"]);
+    let s = step("start the controller in a namespace", start);
+    step("certify over TLS off loopback, plaintext on it", || {
+        certify(&s)
+    });
+    step(
+        "openssl sees TLS 1.3 and the controller's certificate",
+        || tls13_and_the_certificate(&s),
     );
-    require_tool("ip");
-    require_tool("openssl");
-    require_tool("curl");
-    let bin = env!("CARGO_BIN_EXE_ztmesh");
+    step("TLS 1.2 is refused", || tls12_refused(&s));
+    step("policy and destination speak TLS off loopback", || {
+        policy_and_destination_tls(&s)
+    });
+    step("plaintext HTTP/2 off loopback gets no answer", || {
+        plaintext_off_loopback_fails(&s)
+    });
+}
+
+/// An install, a token for books, the manifests, and the controller in a
+/// namespace whose v0 holds 10.231.0.1, listening on every address.
+fn start() -> Scene {
+    let bin = BIN;
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().join("identity");
     run_ok(ztmesh().args(["install", "--dir"]).arg(&d));
@@ -99,8 +124,19 @@ fn tls_off_loopback_plaintext_on_loopback() {
         Duration::from_secs(20),
     );
 
-    let certify_in_ns = |addr: &str, svc_name: &str, out: &str| {
-        let mut cmd = ns.exec(bin);
+    Scene {
+        controller,
+        ns,
+        d,
+        token_file,
+        tmp,
+    }
+}
+
+impl Scene {
+    /// `identity certify` for books inside the namespace.
+    fn certify_in_ns(&self, addr: &str, svc_name: &str, out: &str) -> Command {
+        let mut cmd = self.ns.exec(BIN);
         cmd.args([
             "identity",
             "certify",
@@ -112,29 +148,23 @@ fn tls_off_loopback_plaintext_on_loopback() {
             svc_name,
         ])
         .arg("--token-file")
-        .arg(&token_file)
+        .arg(&self.token_file)
         .arg("--trust-anchors")
-        .arg(d.join("ca.crt"))
+        .arg(self.d.join("ca.crt"))
         .arg("--out")
-        .arg(tmp.path().join(out));
+        .arg(self.tmp.path().join(out));
         cmd
-    };
+    }
+}
 
+fn certify(s: &Scene) {
     // Off loopback: TLS, the controller proving its identity.
-    let out = run_ok(&mut certify_in_ns(
-        "10.231.0.1:8080",
-        CONTROLLER_ID,
-        "via-tls",
-    ));
+    let out = run_ok(&mut s.certify_in_ns("10.231.0.1:8080", CONTROLLER_ID, "via-tls"));
     assert!(out.contains("verified against"), "{out}");
     // On loopback: plaintext, same service.
-    run_ok(&mut certify_in_ns(
-        "127.0.0.1:8080",
-        CONTROLLER_ID,
-        "via-loopback",
-    ));
+    run_ok(&mut s.certify_in_ns("127.0.0.1:8080", CONTROLLER_ID, "via-loopback"));
     // A client expecting another identity refuses the controller.
-    let err = run_err(&mut certify_in_ns(
+    let err = run_err(&mut s.certify_in_ns(
         "10.231.0.1:8080",
         "linkerd-destination.linkerd.serviceaccount.identity.linkerd.cluster.local",
         "wrong-name",
@@ -143,9 +173,12 @@ fn tls_off_loopback_plaintext_on_loopback() {
         err.contains("NotValidForName") || err.contains("certificate"),
         "{err}"
     );
+}
 
-    // What a TLS client sees on the non-loopback address: TLS 1.3 and the
-    // controller's certificate, chained to the anchor, no client cert asked.
+/// What a TLS client sees on the non-loopback address: TLS 1.3 and the
+/// controller's certificate, chained to the anchor, no client cert asked.
+fn tls13_and_the_certificate(s: &Scene) {
+    let (ns, d) = (&s.ns, &s.d);
     let mut s_client = ns.exec("openssl");
     s_client
         .args([
@@ -172,8 +205,11 @@ fn tls_off_loopback_plaintext_on_loopback() {
         "{}",
         describe(&out)
     );
+}
 
-    // TLS 1.2 is refused (1.3 only by default).
+/// TLS 1.2 is refused (1.3 only by default).
+fn tls12_refused(s: &Scene) {
+    let ns = &s.ns;
     let mut tls12 = ns.exec("openssl");
     tls12
         .args(["s_client", "-tls1_2", "-connect", "10.231.0.1:8080"])
@@ -190,8 +226,11 @@ fn tls_off_loopback_plaintext_on_loopback() {
         "{}",
         describe(&out)
     );
+}
 
-    // Policy and destination off loopback: TLS as linkerd-destination.
+/// Policy and destination off loopback: TLS as linkerd-destination.
+fn policy_and_destination_tls(s: &Scene) {
+    let (ns, d, bin, controller) = (&s.ns, &s.d, BIN, &s.controller);
     let mut diagnose = ns.exec(bin);
     diagnose
         .args([
@@ -237,8 +276,11 @@ fn tls_off_loopback_plaintext_on_loopback() {
         "{}",
         describe(&out)
     );
+}
 
-    // Plaintext HTTP/2 to the non-loopback address gets no gRPC answer.
+/// Plaintext HTTP/2 to the non-loopback address gets no gRPC answer.
+fn plaintext_off_loopback_fails(s: &Scene) {
+    let ns = &s.ns;
     let mut plain = ns.exec("curl");
     plain.args([
         "-sS",
@@ -257,13 +299,4 @@ fn tls_off_loopback_plaintext_on_loopback() {
         "plaintext off loopback must fail: {}",
         describe(&out)
     );
-    drop(controller);
-}
-
-fn nix_is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
 }

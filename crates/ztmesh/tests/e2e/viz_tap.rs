@@ -2,7 +2,7 @@
 //! the requests that match its filter, up to its limit; any other
 //! identity, and plaintext, are refused.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 use support::*;
@@ -40,8 +40,28 @@ fn tap(mesh: &LocalMesh, tap_identity: &str, extra: &[&str]) -> std::process::Co
     cmd
 }
 
+/// The mesh, authors' app, and its proxy with a tap identity.
+struct Tapped {
+    proxy: Daemon,
+    _app: Daemon,
+    mesh: LocalMesh,
+}
+
 #[test]
 fn the_tap_identity_sees_matching_requests_and_no_one_else_does() {
+    let t = step("start authors behind a proxy with a tap identity", start);
+    step("tap sees the matching requests up to its limit", || {
+        tap_sees_matching(&t)
+    });
+    step("viz top shows the busiest paths first", || {
+        top_busiest_first(&t)
+    });
+    step("another identity and plaintext are refused", || {
+        others_refused(&t)
+    });
+}
+
+fn start() -> Tapped {
     let mesh = LocalMesh::start(|_| {});
     let _app = sample_app("authors", &format!("{AUTHORS}:18500"));
     let mut proxy = explicit_proxy(
@@ -53,9 +73,14 @@ fn the_tap_identity_sees_matching_requests_and_no_one_else_does() {
     );
     proxy.wait_for("tap listening", Duration::from_secs(10));
 
-    // Three requests to /books, with /other ones in between that the filter drops.
+    Tapped { proxy, _app, mesh }
+}
+
+/// Three requests to /books, with /other ones in between that the filter drops.
+fn tap_sees_matching(t: &Tapped) {
+    let mesh = &t.mesh;
     let mut tapping = Daemon::spawn(tap(
-        &mesh,
+        mesh,
         TAP_ID,
         &["--path", "/books", "--limit", "3", "--max-wait", "20s"],
     ));
@@ -84,8 +109,11 @@ fn the_tap_identity_sees_matching_requests_and_no_one_else_does() {
         "{out}"
     );
     assert!(out.contains(&format!("dst_id={AUTHORS_ID}")), "{out}");
+}
 
-    // viz top: the busiest paths first.
+/// viz top: the busiest paths first.
+fn top_busiest_first(t: &Tapped) {
+    let (mesh, proxy) = (&t.mesh, &t.proxy);
     let mut cmd = ztmesh();
     cmd.args(["viz", "top", "--to", &format!("{AUTHORS}:4190")])
         .args(["--proxy-identity", AUTHORS_ID, "--tap-identity", TAP_ID])
@@ -99,11 +127,10 @@ fn the_tap_identity_sees_matching_requests_and_no_one_else_does() {
         .unwrap();
     // Once subscribed (the proxy logs each observer), /hot twice and
     // /cold once fill its limit.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while proxy.output().matches("tap observer registered").count() < 2 {
-        assert!(Instant::now() < deadline, "top never subscribed");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(Duration::from_secs(10), "top subscribing", || {
+        let log = proxy.output();
+        check(log.matches("tap observer registered").count() >= 2, log)
+    });
     for path in ["/hot", "/hot", "/cold"] {
         assert!(get(path).starts_with("HTTP/1.1 200"));
     }
@@ -122,10 +149,13 @@ fn the_tap_identity_sees_matching_requests_and_no_one_else_does() {
         "{text}"
     );
     assert_eq!((rows[1][3], rows[1][4]), ("/cold", "1"), "{text}");
+}
 
-    // Another identity is refused; so is plaintext.
+/// Another identity is refused; so is plaintext.
+fn others_refused(t: &Tapped) {
+    let (mesh, proxy) = (&t.mesh, &t.proxy);
     let refused = tap(
-        &mesh,
+        mesh,
         "webapp.booksapp.serviceaccount.identity.linkerd.cluster.local",
         &["--max-wait", "5s"],
     )

@@ -1,9 +1,9 @@
 //! The identity flow with the real binaries, as the README tells an operator
 //! to run it: install, token, controller, certify, and OpenSSL's verdict.
 
-mod support;
+use crate::support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::*;
 
 const BOOKS: &str = "books.booksapp.serviceaccount.identity.linkerd.cluster.local";
@@ -149,18 +149,9 @@ fn issuer_hot_reload_and_bad_issuer_kept_out() {
     );
     let rotated = std::fs::read(d.join("issuer.crt")).unwrap();
     assert_ne!(rotated, first);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if issued_by("b") == rotated {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the new issuer was not picked up:\n{}",
-            controller.output()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually(Duration::from_secs(10), "the new issuer signing", || {
+        check(issued_by("b") == rotated, controller.output())
+    });
 
     // A broken issuer is refused and the rotated one keeps signing.
     std::fs::write(
@@ -168,15 +159,10 @@ fn issuer_hot_reload_and_bad_issuer_kept_out() {
         "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
     )
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !controller.output().contains("new identity issuer refused") {
-        assert!(
-            Instant::now() < deadline,
-            "no refusal logged:\n{}",
-            controller.output()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually(Duration::from_secs(10), "the refusal logged", || {
+        let log = controller.output();
+        check(log.contains("new identity issuer refused"), log)
+    });
     assert!(
         controller
             .output()

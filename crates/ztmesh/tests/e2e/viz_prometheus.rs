@@ -3,7 +3,7 @@
 //! admin ports (static targets, every second) and the figures come from
 //! PromQL over its history, matched to workloads by admin address.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 use support::*;
@@ -48,28 +48,26 @@ fn prometheus(dir: &std::path::Path) -> Daemon {
     // manager applies its targets every 5 s): wait for the first scrape of
     // authors' proxy, so the load below is all in Prometheus' history.
     require_tool("curl");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let up = std::process::Command::new("curl")
-            .args(["-s", "-G", &format!("http://{PROMETHEUS}/api/v1/query")])
-            .args([
-                "--data-urlencode",
-                &format!("query=up{{instance=\"{AUTHORS}:4191\"}}"),
-            ])
-            .output()
-            .unwrap();
-        let up = String::from_utf8_lossy(&up.stdout);
-        if up.contains(r#""1"]"#) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "Prometheus never scraped authors' proxy: {up}\n{}",
-            daemon.output()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    eventually(
+        Duration::from_secs(20),
+        "Prometheus' first scrape of authors' proxy",
+        || {
+            let up = prometheus_query(&format!("up{{instance=\"{AUTHORS}:4191\"}}"));
+            let scraped = up["data"]["result"][0]["value"][1] == "1";
+            check(scraped, (up, daemon.output()))
+        },
+    );
     daemon
+}
+
+/// An instant query's answer (JSON) from the Prometheus server.
+fn prometheus_query(query: &str) -> serde_json::Value {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-G", &format!("http://{PROMETHEUS}/api/v1/query")])
+        .args(["--data-urlencode", &format!("query={query}")])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
 }
 
 /// The authors row shows the load (20 requests/s, all successful, latency
@@ -106,9 +104,21 @@ fn stat_from_prometheus_in_the_controller_and_the_cli() {
     let _prometheus = prometheus(mesh.tmp.path());
 
     // 20 requests per second for 10 s, straight to the inbound port; asked
-    // about the last 5 s after 8 s.
+    // about the last 5 s once Prometheus holds about 6.5 s of it.
     let load = load_in_background(&format!("http://{AUTHORS}:4143/authors.json"), 20, 10);
-    std::thread::sleep(Duration::from_secs(8));
+    eventually(
+        Duration::from_secs(20),
+        "Prometheus holding 130 of authors' requests",
+        || {
+            let seen = prometheus_query(&format!(
+                "sum(request_total{{instance=\"{AUTHORS}:4191\",direction=\"inbound\"}})"
+            ));
+            let served = seen["data"]["result"][0]["value"][1]
+                .as_str()
+                .and_then(|v| v.parse::<f64>().ok());
+            check(served.is_some_and(|n| n >= 130.0), seen)
+        },
+    );
     // Through the controller: answered from Prometheus, without waiting
     // out the window.
     let asked = std::time::Instant::now();

@@ -4,7 +4,7 @@
 //! threshold and not on one that does not), and every metric the rules and
 //! the Grafana dashboard query is one a running proxy exports.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

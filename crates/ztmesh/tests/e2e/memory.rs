@@ -6,7 +6,7 @@
 //! at ~175 MB (13 MB at rest) in a release build, and here (debug) at
 //! 94.6 MB a minute after the flood for 32.9 MB at rest.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 use support::*;
@@ -31,24 +31,40 @@ fn rss_kib(pid: u32) -> u64 {
 async fn flood(addr: &str, request: &'static [u8]) -> usize {
     let mut tasks = Vec::with_capacity(FLOOD);
     let (release, _) = tokio::sync::broadcast::channel::<()>(1);
+    // Connections that have their answer (or gave up on it).
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for _ in 0..FLOOD {
         let addr = addr.to_string();
         let mut released = release.subscribe();
+        let answered = answered.clone();
         tasks.push(tokio::spawn(async move {
-            let mut s = TcpStream::connect(&addr).await.ok()?;
-            s.write_all(request).await.ok()?;
-            let mut buf = vec![0u8; 4096];
-            let n = tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf))
-                .await
-                .ok()?
-                .ok()?;
-            let ok = buf[..n].starts_with(b"HTTP/1.1 200");
+            let answer = async {
+                let mut s = TcpStream::connect(&addr).await.ok()?;
+                s.write_all(request).await.ok()?;
+                let mut buf = vec![0u8; 4096];
+                let n = tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf))
+                    .await
+                    .ok()?
+                    .ok()?;
+                Some((s, buf[..n].starts_with(b"HTTP/1.1 200")))
+            }
+            .await;
+            answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (_held, ok) = answer?;
             let _ = released.recv().await;
             Some(ok)
         }));
     }
-    // Let every connection get its answer before any closes.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Every connection gets its answer before any closes.
+    eventually_async(
+        Duration::from_secs(60),
+        "every flood connection answered",
+        || {
+            let n = answered.load(std::sync::atomic::Ordering::Relaxed);
+            async move { check(n == FLOOD, n) }
+        },
+    )
+    .await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while tasks.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
         let _ = release.send(());
@@ -63,9 +79,37 @@ async fn flood(addr: &str, request: &'static [u8]) -> usize {
     ok
 }
 
+/// The meshed pair: webapp's proxy (client) and authors' (server).
+struct Pair {
+    client_proxy: Daemon,
+    server_proxy: Daemon,
+    outbound: String,
+    admin: String,
+    _app: Daemon,
+    _mesh: LocalMesh,
+}
+
+const GET: &[u8] = b"GET http://authors.booksapp.svc.cluster.local:7001/authors.json HTTP/1.1\r\nHost: authors.booksapp.svc.cluster.local:7001\r\n\r\n";
+const METRICS: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n";
+
+// The serial guard spans the whole test on purpose: only test threads
+// take it, at their start, never a task of this test's runtime.
+#[allow(clippy::await_holding_lock)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxies_give_memory_back_after_a_flood() {
+    let _serial = serial();
     raise_open_files_limit(FLOOD + 1_000);
+    let p = step("start the meshed pair", start);
+    let rest = step_async("warm up, then the resting RSS", resting_rss(&p)).await;
+    let peak = step_async("the floods are served", floods_served(&p, rest)).await;
+    step_async(
+        "both give memory back within a minute",
+        memory_given_back(&p, rest, peak),
+    )
+    .await;
+}
+
+fn start() -> Pair {
     let (client, server) = (format!("{NET}.1"), format!("{NET}.2"));
     let service = "apiVersion: v1\nkind: Service\nmetadata: {name: authors, namespace: booksapp}\nspec: {selector: {app: authors}, ports: [{port: 7001, targetPort: 18400}]}\n";
     let files = [
@@ -90,26 +134,57 @@ async fn proxies_give_memory_back_after_a_flood() {
         &format!("{client}:9"),
         &[],
     );
-    const GET: &[u8] = b"GET http://authors.booksapp.svc.cluster.local:7001/authors.json HTTP/1.1\r\nHost: authors.booksapp.svc.cluster.local:7001\r\n\r\n";
-    const METRICS: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n";
-    let outbound = format!("{client}:4140");
-    let admin = format!("{server}:4191");
-    // Warm up (certificates, discovery, pools), then the resting RSS.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while flood_one(&outbound, GET).await.is_none() {
-        assert!(Instant::now() < deadline, "{}", client_proxy.output());
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    Pair {
+        outbound: format!("{client}:4140"),
+        admin: format!("{server}:4191"),
+        client_proxy,
+        server_proxy,
+        _app,
+        _mesh: mesh,
     }
+}
+
+/// Warm up (certificates, discovery, pools), then the resting RSS after a
+/// quiet second: (client, server) in KiB.
+async fn resting_rss(p: &Pair) -> (u64, u64) {
+    let Pair {
+        client_proxy,
+        server_proxy,
+        outbound,
+        admin,
+        ..
+    } = p;
+    eventually_async(
+        Duration::from_secs(20),
+        "a request through the pair",
+        || async {
+            flood_one(outbound, GET)
+                .await
+                .ok_or_else(|| client_proxy.output())
+        },
+    )
+    .await;
     for _ in 0..50 {
-        flood_one(&outbound, GET).await;
-        flood_one(&admin, METRICS).await;
+        flood_one(outbound, GET).await;
+        flood_one(admin, METRICS).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rest = (rss_kib(client_proxy.pid()), rss_kib(server_proxy.pid()));
+    (rss_kib(client_proxy.pid()), rss_kib(server_proxy.pid()))
+}
 
-    let served = flood(&outbound, GET).await;
+/// FLOOD connections at once to each; most are answered. The RSS just
+/// after: (client, server) in KiB.
+async fn floods_served(p: &Pair, rest: (u64, u64)) -> (u64, u64) {
+    let Pair {
+        client_proxy,
+        server_proxy,
+        outbound,
+        admin,
+        ..
+    } = p;
+    let served = flood(outbound, GET).await;
     let peak_out = rss_kib(client_proxy.pid());
-    let admin_served = flood(&admin, METRICS).await;
+    let admin_served = flood(admin, METRICS).await;
     let peak = (
         rss_kib(client_proxy.pid()).max(peak_out),
         rss_kib(server_proxy.pid()),
@@ -122,8 +197,16 @@ async fn proxies_give_memory_back_after_a_flood() {
         admin_served >= FLOOD * 9 / 10,
         "{admin_served}/{FLOOD} served"
     );
+    peak
+}
 
-    // Within a minute both are back within twice their resting RSS.
+/// Within a minute both are back within twice their resting RSS.
+async fn memory_given_back(p: &Pair, rest: (u64, u64), peak: (u64, u64)) {
+    let Pair {
+        client_proxy,
+        server_proxy,
+        ..
+    } = p;
     let started = Instant::now();
     let limit = Duration::from_secs(60);
     loop {

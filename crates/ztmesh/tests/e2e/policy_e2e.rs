@@ -1,11 +1,15 @@
 //! The controller's policy side with the real binary: manifests on disk,
 //! a WatchPort stream that follows edits, refusals, and `--check`.
 
-mod support;
+use crate::support;
 
 use futures::StreamExt;
+use linkerd2_proxy_api::destination::destination_client::DestinationClient;
+use linkerd2_proxy_api::destination::{GetDestination, update::Update};
 use linkerd2_proxy_api::inbound::PortSpec;
 use linkerd2_proxy_api::inbound::inbound_server_policies_client::InboundServerPoliciesClient;
+use linkerd2_proxy_api::outbound::outbound_policies_client::OutboundPoliciesClient;
+use linkerd2_proxy_api::outbound::{TrafficSpec, traffic_spec::Target};
 use std::time::Duration;
 use support::*;
 
@@ -39,8 +43,41 @@ fn route_identities(server: &linkerd2_proxy_api::inbound::Server) -> Vec<String>
     }
 }
 
+/// A controller watching a manifests directory, and a WatchPort stream
+/// for authors' port 7001.
+struct Watch {
+    stream: tonic::Streaming<linkerd2_proxy_api::inbound::Server>,
+    client: InboundServerPoliciesClient<tonic::transport::Channel>,
+    controller: Daemon,
+    m: std::path::PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+fn spec(workload: &str, port: u32) -> PortSpec {
+    PortSpec {
+        workload: workload.into(),
+        port,
+    }
+}
+
 #[tokio::test]
 async fn watch_port_follows_manifest_edits() {
+    let mut w = step_async("the stream starts with the seed's policy", start_watching()).await;
+    step_async(
+        "an edit on disk reaches the stream within 2s",
+        edit_reaches_the_stream(&mut w),
+    )
+    .await;
+    step_async("a bad edit is refused and logged", bad_edit_refused(&mut w)).await;
+    step_async(
+        "deleting the Server falls back to the default",
+        server_deleted(&mut w),
+    )
+    .await;
+    step_async("GetPort answers and refuses", get_port(&mut w)).await;
+}
+
+async fn start_watching() -> Watch {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().join("identity");
     run_ok(ztmesh().args(["install", "--dir"]).arg(&d));
@@ -77,10 +114,6 @@ async fn watch_port_follows_manifest_edits() {
         .await
         .unwrap();
     let mut client = InboundServerPoliciesClient::new(channel);
-    let spec = |workload: &str, port| PortSpec {
-        workload: workload.into(),
-        port,
-    };
     let mut stream = client
         .watch_port(spec(r#"{"ns":"booksapp","pod":"authors"}"#, 7001))
         .await
@@ -97,7 +130,18 @@ async fn watch_port_follows_manifest_edits() {
         ]
     );
 
-    // Edit the MeshTLSAuthentication on disk: the stream delivers the change.
+    Watch {
+        stream,
+        client,
+        controller,
+        m,
+        _tmp: tmp,
+    }
+}
+
+/// Edit the MeshTLSAuthentication on disk: the stream delivers the change.
+async fn edit_reaches_the_stream(w: &mut Watch) {
+    let Watch { stream, m, .. } = w;
     let f = m.join("seed003-booksapp-authors.yaml");
     let text = std::fs::read_to_string(&f)
         .unwrap()
@@ -118,8 +162,16 @@ async fn watch_port_follows_manifest_edits() {
         "edit reached the WatchPort stream in {:?}",
         started.elapsed()
     );
+}
 
-    // A bad edit is refused: no update, the error is logged with its field.
+/// A bad edit is refused: no update, the error is logged with its field.
+async fn bad_edit_refused(w: &mut Watch) {
+    let Watch {
+        stream,
+        controller,
+        m,
+        ..
+    } = w;
     std::fs::write(
         m.join("authors.yaml"),
         AUTHORS.replace("port: 7001,", "port: 7001, colour: red,"),
@@ -138,8 +190,11 @@ async fn watch_port_follows_manifest_edits() {
         "{}",
         controller.output()
     );
+}
 
-    // Deleting the Server falls back to the default policy.
+/// Deleting the Server falls back to the default policy.
+async fn server_deleted(w: &mut Watch) {
+    let Watch { stream, m, .. } = w;
     std::fs::write(
         m.join("authors.yaml"),
         AUTHORS.split("---\n").nth(1).unwrap(),
@@ -154,16 +209,29 @@ async fn watch_port_follows_manifest_edits() {
         (third.labels["kind"].as_str(), third.labels["name"].as_str()),
         ("default", "all-unauthenticated")
     );
+}
 
-    // GetPort: the seed's legacy authorization, and the error codes.
+/// GetPort: the seed's legacy authorization, and the error codes.
+async fn get_port(w: &mut Watch) {
+    let Watch { client, m, .. } = w;
     let api = {
         std::fs::write(m.join("api.yaml"), "apiVersion: v1\nkind: Pod\nmetadata: {name: api, namespace: my-app, labels: {app: my-api}}\nspec: {containers: [{name: c, image: x}]}\n").unwrap();
-        tokio::time::sleep(Duration::from_millis(1200)).await;
-        client
-            .get_port(spec("my-app:api", 8080))
-            .await
-            .unwrap()
-            .into_inner()
+        let client = &*client;
+        eventually_async(
+            Duration::from_secs(10),
+            "GetPort finding pod my-app/api",
+            || {
+                let mut client = client.clone();
+                let port = spec("my-app:api", 8080);
+                async move {
+                    match client.get_port(port).await {
+                        Ok(answer) => Ok(answer.into_inner()),
+                        Err(status) => Err(status),
+                    }
+                }
+            },
+        )
+        .await
     };
     assert_eq!(api.labels["name"], "api-server");
     assert_eq!(api.authorizations[0].labels["kind"], "serverauthorization");
@@ -225,10 +293,41 @@ fn check_validates_manifests() {
     );
 }
 
+/// A controller serving destination for a Service with one workload, and
+/// a Get stream for the Service.
+struct Destinations {
+    stream: tonic::Streaming<linkerd2_proxy_api::destination::Update>,
+    client: DestinationClient<tonic::transport::Channel>,
+    controller: Daemon,
+    m: std::path::PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+fn dst(path: &str) -> GetDestination {
+    GetDestination {
+        scheme: "k8s".into(),
+        path: path.into(),
+        context_token: String::new(),
+    }
+}
+
 #[tokio::test]
 async fn destination_streams_endpoints_and_profiles() {
-    use linkerd2_proxy_api::destination::destination_client::DestinationClient;
-    use linkerd2_proxy_api::destination::{GetDestination, update::Update};
+    let mut d = step_async("the first update adds the workload", start_destinations()).await;
+    step_async(
+        "a second workload joins, then leaves",
+        join_and_leave(&mut d),
+    )
+    .await;
+    step_async("profiles by name and by address", profiles(&mut d)).await;
+    step_async(
+        "OutboundPolicies on the policy port",
+        outbound_policies(&mut d),
+    )
+    .await;
+}
+
+async fn start_destinations() -> Destinations {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().join("identity");
     run_ok(ztmesh().args(["install", "--dir"]).arg(&d));
@@ -268,11 +367,6 @@ async fn destination_streams_endpoints_and_profiles() {
         .await
         .unwrap();
     let mut client = DestinationClient::new(channel);
-    let dst = |path: &str| GetDestination {
-        scheme: "k8s".into(),
-        path: path.into(),
-        context_token: String::new(),
-    };
     let mut stream = client
         .get(dst("api-server.my-app.svc.cluster.local:8080"))
         .await
@@ -301,7 +395,18 @@ async fn destination_streams_endpoints_and_profiles() {
     );
     assert_eq!(set.metric_labels["service"], "api-server");
 
-    // A second workload joins, then leaves.
+    Destinations {
+        stream,
+        client,
+        controller,
+        m,
+        _tmp: tmp,
+    }
+}
+
+/// A second workload joins, then leaves.
+async fn join_and_leave(d: &mut Destinations) {
+    let Destinations { stream, m, .. } = d;
     let second = "apiVersion: workload.linkerd.io/v1beta1\nkind: ExternalWorkload\nmetadata: {name: api-2, namespace: my-app, labels: {app: api-server}}\nspec:\n  meshTLS: {identity: api-server.my-app.serviceaccount.identity.linkerd.cluster.local, serverName: api-server.my-app.serviceaccount.identity.linkerd.cluster.local}\n  workloadIPs: [{ip: 127.0.1.2}]\n  ports: [{port: 8080}]\n";
     std::fs::write(m.join("api-2.yaml"), second).unwrap();
     let next = tokio::time::timeout(Duration::from_secs(2), stream.next())
@@ -323,7 +428,10 @@ async fn destination_streams_endpoints_and_profiles() {
         matches!(next.update, Some(Update::Remove(ref r)) if r.addrs.len() == 1),
         "{next:?}"
     );
+}
 
+async fn profiles(d: &mut Destinations) {
+    let client = &mut d.client;
     let mut profiles = client
         .get_profile(dst("api-server.my-app.svc.cluster.local:8080"))
         .await
@@ -363,11 +471,12 @@ async fn destination_streams_endpoints_and_profiles() {
     assert!(ep.tls_identity.is_some());
     let err = client.get(dst("not-a-service")).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
+}
 
-    // OutboundPolicies on the policy port: the default route to the Service,
-    // and NOT_FOUND for what is not a Service port (the proxy falls back).
-    use linkerd2_proxy_api::outbound::outbound_policies_client::OutboundPoliciesClient;
-    use linkerd2_proxy_api::outbound::{TrafficSpec, traffic_spec::Target};
+/// OutboundPolicies on the policy port: the default route to the Service,
+/// and NOT_FOUND for what is not a Service port (the proxy falls back).
+async fn outbound_policies(d: &mut Destinations) {
+    let controller = &mut d.controller;
     let policy_addr = controller.listening_addr("policy service");
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{policy_addr}"))
         .unwrap()

@@ -4,9 +4,9 @@
 //! identities show in both proxies' metrics. An endpoint that claims another
 //! identity is refused with a clear error.
 
-mod support;
+use crate::support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -76,26 +76,52 @@ async fn tunnel(proxy: &str, authority: &str, payload: &[u8]) -> (String, String
 }
 
 async fn wait_ready(ip: &str, proxy: &Daemon) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, _) = (
-            http(&format!("{ip}:4191"), b"GET /ready HTTP/1.0\r\n\r\n").await,
-            (),
-        );
-        if status.starts_with("HTTP/1.0 200") {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{ip} not ready:\n{}",
-            proxy.output()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually_async(Duration::from_secs(10), &format!("{ip} ready"), || async {
+        let status = http(&format!("{ip}:4191"), b"GET /ready HTTP/1.0\r\n\r\n").await;
+        check(status.starts_with("HTTP/1.0 200"), (status, proxy.output()))
+    })
+    .await;
+}
+
+/// The controller, authors' app, and both workloads' proxies.
+struct Pair {
+    a: Daemon,
+    _b: Daemon,
+    _app: Daemon,
+    _controller: Daemon,
+    _tmp: tempfile::TempDir,
+}
+
+/// webapp's HTTP proxy port.
+fn outbound() -> String {
+    format!("{A}:4140")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webapp_reaches_authors_over_mtls() {
+    let p = step_async("start the mesh, unprivileged", start()).await;
+    step_async("CONNECT tunnels over mTLS", connect_tunnels(&p)).await;
+    step_async(
+        "an absolute-form request goes on in origin form",
+        absolute_form(),
+    )
+    .await;
+    step_async(
+        "an endpoint that cannot prove its identity is refused",
+        impostor_refused(),
+    )
+    .await;
+    step_async("not a proxy request: 400", not_a_proxy_request()).await;
+    step_async(
+        "both proxies count the mTLS connections",
+        metrics_count_mtls(),
+    )
+    .await;
+}
+
+/// An install, authors' application and both proxies, unprivileged, with
+/// the controller; ready when both proxies are.
+async fn start() -> Pair {
     let tmp = tempfile::tempdir().unwrap();
     // The unprivileged proxies read their token files from here.
     use std::os::unix::fs::PermissionsExt;
@@ -167,9 +193,18 @@ async fn webapp_reaches_authors_over_mtls() {
             "the proxies and the app run unprivileged"
         );
     }
-    let outbound = format!("{A}:4140");
+    Pair {
+        a,
+        _b: b,
+        _app: app,
+        _controller: controller,
+        _tmp: tmp,
+    }
+}
 
-    // CONNECT: a tunnel for any bytes, mTLS between the proxies.
+/// CONNECT: a tunnel for any bytes, mTLS between the proxies.
+async fn connect_tunnels(p: &Pair) {
+    let (a, outbound) = (&p.a, outbound());
     let (head, body) = tunnel(
         &outbound,
         "authors.booksapp.svc.cluster.local:7001",
@@ -185,8 +220,11 @@ async fn webapp_reaches_authors_over_mtls() {
         body.ends_with("\r\n\r\napp:GET /through-the-tunnel"),
         "{body}"
     );
+}
 
-    // An absolute-form request goes on in origin form.
+/// An absolute-form request goes on in origin form.
+async fn absolute_form() {
+    let outbound = outbound();
     let mut s = tokio::net::TcpStream::connect(&outbound).await.unwrap();
     s.write_all(b"GET http://authors.booksapp.svc.cluster.local:7001/authors.json HTTP/1.1\r\nHost: authors\r\n\r\n").await.unwrap();
     s.shutdown().await.unwrap();
@@ -200,8 +238,11 @@ async fn webapp_reaches_authors_over_mtls() {
         out.starts_with("HTTP/1.1 200") && out.ends_with("app:GET /authors.json"),
         "{out}"
     );
+}
 
-    // An endpoint that cannot prove the identity it claims is refused.
+/// An endpoint that cannot prove the identity it claims is refused.
+async fn impostor_refused() {
+    let outbound = outbound();
     let (head, body) = tunnel(&outbound, "impostor.booksapp.svc.cluster.local:7001", b"x").await;
     assert!(head.starts_with("HTTP/1.1 502"), "{head}{body}");
     assert!(
@@ -212,8 +253,11 @@ async fn webapp_reaches_authors_over_mtls() {
         "{head}"
     );
     assert!(head.to_lowercase().contains("not valid for name"), "{head}");
+}
 
-    // Not a proxy request at all.
+/// Not a proxy request at all.
+async fn not_a_proxy_request() {
+    let outbound = outbound();
     let resp = http(
         &outbound,
         b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
@@ -223,19 +267,28 @@ async fn webapp_reaches_authors_over_mtls() {
         resp.starts_with("HTTP/1.1 400") && resp.contains("l5d-proxy-error"),
         "{resp}"
     );
+}
 
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let b_metrics = http(&format!("{B}:4191"), b"GET /metrics HTTP/1.0\r\n\r\n").await;
+/// Both proxies count the two mTLS connections (a counter is bumped as
+/// the connection is accounted, which may trail the answer).
+async fn metrics_count_mtls() {
     let target = format!("target_addr=\"{B}:{APP_PORT}\"");
-    assert!(
-        b_metrics.contains(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",{target},tls=\"true\",client_id=\"{WEBAPP}\",srv_kind=\"default\",srv_name=\"all-unauthenticated\",srv_port=\"{APP_PORT}\"}} 2")),
-        "{b_metrics}"
+    let b_open = format!(
+        "tcp_open_total{{direction=\"inbound\",peer=\"src\",{target},tls=\"true\",client_id=\"{WEBAPP}\",srv_kind=\"default\",srv_name=\"all-unauthenticated\",srv_port=\"{APP_PORT}\"}} 2"
     );
-    let a_metrics = http(&format!("{A}:4191"), b"GET /metrics HTTP/1.0\r\n\r\n").await;
-    assert!(
-        a_metrics.contains(&format!("tcp_open_total{{direction=\"outbound\",peer=\"dst\",{target},tls=\"true\",server_id=\"{AUTHORS}\"}} 2")),
-        "{a_metrics}"
+    let b_metrics = eventually_async(Duration::from_secs(5), &b_open, || async {
+        let m = http(&format!("{B}:4191"), b"GET /metrics HTTP/1.0\r\n\r\n").await;
+        check(m.contains(&b_open), m)
+    })
+    .await;
+    let a_open = format!(
+        "tcp_open_total{{direction=\"outbound\",peer=\"dst\",{target},tls=\"true\",server_id=\"{AUTHORS}\"}} 2"
     );
+    let a_metrics = eventually_async(Duration::from_secs(5), &a_open, || async {
+        let m = http(&format!("{A}:4191"), b"GET /metrics HTTP/1.0\r\n\r\n").await;
+        check(m.contains(&a_open), m)
+    })
+    .await;
     // Debian's promtool parses both and finds nothing to say but the
     // abbreviated units Linkerd's `_ms` family names force.
     for metrics in [&a_metrics, &b_metrics] {
@@ -248,7 +301,6 @@ async fn webapp_reaches_authors_over_mtls() {
         let problems = promtool_problems(body);
         assert!(problems.is_empty(), "promtool: {problems:?}");
     }
-    drop(controller.output());
 }
 
 /// `promtool check metrics` on `text`: its findings, less the

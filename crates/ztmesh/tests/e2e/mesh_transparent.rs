@@ -10,7 +10,7 @@
 //!   between the proxies and restored for the app), gRPC over HTTP/2 with
 //!   its trailers, a WebSocket upgrade and an opaque TCP echo.
 
-mod support;
+use crate::support;
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -44,6 +44,18 @@ fn manifests() -> String {
     .join("---\n")
 }
 
+/// The pods' network, the controller, the applications and the meshed
+/// pods' proxies (dropped in this order: proxies first).
+struct Pods {
+    proxies: Vec<Daemon>,
+    _apps: Vec<Daemon>,
+    _controller: Daemon,
+    net: Net,
+    mesh: MeshFiles,
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_ztmesh");
+
 #[test]
 fn transparent_mtls_between_meshed_pods() {
     require_root_and_tools(&[
@@ -54,7 +66,36 @@ fn transparent_mtls_between_meshed_pods() {
         "tcpdump",
         "python3",
     ]);
-    let bin = env!("CARGO_BIN_EXE_ztmesh");
+    let p = step("start the controller, the apps and the meshed pods", start);
+    let (capture, pcap) = step("capture b's link", || start_capture(&p));
+    step("a, b and c talk (mTLS and plaintext)", || {
+        mtls_and_plaintext(&p)
+    });
+    step("HTTP/1.1 shares one HTTP/2 connection", || {
+        http1_multiplexed(&p)
+    });
+    step("gRPC, WebSocket and opaque TCP", || {
+        grpc_websocket_opaque(&p)
+    });
+    step("no secret crossed b's link in plaintext", || {
+        no_secret_on_the_wire(&p, capture, &pcap)
+    });
+    step("b's metrics show identities and protocols", || {
+        b_metrics(&p)
+    });
+    step("an unanswered address is an HTTP error", || {
+        unanswered_address(&p)
+    });
+    step("proxy-init --remove takes the rules out", || {
+        proxy_init_remove(&p)
+    });
+}
+
+/// Applications: the sample app in b (HTTP/1, HTTP/2, WebSocket, TCP
+/// echo), Python's HTTP server in c; meshed pods a and b get proxy-init
+/// (run twice: idempotent) and their proxies.
+fn start() -> Pods {
+    let bin = BIN;
     let mesh = MeshFiles::new();
     std::fs::write(mesh.manifests.join("pods.yaml"), manifests()).unwrap();
     let www = mesh.tmp.path().join("www");
@@ -114,8 +155,18 @@ fn transparent_mtls_between_meshed_pods() {
         );
         proxies.push(net.proxy(p, ("booksapp", sa), &mesh, None, &[]));
     }
+    Pods {
+        proxies,
+        _apps: apps,
+        _controller: controller,
+        net,
+        mesh,
+    }
+}
 
-    // Capture b's link while a and c talk to b.
+/// tcpdump on b's link, writing each packet to the returned file.
+fn start_capture(p: &Pods) -> (Daemon, std::path::PathBuf) {
+    let (mesh, net) = (&p.mesh, &p.net);
     let pcap = mesh.tmp.path().join("b.pcap");
     let mut capture = Net::exec(&net.host, "tcpdump");
     capture
@@ -132,7 +183,13 @@ fn transparent_mtls_between_meshed_pods() {
         .stdout(Stdio::null());
     let mut capture = Daemon::spawn(capture);
     capture.wait_for("listening on", Duration::from_secs(10));
+    (capture, pcap)
+}
 
+/// a -> b (mTLS), c -> b (plaintext into a meshed pod), b -> c
+/// (plaintext out of one).
+fn mtls_and_plaintext(p: &Pods) {
+    let (net, proxies) = (&p.net, &p.proxies);
     let ab = Net::curl(
         net.pod("a"),
         &format!("http://{}:8080/index.html?marker=SECRET-A-TO-B", PODS[1].1),
@@ -165,7 +222,10 @@ fn transparent_mtls_between_meshed_pods() {
         describe(&bc),
         proxies[1].output()
     );
+}
 
+fn http1_multiplexed(p: &Pods) {
+    let net = &p.net;
     // HTTP/1.1 from a: five requests at once share one HTTP/2 connection
     // between the proxies, and the app still sees HTTP/1.1.
     let url = format!("http://{}:8080/books?marker=SECRET-H1", PODS[1].1);
@@ -192,6 +252,10 @@ fn transparent_mtls_between_meshed_pods() {
         describe(&parallel)
     );
     assert_eq!(out.matches("authors:get /books").count(), 5, "{out}");
+}
+
+fn grpc_websocket_opaque(p: &Pods) {
+    let (net, bin) = (&p.net, BIN);
     // gRPC over HTTP/2 with its trailers, a WebSocket and opaque TCP.
     let app_client = |args: &[&str]| {
         let out = Net::unprivileged(net.pod("a"), bin)
@@ -217,11 +281,34 @@ fn transparent_mtls_between_meshed_pods() {
         "SECRET-OPAQUE",
     ]);
     assert_eq!(tcp, "authors:SECRET-OPAQUE\n");
+}
 
-    std::thread::sleep(Duration::from_millis(500));
+/// The capture sees c's plaintext, and none of a's markers.
+fn no_secret_on_the_wire(p: &Pods, mut capture: Daemon, pcap: &std::path::Path) {
+    let net = &p.net;
+    // A last plaintext request from c marks the end: once the capture file
+    // holds it (tcpdump writes each packet, -U), it holds all before it.
+    let flush = Net::curl(
+        net.pod("c"),
+        &format!("http://{}:8080/index.html?marker=PLAIN-C-FLUSH", PODS[1].1),
+    );
+    assert!(flush.status.success(), "c -> b: {}", describe(&flush));
+    let contains_in =
+        |bytes: &[u8], needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    eventually(
+        Duration::from_secs(10),
+        "the capture holding c's last request",
+        || {
+            let bytes = std::fs::read(pcap).unwrap_or_default();
+            check(
+                contains_in(&bytes, b"PLAIN-C-FLUSH"),
+                format!("{} bytes", bytes.len()),
+            )
+        },
+    );
     capture.interrupt();
-    let bytes = std::fs::read(&pcap).unwrap();
-    let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    let bytes = std::fs::read(pcap).unwrap();
+    let contains = |needle: &[u8]| contains_in(&bytes, needle);
     assert!(
         contains(b"PLAIN-C-TO-B"),
         "the capture sees plaintext (so it can see a leak): {} bytes\n{}",
@@ -240,7 +327,10 @@ fn transparent_mtls_between_meshed_pods() {
             "{marker}: a -> b crossed the wire in plaintext"
         );
     }
+}
 
+fn b_metrics(p: &Pods) {
+    let net = &p.net;
     let b_metrics = Net::metrics(net.pod("b"));
     assert!(
         b_metrics.contains(&format!("tls=\"true\",client_id=\"{WEBAPP}\"")),
@@ -289,7 +379,12 @@ fn transparent_mtls_between_meshed_pods() {
                 && l.ends_with(" 8")),
         "{b_metrics}"
     );
-    // An HTTP client asking for an address nobody answers gets an HTTP error, not a reset.
+}
+
+/// An HTTP client asking for an address nobody answers gets an HTTP
+/// error, not a reset; a's outbound metrics name b's identity.
+fn unanswered_address(p: &Pods) {
+    let net = &p.net;
     let out = Net::unprivileged(net.pod("a"), "curl")
         .args([
             "-sS",
@@ -325,8 +420,10 @@ fn transparent_mtls_between_meshed_pods() {
         ),
         "{a_metrics}"
     );
+}
 
-    // proxy-init --remove takes the rules out.
+fn proxy_init_remove(p: &Pods) {
+    let (net, bin) = (&p.net, BIN);
     let out = Net::exec(net.pod("a"), bin)
         .args([
             "proxy-init",
@@ -347,7 +444,4 @@ fn transparent_mtls_between_meshed_pods() {
         "{}",
         describe(&rules)
     );
-    drop(proxies);
-    drop(apps);
-    drop(controller);
 }

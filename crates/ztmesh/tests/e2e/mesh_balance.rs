@@ -4,7 +4,7 @@
 //! endpoints; a slow endpoint that joins gets a taste and is then avoided
 //! (peak-EWMA); an endpoint that leaves under load fails no request.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -95,14 +95,37 @@ async fn tally(n: usize, concurrency: usize) -> BTreeMap<String, usize> {
     by
 }
 
+/// The endpoints' apps and proxies, and the client's proxy.
+struct Balance {
+    client: Daemon,
+    _daemons: Vec<Daemon>,
+    mesh: LocalMesh,
+}
+
+// The serial guard spans the whole test on purpose: only test threads
+// take it, at their start, never a task of this test's runtime.
+#[allow(clippy::await_holding_lock)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_spread_avoid_the_slow_and_survive_a_leaving_endpoint() {
+    let _serial = serial();
+    let b = step("start two endpoints and the client", start);
+    step_async("ready once the client is certified", ready(&b)).await;
+    step_async("two fast endpoints share the traffic", two_share()).await;
+    step_async("a slow endpoint joins and is avoided", slow_joins(&b)).await;
+    step_async(
+        "an endpoint leaves under load, no request fails",
+        one_leaves(&b),
+    )
+    .await;
+}
+
+fn start() -> Balance {
     let mesh = LocalMesh::start(|m| {
         std::fs::write(m.join("service.yaml"), service()).unwrap();
         write_endpoint(m, 0);
         write_endpoint(m, 1);
     });
-    let (m, cp) = (mesh.manifests.clone(), mesh.control_plane());
+    let cp = mesh.control_plane();
     let token = |sa: &str| mesh.token("booksapp", sa);
     let (webapp_token, authors_token) = (token("webapp"), token("authors"));
     let mut daemons = Vec::new();
@@ -122,28 +145,36 @@ async fn requests_spread_avoid_the_slow_and_survive_a_leaving_endpoint() {
         ));
     }
     let client = explicit_proxy(&cp, WEBAPP, &webapp_token, &format!("{CLIENT}:9"), &[]);
-    // Ready once the client's identity is certified.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while request().await.is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "never served:\n{}",
-            client.output()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    Balance {
+        client,
+        _daemons: daemons,
+        mesh,
     }
+}
 
-    // Two fast endpoints share concurrent traffic (requests in flight
-    // raise an endpoint's cost).
+/// Ready once the client's identity is certified.
+async fn ready(b: &Balance) {
+    eventually_async(Duration::from_secs(15), "a request served", || async {
+        request().await.map_err(|e| (e, b.client.output()))
+    })
+    .await;
+}
+
+/// Two fast endpoints share concurrent traffic (requests in flight
+/// raise an endpoint's cost).
+async fn two_share() {
     let by = tally(200, 8).await;
     eprintln!("two endpoints: {by:?}");
     assert_eq!(by.values().sum::<usize>(), 200);
     for name in ["authors-1", "authors-2"] {
         assert!(by.get(name).copied().unwrap_or(0) >= 40, "{by:?}");
     }
+}
 
-    // A slow endpoint joins: it gets some traffic, then little.
-    write_endpoint(&m, 2);
+/// A slow endpoint joins: it gets some traffic, then little.
+async fn slow_joins(b: &Balance) {
+    let m = &b.mesh.manifests;
+    write_endpoint(m, 2);
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut by = BTreeMap::<String, usize>::new();
     while !by.contains_key("authors-slow") {
@@ -157,9 +188,12 @@ async fn requests_spread_avoid_the_slow_and_survive_a_leaving_endpoint() {
     let by = tally(200, 8).await;
     eprintln!("after the slow endpoint joined: {by:?}");
     assert!(by.get("authors-slow").copied().unwrap_or(0) <= 20, "{by:?}");
+}
 
-    // authors-2 leaves while four clients keep sending: no request fails,
-    // and once the change has landed it serves nothing.
+/// authors-2 leaves while four clients keep sending: no request fails,
+/// and once the change has landed it serves nothing.
+async fn one_leaves(b: &Balance) {
+    let m = &b.mesh.manifests;
     let stop = Arc::new(AtomicBool::new(false));
     let failures = Arc::new(AtomicUsize::new(0));
     let removed_at = Arc::new(std::sync::Mutex::new(None::<Instant>));
@@ -212,5 +246,4 @@ async fn requests_spread_avoid_the_slow_and_survive_a_leaving_endpoint() {
         "no requests after the change"
     );
     assert!(!late.contains_key("authors-2"), "{late:?}");
-    drop(daemons);
 }

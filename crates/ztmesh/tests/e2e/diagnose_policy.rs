@@ -2,7 +2,7 @@
 //! running controller: the first line is ALLOW or DENY with the reason,
 //! the exit status 0 / 1 / 2.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use support::*;

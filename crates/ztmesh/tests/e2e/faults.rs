@@ -11,17 +11,15 @@
 //!   waits for the endpoint to come back), asserted as 0 above a tolerance
 //!   of the in-flight bound.
 //!
-//! The scenarios run one at a time (a lock), each on its own loopback
-//! addresses, and each load run is bounded in count and time.
+//! The scenarios run one at a time (`support::serial`, with the other
+//! heavy suites), each on its own loopback addresses, and each load run is
+//! bounded in count and time.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use support::*;
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 const RPS: u32 = 300;
 const AUTHORS_ID: &str = "authors.booksapp.serviceaccount.identity.linkerd.cluster.local";
@@ -71,19 +69,10 @@ fn pair(net: &str, controller_args: &[&str], proxy_env: &[(&str, &str)]) -> Pair
         client_proxy,
     };
     // Ready once a request makes it through both proxies.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    eventually(Duration::from_secs(20), "the pair serving", || {
         let out = run_load(&p.client_ip, 1, "1s");
-        if out.contains("ok=1 ") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the pair never served: {out}\n{}",
-            p.client_proxy.output()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        check(out.contains("ok=1 "), (out, p.client_proxy.output()))
+    });
     p
 }
 
@@ -187,7 +176,7 @@ fn admin_counter(ip: &str, prefix: &str) -> u64 {
 
 #[test]
 fn controller_killed_and_restarted_fails_no_request() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     let mut p = pair("127.0.62", &[], &[]);
     let run = load(&p.client_ip, 20);
     std::thread::sleep(Duration::from_secs(4));
@@ -201,25 +190,20 @@ fn controller_killed_and_restarted_fails_no_request() {
     assert_eq!(failed(&report), 0, "{report}\n{}", p.client_proxy.output());
     assert!(field(&report, "sent") >= u64::from(RPS) * 19, "{report}");
     // The client's proxy found the restarted controller again.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !p
-        .client_proxy
-        .output()
-        .contains("discovery stream reopened")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "never reconnected:\n{}",
-            p.client_proxy.output()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually(
+        Duration::from_secs(10),
+        "the client's proxy reconnecting",
+        || {
+            let log = p.client_proxy.output();
+            check(log.contains("discovery stream reopened"), log)
+        },
+    );
     p.mesh.controller = restarted;
 }
 
 #[test]
 fn issuer_rotation_fails_no_request() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     // Short-lived certificates, so the proxies renew from the new issuer
     // within the run.
     let p = pair(
@@ -246,7 +230,7 @@ fn issuer_rotation_fails_no_request() {
 
 #[test]
 fn short_lived_certificates_rotate_without_failures() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     let p = pair(
         "127.0.64",
         &["--identity-ttl", "6s"],
@@ -266,7 +250,7 @@ fn short_lived_certificates_rotate_without_failures() {
 
 #[test]
 fn server_proxy_restart_fails_at_most_the_requests_in_flight() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     let mut p = pair("127.0.65", &[], &[]);
     let run = load(&p.client_ip, 15);
     std::thread::sleep(Duration::from_secs(4));
@@ -294,7 +278,7 @@ fn server_proxy_restart_fails_at_most_the_requests_in_flight() {
 /// request sent meanwhile is answered once the controller is back.
 #[test]
 fn a_proxy_without_a_certificate_holds_mesh_tls_until_it_has_one() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     let mut p = pair("127.0.70", &[], &[]);
     kill(&p.mesh.controller, "-KILL");
     wait_exit(&mut p.mesh.controller, Duration::from_secs(5));

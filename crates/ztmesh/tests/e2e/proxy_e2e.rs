@@ -2,10 +2,10 @@
 //! real controller: readiness follows identity, an mTLS client's identity
 //! is learned and counted, a plaintext client is labelled as such.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -44,8 +44,32 @@ async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The controller, the application, and authors' proxy in front of it.
+struct Authors {
+    proxy: Daemon,
+    app_addr: SocketAddr,
+    identity_addr: String,
+    d: std::path::PathBuf,
+    _controller: Daemon,
+    tmp: tempfile::TempDir,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explicit_mode_inbound_mtls_with_the_real_controller() {
+    let mut p = step_async("start the controller, the app and the proxy", start()).await;
+    step_async("ready once the certificate is held", ready(&p)).await;
+    step_async("a meshed client's identity is learned", meshed_client(&p)).await;
+    step_async("an unmeshed client is served", unmeshed_client()).await;
+    step_async("the metrics count both clients", metrics_count_both(&p)).await;
+    step_async(
+        "graceful shutdown through the admin endpoint",
+        shutdown(&mut p),
+    )
+    .await;
+}
+
+/// The proxy warns about a setting it does not support.
+async fn start() -> Authors {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().join("identity");
     run_ok(ztmesh().args(["install", "--dir"]).arg(&d));
@@ -101,27 +125,35 @@ async fn explicit_mode_inbound_mtls_with_the_real_controller() {
         proxy.output()
     );
 
-    // Ready once the certificate is held.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some((200, body)) = admin_get("/ready").await {
-            assert_eq!(body, "ready\n");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not ready within 10s:\n{}",
-            proxy.output()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    Authors {
+        proxy,
+        app_addr,
+        identity_addr,
+        d,
+        _controller,
+        tmp,
     }
+}
 
-    // A meshed client: a webapp certificate from the controller, via the CLI.
+async fn ready(p: &Authors) {
+    let body = eventually_async(Duration::from_secs(10), "/ready answering 200", || async {
+        match admin_get("/ready").await {
+            Some((200, body)) => Ok(body),
+            answer => Err((answer, p.proxy.output())),
+        }
+    })
+    .await;
+    assert_eq!(body, "ready\n");
+}
+
+/// A meshed client: a webapp certificate from the controller, via the CLI.
+async fn meshed_client(p: &Authors) {
+    let (d, tmp, identity_addr) = (&p.d, &p.tmp, &p.identity_addr);
     let webapp_token = tmp.path().join("webapp.token");
-    token_file(&d, "booksapp", "webapp", &webapp_token);
+    token_file(d, "booksapp", "webapp", &webapp_token);
     let certs = tmp.path().join("webapp");
     run_ok(&mut certify(
-        &identity_addr,
+        identity_addr,
         WEBAPP,
         &webapp_token,
         &d.join("ca.crt"),
@@ -160,28 +192,47 @@ async fn explicit_mode_inbound_mtls_with_the_real_controller() {
         Some(tokio_rustls::rustls::ProtocolVersion::TLSv1_3)
     );
     assert_eq!(exchange(tls, b"hello authors").await, "app:hello authors");
+}
 
-    // An unmeshed client.
+/// An unmeshed client.
+async fn unmeshed_client() {
     let plain = tokio::net::TcpStream::connect(format!("{IP}:4143"))
         .await
         .unwrap();
     assert_eq!(exchange(plain, b"plain").await, "app:plain");
+}
 
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let (status, metrics) = admin_get("/metrics").await.unwrap();
-    assert_eq!(status, 200);
+async fn metrics_count_both(p: &Authors) {
+    let app_addr = p.app_addr;
     let srv = format!(
         "srv_kind=\"default\",srv_name=\"all-unauthenticated\",srv_port=\"{}\"",
         app_addr.port()
     );
+    // The plaintext connection is the last counted.
+    let plain_open = format!(
+        "tcp_open_total{{direction=\"inbound\",peer=\"src\",target_addr=\"{app_addr}\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\",{srv}}} 1"
+    );
+    let (status, metrics) = eventually_async(Duration::from_secs(5), &plain_open, || async {
+        let answer = admin_get("/metrics").await;
+        let counted = answer
+            .as_ref()
+            .is_some_and(|(_, metrics)| metrics.contains(&plain_open));
+        check(counted, answer)
+    })
+    .await
+    .expect("an answer");
+    assert_eq!(status, 200);
     assert!(metrics.contains(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",target_addr=\"{app_addr}\",tls=\"true\",client_id=\"{WEBAPP}\",{srv}}} 1")), "{metrics}");
     assert!(metrics.contains(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",target_addr=\"{app_addr}\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\",{srv}}} 1")), "{metrics}");
     assert!(
         metrics.contains("control_identity_cert_refreshes_total{result=\"ok\"} 1"),
         "{metrics}"
     );
+}
 
-    // Graceful shutdown through the admin endpoint.
+/// Graceful shutdown through the admin endpoint.
+async fn shutdown(p: &mut Authors) {
+    let proxy = &mut p.proxy;
     let mut s = tokio::net::TcpStream::connect(format!("{IP}:4191"))
         .await
         .unwrap();
