@@ -97,7 +97,7 @@ impl<'a> Settings<'a> {
             Some(v) => match parse_duration(&v) {
                 Ok(d) => d,
                 Err(e) => {
-                    self.invalid(key, e);
+                    self.invalid(key, e.to_string());
                     default
                 }
             },
@@ -117,15 +117,26 @@ impl<'a> Settings<'a> {
     }
 }
 
+/// Why a value is not one of Linkerd's durations; each names the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("{0:?} is not a duration (e.g. 500ms, 10s, 5m, 24h)")]
+    NotANumber(String),
+    #[error("{value:?} has unknown unit {unit:?} (use ms, s, m, h or d)")]
+    UnknownUnit { value: String, unit: String },
+    #[error("{0:?} is too long")]
+    TooLong(String),
+}
+
 /// Parses Linkerd's durations: a number with a unit (`500ms`, `10s`, `5m`,
 /// `24h`, `7d`); a bare number is seconds, as linkerd2-proxy reads it.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (digits, unit) = s.split_at(split);
     let n: u64 = digits
         .parse()
-        .map_err(|_| format!("{s:?} is not a duration (e.g. 500ms, 10s, 5m, 24h)"))?;
+        .map_err(|_| DurationError::NotANumber(s.into()))?;
     let unit_ms: u64 = match unit {
         "ms" => 1,
         "" | "s" => 1_000,
@@ -133,14 +144,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => 3_600_000,
         "d" => 86_400_000,
         _ => {
-            return Err(format!(
-                "{s:?} has unknown unit {unit:?} (use ms, s, m, h or d)"
-            ));
+            return Err(DurationError::UnknownUnit {
+                value: s.into(),
+                unit: unit.into(),
+            });
         }
     };
     n.checked_mul(unit_ms)
         .map(Duration::from_millis)
-        .ok_or_else(|| format!("{s:?} is too long"))
+        .ok_or_else(|| DurationError::TooLong(s.into()))
 }
 
 #[cfg(test)]
@@ -173,6 +185,7 @@ mod tests {
                 "{input:?}: {got:?}"
             );
             if let Err(e) = got {
+                let e = e.to_string();
                 assert!(e.contains(input.trim()) || input.trim().is_empty(), "{e}");
             }
         }

@@ -104,7 +104,11 @@ pub struct IdentityDaemon<C> {
 }
 
 impl<C: CertifyClient> IdentityDaemon<C> {
-    pub fn new(config: &IdentityConfig, documents: Documents, client: C) -> Result<Self, String> {
+    pub fn new(
+        config: &IdentityConfig,
+        documents: Documents,
+        client: C,
+    ) -> Result<Self, verify::AnchorsError> {
         let (status, _) = watch::channel(IdentityStatus::Pending);
         Ok(Self {
             name: config.local_name.clone(),
