@@ -10,6 +10,7 @@
 //! skip protocol detection; other addresses are reached as they are,
 //! outside the mesh. Opening a stream is bounded in time.
 
+use super::cache::{IDLE_TIMEOUT, IdleCache};
 use super::profile::Profile;
 use linkerd2_proxy_api::destination::{self as proto, destination_client::DestinationClient};
 use std::collections::{BTreeMap, HashMap};
@@ -67,19 +68,18 @@ pub enum DiscoverError {
 /// answer in force while the task reopens it with a backoff, as
 /// linkerd2-proxy does: a controller outage fails no request to a known
 /// target. Only the controller saying the target no longer exists drops
-/// the entry. A name the controller has no profile for is remembered for
-/// [`NEGATIVE_TTL`].
+/// the entry, and so does a target nobody has looked up for
+/// [`IDLE_TIMEOUT`] ([`IdleCache`]). A name the controller has no profile
+/// for is remembered for [`NEGATIVE_TTL`].
 #[derive(Clone)]
 pub struct Discover {
     client: DestinationClient<Channel>,
     context_token: String,
     profile_networks: Arc<Vec<ipnet::IpNet>>,
-    names: Cache<Arc<Vec<Endpoint>>>,
-    profiles: Cache<Arc<ProfileState>>,
+    names: IdleCache<Arc<Vec<Endpoint>>>,
+    profiles: IdleCache<Arc<ProfileState>>,
     no_profile: Arc<Mutex<HashMap<String, tokio::time::Instant>>>,
 }
-
-type Cache<T> = Arc<Mutex<HashMap<String, watch::Receiver<T>>>>;
 
 /// How long a failed profile lookup for a name is remembered.
 pub const NEGATIVE_TTL: Duration = Duration::from_secs(10);
@@ -132,8 +132,8 @@ impl Discover {
             client: DestinationClient::new(channel),
             context_token,
             profile_networks: Arc::new(profile_networks),
-            names: Arc::default(),
-            profiles: Arc::default(),
+            names: IdleCache::new(IDLE_TIMEOUT),
+            profiles: IdleCache::new(IDLE_TIMEOUT),
             no_profile: Arc::default(),
         }
     }
@@ -244,13 +244,8 @@ impl Discover {
     }
 
     async fn profile_state(&self, authority: &str) -> Result<Arc<ProfileState>, DiscoverError> {
-        if let Some(rx) = self
-            .profiles
-            .lock()
-            .expect("discovery cache")
-            .get(authority)
-        {
-            return Ok(rx.borrow().clone());
+        if let Some(state) = self.profiles.get(authority) {
+            return Ok(state);
         }
         let rpc = |s: tonic::Status| DiscoverError::Rpc(s.code(), s.message().into());
         let mut client = self.client.clone();
@@ -268,15 +263,11 @@ impl Discover {
             .map_err(rpc)?
             .ok_or_else(|| DiscoverError::Unknown(authority.into()))?;
         let (tx, rx) = watch::channel(Arc::new(profile_state(&first)));
-        self.profiles
-            .lock()
-            .expect("discovery cache")
-            .insert(authority.to_string(), rx.clone());
-        tokio::spawn(
-            self.clone()
-                .follow_profile(authority.to_string(), stream, tx),
-        );
         let state = rx.borrow().clone();
+        let this = self.clone();
+        self.profiles.insert(authority, rx, |_| {
+            this.follow_profile(authority.to_string(), stream, tx)
+        });
         Ok(state)
     }
 
@@ -298,11 +289,8 @@ impl Discover {
                     client.get_profile(req).await
                 })
                 .await;
+            // The target is gone: the cache drops it as this ends.
             let Some(reopened) = reopened else {
-                self.profiles
-                    .lock()
-                    .expect("discovery cache")
-                    .remove(&authority);
                 return;
             };
             stream = reopened;
@@ -337,10 +325,6 @@ impl Discover {
                 })
                 .await;
             let Some(reopened) = reopened else {
-                self.names
-                    .lock()
-                    .expect("discovery cache")
-                    .remove(&authority);
                 return;
             };
             stream = reopened;
@@ -388,8 +372,8 @@ impl Discover {
     }
 
     async fn name_endpoints(&self, authority: &str) -> Result<Arc<Vec<Endpoint>>, DiscoverError> {
-        if let Some(rx) = self.names.lock().expect("discovery cache").get(authority) {
-            return Ok(rx.borrow().clone());
+        if let Some(endpoints) = self.names.get(authority) {
+            return Ok(endpoints);
         }
         let rpc = |s: tonic::Status| DiscoverError::Rpc(s.code(), s.message().into());
         let mut client = self.client.clone();
@@ -412,15 +396,11 @@ impl Discover {
             return Err(DiscoverError::Unknown(authority.into()));
         }
         let (tx, rx) = watch::channel(endpoint_list(&set));
-        self.names
-            .lock()
-            .expect("discovery cache")
-            .insert(authority.to_string(), rx.clone());
-        tokio::spawn(
-            self.clone()
-                .follow_endpoints(authority.to_string(), stream, set, tx),
-        );
         let endpoints = rx.borrow().clone();
+        let this = self.clone();
+        self.names.insert(authority, rx, |_| {
+            this.follow_endpoints(authority.to_string(), stream, set, tx)
+        });
         Ok(endpoints)
     }
 }

@@ -10,6 +10,7 @@
 //! choice is made by the HTTP stage.
 
 use super::accrual::AccrualConfig;
+use super::cache::{IDLE_TIMEOUT, IdleCache};
 use linkerd2_proxy_api::outbound::{
     self as proto, outbound_policies_client::OutboundPoliciesClient,
 };
@@ -215,36 +216,33 @@ pub fn pick_backend(backends: &[(u32, String)], random: impl FnOnce(u64) -> u64)
     None
 }
 
-/// OutboundPolicies streams, one per target, kept current.
-pub struct Policies {
+/// OutboundPolicies streams, one per target, kept current while used
+/// ([`IdleCache`]); targets without a policy are remembered for
+/// [`NEGATIVE_TTL`].
+pub(crate) struct Policies {
     client: OutboundPoliciesClient<Channel>,
-    cache: Arc<Mutex<HashMap<String, Entry>>>,
-}
-
-enum Entry {
-    Watching(watch::Receiver<Arc<OutboundPolicy>>),
-    None(tokio::time::Instant),
+    watching: IdleCache<Arc<OutboundPolicy>>,
+    none: Mutex<HashMap<String, tokio::time::Instant>>,
 }
 
 impl Policies {
-    pub fn new(channel: Channel) -> Self {
+    pub(crate) fn new(channel: Channel) -> Self {
         Self {
             client: OutboundPoliciesClient::new(channel),
-            cache: Arc::default(),
+            watching: IdleCache::new(IDLE_TIMEOUT),
+            none: Mutex::default(),
         }
     }
 
     /// The target's policy, or None when the controller has none for it.
-    pub async fn get(&self, target: &str) -> Option<Arc<OutboundPolicy>> {
-        match self
-            .cache
-            .lock()
-            .expect("outbound policies lock")
-            .get(target)
+    pub(crate) async fn get(&self, target: &str) -> Option<Arc<OutboundPolicy>> {
+        if let Some(policy) = self.watching.get(target) {
+            return Some(policy);
+        }
+        if let Some(until) = self.none.lock().expect("outbound policies lock").get(target)
+            && tokio::time::Instant::now() < *until
         {
-            Some(Entry::Watching(rx)) => return Some(rx.borrow().clone()),
-            Some(Entry::None(until)) if tokio::time::Instant::now() < *until => return None,
-            _ => {}
+            return None;
         }
         use proto::traffic_spec::Target;
         let spec = proto::TrafficSpec {
@@ -278,26 +276,18 @@ impl Policies {
             }
         };
         let (tx, rx) = watch::channel(Arc::new(OutboundPolicy::from_proto(&first)));
-        self.cache
-            .lock()
-            .expect("outbound policies lock")
-            .insert(target.to_string(), Entry::Watching(rx.clone()));
         let policy = rx.borrow().clone();
-        tokio::spawn(follow(
-            self.client.clone(),
-            self.cache.clone(),
-            target.to_string(),
-            spec,
-            stream,
-            tx,
-        ));
+        let client = self.client.clone();
+        self.watching.insert(target, rx, |_| {
+            follow(client, target.to_string(), spec, stream, tx)
+        });
         Some(policy)
     }
 
     fn remember_none(&self, target: &str) {
-        self.cache.lock().expect("outbound policies lock").insert(
+        self.none.lock().expect("outbound policies lock").insert(
             target.to_string(),
-            Entry::None(tokio::time::Instant::now() + NEGATIVE_TTL),
+            tokio::time::Instant::now() + NEGATIVE_TTL,
         );
     }
 }
@@ -305,10 +295,10 @@ impl Policies {
 /// Keeps a target's policy current. A stream that ends or fails keeps the
 /// last policy in force while it is reopened with a backoff (a controller
 /// outage changes no route); only NOT_FOUND or UNIMPLEMENTED from a
-/// reopened stream drops it, and the profile path applies again.
+/// reopened stream drops it (the cache does as this ends), and the
+/// profile path applies again.
 async fn follow(
     mut client: OutboundPoliciesClient<Channel>,
-    cache: Arc<Mutex<HashMap<String, Entry>>>,
     target: String,
     spec: proto::TrafficSpec,
     mut stream: tonic::Streaming<proto::OutboundPolicy>,
@@ -340,10 +330,6 @@ async fn follow(
                     ) =>
                 {
                     tracing::info!(%target, "the target no longer has an outbound policy");
-                    cache
-                        .lock()
-                        .expect("outbound policies lock")
-                        .remove(&target);
                     return;
                 }
                 _ => continue,
