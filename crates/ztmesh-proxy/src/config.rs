@@ -65,13 +65,13 @@ impl ConfigError {
 }
 
 /// A reader that collects every problem instead of stopping at the first.
-pub struct Settings<'a> {
+pub(crate) struct Settings<'a> {
     env: &'a dyn Env,
     errors: ConfigError,
 }
 
 impl<'a> Settings<'a> {
-    pub fn new(env: &'a dyn Env) -> Self {
+    pub(crate) fn new(env: &'a dyn Env) -> Self {
         Self {
             env,
             errors: ConfigError::default(),
@@ -79,11 +79,11 @@ impl<'a> Settings<'a> {
     }
 
     /// A non-empty value, or `None` when unset or empty.
-    pub fn optional(&self, key: &'static str) -> Option<String> {
+    pub(crate) fn optional(&self, key: &'static str) -> Option<String> {
         self.env.get(key).filter(|v| !v.trim().is_empty())
     }
 
-    pub fn required(&mut self, key: &'static str) -> Option<String> {
+    pub(crate) fn required(&mut self, key: &'static str) -> Option<String> {
         let value = self.optional(key);
         if value.is_none() {
             self.errors.missing.push(key);
@@ -91,7 +91,7 @@ impl<'a> Settings<'a> {
         value
     }
 
-    pub fn duration(&mut self, key: &'static str, default: Duration) -> Duration {
+    pub(crate) fn duration(&mut self, key: &'static str, default: Duration) -> Duration {
         match self.optional(key) {
             None => default,
             Some(v) => match parse_duration(&v) {
@@ -104,11 +104,11 @@ impl<'a> Settings<'a> {
         }
     }
 
-    pub fn invalid(&mut self, key: &'static str, reason: impl Into<String>) {
+    pub(crate) fn invalid(&mut self, key: &'static str, reason: impl Into<String>) {
         self.errors.invalid.push((key, reason.into()));
     }
 
-    pub fn finish(self) -> Result<(), ConfigError> {
+    pub(crate) fn finish(self) -> Result<(), ConfigError> {
         if self.errors.is_empty() {
             Ok(())
         } else {

@@ -48,7 +48,10 @@ async fn held_backend(
 }
 
 /// The outbound listener (explicit mode) serving under `watch`.
-async fn listen(backend: std::net::SocketAddr, watch: ztmesh_proxy::drain::Watch) -> std::net::SocketAddr {
+async fn listen(
+    backend: std::net::SocketAddr,
+    watch: ztmesh_proxy::drain::Watch,
+) -> std::net::SocketAddr {
     let discovery = Arc::new(InMemoryDiscovery::default());
     discovery.set(SLOW, resolution(backend, None));
     let out = Arc::new(outbound(discovery, Arc::default()));
@@ -79,7 +82,10 @@ async fn until_refused(addr: std::net::SocketAddr) {
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return,
             _ => {}
         }
-        assert!(Instant::now() < deadline, "{addr} still accepts while draining");
+        assert!(
+            Instant::now() < deadline,
+            "{addr} still accepts while draining"
+        );
         tokio::task::yield_now().await;
     }
 }

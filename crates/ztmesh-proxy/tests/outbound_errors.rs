@@ -52,7 +52,13 @@ async fn failures_answer_one_status_each() {
             None,
             "loopback address outside the mesh",
         ),
-        ("http://web.ns.svc.cluster.local:80/", None, 502, None, "the request to 127.0.0.1:"),
+        (
+            "http://web.ns.svc.cluster.local:80/",
+            None,
+            502,
+            None,
+            "the request to 127.0.0.1:",
+        ),
         (
             "http://empty.ns.svc.cluster.local:80/svc.Api/Get",
             Some("application/grpc"),
@@ -143,7 +149,11 @@ async fn a_refused_connect_is_answered_and_the_connection_closed() {
     tokio::spawn(out.serve(listener, false, ztmesh_proxy::drain::Watch::never()));
 
     let cases = [
-        ("127.0.0.1:9", "HTTP/1.1 403", "loopback address outside the mesh"),
+        (
+            "127.0.0.1:9",
+            "HTTP/1.1 403",
+            "loopback address outside the mesh",
+        ),
         (NAME, "HTTP/1.1 502", "connecting to 127.0.0.1:"),
         (
             "nowhere.ns.svc.cluster.local:80",

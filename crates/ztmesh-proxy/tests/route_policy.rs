@@ -171,10 +171,7 @@ async fn httproute_retry_annotations_limit_statuses_and_timeouts() {
         timeout: None,
         statuses: vec![(500, 599)],
     };
-    assert_eq!(
-        send_on_rule(&out, rule(None, Some(five_xx))).await,
-        503
-    );
+    assert_eq!(send_on_rule(&out, rule(None, Some(five_xx))).await, 503);
     assert_eq!(hits.load(Ordering::SeqCst), 3);
     assert_eq!(out.route_metrics.count(RouteEvent::Retry, DST, "items"), 2);
     // Only 429 is retryable: a 503 is sent once.
@@ -183,10 +180,7 @@ async fn httproute_retry_annotations_limit_statuses_and_timeouts() {
         timeout: None,
         statuses: vec![(429, 429)],
     };
-    assert_eq!(
-        send_on_rule(&out, rule(None, Some(only_429))).await,
-        503
-    );
+    assert_eq!(send_on_rule(&out, rule(None, Some(only_429))).await, 503);
     assert_eq!(hits.load(Ordering::SeqCst), 4);
 
     // A slow backend: each try gets 1s (retry.linkerd.io/timeout), the
@@ -199,11 +193,7 @@ async fn httproute_retry_annotations_limit_statuses_and_timeouts() {
         statuses: vec![(500, 599)],
     };
     let started = Instant::now();
-    let status = send_on_rule(
-        &out,
-        rule(Some(Duration::from_secs(5)), Some(per_try)),
-    )
-    .await;
+    let status = send_on_rule(&out, rule(Some(Duration::from_secs(5)), Some(per_try))).await;
     assert_eq!(status, 504);
     assert_eq!(slow_hits.load(Ordering::SeqCst), 2);
     let took = started.elapsed();

@@ -242,11 +242,12 @@ impl Outbound {
             return Err(Failure::LoopbackOutsideMesh(addr));
         }
         let endpoints = &resolution.endpoints;
-        let (endpoint, _) = self.http.router.forward.balancer.pick(
-            endpoints,
-            |e| e.addr,
-            |n| fastrand::usize(..n),
-        );
+        let (endpoint, _) =
+            self.http
+                .router
+                .forward
+                .balancer
+                .pick(endpoints, |e| e.addr, |n| fastrand::usize(..n));
         let connected = connect(endpoint, &self.tls).await?;
         tracing::debug!(%authority, endpoint = %endpoint.addr, server_id = connected.server_id.as_deref().unwrap_or("-"), "outbound connection");
         Ok(Opened {

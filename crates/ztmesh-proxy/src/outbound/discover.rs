@@ -20,18 +20,18 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
-pub const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One reachable endpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Endpoint {
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     /// The identity the endpoint must prove and the SNI to send; None: plaintext.
-    pub tls: Option<(String, String)>,
+    pub(crate) tls: Option<(String, String)>,
     /// Dial this port and send a transport header naming `addr`'s port.
-    pub opaque_transport: Option<u16>,
+    pub(crate) opaque_transport: Option<u16>,
     /// The endpoint's proxy takes HTTP/2 (so HTTP/1 may be upgraded to it).
-    pub http2: bool,
+    pub(crate) http2: bool,
 }
 
 impl Endpoint {
@@ -72,7 +72,7 @@ pub enum DiscoverError {
 /// [`IDLE_TIMEOUT`] ([`IdleCache`]). A name the controller has no profile
 /// for is remembered for [`NEGATIVE_TTL`].
 #[derive(Clone)]
-pub struct Discover {
+pub(crate) struct Discover {
     client: DestinationClient<Channel>,
     context_token: String,
     profile_networks: Arc<Vec<ipnet::IpNet>>,
@@ -82,17 +82,17 @@ pub struct Discover {
 }
 
 /// How long a failed profile lookup for a name is remembered.
-pub const NEGATIVE_TTL: Duration = Duration::from_secs(10);
+pub(crate) const NEGATIVE_TTL: Duration = Duration::from_secs(10);
 
 /// What GetProfile says about a target.
 #[derive(Debug, Default)]
-pub struct ProfileState {
+pub(crate) struct ProfileState {
     /// The ServiceProfile's routes and retry budget.
     pub profile: Option<Arc<Profile>>,
     /// The address is one meshed workload.
-    pub endpoint: Option<Endpoint>,
+    pub(crate) endpoint: Option<Endpoint>,
     /// The address is a Service: its name, for Destination.Get.
-    pub fqn: String,
+    pub(crate) fqn: String,
     pub opaque_protocol: bool,
 }
 
@@ -114,7 +114,7 @@ impl Resolution {
     /// A loopback address the mesh does not know: explicit mode's proxy
     /// refuses to relay to it (the workload's own local services, the
     /// controller's ports on a shared host).
-    pub fn loopback_outside_mesh(&self) -> Option<SocketAddr> {
+    pub(crate) fn loopback_outside_mesh(&self) -> Option<SocketAddr> {
         self.endpoints
             .iter()
             .find(|e| self.outside_mesh && e.addr.ip().is_loopback())
@@ -123,7 +123,7 @@ impl Resolution {
 }
 
 impl Discover {
-    pub fn new(
+    pub(crate) fn new(
         channel: Channel,
         context_token: String,
         profile_networks: Vec<ipnet::IpNet>,
@@ -143,7 +143,7 @@ impl Discover {
     /// the Service's endpoints); a name with Get (and GetProfile for its
     /// routes); a name the control plane does not know is resolved with
     /// DNS and reached outside the mesh.
-    pub async fn endpoints(&self, authority: &str) -> Result<Resolution, DiscoverError> {
+    pub(crate) async fn endpoints(&self, authority: &str) -> Result<Resolution, DiscoverError> {
         let plain = |addr| Arc::new(vec![Endpoint::plain(addr)]);
         let resolution = if let Ok(addr) = authority.parse::<SocketAddr>() {
             if !self.profile_networks.iter().any(|n| n.contains(&addr.ip())) {
@@ -441,7 +441,10 @@ fn profile_state(p: &proto::DestinationProfile) -> ProfileState {
 
 /// Applies one Destination update to an endpoint set, per destination.proto;
 /// false when the service does not exist (`no_endpoints{exists: false}`).
-pub fn apply(set: &mut BTreeMap<SocketAddr, Endpoint>, update: proto::update::Update) -> bool {
+pub(crate) fn apply(
+    set: &mut BTreeMap<SocketAddr, Endpoint>,
+    update: proto::update::Update,
+) -> bool {
     use proto::update::Update;
     match update {
         Update::Add(add) => {
@@ -467,7 +470,7 @@ pub fn apply(set: &mut BTreeMap<SocketAddr, Endpoint>, update: proto::update::Up
 
 /// A proto endpoint in the proxy's terms; SNI falls back to the DNS
 /// identity when the controller gives no server name, as linkerd2-proxy does.
-pub fn endpoint(w: &proto::WeightedAddr) -> Option<Endpoint> {
+pub(crate) fn endpoint(w: &proto::WeightedAddr) -> Option<Endpoint> {
     use proto::tls_identity::Strategy;
     let addr = SocketAddr::try_from(w.addr?).ok()?;
     let tls = w.tls_identity.as_ref().and_then(|t| {

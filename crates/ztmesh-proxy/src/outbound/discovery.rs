@@ -95,10 +95,7 @@ mod in_memory {
     }
 
     impl Discovery for InMemoryDiscovery {
-        fn resolve<'a>(
-            &'a self,
-            target: &'a str,
-        ) -> Lookup<'a, Result<Resolution, DiscoverError>> {
+        fn resolve<'a>(&'a self, target: &'a str) -> Lookup<'a, Result<Resolution, DiscoverError>> {
             let known = self
                 .targets
                 .lock()
@@ -151,7 +148,10 @@ mod in_memory {
             d.set("empty.ns.svc.cluster.local:80", Resolution::default());
             d.set_policy("web.ns.svc.cluster.local:80", OutboundPolicy::default());
             let cases: [(&str, Option<(&str, bool)>); 4] = [
-                ("web.ns.svc.cluster.local:80", Some(("10.0.0.7:8080", false))),
+                (
+                    "web.ns.svc.cluster.local:80",
+                    Some(("10.0.0.7:8080", false)),
+                ),
                 ("10.1.1.1:80", Some(("10.1.1.1:80", true))),
                 ("empty.ns.svc.cluster.local:80", None),
                 ("nowhere.ns.svc.cluster.local:80", None),

@@ -34,7 +34,7 @@ pub(crate) const L5D_PROXY_ERROR: &str = "l5d-proxy-error";
 
 /// Why an outbound request got no answer from its target.
 #[derive(Debug, thiserror::Error)]
-pub enum Failure {
+pub(crate) enum Failure {
     #[error(
         "{uri} is not absolute-form; this is an HTTP proxy: send http://host:port/path or CONNECT host:port"
     )]
@@ -77,7 +77,7 @@ pub enum Failure {
 impl Failure {
     /// The HTTP status the application gets (gRPC callers: in the mapping
     /// of [`Failure::grpc_code`]).
-    pub fn http_status(&self) -> StatusCode {
+    pub(crate) fn http_status(&self) -> StatusCode {
         match self {
             Self::NotAbsoluteForm { .. }
             | Self::ConnectWithoutAuthority { .. }
@@ -102,7 +102,7 @@ impl Failure {
 
     /// The gRPC status a gRPC caller gets: its deadline, if the route's
     /// timeout ran out; unavailable for every failure to reach the target.
-    pub fn grpc_code(&self) -> tonic::Code {
+    pub(crate) fn grpc_code(&self) -> tonic::Code {
         match self.http_status() {
             StatusCode::BAD_REQUEST => tonic::Code::InvalidArgument,
             StatusCode::FORBIDDEN => tonic::Code::PermissionDenied,
@@ -114,7 +114,7 @@ impl Failure {
 
 /// Who is waiting for the answer, which decides its form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Caller {
+pub(crate) enum Caller {
     Http,
     /// A gRPC request (`content-type: application/grpc...`).
     Grpc,
@@ -123,7 +123,7 @@ pub enum Caller {
 }
 
 impl Caller {
-    pub fn of<B>(req: &Request<B>) -> Self {
+    pub(crate) fn of<B>(req: &Request<B>) -> Self {
         let grpc = req
             .headers()
             .get(http::header::CONTENT_TYPE)
@@ -133,7 +133,7 @@ impl Caller {
 }
 
 /// The one place an outbound failure becomes a response.
-pub fn rescue(failure: &Failure, caller: Caller) -> Response<Body> {
+pub(crate) fn rescue(failure: &Failure, caller: Caller) -> Response<Body> {
     let reason = failure.to_string();
     let header = HeaderValue::from_str(&reason.replace(['\r', '\n'], " "))
         .unwrap_or_else(|_| HeaderValue::from_static("outbound proxy error"));
@@ -183,7 +183,7 @@ fn grpc_message(reason: &str) -> String {
 }
 
 /// An error and its causes, as one line.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
@@ -331,7 +331,12 @@ mod tests {
             assert_eq!(rsp.status(), 200, "{failure}");
             assert_eq!(rsp.headers()["grpc-status"], (grpc as i32).to_string());
             assert_eq!(rsp.headers()["content-type"], "application/grpc");
-            assert!(rsp.headers()[L5D_PROXY_ERROR].to_str().unwrap().contains(reason));
+            assert!(
+                rsp.headers()[L5D_PROXY_ERROR]
+                    .to_str()
+                    .unwrap()
+                    .contains(reason)
+            );
 
             let rsp = rescue(&failure, Caller::Connect);
             assert_eq!(rsp.status(), status, "{failure}");

@@ -118,11 +118,7 @@ impl Forward {
                     http_upgrade::bridge(upgrade, &mut rsp);
                 }
                 let rsp = rsp.map(|b| b.boxed());
-                Ok(crate::grpc_status::count(
-                    counters,
-                    rsp,
-                    started.elapsed(),
-                ))
+                Ok(crate::grpc_status::count(counters, rsp, started.elapsed()))
             }
             Err(error) => {
                 let failure = Failure::Request {

@@ -130,12 +130,12 @@ impl HttpOutbound {
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/");
-        parts.uri = format!("http://{authority}{path}").parse().map_err(|error| {
-            Failure::InvalidAuthority {
+        parts.uri = format!("http://{authority}{path}")
+            .parse()
+            .map_err(|error| Failure::InvalidAuthority {
                 authority: authority.clone(),
                 error,
-            }
-        })?;
+            })?;
         let call = Call {
             resolution: &resolution,
             policy: policy.as_deref(),

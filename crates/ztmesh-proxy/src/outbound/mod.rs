@@ -35,7 +35,7 @@ pub(crate) mod cache;
 pub mod connect;
 pub mod discover;
 pub mod discovery;
-pub mod error;
+pub(crate) mod error;
 pub(crate) mod forward;
 pub mod http;
 pub(crate) mod peer_errors;
@@ -47,6 +47,6 @@ pub(crate) mod route_policy;
 
 pub use self::accept::Outbound;
 pub use self::builder::OutboundBuilder;
-pub use self::discovery::{Discovery, GrpcDiscovery};
 #[cfg(any(test, feature = "test-util"))]
 pub use self::discovery::InMemoryDiscovery;
+pub use self::discovery::{Discovery, GrpcDiscovery};

@@ -24,8 +24,8 @@ use ztmesh_authz::HttpMatch;
 use ztmesh_authz::route::{RequestFacts, http_score};
 
 /// How long a target without an OutboundPolicy is remembered as such.
-pub const NEGATIVE_TTL: Duration = Duration::from_secs(10);
-pub const POLICY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const NEGATIVE_TTL: Duration = Duration::from_secs(10);
+pub(crate) const POLICY_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Default)]
 pub struct OutboundPolicy {
@@ -66,7 +66,7 @@ fn duration(d: Option<prost_types::Duration>) -> Option<Duration> {
 }
 
 impl OutboundPolicy {
-    pub fn from_proto(p: &proto::OutboundPolicy) -> Self {
+    pub(crate) fn from_proto(p: &proto::OutboundPolicy) -> Self {
         use proto::proxy_protocol::Kind;
         let (routes, accrual) = match p.protocol.as_ref().and_then(|p| p.kind.as_ref()) {
             Some(Kind::Detect(d)) => d
@@ -118,7 +118,7 @@ impl OutboundPolicy {
 
     /// The best rule for a request over all routes (Gateway API precedence,
     /// as inbound), with its route's name.
-    pub fn rule<B>(&self, req: &http::Request<B>) -> Option<(&str, &PolicyRule)> {
+    pub(crate) fn rule<B>(&self, req: &http::Request<B>) -> Option<(&str, &PolicyRule)> {
         let facts = RequestFacts::new(req);
         let mut best = None;
         for route in &self.routes {
@@ -201,7 +201,10 @@ fn rule_from_proto(rule: &proto::http_route::Rule, route: &str) -> PolicyRule {
 
 /// A backend chosen in proportion to the weights; `random` is uniform
 /// below the total weight.
-pub fn pick_backend(backends: &[(u32, String)], random: impl FnOnce(u64) -> u64) -> Option<&str> {
+pub(crate) fn pick_backend(
+    backends: &[(u32, String)],
+    random: impl FnOnce(u64) -> u64,
+) -> Option<&str> {
     let total: u64 = backends.iter().map(|(w, _)| u64::from(*w)).sum();
     if total == 0 {
         return None;
@@ -239,7 +242,11 @@ impl Policies {
         if let Some(policy) = self.watching.get(target) {
             return Some(policy);
         }
-        if let Some(until) = self.none.lock().expect("outbound policies lock").get(target)
+        if let Some(until) = self
+            .none
+            .lock()
+            .expect("outbound policies lock")
+            .get(target)
             && tokio::time::Instant::now() < *until
         {
             return None;

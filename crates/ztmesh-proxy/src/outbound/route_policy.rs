@@ -80,7 +80,10 @@ impl Router {
                 let name = &route.name;
                 self.route_metrics
                     .record(RouteEvent::Request, authority, name);
-                let answer = self.forward.attempt(resolution, req, authority, cache).await;
+                let answer = self
+                    .forward
+                    .attempt(resolution, req, authority, cache)
+                    .await;
                 let status = status_of(&answer);
                 self.route_metrics
                     .response(authority, name, status, route.is_failure(status));
@@ -89,7 +92,11 @@ impl Router {
             None => match policy.and_then(|p| p.rule(&req)) {
                 // An HTTPRoute: its backends and timeout.
                 Some((name, rule)) => self.send_rule(&call, name, rule, req).await,
-                None => self.forward.attempt(resolution, req, authority, cache).await,
+                None => {
+                    self.forward
+                        .attempt(resolution, req, authority, cache)
+                        .await
+                }
             },
         }
     }
@@ -126,7 +133,12 @@ impl Router {
             .within(route.timeout, tries, call.authority, &route.name)
             .await;
         let status = status_of(&answer);
-        metrics.response(call.authority, &route.name, status, route.is_failure(status));
+        metrics.response(
+            call.authority,
+            &route.name,
+            status,
+            route.is_failure(status),
+        );
         answer
     }
 
@@ -203,7 +215,10 @@ impl Router {
             .upper()
             .is_some_and(|n| n <= MAX_REPLAY_BODY);
         if !replayable {
-            return self.forward.attempt(resolution, req, authority, cache).await;
+            return self
+                .forward
+                .attempt(resolution, req, authority, cache)
+                .await;
         }
         let (parts, body) = req.into_parts();
         let body = body
