@@ -7,7 +7,7 @@ pub struct Documents {
     pub key_pkcs8: Vec<u8>,
     pub csr_der: Vec<u8>,
     /// The key's public point, to check that an issued leaf is ours.
-    pub(crate) public_key: Vec<u8>,
+    pub public_key: Vec<u8>,
 }
 
 #[derive(Debug, thiserror::Error)]

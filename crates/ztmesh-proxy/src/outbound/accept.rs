@@ -27,8 +27,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, copy_bidirectional};
 use tokio::net::{TcpListener, TcpStream};
 
-/// The outbound stack's listener side (built by
-/// [`OutboundBuilder`](super::builder::OutboundBuilder)).
+/// The outbound stack's listener side (built by `OutboundBuilder`).
 pub struct Outbound {
     pub(crate) http: Arc<HttpOutbound>,
     pub(crate) tls: Arc<super::connect::ClientTls>,
