@@ -3,6 +3,9 @@
 //! that task once nobody has looked the target up for [`IDLE_TIMEOUT`],
 //! as linkerd2-proxy drops the discovery of services that receive no
 //! traffic. The next lookup opens a fresh stream.
+//!
+//! Negative answers (no profile, no policy) are remembered for a while in
+//! a [`Negative`] set, which forgets expired entries as it records new ones.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -142,6 +145,29 @@ impl<T> Evict<T> {
     }
 }
 
+/// Targets the control plane had no answer for, each until a deadline.
+#[derive(Default)]
+pub(crate) struct Negative(Mutex<HashMap<String, Instant>>);
+
+impl Negative {
+    /// Whether `target` was recorded less than its time to live ago.
+    pub(crate) fn contains(&self, target: &str) -> bool {
+        self.0
+            .lock()
+            .expect("negative cache")
+            .get(target)
+            .is_some_and(|until| Instant::now() < *until)
+    }
+
+    /// Records `target` for `ttl`, forgetting every expired entry.
+    pub(crate) fn insert(&self, target: &str, ttl: Duration) {
+        let now = Instant::now();
+        let mut entries = self.0.lock().expect("negative cache");
+        entries.retain(|_, until| now < *until);
+        entries.insert(target.to_string(), now + ttl);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,5 +234,17 @@ mod tests {
         evicted_rx.await.unwrap();
         assert_eq!(cache.get("b:80"), None);
         assert_eq!(cache.get("a:80"), Some(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn negative_answers_expire_and_are_forgotten() {
+        let negative = Negative::default();
+        negative.insert("a:80", Duration::from_secs(10));
+        assert!(negative.contains("a:80") && !negative.contains("b:80"));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert!(!negative.contains("a:80"));
+        negative.insert("b:80", Duration::from_secs(10));
+        assert_eq!(negative.0.lock().unwrap().len(), 1, "a:80 is forgotten");
+        assert!(negative.contains("b:80"));
     }
 }

@@ -10,12 +10,12 @@
 //! skip protocol detection; other addresses are reached as they are,
 //! outside the mesh. Opening a stream is bounded in time.
 
-use super::cache::{IDLE_TIMEOUT, IdleCache};
+use super::cache::{IDLE_TIMEOUT, IdleCache, Negative};
 use super::profile::Profile;
 use linkerd2_proxy_api::destination::{self as proto, destination_client::DestinationClient};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tonic::transport::Channel;
@@ -78,7 +78,7 @@ pub(crate) struct Discover {
     profile_networks: Arc<Vec<ipnet::IpNet>>,
     names: IdleCache<Arc<Vec<Endpoint>>>,
     profiles: IdleCache<Arc<ProfileState>>,
-    no_profile: Arc<Mutex<HashMap<String, tokio::time::Instant>>>,
+    no_profile: Arc<Negative>,
 }
 
 /// How long a failed profile lookup for a name is remembered.
@@ -213,23 +213,14 @@ impl Discover {
     /// A name's profile, if the controller has one (failures are
     /// remembered for a while, so they do not cost every request a lookup).
     async fn name_profile(&self, authority: &str) -> Option<Arc<ProfileState>> {
-        if let Some(until) = self
-            .no_profile
-            .lock()
-            .expect("discovery cache")
-            .get(authority)
-            && tokio::time::Instant::now() < *until
-        {
+        if self.no_profile.contains(authority) {
             return None;
         }
         match self.profile_state(authority).await {
             Ok(s) => Some(s),
             Err(error) => {
                 tracing::debug!(%authority, %error, "no profile");
-                self.no_profile
-                    .lock()
-                    .expect("discovery cache")
-                    .insert(authority.into(), tokio::time::Instant::now() + NEGATIVE_TTL);
+                self.no_profile.insert(authority, NEGATIVE_TTL);
                 None
             }
         }

@@ -10,13 +10,12 @@
 //! choice is made by the HTTP stage.
 
 use super::accrual::AccrualConfig;
-use super::cache::{IDLE_TIMEOUT, IdleCache};
+use super::cache::{IDLE_TIMEOUT, IdleCache, Negative};
 use linkerd2_proxy_api::outbound::{
     self as proto, outbound_policies_client::OutboundPoliciesClient,
 };
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tonic::transport::Channel;
@@ -225,7 +224,7 @@ pub(crate) fn pick_backend(
 pub(crate) struct Policies {
     client: OutboundPoliciesClient<Channel>,
     watching: IdleCache<Arc<OutboundPolicy>>,
-    none: Mutex<HashMap<String, tokio::time::Instant>>,
+    none: Negative,
 }
 
 impl Policies {
@@ -233,7 +232,7 @@ impl Policies {
         Self {
             client: OutboundPoliciesClient::new(channel),
             watching: IdleCache::new(IDLE_TIMEOUT),
-            none: Mutex::default(),
+            none: Negative::default(),
         }
     }
 
@@ -242,13 +241,7 @@ impl Policies {
         if let Some(policy) = self.watching.get(target) {
             return Some(policy);
         }
-        if let Some(until) = self
-            .none
-            .lock()
-            .expect("outbound policies lock")
-            .get(target)
-            && tokio::time::Instant::now() < *until
-        {
+        if self.none.contains(target) {
             return None;
         }
         use proto::traffic_spec::Target;
@@ -292,10 +285,7 @@ impl Policies {
     }
 
     fn remember_none(&self, target: &str) {
-        self.none.lock().expect("outbound policies lock").insert(
-            target.to_string(),
-            tokio::time::Instant::now() + NEGATIVE_TTL,
-        );
+        self.none.insert(target, NEGATIVE_TTL);
     }
 }
 
