@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     min: Duration,
     max: Duration,
     next: Duration,
@@ -16,11 +16,11 @@ pub struct Backoff {
 impl Backoff {
     /// 100 ms doubling to 5 s: a restarted controller is found again
     /// within a few seconds, a dead one is not hammered.
-    pub fn control_plane() -> Self {
+    pub(crate) fn control_plane() -> Self {
         Self::new(Duration::from_millis(100), Duration::from_secs(5))
     }
 
-    pub fn new(min: Duration, max: Duration) -> Self {
+    pub(crate) fn new(min: Duration, max: Duration) -> Self {
         Self {
             min,
             max,
@@ -30,19 +30,19 @@ impl Backoff {
 
     /// The next delay: half of the current step plus up to another half
     /// (`random` in [0, 1)), then the step doubles up to the ceiling.
-    pub fn next_delay(&mut self, random: f64) -> Duration {
+    pub(crate) fn next_delay(&mut self, random: f64) -> Duration {
         let step = self.next;
         self.next = (self.next * 2).min(self.max);
         step / 2 + step.mul_f64(random.clamp(0.0, 1.0) / 2.0)
     }
 
-    pub async fn wait(&mut self) {
+    pub(crate) async fn wait(&mut self) {
         let delay = self.next_delay(fastrand::f64());
         tokio::time::sleep(delay).await;
     }
 
     /// After an answer: the next failure starts from the shortest delay.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.next = self.min;
     }
 }

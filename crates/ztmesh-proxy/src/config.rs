@@ -65,13 +65,13 @@ impl ConfigError {
 }
 
 /// A reader that collects every problem instead of stopping at the first.
-pub struct Settings<'a> {
+pub(crate) struct Settings<'a> {
     env: &'a dyn Env,
     errors: ConfigError,
 }
 
 impl<'a> Settings<'a> {
-    pub fn new(env: &'a dyn Env) -> Self {
+    pub(crate) fn new(env: &'a dyn Env) -> Self {
         Self {
             env,
             errors: ConfigError::default(),
@@ -79,11 +79,11 @@ impl<'a> Settings<'a> {
     }
 
     /// A non-empty value, or `None` when unset or empty.
-    pub fn optional(&self, key: &'static str) -> Option<String> {
+    pub(crate) fn optional(&self, key: &'static str) -> Option<String> {
         self.env.get(key).filter(|v| !v.trim().is_empty())
     }
 
-    pub fn required(&mut self, key: &'static str) -> Option<String> {
+    pub(crate) fn required(&mut self, key: &'static str) -> Option<String> {
         let value = self.optional(key);
         if value.is_none() {
             self.errors.missing.push(key);
@@ -91,24 +91,24 @@ impl<'a> Settings<'a> {
         value
     }
 
-    pub fn duration(&mut self, key: &'static str, default: Duration) -> Duration {
+    pub(crate) fn duration(&mut self, key: &'static str, default: Duration) -> Duration {
         match self.optional(key) {
             None => default,
             Some(v) => match parse_duration(&v) {
                 Ok(d) => d,
                 Err(e) => {
-                    self.invalid(key, e);
+                    self.invalid(key, e.to_string());
                     default
                 }
             },
         }
     }
 
-    pub fn invalid(&mut self, key: &'static str, reason: impl Into<String>) {
+    pub(crate) fn invalid(&mut self, key: &'static str, reason: impl Into<String>) {
         self.errors.invalid.push((key, reason.into()));
     }
 
-    pub fn finish(self) -> Result<(), ConfigError> {
+    pub(crate) fn finish(self) -> Result<(), ConfigError> {
         if self.errors.is_empty() {
             Ok(())
         } else {
@@ -117,15 +117,26 @@ impl<'a> Settings<'a> {
     }
 }
 
+/// Why a value is not one of Linkerd's durations; each names the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("{0:?} is not a duration (e.g. 500ms, 10s, 5m, 24h)")]
+    NotANumber(String),
+    #[error("{value:?} has unknown unit {unit:?} (use ms, s, m, h or d)")]
+    UnknownUnit { value: String, unit: String },
+    #[error("{0:?} is too long")]
+    TooLong(String),
+}
+
 /// Parses Linkerd's durations: a number with a unit (`500ms`, `10s`, `5m`,
 /// `24h`, `7d`); a bare number is seconds, as linkerd2-proxy reads it.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (digits, unit) = s.split_at(split);
     let n: u64 = digits
         .parse()
-        .map_err(|_| format!("{s:?} is not a duration (e.g. 500ms, 10s, 5m, 24h)"))?;
+        .map_err(|_| DurationError::NotANumber(s.into()))?;
     let unit_ms: u64 = match unit {
         "ms" => 1,
         "" | "s" => 1_000,
@@ -133,14 +144,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => 3_600_000,
         "d" => 86_400_000,
         _ => {
-            return Err(format!(
-                "{s:?} has unknown unit {unit:?} (use ms, s, m, h or d)"
-            ));
+            return Err(DurationError::UnknownUnit {
+                value: s.into(),
+                unit: unit.into(),
+            });
         }
     };
     n.checked_mul(unit_ms)
         .map(Duration::from_millis)
-        .ok_or_else(|| format!("{s:?} is too long"))
+        .ok_or_else(|| DurationError::TooLong(s.into()))
 }
 
 #[cfg(test)]
@@ -173,6 +185,7 @@ mod tests {
                 "{input:?}: {got:?}"
             );
             if let Err(e) = got {
+                let e = e.to_string();
                 assert!(e.contains(input.trim()) || input.trim().is_empty(), "{e}");
             }
         }

@@ -32,13 +32,13 @@ impl Drain {
     }
 
     /// Watchers still held (accept loops and open connections).
-    pub fn watchers(&self) -> usize {
+    pub(crate) fn watchers(&self) -> usize {
         self.0.receiver_count()
     }
 
     /// Counts the watchers from elsewhere (the count only: it holds no
     /// watch open).
-    pub fn watcher_counter(&self) -> impl Fn() -> usize + Send + 'static {
+    pub(crate) fn watcher_counter(&self) -> impl Fn() -> usize + Send + 'static {
         let tx = self.0.clone();
         move || tx.receiver_count()
     }
@@ -63,7 +63,7 @@ impl Watch {
 /// Runs a hyper connection to its end; once draining begins, asks it to
 /// shut down gracefully (`shutdown` calls its `graceful_shutdown`) and
 /// waits for that.
-pub async fn serve<C, T>(conn: C, mut watch: Watch, shutdown: impl FnOnce(Pin<&mut C>)) -> T
+pub(crate) async fn serve<C, T>(conn: C, mut watch: Watch, shutdown: impl FnOnce(Pin<&mut C>)) -> T
 where
     C: Future<Output = T>,
 {

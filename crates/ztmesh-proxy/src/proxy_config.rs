@@ -5,55 +5,56 @@
 
 use crate::config::{ConfigError, Env, Settings};
 use crate::identity::IdentityConfig;
+use crate::identity::config as identity_config;
 use crate::inbound::authorize::DefaultPolicy;
 use ipnet::IpNet;
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-pub const MODE: &str = "ZTMESH_PROXY_MODE";
-pub const APP_ADDR: &str = "ZTMESH_PROXY_APP_ADDR";
-pub const APP_UID: &str = "ZTMESH_PROXY_APP_UID";
-pub const INBOUND_LISTEN: &str = "LINKERD2_PROXY_INBOUND_LISTEN_ADDR";
-pub const OUTBOUND_LISTEN: &str = "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR";
-pub const ADMIN_LISTEN: &str = "LINKERD2_PROXY_ADMIN_LISTEN_ADDR";
-pub const CONTROL_LISTEN: &str = "LINKERD2_PROXY_CONTROL_LISTEN_ADDR";
-pub const DEFAULT_POLICY: &str = "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY";
-pub const CLUSTER_NETWORKS: &str = "LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS";
-pub const DETECT_TIMEOUT: &str = "LINKERD2_PROXY_INBOUND_DETECT_TIMEOUT";
-pub const SHUTDOWN_ENDPOINT: &str = "LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED";
-pub const SHUTDOWN_GRACE: &str = "LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD";
-pub const DESTINATION_ADDR: &str = "LINKERD2_PROXY_DESTINATION_SVC_ADDR";
-pub const DESTINATION_NAME: &str = "LINKERD2_PROXY_DESTINATION_SVC_NAME";
-pub const DESTINATION_CONTEXT: &str = "LINKERD2_PROXY_DESTINATION_CONTEXT";
-pub const CORES: &str = "LINKERD2_PROXY_CORES";
-pub const INBOUND_PORTS: &str = "LINKERD2_PROXY_INBOUND_PORTS";
-pub const OPAQUE_PORTS: &str = "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION";
-pub const PROFILE_NETWORKS: &str = "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS";
-pub const POLICY_ADDR: &str = "LINKERD2_PROXY_POLICY_SVC_ADDR";
-pub const POLICY_NAME: &str = "LINKERD2_PROXY_POLICY_SVC_NAME";
-pub const POLICY_WORKLOAD: &str = "LINKERD2_PROXY_POLICY_WORKLOAD";
-pub const TRACE_ADDR: &str = "LINKERD2_PROXY_TRACE_COLLECTOR_SVC_ADDR";
-pub const TRACE_NAME: &str = "LINKERD2_PROXY_TRACE_COLLECTOR_SVC_NAME";
-pub const TRACE_SAMPLE_RATE: &str = "ZTMESH_PROXY_TRACE_SAMPLE_RATE";
-pub const TAP_NAME: &str = "LINKERD2_PROXY_TAP_SVC_NAME";
-pub const INBOUND_IPS: &str = "LINKERD2_PROXY_INBOUND_IPS";
+pub(crate) const MODE: &str = "ZTMESH_PROXY_MODE";
+pub(crate) const APP_ADDR: &str = "ZTMESH_PROXY_APP_ADDR";
+pub(crate) const APP_UID: &str = "ZTMESH_PROXY_APP_UID";
+pub(crate) const INBOUND_LISTEN: &str = "LINKERD2_PROXY_INBOUND_LISTEN_ADDR";
+pub(crate) const OUTBOUND_LISTEN: &str = "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR";
+pub(crate) const ADMIN_LISTEN: &str = "LINKERD2_PROXY_ADMIN_LISTEN_ADDR";
+pub(crate) const CONTROL_LISTEN: &str = "LINKERD2_PROXY_CONTROL_LISTEN_ADDR";
+pub(crate) const DEFAULT_POLICY: &str = "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY";
+pub(crate) const CLUSTER_NETWORKS: &str = "LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS";
+pub(crate) const DETECT_TIMEOUT: &str = "LINKERD2_PROXY_INBOUND_DETECT_TIMEOUT";
+pub(crate) const SHUTDOWN_ENDPOINT: &str = "LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED";
+pub(crate) const SHUTDOWN_GRACE: &str = "LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD";
+pub(crate) const DESTINATION_ADDR: &str = "LINKERD2_PROXY_DESTINATION_SVC_ADDR";
+pub(crate) const DESTINATION_NAME: &str = "LINKERD2_PROXY_DESTINATION_SVC_NAME";
+pub(crate) const DESTINATION_CONTEXT: &str = "LINKERD2_PROXY_DESTINATION_CONTEXT";
+pub(crate) const CORES: &str = "LINKERD2_PROXY_CORES";
+pub(crate) const INBOUND_PORTS: &str = "LINKERD2_PROXY_INBOUND_PORTS";
+pub(crate) const OPAQUE_PORTS: &str = "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION";
+pub(crate) const PROFILE_NETWORKS: &str = "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS";
+pub(crate) const POLICY_ADDR: &str = "LINKERD2_PROXY_POLICY_SVC_ADDR";
+pub(crate) const POLICY_NAME: &str = "LINKERD2_PROXY_POLICY_SVC_NAME";
+pub(crate) const POLICY_WORKLOAD: &str = "LINKERD2_PROXY_POLICY_WORKLOAD";
+pub(crate) const TRACE_ADDR: &str = "LINKERD2_PROXY_TRACE_COLLECTOR_SVC_ADDR";
+pub(crate) const TRACE_NAME: &str = "LINKERD2_PROXY_TRACE_COLLECTOR_SVC_NAME";
+pub(crate) const TRACE_SAMPLE_RATE: &str = "ZTMESH_PROXY_TRACE_SAMPLE_RATE";
+pub(crate) const TAP_NAME: &str = "LINKERD2_PROXY_TAP_SVC_NAME";
+pub(crate) const INBOUND_IPS: &str = "LINKERD2_PROXY_INBOUND_IPS";
 /// Read by the binary before anything else (logging starts first).
-pub const LOG_FORMAT: &str = "LINKERD2_PROXY_LOG_FORMAT";
+pub(crate) const LOG_FORMAT: &str = "LINKERD2_PROXY_LOG_FORMAT";
 
 /// Settings this proxy reads (the rest of `LINKERD2_PROXY_*` is warned about).
 const KNOWN: &[&str] = &[
     LOG_FORMAT,
-    "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS",
-    "LINKERD2_PROXY_IDENTITY_DIR",
-    "LINKERD2_PROXY_IDENTITY_TOKEN_FILE",
-    "LINKERD2_PROXY_IDENTITY_SVC_ADDR",
-    "LINKERD2_PROXY_IDENTITY_SVC_NAME",
-    "LINKERD2_PROXY_IDENTITY_LOCAL_NAME",
-    "LINKERD2_PROXY_IDENTITY_SERVER_ID",
-    "LINKERD2_PROXY_IDENTITY_SERVER_NAME",
-    "LINKERD2_PROXY_IDENTITY_MIN_REFRESH",
-    "LINKERD2_PROXY_IDENTITY_MAX_REFRESH",
+    identity_config::TRUST_ANCHORS,
+    identity_config::DIR,
+    identity_config::TOKEN_FILE,
+    identity_config::SVC_ADDR,
+    identity_config::SVC_NAME,
+    identity_config::LOCAL_NAME,
+    identity_config::SERVER_ID,
+    identity_config::SERVER_NAME,
+    identity_config::MIN_REFRESH,
+    identity_config::MAX_REFRESH,
     INBOUND_LISTEN,
     OUTBOUND_LISTEN,
     ADMIN_LISTEN,
@@ -85,7 +86,7 @@ const DEFAULT_CLUSTER_NETWORKS: &str =
     "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// iptables sends traffic here; targets come from SO_ORIGINAL_DST.
     Transparent,
     /// No iptables: inbound forwards to the application's address.
@@ -93,59 +94,59 @@ pub enum Mode {
 }
 
 #[derive(Clone, Debug)]
-pub struct ProxyConfig {
-    pub identity: IdentityConfig,
-    pub mode: Mode,
-    pub inbound_addr: SocketAddr,
-    pub outbound_addr: SocketAddr,
-    pub admin_addr: SocketAddr,
-    pub control_addr: SocketAddr,
-    pub detect_timeout: Duration,
-    pub default_policy: DefaultPolicy,
-    pub cluster_networks: Vec<IpNet>,
-    pub shutdown_endpoint: bool,
+pub(crate) struct ProxyConfig {
+    pub(crate) identity: IdentityConfig,
+    pub(crate) mode: Mode,
+    pub(crate) inbound_addr: SocketAddr,
+    pub(crate) outbound_addr: SocketAddr,
+    pub(crate) admin_addr: SocketAddr,
+    pub(crate) control_addr: SocketAddr,
+    pub(crate) detect_timeout: Duration,
+    pub(crate) default_policy: DefaultPolicy,
+    pub(crate) cluster_networks: Vec<IpNet>,
+    pub(crate) shutdown_endpoint: bool,
     /// How long a stopping proxy waits for open connections to finish.
-    pub shutdown_grace: Duration,
+    pub(crate) shutdown_grace: Duration,
     /// Destination service (host:port, identity); outbound needs it.
-    pub destination: Option<(String, String)>,
-    pub destination_context: String,
+    pub(crate) destination: Option<(String, String)>,
+    pub(crate) destination_context: String,
     /// Worker threads (`LINKERD2_PROXY_CORES`; default: every core).
-    pub cores: Option<usize>,
+    pub(crate) cores: Option<usize>,
     /// The workload's container ports (`LINKERD2_PROXY_INBOUND_PORTS`).
-    pub inbound_ports: BTreeSet<u16>,
+    pub(crate) inbound_ports: BTreeSet<u16>,
     /// Inbound ports that skip protocol detection and are forwarded as
     /// opaque TCP (`LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION`).
-    pub opaque_ports: BTreeSet<u16>,
+    pub(crate) opaque_ports: BTreeSet<u16>,
     /// Addresses whose profiles are looked up; others are reached directly
     /// (`LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS`, default the cluster networks).
-    pub profile_networks: Vec<IpNet>,
+    pub(crate) profile_networks: Vec<IpNet>,
     /// The policy service (host:port, identity) and this workload's name
     /// for it (`{"ns":"…","pod":"…"}` or `ns:pod`).
-    pub policy: Option<PolicyService>,
+    pub(crate) policy: Option<PolicyService>,
     /// The OTLP trace collector (host:port, identity) and the share of
     /// untraced requests that start a trace.
-    pub trace: Option<(String, String, f64)>,
+    pub(crate) trace: Option<(String, String, f64)>,
     /// The only identity the Tap API on the control port serves.
-    pub tap_identity: Option<String>,
+    pub(crate) tap_identity: Option<String>,
     /// The pod's addresses (`LINKERD2_PROXY_INBOUND_IPS`): inbound
     /// connections to any other address are refused. Empty: not checked.
-    pub inbound_ips: Vec<IpAddr>,
+    pub(crate) inbound_ips: Vec<IpAddr>,
     /// The application's uids (`ZTMESH_PROXY_APP_UID`): connections to the
     /// outbound proxy from sockets other users own are refused. Empty: not
     /// checked.
-    pub app_uids: Vec<u32>,
+    pub(crate) app_uids: Vec<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PolicyService {
-    pub addr: String,
-    pub name: String,
-    pub workload: String,
+pub(crate) struct PolicyService {
+    pub(crate) addr: String,
+    pub(crate) name: String,
+    pub(crate) workload: String,
 }
 
 impl ProxyConfig {
     /// The configuration and the warnings to log.
-    pub fn from_env(env: &dyn Env) -> Result<(Self, Vec<String>), ConfigError> {
+    pub(crate) fn from_env(env: &dyn Env) -> Result<(Self, Vec<String>), ConfigError> {
         let mut s = Settings::new(env);
         let identity = IdentityConfig::read(&mut s);
         let mode = match s.optional(MODE).as_deref() {

@@ -137,9 +137,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
             None
         }
     };
-    let outbound_policies = policy_channel
-        .as_ref()
-        .map(|(channel, _)| Arc::new(crate::outbound::policy::Policies::new(channel.clone())));
+    let outbound_policies = policy_channel.as_ref().map(|(channel, _)| channel.clone());
     let policies = Arc::new(crate::inbound::Policies::new(
         policy_channel,
         config.default_policy.server(&config.cluster_networks),
@@ -290,29 +288,22 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
                 server_name: name.clone(),
                 roots: Some(roots.clone()),
             })?;
+            let discovery = Arc::new(crate::outbound::GrpcDiscovery::new(
+                channel,
+                config.destination_context.clone(),
+                config.profile_networks.clone(),
+                outbound_policies,
+            ));
             let tls = Arc::new(crate::outbound::connect::ClientTls::new(roots, store));
-            let http = Arc::new(crate::outbound::http::HttpOutbound {
-                discover: crate::outbound::discover::Discover::new(
-                    channel,
-                    config.destination_context.clone(),
-                    config.profile_networks.clone(),
-                ),
-                balancer: Default::default(),
-                pool: crate::outbound::pool::Pool::new(tls.clone(), tcp_metrics_out.clone()),
-                metrics: http_metrics_out,
-                route_metrics: route_metrics.clone(),
-                policies: outbound_policies,
-                accrual: Default::default(),
-                tracer,
-                taps: taps.clone(),
-            });
-            let outbound = Arc::new(crate::outbound::accept::Outbound {
-                http,
-                tls,
-                metrics: tcp_metrics_out,
-                detect_timeout: config.detect_timeout,
-                app_uids: config.app_uids.clone(),
-            });
+            let outbound = Arc::new(
+                crate::outbound::OutboundBuilder::new(discovery, tls)
+                    .metrics(tcp_metrics_out, http_metrics_out, route_metrics.clone())
+                    .tracer(tracer)
+                    .taps(taps.clone())
+                    .detect_timeout(config.detect_timeout)
+                    .app_uids(config.app_uids.clone())
+                    .build(),
+            );
             let transparent = match config.mode {
                 Mode::Explicit { .. } => {
                     tracing::info!(outbound = %listener.local_addr()?, "outbound HTTP proxy listening (set HTTP_PROXY to it)");

@@ -98,7 +98,7 @@ enum VizCommand {
 }
 
 /// Parses durations as linkerd2-proxy does: `500ms`, `10s`, `5m`, `24h`, `7d`.
-pub(crate) fn duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn duration(s: &str) -> Result<Duration, ztmesh_proxy::config::DurationError> {
     ztmesh_proxy::config::parse_duration(s)
 }
 

@@ -4,20 +4,20 @@ use crate::config::{ConfigError, Env, Settings};
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub const TRUST_ANCHORS: &str = "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS";
-pub const DIR: &str = "LINKERD2_PROXY_IDENTITY_DIR";
-pub const TOKEN_FILE: &str = "LINKERD2_PROXY_IDENTITY_TOKEN_FILE";
-pub const SVC_ADDR: &str = "LINKERD2_PROXY_IDENTITY_SVC_ADDR";
-pub const SVC_NAME: &str = "LINKERD2_PROXY_IDENTITY_SVC_NAME";
-pub const LOCAL_NAME: &str = "LINKERD2_PROXY_IDENTITY_LOCAL_NAME";
-pub const SERVER_ID: &str = "LINKERD2_PROXY_IDENTITY_SERVER_ID";
-pub const SERVER_NAME: &str = "LINKERD2_PROXY_IDENTITY_SERVER_NAME";
-pub const MIN_REFRESH: &str = "LINKERD2_PROXY_IDENTITY_MIN_REFRESH";
-pub const MAX_REFRESH: &str = "LINKERD2_PROXY_IDENTITY_MAX_REFRESH";
+pub(crate) const TRUST_ANCHORS: &str = "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS";
+pub(crate) const DIR: &str = "LINKERD2_PROXY_IDENTITY_DIR";
+pub(crate) const TOKEN_FILE: &str = "LINKERD2_PROXY_IDENTITY_TOKEN_FILE";
+pub(crate) const SVC_ADDR: &str = "LINKERD2_PROXY_IDENTITY_SVC_ADDR";
+pub(crate) const SVC_NAME: &str = "LINKERD2_PROXY_IDENTITY_SVC_NAME";
+pub(crate) const LOCAL_NAME: &str = "LINKERD2_PROXY_IDENTITY_LOCAL_NAME";
+pub(crate) const SERVER_ID: &str = "LINKERD2_PROXY_IDENTITY_SERVER_ID";
+pub(crate) const SERVER_NAME: &str = "LINKERD2_PROXY_IDENTITY_SERVER_NAME";
+pub(crate) const MIN_REFRESH: &str = "LINKERD2_PROXY_IDENTITY_MIN_REFRESH";
+pub(crate) const MAX_REFRESH: &str = "LINKERD2_PROXY_IDENTITY_MAX_REFRESH";
 
 /// linkerd2-proxy's defaults.
-pub const DEFAULT_MIN_REFRESH: Duration = Duration::from_secs(10);
-pub const DEFAULT_MAX_REFRESH: Duration = Duration::from_secs(24 * 60 * 60);
+pub(crate) const DEFAULT_MIN_REFRESH: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_MAX_REFRESH: Duration = Duration::from_secs(24 * 60 * 60);
 
 #[derive(Clone, Debug)]
 pub struct IdentityConfig {
@@ -42,7 +42,7 @@ impl IdentityConfig {
     }
 
     /// Reads into `s`, which collects problems; `None` when any is missing.
-    pub fn read(s: &mut Settings<'_>) -> Option<Self> {
+    pub(crate) fn read(s: &mut Settings<'_>) -> Option<Self> {
         let trust_anchors_pem = s.required(TRUST_ANCHORS);
         if let Some(pem) = &trust_anchors_pem
             && let Err(e) = ztmesh_tls::roots_from_pem(pem.as_bytes())

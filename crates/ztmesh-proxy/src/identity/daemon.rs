@@ -27,9 +27,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use ztmesh_tls::CredentialsStore;
 
-pub const CERTIFY_TIMEOUT: Duration = Duration::from_secs(10);
-pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
-pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+pub(crate) const CERTIFY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const BACKOFF_MIN: Duration = Duration::from_secs(1);
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// How the daemon reaches the Identity service.
 pub trait CertifyClient: Send {
@@ -104,7 +104,11 @@ pub struct IdentityDaemon<C> {
 }
 
 impl<C: CertifyClient> IdentityDaemon<C> {
-    pub fn new(config: &IdentityConfig, documents: Documents, client: C) -> Result<Self, String> {
+    pub fn new(
+        config: &IdentityConfig,
+        documents: Documents,
+        client: C,
+    ) -> Result<Self, verify::AnchorsError> {
         let (status, _) = watch::channel(IdentityStatus::Pending);
         Ok(Self {
             name: config.local_name.clone(),
@@ -230,12 +234,12 @@ impl<C: CertifyClient> IdentityDaemon<C> {
 }
 
 /// 70% of the remaining lifetime, within [min, max].
-pub fn refresh_in(lifetime: Duration, min: Duration, max: Duration) -> Duration {
+pub(crate) fn refresh_in(lifetime: Duration, min: Duration, max: Duration) -> Duration {
     (lifetime * 7 / 10).clamp(min, max)
 }
 
 /// 1s, 2s, 4s, ... up to 60s.
-pub fn backoff(failures: u32) -> Duration {
+pub(crate) fn backoff(failures: u32) -> Duration {
     let exp = failures.saturating_sub(1).min(16);
     (BACKOFF_MIN * 2u32.pow(exp)).min(BACKOFF_MAX)
 }

@@ -21,15 +21,25 @@ pub struct Verified {
     pub not_after: SystemTime,
 }
 
+/// Why the trust anchors (`LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS`) cannot
+/// be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AnchorsError {
+    #[error(transparent)]
+    Pem(#[from] ztmesh_identity::pem::PemError),
+    #[error("trust anchor {index} is unusable: {error:?}")]
+    Unusable { index: usize, error: webpki::Error },
+}
+
 /// Trust anchors in webpki's form.
-pub fn anchors(pem: &[u8]) -> Result<Vec<TrustAnchor<'static>>, String> {
-    ztmesh_identity::pem::certificates(pem, "trust anchors")
-        .map_err(|e| e.to_string())?
+pub fn anchors(pem: &[u8]) -> Result<Vec<TrustAnchor<'static>>, AnchorsError> {
+    ztmesh_identity::pem::certificates(pem, "trust anchors")?
         .iter()
-        .map(|der| {
+        .enumerate()
+        .map(|(index, der)| {
             webpki::anchor_from_trusted_cert(der)
                 .map(|a| a.to_owned())
-                .map_err(|e| format!("a trust anchor is unusable: {e:?}"))
+                .map_err(|error| AnchorsError::Unusable { index, error })
         })
         .collect()
 }

@@ -9,50 +9,49 @@
 //! Explicit mode: the application uses this port as its HTTP proxy
 //! (`HTTP_PROXY`). Absolute-form requests (`GET http://host:port/path`) are
 //! routed like transparent HTTP; `CONNECT host:port` opens a tunnel for
-//! any protocol, answering 502 / 503 / 504 with `l5d-proxy-error` when the
-//! target cannot be reached.
+//! any protocol; a target that cannot be reached is answered by the
+//! outbound error edge ([`super::error::rescue`]), and the connection closed.
 
-use super::connect::{ConnectError, connect, tls_label};
-use super::discover::DiscoverError;
-use super::http::{Dst, HEAD_TIMEOUT, HttpOutbound, discovery_status};
+use super::connect::{connect, tls_label};
+use super::error::{Caller, Failure, rescue};
+use super::http::{Dst, HEAD_TIMEOUT, HttpOutbound};
 use crate::inbound::detect_protocol::{MAX_REQUEST_LINE, Protocol, detect_protocol};
-use crate::inbound::http::{Body, proxy_error};
+use crate::inbound::http::Body;
 use crate::metrics::TcpMetrics;
 use crate::prefixed::{PrefixedIo, read_until};
 use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, copy_bidirectional};
 use tokio::net::{TcpListener, TcpStream};
 
+/// The outbound stack's listener side (built by `OutboundBuilder`).
 pub struct Outbound {
-    pub http: Arc<HttpOutbound>,
-    pub tls: Arc<super::connect::ClientTls>,
-    pub metrics: Arc<TcpMetrics>,
-    pub detect_timeout: Duration,
+    pub(crate) http: Arc<HttpOutbound>,
+    pub(crate) tls: Arc<super::connect::ClientTls>,
+    pub(crate) metrics: Arc<TcpMetrics>,
+    pub(crate) detect_timeout: Duration,
     /// The application's uids (`ZTMESH_PROXY_APP_UID`); empty: anyone
     /// who can reach the listener is served.
-    pub app_uids: Vec<u32>,
+    pub(crate) app_uids: Vec<u32>,
 }
 
+/// Why an outbound connection ended in error (logged: the application
+/// sees a reset, or, for HTTP, the answers of [`super::error::rescue`]).
 #[derive(Debug, thiserror::Error)]
-pub enum OutboundError {
+pub(crate) enum OutboundError {
     #[error("original destination: {0}")]
     OrigDst(std::io::Error),
     #[error("reading the first bytes: {0}")]
     Read(std::io::Error),
     #[error(transparent)]
-    Discover(#[from] DiscoverError),
-    #[error(transparent)]
-    Connect(#[from] ConnectError),
+    Open(#[from] Failure),
     #[error("copying: {0}")]
     Copy(std::io::Error),
     #[error("HTTP: {0}")]
     Http(#[from] hyper::Error),
-    #[error("{}", super::http::loopback_refused(*.0))]
-    LoopbackOutsideMesh(std::net::SocketAddr),
     #[error("refused: the connecting socket's owner is unknown: {0}")]
     Owner(#[from] crate::sock_owner::OwnerError),
     #[error(
@@ -62,6 +61,11 @@ pub enum OutboundError {
 }
 
 impl Outbound {
+    /// The HTTP router (to route requests without a listener, as tests do).
+    pub fn http(&self) -> &Arc<HttpOutbound> {
+        &self.http
+    }
+
     /// Accepts connections until the listener fails for good.
     pub async fn serve(
         self: Arc<Self>,
@@ -129,7 +133,7 @@ impl Outbound {
         // would otherwise wait out the detect timeout). A discovery failure
         // here is met again, and answered, by the stage that needs it.
         let opaque = matches!(
-            self.http.discover.endpoints(&target.to_string()).await,
+            self.http.discovery.resolve(&target.to_string()).await,
             Ok(r) if r.opaque_protocol
         );
         if opaque {
@@ -195,30 +199,15 @@ impl Outbound {
     /// `CONNECT host:port`: connect first, then answer 200 and tunnel.
     async fn connect(self: Arc<Self>, mut req: Request<Incoming>) -> Response<Body> {
         let Some(authority) = req.uri().authority().map(|a| a.to_string()) else {
-            return proxy_error(
-                StatusCode::BAD_REQUEST,
-                format!("CONNECT needs host:port, not {:?}", req.uri().to_string()),
-            );
+            let failure = Failure::ConnectWithoutAuthority {
+                uri: req.uri().to_string(),
+            };
+            return rescue(&failure, Caller::Http);
         };
         let server = match self.open(&authority, true).await {
             Ok(s) => s,
-            Err(e) => {
-                let status = match &e {
-                    OutboundError::Discover(d) => discovery_status(d),
-                    OutboundError::LoopbackOutsideMesh(_) => StatusCode::FORBIDDEN,
-                    OutboundError::Connect(ConnectError::Timeout { .. }) => {
-                        StatusCode::GATEWAY_TIMEOUT
-                    }
-                    _ => StatusCode::BAD_GATEWAY,
-                };
-                // The client wanted a tunnel, not this connection: close it.
-                let mut rsp = proxy_error(status, e.to_string());
-                rsp.headers_mut().insert(
-                    http::header::CONNECTION,
-                    http::HeaderValue::from_static("close"),
-                );
-                return rsp;
-            }
+            // The client wanted a tunnel, not this connection: close it.
+            Err(failure) => return rescue(&failure, Caller::Connect),
         };
         let upgrade = hyper::upgrade::on(&mut req);
         tokio::spawn(async move {
@@ -246,14 +235,16 @@ impl Outbound {
     /// A connection to one endpoint of `authority`; `explicit`: for the
     /// application's CONNECT, which may not reach local services outside
     /// the mesh.
-    async fn open(&self, authority: &str, explicit: bool) -> Result<Opened, OutboundError> {
-        let resolution = self.http.discover.endpoints(authority).await?;
+    async fn open(&self, authority: &str, explicit: bool) -> Result<Opened, Failure> {
+        let resolution = self.http.discovery.resolve(authority).await?;
         if let (true, Some(addr)) = (explicit, resolution.loopback_outside_mesh()) {
-            return Err(OutboundError::LoopbackOutsideMesh(addr));
+            return Err(Failure::LoopbackOutsideMesh(addr));
         }
         let endpoints = &resolution.endpoints;
         let (endpoint, _) =
             self.http
+                .router
+                .forward
                 .balancer
                 .pick(endpoints, |e| e.addr, |n| fastrand::usize(..n));
         let connected = connect(endpoint, &self.tls).await?;

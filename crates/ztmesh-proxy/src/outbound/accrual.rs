@@ -17,11 +17,11 @@ use tokio::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AccrualConfig {
-    pub max_failures: u32,
-    pub min_penalty: Duration,
-    pub max_penalty: Duration,
+    pub(crate) max_failures: u32,
+    pub(crate) min_penalty: Duration,
+    pub(crate) max_penalty: Duration,
     /// 0.0 to 1.0: how much of each penalty is random.
-    pub jitter: f32,
+    pub(crate) jitter: f32,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -33,13 +33,13 @@ struct State {
 
 /// Endpoint health by address, for every target with accrual configured.
 #[derive(Default)]
-pub struct Accrual {
+pub(crate) struct Accrual {
     states: Mutex<HashMap<SocketAddr, State>>,
 }
 
 impl Accrual {
     /// Whether the endpoint may take a request now.
-    pub fn available(&self, addr: SocketAddr) -> bool {
+    pub(crate) fn available(&self, addr: SocketAddr) -> bool {
         let states = self.states.lock().expect("accrual lock");
         states
             .get(&addr)
@@ -49,7 +49,7 @@ impl Accrual {
 
     /// Records a response: `failed` for connection errors and 5xx.
     /// Returns the penalty when this ejected the endpoint.
-    pub fn record(
+    pub(crate) fn record(
         &self,
         addr: SocketAddr,
         failed: bool,

@@ -20,13 +20,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// The latency assumed for an endpoint with no observation yet.
-pub const DEFAULT_RTT: Duration = Duration::from_millis(30);
+pub(crate) const DEFAULT_RTT: Duration = Duration::from_millis(30);
 /// How fast the estimate forgets a slow observation.
-pub const DECAY: Duration = Duration::from_secs(10);
+pub(crate) const DECAY: Duration = Duration::from_secs(10);
 
 /// One endpoint's load: its latency estimate and requests in flight.
 #[derive(Debug)]
-pub struct Load {
+pub(crate) struct Load {
     state: Mutex<Ewma>,
 }
 
@@ -50,13 +50,13 @@ impl Load {
     }
 
     /// The cost of sending one more request here, at `now`.
-    pub fn cost(&self, now: Instant) -> f64 {
+    pub(crate) fn cost(&self, now: Instant) -> f64 {
         let s = *self.state.lock().expect("load lock");
         decayed(s.rtt_ns, s.stamp, now) * f64::from(s.pending + 1)
     }
 
     /// Marks a request in flight until the returned guard is finished or dropped.
-    pub fn start(self: &Arc<Self>) -> InFlight {
+    pub(crate) fn start(self: &Arc<Self>) -> InFlight {
         self.state.lock().expect("load lock").pending += 1;
         InFlight {
             load: self.clone(),
@@ -97,14 +97,14 @@ fn decayed(rtt_ns: f64, stamp: Instant, now: Instant) -> f64 {
 
 /// A request in flight on one endpoint; observes its latency when finished
 /// (the response head arrived), and only counts as pending if dropped early.
-pub struct InFlight {
+pub(crate) struct InFlight {
     load: Arc<Load>,
     started: Instant,
     done: bool,
 }
 
 impl InFlight {
-    pub fn finish(mut self) {
+    pub(crate) fn finish(mut self) {
         let now = Instant::now();
         self.load.observe(now - self.started, now);
         self.load.finish();
@@ -122,14 +122,14 @@ impl Drop for InFlight {
 
 /// Loads by endpoint address, shared by every request of the proxy.
 #[derive(Default)]
-pub struct Balancer {
+pub(crate) struct Balancer {
     loads: Mutex<HashMap<SocketAddr, Arc<Load>>>,
 }
 
 impl Balancer {
     /// Picks one of `endpoints` (which must not be empty) by power of two
     /// choices, with `random` drawing an index below its argument.
-    pub fn pick<'a, T>(
+    pub(crate) fn pick<'a, T>(
         &self,
         endpoints: &'a [T],
         addr: impl Fn(&T) -> SocketAddr,
@@ -156,7 +156,7 @@ impl Balancer {
 
 /// Power of two choices: of two distinct random indexes below `n`, the one
 /// with the lower cost (ties to the first draw).
-pub fn choose(
+pub(crate) fn choose(
     n: usize,
     mut random: impl FnMut(usize) -> usize,
     mut cost: impl FnMut(usize) -> f64,

@@ -15,14 +15,14 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a refused connection is tried again: an endpoint whose proxy
 /// is restarting comes back within it, and the request waits instead of
 /// failing (as linkerd2-proxy's balancer holds requests while an endpoint
 /// is unavailable). Nothing has been sent, so trying again is safe.
-pub const REFUSED_WAIT: Duration = Duration::from_secs(3);
+pub(crate) const REFUSED_WAIT: Duration = Duration::from_secs(3);
 
-pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +51,7 @@ pub enum ConnectError {
 
 /// The TLS label of requests and connections to an endpoint: its identity
 /// once connect has verified it.
-pub fn tls_label(endpoint: &Endpoint) -> crate::metrics::TlsLabel {
+pub(crate) fn tls_label(endpoint: &Endpoint) -> crate::metrics::TlsLabel {
     match &endpoint.tls {
         Some((identity, _)) => crate::metrics::TlsLabel::ServerIdentified {
             server_id: identity.clone(),
@@ -63,9 +63,9 @@ pub fn tls_label(endpoint: &Endpoint) -> crate::metrics::TlsLabel {
 }
 
 /// What the connection proved about the peer, for metrics.
-pub struct Connected {
-    pub io: Box<dyn Io>,
-    pub server_id: Option<String>,
+pub(crate) struct Connected {
+    pub(crate) io: Box<dyn Io>,
+    pub(crate) server_id: Option<String>,
 }
 
 /// This proxy's side of mesh TLS. Client configs are built once per
@@ -115,7 +115,10 @@ impl ClientTls {
     }
 }
 
-pub async fn connect(endpoint: &Endpoint, tls: &ClientTls) -> Result<Connected, ConnectError> {
+pub(crate) async fn connect(
+    endpoint: &Endpoint,
+    tls: &ClientTls,
+) -> Result<Connected, ConnectError> {
     let dial = match (endpoint.tls.is_some(), endpoint.opaque_transport) {
         (true, Some(port)) => SocketAddr::new(endpoint.addr.ip(), port),
         _ => endpoint.addr,

@@ -10,27 +10,28 @@
 //! skip protocol detection; other addresses are reached as they are,
 //! outside the mesh. Opening a stream is bounded in time.
 
+use super::cache::{IDLE_TIMEOUT, IdleCache, Negative};
 use super::profile::Profile;
 use linkerd2_proxy_api::destination::{self as proto, destination_client::DestinationClient};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
-pub const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One reachable endpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Endpoint {
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     /// The identity the endpoint must prove and the SNI to send; None: plaintext.
-    pub tls: Option<(String, String)>,
+    pub(crate) tls: Option<(String, String)>,
     /// Dial this port and send a transport header naming `addr`'s port.
-    pub opaque_transport: Option<u16>,
+    pub(crate) opaque_transport: Option<u16>,
     /// The endpoint's proxy takes HTTP/2 (so HTTP/1 may be upgraded to it).
-    pub http2: bool,
+    pub(crate) http2: bool,
 }
 
 impl Endpoint {
@@ -67,32 +68,31 @@ pub enum DiscoverError {
 /// answer in force while the task reopens it with a backoff, as
 /// linkerd2-proxy does: a controller outage fails no request to a known
 /// target. Only the controller saying the target no longer exists drops
-/// the entry. A name the controller has no profile for is remembered for
-/// [`NEGATIVE_TTL`].
+/// the entry, and so does a target nobody has looked up for
+/// [`IDLE_TIMEOUT`] ([`IdleCache`]). A name the controller has no profile
+/// for is remembered for [`NEGATIVE_TTL`].
 #[derive(Clone)]
-pub struct Discover {
+pub(crate) struct Discover {
     client: DestinationClient<Channel>,
     context_token: String,
     profile_networks: Arc<Vec<ipnet::IpNet>>,
-    names: Cache<Arc<Vec<Endpoint>>>,
-    profiles: Cache<Arc<ProfileState>>,
-    no_profile: Arc<Mutex<HashMap<String, tokio::time::Instant>>>,
+    names: IdleCache<Arc<Vec<Endpoint>>>,
+    profiles: IdleCache<Arc<ProfileState>>,
+    no_profile: Arc<Negative>,
 }
 
-type Cache<T> = Arc<Mutex<HashMap<String, watch::Receiver<T>>>>;
-
 /// How long a failed profile lookup for a name is remembered.
-pub const NEGATIVE_TTL: Duration = Duration::from_secs(10);
+pub(crate) const NEGATIVE_TTL: Duration = Duration::from_secs(10);
 
 /// What GetProfile says about a target.
 #[derive(Debug, Default)]
-pub struct ProfileState {
+pub(crate) struct ProfileState {
     /// The ServiceProfile's routes and retry budget.
     pub profile: Option<Arc<Profile>>,
     /// The address is one meshed workload.
-    pub endpoint: Option<Endpoint>,
+    pub(crate) endpoint: Option<Endpoint>,
     /// The address is a Service: its name, for Destination.Get.
-    pub fqn: String,
+    pub(crate) fqn: String,
     pub opaque_protocol: bool,
 }
 
@@ -114,7 +114,7 @@ impl Resolution {
     /// A loopback address the mesh does not know: explicit mode's proxy
     /// refuses to relay to it (the workload's own local services, the
     /// controller's ports on a shared host).
-    pub fn loopback_outside_mesh(&self) -> Option<SocketAddr> {
+    pub(crate) fn loopback_outside_mesh(&self) -> Option<SocketAddr> {
         self.endpoints
             .iter()
             .find(|e| self.outside_mesh && e.addr.ip().is_loopback())
@@ -123,7 +123,7 @@ impl Resolution {
 }
 
 impl Discover {
-    pub fn new(
+    pub(crate) fn new(
         channel: Channel,
         context_token: String,
         profile_networks: Vec<ipnet::IpNet>,
@@ -132,8 +132,8 @@ impl Discover {
             client: DestinationClient::new(channel),
             context_token,
             profile_networks: Arc::new(profile_networks),
-            names: Arc::default(),
-            profiles: Arc::default(),
+            names: IdleCache::new(IDLE_TIMEOUT),
+            profiles: IdleCache::new(IDLE_TIMEOUT),
             no_profile: Arc::default(),
         }
     }
@@ -143,7 +143,7 @@ impl Discover {
     /// the Service's endpoints); a name with Get (and GetProfile for its
     /// routes); a name the control plane does not know is resolved with
     /// DNS and reached outside the mesh.
-    pub async fn endpoints(&self, authority: &str) -> Result<Resolution, DiscoverError> {
+    pub(crate) async fn endpoints(&self, authority: &str) -> Result<Resolution, DiscoverError> {
         let plain = |addr| Arc::new(vec![Endpoint::plain(addr)]);
         let resolution = if let Ok(addr) = authority.parse::<SocketAddr>() {
             if !self.profile_networks.iter().any(|n| n.contains(&addr.ip())) {
@@ -213,23 +213,14 @@ impl Discover {
     /// A name's profile, if the controller has one (failures are
     /// remembered for a while, so they do not cost every request a lookup).
     async fn name_profile(&self, authority: &str) -> Option<Arc<ProfileState>> {
-        if let Some(until) = self
-            .no_profile
-            .lock()
-            .expect("discovery cache")
-            .get(authority)
-            && tokio::time::Instant::now() < *until
-        {
+        if self.no_profile.contains(authority) {
             return None;
         }
         match self.profile_state(authority).await {
             Ok(s) => Some(s),
             Err(error) => {
                 tracing::debug!(%authority, %error, "no profile");
-                self.no_profile
-                    .lock()
-                    .expect("discovery cache")
-                    .insert(authority.into(), tokio::time::Instant::now() + NEGATIVE_TTL);
+                self.no_profile.insert(authority, NEGATIVE_TTL);
                 None
             }
         }
@@ -244,13 +235,8 @@ impl Discover {
     }
 
     async fn profile_state(&self, authority: &str) -> Result<Arc<ProfileState>, DiscoverError> {
-        if let Some(rx) = self
-            .profiles
-            .lock()
-            .expect("discovery cache")
-            .get(authority)
-        {
-            return Ok(rx.borrow().clone());
+        if let Some(state) = self.profiles.get(authority) {
+            return Ok(state);
         }
         let rpc = |s: tonic::Status| DiscoverError::Rpc(s.code(), s.message().into());
         let mut client = self.client.clone();
@@ -268,15 +254,11 @@ impl Discover {
             .map_err(rpc)?
             .ok_or_else(|| DiscoverError::Unknown(authority.into()))?;
         let (tx, rx) = watch::channel(Arc::new(profile_state(&first)));
-        self.profiles
-            .lock()
-            .expect("discovery cache")
-            .insert(authority.to_string(), rx.clone());
-        tokio::spawn(
-            self.clone()
-                .follow_profile(authority.to_string(), stream, tx),
-        );
         let state = rx.borrow().clone();
+        let this = self.clone();
+        self.profiles.insert(authority, rx, |_| {
+            this.follow_profile(authority.to_string(), stream, tx)
+        });
         Ok(state)
     }
 
@@ -298,11 +280,8 @@ impl Discover {
                     client.get_profile(req).await
                 })
                 .await;
+            // The target is gone: the cache drops it as this ends.
             let Some(reopened) = reopened else {
-                self.profiles
-                    .lock()
-                    .expect("discovery cache")
-                    .remove(&authority);
                 return;
             };
             stream = reopened;
@@ -337,10 +316,6 @@ impl Discover {
                 })
                 .await;
             let Some(reopened) = reopened else {
-                self.names
-                    .lock()
-                    .expect("discovery cache")
-                    .remove(&authority);
                 return;
             };
             stream = reopened;
@@ -388,8 +363,8 @@ impl Discover {
     }
 
     async fn name_endpoints(&self, authority: &str) -> Result<Arc<Vec<Endpoint>>, DiscoverError> {
-        if let Some(rx) = self.names.lock().expect("discovery cache").get(authority) {
-            return Ok(rx.borrow().clone());
+        if let Some(endpoints) = self.names.get(authority) {
+            return Ok(endpoints);
         }
         let rpc = |s: tonic::Status| DiscoverError::Rpc(s.code(), s.message().into());
         let mut client = self.client.clone();
@@ -412,15 +387,11 @@ impl Discover {
             return Err(DiscoverError::Unknown(authority.into()));
         }
         let (tx, rx) = watch::channel(endpoint_list(&set));
-        self.names
-            .lock()
-            .expect("discovery cache")
-            .insert(authority.to_string(), rx.clone());
-        tokio::spawn(
-            self.clone()
-                .follow_endpoints(authority.to_string(), stream, set, tx),
-        );
         let endpoints = rx.borrow().clone();
+        let this = self.clone();
+        self.names.insert(authority, rx, |_| {
+            this.follow_endpoints(authority.to_string(), stream, set, tx)
+        });
         Ok(endpoints)
     }
 }
@@ -461,7 +432,10 @@ fn profile_state(p: &proto::DestinationProfile) -> ProfileState {
 
 /// Applies one Destination update to an endpoint set, per destination.proto;
 /// false when the service does not exist (`no_endpoints{exists: false}`).
-pub fn apply(set: &mut BTreeMap<SocketAddr, Endpoint>, update: proto::update::Update) -> bool {
+pub(crate) fn apply(
+    set: &mut BTreeMap<SocketAddr, Endpoint>,
+    update: proto::update::Update,
+) -> bool {
     use proto::update::Update;
     match update {
         Update::Add(add) => {
@@ -487,7 +461,7 @@ pub fn apply(set: &mut BTreeMap<SocketAddr, Endpoint>, update: proto::update::Up
 
 /// A proto endpoint in the proxy's terms; SNI falls back to the DNS
 /// identity when the controller gives no server name, as linkerd2-proxy does.
-pub fn endpoint(w: &proto::WeightedAddr) -> Option<Endpoint> {
+pub(crate) fn endpoint(w: &proto::WeightedAddr) -> Option<Endpoint> {
     use proto::tls_identity::Strategy;
     let addr = SocketAddr::try_from(w.addr?).ok()?;
     let tls = w.tls_identity.as_ref().and_then(|t| {

@@ -2,26 +2,23 @@
 //! each request on its own.
 //!
 //! Per request: find the target (the original destination in transparent
-//! mode, the absolute URI's authority in explicit mode), resolve its
-//! endpoints, pick one by [`balance`](super::balance), and send the request
-//! on that endpoint's shared connection from the [`pool`](super::pool):
-//! HTTP/1 requests to an endpoint whose hint says h2 travel as HTTP/2 with
-//! `l5d-orig-proto` ([`crate::orig_proto`]), upgrades (WebSocket) get an
-//! HTTP/1.1 connection of their own ([`crate::http_upgrade`]). Requests are
-//! counted with the endpoint's verified identity (`server_id`). Failures
-//! answer 502 / 503 / 504 with `l5d-proxy-error` naming the cause.
+//! mode, the absolute URI's authority in explicit mode), ask
+//! [`Discovery`] for its endpoints and policy, and hand the request to the
+//! [`Router`] (its route's timeout and retries; each try on an endpoint
+//! picked by the balancer, over a shared connection). Failures come back
+//! as a [`Failure`] and are answered here, in one place
+//! ([`rescue`]): 400 / 403 / 502 / 503 / 504 with `l5d-proxy-error`
+//! naming the cause (gRPC callers: `grpc-status`).
 
-use super::balance::Balancer;
-use super::connect::{ConnectError, tls_label};
-use super::discover::{Discover, DiscoverError, Endpoint, Resolution};
-use super::pool::Pool;
-use crate::inbound::http::{Body, proxy_error};
-use crate::metrics::{HttpMetrics, StatsCache};
-use crate::route_metrics::{RouteEvent, RouteMetrics};
-use crate::{http_upgrade, orig_proto};
+use super::discovery::Discovery;
+use super::error::{Caller, Failure, rescue};
+use super::route_policy::{Call, Router};
+use crate::inbound::http::Body;
+use crate::metrics::StatsCache;
+use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode, Version};
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,23 +27,14 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Time allowed for a request head from its first byte (an idle
 /// kept-alive connection is never closed: [`crate::head_timeout`]).
-pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The outbound HTTP router, shared by all outbound connections.
 pub struct HttpOutbound {
-    pub discover: Discover,
-    pub balancer: Balancer,
-    pub pool: Pool,
-    pub metrics: Arc<HttpMetrics>,
-    pub route_metrics: Arc<RouteMetrics>,
-    /// OutboundPolicies (HTTPRoutes, weighted backends, failure accrual);
-    /// None without a policy service.
-    pub policies: Option<Arc<super::policy::Policies>>,
-    pub accrual: super::accrual::Accrual,
+    pub(crate) discovery: Arc<dyn Discovery>,
+    pub(crate) router: Router,
     /// Client spans for traced requests (with a collector configured).
-    pub tracer: Option<Arc<crate::trace::Tracer>>,
-    /// Live observers of this proxy's requests.
-    pub taps: Arc<crate::tap::Taps>,
+    pub(crate) tracer: Option<Arc<crate::trace::Tracer>>,
 }
 
 /// Where a connection's requests go.
@@ -60,7 +48,7 @@ pub enum Dst {
 
 impl HttpOutbound {
     /// Serves one application connection until it closes.
-    pub async fn serve<I>(
+    pub(crate) async fn serve<I>(
         self: Arc<Self>,
         io: I,
         http2: bool,
@@ -97,39 +85,37 @@ impl HttpOutbound {
         }
     }
 
-    /// Routes one request; never fails (errors become proxy responses).
-    pub async fn route(
+    /// Routes one request; never fails (failures become proxy responses,
+    /// here and nowhere else).
+    pub async fn route<B>(&self, req: Request<B>, dst: Dst, cache: &StatsCache) -> Response<Body>
+    where
+        B: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Send + Sync + 'static,
+    {
+        let caller = Caller::of(&req);
+        self.send(req.map(|b| b.boxed()), dst, cache)
+            .await
+            .unwrap_or_else(|failure| rescue(&failure, caller))
+    }
+
+    async fn send(
         &self,
-        req: Request<Incoming>,
+        req: Request<Body>,
         dst: Dst,
         cache: &StatsCache,
-    ) -> Response<Body> {
+    ) -> Result<Response<Body>, Failure> {
         let target = match dst {
             Dst::OrigDst(addr) => addr.to_string(),
-            Dst::AbsoluteUri => match absolute_authority(req.uri()) {
-                Some(a) => a,
-                None => {
-                    return proxy_error(
-                        StatusCode::BAD_REQUEST,
-                        format!(
-                            "{} is not absolute-form; this is an HTTP proxy: send http://host:port/path or CONNECT host:port",
-                            req.uri()
-                        ),
-                    );
-                }
-            },
+            Dst::AbsoluteUri => {
+                absolute_authority(req.uri()).ok_or_else(|| Failure::NotAbsoluteForm {
+                    uri: req.uri().to_string(),
+                })?
+            }
         };
-        let mut resolution = match self.discover.endpoints(&target).await {
-            Ok(r) => r,
-            Err(e) => return proxy_error(discovery_status(&e), e.to_string()),
-        };
+        let mut resolution = self.discovery.resolve(&target).await?;
         if let (Dst::AbsoluteUri, Some(addr)) = (dst, resolution.loopback_outside_mesh()) {
-            return proxy_error(StatusCode::FORBIDDEN, loopback_refused(addr));
+            return Err(Failure::LoopbackOutsideMesh(addr));
         }
-        let policy = match &self.policies {
-            Some(p) => p.get(&target).await,
-            None => None,
-        };
+        let policy = self.discovery.policy(&target).await;
         resolution.accrual = policy.as_ref().and_then(|p| p.accrual);
         let authority = req
             .headers()
@@ -144,202 +130,28 @@ impl HttpOutbound {
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/");
-        parts.uri = match format!("http://{authority}{path}").parse() {
-            Ok(uri) => uri,
-            Err(e) => {
-                return proxy_error(
-                    StatusCode::BAD_REQUEST,
-                    format!("the request's authority {authority:?} is not valid: {e}"),
-                );
-            }
+        parts.uri = format!("http://{authority}{path}")
+            .parse()
+            .map_err(|error| Failure::InvalidAuthority {
+                authority: authority.clone(),
+                error,
+            })?;
+        let call = Call {
+            resolution: &resolution,
+            policy: policy.as_deref(),
+            authority: &authority,
+            cache,
         };
-        let mut req = Request::from_parts(parts, body.boxed());
+        let mut req = Request::from_parts(parts, body);
         let span = self
             .tracer
             .as_ref()
             .and_then(|t| t.start(&mut req, crate::trace::Kind::Client));
-        let rsp = self
-            .dispatch(req, &resolution, policy.as_deref(), &authority, cache)
-            .await;
+        let answer = self.router.dispatch(call, req).await;
         if let Some(span) = span {
-            span.finish(rsp.status().as_u16());
+            span.finish(super::forward::status_of(&answer));
         }
-        rsp
-    }
-
-    /// The request with its route's policy: a ServiceProfile route, an
-    /// HTTPRoute rule, or neither.
-    async fn dispatch(
-        &self,
-        req: Request<Body>,
-        resolution: &Resolution,
-        policy: Option<&super::policy::OutboundPolicy>,
-        authority: &str,
-        cache: &StatsCache,
-    ) -> Response<Body> {
-        // A ServiceProfile route brings its timeout and retries.
-        match resolution
-            .profile
-            .as_deref()
-            .and_then(|p| p.route(&req).map(|r| (p, r)))
-        {
-            Some((profile, route)) if route.timeout.is_some() || route.retryable => {
-                let call = super::route_policy::RouteCall {
-                    out: self,
-                    resolution,
-                    profile,
-                    route,
-                    authority,
-                    cache,
-                };
-                super::route_policy::send(call, req).await
-            }
-            Some((_, route)) => {
-                let name = route.name.clone();
-                self.route_metrics
-                    .record(RouteEvent::Request, authority, &name);
-                let rsp = self.attempt(resolution, req, authority, cache).await;
-                let status = rsp.status().as_u16();
-                self.route_metrics
-                    .response(authority, &name, status, route.is_failure(status));
-                rsp
-            }
-            None => match policy.and_then(|p| p.rule(&req)) {
-                // An HTTPRoute: its backends and timeout.
-                Some((name, rule)) => {
-                    let call = super::route_policy::RuleCall {
-                        out: self,
-                        target: resolution,
-                        route: name,
-                        rule,
-                        authority,
-                        cache,
-                    };
-                    super::route_policy::send_rule(call, req).await
-                }
-                None => self.attempt(resolution, req, authority, cache).await,
-            },
-        }
-    }
-
-    /// One try: an endpoint picked by the balancer, the request sent on its
-    /// shared connection, counted with the endpoint's identity.
-    pub async fn attempt(
-        &self,
-        resolution: &Resolution,
-        mut req: Request<Body>,
-        authority: &str,
-        cache: &StatsCache,
-    ) -> Response<Body> {
-        let started = tokio::time::Instant::now();
-        // Failure accrual: endpoints serving a penalty are left out.
-        let available: Vec<Endpoint>;
-        let endpoints: &[Endpoint] = match &resolution.accrual {
-            None => &resolution.endpoints,
-            Some(_) => {
-                available = resolution
-                    .endpoints
-                    .iter()
-                    .filter(|e| self.accrual.available(e.addr))
-                    .cloned()
-                    .collect();
-                if available.is_empty() {
-                    return proxy_error(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!(
-                            "every endpoint of {authority} is failing and out of the balancer (failure accrual)"
-                        ),
-                    );
-                }
-                &available
-            }
-        };
-        let (endpoint, load) = self
-            .balancer
-            .pick(endpoints, |e| e.addr, |n| fastrand::usize(..n));
-        let endpoint = endpoint.clone();
-        let counters = cache.get(
-            &self.metrics,
-            "outbound",
-            authority,
-            endpoint.addr,
-            &tls_label(&endpoint),
-            "",
-        );
-        counters.request();
-        let server_id = endpoint
-            .tls
-            .as_ref()
-            .map(|(id, _)| id.as_str())
-            .unwrap_or("");
-        let tapped = self
-            .taps
-            .request(false, &req, None, endpoint.addr, ("", server_id));
-        let upgrade = http_upgrade::client_side(&mut req);
-        let orig_version = req.version();
-        let clients = self.pool.clients(&endpoint);
-        let client = if upgrade.is_some() {
-            &clients.http1
-        } else if orig_version == Version::HTTP_2 {
-            &clients.http2
-        } else if endpoint.http2 {
-            orig_proto::upgrade_request(&mut req, false);
-            &clients.http2
-        } else {
-            &clients.http1
-        };
-        let in_flight = load.start();
-        let result = client.request(req).await;
-        in_flight.finish();
-        let rsp = match result {
-            Ok(mut rsp) => {
-                if orig_version != Version::HTTP_2 {
-                    orig_proto::restore_response(&mut rsp, orig_version);
-                }
-                let peer =
-                    super::peer_errors::strip(&mut rsp, orig_version, endpoint.tls.is_some());
-                if let Some(error) = &peer.error {
-                    tracing::info!(endpoint = %endpoint.addr, status = rsp.status().as_u16(), %error, "remote proxy error");
-                }
-                if peer.close {
-                    tracing::debug!(endpoint = %endpoint.addr, "the peer proxy asked to close the connection");
-                }
-                if let Some(upgrade) = upgrade {
-                    http_upgrade::bridge(upgrade, &mut rsp);
-                }
-                rsp.map(|b| b.boxed())
-            }
-            Err(error) => {
-                let status = if caused_by_timeout(&error) {
-                    StatusCode::GATEWAY_TIMEOUT
-                } else {
-                    StatusCode::BAD_GATEWAY
-                };
-                proxy_error(
-                    status,
-                    format!(
-                        "the request to {} failed: {}",
-                        endpoint.addr,
-                        error_chain(&error)
-                    ),
-                )
-            }
-        };
-        if let Some(t) = tapped {
-            t.response(rsp.status().as_u16());
-        }
-        let rsp = crate::grpc_status::count(counters, rsp, started.elapsed());
-        if let Some(config) = &resolution.accrual
-            && let Some(penalty) = self.accrual.record(
-                endpoint.addr,
-                rsp.status().is_server_error(),
-                config,
-                fastrand::f64(),
-            )
-        {
-            tracing::info!(endpoint = %endpoint.addr, %authority, ?penalty, "endpoint failed {} times in a row: out of the balancer", config.max_failures);
-        }
-        rsp
+        answer
     }
 }
 
@@ -353,47 +165,6 @@ fn absolute_authority(uri: &http::Uri) -> Option<String> {
         Some(_) => a.to_string(),
         None => format!("{}:80", a.host()),
     })
-}
-
-/// Why explicit mode's proxy does not relay to a loopback address.
-pub fn loopback_refused(addr: SocketAddr) -> String {
-    format!(
-        "{addr} is a loopback address outside the mesh; the outbound proxy does not relay to this host's local services"
-    )
-}
-
-pub fn discovery_status(e: &DiscoverError) -> StatusCode {
-    match e {
-        DiscoverError::Timeout => StatusCode::GATEWAY_TIMEOUT,
-        DiscoverError::NoEndpoints(_) => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::BAD_GATEWAY,
-    }
-}
-
-/// An error and its causes, as one line.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        cause = c.source();
-    }
-    s
-}
-
-fn caused_by_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(e);
-    while let Some(c) = cause {
-        if let Some(ConnectError::Timeout { .. }) = c.downcast_ref::<ConnectError>() {
-            return true;
-        }
-        cause = c.source();
-    }
-    false
 }
 
 #[cfg(test)]

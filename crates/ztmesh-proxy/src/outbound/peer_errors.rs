@@ -10,21 +10,21 @@
 
 use http::{HeaderValue, Response, Version};
 
-pub const L5D_PROXY_ERROR: &str = "l5d-proxy-error";
-pub const L5D_PROXY_CONNECTION: &str = "l5d-proxy-connection";
+pub(crate) const L5D_PROXY_ERROR: &str = "l5d-proxy-error";
+pub(crate) const L5D_PROXY_CONNECTION: &str = "l5d-proxy-connection";
 
 /// What a peer's response said to this proxy.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct PeerErrors {
+pub(crate) struct PeerErrors {
     /// The peer's `l5d-proxy-error`, for the log.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// The peer asked to close, and is a meshed proxy whose word counts.
-    pub close: bool,
+    pub(crate) close: bool,
 }
 
 /// Strips the peer's error headers; `meshed`: the endpoint is a proxy
 /// that proved its identity (only its request to close is honoured).
-pub fn strip<B>(rsp: &mut Response<B>, app_version: Version, meshed: bool) -> PeerErrors {
+pub(crate) fn strip<B>(rsp: &mut Response<B>, app_version: Version, meshed: bool) -> PeerErrors {
     let headers = rsp.headers_mut();
     let error = headers
         .remove(L5D_PROXY_ERROR)

@@ -10,12 +10,12 @@
 //! choice is made by the HTTP stage.
 
 use super::accrual::AccrualConfig;
+use super::cache::{IDLE_TIMEOUT, IdleCache, Negative};
 use linkerd2_proxy_api::outbound::{
     self as proto, outbound_policies_client::OutboundPoliciesClient,
 };
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tonic::transport::Channel;
@@ -23,8 +23,8 @@ use ztmesh_authz::HttpMatch;
 use ztmesh_authz::route::{RequestFacts, http_score};
 
 /// How long a target without an OutboundPolicy is remembered as such.
-pub const NEGATIVE_TTL: Duration = Duration::from_secs(10);
-pub const POLICY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const NEGATIVE_TTL: Duration = Duration::from_secs(10);
+pub(crate) const POLICY_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Default)]
 pub struct OutboundPolicy {
@@ -65,7 +65,7 @@ fn duration(d: Option<prost_types::Duration>) -> Option<Duration> {
 }
 
 impl OutboundPolicy {
-    pub fn from_proto(p: &proto::OutboundPolicy) -> Self {
+    pub(crate) fn from_proto(p: &proto::OutboundPolicy) -> Self {
         use proto::proxy_protocol::Kind;
         let (routes, accrual) = match p.protocol.as_ref().and_then(|p| p.kind.as_ref()) {
             Some(Kind::Detect(d)) => d
@@ -117,7 +117,7 @@ impl OutboundPolicy {
 
     /// The best rule for a request over all routes (Gateway API precedence,
     /// as inbound), with its route's name.
-    pub fn rule<B>(&self, req: &http::Request<B>) -> Option<(&str, &PolicyRule)> {
+    pub(crate) fn rule<B>(&self, req: &http::Request<B>) -> Option<(&str, &PolicyRule)> {
         let facts = RequestFacts::new(req);
         let mut best = None;
         for route in &self.routes {
@@ -200,7 +200,10 @@ fn rule_from_proto(rule: &proto::http_route::Rule, route: &str) -> PolicyRule {
 
 /// A backend chosen in proportion to the weights; `random` is uniform
 /// below the total weight.
-pub fn pick_backend(backends: &[(u32, String)], random: impl FnOnce(u64) -> u64) -> Option<&str> {
+pub(crate) fn pick_backend(
+    backends: &[(u32, String)],
+    random: impl FnOnce(u64) -> u64,
+) -> Option<&str> {
     let total: u64 = backends.iter().map(|(w, _)| u64::from(*w)).sum();
     if total == 0 {
         return None;
@@ -215,36 +218,31 @@ pub fn pick_backend(backends: &[(u32, String)], random: impl FnOnce(u64) -> u64)
     None
 }
 
-/// OutboundPolicies streams, one per target, kept current.
-pub struct Policies {
+/// OutboundPolicies streams, one per target, kept current while used
+/// ([`IdleCache`]); targets without a policy are remembered for
+/// [`NEGATIVE_TTL`].
+pub(crate) struct Policies {
     client: OutboundPoliciesClient<Channel>,
-    cache: Arc<Mutex<HashMap<String, Entry>>>,
-}
-
-enum Entry {
-    Watching(watch::Receiver<Arc<OutboundPolicy>>),
-    None(tokio::time::Instant),
+    watching: IdleCache<Arc<OutboundPolicy>>,
+    none: Negative,
 }
 
 impl Policies {
-    pub fn new(channel: Channel) -> Self {
+    pub(crate) fn new(channel: Channel) -> Self {
         Self {
             client: OutboundPoliciesClient::new(channel),
-            cache: Arc::default(),
+            watching: IdleCache::new(IDLE_TIMEOUT),
+            none: Negative::default(),
         }
     }
 
     /// The target's policy, or None when the controller has none for it.
-    pub async fn get(&self, target: &str) -> Option<Arc<OutboundPolicy>> {
-        match self
-            .cache
-            .lock()
-            .expect("outbound policies lock")
-            .get(target)
-        {
-            Some(Entry::Watching(rx)) => return Some(rx.borrow().clone()),
-            Some(Entry::None(until)) if tokio::time::Instant::now() < *until => return None,
-            _ => {}
+    pub(crate) async fn get(&self, target: &str) -> Option<Arc<OutboundPolicy>> {
+        if let Some(policy) = self.watching.get(target) {
+            return Some(policy);
+        }
+        if self.none.contains(target) {
+            return None;
         }
         use proto::traffic_spec::Target;
         let spec = proto::TrafficSpec {
@@ -278,37 +276,26 @@ impl Policies {
             }
         };
         let (tx, rx) = watch::channel(Arc::new(OutboundPolicy::from_proto(&first)));
-        self.cache
-            .lock()
-            .expect("outbound policies lock")
-            .insert(target.to_string(), Entry::Watching(rx.clone()));
         let policy = rx.borrow().clone();
-        tokio::spawn(follow(
-            self.client.clone(),
-            self.cache.clone(),
-            target.to_string(),
-            spec,
-            stream,
-            tx,
-        ));
+        let client = self.client.clone();
+        self.watching.insert(target, rx, |_| {
+            follow(client, target.to_string(), spec, stream, tx)
+        });
         Some(policy)
     }
 
     fn remember_none(&self, target: &str) {
-        self.cache.lock().expect("outbound policies lock").insert(
-            target.to_string(),
-            Entry::None(tokio::time::Instant::now() + NEGATIVE_TTL),
-        );
+        self.none.insert(target, NEGATIVE_TTL);
     }
 }
 
 /// Keeps a target's policy current. A stream that ends or fails keeps the
 /// last policy in force while it is reopened with a backoff (a controller
 /// outage changes no route); only NOT_FOUND or UNIMPLEMENTED from a
-/// reopened stream drops it, and the profile path applies again.
+/// reopened stream drops it (the cache does as this ends), and the
+/// profile path applies again.
 async fn follow(
     mut client: OutboundPoliciesClient<Channel>,
-    cache: Arc<Mutex<HashMap<String, Entry>>>,
     target: String,
     spec: proto::TrafficSpec,
     mut stream: tonic::Streaming<proto::OutboundPolicy>,
@@ -340,10 +327,6 @@ async fn follow(
                     ) =>
                 {
                     tracing::info!(%target, "the target no longer has an outbound policy");
-                    cache
-                        .lock()
-                        .expect("outbound policies lock")
-                        .remove(&target);
                     return;
                 }
                 _ => continue,

@@ -23,26 +23,26 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// How long an unused HTTP/2 connection to an endpoint is kept.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub type EndpointClient = Client<EndpointConnector, Body>;
+pub(crate) type EndpointClient = Client<EndpointConnector, Body>;
 
 /// The two clients of one endpoint.
 #[derive(Clone)]
-pub struct Clients {
-    pub http1: EndpointClient,
-    pub http2: EndpointClient,
+pub(crate) struct Clients {
+    pub(crate) http1: EndpointClient,
+    pub(crate) http2: EndpointClient,
 }
 
 /// Clients by endpoint, shared by all of the proxy's outbound connections.
-pub struct Pool {
+pub(crate) struct Pool {
     tls: Arc<ClientTls>,
     metrics: Arc<TcpMetrics>,
     clients: Mutex<HashMap<Endpoint, Clients>>,
 }
 
 impl Pool {
-    pub fn new(tls: Arc<ClientTls>, metrics: Arc<TcpMetrics>) -> Self {
+    pub(crate) fn new(tls: Arc<ClientTls>, metrics: Arc<TcpMetrics>) -> Self {
         Self {
             tls,
             metrics,
@@ -50,7 +50,7 @@ impl Pool {
         }
     }
 
-    pub fn clients(&self, endpoint: &Endpoint) -> Clients {
+    pub(crate) fn clients(&self, endpoint: &Endpoint) -> Clients {
         let mut clients = self.clients.lock().expect("pool lock");
         if let Some(c) = clients.get(endpoint) {
             return c.clone();
@@ -87,7 +87,7 @@ impl Pool {
 
 /// Dials one endpoint, whatever URI the client asks for.
 #[derive(Clone)]
-pub struct EndpointConnector {
+pub(crate) struct EndpointConnector {
     endpoint: Arc<Endpoint>,
     tls: Arc<ClientTls>,
     metrics: Arc<TcpMetrics>,
@@ -122,7 +122,7 @@ impl tower::Service<http::Uri> for EndpointConnector {
 
 /// A connection to an endpoint, plaintext or mTLS, counted in the
 /// outbound transport metrics until it closes.
-pub struct MeshConn {
+pub(crate) struct MeshConn {
     io: Box<dyn Io>,
     counters: Arc<TcpCounters>,
     read: u64,

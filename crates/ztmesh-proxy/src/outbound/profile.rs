@@ -14,17 +14,17 @@ use std::time::Duration;
 
 #[derive(Debug, Default)]
 pub struct Profile {
-    pub routes: Vec<ProfileRoute>,
+    pub(crate) routes: Vec<ProfileRoute>,
     /// Shared by every retryable route of the service.
-    pub budget: Option<Arc<RetryBudget>>,
+    pub(crate) budget: Option<Arc<RetryBudget>>,
 }
 
 #[derive(Debug)]
-pub struct ProfileRoute {
-    pub name: String,
+pub(crate) struct ProfileRoute {
+    pub(crate) name: String,
     condition: Condition,
-    pub timeout: Option<Duration>,
-    pub retryable: bool,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) retryable: bool,
     failure_classes: Vec<(StatusCondition, bool)>,
 }
 
@@ -97,14 +97,14 @@ impl Profile {
     }
 
     /// The route of a request: the first whose condition matches.
-    pub fn route<B>(&self, req: &http::Request<B>) -> Option<&ProfileRoute> {
+    pub(crate) fn route<B>(&self, req: &http::Request<B>) -> Option<&ProfileRoute> {
         self.routes.iter().find(|r| r.condition.matches(req))
     }
 }
 
 impl ProfileRoute {
     /// Whether a response with this status is a failure for the route.
-    pub fn is_failure(&self, status: u16) -> bool {
+    pub(crate) fn is_failure(&self, status: u16) -> bool {
         self.failure_classes
             .iter()
             .find(|(c, _)| c.matches(status))

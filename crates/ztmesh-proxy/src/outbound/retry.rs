@@ -16,7 +16,7 @@ use tokio::time::Instant;
 const SLOTS: u32 = 10;
 
 #[derive(Debug)]
-pub struct RetryBudget {
+pub(crate) struct RetryBudget {
     ratio: f64,
     reserve: f64,
     ttl: Duration,
@@ -31,7 +31,7 @@ struct Slot {
 }
 
 impl RetryBudget {
-    pub fn new(ratio: f32, min_per_second: u32, ttl: Duration) -> Self {
+    pub(crate) fn new(ratio: f32, min_per_second: u32, ttl: Duration) -> Self {
         let ttl = if ttl.is_zero() {
             Duration::from_secs(10)
         } else {
@@ -67,13 +67,13 @@ impl RetryBudget {
     }
 
     /// A request was sent (not a retry).
-    pub fn deposit(&self) {
+    pub(crate) fn deposit(&self) {
         let mut w = self.slot(Instant::now());
         w.back_mut().expect("a current slot").deposits += 1;
     }
 
     /// May one more retry be sent? Withdraws it if so.
-    pub fn try_withdraw(&self) -> bool {
+    pub(crate) fn try_withdraw(&self) -> bool {
         let mut w = self.slot(Instant::now());
         let (deposits, withdrawals) = w.iter().fold((0u64, 0u64), |(d, r), s| {
             (d + s.deposits, r + s.withdrawals)
@@ -90,10 +90,10 @@ impl RetryBudget {
 
 /// Exponential backoff with full jitter: attempt `n` (from 1) waits a
 /// random time up to min(BASE x 2^(n-1), MAX).
-pub const BACKOFF_BASE: Duration = Duration::from_millis(25);
-pub const BACKOFF_MAX: Duration = Duration::from_millis(250);
+pub(crate) const BACKOFF_BASE: Duration = Duration::from_millis(25);
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_millis(250);
 
-pub fn backoff(attempt: u32, random_unit: f64) -> Duration {
+pub(crate) fn backoff(attempt: u32, random_unit: f64) -> Duration {
     let exp = BACKOFF_BASE.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
     exp.min(BACKOFF_MAX).mul_f64(random_unit.clamp(0.0, 1.0))
 }

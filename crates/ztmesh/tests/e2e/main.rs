@@ -27,6 +27,7 @@ mod mesh_transparent;
 mod netns_tls;
 mod observability;
 mod policy_e2e;
+mod proxy_drain;
 mod proxy_e2e;
 mod relay_netns;
 mod robustness;
