@@ -13,11 +13,17 @@
 //!   kind/namespace/name and field path. Core Kubernetes kinds (Namespace,
 //!   ServiceAccount, Service, Pod) use the k8s-openapi types. [`bounds`]
 //!   refuses files too large or too deeply nested before they are parsed.
+//!   The objects it makes are [`object`]'s, its problems [`diagnostic`]'s;
+//!   `validate` (private) checks what a schema cannot say. Both `load` and
+//!   `validate` report into [`diagnostic`], so neither depends on the other
+//!   beyond `load` calling `validate`.
 
 pub mod bounds;
+pub mod diagnostic;
 pub mod duration;
 pub mod load;
 pub mod meta;
+pub mod object;
 pub mod policy;
 pub mod profile;
 pub mod route;

@@ -1,8 +1,9 @@
 //! What the schemas cannot say: each check quotes the rule it enforces and
 //! reports the field it concerns. Errors reject the object; warnings load it.
 
-use crate::load::{DocContext, Object, Resource};
+use crate::diagnostic::DocContext;
 use crate::meta::LabelSelector;
+use crate::object::{Object, Resource};
 use crate::policy::*;
 use crate::profile::{RequestMatch, ServiceProfileSpec};
 use crate::route::*;
