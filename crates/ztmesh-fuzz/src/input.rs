@@ -4,7 +4,7 @@
 
 /// The input read as a sequence of small choices; an exhausted input reads
 /// as zeros, so every input is a valid one.
-pub(crate) struct Input<'a>(&'a [u8]);
+pub(crate) struct Input<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Input<'a> {
     pub(crate) fn byte(&mut self) -> u8 {
