@@ -259,6 +259,21 @@ fn network(n: &api::Network) -> NetworkMatch {
     }
 }
 
+/// Why an AuthorizationPolicy is ignored.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("{kind} {namespace}/{name} does not exist")]
+    Missing {
+        kind: &'static str,
+        namespace: String,
+        name: String,
+    },
+    #[error("more than one MeshTLSAuthentication or ServiceAccount is required")]
+    TwoIdentitySources,
+    #[error("more than one NetworkAuthentication is required")]
+    TwoNetworkSources,
+}
+
 /// "The required authentications combine: identities from one
 /// MeshTLSAuthentication or ServiceAccount, networks from one
 /// NetworkAuthentication; what is not required is not restricted."
@@ -266,7 +281,12 @@ pub fn policy_authorization(
     view: &View,
     ns: &str,
     spec: &AuthorizationPolicySpec,
-) -> Result<ClientAuthorization, String> {
+) -> Result<ClientAuthorization, PolicyError> {
+    let missing = |kind, namespace: &str, name: &str| PolicyError::Missing {
+        kind,
+        namespace: namespace.into(),
+        name: name.into(),
+    };
     let cluster = view.cluster();
     let mut identities: Option<Vec<IdentityMatch>> = None;
     let mut networks: Option<Vec<NetworkMatch>> = None;
@@ -276,13 +296,9 @@ pub fn policy_authorization(
             let authn = view
                 .namespace(ref_ns)
                 .and_then(|res| res.meshtls_authentications.get(&r.name))
-                .ok_or_else(|| {
-                    format!("MeshTLSAuthentication {ref_ns}/{} does not exist", r.name)
-                })?;
+                .ok_or_else(|| missing("MeshTLSAuthentication", ref_ns, &r.name))?;
             if identities.is_some() {
-                return Err(
-                    "more than one MeshTLSAuthentication or ServiceAccount is required".into(),
-                );
+                return Err(PolicyError::TwoIdentitySources);
             }
             let mut ids: Vec<IdentityMatch> = authn
                 .spec
@@ -315,18 +331,14 @@ pub fn policy_authorization(
             let authn = view
                 .namespace(ref_ns)
                 .and_then(|res| res.network_authentications.get(&r.name))
-                .ok_or_else(|| {
-                    format!("NetworkAuthentication {ref_ns}/{} does not exist", r.name)
-                })?;
+                .ok_or_else(|| missing("NetworkAuthentication", ref_ns, &r.name))?;
             if networks.is_some() {
-                return Err("more than one NetworkAuthentication is required".into());
+                return Err(PolicyError::TwoNetworkSources);
             }
             networks = Some(authn.spec.networks.iter().map(network).collect());
         } else if r.is_kind("", "ServiceAccount") || r.is_kind("core", "ServiceAccount") {
             if identities.is_some() {
-                return Err(
-                    "more than one MeshTLSAuthentication or ServiceAccount is required".into(),
-                );
+                return Err(PolicyError::TwoIdentitySources);
             }
             identities = Some(vec![IdentityMatch::Exact(
                 cluster.service_account_identity(ref_ns, &r.name),
