@@ -371,7 +371,15 @@ impl<'ast> Visit<'ast> for Reader<'_> {
         self.macro_paths(mac.tokens.clone());
     }
 
-    fn visit_attribute(&mut self, _: &'ast syn::Attribute) {}
+    /// An attribute's own path (`derive`, `cfg`, `arg`) names nothing of
+    /// the crate; its arguments may (`#[arg(value_parser = crate::f)]`).
+    fn visit_attribute(&mut self, attr: &'ast syn::Attribute) {
+        match &attr.meta {
+            syn::Meta::Path(_) => {}
+            syn::Meta::List(list) => self.macro_paths(list.tokens.clone()),
+            syn::Meta::NameValue(nv) => self.visit_expr(&nv.value),
+        }
+    }
 
     /// `pub(crate)`, `pub(super)`, `pub(in path)` name no item.
     fn visit_visibility(&mut self, _: &'ast syn::Visibility) {}

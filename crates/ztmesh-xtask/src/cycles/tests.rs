@@ -118,6 +118,26 @@ fn synthetic_crates() {
             &[&["src/a.rs", "src/b.rs"]],
         ),
         (
+            "a path inside an attribute's arguments",
+            &[
+                ("src/lib.rs", "mod a; pub fn parse() {} fn f(_: a::Args) {}"),
+                (
+                    "src/a.rs",
+                    "#[derive(clap::Args)] pub struct Args { #[arg(value_parser = crate::parse)] x: u8 }",
+                ),
+            ],
+            &[&["src/a.rs", "src/lib.rs"]],
+        ),
+        (
+            "an attribute's own path is no edge",
+            &[
+                ("src/lib.rs", "mod a; mod b;"),
+                ("src/a.rs", "#[b] pub fn f() {} #[cfg(b)] fn g() {}"),
+                ("src/b.rs", "fn h() { crate::a::f() }"),
+            ],
+            &[],
+        ),
+        (
             "a module imported by name, then used",
             &[
                 ("src/lib.rs", "mod a; mod b;"),

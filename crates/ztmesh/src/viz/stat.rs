@@ -39,7 +39,7 @@ pub struct StatArgs {
     prometheus: Option<super::prometheus::Prometheus>,
     /// How long to observe (`5s`, `30s`); with --prometheus, how far back
     /// to look.
-    #[arg(long, value_parser = crate::duration, default_value = "5s")]
+    #[arg(long, value_parser = crate::flags::duration, default_value = "5s")]
     window: Duration,
     /// The proxies' admin port.
     #[arg(long, default_value_t = 4191)]
