@@ -298,7 +298,10 @@ mod tests {
         assert_eq!(parse_size("1MiB"), Ok(1 << 20));
         assert_eq!(parse_size("512 KiB"), Ok(512 << 10));
         assert_eq!(parse_size("100"), Ok(100));
-        assert_eq!(parse_size("1 parsec"), Err(SizeError::Unit("parsec".into())));
+        assert_eq!(
+            parse_size("1 parsec"),
+            Err(SizeError::Unit("parsec".into()))
+        );
         assert_eq!(parse_size("0"), Err(SizeError::OutOfRange("0".into())));
         assert_eq!(parse_size("MiB"), Err(SizeError::NotANumber("MiB".into())));
         assert_eq!(

@@ -96,6 +96,9 @@ mod tests {
         let soon = super::parse("soon").unwrap_err().to_string();
         assert!(soon.starts_with("\"soon\" is not a duration"), "{soon}");
         let bare = super::parse("10").unwrap_err().to_string();
-        assert!(bare.starts_with("\"10\" is not a duration (e.g. 500ms, 10s, 1h30m): "), "{bare}");
+        assert!(
+            bare.starts_with("\"10\" is not a duration (e.g. 500ms, 10s, 1h30m): "),
+            "{bare}"
+        );
     }
 }
