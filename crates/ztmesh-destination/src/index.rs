@@ -67,8 +67,8 @@ struct WorkloadInfo {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DestinationError {
-    #[error("{0}")]
-    BadTarget(String),
+    #[error(transparent)]
+    BadTarget(#[from] crate::target::TargetError),
 }
 
 pub struct Index {

@@ -13,14 +13,23 @@ pub enum Target {
     Addr(SocketAddr),
 }
 
+/// A path that names no target.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{path:?} is neither ip:port nor name.namespace.svc.{cluster_domain}[:port]")]
+pub struct TargetError {
+    pub path: String,
+    pub cluster_domain: String,
+}
+
 impl Target {
     /// Parses `svc.ns.svc.cluster.local[:port]` (port 80 by default) or `ip:port`.
-    pub fn parse(path: &str, cluster_domain: &str) -> Result<Self, String> {
+    pub fn parse(path: &str, cluster_domain: &str) -> Result<Self, TargetError> {
         if let Ok(addr) = path.parse::<SocketAddr>() {
             return Ok(Self::Addr(addr));
         }
-        let bad = || {
-            format!("{path:?} is neither ip:port nor name.namespace.svc.{cluster_domain}[:port]")
+        let bad = || TargetError {
+            path: path.into(),
+            cluster_domain: cluster_domain.into(),
         };
         let (host, port) = match path.rsplit_once(':') {
             Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad())?),
@@ -80,5 +89,11 @@ mod tests {
         for (s, want) in cases {
             assert_eq!(Target::parse(s, "cluster.local").ok(), want, "{s}");
         }
+        assert_eq!(
+            Target::parse("api.svc:80", "cluster.local")
+                .unwrap_err()
+                .to_string(),
+            "\"api.svc:80\" is neither ip:port nor name.namespace.svc.cluster.local[:port]"
+        );
     }
 }

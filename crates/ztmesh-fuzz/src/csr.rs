@@ -18,7 +18,7 @@
 //!   another DNS name, a URI, an IP address, an email address) with a
 //!   length-prefixed string for those that take one.
 
-use crate::Input;
+use crate::input::Input;
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, DnValue, IsCa, KeyPair, SanType,
     SignatureAlgorithm,
@@ -128,7 +128,7 @@ fn keys() -> &'static [(KeyPair, bool)] {
         let make = |alg: &'static SignatureAlgorithm| KeyPair::generate_for(alg).expect("a key");
         vec![
             (
-                KeyPair::from_pem(crate::FUZZ_KEY_PEM).expect("the fuzz key"),
+                KeyPair::from_pem(crate::token::FUZZ_KEY_PEM).expect("the fuzz key"),
                 true,
             ),
             (make(&rcgen::PKCS_ECDSA_P384_SHA384), false),

@@ -6,7 +6,7 @@
 //! must not depend on how the bytes were split into reads: any prefix that
 //! already answers answers as the whole input does.
 
-use crate::prefix_lens;
+use crate::input::prefix_lens;
 use ztmesh_proxy::inbound::detect_protocol::detect_protocol as detect;
 
 pub fn detect_protocol(data: &[u8]) {

@@ -6,7 +6,7 @@
 //! proxy stops reading at the first answer that is not `NeedMore`, any
 //! prefix (within `MAX_PEEK`) that already answers answers the same.
 
-use crate::prefix_lens;
+use crate::input::prefix_lens;
 use ztmesh_proxy::inbound::detect_tls::{Detected, MAX_PEEK, detect};
 
 pub fn client_hello(data: &[u8]) {

@@ -12,7 +12,7 @@
 //! - 2: a byte saying where to flip one bit, then mode 1's input: the
 //!   signed token, changed anywhere in one bit, never verifies.
 
-use crate::Input;
+use crate::input::Input;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;

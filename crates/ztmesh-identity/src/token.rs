@@ -7,9 +7,18 @@
 //! Kubernetes' projected service-account tokens (`sub` is
 //! `system:serviceaccount:{ns}:{sa}`, the audience is `identity.l5d.io`), so
 //! a token from either source reads the same.
+//!
+//! Signing and signature verification are `jsonwebtoken`'s (with aws-lc-rs,
+//! the crypto the rest of the mesh uses): it accepts ES256 alone, checks
+//! the signature before reading the claims, and checks the issuer. What a
+//! refusal should say, and the checks against the caller's clock (expiry,
+//! not-before) and of the audience and subject, are this module's, so
+//! every refusal names the value that failed.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -49,6 +58,10 @@ pub enum TokenError {
     NotYetValid(String),
     #[error("the token's audience is {0:?}; it must include {AUDIENCE:?}")]
     WrongAudience(Vec<String>),
+    #[error(
+        "the token's issuer is not {ISSUER:?}: only tokens from `ztmesh token create` are accepted"
+    )]
+    WrongIssuer,
     #[error("the token's subject {0:?} is not a service account (system:serviceaccount:NS:NAME)")]
     NotServiceAccount(String),
     #[error("the token key is unusable: {0}")]
@@ -67,19 +80,25 @@ pub trait TokenAuthenticator: Send + Sync + 'static {
 /// Signs local tokens with an ECDSA P-256 key (PKCS#8).
 pub struct TokenSigner {
     key: aws_lc_rs::signature::EcdsaKeyPair,
+    encoding: EncodingKey,
 }
 
 /// Verifies local tokens against the signer's public key.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct TokenVerifier {
-    public_key: Vec<u8>,
+    key: DecodingKey,
 }
 
-#[derive(Serialize, Deserialize)]
+impl std::fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenVerifier").finish_non_exhaustive()
+    }
+}
+
+/// Only read to say which algorithm a refused token names.
+#[derive(Deserialize)]
 struct Header {
     alg: String,
-    #[serde(default)]
-    typ: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -116,7 +135,10 @@ impl TokenSigner {
             der,
         )
         .map_err(|_| TokenError::Key("not a PKCS#8 ECDSA P-256 private key".into()))?;
-        Ok(Self { key })
+        Ok(Self {
+            key,
+            encoding: EncodingKey::from_ec_der(der),
+        })
     }
 
     pub fn from_pem(pem: &[u8], what: &str) -> Result<Self, TokenError> {
@@ -139,8 +161,9 @@ impl TokenSigner {
 
     pub fn verifier(&self) -> TokenVerifier {
         use aws_lc_rs::signature::KeyPair;
+        // The uncompressed point, as aws-lc-rs verifies with it.
         TokenVerifier {
-            public_key: self.key.public_key().as_ref().to_vec(),
+            key: DecodingKey::from_ec_der(self.key.public_key().as_ref()),
         }
     }
 
@@ -152,10 +175,6 @@ impl TokenSigner {
         now: SystemTime,
     ) -> Result<String, TokenError> {
         let now_s = unix(now);
-        let header = Header {
-            alg: "ES256".into(),
-            typ: Some("JWT".into()),
-        };
         let claims = Claims {
             iss: ISSUER.into(),
             sub: format!("{SUBJECT_PREFIX}{}:{}", sa.namespace, sa.name),
@@ -164,18 +183,23 @@ impl TokenSigner {
             nbf: now_s,
             exp: now_s + ttl.as_secs(),
         };
-        let signing_input = format!(
-            "{}.{}",
-            B64.encode(serde_json::to_vec(&header).expect("header serializes")),
-            B64.encode(serde_json::to_vec(&claims).expect("claims serialize"))
-        );
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        let sig = self
-            .key
-            .sign(&rng, signing_input.as_bytes())
-            .map_err(|e| TokenError::Key(e.to_string()))?;
-        Ok(format!("{signing_input}.{}", B64.encode(sig.as_ref())))
+        let header = jsonwebtoken::Header::new(Algorithm::ES256);
+        jsonwebtoken::encode(&header, &claims, &self.encoding)
+            .map_err(|e| TokenError::Key(e.to_string()))
     }
+}
+
+/// What `jsonwebtoken` checks: ES256, the signature, the issuer, and that
+/// every claim this module reads is there. Times and audience are checked
+/// after, against the caller's clock and with the values in the message.
+fn validation() -> Validation {
+    let mut v = Validation::new(Algorithm::ES256);
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    v.validate_aud = false;
+    v.required_spec_claims = ["exp", "nbf", "aud", "sub", "iss"].map(String::from).into();
+    v.set_issuer(&[ISSUER]);
+    v
 }
 
 impl TokenVerifier {
@@ -190,29 +214,41 @@ impl TokenVerifier {
             .map_err(|_| TokenError::Malformed("it is not UTF-8".into()))?
             .trim();
         let mut parts = token.split('.');
-        let (Some(h), Some(c), Some(s), None) =
+        let (Some(h), Some(_), Some(s), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(TokenError::Malformed(
                 "expected three dot-separated parts".into(),
             ));
         };
+        // Said before verifying, so the refusal names the algorithm;
+        // jsonwebtoken accepts ES256 alone whatever this says.
         let header: Header = decode_json(h, "header")?;
         if header.alg != "ES256" {
             return Err(TokenError::UnsupportedAlgorithm(header.alg));
         }
-        let sig = B64
-            .decode(s)
-            .map_err(|_| TokenError::Malformed("the signature is not base64url".into()))?;
-        let key = aws_lc_rs::signature::UnparsedPublicKey::new(
-            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
-            &self.public_key,
-        );
-        let signed = &token.as_bytes()[..h.len() + 1 + c.len()];
-        key.verify(signed, &sig)
-            .map_err(|_| TokenError::BadSignature)?;
-
-        let claims: Claims = decode_json(c, "claims")?;
+        if B64.decode(s).is_err() {
+            return Err(TokenError::Malformed(
+                "the signature is not base64url".into(),
+            ));
+        }
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &validation())
+            .map_err(|e| match e.into_kind() {
+                ErrorKind::InvalidSignature => TokenError::BadSignature,
+                ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+                ErrorKind::InvalidAlgorithm => TokenError::UnsupportedAlgorithm(header.alg),
+                ErrorKind::MissingRequiredClaim(claim) => {
+                    TokenError::Malformed(format!("the claims have no {claim:?}"))
+                }
+                ErrorKind::Base64(_) => {
+                    TokenError::Malformed("the claims are not base64url".into())
+                }
+                ErrorKind::Json(e) => {
+                    TokenError::Malformed(format!("the claims are not valid: {e}"))
+                }
+                other => TokenError::Malformed(format!("{other:?}")),
+            })?
+            .claims;
         let now_s = unix(now);
         if claims.exp <= now_s {
             return Err(TokenError::Expired(claim_time(claims.exp)));
@@ -304,7 +340,7 @@ mod tests {
         let es = r#"{"alg":"ES256"}"#;
         let claims = |aud: &str, sub: &str| {
             format!(
-                r#"{{"iss":"x","sub":"{sub}","aud":{aud},"iat":1800000000,"nbf":1800000000,"exp":1800003600}}"#
+                r#"{{"iss":"ztmesh","sub":"{sub}","aud":{aud},"iat":1800000000,"nbf":1800000000,"exp":1800003600}}"#
             )
         };
         let tampered = {
@@ -428,6 +464,49 @@ mod tests {
                 now,
                 &verifier,
                 Ok(sa()),
+            ),
+            (
+                "another issuer",
+                forge(
+                    &signer,
+                    es,
+                    r#"{"iss":"https://kubernetes.default.svc","sub":"system:serviceaccount:booksapp:books","aud":"identity.l5d.io","iat":1800000000,"nbf":1800000000,"exp":1800003600}"#,
+                )
+                .into(),
+                now,
+                &verifier,
+                Err(TokenError::WrongIssuer),
+            ),
+            (
+                "no expiry",
+                forge(
+                    &signer,
+                    es,
+                    r#"{"iss":"ztmesh","sub":"system:serviceaccount:booksapp:books","aud":"identity.l5d.io","iat":1800000000,"nbf":1800000000}"#,
+                )
+                .into(),
+                now,
+                &verifier,
+                Err(TokenError::Malformed(
+                    "the claims are not valid: missing field `exp` at line 1 column 119".into(),
+                )),
+            ),
+            (
+                "HS256 with the public key as its secret",
+                {
+                    use aws_lc_rs::signature::KeyPair;
+                    let secret = signer.key.public_key().as_ref().to_vec();
+                    jsonwebtoken::encode(
+                        &jsonwebtoken::Header::new(Algorithm::HS256),
+                        &serde_json::json!({"iss": "ztmesh", "sub": "system:serviceaccount:booksapp:books", "aud": AUDIENCE, "iat": 1800000000u64, "nbf": 1800000000u64, "exp": 1800003600u64}),
+                        &EncodingKey::from_secret(&secret).unwrap(),
+                    )
+                    .unwrap()
+                    .into()
+                },
+                now,
+                &verifier,
+                Err(TokenError::UnsupportedAlgorithm("HS256".into())),
             ),
             (
                 "not a service account",

@@ -2,8 +2,8 @@
 //! rule it implements; together they follow Linkerd's policy controller.
 
 use crate::defaults::{DefaultPolicy, all_networks};
-use crate::index::{Index, NsResources, Workload};
 use crate::model::*;
+use crate::view::{NsResources, View, Workload};
 use std::collections::BTreeMap;
 use ztmesh_resources::load::Object;
 use ztmesh_resources::policy::{self as api, AuthorizationPolicySpec, ServerSpec};
@@ -11,11 +11,11 @@ use ztmesh_resources::route::{self as routes, PathMatchType, ValueMatchType};
 
 const POLICY_GROUP: &str = "policy.linkerd.io";
 
-pub fn inbound_server(index: &Index, ns: &str, wl: &Workload, port: u16) -> InboundServer {
+pub fn inbound_server(view: &View, ns: &str, wl: &Workload, port: u16) -> InboundServer {
     // "A port is governed by the Servers in its namespace whose selector
     // matches the workload and whose port matches the port. If several do,
     // the oldest wins (no creationTimestamp sorts first), then by name."
-    if let Some(res) = index.namespace(ns) {
+    if let Some(res) = view.namespace(ns) {
         let mut servers: Vec<&Object<ServerSpec>> = res
             .servers
             .values()
@@ -37,10 +37,10 @@ pub fn inbound_server(index: &Index, ns: &str, wl: &Workload, port: u16) -> Inbo
                     "port already selected by an older Server; ignoring this one"
                 );
             }
-            return server_policy(index, ns, res, server, wl, port);
+            return server_policy(view, ns, res, server, wl, port);
         }
     }
-    default_server(index, ns, wl, port)
+    default_server(view, ns, wl, port)
 }
 
 fn selects(server: &Object<ServerSpec>, wl: &Workload, port: u16) -> bool {
@@ -61,11 +61,11 @@ fn selects(server: &Object<ServerSpec>, wl: &Workload, port: u16) -> bool {
 
 /// "Without a Server, the default policy applies: the workload's
 /// annotation, else its namespace's, else the cluster's."
-fn default_server(index: &Index, ns: &str, wl: &Workload, port: u16) -> InboundServer {
-    let cluster = index.cluster();
+fn default_server(view: &View, ns: &str, wl: &Workload, port: u16) -> InboundServer {
+    let cluster = view.cluster();
     let policy = wl
         .default_policy
-        .or_else(|| index.namespace(ns).and_then(|r| r.default_policy))
+        .or_else(|| view.namespace(ns).and_then(|r| r.default_policy))
         .unwrap_or(cluster.default_policy);
     let protocol = if wl.opaque_ports.contains(&port) {
         ProxyProtocol::Opaque
@@ -79,7 +79,7 @@ fn default_server(index: &Index, ns: &str, wl: &Workload, port: u16) -> InboundS
         server_ips: wl.ips.clone(),
         protocol,
         authorizations: policy.authorizations(cluster),
-        http_routes: default_http_routes(index, wl, port),
+        http_routes: default_http_routes(view, wl, port),
         grpc_routes: BTreeMap::new(),
     }
 }
@@ -87,9 +87,9 @@ fn default_server(index: &Index, ns: &str, wl: &Workload, port: u16) -> InboundS
 /// "Without routes, a Server gets a route matching everything, plus, for
 /// a pod with HTTP probes on the port, a route authorizing GET on exactly
 /// those paths from the probe networks."
-fn default_http_routes(index: &Index, wl: &Workload, port: u16) -> BTreeMap<RouteRef, HttpRoute> {
+fn default_http_routes(view: &View, wl: &Workload, port: u16) -> BTreeMap<RouteRef, HttpRoute> {
     let mut out = BTreeMap::from([(RouteRef::Default("default"), default_http_route())]);
-    let cluster = index.cluster();
+    let cluster = view.cluster();
     let paths = wl.probes.get(&port);
     if cluster.probe_networks.is_empty() || paths.is_none_or(|p| p.is_empty()) {
         return out;
@@ -124,14 +124,14 @@ fn default_http_routes(index: &Index, wl: &Workload, port: u16) -> BTreeMap<Rout
 }
 
 fn server_policy(
-    index: &Index,
+    view: &View,
     ns: &str,
     res: &NsResources,
     server: &Object<ServerSpec>,
     wl: &Workload,
     port: u16,
 ) -> InboundServer {
-    let cluster = index.cluster();
+    let cluster = view.cluster();
     let name = server.name();
     let protocol = match server.spec.proxy_protocol {
         None | Some(api::ProxyProtocol::Unknown) => ProxyProtocol::Detect {
@@ -158,7 +158,7 @@ fn server_policy(
         if applies {
             authorizations.insert(
                 AuthorizationRef::ServerAuthorization(saz_name.clone()),
-                server_authorization(index, ns, &saz.spec.client),
+                server_authorization(view, ns, &saz.spec.client),
             );
         }
     }
@@ -175,7 +175,7 @@ fn server_policy(
         if !applies {
             continue;
         }
-        match policy_authorization(index, ns, &ap.spec) {
+        match policy_authorization(view, ns, &ap.spec) {
             Ok(authz) => {
                 authorizations.insert(
                     AuthorizationRef::AuthorizationPolicy(ap_name.clone()),
@@ -195,13 +195,13 @@ fn server_policy(
         authorizations.extend(policy.authorizations(cluster));
     }
 
-    let http_routes = http_routes(index, ns, res, name);
+    let http_routes = http_routes(view, ns, res, name);
     let http_routes = if http_routes.is_empty() {
-        default_http_routes(index, wl, port)
+        default_http_routes(view, wl, port)
     } else {
         http_routes
     };
-    let grpc_routes = grpc_routes(index, ns, res, name);
+    let grpc_routes = grpc_routes(view, ns, res, name);
     let grpc_routes = if grpc_routes.is_empty() {
         BTreeMap::from([(RouteRef::Default("default"), default_grpc_route())])
     } else {
@@ -219,8 +219,8 @@ fn server_policy(
 
 /// Legacy semantics: no networks means the cluster networks;
 /// `unauthenticated: true` admits anyone; `unauthenticatedTLS` any TLS client.
-fn server_authorization(index: &Index, ns: &str, client: &api::Client) -> ClientAuthorization {
-    let cluster = index.cluster();
+fn server_authorization(view: &View, ns: &str, client: &api::Client) -> ClientAuthorization {
+    let cluster = view.cluster();
     let networks = match client.networks.as_deref() {
         Some(nets) if !nets.is_empty() => nets.iter().map(network).collect(),
         _ => cluster
@@ -259,30 +259,46 @@ fn network(n: &api::Network) -> NetworkMatch {
     }
 }
 
+/// Why an AuthorizationPolicy is ignored.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("{kind} {namespace}/{name} does not exist")]
+    Missing {
+        kind: &'static str,
+        namespace: String,
+        name: String,
+    },
+    #[error("more than one MeshTLSAuthentication or ServiceAccount is required")]
+    TwoIdentitySources,
+    #[error("more than one NetworkAuthentication is required")]
+    TwoNetworkSources,
+}
+
 /// "The required authentications combine: identities from one
 /// MeshTLSAuthentication or ServiceAccount, networks from one
 /// NetworkAuthentication; what is not required is not restricted."
 pub fn policy_authorization(
-    index: &Index,
+    view: &View,
     ns: &str,
     spec: &AuthorizationPolicySpec,
-) -> Result<ClientAuthorization, String> {
-    let cluster = index.cluster();
+) -> Result<ClientAuthorization, PolicyError> {
+    let missing = |kind, namespace: &str, name: &str| PolicyError::Missing {
+        kind,
+        namespace: namespace.into(),
+        name: name.into(),
+    };
+    let cluster = view.cluster();
     let mut identities: Option<Vec<IdentityMatch>> = None;
     let mut networks: Option<Vec<NetworkMatch>> = None;
     for r in &spec.required_authentication_refs {
         let ref_ns = r.namespace.as_deref().unwrap_or(ns);
         if r.is_kind(POLICY_GROUP, "MeshTLSAuthentication") {
-            let authn = index
+            let authn = view
                 .namespace(ref_ns)
                 .and_then(|res| res.meshtls_authentications.get(&r.name))
-                .ok_or_else(|| {
-                    format!("MeshTLSAuthentication {ref_ns}/{} does not exist", r.name)
-                })?;
+                .ok_or_else(|| missing("MeshTLSAuthentication", ref_ns, &r.name))?;
             if identities.is_some() {
-                return Err(
-                    "more than one MeshTLSAuthentication or ServiceAccount is required".into(),
-                );
+                return Err(PolicyError::TwoIdentitySources);
             }
             let mut ids: Vec<IdentityMatch> = authn
                 .spec
@@ -312,21 +328,17 @@ pub fn policy_authorization(
             }
             identities = Some(ids);
         } else if r.is_kind(POLICY_GROUP, "NetworkAuthentication") {
-            let authn = index
+            let authn = view
                 .namespace(ref_ns)
                 .and_then(|res| res.network_authentications.get(&r.name))
-                .ok_or_else(|| {
-                    format!("NetworkAuthentication {ref_ns}/{} does not exist", r.name)
-                })?;
+                .ok_or_else(|| missing("NetworkAuthentication", ref_ns, &r.name))?;
             if networks.is_some() {
-                return Err("more than one NetworkAuthentication is required".into());
+                return Err(PolicyError::TwoNetworkSources);
             }
             networks = Some(authn.spec.networks.iter().map(network).collect());
         } else if r.is_kind("", "ServiceAccount") || r.is_kind("core", "ServiceAccount") {
             if identities.is_some() {
-                return Err(
-                    "more than one MeshTLSAuthentication or ServiceAccount is required".into(),
-                );
+                return Err(PolicyError::TwoIdentitySources);
             }
             identities = Some(vec![IdentityMatch::Exact(
                 cluster.service_account_identity(ref_ns, &r.name),
@@ -345,7 +357,7 @@ pub fn policy_authorization(
 /// group policy.linkerd.io; its authorizations are the AuthorizationPolicies
 /// that target the route."
 fn http_routes(
-    index: &Index,
+    view: &View,
     ns: &str,
     res: &NsResources,
     server: &str,
@@ -371,7 +383,7 @@ fn http_routes(
                         _ => default_http_route().rules.remove(0),
                     })
                     .collect::<Vec<_>>(),
-                authorizations: route_authorizations(index, ns, res, group, "HTTPRoute", name),
+                authorizations: route_authorizations(view, ns, res, group, "HTTPRoute", name),
             };
             let route = if route.rules.is_empty() {
                 HttpRoute {
@@ -387,7 +399,7 @@ fn http_routes(
 }
 
 fn grpc_routes(
-    index: &Index,
+    view: &View,
     ns: &str,
     res: &NsResources,
     server: &str,
@@ -422,7 +434,7 @@ fn grpc_routes(
             let route = GrpcRoute {
                 hostnames: r.spec.hostnames.clone().unwrap_or_default(),
                 rules,
-                authorizations: route_authorizations(index, ns, res, group, "GRPCRoute", name),
+                authorizations: route_authorizations(view, ns, res, group, "GRPCRoute", name),
             };
             (reference, route)
         })
@@ -436,7 +448,7 @@ fn attaches(parents: Option<&[routes::ParentRef]>, ns: &str, server: &str) -> bo
 }
 
 fn route_authorizations(
-    index: &Index,
+    view: &View,
     ns: &str,
     res: &NsResources,
     group: &str,
@@ -452,7 +464,7 @@ fn route_authorizations(
         {
             continue;
         }
-        match policy_authorization(index, ns, &ap.spec) {
+        match policy_authorization(view, ns, &ap.spec) {
             Ok(authz) => {
                 out.insert(
                     AuthorizationRef::AuthorizationPolicy(ap_name.clone()),

@@ -18,10 +18,17 @@ pub enum DefaultPolicy {
     Audit,
 }
 
-impl std::str::FromStr for DefaultPolicy {
-    type Err = String;
+/// A string that names no default inbound policy.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} is not a default inbound policy (all-unauthenticated, all-authenticated, cluster-unauthenticated, cluster-authenticated, deny, audit)"
+)]
+pub struct UnknownDefaultPolicy(pub String);
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl std::str::FromStr for DefaultPolicy {
+    type Err = UnknownDefaultPolicy;
+
+    fn from_str(s: &str) -> Result<Self, UnknownDefaultPolicy> {
         let allow = |authenticated_only, cluster_only| {
             Ok(Self::Allow {
                 authenticated_only,
@@ -35,9 +42,7 @@ impl std::str::FromStr for DefaultPolicy {
             "cluster-unauthenticated" => allow(false, true),
             "deny" => Ok(Self::Deny),
             "audit" => Ok(Self::Audit),
-            other => Err(format!(
-                "{other:?} is not a default inbound policy (all-unauthenticated, all-authenticated, cluster-unauthenticated, cluster-authenticated, deny, audit)"
-            )),
+            other => Err(UnknownDefaultPolicy(other.into())),
         }
     }
 }

@@ -8,48 +8,13 @@
 use crate::compute;
 use crate::defaults::{ClusterInfo, DEFAULT_POLICY_ANNOTATION, DefaultPolicy};
 use crate::model::InboundServer;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use crate::view::{NsResources, View, Workload, WorkloadRef};
+use std::collections::{BTreeMap, HashMap};
 use tokio::sync::watch;
 use ztmesh_resources::load::{Object, ResourceKey};
-use ztmesh_resources::meta::{Labels, opaque_ports};
-use ztmesh_resources::policy::*;
-use ztmesh_resources::route::{GrpcRouteSpec, HttpRouteSpec};
+use ztmesh_resources::meta::opaque_ports;
 use ztmesh_resources::workload::ExternalWorkloadSpec;
 use ztmesh_resources::{Pod, Resource};
-
-/// A workload within its namespace.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum WorkloadRef {
-    Pod(String),
-    External(String),
-}
-
-/// What the index knows of a workload.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Workload {
-    pub labels: Labels,
-    pub ips: Vec<std::net::IpAddr>,
-    pub external: bool,
-    pub default_policy: Option<DefaultPolicy>,
-    pub opaque_ports: BTreeSet<u16>,
-    pub port_names: BTreeMap<String, BTreeSet<u16>>,
-    /// HTTP probe paths by port (pods only).
-    pub probes: BTreeMap<u16, BTreeSet<String>>,
-}
-
-/// The policy resources of one namespace.
-#[derive(Clone, Debug, Default)]
-pub struct NsResources {
-    pub servers: BTreeMap<String, Object<ServerSpec>>,
-    pub server_authorizations: BTreeMap<String, Object<ServerAuthorizationSpec>>,
-    pub authorization_policies: BTreeMap<String, Object<AuthorizationPolicySpec>>,
-    pub meshtls_authentications: BTreeMap<String, Object<MeshTlsAuthenticationSpec>>,
-    pub network_authentications: BTreeMap<String, Object<NetworkAuthenticationSpec>>,
-    /// Keyed by (group, name): both API groups may name a route alike.
-    pub http_routes: BTreeMap<(String, String), Object<HttpRouteSpec>>,
-    pub grpc_routes: BTreeMap<String, Object<GrpcRouteSpec>>,
-    pub default_policy: Option<DefaultPolicy>,
-}
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LookupError {
@@ -67,42 +32,41 @@ pub enum LookupError {
 type PortKey = (String, WorkloadRef, u16);
 
 pub struct Index {
-    cluster: ClusterInfo,
-    namespaces: BTreeMap<String, NsResources>,
-    workloads: BTreeMap<(String, WorkloadRef), Workload>,
+    view: View,
     watches: HashMap<PortKey, watch::Sender<InboundServer>>,
 }
 
 impl Index {
     pub fn new(cluster: ClusterInfo) -> Self {
         Self {
-            cluster,
-            namespaces: BTreeMap::new(),
-            workloads: BTreeMap::new(),
+            view: View::new(cluster),
             watches: HashMap::new(),
         }
     }
 
+    /// What the policy is computed from.
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+
     pub fn cluster(&self) -> &ClusterInfo {
-        &self.cluster
+        self.view.cluster()
     }
 
     pub fn namespace(&self, ns: &str) -> Option<&NsResources> {
-        self.namespaces.get(ns)
+        self.view.namespace(ns)
     }
 
     pub fn namespaces(&self) -> impl Iterator<Item = (&str, &NsResources)> {
-        self.namespaces.iter().map(|(ns, r)| (ns.as_str(), r))
+        self.view.namespaces()
     }
 
     pub fn workload(&self, ns: &str, workload: &WorkloadRef) -> Option<&Workload> {
-        self.workloads.get(&(ns.to_string(), workload.clone()))
+        self.view.workload(ns, workload)
     }
 
     pub fn workloads(&self) -> impl Iterator<Item = (&str, &WorkloadRef, &Workload)> {
-        self.workloads
-            .iter()
-            .map(|((ns, w), wl)| (ns.as_str(), w, wl))
+        self.view.workloads()
     }
 
     /// Applies (adds or replaces) a resource. Kinds without inbound policy
@@ -157,13 +121,15 @@ impl Index {
             }
             Resource::Pod(pod) => {
                 let workload = pod_workload(&pod);
-                self.workloads
+                self.view
+                    .workloads
                     .insert((ns.clone(), WorkloadRef::Pod(name)), workload);
                 Scope::Namespace(ns)
             }
             Resource::ExternalWorkload(o) => {
                 let workload = external_workload(&o);
-                self.workloads
+                self.view
+                    .workloads
                     .insert((ns.clone(), WorkloadRef::External(name)), workload);
                 Scope::Namespace(ns)
             }
@@ -187,13 +153,13 @@ impl Index {
                 Scope::None
             }
             "Namespace" => {
-                if let Some(r) = self.namespaces.get_mut(&name) {
+                if let Some(r) = self.view.namespaces.get_mut(&name) {
                     r.default_policy = None;
                 }
                 Scope::Namespace(name)
             }
             kind => {
-                let Some(r) = self.namespaces.get_mut(&ns) else {
+                let Some(r) = self.view.namespaces.get_mut(&ns) else {
                     return;
                 };
                 match kind {
@@ -245,7 +211,7 @@ impl Index {
                 namespace: ns.into(),
                 workload: workload.clone(),
             })?;
-        Ok(compute::inbound_server(self, ns, wl, port))
+        Ok(compute::inbound_server(&self.view, ns, wl, port))
     }
 
     /// A receiver that always holds the port's current policy.
@@ -272,13 +238,15 @@ impl Index {
 
     /// Forgets a workload; its watches end and proxies ask again.
     fn remove_workload(&mut self, ns: &str, workload: WorkloadRef) {
-        self.workloads.remove(&(ns.to_string(), workload.clone()));
+        self.view
+            .workloads
+            .remove(&(ns.to_string(), workload.clone()));
         self.watches
             .retain(|(n, w, _), _| !(n == ns && *w == workload));
     }
 
     fn ns(&mut self, ns: &str) -> &mut NsResources {
-        self.namespaces.entry(ns.to_string()).or_default()
+        self.view.namespaces.entry(ns.to_string()).or_default()
     }
 
     fn reindex(&mut self, scope: Scope) {
@@ -294,10 +262,10 @@ impl Index {
         };
         for key in keys {
             let (ns, workload, port) = &key;
-            let Some(wl) = self.workloads.get(&(ns.clone(), workload.clone())) else {
+            let Some(wl) = self.view.workload(ns, workload) else {
                 continue;
             };
-            let server = compute::inbound_server(self, ns, wl, *port);
+            let server = compute::inbound_server(&self.view, ns, wl, *port);
             if let Some(tx) = self.watches.get(&key) {
                 tx.send_if_modified(|current| {
                     if *current == server {

@@ -58,6 +58,9 @@ pub enum ClientAuthentication {
     TlsAuthenticated(Vec<IdentityMatch>),
 }
 
+/// A client identity pattern as served (`Suffix` holds the labels, as
+/// linkerd2-proxy-api's `IdentitySuffix` does). Matching is not here: the
+/// proxy and `diagnose policy` match with `ztmesh_authz::IdentityMatch`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum IdentityMatch {
     Exact(String),
@@ -135,19 +138,6 @@ impl IdentityMatch {
             None => Self::Exact(s.to_string()),
         }
     }
-
-    pub fn matches(&self, identity: &str) -> bool {
-        match self {
-            Self::Exact(name) => name == identity,
-            Self::Suffix(parts) if parts.is_empty() => true,
-            Self::Suffix(parts) => {
-                let suffix = parts.join(".");
-                identity.len() > suffix.len() + 1
-                    && identity.ends_with(&suffix)
-                    && identity.as_bytes()[identity.len() - suffix.len() - 1] == b'.'
-            }
-        }
-    }
 }
 
 impl std::fmt::Display for IdentityMatch {
@@ -193,9 +183,12 @@ pub fn default_grpc_route() -> GrpcRoute {
 mod tests {
     use super::*;
 
+    /// Matching is ztmesh-authz's (the proxy's) alone: the pattern the
+    /// policy serves, as the proxy reads it, matches as the table says.
     #[test]
     fn identity_match_table() {
         let books = "books.booksapp.serviceaccount.identity.linkerd.cluster.local";
+        let spiffe = "spiffe://cluster.local/ns/booksapp/sa/books";
         let cases = [
             ("*", books, true),
             (
@@ -225,11 +218,16 @@ mod tests {
                 books,
                 false,
             ),
+            ("*", spiffe, true),
+            ("*.cluster.local", spiffe, false),
+            ("*.local", spiffe, false),
+            (spiffe, spiffe, true),
         ];
         for (pattern, id, want) in cases {
             let m = IdentityMatch::parse(pattern);
-            assert_eq!(m.matches(id), want, "{pattern} vs {id}");
             assert_eq!(m.to_string(), pattern);
+            let served = ztmesh_authz::IdentityMatch::parse(&m.to_string());
+            assert_eq!(served.matches(id), want, "{pattern} vs {id}");
         }
     }
 }

@@ -18,7 +18,8 @@ use ztmesh_resources::{Resource, Service};
 
 mod annotations;
 pub use annotations::{
-    ConsecutiveFailures, RouteRetry, failure_accrual, http_retry, timeout_annotation,
+    AnnotationError, ConsecutiveFailures, RouteRetry, failure_accrual, http_retry,
+    timeout_annotation,
 };
 
 #[derive(Clone, Debug, PartialEq)]
@@ -435,7 +436,7 @@ mod tests {
             match want {
                 Ok(w) => assert_eq!(got, Ok(w), "{pairs:?}"),
                 Err(needle) => {
-                    let e = got.unwrap_err();
+                    let e = got.unwrap_err().to_string();
                     assert!(e.contains(needle), "{pairs:?}: {e}");
                 }
             }

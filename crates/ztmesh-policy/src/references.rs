@@ -3,7 +3,8 @@
 //! warnings (the index works around them as Linkerd does), reported by
 //! `ztmesh controller --check` and logged by the controller.
 
-use crate::index::{Index, NsResources};
+use crate::index::Index;
+use crate::view::NsResources;
 use ztmesh_resources::policy::Port;
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]

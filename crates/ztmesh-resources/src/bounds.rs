@@ -63,24 +63,35 @@ impl fmt::Display for Size {
     }
 }
 
+/// Why a string is not a size.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    #[error("{0:?} is not a size (e.g. 1048576, 512KiB, 1MiB)")]
+    NotANumber(String),
+    #[error("unknown size unit {0:?}: use KiB, MiB or GiB")]
+    Unit(String),
+    #[error("{0:?} is out of range")]
+    OutOfRange(String),
+}
+
 /// Parses `1048576`, `512KiB`, `1MiB`, `2 GiB` (binary units; `K`, `M`, `G` alike).
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, SizeError> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (digits, unit) = s.split_at(split);
     let n: u64 = digits
         .parse()
-        .map_err(|_| format!("{s:?} is not a size (e.g. 1048576, 512KiB, 1MiB)"))?;
+        .map_err(|_| SizeError::NotANumber(s.into()))?;
     let scale: u64 = match unit.trim() {
         "" | "B" => 1,
         "K" | "KiB" => 1 << 10,
         "M" | "MiB" => 1 << 20,
         "G" | "GiB" => 1 << 30,
-        other => return Err(format!("unknown size unit {other:?}: use KiB, MiB or GiB")),
+        other => return Err(SizeError::Unit(other.into())),
     };
     n.checked_mul(scale)
         .filter(|n| *n > 0)
-        .ok_or_else(|| format!("{s:?} is out of range"))
+        .ok_or_else(|| SizeError::OutOfRange(s.into()))
 }
 
 /// Checks a file's size and nesting before it is parsed.
@@ -287,7 +298,15 @@ mod tests {
         assert_eq!(parse_size("1MiB"), Ok(1 << 20));
         assert_eq!(parse_size("512 KiB"), Ok(512 << 10));
         assert_eq!(parse_size("100"), Ok(100));
-        assert!(parse_size("1 parsec").is_err());
-        assert!(parse_size("0").is_err());
+        assert_eq!(
+            parse_size("1 parsec"),
+            Err(SizeError::Unit("parsec".into()))
+        );
+        assert_eq!(parse_size("0"), Err(SizeError::OutOfRange("0".into())));
+        assert_eq!(parse_size("MiB"), Err(SizeError::NotANumber("MiB".into())));
+        assert_eq!(
+            parse_size("99999999999GiB").unwrap_err().to_string(),
+            "\"99999999999GiB\" is out of range"
+        );
     }
 }

@@ -98,27 +98,37 @@ impl LabelSelector {
     }
 
     /// Checks the operators' value rules; returns the problem, if any.
-    pub fn validate(&self) -> Result<(), String> {
-        for (i, req) in self.match_expressions.iter().flatten().enumerate() {
+    pub fn validate(&self) -> Result<(), SelectorError> {
+        for (index, req) in self.match_expressions.iter().flatten().enumerate() {
             let has_values = req.values.as_ref().is_some_and(|v| !v.is_empty());
-            match req.operator {
+            let operator = req.operator;
+            match operator {
                 SelectorOperator::In | SelectorOperator::NotIn if !has_values => {
-                    return Err(format!(
-                        "matchExpressions[{i}]: operator {:?} needs values",
-                        req.operator
-                    ));
+                    return Err(SelectorError::NeedsValues { index, operator });
                 }
                 SelectorOperator::Exists | SelectorOperator::DoesNotExist if has_values => {
-                    return Err(format!(
-                        "matchExpressions[{i}]: operator {:?} takes no values",
-                        req.operator
-                    ));
+                    return Err(SelectorError::TakesNoValues { index, operator });
                 }
                 _ => {}
             }
         }
         Ok(())
     }
+}
+
+/// A selector expression breaking its operator's value rule.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    #[error("matchExpressions[{index}]: operator {operator:?} needs values")]
+    NeedsValues {
+        index: usize,
+        operator: SelectorOperator,
+    },
+    #[error("matchExpressions[{index}]: operator {operator:?} takes no values")]
+    TakesNoValues {
+        index: usize,
+        operator: SelectorOperator,
+    },
 }
 
 impl LabelSelectorRequirement {
@@ -197,15 +207,20 @@ mod tests {
         for (yaml, l, want) in cases {
             assert_eq!(sel(yaml).matches(&labels(l)), want, "{yaml} vs {l:?}");
         }
-        assert!(
+        assert_eq!(
             sel("matchExpressions: [{key: a, operator: In}]")
                 .validate()
-                .is_err()
+                .unwrap_err()
+                .to_string(),
+            "matchExpressions[0]: operator In needs values"
         );
-        assert!(
-            sel("matchExpressions: [{key: a, operator: Exists, values: [x]}]")
-                .validate()
-                .is_err()
+        assert_eq!(
+            sel("matchExpressions: [{key: b, operator: In, values: [y]}, {key: a, operator: Exists, values: [x]}]")
+                .validate(),
+            Err(SelectorError::TakesNoValues {
+                index: 1,
+                operator: SelectorOperator::Exists
+            })
         );
         assert!(serde_yaml::from_str::<LabelSelector>("matchLabel: {a: b}").is_err());
         assert!(

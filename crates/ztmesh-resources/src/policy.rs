@@ -106,16 +106,21 @@ pub struct Network {
 #[serde(transparent)]
 pub struct Cidr(pub ipnet::IpNet);
 
-impl std::str::FromStr for Cidr {
-    type Err = String;
+/// A string that is neither a CIDR nor an IP address.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a CIDR (e.g. 10.0.0.0/8) or an IP address")]
+pub struct CidrError(pub String);
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl std::str::FromStr for Cidr {
+    type Err = CidrError;
+
+    fn from_str(s: &str) -> Result<Self, CidrError> {
         if let Ok(net) = s.parse::<ipnet::IpNet>() {
             return Ok(Cidr(net.trunc()));
         }
         s.parse::<std::net::IpAddr>()
             .map(|ip| Cidr(ipnet::IpNet::from(ip)))
-            .map_err(|_| format!("{s:?} is not a CIDR (e.g. 10.0.0.0/8) or an IP address"))
+            .map_err(|_| CidrError(s.into()))
     }
 }
 

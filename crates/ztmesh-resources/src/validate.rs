@@ -1,8 +1,9 @@
 //! What the schemas cannot say: each check quotes the rule it enforces and
 //! reports the field it concerns. Errors reject the object; warnings load it.
 
-use crate::load::{DocContext, Object, Resource};
+use crate::diagnostic::DocContext;
 use crate::meta::LabelSelector;
+use crate::object::{Object, Resource};
 use crate::policy::*;
 use crate::profile::{RequestMatch, ServiceProfileSpec};
 use crate::route::*;
@@ -286,7 +287,10 @@ fn http_route(spec: &HttpRouteSpec, cx: &mut DocContext<'_>) {
                 if let Some(v) = value
                     && let Err(e) = crate::duration::parse(v)
                 {
-                    cx.error(Some(&format!("spec.rules[{r}].timeouts.{name}")), e);
+                    cx.error(
+                        Some(&format!("spec.rules[{r}].timeouts.{name}")),
+                        e.to_string(),
+                    );
                 }
             }
         }
@@ -324,7 +328,7 @@ fn service_profile(spec: &ServiceProfileSpec, cx: &mut DocContext<'_>) {
         if let Some(t) = &route.timeout
             && let Err(e) = crate::duration::parse(t)
         {
-            cx.error(Some(&format!("{at}.timeout")), e);
+            cx.error(Some(&format!("{at}.timeout")), e.to_string());
         }
     }
     if let Some(budget) = &spec.retry_budget {
@@ -335,7 +339,7 @@ fn service_profile(spec: &ServiceProfileSpec, cx: &mut DocContext<'_>) {
             );
         }
         if let Err(e) = crate::duration::parse(&budget.ttl) {
-            cx.error(Some("spec.retryBudget.ttl"), e);
+            cx.error(Some("spec.retryBudget.ttl"), e.to_string());
         }
     }
 }
@@ -392,7 +396,7 @@ fn selector(sel: Option<&LabelSelector>, at: &str, cx: &mut DocContext<'_>) {
     if let Some(sel) = sel
         && let Err(e) = sel.validate()
     {
-        cx.error(Some(at), e);
+        cx.error(Some(at), e.to_string());
     }
 }
 

@@ -27,7 +27,7 @@ pub enum Command {
         #[arg(long, default_value_t = 0.0, value_parser = fraction)]
         fail_rate: f64,
         /// Wait this long before answering plain HTTP requests (`250ms`, `6s`).
-        #[arg(long, value_parser = crate::duration, default_value = "0s")]
+        #[arg(long, value_parser = crate::flags::duration, default_value = "0s")]
         delay: Duration,
         /// Answer plain HTTP requests 500 while this file exists (to make a
         /// backend fail and recover on demand).
@@ -63,7 +63,7 @@ pub enum Command {
         #[arg(long, default_value_t = 10)]
         rps: u32,
         /// How long (`20s`, `500ms`).
-        #[arg(long, value_parser = crate::duration, default_value = "10s")]
+        #[arg(long, value_parser = crate::flags::duration, default_value = "10s")]
         duration: Duration,
         /// Send through this HTTP proxy (IP:PORT, e.g. an explicit-mode
         /// proxy's outbound port), with absolute-form requests.
@@ -78,10 +78,15 @@ pub enum Command {
     },
 }
 
-fn fraction(s: &str) -> Result<f64, String> {
+/// A `--fail-rate` that is no fraction.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a fraction between 0 and 1")]
+struct NotAFraction(String);
+
+fn fraction(s: &str) -> Result<f64, NotAFraction> {
     match s.parse::<f64>() {
         Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
-        _ => Err(format!("{s:?} is not a fraction between 0 and 1")),
+        _ => Err(NotAFraction(s.into())),
     }
 }
 

@@ -26,10 +26,10 @@ pub struct Args {
     #[arg(long, default_value = "linkerd")]
     control_plane_namespace: String,
     /// How long the trust anchor is valid.
-    #[arg(long, default_value = "8760h", value_parser = crate::duration)]
+    #[arg(long, default_value = "8760h", value_parser = crate::flags::duration)]
     anchor_validity: Duration,
     /// How long the identity issuer is valid.
-    #[arg(long, default_value = "8760h", value_parser = crate::duration)]
+    #[arg(long, default_value = "8760h", value_parser = crate::flags::duration)]
     issuer_validity: Duration,
     /// Replace existing files.
     #[arg(long)]

@@ -15,6 +15,7 @@ mod controller;
 mod demo;
 mod diagnose;
 mod diagnose_policy;
+mod flags;
 mod identity;
 mod install;
 mod proxy_init;
@@ -22,9 +23,11 @@ mod table;
 mod token;
 mod viz;
 
+/// Where `#[arg(value_parser = crate::duration)]` finds it.
+pub(crate) use flags::duration;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use std::time::Duration;
 
 /// ztmesh: a zero-trust service mesh. Every workload gets an identity from its
 /// service account, every meshed connection is mutual TLS, and every request
@@ -95,11 +98,6 @@ enum VizCommand {
     /// The busiest paths of one proxy, live (from its Tap API): count,
     /// success rate, p50 and max latency, redrawn every second.
     Top(viz::tap::TopArgs),
-}
-
-/// Parses durations as linkerd2-proxy does: `500ms`, `10s`, `5m`, `24h`, `7d`.
-pub(crate) fn duration(s: &str) -> Result<Duration, ztmesh_proxy::config::DurationError> {
-    ztmesh_proxy::config::parse_duration(s)
 }
 
 fn main() -> ExitCode {

@@ -21,7 +21,7 @@ pub struct CreateArgs {
     #[arg(long)]
     service_account: String,
     /// How long the token is valid.
-    #[arg(long, default_value = "24h", value_parser = crate::duration)]
+    #[arg(long, default_value = "24h", value_parser = crate::flags::duration)]
     ttl: Duration,
 }
 

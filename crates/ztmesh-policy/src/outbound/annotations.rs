@@ -4,6 +4,47 @@
 
 use std::collections::BTreeMap;
 use std::time::Duration;
+use ztmesh_resources::duration::DurationError;
+
+const ACCRUAL: &str = "balancer.linkerd.io/failure-accrual";
+
+/// An annotation the policy cannot follow: which, and why.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum AnnotationError {
+    #[error("{key}: {value:?} is not a count")]
+    NotACount { key: String, value: String },
+    #[error("{key}: {value:?} is not a number")]
+    NotANumber { key: String, value: String },
+    #[error("{key}: {source}")]
+    Duration { key: String, source: DurationError },
+    #[error(
+        "retry.linkerd.io/http: {0:?} is not a retry condition (5xx, gateway-error, a status, or a range)"
+    )]
+    RetryCondition(String),
+    #[error("{ACCRUAL}: {0:?} is not a supported mode (consecutive)")]
+    AccrualMode(String),
+    #[error("min-penalty ({min:?}) exceeds max-penalty ({max:?})")]
+    PenaltyOrder { min: Duration, max: Duration },
+    #[error("jitter-ratio {0} is not between 0 and 100")]
+    Jitter(f32),
+}
+
+fn count<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, AnnotationError> {
+    value
+        .trim()
+        .parse::<T>()
+        .map_err(|_| AnnotationError::NotACount {
+            key: key.into(),
+            value: value.into(),
+        })
+}
+
+fn duration(key: &str, value: &str) -> Result<Duration, AnnotationError> {
+    ztmesh_resources::duration::parse(value.trim()).map_err(|source| AnnotationError::Duration {
+        key: key.into(),
+        source,
+    })
+}
 
 /// Retries an HTTPRoute's annotations ask for (they have no budget).
 #[derive(Clone, Debug, PartialEq)]
@@ -18,22 +59,17 @@ pub struct RouteRetry {
 }
 
 /// Linkerd's `retry.linkerd.io/*` annotations on an HTTPRoute.
-pub fn http_retry(annotations: &BTreeMap<String, String>) -> Result<Option<RouteRetry>, String> {
+pub fn http_retry(
+    annotations: &BTreeMap<String, String>,
+) -> Result<Option<RouteRetry>, AnnotationError> {
     let limit = annotations
         .get("retry.linkerd.io/limit")
-        .map(|v| {
-            v.trim()
-                .parse::<u16>()
-                .map_err(|_| format!("retry.linkerd.io/limit: {v:?} is not a count"))
-        })
+        .map(|v| count::<u16>("retry.linkerd.io/limit", v))
         .transpose()?
         .filter(|v| *v != 0);
     let timeout = annotations
         .get("retry.linkerd.io/timeout")
-        .map(|v| {
-            ztmesh_resources::duration::parse(v.trim())
-                .map_err(|e| format!("retry.linkerd.io/timeout: {e}"))
-        })
+        .map(|v| duration("retry.linkerd.io/timeout", v))
         .transpose()?
         .filter(|d| !d.is_zero());
     let code = |s: &str| {
@@ -63,7 +99,7 @@ pub fn http_retry(annotations: &BTreeMap<String, String>) -> Result<Option<Route
                     {
                         return Ok((a, b));
                     }
-                    Err(format!("retry.linkerd.io/http: {cond:?} is not a retry condition (5xx, gateway-error, a status, or a range)"))
+                    Err(AnnotationError::RetryCondition(cond.into()))
                 })
                 .collect::<Result<Vec<_>, _>>()
         })
@@ -81,12 +117,10 @@ pub fn http_retry(annotations: &BTreeMap<String, String>) -> Result<Option<Route
 /// `timeout.linkerd.io/request` (else `/response`) on an HTTPRoute.
 pub fn timeout_annotation(
     annotations: &BTreeMap<String, String>,
-) -> Result<Option<Duration>, String> {
+) -> Result<Option<Duration>, AnnotationError> {
     for key in ["timeout.linkerd.io/request", "timeout.linkerd.io/response"] {
         if let Some(v) = annotations.get(key) {
-            return ztmesh_resources::duration::parse(v.trim())
-                .map(Some)
-                .map_err(|e| format!("{key}: {e}"));
+            return duration(key, v).map(Some);
         }
     }
     Ok(None)
@@ -104,52 +138,45 @@ pub struct ConsecutiveFailures {
 /// Linkerd's annotations and defaults: max failures 7, penalty 1s to 1m, jitter 0.5.
 pub fn failure_accrual(
     annotations: &BTreeMap<String, String>,
-) -> Result<Option<ConsecutiveFailures>, String> {
-    const PREFIX: &str = "balancer.linkerd.io/failure-accrual";
-    match annotations.get(PREFIX).map(String::as_str) {
+) -> Result<Option<ConsecutiveFailures>, AnnotationError> {
+    match annotations.get(ACCRUAL).map(String::as_str) {
         None => return Ok(None),
         Some("consecutive") => {}
-        Some(other) => {
-            return Err(format!(
-                "{PREFIX}: {other:?} is not a supported mode (consecutive)"
-            ));
-        }
+        Some(other) => return Err(AnnotationError::AccrualMode(other.into())),
     }
-    let get = |suffix: &str| annotations.get(&format!("{PREFIX}-consecutive-{suffix}"));
-    let duration = |suffix: &str, default: u64| -> Result<Duration, String> {
+    let key = |suffix: &str| format!("{ACCRUAL}-consecutive-{suffix}");
+    let get = |suffix: &str| annotations.get(&key(suffix));
+    let penalty = |suffix: &str, default: u64| -> Result<Duration, AnnotationError> {
         get(suffix)
-            .map(|v| {
-                ztmesh_resources::duration::parse(v.trim())
-                    .map_err(|e| format!("{PREFIX}-consecutive-{suffix}: {e}"))
-            })
+            .map(|v| duration(&key(suffix), v))
             .transpose()
             .map(|d| d.unwrap_or(Duration::from_secs(default)))
     };
     let max_failures = get("max-failures")
-        .map(|v| {
-            v.trim()
-                .parse::<u32>()
-                .map_err(|_| format!("{PREFIX}-consecutive-max-failures: {v:?} is not a count"))
-        })
+        .map(|v| count::<u32>(&key("max-failures"), v))
         .transpose()?
         .unwrap_or(7);
-    let min_penalty = duration("min-penalty", 1)?;
-    let max_penalty = duration("max-penalty", 60)?;
+    let min_penalty = penalty("min-penalty", 1)?;
+    let max_penalty = penalty("max-penalty", 60)?;
     let jitter = get("jitter-ratio")
         .map(|v| {
             v.trim()
                 .parse::<f32>()
-                .map_err(|_| format!("{PREFIX}-consecutive-jitter-ratio: {v:?} is not a number"))
+                .map_err(|_| AnnotationError::NotANumber {
+                    key: key("jitter-ratio"),
+                    value: v.clone(),
+                })
         })
         .transpose()?
         .unwrap_or(0.5);
     if min_penalty > max_penalty {
-        return Err(format!(
-            "min-penalty ({min_penalty:?}) exceeds max-penalty ({max_penalty:?})"
-        ));
+        return Err(AnnotationError::PenaltyOrder {
+            min: min_penalty,
+            max: max_penalty,
+        });
     }
     if !(0.0..=100.0).contains(&jitter) {
-        return Err(format!("jitter-ratio {jitter} is not between 0 and 100"));
+        return Err(AnnotationError::Jitter(jitter));
     }
     Ok(Some(ConsecutiveFailures {
         max_failures,

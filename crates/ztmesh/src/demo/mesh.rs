@@ -146,7 +146,7 @@ pub async fn start_workloads(
         loop {
             procs.check_alive(&format!("{name} app"))?;
             procs.check_alive(&format!("{name} proxy"))?;
-            let ready = crate::viz::scrape::get_text(
+            let ready = crate::viz::client::get_text(
                 &format!("{ip}:4191"),
                 "/ready",
                 Duration::from_secs(1),
@@ -309,7 +309,7 @@ pub async fn show_policy(logs: &Path) -> anyhow::Result<()> {
 
     // What authors' proxy saw: webapp's identity, over mTLS, with the
     // policy that admitted it.
-    let metrics = crate::viz::scrape::get_text(
+    let metrics = crate::viz::client::get_text(
         &format!("{AUTHORS_IP}:4191"),
         "/metrics",
         Duration::from_secs(5),

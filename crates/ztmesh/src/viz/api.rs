@@ -3,11 +3,14 @@
 //! answers the stat table (text), computed by the controller from its own
 //! index of workloads, scraping each workload's proxy admin port over the
 //! window, or, with `--prometheus URL`, asking Prometheus about the last
-//! window ([`Source`]). The CLI's `viz stat --controller ADDR` reads it;
+//! window (a [`Source`]). The CLI's `viz stat --controller ADDR` reads it;
 //! [`get`] is its client. `GET /status` answers the controller's own
 //! status as JSON (the manifests refused and what of each is in force,
 //! see `controller::policy::status_json`).
 
+use super::model::workloads_in;
+use super::resource::Resource;
+pub use super::source::Source;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,19 +24,6 @@ fn query(q: Option<&str>) -> std::collections::HashMap<String, String> {
         .filter_map(|kv| kv.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
-}
-
-/// Where the figures come from.
-#[derive(Clone, Debug)]
-pub enum Source {
-    /// Scrape each workload's proxy on this admin port, twice.
-    Scrape { admin_port: u16 },
-    /// Query this Prometheus server (workloads' admin addresses still use
-    /// `admin_port`, to match static scrape targets).
-    Prometheus {
-        server: super::prometheus::Prometheus,
-        admin_port: u16,
-    },
 }
 
 async fn answer(
@@ -61,20 +51,15 @@ async fn answer(
             );
         }
     };
-    let admin_port = match source {
-        Source::Scrape { admin_port } | Source::Prometheus { admin_port, .. } => *admin_port,
-    };
-    let resource = match q
-        .get("resource")
-        .map(|r| r.parse::<super::resource::Resource>())
-    {
+    let admin_port = source.admin_port();
+    let resource = match q.get("resource").map(|r| r.parse::<Resource>()) {
         None => None,
         Some(Ok(r)) => Some(r),
         Some(Err(e)) => return (http::StatusCode::BAD_REQUEST, format!("resource {e}\n")),
     };
     let workloads = {
         let index = index.lock().expect("policy index lock");
-        super::stat::workloads_in(
+        workloads_in(
             &index,
             q.get("namespace").map(String::as_str),
             resource.as_ref(),
@@ -87,14 +72,9 @@ async fn answer(
             "no workloads with addresses\n".into(),
         );
     }
-    let rows = match source {
-        Source::Scrape { .. } => super::stat::stat_rows(&workloads, window).await,
-        Source::Prometheus { server, .. } => {
-            match super::prometheus::stat_rows(server, &workloads, window).await {
-                Ok(rows) => rows,
-                Err(e) => return (http::StatusCode::BAD_GATEWAY, format!("{e:#}\n")),
-            }
-        }
+    let rows = match source.stat_rows(&workloads, window).await {
+        Ok(rows) => rows,
+        Err(e) => return (http::StatusCode::BAD_GATEWAY, format!("{e}\n")),
     };
     (http::StatusCode::OK, crate::table::render(&rows))
 }
@@ -150,7 +130,7 @@ pub async fn serve(
 
 /// GET `path` from the viz API at `addr`.
 pub async fn get(addr: &str, path: &str, timeout: Duration) -> anyhow::Result<String> {
-    super::scrape::get_text(addr, path, timeout)
+    super::client::get_text(addr, path, timeout)
         .await
         .map_err(|e| anyhow::anyhow!("the viz API: {e}"))
 }

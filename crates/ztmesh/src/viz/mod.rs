@@ -1,12 +1,17 @@
 //! `ztmesh viz`: what the mesh's traffic looks like, from the proxies' own
 //! metrics.
 //!
+//! - [`client`]: plain-HTTP GETs (hyper-util's client), bounded in time;
 //! - [`scrape`]: Prometheus text exposition, parsed into samples, and
 //!   fetched from a proxy's admin port;
-//! - [`stat`]: per workload, from two scrapes a window apart: meshed,
+//! - [`model`]: the stat table, per workload over a window: meshed,
 //!   success rate, requests per second, p50 / p95 / p99 latency, share of
-//!   mTLS, open connections (the seeds' mesh status table);
-//! - [`prometheus`]: the same table from a Prometheus server's history;
+//!   mTLS, open connections (the seeds' mesh status table), computed from
+//!   two scrapes; pure;
+//! - [`source`]: where the figures come from: two scrapes a window apart,
+//!   or [`prometheus`], a Prometheus server's history;
+//! - [`api`]: the controller's viz API (server, and the CLI's client);
+//! - [`stat`]: the CLI of `viz stat | routes | edges`;
 //! - [`resource`]: `KIND[/NAME]`, which workloads a command is about;
 //! - [`routes`]: per route (client side: requests, success, retries,
 //!   timeouts, budget exhaustion) and per edge (who connected to whom,
@@ -18,10 +23,13 @@
 //! read from a Prometheus server that scrapes them (`--prometheus URL`).
 
 pub mod api;
+pub mod client;
+pub mod model;
 pub mod prometheus;
 pub mod resource;
 pub mod routes;
 pub mod scrape;
+pub mod source;
 pub mod stat;
 pub mod tap;
 

@@ -7,7 +7,8 @@
 //! or else by the `instance` label a static scrape target gets: the proxy's
 //! admin address (`IP:4191`).
 
-use super::stat::{WorkloadStat, stat_table};
+use super::client::{GetError, get_text};
+use super::model::WorkloadStat;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -21,21 +22,52 @@ pub struct Prometheus {
     prefix: String,
 }
 
-impl std::str::FromStr for Prometheus {
-    type Err = String;
+/// Why a Prometheus URL was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("{0:?}: the Prometheus URL must start with http:// (e.g. http://127.0.0.1:9090)")]
+    NotHttp(String),
+    #[error("{0:?}: no host:port in the Prometheus URL")]
+    NoAuthority(String),
+    #[error("{0:?}: bad port in the Prometheus URL")]
+    BadPort(String),
+    #[error("{0:?}: the Prometheus URL takes no query or fragment")]
+    QueryOrFragment(String),
+}
 
-    fn from_str(url: &str) -> Result<Self, String> {
-        let rest = url.strip_prefix("http://").ok_or_else(|| {
-            format!(
-                "{url:?}: the Prometheus URL must start with http:// (e.g. http://127.0.0.1:9090)"
-            )
-        })?;
+/// Why a query's answer could not be read.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum VectorError {
+    #[error("not a Prometheus API answer: {0}")]
+    NotJson(String),
+    #[error("{kind}: {reason}")]
+    Refused { kind: String, reason: String },
+    #[error("expected a vector, got {0}")]
+    NotVector(String),
+}
+
+/// Why a query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("querying Prometheus at {server}: {source}")]
+    Get { server: String, source: GetError },
+    #[error("Prometheus at {server}: {source}")]
+    Answer { server: String, source: VectorError },
+}
+
+impl std::str::FromStr for Prometheus {
+    type Err = UrlError;
+
+    fn from_str(url: &str) -> Result<Self, UrlError> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| UrlError::NotHttp(url.into()))?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
         };
         if authority.is_empty() || authority.contains('@') {
-            return Err(format!("{url:?}: no host:port in the Prometheus URL"));
+            return Err(UrlError::NoAuthority(url.into()));
         }
         let authority = if authority.rsplit_once(':').is_some_and(|(h, p)| {
             !h.is_empty() && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())
@@ -44,12 +76,10 @@ impl std::str::FromStr for Prometheus {
         } else if authority.ends_with(']') || !authority.contains(':') {
             format!("{authority}:80")
         } else {
-            return Err(format!("{url:?}: bad port in the Prometheus URL"));
+            return Err(UrlError::BadPort(url.into()));
         };
         if path.contains(['?', '#']) {
-            return Err(format!(
-                "{url:?}: the Prometheus URL takes no query or fragment"
-            ));
+            return Err(UrlError::QueryOrFragment(url.into()));
         }
         Ok(Self {
             authority,
@@ -81,21 +111,17 @@ fn encode(value: &str) -> String {
 pub type Series = (BTreeMap<String, String>, f64);
 
 /// Reads the answer of `/api/v1/query`: a vector, or the server's error.
-pub fn parse_vector(body: &str) -> Result<Vec<Series>, String> {
+pub fn parse_vector(body: &str) -> Result<Vec<Series>, VectorError> {
     let v: serde_json::Value =
-        serde_json::from_str(body).map_err(|e| format!("not a Prometheus API answer: {e}"))?;
+        serde_json::from_str(body).map_err(|e| VectorError::NotJson(e.to_string()))?;
     if v["status"] != "success" {
-        return Err(format!(
-            "{}: {}",
-            v["errorType"].as_str().unwrap_or("error"),
-            v["error"].as_str().unwrap_or("no reason given")
-        ));
+        return Err(VectorError::Refused {
+            kind: v["errorType"].as_str().unwrap_or("error").into(),
+            reason: v["error"].as_str().unwrap_or("no reason given").into(),
+        });
     }
     if v["data"]["resultType"] != "vector" {
-        return Err(format!(
-            "expected a vector, got {}",
-            v["data"]["resultType"]
-        ));
+        return Err(VectorError::NotVector(v["data"]["resultType"].to_string()));
     }
     let mut out = Vec::new();
     for item in v["data"]["result"].as_array().into_iter().flatten() {
@@ -121,14 +147,36 @@ pub fn parse_vector(body: &str) -> Result<Vec<Series>, String> {
 
 impl Prometheus {
     /// An instant query, evaluated now.
-    pub async fn query(&self, promql: &str) -> anyhow::Result<Vec<Series>> {
+    pub async fn query(&self, promql: &str) -> Result<Vec<Series>, QueryError> {
         let path = format!("{}/api/v1/query?query={}", self.prefix, encode(promql));
         // Prometheus answers errors with 400 / 422 and a JSON body naming
         // the problem; get_text reports those with the body.
-        let body = super::scrape::get_text(&self.authority, &path, Duration::from_secs(10))
+        let body = get_text(&self.authority, &path, Duration::from_secs(10))
             .await
-            .map_err(|e| anyhow::anyhow!("querying Prometheus at {self}: {e}"))?;
-        parse_vector(&body).map_err(|e| anyhow::anyhow!("Prometheus at {self}: {e}"))
+            .map_err(|source| QueryError::Get {
+                server: self.to_string(),
+                source,
+            })?;
+        parse_vector(&body).map_err(|source| QueryError::Answer {
+            server: self.to_string(),
+            source,
+        })
+    }
+
+    /// Each workload's figures over the last `window` (whole seconds, at
+    /// least 1; it should span two scrapes or more); None: not meshed.
+    pub async fn stats(
+        &self,
+        workloads: &[(String, String, SocketAddr)],
+        window: Duration,
+    ) -> Result<Vec<Option<WorkloadStat>>, QueryError> {
+        let window = window.as_secs_f64().ceil().max(1.0) as u64;
+        let mut figures = HashMap::new();
+        for (figure, promql) in queries(window) {
+            let series = self.query(&promql).await?;
+            figures.insert(figure, per_workload(&series, workloads));
+        }
+        Ok(assemble(&figures, workloads.len()))
     }
 }
 
@@ -241,22 +289,6 @@ fn assemble(figures: &HashMap<Figure, HashMap<usize, f64>>, n: usize) -> Vec<Opt
         .collect()
 }
 
-/// The stat table (header first) from Prometheus over the last `window`
-/// (whole seconds, at least 1; it should span two scrapes or more).
-pub async fn stat_rows(
-    prometheus: &Prometheus,
-    workloads: &[(String, String, SocketAddr)],
-    window: Duration,
-) -> anyhow::Result<Vec<[String; 10]>> {
-    let window = window.as_secs_f64().ceil().max(1.0) as u64;
-    let mut figures = HashMap::new();
-    for (figure, promql) in queries(window) {
-        let series = prometheus.query(&promql).await?;
-        figures.insert(figure, per_workload(&series, workloads));
-    }
-    Ok(stat_table(workloads, &assemble(&figures, workloads.len())))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,16 +313,19 @@ mod tests {
         ok("http://prometheus", "prometheus:80", "");
         ok("http://[::1]:9090", "[::1]:9090", "");
         ok("http://[::1]", "[::1]:80", "");
-        for bad in [
-            "https://127.0.0.1:9090",
-            "127.0.0.1:9090",
-            "http://",
-            "http://:9090",
-            "http://host:90x0",
-            "http://user@host:9090",
-            "http://host:9090/?x=1",
+        for (bad, why) in [
+            (
+                "https://127.0.0.1:9090",
+                UrlError::NotHttp as fn(String) -> UrlError,
+            ),
+            ("127.0.0.1:9090", UrlError::NotHttp),
+            ("http://", UrlError::NoAuthority),
+            ("http://:9090", UrlError::BadPort),
+            ("http://host:90x0", UrlError::BadPort),
+            ("http://user@host:9090", UrlError::NoAuthority),
+            ("http://host:9090/?x=1", UrlError::QueryOrFragment),
         ] {
-            assert!(bad.parse::<Prometheus>().is_err(), "{bad} accepted");
+            assert_eq!(bad.parse::<Prometheus>(), Err(why(bad.into())), "{bad}");
         }
     }
 
@@ -316,18 +351,19 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(
-            err,
+            err.to_string(),
             "bad_data: invalid parameter \"query\": 1:5: parse error"
         );
         assert!(
             parse_vector("<html>")
                 .unwrap_err()
+                .to_string()
                 .contains("not a Prometheus API answer")
         );
-        assert!(
+        assert_eq!(
             parse_vector(r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#)
-                .unwrap_err()
-                .contains("expected a vector")
+                .unwrap_err(),
+            VectorError::NotVector("\"matrix\"".into())
         );
     }
 

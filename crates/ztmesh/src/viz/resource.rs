@@ -14,28 +14,40 @@ pub enum Resource {
     Namespace(Option<String>),
 }
 
-impl std::str::FromStr for Resource {
-    type Err = String;
+/// Why a `KIND[/NAME]` names no workloads.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ResourceError {
+    #[error("{0:?}: expected KIND or KIND/NAME")]
+    Shape(String),
+    #[error(
+        "{input:?}: the controller indexes pods and external workloads, not {kind} objects; ask for pod/NAME, externalworkload/NAME or ns/NAME"
+    )]
+    NotIndexed { input: String, kind: String },
+    #[error(
+        "{input:?}: unknown kind {kind:?} (pod, externalworkload or namespace, optionally /NAME)"
+    )]
+    UnknownKind { input: String, kind: String },
+}
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl std::str::FromStr for Resource {
+    type Err = ResourceError;
+
+    fn from_str(s: &str) -> Result<Self, ResourceError> {
         let (kind, name) = match s.split_once('/') {
             Some((k, n)) if !n.is_empty() && !n.contains('/') => (k, Some(n.to_string())),
-            Some(_) => return Err(format!("{s:?}: expected KIND or KIND/NAME")),
+            Some(_) => return Err(ResourceError::Shape(s.into())),
             None => (s, None),
         };
+        let error = |make: fn(String, String) -> ResourceError| Err(make(s.into(), kind.into()));
         match kind.to_ascii_lowercase().as_str() {
             "po" | "pod" | "pods" => Ok(Self::Pod(name)),
             "ew" | "externalworkload" | "externalworkloads" => Ok(Self::ExternalWorkload(name)),
             "ns" | "namespace" | "namespaces" => Ok(Self::Namespace(name)),
             "deploy" | "deployment" | "deployments" | "sts" | "statefulset" | "ds"
-            | "daemonset" | "rs" | "replicaset" | "job" | "cronjob" => Err(format!(
-                "{s:?}: the controller indexes pods and external workloads, not {kind} \
-                 objects; ask for pod/NAME, externalworkload/NAME or ns/NAME"
-            )),
-            _ => Err(format!(
-                "{s:?}: unknown kind {kind:?} (pod, externalworkload or namespace, \
-                 optionally /NAME)"
-            )),
+            | "daemonset" | "rs" | "replicaset" | "job" | "cronjob" => {
+                error(|input, kind| ResourceError::NotIndexed { input, kind })
+            }
+            _ => error(|input, kind| ResourceError::UnknownKind { input, kind }),
         }
     }
 }
@@ -98,7 +110,7 @@ mod tests {
             ("pod/", "expected KIND or KIND/NAME"),
             ("pod/a/b", "expected KIND or KIND/NAME"),
         ] {
-            let err = bad.parse::<Resource>().unwrap_err();
+            let err = bad.parse::<Resource>().unwrap_err().to_string();
             assert!(err.contains(reason), "{bad}: {err}");
         }
         assert_eq!(

@@ -1,5 +1,7 @@
-//! Prometheus text exposition: samples with their labels.
+//! Prometheus text exposition: samples with their labels, and a proxy's
+//! `/metrics` fetched ([`fetch`]).
 
+use super::client::{GetError, get_text};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -81,34 +83,8 @@ fn parse_line(line: &str) -> Option<Sample> {
 }
 
 /// GET http://addr/metrics, bounded in time.
-pub async fn fetch(addr: std::net::SocketAddr, timeout: Duration) -> anyhow::Result<String> {
+pub async fn fetch(addr: std::net::SocketAddr, timeout: Duration) -> Result<String, GetError> {
     get_text(&addr.to_string(), "/metrics", timeout).await
-}
-
-/// GET `path` from `addr` over HTTP/1.0, bounded in time: the body of a
-/// 200, else an error naming the status and what the server said.
-pub async fn get_text(addr: &str, path: &str, timeout: Duration) -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let work = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await?;
-        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: ztmesh\r\n\r\n").as_bytes())
-            .await?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).await?;
-        anyhow::Ok(out)
-    };
-    let text = tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| anyhow::anyhow!("{addr} did not answer within {timeout:?}"))?
-        .map_err(|e| anyhow::anyhow!("{addr}: {e}"))?;
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow::anyhow!("{addr} sent no HTTP response"))?;
-    let status = head.lines().next().unwrap_or("");
-    if !status.contains(" 200 ") && !status.ends_with(" 200") {
-        anyhow::bail!("{addr} answered {status}: {}", body.trim());
-    }
-    Ok(body.to_string())
 }
 
 /// A sample, for tests.

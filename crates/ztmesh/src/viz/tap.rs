@@ -43,7 +43,7 @@ pub struct TapArgs {
     #[arg(long, default_value_t = 100)]
     limit: u32,
     /// Stop after this long (`30s`).
-    #[arg(long, value_parser = crate::duration, default_value = "60s")]
+    #[arg(long, value_parser = crate::flags::duration, default_value = "60s")]
     max_wait: Duration,
 }
 
@@ -161,7 +161,7 @@ pub struct TopArgs {
     #[command(flatten)]
     tap: TapArgs,
     /// How often the table is redrawn.
-    #[arg(long, value_parser = crate::duration, default_value = "1s")]
+    #[arg(long, value_parser = crate::flags::duration, default_value = "1s")]
     refresh: Duration,
 }
 
