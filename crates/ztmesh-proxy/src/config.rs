@@ -117,42 +117,28 @@ impl<'a> Settings<'a> {
     }
 }
 
-/// Why a value is not one of Linkerd's durations; each names the value.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DurationError {
-    #[error("{0:?} is not a duration (e.g. 500ms, 10s, 5m, 24h)")]
-    NotANumber(String),
-    #[error("{value:?} has unknown unit {unit:?} (use ms, s, m, h or d)")]
-    UnknownUnit { value: String, unit: String },
-    #[error("{0:?} is too long")]
-    TooLong(String),
+/// Why a value is not a duration; it names the value and humantime's reason.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{value:?} is not a duration (e.g. 500ms, 10s, 5m, 24h, 1h30m): {reason}")]
+pub struct DurationError {
+    value: String,
+    reason: humantime::DurationError,
 }
 
-/// Parses Linkerd's durations: a number with a unit (`500ms`, `10s`, `5m`,
-/// `24h`, `7d`); a bare number is seconds, as linkerd2-proxy reads it.
+/// Parses durations with `humantime`: Linkerd's forms (`500ms`, `10s`, `5m`,
+/// `24h`, `7d`) and compound ones (`1h30m`); a bare number is seconds, as
+/// linkerd2-proxy reads it.
 pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, unit) = s.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| DurationError::NotANumber(s.into()))?;
-    let unit_ms: u64 = match unit {
-        "ms" => 1,
-        "" | "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => {
-            return Err(DurationError::UnknownUnit {
-                value: s.into(),
-                unit: unit.into(),
-            });
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        if let Ok(secs) = s.parse::<u64>() {
+            return Ok(Duration::from_secs(secs));
         }
-    };
-    n.checked_mul(unit_ms)
-        .map(Duration::from_millis)
-        .ok_or_else(|| DurationError::TooLong(s.into()))
+    }
+    humantime::parse_duration(s).map_err(|reason| DurationError {
+        value: s.into(),
+        reason,
+    })
 }
 
 #[cfg(test)]
@@ -169,12 +155,14 @@ mod tests {
             ("24h", Some(86_400_000)),
             ("8760h", Some(31_536_000_000)),
             ("2d", Some(172_800_000)),
+            ("1h30m", Some(5_400_000)),
+            ("1m30s", Some(90_000)),
             (" 3s ", Some(3_000)),
             ("", None),
             ("s", None),
-            ("1.5s", None),
+            ("1.5s", Some(1_500)),
             ("-1s", None),
-            ("10y", None),
+            ("10parsecs", None),
             ("99999999999999999999s", None),
         ];
         for (input, ms) in cases {
@@ -209,7 +197,7 @@ mod tests {
         assert_eq!(err.missing, vec!["EMPTY", "MISSING"]);
         assert_eq!(
             err.to_string(),
-            "missing required settings: EMPTY, MISSING; D: \"soon\" is not a duration (e.g. 500ms, 10s, 5m, 24h)"
+            "missing required settings: EMPTY, MISSING; D: \"soon\" is not a duration (e.g. 500ms, 10s, 5m, 24h, 1h30m): expected number at 0"
         );
     }
 }
