@@ -49,7 +49,7 @@ async fn explicit_mode_inbound_mtls_with_the_real_controller() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().join("identity");
     run_ok(ztmesh().args(["install", "--dir"]).arg(&d));
-    let (_controller, identity_addr) = controller(&d, &[]);
+    let (_controller, identity_addr) = in_process_controller(&d);
     let authors_token = tmp.path().join("authors.token");
     token_file(&d, "booksapp", "authors", &authors_token);
 

@@ -42,7 +42,10 @@ fn load_authors(secs: u32) -> std::thread::JoinHandle<String> {
 
 #[test]
 fn stat_shows_rates_success_and_latency_per_workload() {
-    let mesh = LocalMesh::start(|m| std::fs::write(m.join("w.yaml"), manifests()).unwrap());
+    let mesh = LocalMesh::start_with(
+        |m| std::fs::write(m.join("w.yaml"), manifests()).unwrap(),
+        &[],
+    );
     let _authors = mesh.run_booksapp_workload("authors", AUTHORS);
     // 20 requests per second for 8 s, straight to the inbound port.
     let load = load_authors(8);
@@ -106,7 +109,7 @@ fn stat_shows_rates_success_and_latency_per_workload() {
         "--window",
         "100ms",
         "--controller",
-        &mesh.viz,
+        mesh.viz.as_deref().unwrap(),
     ]));
     assert_eq!(names(&via), ["externalworkload/authors"], "{via}");
     let none = run_err(
@@ -136,7 +139,7 @@ fn stat_shows_rates_success_and_latency_per_workload() {
         "--window",
         "2s",
         "--controller",
-        &mesh.viz,
+        mesh.viz.as_deref().unwrap(),
     ]));
     load.join().unwrap();
     let authors_line = via
