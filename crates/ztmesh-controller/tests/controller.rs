@@ -279,3 +279,36 @@ async fn spawn_fails_naming_a_port_in_use_or_a_missing_issuer() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_manifests_directory_made_after_start_is_read_by_polling() {
+    // A directory that does not exist cannot be watched: the scanner falls
+    // back to reading it on a timer, and so finds it once it is made.
+    let pki = TestPki::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let manifests = tmp.path().join("later");
+    let running = builder(&pki, &manifests, &tmp.path().join("state"))
+        .spawn()
+        .await
+        .unwrap();
+    assert!(running.ready().await);
+    std::fs::create_dir(&manifests).unwrap();
+    std::fs::write(manifests.join("authors.yaml"), authors("authors")).unwrap();
+    let mut client = policy_client(&running).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match client.get_port(authors_port()).await {
+            Ok(server) => {
+                assert_eq!(server.into_inner().labels["name"], "authors");
+                break;
+            }
+            Err(status) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "the manifests were not read within 10s: {status}"
+            ),
+        }
+        // The fallback reads every 500ms; ask again a little later.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    running.shutdown().await.unwrap();
+}

@@ -1,5 +1,6 @@
-//! The controller's policy side with the real binary: manifests on disk,
-//! a WatchPort stream that follows edits, refusals, and `--check`.
+//! The controller's policy side: with the real binary, manifests on disk,
+//! a WatchPort stream that follows edits, refusals (in its log), and
+//! `--check`; in process, Destination and OutboundPolicies.
 
 mod support;
 
@@ -244,24 +245,8 @@ async fn destination_streams_endpoints_and_profiles() {
         "apiVersion: v1\nkind: Service\nmetadata: {name: api-server, namespace: my-app}\nspec: {selector: {app: api-server}, ports: [{port: 8080}]}\n---\napiVersion: workload.linkerd.io/v1beta1\nkind: ExternalWorkload\nmetadata: {name: api-1, namespace: my-app, labels: {app: api-server}, annotations: {config.ztmesh.io/proxy-mode: explicit}}\nspec:\n  meshTLS: {identity: api-server.my-app.serviceaccount.identity.linkerd.cluster.local, serverName: api-server.my-app.serviceaccount.identity.linkerd.cluster.local}\n  workloadIPs: [{ip: 127.0.1.1}]\n  ports: [{port: 8080}]\n",
     )
     .unwrap();
-    let mut cmd = ztmesh();
-    cmd.args([
-        "controller",
-        "--identity-addr",
-        "127.0.0.1:0",
-        "--policy-addr",
-        "127.0.0.1:0",
-        "--viz-addr",
-        "127.0.0.1:0",
-        "--destination-addr",
-        "127.0.0.1:0",
-        "--identity-dir",
-    ])
-    .arg(&d)
-    .arg("--manifests")
-    .arg(&m);
-    let mut controller = Daemon::spawn(cmd);
-    let addr = controller.listening_addr("destination service");
+    let controller = InProcessController::with_manifests(&d, &m);
+    let addr = controller.addrs().destination.unwrap();
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
@@ -368,7 +353,7 @@ async fn destination_streams_endpoints_and_profiles() {
     // and NOT_FOUND for what is not a Service port (the proxy falls back).
     use linkerd2_proxy_api::outbound::outbound_policies_client::OutboundPoliciesClient;
     use linkerd2_proxy_api::outbound::{TrafficSpec, traffic_spec::Target};
-    let policy_addr = controller.listening_addr("policy service");
+    let policy_addr = controller.addrs().policy.unwrap();
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{policy_addr}"))
         .unwrap()
         .connect()

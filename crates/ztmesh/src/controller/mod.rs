@@ -80,7 +80,8 @@ pub struct Args {
     /// The key that verifies local service-account tokens [default: IDENTITY_DIR/token.key].
     #[arg(long)]
     token_key: Option<PathBuf>,
-    /// How often the issuer files are checked for changes.
+    /// How often the issuer files are read where the identity directory
+    /// cannot be watched (no inotify); otherwise each change is read at once.
     #[arg(long, default_value = "1s", value_parser = crate::duration)]
     issuer_poll_interval: Duration,
     /// Where the last good content of every manifest is recorded (atomically;

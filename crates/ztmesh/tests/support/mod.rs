@@ -6,6 +6,7 @@
 pub mod controller;
 pub mod netns;
 
+#[allow(unused_imports)] // each test binary uses some of them
 pub use controller::{InProcessController, in_process_controller};
 
 use std::io::{BufRead, BufReader};
