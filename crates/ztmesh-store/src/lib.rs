@@ -22,6 +22,8 @@
 //! up) and applies the changes to its indexes. The first scan applies
 //! everything in force.
 
+#![forbid(unsafe_code)]
+
 mod state;
 pub mod watch;
 
