@@ -33,7 +33,8 @@ impl InboundPolicyService {
     }
 
     fn lookup(&self, spec: &PortSpec) -> Result<(String, WorkloadRef, u16), Status> {
-        let (ns, workload) = parse_workload(&spec.workload).map_err(Status::invalid_argument)?;
+        let (ns, workload) =
+            parse_workload(&spec.workload).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let port = u16::try_from(spec.port)
             .ok()
             .filter(|p| *p != 0)
@@ -44,9 +45,16 @@ impl InboundPolicyService {
     }
 }
 
+/// A workload string in none of the forms [`parse_workload`] accepts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "workload {0:?} is not {{\"ns\":\"…\",\"pod\":\"…\"}}, {{\"ns\":\"…\",\"external_workload\":\"…\"}} or ns:pod"
+)]
+pub struct BadWorkload(pub String);
+
 /// Accepts the forms Linkerd's policy controller accepts:
 /// `{"ns":"…","pod":"…"}`, `{"ns":"…","external_workload":"…"}`, and `ns:pod`.
-pub fn parse_workload(s: &str) -> Result<(String, WorkloadRef), String> {
+pub fn parse_workload(s: &str) -> Result<(String, WorkloadRef), BadWorkload> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Json {
@@ -56,11 +64,7 @@ pub fn parse_workload(s: &str) -> Result<(String, WorkloadRef), String> {
         #[serde(default)]
         external_workload: Option<String>,
     }
-    let bad = || {
-        format!(
-            "workload {s:?} is not {{\"ns\":\"…\",\"pod\":\"…\"}}, {{\"ns\":\"…\",\"external_workload\":\"…\"}} or ns:pod"
-        )
-    };
+    let bad = || BadWorkload(s.to_string());
     let (ns, workload) = if s.trim_start().starts_with('{') {
         let json: Json = serde_json::from_str(s).map_err(|_| bad())?;
         match (json.pod, json.external_workload) {
@@ -347,7 +351,8 @@ mod tests {
             r#"{"ns":"a","pod":"#,
         ] {
             let err = parse_workload(bad).unwrap_err();
-            assert!(err.contains("is not"), "{bad}: {err}");
+            assert_eq!(err, BadWorkload(bad.to_string()));
+            assert!(err.to_string().contains("is not"), "{bad}: {err}");
         }
     }
 }

@@ -1,27 +1,25 @@
 //! gRPC adapters between ztmesh's domain crates and Linkerd's proxy API
-//! (`linkerd2-proxy-api`), so that linkerd2-proxy and ztmesh-proxy can both
-//! talk to the ztmesh controller.
+//! (`linkerd2-proxy-api`): the controller's servers, so that linkerd2-proxy
+//! and ztmesh-proxy can both talk to the ztmesh controller.
 //!
 //! - [`identity`]: `io.linkerd.proxy.identity.Identity/Certify` over the
 //!   identity domain's [`ztmesh_identity::certify`], mapping its typed
 //!   refusals to gRPC status codes in one place.
 //! - [`inbound`], [`outbound`] and [`destination`]: InboundServerPolicies,
-//!   OutboundPolicies and Destination
-//!   over the policy and destination indexes.
-//! - [`authz`]: an `inbound.Server` as ztmesh-authz's decision-ready policy.
-//! - [`server`]: the listener every controller service uses: plaintext for
-//!   connections accepted on a loopback address, TLS with the controller's
-//!   own identity for any other.
-//! - [`client`]: the matching channel for proxies and the CLI: plaintext
-//!   exactly when the address dialled is loopback, otherwise TLS verifying
-//!   the control plane's identity against the trust anchors.
+//!   OutboundPolicies and Destination over the policy and destination
+//!   indexes; [`routes`] holds the route conversions the first two share.
+//!
+//! What a proxy needs (clients, the listener helper, proto -> ztmesh-authz)
+//! is in ztmesh-proxy-api, so the sidecar links none of the controller's
+//! domain crates; it is re-exported here ([`authz`], [`client`], [`conn`],
+//! [`server`]) for the controller and the CLI, which use both sides.
 
-pub mod authz;
-pub mod client;
-pub mod conn;
+#![forbid(unsafe_code)]
+
 pub mod destination;
 pub mod identity;
 pub mod inbound;
 pub mod outbound;
 pub mod routes;
-pub mod server;
+
+pub use ztmesh_proxy_api::{authz, client, conn, server};

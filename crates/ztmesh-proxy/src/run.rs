@@ -104,11 +104,12 @@ pub fn main_from_env() -> ExitCode {
 
 async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn std::error::Error>> {
     let roots = ztmesh_tls::roots_from_pem(config.identity.trust_anchors_pem.as_bytes())?;
-    let channel = ztmesh_grpc::client::channel(ztmesh_grpc::client::ControlPlaneTarget {
-        addr: config.identity.svc_addr.clone(),
-        server_name: config.identity.svc_name.clone(),
-        roots: Some(roots.clone()),
-    })?;
+    let channel =
+        ztmesh_proxy_api::client::channel(ztmesh_proxy_api::client::ControlPlaneTarget {
+            addr: config.identity.svc_addr.clone(),
+            server_name: config.identity.svc_name.clone(),
+            roots: Some(roots.clone()),
+        })?;
     let client = linkerd2_proxy_api::identity::identity_client::IdentityClient::new(channel);
     let daemon = IdentityDaemon::new(&config.identity, documents, client)?;
     let (store, status, identity_metrics) = (daemon.store(), daemon.status(), daemon.metrics());
@@ -122,7 +123,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
     )?;
     let policy_channel = match &config.policy {
         Some(p) => Some((
-            ztmesh_grpc::client::channel(ztmesh_grpc::client::ControlPlaneTarget {
+            ztmesh_proxy_api::client::channel(ztmesh_proxy_api::client::ControlPlaneTarget {
                 addr: p.addr.clone(),
                 server_name: p.name.clone(),
                 roots: Some(roots.clone()),
@@ -164,11 +165,12 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
     }
     let tracer = match &config.trace {
         Some((addr, name, rate)) => {
-            let channel = ztmesh_grpc::client::channel(ztmesh_grpc::client::ControlPlaneTarget {
-                addr: addr.clone(),
-                server_name: name.clone(),
-                roots: Some(roots.clone()),
-            })?;
+            let channel =
+                ztmesh_proxy_api::client::channel(ztmesh_proxy_api::client::ControlPlaneTarget {
+                    addr: addr.clone(),
+                    server_name: name.clone(),
+                    roots: Some(roots.clone()),
+                })?;
             tracing::info!(collector = %addr, sample_rate = rate, "exporting spans over OTLP");
             Some(Arc::new(crate::trace::Tracer::new(
                 channel,
@@ -270,7 +272,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
             )),
         );
         tracing::info!(control = %listener.local_addr()?, %tap_identity, "tap listening (mTLS, for the tap identity only)");
-        tokio::spawn(ztmesh_grpc::server::serve_mtls_only(
+        tokio::spawn(ztmesh_proxy_api::server::serve_mtls_only(
             listener,
             router,
             tls,
@@ -283,7 +285,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
 
     match (&config.destination, outbound_listener) {
         (Some((addr, name)), Some(listener)) => {
-            let channel = ztmesh_grpc::client::channel(ztmesh_grpc::client::ControlPlaneTarget {
+            let channel = ztmesh_proxy_api::client::channel(ztmesh_proxy_api::client::ControlPlaneTarget {
                 addr: addr.clone(),
                 server_name: name.clone(),
                 roots: Some(roots.clone()),

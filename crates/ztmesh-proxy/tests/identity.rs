@@ -291,7 +291,7 @@ async fn certifies_over_grpc_on_loopback() {
     let fx = Fixture::new();
     let (addr, _stop) = serve_identity(&fx.pki, Duration::from_secs(86400)).await;
     let config = IdentityConfig::from_env(&fx.env(&addr.to_string())).unwrap();
-    let channel = ztmesh_grpc::client::channel(ztmesh_grpc::client::ControlPlaneTarget {
+    let channel = ztmesh_proxy_api::client::channel(ztmesh_proxy_api::client::ControlPlaneTarget {
         addr: config.svc_addr.clone(),
         server_name: config.svc_name.clone(),
         roots: None,

@@ -17,10 +17,15 @@
 //! refused at start-up keeps the content recorded before, and it owns its
 //! objects against any other file that redefines them.
 //!
-//! The caller polls `scan` (the controller every 500ms) and applies the
-//! changes to its indexes. The first scan applies everything in force.
+//! The caller runs `scan` when [`watch`] reports a change under the
+//! directory (or every [`watch::POLL_FALLBACK`] where no watch can be set
+//! up) and applies the changes to its indexes. The first scan applies
+//! everything in force.
+
+#![forbid(unsafe_code)]
 
 mod state;
+pub mod watch;
 
 pub use state::StateError;
 

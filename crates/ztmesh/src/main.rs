@@ -2,8 +2,8 @@
 //!
 //! Each subcommand lives in its own module: [`install`] (trust anchor,
 //! issuer and token key), [`token`] (service-account tokens for local
-//! workloads), [`controller`] (the long-running control plane: so far the
-//! Identity service, with issuer hot reload) and [`identity`] (certify and
+//! workloads), [`controller`] (the long-running control plane, a thin call into
+//! the ztmesh-controller library) and [`identity`] (certify and
 //! inspect workload certificates by hand), [`diagnose`] (what the control
 //! plane serves), [`demo`] (everything that works so far, end to end),
 //! [`proxy_init`] (a pod's iptables rules) and [`app`] (a sample workload

@@ -114,7 +114,7 @@ async fn watch_port(
                 let mut stream = stream.into_inner();
                 loop {
                     match stream.message().await {
-                        Ok(Some(server)) => match ztmesh_grpc::authz::server_policy(&server) {
+                        Ok(Some(server)) => match ztmesh_proxy_api::authz::server_policy(&server) {
                             Ok(policy) => {
                                 backoff.reset();
                                 tracing::info!(port, server = %policy.label(), authorizations = policy.authorizations.list().len(), "inbound policy updated");

@@ -86,7 +86,7 @@ impl OutboundPolicy {
                 )
             })
             .map(|r| {
-                let (_, name) = ztmesh_grpc::authz::names(r.metadata.as_ref(), None);
+                let (_, name) = ztmesh_proxy_api::authz::names(r.metadata.as_ref(), None);
                 PolicyRoute {
                     rules: r
                         .rules
@@ -174,7 +174,7 @@ fn rule_from_proto(rule: &proto::http_route::Rule, route: &str) -> PolicyRule {
         matches: rule
             .matches
             .iter()
-            .filter_map(|m| ztmesh_grpc::authz::http_match(m, route).ok())
+            .filter_map(|m| ztmesh_proxy_api::authz::http_match(m, route).ok())
             .collect(),
         backends,
         timeout: duration(rule.timeouts.as_ref().and_then(|t| t.request)),

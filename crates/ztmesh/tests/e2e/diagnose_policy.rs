@@ -118,16 +118,8 @@ fn a_running_controller_gives_the_same_answers() {
     run_ok(ztmesh().args(["install", "--dir"]).arg(&d));
     let m = tmp.path().join("m");
     manifests(&m, &["seed003-booksapp-authors.yaml"], WORKLOADS);
-    let (mut controller, _) = controller(
-        &d,
-        &[
-            "--manifests",
-            m.to_str().unwrap(),
-            "--policy-addr",
-            "127.0.0.1:0",
-        ],
-    );
-    let policy = controller.listening_addr("policy service");
+    let controller = InProcessController::with_manifests(&d, &m);
+    let policy = controller.addrs().policy.unwrap().to_string();
     for (source, label) in [
         (vec!["--controller", policy.as_str()], "controller"),
         (vec!["--manifests", m.to_str().unwrap()], "manifests"),

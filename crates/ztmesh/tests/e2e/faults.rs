@@ -25,7 +25,7 @@ const RPS: u32 = 300;
 const AUTHORS_ID: &str = "authors.booksapp.serviceaccount.identity.linkerd.cluster.local";
 
 struct Pair {
-    mesh: LocalMesh,
+    mesh: LocalMesh<Daemon>,
     client_ip: String,
     server_ip: String,
     app: Daemon,
@@ -76,7 +76,7 @@ fn pair(net: &str, controller_args: &[&str], proxy_env: &[(&str, &str)]) -> Pair
     p
 }
 
-fn server_proxy(mesh: &LocalMesh, server_ip: &str, env: &[(&str, &str)]) -> Daemon {
+fn server_proxy(mesh: &LocalMesh<Daemon>, server_ip: &str, env: &[(&str, &str)]) -> Daemon {
     explicit_proxy(
         &mesh.control_plane(),
         AUTHORS_ID,
@@ -141,7 +141,7 @@ fn wait_exit(daemon: &mut Daemon, within: Duration) {
 }
 
 /// The controller again: the same addresses, the same files.
-fn restart_controller(mesh: &LocalMesh) -> Command {
+fn restart_controller(mesh: &LocalMesh<Daemon>) -> Command {
     let mut cmd = ztmesh();
     cmd.args(["controller", "--identity-dir"])
         .arg(&mesh.identity_dir)

@@ -25,7 +25,7 @@ const WEBAPP: &str = "webapp.booksapp.serviceaccount.identity.linkerd.cluster.lo
 const TAP: &str = "tap.linkerd-viz.serviceaccount.identity.linkerd.cluster.local";
 
 struct Setup {
-    mesh: LocalMesh,
+    mesh: LocalMesh<Daemon>,
     server: String,
     client: String,
     _app: Daemon,
@@ -53,7 +53,7 @@ fn setup(net: &str) -> Setup {
         policy,
     ]
     .join("---\n");
-    let mesh = LocalMesh::start(|m| std::fs::write(m.join("w.yaml"), files).unwrap());
+    let mesh = LocalMesh::start_with(|m| std::fs::write(m.join("w.yaml"), files).unwrap(), &[]);
     let app = sample_app("authors", &format!("{server}:18400"));
     let server_proxy = explicit_proxy(
         &mesh.control_plane(),
@@ -261,7 +261,10 @@ async fn explicit_outbound_does_not_relay_to_local_services() {
     let proxy = format!("http://{}:4140", s.client);
     // The controller's viz API and identity port, on this host's loopback.
     for target in [
-        format!("http://{}/stat?namespace=booksapp", s.mesh.viz),
+        format!(
+            "http://{}/stat?namespace=booksapp",
+            s.mesh.viz.as_deref().unwrap()
+        ),
         format!("http://{}/", s.mesh.identity),
     ] {
         let rsp = curl(&["-x", &proxy, &target]);

@@ -28,7 +28,7 @@ fn install_token_controller_certify_and_openssl_verifies() {
     let token_file = tmp.path().join("token");
     support::token_file(&d, "booksapp", "books", &token_file);
 
-    let (_controller, addr) = controller(&d, &[]);
+    let (_controller, addr) = in_process_controller(&d);
     let leaf_dir = tmp.path().join("leaf");
     let out = run_ok(&mut certify(
         &addr,
@@ -75,7 +75,7 @@ fn refusals_reach_the_operator() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().join("identity");
     run_ok(ztmesh().args(["install", "--dir"]).arg(&d));
-    let (_controller, addr) = controller(&d, &[]);
+    let (_controller, addr) = in_process_controller(&d);
     let token_file = tmp.path().join("token");
     support::token_file(&d, "booksapp", "webapp", &token_file);
     let err = run_err(&mut certify(

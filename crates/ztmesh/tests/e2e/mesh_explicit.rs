@@ -88,7 +88,7 @@ struct Pair {
     a: Daemon,
     _b: Daemon,
     _app: Daemon,
-    _controller: Daemon,
+    _controller: InProcessController,
     _tmp: tempfile::TempDir,
 }
 
@@ -146,25 +146,9 @@ async fn start() -> Pair {
     let m = tmp.path().join("manifests");
     std::fs::create_dir(&m).unwrap();
     std::fs::write(m.join("booksapp.yaml"), manifests(APP_PORT)).unwrap();
-    let mut cmd = ztmesh();
-    cmd.args([
-        "controller",
-        "--identity-addr",
-        "127.0.0.1:0",
-        "--policy-addr",
-        "127.0.0.1:0",
-        "--viz-addr",
-        "127.0.0.1:0",
-        "--destination-addr",
-        "127.0.0.1:0",
-        "--identity-dir",
-    ])
-    .arg(&d)
-    .arg("--manifests")
-    .arg(&m);
-    let mut controller = Daemon::spawn(cmd);
-    let identity_addr = controller.listening_addr("identity service");
-    let destination_addr = controller.listening_addr("destination service");
+    let controller = InProcessController::with_manifests(&d, &m);
+    let identity_addr = controller.addrs().identity.to_string();
+    let destination_addr = controller.addrs().destination.unwrap().to_string();
 
     let tokens = |sa: &str| {
         let path = tmp.path().join(format!("{sa}.token"));

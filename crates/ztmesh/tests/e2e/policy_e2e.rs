@@ -1,5 +1,6 @@
-//! The controller's policy side with the real binary: manifests on disk,
-//! a WatchPort stream that follows edits, refusals, and `--check`.
+//! The controller's policy side: with the real binary, manifests on disk,
+//! a WatchPort stream that follows edits, refusals (in its log), and
+//! `--check`; in process, Destination and OutboundPolicies.
 
 use crate::support;
 
@@ -298,7 +299,7 @@ fn check_validates_manifests() {
 struct Destinations {
     stream: tonic::Streaming<linkerd2_proxy_api::destination::Update>,
     client: DestinationClient<tonic::transport::Channel>,
-    controller: Daemon,
+    controller: InProcessController,
     m: std::path::PathBuf,
     _tmp: tempfile::TempDir,
 }
@@ -343,24 +344,8 @@ async fn start_destinations() -> Destinations {
         "apiVersion: v1\nkind: Service\nmetadata: {name: api-server, namespace: my-app}\nspec: {selector: {app: api-server}, ports: [{port: 8080}]}\n---\napiVersion: workload.linkerd.io/v1beta1\nkind: ExternalWorkload\nmetadata: {name: api-1, namespace: my-app, labels: {app: api-server}, annotations: {config.ztmesh.io/proxy-mode: explicit}}\nspec:\n  meshTLS: {identity: api-server.my-app.serviceaccount.identity.linkerd.cluster.local, serverName: api-server.my-app.serviceaccount.identity.linkerd.cluster.local}\n  workloadIPs: [{ip: 127.0.1.1}]\n  ports: [{port: 8080}]\n",
     )
     .unwrap();
-    let mut cmd = ztmesh();
-    cmd.args([
-        "controller",
-        "--identity-addr",
-        "127.0.0.1:0",
-        "--policy-addr",
-        "127.0.0.1:0",
-        "--viz-addr",
-        "127.0.0.1:0",
-        "--destination-addr",
-        "127.0.0.1:0",
-        "--identity-dir",
-    ])
-    .arg(&d)
-    .arg("--manifests")
-    .arg(&m);
-    let mut controller = Daemon::spawn(cmd);
-    let addr = controller.listening_addr("destination service");
+    let controller = InProcessController::with_manifests(&d, &m);
+    let addr = controller.addrs().destination.unwrap();
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
@@ -476,8 +461,7 @@ async fn profiles(d: &mut Destinations) {
 /// OutboundPolicies on the policy port: the default route to the Service,
 /// and NOT_FOUND for what is not a Service port (the proxy falls back).
 async fn outbound_policies(d: &mut Destinations) {
-    let controller = &mut d.controller;
-    let policy_addr = controller.listening_addr("policy service");
+    let policy_addr = d.controller.addrs().policy.unwrap();
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{policy_addr}"))
         .unwrap()
         .connect()

@@ -50,7 +50,7 @@ struct Authors {
     app_addr: SocketAddr,
     identity_addr: String,
     d: std::path::PathBuf,
-    _controller: Daemon,
+    _controller: InProcessController,
     tmp: tempfile::TempDir,
 }
 
@@ -73,7 +73,7 @@ async fn start() -> Authors {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().join("identity");
     run_ok(ztmesh().args(["install", "--dir"]).arg(&d));
-    let (_controller, identity_addr) = controller(&d, &[]);
+    let (_controller, identity_addr) = in_process_controller(&d);
     let authors_token = tmp.path().join("authors.token");
     token_file(&d, "booksapp", "authors", &authors_token);
 

@@ -130,7 +130,7 @@ fn stat_from_prometheus_in_the_controller_and_the_cli() {
         "--window",
         "5s",
         "--controller",
-        &mesh.viz,
+        mesh.viz.as_deref().unwrap(),
     ]));
     assert!(
         asked.elapsed() < Duration::from_secs(4),

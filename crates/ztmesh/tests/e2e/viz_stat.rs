@@ -63,7 +63,10 @@ fn authors_served_at_least(n: f64) {
 
 #[test]
 fn stat_shows_rates_success_and_latency_per_workload() {
-    let mesh = LocalMesh::start(|m| std::fs::write(m.join("w.yaml"), manifests()).unwrap());
+    let mesh = LocalMesh::start_with(
+        |m| std::fs::write(m.join("w.yaml"), manifests()).unwrap(),
+        &[],
+    );
     let _authors = mesh.run_booksapp_workload("authors", AUTHORS);
     step("stat shows the load's rate, success and latency", || {
         stat_shows_the_load(&mesh)
@@ -79,7 +82,7 @@ fn stat_shows_rates_success_and_latency_per_workload() {
     });
 }
 
-fn stat_shows_the_load(mesh: &LocalMesh) {
+fn stat_shows_the_load(mesh: &LocalMesh<Daemon>) {
     // 20 requests per second for 8 s, straight to the inbound port; the
     // 3 s window is asked for once authors' proxy has served a second of it.
     let load = load_authors(8);
@@ -118,7 +121,7 @@ fn stat_shows_the_load(mesh: &LocalMesh) {
 
 /// KIND/NAME picks workloads, from the manifests and through the
 /// controller; a kind the controller does not index is refused.
-fn kind_name_picks_workloads(mesh: &LocalMesh) {
+fn kind_name_picks_workloads(mesh: &LocalMesh<Daemon>) {
     let names = |out: &str| -> Vec<String> {
         out.lines()
             .skip(1)
@@ -145,7 +148,7 @@ fn kind_name_picks_workloads(mesh: &LocalMesh) {
         "--window",
         "100ms",
         "--controller",
-        &mesh.viz,
+        mesh.viz.as_deref().unwrap(),
     ]));
     assert_eq!(names(&via), ["externalworkload/authors"], "{via}");
     let none = run_err(
@@ -166,7 +169,7 @@ fn kind_name_picks_workloads(mesh: &LocalMesh) {
 }
 
 /// The controller aggregates the same figures through its viz API.
-fn the_controller_aggregates(mesh: &LocalMesh) {
+fn the_controller_aggregates(mesh: &LocalMesh<Daemon>) {
     let before = authors_inbound_requests().unwrap_or(0.0);
     let load = load_authors(5);
     authors_served_at_least(before + 10.0);
@@ -178,7 +181,7 @@ fn the_controller_aggregates(mesh: &LocalMesh) {
         "--window",
         "2s",
         "--controller",
-        &mesh.viz,
+        mesh.viz.as_deref().unwrap(),
     ]));
     load.join().unwrap();
     let authors_line = via
@@ -192,7 +195,7 @@ fn the_controller_aggregates(mesh: &LocalMesh) {
 }
 
 /// A meshed client: routes and edges.
-fn routes_and_edges(mesh: &LocalMesh) {
+fn routes_and_edges(mesh: &LocalMesh<Daemon>) {
     let _webapp = explicit_proxy(
         &mesh.control_plane(),
         "webapp.booksapp.serviceaccount.identity.linkerd.cluster.local",

@@ -1,12 +1,14 @@
 //! Running the real `ztmesh` binary in tests: commands and long-running
-//! daemons whose output is collected (this file), the control plane on
-//! loopback ([`LocalMesh`]), pods as network namespaces (`netns`), waiting
-//! on conditions with a deadline and keeping heavy suites apart (`wait`),
+//! daemons whose output is collected (this file), the controller in
+//! process ([`controller`]) and the control plane on loopback
+//! ([`LocalMesh`]), pods as network namespaces (`netns`), waiting on
+//! conditions with a deadline and keeping heavy suites apart (`wait`),
 //! scenarios as named steps (`steps`), and probes of the proxies' admin
 //! ports (`http`).
 
 #![allow(dead_code)]
 
+pub mod controller;
 mod http;
 pub mod netns;
 mod steps;
@@ -15,6 +17,9 @@ mod wait;
 pub use http::admin_metric;
 pub use steps::{step, step_async};
 pub use wait::{check, eventually, eventually_async, serial};
+
+#[allow(unused_imports)] // each test binary uses some of them
+pub use controller::{InProcessController, in_process_controller};
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -328,37 +333,69 @@ pub fn explicit_proxy(
 
 /// A local mesh's control plane: an install in a temporary directory that
 /// unprivileged proxies can read, a manifests directory, and the controller
-/// serving identity, destination and policy on loopback.
-pub struct LocalMesh {
+/// serving identity, destination and policy on loopback: in process
+/// ([`LocalMesh::start`]) or the real binary ([`LocalMesh::start_with`]).
+pub struct LocalMesh<C = InProcessController> {
     pub tmp: tempfile::TempDir,
     pub identity_dir: std::path::PathBuf,
     pub manifests: std::path::PathBuf,
     pub anchors: String,
-    pub controller: Daemon,
+    pub controller: C,
     pub identity: String,
     pub destination: String,
     pub policy: String,
-    /// The controller's viz API.
-    pub viz: String,
+    /// The controller's viz API: the CLI's, so only the binary serves it.
+    pub viz: Option<String>,
+}
+
+/// The install and the manifests directory `write` fills.
+fn mesh_dirs(
+    write: impl FnOnce(&Path),
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    String,
+) {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let identity_dir = tmp.path().join("identity");
+    run_ok(ztmesh().args(["install", "--dir"]).arg(&identity_dir));
+    let anchors = std::fs::read_to_string(identity_dir.join("ca.crt")).unwrap();
+    let manifests = tmp.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    write(&manifests);
+    (tmp, identity_dir, manifests, anchors)
 }
 
 impl LocalMesh {
-    /// `write` fills the manifests directory before the controller starts.
+    /// `write` fills the manifests directory before the controller starts
+    /// in process.
     pub fn start(write: impl FnOnce(&Path)) -> Self {
-        Self::start_with(write, &[])
+        let (tmp, identity_dir, manifests, anchors) = mesh_dirs(write);
+        let controller = InProcessController::with_manifests(&identity_dir, &manifests);
+        let addrs = controller.addrs().clone();
+        let addr = |a: Option<std::net::SocketAddr>| a.expect("served with manifests").to_string();
+        Self {
+            tmp,
+            identity_dir,
+            manifests,
+            anchors,
+            identity: addrs.identity.to_string(),
+            destination: addr(addrs.destination),
+            policy: addr(addrs.policy),
+            viz: None,
+            controller,
+        }
     }
+}
 
-    /// As [`LocalMesh::start`], with more arguments for the controller.
+impl LocalMesh<Daemon> {
+    /// As [`LocalMesh::start`], with the real `ztmesh controller` binary and
+    /// more arguments for it (for tests of its log, its viz API, or a kill).
     pub fn start_with(write: impl FnOnce(&Path), controller_args: &[&str]) -> Self {
-        use std::os::unix::fs::PermissionsExt;
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let identity_dir = tmp.path().join("identity");
-        run_ok(ztmesh().args(["install", "--dir"]).arg(&identity_dir));
-        let anchors = std::fs::read_to_string(identity_dir.join("ca.crt")).unwrap();
-        let manifests = tmp.path().join("manifests");
-        std::fs::create_dir(&manifests).unwrap();
-        write(&manifests);
+        let (tmp, identity_dir, manifests, anchors) = mesh_dirs(write);
         let (mut controller, identity) = controller(
             &identity_dir,
             &[
@@ -385,10 +422,12 @@ impl LocalMesh {
             identity,
             destination,
             policy,
-            viz,
+            viz: Some(viz),
         }
     }
+}
 
+impl<C> LocalMesh<C> {
     pub fn control_plane(&self) -> ControlPlane<'_> {
         ControlPlane {
             anchors: &self.anchors,

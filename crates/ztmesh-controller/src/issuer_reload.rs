@@ -1,17 +1,82 @@
 //! Hot reload of the identity issuer from its files.
 //!
+//! [`keep_current`] polls the files whenever the identity directory's watch
+//! reports a change ([`ztmesh_store::watch`]; without a watch, at the
+//! configured interval), and renews the controller's own certificates.
 //! Each poll reads the three files and compares them with what was last
 //! seen; only a change is validated. A valid issuer is published as a new
 //! CA on the watch channel the Identity service reads; an invalid one is
 //! logged once with its reason and the CA in force is left untouched, so a
 //! half-written or wrong secret never stops issuance.
 
+use crate::own_identity::OwnIdentity;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use ztmesh_identity::issuer::{Issuer, IssuerError, IssuerFiles};
 use ztmesh_identity::{Ca, TrustDomain};
+
+/// How often the controller's own certificates are checked for renewal.
+const RENEW_CHECK: Duration = Duration::from_secs(1);
+
+/// Until `stop`: reloads the issuer on every change of its directory (every
+/// `poll_interval` where the directory cannot be watched) and renews `owns`
+/// when due or when the issuer changed.
+pub(crate) async fn keep_current(
+    mut reloader: IssuerReloader,
+    ca: watch::Receiver<Arc<Ca>>,
+    mut owns: Vec<OwnIdentity>,
+    poll_interval: Duration,
+    stop: impl Future<Output = ()>,
+) {
+    let changed = Arc::new(Notify::new());
+    let notify = changed.clone();
+    let watch =
+        ztmesh_store::watch::watch(&reloader.dir, ztmesh_store::watch::Scope::Dir, move || {
+            notify.notify_one()
+        });
+    let (_watch, interval) = match watch {
+        Ok(watch) => (Some(watch), RENEW_CHECK),
+        Err(error) => {
+            tracing::warn!(%error, "reading the issuer every {poll_interval:?} instead");
+            (None, poll_interval.min(RENEW_CHECK))
+        }
+    };
+    let polling = _watch.is_none();
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    loop {
+        let poll_issuer = tokio::select! {
+            _ = &mut stop => return,
+            _ = changed.notified() => true,
+            _ = tick.tick() => polling,
+        };
+        let now = SystemTime::now();
+        if poll_issuer {
+            reloader.poll(now);
+        }
+        for own in &mut owns {
+            if let Err(error) = own.refresh(&ca.borrow(), now) {
+                tracing::error!(error = %chain(&error), "could not renew a controller certificate");
+            }
+        }
+    }
+}
+
+/// An error and its causes, `: `-separated.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = e.source();
+    }
+    out
+}
 
 pub struct IssuerReloader {
     dir: PathBuf,

@@ -1,15 +1,13 @@
 //! The resource side of the controller: the manifests directory feeding
-//! the policy and destination indexes, and `--check`.
+//! the policy, outbound and destination indexes ([`Scanner`], on a thread
+//! of its own), and the status the viz API reports ([`status_json`]).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use ztmesh_policy::Index;
 use ztmesh_resources::load::Severity;
+use ztmesh_store::watch::POLL_FALLBACK;
 use ztmesh_store::{InForce, ManifestDir};
-
-/// How often the manifests directory is read (changes land within 1s).
-pub(crate) const SCAN_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The indexes one manifests directory feeds.
 #[derive(Clone)]
@@ -102,6 +100,13 @@ pub(crate) fn status_json(store: &ManifestDir, state_dir: &Path, ready: bool) ->
     })
 }
 
+/// What wakes the scanner thread.
+enum Wake {
+    /// Something changed under the manifests directory.
+    Changed,
+    Stop,
+}
+
 /// The thread that reads the manifests directory: parsing never runs on
 /// the async runtime's threads, nor under an index lock, so a slow or
 /// hostile file cannot stall Certify, Destination or policy.
@@ -110,14 +115,24 @@ pub(crate) struct Scanner {
     /// store could not be opened.
     pub(crate) ready: tokio::sync::oneshot::Receiver<Result<(), ztmesh_store::StateError>>,
     /// Dropping it stops the thread (after the scan under way, if any).
-    pub(crate) stop: std::sync::mpsc::Sender<()>,
+    pub(crate) stop: StopScanner,
+}
+
+/// Stops the scanner thread when dropped.
+pub(crate) struct StopScanner(std::sync::mpsc::Sender<Wake>);
+
+impl Drop for StopScanner {
+    fn drop(&mut self) {
+        let _ = self.0.send(Wake::Stop);
+    }
 }
 
 impl Scanner {
     /// Opens the store over `dir` and `state_dir` (reading what is
-    /// recorded there), scans now, then every [`SCAN_INTERVAL`] until
-    /// stopped; keeps `status` ([`status_json`]) current and logs each
-    /// cross-object finding once.
+    /// recorded there), scans now, then whenever the directory's watch
+    /// reports a change ([`ztmesh_store::watch`]; without one, every
+    /// [`POLL_FALLBACK`]) until stopped; keeps `status` ([`status_json`])
+    /// current and logs each cross-object finding once.
     pub(crate) fn start(
         dir: std::path::PathBuf,
         state_dir: std::path::PathBuf,
@@ -126,10 +141,26 @@ impl Scanner {
         status: Arc<Mutex<serde_json::Value>>,
     ) -> std::io::Result<Self> {
         let (ready_tx, ready) = tokio::sync::oneshot::channel();
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let (wake, woken) = std::sync::mpsc::channel::<Wake>();
+        let changed = wake.clone();
+        // Set up before the first scan, so no change after it is missed.
+        let watch = match ztmesh_store::watch::watch(
+            &dir,
+            ztmesh_store::watch::Scope::Tree,
+            move || {
+                let _ = changed.send(Wake::Changed);
+            },
+        ) {
+            Ok(watch) => Some(watch),
+            Err(error) => {
+                tracing::warn!(%error, "reading the manifests every {}ms instead", POLL_FALLBACK.as_millis());
+                None
+            }
+        };
         std::thread::Builder::new()
             .name("manifest-scanner".into())
             .spawn(move || {
+                let _watch = watch;
                 let mut store = match ManifestDir::with_state_dir(dir, &state_dir, limits) {
                     Ok(store) => store,
                     Err(e) => {
@@ -156,42 +187,29 @@ impl Scanner {
                     if let Some(tx) = ready_tx.take() {
                         let _ = tx.send(Ok(()));
                     }
-                    match stopped.recv_timeout(SCAN_INTERVAL) {
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                        _ => return,
+                    let next = match &_watch {
+                        Some(_) => woken.recv().map_err(|_| ()),
+                        None => match woken.recv_timeout(POLL_FALLBACK) {
+                            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Ok(Wake::Changed),
+                            other => other.map_err(|_| ()),
+                        },
+                    };
+                    if !matches!(next, Ok(Wake::Changed)) {
+                        return;
+                    }
+                    // One scan covers every change queued so far.
+                    loop {
+                        match woken.try_recv() {
+                            Ok(Wake::Changed) => {}
+                            Ok(Wake::Stop) => return,
+                            Err(_) => break,
+                        }
                     }
                 }
             })?;
-        Ok(Self { ready, stop })
+        Ok(Self {
+            ready,
+            stop: StopScanner(wake),
+        })
     }
-}
-
-/// `--check`: validates every manifest, prints each problem, and fails on errors.
-pub(crate) fn check(dir: &Path) -> anyhow::Result<()> {
-    if !dir.is_dir() {
-        anyhow::bail!("{} is not a directory", dir.display());
-    }
-    let mut store = ManifestDir::new(dir);
-    let changes = store.scan();
-    for d in &changes.diagnostics {
-        println!("{d}");
-    }
-    let errors = changes
-        .diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .count();
-    let warnings = changes.diagnostics.len() - errors;
-    let resources = store.resources().count();
-    if errors > 0 {
-        anyhow::bail!(
-            "{errors} error(s), {warnings} warning(s) in {}",
-            dir.display()
-        );
-    }
-    println!(
-        "ok: {resources} resource(s) valid, {warnings} warning(s) in {}",
-        dir.display()
-    );
-    Ok(())
 }

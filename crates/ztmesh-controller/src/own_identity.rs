@@ -9,6 +9,19 @@ use ztmesh_identity::csr::P256PublicKey;
 use ztmesh_identity::{Ca, IdentityName};
 use ztmesh_tls::CredentialsStore;
 
+/// Why the controller could not make or renew its own certificate.
+#[derive(Debug, thiserror::Error)]
+pub enum OwnIdentityError {
+    #[error("generating the controller's key")]
+    Key(#[from] rcgen::Error),
+    #[error("issuing the controller's certificate")]
+    Issue(#[from] ztmesh_identity::ca::CaError),
+    #[error("installing the controller's certificate")]
+    Install(#[from] ztmesh_tls::TlsError),
+}
+
+/// A certificate of the controller's own, kept current in a
+/// [`CredentialsStore`] that its TLS listeners read.
 pub struct OwnIdentity {
     name: IdentityName,
     key: rcgen::KeyPair,
@@ -18,7 +31,7 @@ pub struct OwnIdentity {
 }
 
 impl OwnIdentity {
-    pub fn new(name: IdentityName) -> anyhow::Result<Self> {
+    pub fn new(name: IdentityName) -> Result<Self, OwnIdentityError> {
         Ok(Self {
             name,
             key: rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?,
@@ -33,7 +46,7 @@ impl OwnIdentity {
     }
 
     /// Issues a new certificate when due or when the issuer changed.
-    pub fn refresh(&mut self, ca: &Ca, now: SystemTime) -> anyhow::Result<()> {
+    pub fn refresh(&mut self, ca: &Ca, now: SystemTime) -> Result<(), OwnIdentityError> {
         let issuer = ca.issuer().fingerprint();
         let due = self.renew_at.is_none_or(|at| now >= at);
         if !due && self.issuer.as_ref() == Some(&issuer) {

@@ -1,0 +1,489 @@
+//! [`Builder`]: what the controller serves and where. [`Builder::spawn`]
+//! binds every listener first, loads the issuer, starts the manifest
+//! scanner and the servers, and returns a [`Running`].
+
+use crate::issuer_reload::{IssuerReloader, keep_current};
+use crate::manifests::{Indexes, Scanner};
+use crate::own_identity::OwnIdentity;
+use crate::running::{Addrs, Running, ShutdownHandle};
+use crate::{Error, SHUTDOWN_GRACE};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use ztmesh_identity::TrustDomain;
+use ztmesh_identity::token::TokenSigner;
+use ztmesh_policy::{ClusterInfo, DefaultPolicy};
+use ztmesh_resources::bounds::Limits;
+
+/// A future that completes when the controller shuts down.
+pub type ShutdownSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// What a viz API server is given: its bound listener, the policy index,
+/// the manifests' status (`GET /status`) and the shutdown signal.
+pub struct VizContext {
+    pub listener: TcpListener,
+    pub index: Arc<Mutex<ztmesh_policy::Index>>,
+    pub status: Arc<Mutex<serde_json::Value>>,
+    pub shutdown: ShutdownSignal,
+}
+
+/// Serves the viz API (the CLI's `viz` module provides it).
+pub type VizServer = Box<dyn FnOnce(VizContext) -> ShutdownSignal + Send>;
+
+/// The controller's configuration; see the `ztmesh controller` flags for
+/// what each setting means. Defaults are the flags' defaults.
+pub struct Builder {
+    identity_dir: PathBuf,
+    identity_addr: SocketAddr,
+    trust_domain: String,
+    control_plane_ns: String,
+    identity_ttl: Duration,
+    token_key: Option<PathBuf>,
+    issuer_poll_interval: Duration,
+    manifests: Option<PathBuf>,
+    state_root: Option<PathBuf>,
+    limits: Limits,
+    policy_addr: SocketAddr,
+    destination_addr: SocketAddr,
+    viz: Option<(SocketAddr, VizServer)>,
+    cluster_domain: String,
+    cluster_networks: Vec<ipnet::IpNet>,
+    default_policy: DefaultPolicy,
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+impl Builder {
+    /// A controller issuing from the install in `identity_dir` (ca.crt and
+    /// the issuer; token.key unless [`Builder::token_key`] says otherwise).
+    pub fn new(identity_dir: impl Into<PathBuf>) -> Self {
+        let cluster = ClusterInfo::default();
+        Self {
+            identity_dir: identity_dir.into(),
+            identity_addr: loopback(8080),
+            trust_domain: "cluster.local".into(),
+            control_plane_ns: "linkerd".into(),
+            identity_ttl: Duration::from_secs(24 * 3600),
+            token_key: None,
+            issuer_poll_interval: Duration::from_secs(1),
+            manifests: None,
+            state_root: None,
+            limits: Limits::default(),
+            policy_addr: loopback(8090),
+            destination_addr: loopback(8086),
+            viz: None,
+            cluster_domain: "cluster.local".into(),
+            cluster_networks: cluster.networks,
+            default_policy: cluster.default_policy,
+        }
+    }
+
+    pub fn identity_addr(mut self, addr: SocketAddr) -> Self {
+        self.identity_addr = addr;
+        self
+    }
+
+    pub fn trust_domain(mut self, domain: impl Into<String>) -> Self {
+        self.trust_domain = domain.into();
+        self
+    }
+
+    pub fn control_plane_namespace(mut self, ns: impl Into<String>) -> Self {
+        self.control_plane_ns = ns.into();
+        self
+    }
+
+    /// Lifetime of issued certificates (clamped to the issuer's).
+    pub fn identity_ttl(mut self, ttl: Duration) -> Self {
+        self.identity_ttl = ttl;
+        self
+    }
+
+    pub fn token_key(mut self, path: impl Into<PathBuf>) -> Self {
+        self.token_key = Some(path.into());
+        self
+    }
+
+    /// How often the issuer is read where its directory cannot be watched.
+    pub fn issuer_poll_interval(mut self, interval: Duration) -> Self {
+        self.issuer_poll_interval = interval;
+        self
+    }
+
+    /// Serve policy and destination from the manifests in `dir`.
+    pub fn manifests(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.manifests = Some(dir.into());
+        self
+    }
+
+    /// Where last good content is recorded: one `manifests-HASH`
+    /// subdirectory per manifests directory [default: IDENTITY_DIR/.ztmesh-state].
+    pub fn state_dir(mut self, root: impl Into<PathBuf>) -> Self {
+        self.state_root = Some(root.into());
+        self
+    }
+
+    /// Size and nesting limits of manifest files.
+    pub fn manifest_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn policy_addr(mut self, addr: SocketAddr) -> Self {
+        self.policy_addr = addr;
+        self
+    }
+
+    pub fn destination_addr(mut self, addr: SocketAddr) -> Self {
+        self.destination_addr = addr;
+        self
+    }
+
+    /// Serve the viz API on `addr` with `server` (with manifests).
+    pub fn viz(mut self, addr: SocketAddr, server: VizServer) -> Self {
+        self.viz = Some((addr, server));
+        self
+    }
+
+    pub fn cluster_domain(mut self, domain: impl Into<String>) -> Self {
+        self.cluster_domain = domain.into();
+        self
+    }
+
+    pub fn cluster_networks(mut self, networks: Vec<ipnet::IpNet>) -> Self {
+        self.cluster_networks = networks;
+        self
+    }
+
+    pub fn default_inbound_policy(mut self, policy: DefaultPolicy) -> Self {
+        self.default_policy = policy;
+        self
+    }
+
+    /// Binds every listener (a port that cannot be bound fails here, naming
+    /// it, before anything is served), loads the issuer and the token key
+    /// (an invalid one fails here), then serves: identity at once; with
+    /// manifests, policy, destination and the viz API once the first scan
+    /// is in the indexes ([`Running::ready`]).
+    pub async fn spawn(self) -> Result<Running, Error> {
+        let identity_listener = bind(self.identity_addr, "identity service").await?;
+        let listeners = match &self.manifests {
+            None => None,
+            Some(_) => Some(ManifestListeners {
+                policy: bind(self.policy_addr, "policy service").await?,
+                destination: bind(self.destination_addr, "destination service").await?,
+                viz: match &self.viz {
+                    Some((addr, _)) => Some(bind(*addr, "viz API").await?),
+                    None => None,
+                },
+            }),
+        };
+        let local = |l: &TcpListener| l.local_addr().expect("a bound listener has an address");
+        let addrs = Addrs {
+            identity: local(&identity_listener),
+            policy: listeners.as_ref().map(|l| local(&l.policy)),
+            destination: listeners.as_ref().map(|l| local(&l.destination)),
+            viz: listeners.as_ref().and_then(|l| l.viz.as_ref().map(local)),
+        };
+
+        let trust = TrustDomain::new(&self.control_plane_ns, &self.trust_domain)?;
+        let dir = self.identity_dir.clone();
+        let (reloader, ca) = IssuerReloader::start(dir.clone(), trust.clone(), self.identity_ttl)
+            .map_err(|source| Error::Issuer { dir, source })?;
+        let token_key = self.token_key.clone().unwrap_or_else(|| {
+            self.identity_dir
+                .join(ztmesh_identity::install::TOKEN_KEY_FILE)
+        });
+        let pem = std::fs::read(&token_key).map_err(|source| Error::ReadTokenKey {
+            path: token_key.clone(),
+            source,
+        })?;
+        let verifier =
+            Arc::new(TokenSigner::from_pem(&pem, &token_key.display().to_string())?.verifier());
+
+        let identity_name = trust.identity(&self.control_plane_ns, "linkerd-identity")?;
+        // Destination and policy prove linkerd-destination's identity, as in Linkerd.
+        let destination_name = trust.identity(&self.control_plane_ns, "linkerd-destination")?;
+        let now = SystemTime::now();
+        let mut own = OwnIdentity::new(identity_name.clone())?;
+        own.refresh(&ca.borrow(), now)?;
+        let mut dst_own = OwnIdentity::new(destination_name.clone())?;
+        dst_own.refresh(&ca.borrow(), now)?;
+        let tls = server_tls(&own)?;
+        let dst_tls = server_tls(&dst_own)?;
+
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(keep_current(
+            reloader,
+            ca.clone(),
+            vec![own, dst_own],
+            self.issuer_poll_interval,
+            stopped(stop_rx.clone()),
+        ));
+
+        let mut servers = JoinSet::new();
+        let router = tonic::transport::Server::builder()
+            .timeout(Duration::from_secs(30))
+            .add_service(ztmesh_grpc::identity::IdentityService::new(ca, verifier).into_server());
+        let identity =
+            ztmesh_grpc::server::serve(identity_listener, router, tls, stopped(stop_rx.clone()));
+        servers.spawn(async move { ("identity service", identity.await) });
+
+        let (ready_tx, ready) = watch::channel(false);
+        let (manifests, state_dir) = match (self.manifests.clone(), listeners) {
+            (Some(dir), Some(listeners)) => {
+                let state_root = self
+                    .state_root
+                    .clone()
+                    .unwrap_or_else(|| self.identity_dir.join(".ztmesh-state"));
+                let state_dir = state_dir_for(&state_root, &dir);
+                let indexes = self.indexes();
+                let status = Arc::new(Mutex::new(serde_json::Value::Null));
+                let scanner = Scanner::start(
+                    dir,
+                    state_dir.clone(),
+                    self.limits,
+                    indexes.clone(),
+                    status.clone(),
+                )
+                .map_err(Error::Scanner)?;
+                let serving = ManifestServing {
+                    scanner,
+                    listeners,
+                    indexes,
+                    status,
+                    viz: self.viz.map(|(_, server)| server),
+                    tls: dst_tls,
+                };
+                (Some(serving), Some(state_dir))
+            }
+            _ => (None, None),
+        };
+        let task = tokio::spawn(supervise(servers, manifests, stop_rx, ready_tx));
+        Ok(Running {
+            addrs,
+            identity_name,
+            destination_name,
+            state_dir,
+            shutdown: ShutdownHandle(Arc::new(stop_tx)),
+            ready,
+            task,
+        })
+    }
+
+    fn indexes(&self) -> Indexes {
+        let cluster = ClusterInfo {
+            networks: self.cluster_networks.clone(),
+            default_policy: self.default_policy,
+            control_plane_ns: self.control_plane_ns.clone(),
+            trust_domain: self.trust_domain.clone(),
+            ..Default::default()
+        };
+        Indexes {
+            policy: Arc::new(Mutex::new(ztmesh_policy::Index::new(cluster))),
+            outbound: Arc::new(Mutex::new(ztmesh_policy::outbound::OutboundIndex::new(
+                &self.cluster_domain,
+            ))),
+            destination: Arc::new(Mutex::new(ztmesh_destination::Index::new(
+                ztmesh_destination::DestinationCluster {
+                    control_plane_ns: self.control_plane_ns.clone(),
+                    trust_domain: self.trust_domain.clone(),
+                    cluster_domain: self.cluster_domain.clone(),
+                },
+            ))),
+        }
+    }
+}
+
+fn server_tls(own: &OwnIdentity) -> Result<Arc<rustls::ServerConfig>, Error> {
+    Ok(ztmesh_tls::server_config(
+        own.store(),
+        ztmesh_tls::TlsVersions::Tls13Only,
+        &[b"h2"],
+    )?)
+}
+
+/// Binds `addr` for `what`; the error names both.
+async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { what, addr, source })
+}
+
+/// Completes once a shutdown is asked for (or every handle is dropped).
+fn stopped(mut rx: watch::Receiver<bool>) -> ShutdownSignal {
+    Box::pin(async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    })
+}
+
+/// The listeners of policy, destination and the viz API.
+struct ManifestListeners {
+    policy: TcpListener,
+    destination: TcpListener,
+    viz: Option<TcpListener>,
+}
+
+/// What serves the manifests once their first scan is in.
+struct ManifestServing {
+    scanner: Scanner,
+    listeners: ManifestListeners,
+    indexes: Indexes,
+    status: Arc<Mutex<serde_json::Value>>,
+    viz: Option<VizServer>,
+    tls: Arc<rustls::ServerConfig>,
+}
+
+type Servers = JoinSet<(&'static str, Result<(), tonic::transport::Error>)>;
+
+/// The state directory for `manifests` under `root`: `manifests-HASH`,
+/// HASH the FNV-1a of the directory's canonical path, so controllers of
+/// different manifests directories never share one.
+pub fn state_dir_for(root: &Path, manifests: &Path) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let canonical = std::fs::canonicalize(manifests)
+        .or_else(|_| std::path::absolute(manifests))
+        .unwrap_or_else(|_| manifests.to_path_buf());
+    let hash = canonical
+        .as_os_str()
+        .as_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    root.join(format!("manifests-{hash:016x}"))
+}
+
+/// Serves the manifests once their first scan is in, then runs until a
+/// shutdown (then drains for at most [`SHUTDOWN_GRACE`]) or until a server
+/// fails (then the controller does too).
+async fn supervise(
+    mut servers: Servers,
+    manifests: Option<ManifestServing>,
+    stop: watch::Receiver<bool>,
+    ready: watch::Sender<bool>,
+) -> Result<(), Error> {
+    // Kept until the end: dropping it stops the scanner thread.
+    let mut _scanner_stop = None;
+    match manifests {
+        None => {
+            ready.send_replace(true);
+        }
+        Some(m) => {
+            let Scanner {
+                ready: first_scan,
+                stop: scanner_stop,
+            } = m.scanner;
+            _scanner_stop = Some(scanner_stop);
+            // Policy is served from the first complete scan, never from an empty index.
+            let serve = tokio::select! {
+                r = first_scan => {
+                    r.map_err(|_| Error::ScannerStopped)??;
+                    true
+                }
+                _ = stopped(stop.clone()) => false,
+            };
+            if serve {
+                serve_manifests(
+                    &mut servers,
+                    m.listeners,
+                    m.indexes,
+                    m.status,
+                    m.viz,
+                    m.tls,
+                    &stop,
+                );
+                ready.send_replace(true);
+            }
+        }
+    }
+
+    let failed = tokio::select! {
+        biased;
+        _ = stopped(stop.clone()) => None,
+        Some(done) = servers.join_next() => match done {
+            // It saw the shutdown first.
+            Ok((_, Ok(()))) if *stop.borrow() => None,
+            Ok((what, Ok(()))) => Some(Error::Stopped { what }),
+            Ok((what, Err(source))) => Some(Error::Serve { what, source }),
+            Err(e) => Some(Error::Task(e)),
+        },
+    };
+    if let Some(error) = failed {
+        servers.abort_all();
+        return Err(error);
+    }
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while let Some(done) = servers.join_next().await {
+            if let Ok((what, Err(error))) = done {
+                tracing::warn!(%error, "the {what} did not stop cleanly");
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::info!(
+            "streams still open after {}s; closing them",
+            SHUTDOWN_GRACE.as_secs()
+        );
+        servers.abort_all();
+    }
+    Ok(())
+}
+
+fn serve_manifests(
+    servers: &mut Servers,
+    listeners: ManifestListeners,
+    indexes: Indexes,
+    status: Arc<Mutex<serde_json::Value>>,
+    viz: Option<VizServer>,
+    tls: Arc<rustls::ServerConfig>,
+    stop: &watch::Receiver<bool>,
+) {
+    if let (Some(listener), Some(viz)) = (listeners.viz, viz) {
+        let served = viz(VizContext {
+            listener,
+            index: indexes.policy.clone(),
+            status,
+            shutdown: stopped(stop.clone()),
+        });
+        servers.spawn(async move {
+            served.await;
+            ("viz API", Ok(()))
+        });
+    }
+    let policy_router = tonic::transport::Server::builder()
+        .add_service(
+            ztmesh_grpc::inbound::InboundPolicyService::new(indexes.policy.clone()).into_server(),
+        )
+        .add_service(
+            ztmesh_grpc::outbound::OutboundPolicyService::new(indexes.outbound.clone())
+                .into_server(),
+        );
+    let destination_router = tonic::transport::Server::builder().add_service(
+        ztmesh_grpc::destination::DestinationService::new(indexes.destination.clone())
+            .into_server(),
+    );
+    let policy = ztmesh_grpc::server::serve(
+        listeners.policy,
+        policy_router,
+        tls.clone(),
+        stopped(stop.clone()),
+    );
+    servers.spawn(async move { ("policy service", policy.await) });
+    let destination = ztmesh_grpc::server::serve(
+        listeners.destination,
+        destination_router,
+        tls,
+        stopped(stop.clone()),
+    );
+    servers.spawn(async move { ("destination service", destination.await) });
+}

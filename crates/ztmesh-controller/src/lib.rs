@@ -1,0 +1,40 @@
+//! The ztmesh controller as a library: `ztmesh controller` is a thin call
+//! into it, and tests run it in process.
+//!
+//! A [`Builder`] takes the identity directory (the issuer, re-read on every
+//! change), the manifests directory with its state directory and limits
+//! (the local resource store, ztmesh-store), and the listen addresses.
+//! [`Builder::spawn`] binds every listener before anything is served and
+//! returns a [`Running`]: the bound [`Addrs`], [`Running::ready`] (the
+//! first manifest scan is in force), a [`ShutdownHandle`] and
+//! [`Running::wait`]. Errors are one [`Error`] type.
+//!
+//! Layout, leaf first:
+//! - [`own_identity`]: the controller's own certificates (identity and
+//!   destination), for TLS off loopback; renewed by `issuer_reload`.
+//! - `issuer_reload`: the issuer, reloaded when its files change; an
+//!   invalid one is refused and the previous one stays in force.
+//! - `manifests`: the manifests directory, read on a thread of its own on
+//!   every change, feeding the policy, outbound and destination indexes.
+//! - `builder` and `running`: the listeners, the servers (ztmesh-grpc)
+//!   and their lifecycle: on shutdown every listener stops and open
+//!   streams get [`SHUTDOWN_GRACE`] to finish.
+//!
+//! The viz API belongs to the CLI; the builder binds its listener and
+//! hands it to a [`VizServer`] with the policy index and manifest status.
+
+#![forbid(unsafe_code)]
+
+mod builder;
+mod error;
+mod issuer_reload;
+mod manifests;
+pub mod own_identity;
+mod running;
+
+pub use builder::{Builder, ShutdownSignal, VizContext, VizServer, state_dir_for};
+pub use error::Error;
+pub use running::{Addrs, Running, ShutdownHandle};
+
+/// How long open connections and streams get to finish after a shutdown.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
