@@ -1,9 +1,11 @@
-//! Small helpers over x509-parser shared by the issuer loader and the CA.
+//! Small helpers over x509-parser shared by the issuer loader and the CA
+//! (with the `ca` feature), and [`rfc3339`] for messages (always).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use x509_parser::certificate::X509Certificate;
-use x509_parser::time::ASN1Time;
+use std::time::{SystemTime, UNIX_EPOCH};
+#[cfg(feature = "ca")]
+use {std::time::Duration, x509_parser::certificate::X509Certificate, x509_parser::time::ASN1Time};
 
+#[cfg(feature = "ca")]
 pub(crate) fn to_system_time(t: ASN1Time) -> SystemTime {
     let secs = t.timestamp();
     if secs >= 0 {
@@ -13,14 +15,17 @@ pub(crate) fn to_system_time(t: ASN1Time) -> SystemTime {
     }
 }
 
+#[cfg(feature = "ca")]
 pub(crate) fn not_after(cert: &X509Certificate<'_>) -> SystemTime {
     to_system_time(cert.validity().not_after)
 }
 
+#[cfg(feature = "ca")]
 pub(crate) fn not_before(cert: &X509Certificate<'_>) -> SystemTime {
     to_system_time(cert.validity().not_before)
 }
 
+#[cfg(feature = "ca")]
 /// Whether the certificate's key is on the P-256 curve.
 pub(crate) fn is_p256(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> bool {
     use x509_parser::oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY};
@@ -33,6 +38,7 @@ pub(crate) fn is_p256(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> boo
             .is_some_and(|oid| oid == OID_EC_P256)
 }
 
+#[cfg(feature = "ca")]
 pub(crate) fn sha256_hex(der: &[u8]) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
     digest
