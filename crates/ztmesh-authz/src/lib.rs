@@ -18,6 +18,8 @@
 //! from linkerd2-proxy-api's `inbound.Server` (ztmesh-grpc) or from a
 //! default policy.
 
+#![forbid(unsafe_code)]
+
 pub mod decide;
 pub mod policy;
 pub mod route;

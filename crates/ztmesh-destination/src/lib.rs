@@ -9,6 +9,8 @@
 //! - [`index`]: Services, Pods, ExternalWorkloads and ServiceProfiles in;
 //!   one `watch` channel per (service, port) and per profile target out.
 
+#![forbid(unsafe_code)]
+
 pub mod index;
 pub mod model;
 pub mod target;

@@ -18,6 +18,8 @@
 //! (`input::Input`, a leaf every target may use); each module's
 //! documentation gives its input's layout.
 
+#![forbid(unsafe_code)]
+
 mod admin;
 mod csr;
 mod input;

@@ -15,6 +15,8 @@
 //! [`rfc3339`] remain: the proxy needs no CA, no token code and no JWT
 //! library.
 
+#![forbid(unsafe_code)]
+
 #[cfg(feature = "ca")]
 pub mod ca;
 #[cfg(feature = "ca")]

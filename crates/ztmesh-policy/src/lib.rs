@@ -18,6 +18,8 @@
 //! - [`references`]: warnings only visible across objects (dangling
 //!   references, Servers competing for a port).
 
+#![forbid(unsafe_code)]
+
 pub mod compute;
 pub mod defaults;
 pub mod index;

@@ -67,6 +67,9 @@ struct ServiceInfo {
     annotations: BTreeMap<String, String>,
 }
 
+/// An HTTPRoute by namespace, API group and name.
+type RouteKey = (String, String, String);
+
 /// What a proxy asks about: a name or an address.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum OutboundTarget {
@@ -77,7 +80,7 @@ pub enum OutboundTarget {
 pub struct OutboundIndex {
     cluster_domain: String,
     services: BTreeMap<(String, String), ServiceInfo>,
-    routes: BTreeMap<(String, String, String), Object<HttpRouteSpec>>,
+    routes: BTreeMap<RouteKey, Object<HttpRouteSpec>>,
     watches: HashMap<(String, String, u16), watch::Sender<OutboundPolicy>>,
 }
 
@@ -164,7 +167,7 @@ impl OutboundIndex {
             weight: 1,
             authority: self.authority(ns, name, port),
         };
-        let mut routes: Vec<(&(String, String, String), &Object<HttpRouteSpec>)> = self
+        let mut routes: Vec<(&RouteKey, &Object<HttpRouteSpec>)> = self
             .routes
             .iter()
             .filter(|((route_ns, _, _), r)| {

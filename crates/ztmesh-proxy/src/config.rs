@@ -130,10 +130,11 @@ pub struct DurationError {
 /// linkerd2-proxy reads it.
 pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let s = s.trim();
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(secs) = s.parse::<u64>() {
-            return Ok(Duration::from_secs(secs));
-        }
+    if !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(secs) = s.parse::<u64>()
+    {
+        return Ok(Duration::from_secs(secs));
     }
     humantime::parse_duration(s).map_err(|reason| DurationError {
         value: s.into(),

@@ -285,11 +285,12 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
 
     match (&config.destination, outbound_listener) {
         (Some((addr, name)), Some(listener)) => {
-            let channel = ztmesh_proxy_api::client::channel(ztmesh_proxy_api::client::ControlPlaneTarget {
-                addr: addr.clone(),
-                server_name: name.clone(),
-                roots: Some(roots.clone()),
-            })?;
+            let channel =
+                ztmesh_proxy_api::client::channel(ztmesh_proxy_api::client::ControlPlaneTarget {
+                    addr: addr.clone(),
+                    server_name: name.clone(),
+                    roots: Some(roots.clone()),
+                })?;
             let discovery = Arc::new(crate::outbound::GrpcDiscovery::new(
                 channel,
                 config.destination_context.clone(),

@@ -155,7 +155,7 @@ async fn idle_pooled_app_connections_expire_within_seconds() {
     // An HTTP app that notes when each connection is closed by the proxy.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let app_addr = listener.local_addr().unwrap();
-    let closed: Arc<Mutex<Vec<std::time::Instant>>> = Arc::default();
+    let closed: Arc<Mutex<Vec<tokio::time::Instant>>> = Arc::default();
     let closed_by_proxy = closed.clone();
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
@@ -172,7 +172,7 @@ async fn idle_pooled_app_connections_expire_within_seconds() {
                         }
                     }
                 }
-                closed.lock().unwrap().push(std::time::Instant::now());
+                closed.lock().unwrap().push(tokio::time::Instant::now());
             });
         }
     });
@@ -184,7 +184,7 @@ async fn idle_pooled_app_connections_expire_within_seconds() {
     )
     .await;
     let plain = TcpStream::connect(p.addr).await.unwrap();
-    let answered = std::time::Instant::now();
+    let answered = tokio::time::Instant::now();
     let rsp = exchange(plain, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert!(rsp.starts_with("HTTP/1.1 200"), "{rsp}");
     // The proxy's pooled connection to the app closes after ~3 s idle.
@@ -199,7 +199,7 @@ async fn idle_pooled_app_connections_expire_within_seconds() {
             break;
         }
         assert!(
-            std::time::Instant::now() < deadline,
+            tokio::time::Instant::now() < deadline,
             "the pooled connection to the app was still open 8 s after its request"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;

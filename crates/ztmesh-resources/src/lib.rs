@@ -33,6 +33,8 @@
 //! [`bounds`] refuses oversized and over-deep files before the parser sees
 //! them, and the proxy no longer links this crate.
 
+#![forbid(unsafe_code)]
+
 pub mod bounds;
 pub mod diagnostic;
 pub mod duration;

@@ -250,7 +250,7 @@ where
         tick.tick().await;
         let (client, tx, uri, method) = (client.clone(), tx.clone(), uri.clone(), method.clone());
         tokio::spawn(async move {
-            let started = std::time::Instant::now();
+            let started = tokio::time::Instant::now();
             let req = http::Request::builder()
                 .method(method)
                 .uri(uri)

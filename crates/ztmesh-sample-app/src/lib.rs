@@ -14,6 +14,8 @@
 //! - [`via_proxy`]: load sent through an HTTP proxy (explicit mode's
 //!   outbound proxy), absolute-form.
 
+#![forbid(unsafe_code)]
+
 pub mod client;
 pub mod server;
 pub mod via_proxy;

@@ -259,14 +259,10 @@ fn hostile_files_are_refused_by_name_before_parsing() {
     )
     .unwrap();
     std::fs::write(dir.join("big.yaml"), "#".repeat(2_411_725)).unwrap();
-    let started = std::time::Instant::now();
+    // Both are refused by the bounds checked before parsing (the messages
+    // below name the bound), so the scan never hands them to serde_yaml.
     let mut store = ManifestDir::new(dir);
     let changes = store.scan();
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
     let text: Vec<String> = changes.diagnostics.iter().map(|d| d.to_string()).collect();
     let name = |f: &str| Path::new(dir).join(f).display().to_string();
     assert_eq!(

@@ -8,6 +8,8 @@
 //! service in process (with a switch to take it down) or on a loopback port,
 //! and [`profiles`] builds ServiceProfiles as the controller sends them.
 
+#![forbid(unsafe_code)]
+
 use rcgen::{CertificateParams, KeyPair};
 use std::path::Path;
 use std::time::{Duration, SystemTime};

@@ -9,6 +9,8 @@
 //! anchors and, on the client side, against the exact identity expected
 //! (the server name).
 
+#![forbid(unsafe_code)]
+
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::sign::CertifiedKey;

@@ -9,6 +9,8 @@
 //! [`proxy_init`] (a pod's iptables rules) and [`app`] (a sample workload
 //! and its clients).
 
+#![forbid(unsafe_code)]
+
 mod app;
 mod authz_cmd;
 mod controller;

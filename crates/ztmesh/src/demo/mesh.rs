@@ -7,8 +7,9 @@
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
 
 /// The manifests the controller serves.
 pub const MANIFESTS: &str = include_str!("booksapp.yaml");

@@ -9,9 +9,10 @@
 use crate::support;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
 
 const NS: &str = "booksapp";
 const AUTHORS_IP: &str = "127.0.4.2";

@@ -341,7 +341,7 @@ fn booksapp_authors_policy_between_pods() {
     ] {
         std::fs::write(mesh.manifests.join("edit.tmp"), with_identities(&ids)).unwrap();
         std::fs::rename(mesh.manifests.join("edit.tmp"), &seed_file).unwrap();
-        let edited = std::time::Instant::now();
+        let edited = tokio::time::Instant::now();
         eventually(
             Duration::from_secs(2),
             &format!("the edit ({ids:?}) taking effect"),

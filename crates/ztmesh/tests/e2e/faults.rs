@@ -18,8 +18,9 @@
 use crate::support;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::*;
+use tokio::time::Instant;
 
 const RPS: u32 = 300;
 const AUTHORS_ID: &str = "authors.booksapp.serviceaccount.identity.linkerd.cluster.local";

@@ -8,10 +8,11 @@
 
 use crate::support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 const NET: &str = "127.0.69";
 const FLOOD: usize = 5_000;

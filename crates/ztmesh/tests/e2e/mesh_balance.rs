@@ -10,9 +10,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
 
 const WEBAPP: &str = "webapp.booksapp.serviceaccount.identity.linkerd.cluster.local";
 const AUTHORS: &str = "authors.booksapp.serviceaccount.identity.linkerd.cluster.local";

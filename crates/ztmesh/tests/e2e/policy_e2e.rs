@@ -148,7 +148,7 @@ async fn edit_reaches_the_stream(w: &mut Watch) {
         .unwrap()
         .replace("webapp.booksapp", "reviews.booksapp");
     std::fs::write(&f, text).unwrap();
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let second = tokio::time::timeout(Duration::from_secs(2), stream.next())
         .await
         .expect("an update within 2s")

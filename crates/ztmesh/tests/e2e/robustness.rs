@@ -6,10 +6,11 @@
 
 use crate::support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 const NAME: &str = "books.booksapp.serviceaccount.identity.linkerd.cluster.local";
 /// The proxy with a long detect timeout, for idle connections.

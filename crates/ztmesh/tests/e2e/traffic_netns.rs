@@ -213,7 +213,7 @@ fn post_not_retried(p: &Pods) {
 fn budget_holds(p: &Pods) {
     let (net, users) = (&p.net, users());
     let before = Net::metrics(net.pod("client"));
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let r = load(net, "GET", &users, 50, 10);
     let span = started.elapsed().as_secs_f64();
     let after = Net::metrics(net.pod("client"));

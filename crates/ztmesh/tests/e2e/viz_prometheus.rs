@@ -121,7 +121,7 @@ fn stat_from_prometheus_in_the_controller_and_the_cli() {
     );
     // Through the controller: answered from Prometheus, without waiting
     // out the window.
-    let asked = std::time::Instant::now();
+    let asked = tokio::time::Instant::now();
     let via_controller = run_ok(ztmesh().args([
         "viz",
         "stat",

@@ -4,8 +4,9 @@
 
 use crate::support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::*;
+use tokio::time::Instant;
 
 const AUTHORS: &str = "127.0.8.2";
 const AUTHORS_ID: &str = "authors.booksapp.serviceaccount.identity.linkerd.cluster.local";

@@ -25,7 +25,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 pub fn ztmesh() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ztmesh"))

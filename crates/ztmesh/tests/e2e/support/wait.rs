@@ -20,12 +20,12 @@ pub fn eventually<T, O: Debug>(
     what: &str,
     mut probe: impl FnMut() -> Result<T, O>,
 ) -> T {
-    let deadline = std::time::Instant::now() + within;
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         match probe() {
             Ok(value) => return value,
             Err(seen) => assert!(
-                std::time::Instant::now() < deadline,
+                tokio::time::Instant::now() < deadline,
                 "timed out after {within:?} waiting for {what}; last seen: {seen:?}"
             ),
         }
