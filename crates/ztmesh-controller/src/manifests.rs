@@ -118,6 +118,59 @@ pub(crate) struct Scanner {
     pub(crate) stop: StopScanner,
 }
 
+/// How often the scanner reads the directory even though its watch
+/// reported nothing: a safety net for events a watch cannot see (the
+/// directory itself replaced between two checks).
+const RESCAN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The manifests directory's watch and the directory it was set up on.
+struct DirWatch {
+    _watch: ztmesh_store::watch::Watch,
+    identity: Option<DirIdentity>,
+}
+
+/// Which directory a path names: its inode and its birth time (a removed
+/// directory's inode number is often reused at once by the next one made).
+type DirIdentity = (u64, std::time::SystemTime);
+
+impl DirWatch {
+    /// Watches `dir`, waking the scanner on each change; `None` (logged
+    /// when `log`) when no watch can be set up: the scanner then polls.
+    fn start(
+        dir: &std::path::Path,
+        wake: &std::sync::mpsc::Sender<Wake>,
+        log: bool,
+    ) -> Option<Self> {
+        let changed = wake.clone();
+        match ztmesh_store::watch::watch(dir, ztmesh_store::watch::Scope::Tree, move || {
+            let _ = changed.send(Wake::Changed);
+        }) {
+            Ok(watch) => Some(Self {
+                _watch: watch,
+                identity: identity(dir),
+            }),
+            Err(error) => {
+                if log {
+                    tracing::warn!(%error, "reading the manifests every {}ms instead", POLL_FALLBACK.as_millis());
+                }
+                None
+            }
+        }
+    }
+
+    /// Whether `dir` is now another directory than the one watched (or
+    /// the file system cannot tell: then it is watched anew, to be safe).
+    fn replaced(&self, dir: &std::path::Path) -> bool {
+        self.identity.is_none() || identity(dir) != self.identity
+    }
+}
+
+fn identity(dir: &std::path::Path) -> Option<DirIdentity> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).ok()?;
+    Some((meta.ino(), meta.created().ok()?))
+}
+
 /// Stops the scanner thread when dropped.
 pub(crate) struct StopScanner(std::sync::mpsc::Sender<Wake>);
 
@@ -142,26 +195,13 @@ impl Scanner {
     ) -> std::io::Result<Self> {
         let (ready_tx, ready) = tokio::sync::oneshot::channel();
         let (wake, woken) = std::sync::mpsc::channel::<Wake>();
-        let changed = wake.clone();
         // Set up before the first scan, so no change after it is missed.
-        let watch = match ztmesh_store::watch::watch(
-            &dir,
-            ztmesh_store::watch::Scope::Tree,
-            move || {
-                let _ = changed.send(Wake::Changed);
-            },
-        ) {
-            Ok(watch) => Some(watch),
-            Err(error) => {
-                tracing::warn!(%error, "reading the manifests every {}ms instead", POLL_FALLBACK.as_millis());
-                None
-            }
-        };
+        let mut watched = DirWatch::start(&dir, &wake, true);
+        let rewatch = wake.clone();
         std::thread::Builder::new()
             .name("manifest-scanner".into())
             .spawn(move || {
-                let _watch = watch;
-                let mut store = match ManifestDir::with_state_dir(dir, &state_dir, limits) {
+                let mut store = match ManifestDir::with_state_dir(dir.clone(), &state_dir, limits) {
                     Ok(store) => store,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -187,12 +227,18 @@ impl Scanner {
                     if let Some(tx) = ready_tx.take() {
                         let _ = tx.send(Ok(()));
                     }
-                    let next = match &_watch {
-                        Some(_) => woken.recv().map_err(|_| ()),
-                        None => match woken.recv_timeout(POLL_FALLBACK) {
-                            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Ok(Wake::Changed),
-                            other => other.map_err(|_| ()),
-                        },
+                    // A directory removed and made again is one the old
+                    // watch does not see: watch the new one.
+                    if watched.as_ref().is_none_or(|w| w.replaced(&dir)) {
+                        watched = DirWatch::start(&dir, &rewatch, watched.is_some());
+                    }
+                    let every = match &watched {
+                        Some(_) => RESCAN,
+                        None => POLL_FALLBACK,
+                    };
+                    let next = match woken.recv_timeout(every) {
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Ok(Wake::Changed),
+                        other => other.map_err(|_| ()),
                     };
                     if !matches!(next, Ok(Wake::Changed)) {
                         return;

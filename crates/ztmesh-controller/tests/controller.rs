@@ -312,3 +312,60 @@ async fn a_manifests_directory_made_after_start_is_read_by_polling() {
     }
     running.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_manifests_directory_removed_and_made_again_is_watched_again() {
+    // The watch follows the directory it was set up on; when that one is
+    // removed, the scanner notices, polls until a new one exists, and
+    // watches that. Within 5s: sooner than the 10s safety rescan.
+    let pki = TestPki::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let manifests = tmp.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    std::fs::write(manifests.join("authors.yaml"), authors("authors")).unwrap();
+    let running = builder(&pki, &manifests, &tmp.path().join("state"))
+        .spawn()
+        .await
+        .unwrap();
+    assert!(running.ready().await);
+    assert_eq!(authors_server(&running).await.labels["name"], "authors");
+
+    std::fs::remove_dir_all(&manifests).unwrap();
+    std::fs::create_dir(&manifests).unwrap();
+    std::fs::write(manifests.join("authors.yaml"), authors("authors-v2")).unwrap();
+    let mut client = policy_client(&running).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let seen = client
+            .get_port(authors_port())
+            .await
+            .map(|s| s.into_inner().labels["name"].clone());
+        if matches!(&seen, Ok(name) if name == "authors-v2") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the remade directory was not read within 5s: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // And it is watched again: a later edit arrives the same way.
+    std::fs::write(manifests.join("authors.yaml"), authors("authors-v3")).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let seen = client
+            .get_port(authors_port())
+            .await
+            .map(|s| s.into_inner().labels["name"].clone());
+        if matches!(&seen, Ok(name) if name == "authors-v3") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "an edit in the remade directory was not read within 5s: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    running.shutdown().await.unwrap();
+}
