@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use ztmesh_proxy::authz_metrics::{AuthzLabels, AuthzMetrics, Family};
 use ztmesh_proxy::identity::IdentityMetrics;
 use ztmesh_proxy::metrics::{
-    HttpMetrics, StatsCache, TcpMetrics, TlsLabel, permit_labels, server_labels,
+    HttpMetrics, PolicyLabels, StatsCache, TcpMetrics, TlsLabel, permit_labels, server_labels,
 };
 use ztmesh_proxy::route_metrics::{RouteEvent, RouteMetrics};
 
@@ -81,7 +81,13 @@ fn populated(n: usize) -> All {
         s.response(200, Duration::from_millis(3));
         s.response(503, Duration::from_millis(40));
         s.response_grpc(200, Some(14), Duration::from_millis(7));
-        let s = all.http.stats("outbound", &authority, target, &tls_out, "");
+        let s = all.http.stats(
+            "outbound",
+            &authority,
+            target,
+            &tls_out,
+            &PolicyLabels::NONE,
+        );
         s.request();
         s.response(200, Duration::from_micros(800));
         let c = all.tcp.open(
@@ -91,7 +97,9 @@ fn populated(n: usize) -> All {
             &server_labels("server", "web-http", 8080),
         );
         c.close(1200, 3400);
-        let c = all.tcp.open("outbound", target, &plain, "");
+        let c = all
+            .tcp
+            .open("outbound", target, &plain, &PolicyLabels::NONE);
         c.close_with_error(10, 20, &std::io::Error::from_raw_os_error(104));
         let labels = AuthzLabels {
             target,
@@ -110,7 +118,8 @@ fn populated(n: usize) -> All {
                 ..labels
             },
         );
-        all.routes.record(RouteEvent::Request, &authority, "GET /api");
+        all.routes
+            .record(RouteEvent::Request, &authority, "GET /api");
         all.routes.record(RouteEvent::Retry, &authority, "GET /api");
         all.routes.response(&authority, "GET /api", 200, false);
     }

@@ -1,7 +1,7 @@
 //! The admin listener, as linkerd2-proxy serves it: `/live`, `/ready`
 //! (200 only while a valid identity certificate is held and the declared
 //! ports' policies have arrived, or their bounded wait ended), `/metrics`
-//! (Prometheus text), and `/shutdown` (graceful drain; only a POST from
+//! (the Prometheus text format, 0.0.4, encoded by `prometheus-client`), and `/shutdown` (graceful drain; only a POST from
 //! localhost, and only when `LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED`).
 
 use crate::identity::{IdentityMetrics, IdentityStatus};
@@ -98,15 +98,16 @@ impl Admin {
                 ),
             },
             "/metrics" => {
-                let mut out = String::new();
-                self.identity_metrics.encode(&mut out);
-                self.http.encode(&mut out);
-                self.tcp.encode(&mut out);
-                self.authz.encode(&mut out);
-                self.routes.encode(&mut out);
-                crate::process_metrics::encode(&mut out);
+                let out = crate::metrics::encode_text(|registry| {
+                    self.identity_metrics.register(registry);
+                    self.http.register(registry);
+                    self.tcp.register(registry);
+                    self.authz.register(registry);
+                    self.routes.register(registry);
+                    crate::process_metrics::register(registry);
+                });
                 Response::builder()
-                    .header("content-type", "text/plain; version=0.0.4")
+                    .header("content-type", crate::metrics::CONTENT_TYPE)
                     .body(Full::new(Bytes::from(out)))
                     .expect("a valid response")
             }

@@ -7,7 +7,7 @@
 
 use crate::authz_metrics::{AuthzLabels, AuthzMetrics, Family};
 use crate::inbound::http::Body;
-use crate::metrics::TlsLabel;
+use crate::metrics::{PolicyLabels, TlsLabel};
 use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 use ipnet::IpNet;
@@ -174,7 +174,7 @@ pub struct PermitLabels {
     server: Arc<ServerPolicy>,
     route: usize,
     authz: usize,
-    labels: Arc<str>,
+    labels: Arc<PolicyLabels>,
 }
 
 impl ConnectionAuthz {
@@ -206,7 +206,7 @@ impl ConnectionAuthz {
     pub fn check_request<B>(
         &self,
         req: &http::Request<B>,
-    ) -> Result<Arc<str>, Box<Response<Body>>> {
+    ) -> Result<Arc<PolicyLabels>, Box<Response<Body>>> {
         let server = self.policy.borrow().server.clone();
         match ztmesh_authz::decide_request(&server, self.client(), req, None) {
             Ok(permit) => {
@@ -233,7 +233,7 @@ impl ConnectionAuthz {
                 } else {
                     (rk, rn)
                 };
-                let labels: Arc<str> = crate::metrics::permit_labels(
+                let labels: Arc<PolicyLabels> = crate::metrics::permit_labels(
                     (&server.kind, &server.name),
                     self.target.port(),
                     route_labels,

@@ -264,7 +264,7 @@ impl HttpOutbound {
             authority,
             endpoint.addr,
             &tls_label(&endpoint),
-            "",
+            &crate::metrics::PolicyLabels::NONE,
         );
         counters.request();
         let server_id = endpoint
