@@ -134,6 +134,7 @@ impl Admin {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
 
     #[test]
     fn endpoints_table() {
@@ -220,6 +221,52 @@ mod tests {
         assert_eq!(
             on.respond(&req(Method::GET, "/ready"), local).status(),
             StatusCode::OK
+        );
+    }
+
+    /// `/metrics` is the Prometheus text format (0.0.4) that the CLI's
+    /// parser and Prometheus read: every holder's families, counters
+    /// named with `_total` on their TYPE line, no OpenMetrics `# EOF`.
+    #[tokio::test]
+    async fn metrics_are_prometheus_text() {
+        let (_status_tx, identity) = watch::channel(IdentityStatus::Pending);
+        let (shutdown, _) = watch::channel(false);
+        let admin = Admin {
+            identity,
+            identity_metrics: Arc::default(),
+            tcp: Arc::default(),
+            http: Arc::default(),
+            authz: Arc::default(),
+            routes: Arc::default(),
+            policy_ready: watch::channel(true).1,
+            shutdown_enabled: false,
+            shutdown,
+        };
+        admin
+            .routes
+            .record(crate::route_metrics::RouteEvent::Retry, "books:80", "GET /");
+        let req = Request::builder().uri("/metrics").body(()).unwrap();
+        let rsp = admin.respond(&req, "127.0.0.1:1".parse().unwrap());
+        assert_eq!(
+            rsp.headers()["content-type"],
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+        let body = rsp.into_body().collect().await.unwrap().to_bytes();
+        let text = std::str::from_utf8(&body).unwrap();
+        for family in [
+            "# TYPE control_identity_cert_refreshes_total counter",
+            "# TYPE request_total counter",
+            "# TYPE response_latency_ms histogram",
+            "# TYPE tcp_open_connections gauge",
+            "# TYPE inbound_http_authz_allow_total counter",
+            "# TYPE process_cpu_seconds_total counter",
+            "outbound_route_retry_total{direction=\"outbound\",dst=\"books:80\",route_name=\"GET /\"} 1",
+        ] {
+            assert!(text.contains(family), "{family} in\n{text}");
+        }
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
         );
     }
 }

@@ -119,7 +119,8 @@ impl AuthzMetrics {
     /// Adds the families to a scrape's registry.
     pub fn register(&self, registry: &mut Registry) {
         for family in Family::ALL {
-            registry.register(
+            crate::metrics::register(
+                registry,
                 family.name(),
                 family.help(),
                 self.families[family as usize].clone(),

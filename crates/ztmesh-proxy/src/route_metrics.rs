@@ -160,9 +160,10 @@ impl RouteMetrics {
     pub fn register(&self, registry: &mut Registry) {
         for event in RouteEvent::ALL {
             let (name, help) = event.family();
-            registry.register(name, help, self.events[event as usize].clone());
+            crate::metrics::register(registry, name, help, self.events[event as usize].clone());
         }
-        registry.register(
+        crate::metrics::register(
+            registry,
             "outbound_route_response",
             "Responses per route, by status and classification",
             self.responses.clone(),

@@ -66,17 +66,20 @@ impl IdentityMetrics {
 
     /// Adds the three families to a scrape's registry.
     pub fn register(&self, registry: &mut Registry) {
-        registry.register(
+        crate::metrics::register(
+            registry,
             "control_identity_cert_expiration_timestamp_seconds",
             "Time when this proxy's current mTLS identity certificate will expire (in seconds since the UNIX epoch)",
             self.expiration_seconds.clone(),
         );
-        registry.register(
+        crate::metrics::register(
+            registry,
             "control_identity_cert_refresh_timestamp_seconds",
             "Time when this proxy's current mTLS identity certificate was last updated (in seconds since the UNIX epoch)",
             self.refresh_seconds.clone(),
         );
-        registry.register(
+        crate::metrics::register(
+            registry,
             "control_identity_cert_refreshes",
             "The total number of times this proxy's mTLS identity certificate has been refreshed by the Identity provider",
             self.refreshes.clone(),

@@ -127,7 +127,9 @@ impl RequestStats {
             }
         }
         drop(responses);
-        self.latency.observe(latency.as_micros() as f64 / 1000.0);
+        // Microseconds (a u64 holds 584,000 years) to milliseconds.
+        self.latency
+            .observe(latency.as_micros() as u64 as f64 / 1000.0);
     }
 }
 
@@ -219,17 +221,20 @@ impl HttpMetrics {
     /// label sets.
     pub fn register(&self, registry: &mut Registry) {
         self.expire(&mut self.by_labels.lock().expect("metrics lock"));
-        registry.register(
+        crate::metrics::register(
+            registry,
             "request",
             "Total count of HTTP requests",
             self.requests.clone(),
         );
-        registry.register(
+        crate::metrics::register(
+            registry,
             "response_latency_ms",
             "Elapsed times between a request's headers being received and its response stream completing",
             self.latency.clone(),
         );
-        registry.register(
+        crate::metrics::register(
+            registry,
             "response",
             "Total count of HTTP responses",
             self.responses.clone(),
@@ -330,5 +335,48 @@ mod tests {
         assert!(out.contains("authority=\"busy.example\""));
         assert_eq!(count("request_total", &out), 1);
         assert_eq!(count("response_latency_ms_count", &out), 1);
+    }
+
+    #[test]
+    fn responses_are_classified_and_label_values_escaped() {
+        let m = HttpMetrics::default();
+        let target: std::net::SocketAddr = "10.0.0.1:80".parse().unwrap();
+        let tls = TlsLabel::NoIdentity {
+            reason: "no_tls_from_remote",
+        };
+        // Authorities come from clients: quotes and backslashes are escaped.
+        let s = m.stats("outbound", "a\"b\\c", target, &tls, &PolicyLabels::NONE);
+        s.request();
+        s.response(200, std::time::Duration::from_micros(1000));
+        s.response(503, std::time::Duration::from_micros(1001));
+        s.response_grpc(200, Some(0), std::time::Duration::from_millis(60_000));
+        s.response_grpc(200, Some(14), std::time::Duration::from_millis(5));
+        let mut out = String::new();
+        m.encode(&mut out);
+        let labels = "direction=\"outbound\",authority=\"a\\\"b\\\\c\",target_addr=\"10.0.0.1:80\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"";
+        let cases = [
+            format!("request_total{{{labels}}} 1"),
+            format!("response_total{{{labels},status_code=\"200\",classification=\"success\"}} 1"),
+            format!("response_total{{{labels},status_code=\"503\",classification=\"failure\"}} 1"),
+            format!(
+                "response_total{{{labels},status_code=\"200\",classification=\"success\",grpc_status=\"0\"}} 1"
+            ),
+            format!(
+                "response_total{{{labels},status_code=\"200\",classification=\"failure\",grpc_status=\"14\"}} 1"
+            ),
+            // 1000us is in the 1ms bucket, 1001us is not; 60s only in +Inf.
+            format!("response_latency_ms_bucket{{{labels},le=\"1\"}} 1"),
+            format!("response_latency_ms_bucket{{{labels},le=\"2\"}} 2"),
+            format!("response_latency_ms_bucket{{{labels},le=\"50000\"}} 3"),
+            format!("response_latency_ms_bucket{{{labels},le=\"+Inf\"}} 4"),
+            format!("response_latency_ms_count{{{labels}}} 4"),
+        ];
+        for line in cases {
+            assert!(out.contains(&format!("{line}\n")), "{line} in\n{out}");
+        }
+        assert!(
+            out.contains("# TYPE response_latency_ms histogram\n"),
+            "{out}"
+        );
     }
 }

@@ -27,6 +27,8 @@ pub(crate) use self::labels::{Addr, label};
 pub use self::labels::{PolicyLabels, TlsLabel, permit_labels, server_labels};
 pub use self::tcp::{TcpCounters, TcpMetrics, errno_name};
 pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::MetricType;
 pub use prometheus_client::registry::Registry;
 
 /// The Prometheus text exposition (0.0.4) of what `register` adds to a
@@ -43,4 +45,27 @@ pub fn encode_into(out: &mut String, register: impl FnOnce(&mut Registry)) {
     register(&mut registry);
     prometheus_client::encoding::prometheus_text::encode(out, &registry)
         .expect("writing to a String cannot fail");
+}
+
+/// Registers `metric` so that its HELP and TYPE lines are written even
+/// before its first series, as linkerd2-proxy does (and as the dashboards'
+/// check reads them): `prometheus-client` leaves empty families out.
+pub fn register<M>(registry: &mut Registry, name: &str, help: &str, metric: M)
+where
+    M: EncodeMetric + Send + Sync + std::fmt::Debug + 'static,
+{
+    registry.register(name, help, Announced(metric));
+}
+
+#[derive(Debug)]
+struct Announced<M>(M);
+
+impl<M: EncodeMetric> EncodeMetric for Announced<M> {
+    fn encode(&self, encoder: MetricEncoder) -> std::fmt::Result {
+        self.0.encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        self.0.metric_type()
+    }
 }

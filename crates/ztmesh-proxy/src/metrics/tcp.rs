@@ -86,27 +86,32 @@ impl TcpMetrics {
 
     /// Adds the families to a scrape's registry.
     pub fn register(&self, registry: &mut Registry) {
-        registry.register(
+        crate::metrics::register(
+            registry,
             "tcp_open",
             "Total count of opened connections",
             self.open.clone(),
         );
-        registry.register(
+        crate::metrics::register(
+            registry,
             "tcp_open_connections",
             "Number of currently-open connections",
             self.open_connections.clone(),
         );
-        registry.register(
+        crate::metrics::register(
+            registry,
             "tcp_read_bytes",
             "Total count of bytes read from peers",
             self.read.clone(),
         );
-        registry.register(
+        crate::metrics::register(
+            registry,
             "tcp_write_bytes",
             "Total count of bytes written to peers",
             self.write.clone(),
         );
-        registry.register(
+        crate::metrics::register(
+            registry,
             "tcp_close",
             "Total count of closed connections",
             self.close.clone(),
@@ -140,5 +145,45 @@ impl TcpCounters {
         self.read.inc_by(read);
         self.write.inc_by(written);
         self.open_connections.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_closes_and_errnos_by_label_set() {
+        let m = TcpMetrics::default();
+        let target: std::net::SocketAddr = "10.0.0.1:80".parse().unwrap();
+        let tls = TlsLabel::Identified {
+            client_id: "web.ns.serviceaccount.identity.linkerd.cluster.local".into(),
+        };
+        let srv = super::super::server_labels("server", "web", 80);
+        let a = m.open("inbound", target, &tls, &srv);
+        let b = m.open("inbound", target, &tls, &srv);
+        let c = m.open("inbound", target, &tls, &srv);
+        a.close(10, 20);
+        b.close_with_error(1, 2, &std::io::Error::from_raw_os_error(libc::ECONNRESET));
+        let mut out = String::new();
+        m.encode(&mut out);
+        let labels = "direction=\"inbound\",peer=\"src\",target_addr=\"10.0.0.1:80\",tls=\"true\",client_id=\"web.ns.serviceaccount.identity.linkerd.cluster.local\",srv_kind=\"server\",srv_name=\"web\",srv_port=\"80\"";
+        let cases = [
+            ("tcp_open_total", "", "3"),
+            ("tcp_open_connections", "", "1"),
+            ("tcp_read_bytes_total", "", "11"),
+            ("tcp_write_bytes_total", "", "22"),
+            ("tcp_close_total", ",errno=\"\"", "1"),
+            ("tcp_close_total", ",errno=\"ECONNRESET\"", "1"),
+        ];
+        for (family, extra, want) in cases {
+            let line = format!("{family}{{{labels}{extra}}} {want}\n");
+            assert!(out.contains(&line), "{line} in\n{out}");
+            assert!(
+                out.contains(&format!("# TYPE {family} ")),
+                "{family}: {out}"
+            );
+        }
+        drop(c);
     }
 }
