@@ -68,7 +68,9 @@ fn read() -> Sample {
     }
 }
 
-/// Reads `/proc/self` when a scrape encodes it.
+/// Reads `/proc/self` when a scrape encodes it. (A collector's help is
+/// written as given: the registry adds the final period only to what is
+/// registered through it.)
 #[derive(Debug, Default)]
 pub struct ProcessMetrics;
 
@@ -79,7 +81,7 @@ impl Collector for ProcessMetrics {
             let counter = ConstCounter::new(v);
             counter.encode(encoder.encode_descriptor(
                 "process_cpu_seconds",
-                "Total user and system CPU time spent in seconds",
+                "Total user and system CPU time spent in seconds.",
                 None,
                 counter.metric_type(),
             )?)?;
@@ -87,27 +89,27 @@ impl Collector for ProcessMetrics {
         let gauges = [
             (
                 "process_resident_memory_bytes",
-                "Resident memory size in bytes",
+                "Resident memory size in bytes.",
                 s.resident_bytes,
             ),
             (
                 "process_virtual_memory_bytes",
-                "Virtual memory size in bytes",
+                "Virtual memory size in bytes.",
                 s.virtual_bytes,
             ),
             (
                 "process_open_fds",
-                "Number of open file descriptors",
+                "Number of open file descriptors.",
                 s.open_fds,
             ),
             (
                 "process_max_fds",
-                "Maximum number of open file descriptors",
+                "Maximum number of open file descriptors.",
                 s.max_fds,
             ),
             (
                 "process_start_time_seconds",
-                "Start time of the process since unix epoch in seconds",
+                "Start time of the process since unix epoch in seconds.",
                 s.start_time_seconds,
             ),
         ];
