@@ -1,7 +1,7 @@
 //! The admin listener, as linkerd2-proxy serves it: `/live`, `/ready`
 //! (200 only while a valid identity certificate is held and the declared
 //! ports' policies have arrived, or their bounded wait ended), `/metrics`
-//! (Prometheus text), and `/shutdown` (graceful drain; only a POST from
+//! (the Prometheus text format, 0.0.4, encoded by `prometheus-client`), and `/shutdown` (graceful drain; only a POST from
 //! localhost, and only when `LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED`).
 
 use crate::identity::{IdentityMetrics, IdentityStatus};
@@ -98,15 +98,16 @@ impl Admin {
                 ),
             },
             "/metrics" => {
-                let mut out = String::new();
-                self.identity_metrics.encode(&mut out);
-                self.http.encode(&mut out);
-                self.tcp.encode(&mut out);
-                self.authz.encode(&mut out);
-                self.routes.encode(&mut out);
-                crate::process_metrics::encode(&mut out);
+                let out = crate::metrics::encode_text(|registry| {
+                    self.identity_metrics.register(registry);
+                    self.http.register(registry);
+                    self.tcp.register(registry);
+                    self.authz.register(registry);
+                    self.routes.register(registry);
+                    crate::process_metrics::register(registry);
+                });
                 Response::builder()
-                    .header("content-type", "text/plain; version=0.0.4")
+                    .header("content-type", crate::metrics::CONTENT_TYPE)
                     .body(Full::new(Bytes::from(out)))
                     .expect("a valid response")
             }
@@ -133,6 +134,7 @@ impl Admin {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
 
     #[test]
     fn endpoints_table() {
@@ -219,6 +221,52 @@ mod tests {
         assert_eq!(
             on.respond(&req(Method::GET, "/ready"), local).status(),
             StatusCode::OK
+        );
+    }
+
+    /// `/metrics` is the Prometheus text format (0.0.4) that the CLI's
+    /// parser and Prometheus read: every holder's families, counters
+    /// named with `_total` on their TYPE line, no OpenMetrics `# EOF`.
+    #[tokio::test]
+    async fn metrics_are_prometheus_text() {
+        let (_status_tx, identity) = watch::channel(IdentityStatus::Pending);
+        let (shutdown, _) = watch::channel(false);
+        let admin = Admin {
+            identity,
+            identity_metrics: Arc::default(),
+            tcp: Arc::default(),
+            http: Arc::default(),
+            authz: Arc::default(),
+            routes: Arc::default(),
+            policy_ready: watch::channel(true).1,
+            shutdown_enabled: false,
+            shutdown,
+        };
+        admin
+            .routes
+            .record(crate::route_metrics::RouteEvent::Retry, "books:80", "GET /");
+        let req = Request::builder().uri("/metrics").body(()).unwrap();
+        let rsp = admin.respond(&req, "127.0.0.1:1".parse().unwrap());
+        assert_eq!(
+            rsp.headers()["content-type"],
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+        let body = rsp.into_body().collect().await.unwrap().to_bytes();
+        let text = std::str::from_utf8(&body).unwrap();
+        for family in [
+            "# TYPE control_identity_cert_refreshes_total counter",
+            "# TYPE request_total counter",
+            "# TYPE response_latency_ms histogram",
+            "# TYPE tcp_open_connections gauge",
+            "# TYPE inbound_http_authz_allow_total counter",
+            "# TYPE process_cpu_seconds_total counter",
+            "outbound_route_retry_total{direction=\"outbound\",dst=\"books:80\",route_name=\"GET /\"} 1",
+        ] {
+            assert!(text.contains(family), "{family} in\n{text}");
+        }
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
         );
     }
 }

@@ -5,10 +5,10 @@
 //! labelled with the target, the server, the route and the authorization
 //! (kind and name), and the client's `tls` / `client_id`.
 
-use crate::metrics::{TlsLabel, tls_labels};
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
+use crate::metrics::{Addr, Registry, TlsLabel, label};
+use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family as Series;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Family {
@@ -30,25 +30,26 @@ impl Family {
         Family::TcpTerminate,
     ];
 
+    /// The family's name, less the `_total` the encoder adds to counters.
     fn name(self) -> &'static str {
         match self {
-            Self::HttpAllow => "inbound_http_authz_allow_total",
-            Self::HttpDeny => "inbound_http_authz_deny_total",
-            Self::HttpRouteNotFound => "inbound_http_route_not_found_total",
-            Self::TcpAllow => "inbound_tcp_authz_allow_total",
-            Self::TcpDeny => "inbound_tcp_authz_deny_total",
-            Self::TcpTerminate => "inbound_tcp_authz_terminate_total",
+            Self::HttpAllow => "inbound_http_authz_allow",
+            Self::HttpDeny => "inbound_http_authz_deny",
+            Self::HttpRouteNotFound => "inbound_http_route_not_found",
+            Self::TcpAllow => "inbound_tcp_authz_allow",
+            Self::TcpDeny => "inbound_tcp_authz_deny",
+            Self::TcpTerminate => "inbound_tcp_authz_terminate",
         }
     }
 
     fn help(self) -> &'static str {
         match self {
-            Self::HttpAllow => "HTTP requests an authorization permitted.",
-            Self::HttpDeny => "HTTP requests no authorization permitted.",
-            Self::HttpRouteNotFound => "HTTP requests that matched no route.",
-            Self::TcpAllow => "Opaque connections an authorization permitted.",
-            Self::TcpDeny => "Opaque connections no authorization permitted.",
-            Self::TcpTerminate => "Opaque connections closed when a policy change revoked them.",
+            Self::HttpAllow => "HTTP requests an authorization permitted",
+            Self::HttpDeny => "HTTP requests no authorization permitted",
+            Self::HttpRouteNotFound => "HTTP requests that matched no route",
+            Self::TcpAllow => "Opaque connections an authorization permitted",
+            Self::TcpDeny => "Opaque connections no authorization permitted",
+            Self::TcpTerminate => "Opaque connections closed when a policy change revoked them",
         }
     }
 }
@@ -62,54 +63,73 @@ pub struct AuthzLabels<'a> {
     pub tls: &'a TlsLabel,
 }
 
+/// [`AuthzLabels`], owned: a series' key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    target: Addr,
+    server: (String, String),
+    route: Option<(String, String)>,
+    authz: Option<(String, String)>,
+    tls: TlsLabel,
+}
+
+impl Key {
+    fn new(l: &AuthzLabels<'_>) -> Self {
+        let owned = |(kind, name): (&str, &str)| (kind.to_string(), name.to_string());
+        Self {
+            target: Addr(l.target),
+            server: owned(l.server),
+            route: (!l.route.1.is_empty()).then(|| owned(l.route)),
+            authz: (!l.authz.1.is_empty()).then(|| owned(l.authz)),
+            tls: l.tls.clone(),
+        }
+    }
+}
+
+impl EncodeLabelSet for Key {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> std::fmt::Result {
+        label(encoder, "target_addr", self.target)?;
+        label(encoder, "srv_kind", self.server.0.as_str())?;
+        label(encoder, "srv_name", self.server.1.as_str())?;
+        if let Some((kind, name)) = &self.route {
+            label(encoder, "route_kind", kind.as_str())?;
+            label(encoder, "route_name", name.as_str())?;
+        }
+        if let Some((kind, name)) = &self.authz {
+            label(encoder, "authz_kind", kind.as_str())?;
+            label(encoder, "authz_name", name.as_str())?;
+        }
+        self.tls.encode(encoder)
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct AuthzMetrics {
-    counts: Mutex<BTreeMap<(Family, String), u64>>,
+    /// By [`Family`], in [`Family::ALL`]'s order.
+    families: [Series<Key, Counter>; Family::ALL.len()],
 }
 
 impl AuthzMetrics {
     pub fn record(&self, family: Family, l: &AuthzLabels<'_>) {
-        let mut labels = format!(
-            "target_addr=\"{}\",srv_kind=\"{}\",srv_name=\"{}\"",
-            l.target, l.server.0, l.server.1
-        );
-        if !l.route.1.is_empty() {
-            let _ = write!(
-                labels,
-                ",route_kind=\"{}\",route_name=\"{}\"",
-                l.route.0, l.route.1
-            );
-        }
-        if !l.authz.1.is_empty() {
-            let _ = write!(
-                labels,
-                ",authz_kind=\"{}\",authz_name=\"{}\"",
-                l.authz.0, l.authz.1
-            );
-        }
-        let _ = write!(labels, ",{}", tls_labels(l.tls));
-        *self
-            .counts
-            .lock()
-            .expect("authz metrics lock")
-            .entry((family, labels))
-            .or_default() += 1;
+        self.families[family as usize]
+            .get_or_create(&Key::new(l))
+            .inc();
     }
 
-    pub fn encode(&self, out: &mut String) {
-        let counts = self.counts.lock().expect("authz metrics lock");
+    /// Adds the families to a scrape's registry.
+    pub fn register(&self, registry: &mut Registry) {
         for family in Family::ALL {
-            let _ = writeln!(
-                out,
-                "# HELP {0} {1}\n# TYPE {0} counter",
+            crate::metrics::register(
+                registry,
                 family.name(),
-                family.help()
+                family.help(),
+                self.families[family as usize].clone(),
             );
-            for ((f, labels), n) in counts.iter() {
-                if *f == family {
-                    let _ = writeln!(out, "{}{{{labels}}} {n}", family.name());
-                }
-            }
         }
+    }
+
+    /// The families in the Prometheus text format.
+    pub fn encode(&self, out: &mut String) {
+        crate::metrics::encode_into(out, |r| self.register(r));
     }
 }

@@ -42,7 +42,7 @@
 #![allow(rustdoc::private_intra_doc_links)]
 
 pub mod admin;
-pub(crate) mod authz_metrics;
+pub mod authz_metrics;
 pub(crate) mod backoff;
 pub mod config;
 pub(crate) mod counted;
@@ -57,7 +57,7 @@ pub(crate) mod orig_dst;
 pub(crate) mod orig_proto;
 pub mod outbound;
 pub(crate) mod prefixed;
-pub(crate) mod process_metrics;
+pub mod process_metrics;
 pub(crate) mod proxy_config;
 pub mod proxy_http;
 pub mod route_metrics;

@@ -5,66 +5,90 @@
 //! Unlike linkerd2-proxy, a failed Certify call counts as an `error` too,
 //! so an operator sees a control plane that refuses or cannot be reached.
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-#[derive(Debug, Default)]
+type Timestamp = Gauge<f64, AtomicU64>;
+type ResultLabel = [(&'static str, &'static str); 1];
+
+#[derive(Debug)]
 pub struct IdentityMetrics {
-    expiration_seconds: AtomicU64,
-    refresh_seconds: AtomicU64,
-    ok: AtomicU64,
-    error: AtomicU64,
+    expiration_seconds: Timestamp,
+    refresh_seconds: Timestamp,
+    refreshes: Family<ResultLabel, Counter>,
+    ok: Counter,
+    error: Counter,
+}
+
+impl Default for IdentityMetrics {
+    fn default() -> Self {
+        let refreshes = Family::<ResultLabel, Counter>::default();
+        Self {
+            expiration_seconds: Timestamp::default(),
+            refresh_seconds: Timestamp::default(),
+            ok: refreshes.get_or_create_owned(&[("result", "ok")]),
+            error: refreshes.get_or_create_owned(&[("result", "error")]),
+            refreshes,
+        }
+    }
 }
 
 impl IdentityMetrics {
     pub fn record_ok(&self, expiry: SystemTime, now: SystemTime) {
-        self.ok.fetch_add(1, Ordering::Relaxed);
-        self.refresh_seconds
-            .store(unix_f64(now).to_bits(), Ordering::Relaxed);
-        self.expiration_seconds
-            .store(unix_f64(expiry).to_bits(), Ordering::Relaxed);
+        self.ok.inc();
+        self.refresh_seconds.set(unix_f64(now));
+        self.expiration_seconds.set(unix_f64(expiry));
     }
 
     pub fn record_error(&self) {
-        self.error.fetch_add(1, Ordering::Relaxed);
+        self.error.inc();
     }
 
     pub fn refreshes_ok(&self) -> u64 {
-        self.ok.load(Ordering::Relaxed)
+        self.ok.get()
     }
 
     pub fn refreshes_error(&self) -> u64 {
-        self.error.load(Ordering::Relaxed)
+        self.error.get()
     }
 
     pub fn expiration_timestamp(&self) -> f64 {
-        f64::from_bits(self.expiration_seconds.load(Ordering::Relaxed))
+        self.expiration_seconds.get()
     }
 
     pub fn refresh_timestamp(&self) -> f64 {
-        f64::from_bits(self.refresh_seconds.load(Ordering::Relaxed))
+        self.refresh_seconds.get()
+    }
+
+    /// Adds the three families to a scrape's registry.
+    pub fn register(&self, registry: &mut Registry) {
+        crate::metrics::register(
+            registry,
+            "control_identity_cert_expiration_timestamp_seconds",
+            "Time when this proxy's current mTLS identity certificate will expire (in seconds since the UNIX epoch)",
+            self.expiration_seconds.clone(),
+        );
+        crate::metrics::register(
+            registry,
+            "control_identity_cert_refresh_timestamp_seconds",
+            "Time when this proxy's current mTLS identity certificate was last updated (in seconds since the UNIX epoch)",
+            self.refresh_seconds.clone(),
+        );
+        crate::metrics::register(
+            registry,
+            "control_identity_cert_refreshes",
+            "The total number of times this proxy's mTLS identity certificate has been refreshed by the Identity provider",
+            self.refreshes.clone(),
+        );
     }
 
     /// Prometheus text exposition of the three families.
     pub fn encode(&self, out: &mut String) {
-        let _ = write!(
-            out,
-            "# HELP control_identity_cert_expiration_timestamp_seconds Time when this proxy's current mTLS identity certificate will expire (in seconds since the UNIX epoch)\n\
-             # TYPE control_identity_cert_expiration_timestamp_seconds gauge\n\
-             control_identity_cert_expiration_timestamp_seconds {}\n\
-             # HELP control_identity_cert_refresh_timestamp_seconds Time when this proxy's current mTLS identity certificate was last updated (in seconds since the UNIX epoch)\n\
-             # TYPE control_identity_cert_refresh_timestamp_seconds gauge\n\
-             control_identity_cert_refresh_timestamp_seconds {}\n\
-             # HELP control_identity_cert_refreshes_total The total number of times this proxy's mTLS identity certificate has been refreshed by the Identity provider\n\
-             # TYPE control_identity_cert_refreshes_total counter\n\
-             control_identity_cert_refreshes_total{{result=\"ok\"}} {}\n\
-             control_identity_cert_refreshes_total{{result=\"error\"}} {}\n",
-            self.expiration_timestamp(),
-            self.refresh_timestamp(),
-            self.refreshes_ok(),
-            self.refreshes_error(),
-        );
+        crate::metrics::encode_into(out, |r| self.register(r));
     }
 }
 

@@ -251,9 +251,12 @@ impl Outbound {
         tracing::debug!(%authority, endpoint = %endpoint.addr, server_id = connected.server_id.as_deref().unwrap_or("-"), "outbound connection");
         Ok(Opened {
             io: connected.io,
-            counters: self
-                .metrics
-                .open("outbound", endpoint.addr, &tls_label(endpoint), ""),
+            counters: self.metrics.open(
+                "outbound",
+                endpoint.addr,
+                &tls_label(endpoint),
+                &crate::metrics::PolicyLabels::NONE,
+            ),
         })
     }
 

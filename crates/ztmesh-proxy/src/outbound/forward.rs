@@ -74,7 +74,7 @@ impl Forward {
             authority,
             endpoint.addr,
             &tls_label(&endpoint),
-            "",
+            &crate::metrics::PolicyLabels::NONE,
         );
         counters.request();
         let server_id = endpoint

@@ -112,7 +112,12 @@ impl tower::Service<http::Uri> for EndpointConnector {
             let connected = connect(&endpoint, &tls).await?;
             Ok(TokioIo::new(MeshConn {
                 io: connected.io,
-                counters: metrics.open("outbound", endpoint.addr, &tls_label(&endpoint), ""),
+                counters: metrics.open(
+                    "outbound",
+                    endpoint.addr,
+                    &tls_label(&endpoint),
+                    &crate::metrics::PolicyLabels::NONE,
+                ),
                 read: 0,
                 written: 0,
             }))

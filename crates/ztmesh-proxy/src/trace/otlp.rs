@@ -1,118 +1,74 @@
-//! The OTLP trace messages the proxy sends (a subset of
-//! `opentelemetry.proto.collector.trace.v1`, with the protobuf field
-//! numbers of the OpenTelemetry protocol), and the exporter: finished spans
-//! are batched (up to [`BATCH`] or every [`FLUSH`]) and sent with
-//! `TraceService/Export` over gRPC; when the collector is unreachable a
-//! batch is dropped (bounded memory) and the failure logged.
+//! The OTLP trace messages the proxy sends (`opentelemetry-proto`'s
+//! generated `opentelemetry.proto.collector.trace.v1` types, re-exported),
+//! and the exporter: finished spans are batched (up to [`BATCH`] or every
+//! [`FLUSH`]) and sent with `TraceService/Export` over gRPC; when the
+//! collector is unreachable a batch is dropped (bounded memory) and the
+//! failure logged.
 
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
+
+pub use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+pub use opentelemetry_proto::tonic::common::v1::{
+    AnyValue, InstrumentationScope, KeyValue, any_value,
+};
+pub use opentelemetry_proto::tonic::resource::v1::Resource;
+pub use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 
 pub const BATCH: usize = 100;
 pub const FLUSH: Duration = Duration::from_secs(1);
 /// Spans waiting to be sent; more are dropped.
 pub const QUEUE: usize = 10_000;
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ExportTraceServiceRequest {
-    #[prost(message, repeated, tag = "1")]
-    pub resource_spans: Vec<ResourceSpans>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ExportTraceServiceResponse {}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ResourceSpans {
-    #[prost(message, optional, tag = "1")]
-    pub resource: Option<Resource>,
-    #[prost(message, repeated, tag = "2")]
-    pub scope_spans: Vec<ScopeSpans>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Resource {
-    #[prost(message, repeated, tag = "1")]
-    pub attributes: Vec<KeyValue>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ScopeSpans {
-    #[prost(message, optional, tag = "1")]
-    pub scope: Option<InstrumentationScope>,
-    #[prost(message, repeated, tag = "2")]
-    pub spans: Vec<Span>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct InstrumentationScope {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    #[prost(string, tag = "2")]
-    pub version: String,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Span {
-    #[prost(bytes = "vec", tag = "1")]
-    pub trace_id: Vec<u8>,
-    #[prost(bytes = "vec", tag = "2")]
-    pub span_id: Vec<u8>,
-    #[prost(bytes = "vec", tag = "4")]
-    pub parent_span_id: Vec<u8>,
-    #[prost(string, tag = "5")]
-    pub name: String,
-    /// 2: server, 3: client.
-    #[prost(int32, tag = "6")]
-    pub kind: i32,
-    #[prost(fixed64, tag = "7")]
-    pub start_time_unix_nano: u64,
-    #[prost(fixed64, tag = "8")]
-    pub end_time_unix_nano: u64,
-    #[prost(message, repeated, tag = "9")]
-    pub attributes: Vec<KeyValue>,
-    #[prost(message, optional, tag = "15")]
-    pub status: Option<Status>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct KeyValue {
-    #[prost(string, tag = "1")]
-    pub key: String,
-    #[prost(message, optional, tag = "2")]
-    pub value: Option<AnyValue>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct AnyValue {
-    #[prost(string, tag = "1")]
-    pub string_value: String,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Status {
-    #[prost(string, tag = "2")]
-    pub message: String,
-    /// 1: ok, 2: error.
-    #[prost(int32, tag = "3")]
-    pub code: i32,
-}
+/// How long a collector gets to answer one export.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn kv(key: &str, value: impl Into<String>) -> KeyValue {
     KeyValue {
         key: key.into(),
         value: Some(AnyValue {
-            string_value: value.into(),
+            value: Some(any_value::Value::StringValue(value.into())),
         }),
+        ..Default::default()
     }
 }
 
-pub const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+/// An attribute's value when it is a string.
+pub fn string_value(kv: &KeyValue) -> Option<&str> {
+    match kv.value.as_ref()?.value.as_ref()? {
+        any_value::Value::StringValue(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// One export request: the batch, under this proxy's resource and scope.
+fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", service)],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: "ztmesh-proxy".into(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    ..Default::default()
+                }),
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
 
 /// Runs until every sender is gone: batches spans and exports them.
 pub async fn export(channel: Channel, service: String, mut rx: mpsc::Receiver<Span>) {
-    let mut client = tonic::client::Grpc::new(channel);
+    let mut client = TraceServiceClient::new(channel);
     let mut batch = Vec::new();
     loop {
         let more = tokio::time::timeout(FLUSH, rx.recv()).await;
@@ -127,43 +83,46 @@ pub async fn export(channel: Channel, service: String, mut rx: mpsc::Receiver<Sp
             Ok(None) | Err(_) if batch.is_empty() => continue,
             _ => {}
         }
-        let request = ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                resource: Some(Resource {
-                    attributes: vec![kv("service.name", service.clone())],
-                }),
-                scope_spans: vec![ScopeSpans {
-                    scope: Some(InstrumentationScope {
-                        name: "ztmesh-proxy".into(),
-                        version: env!("CARGO_PKG_VERSION").into(),
-                    }),
-                    spans: std::mem::take(&mut batch),
-                }],
-            }],
-        };
-        let sent = async {
-            client.ready().await.map_err(|e| e.to_string())?;
-            let codec = tonic_prost::ProstCodec::<
-                ExportTraceServiceRequest,
-                ExportTraceServiceResponse,
-            >::default();
-            client
-                .unary(
-                    tonic::Request::new(request),
-                    http::uri::PathAndQuery::from_static(EXPORT_PATH),
-                    codec,
-                )
-                .await
-                .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
-        };
-        match tokio::time::timeout(Duration::from_secs(5), sent).await {
+        let sent = client.export(request(&service, std::mem::take(&mut batch)));
+        match tokio::time::timeout(EXPORT_TIMEOUT, sent).await {
             Ok(Ok(_)) => {}
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "exporting spans failed; the batch is dropped")
+            Ok(Err(status)) => {
+                tracing::warn!(code = ?status.code(), error = status.message(), "exporting spans failed; the batch is dropped")
             }
             Err(_) => {
                 tracing::warn!("the trace collector did not answer within 5s; the batch is dropped")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    /// An export request carries the service, the scope and the spans
+    /// with their string attributes, through the wire and back.
+    #[test]
+    fn request_round_trips_with_its_attributes() {
+        let span = Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            name: "inbound GET /".into(),
+            kind: 2,
+            attributes: vec![kv("http.status_code", "200")],
+            ..Default::default()
+        };
+        let bytes = request("books", vec![span.clone()]).encode_to_vec();
+        let back = ExportTraceServiceRequest::decode(&bytes[..]).unwrap();
+        let rs = &back.resource_spans[0];
+        assert_eq!(
+            string_value(&rs.resource.as_ref().unwrap().attributes[0]),
+            Some("books")
+        );
+        let scope = &rs.scope_spans[0];
+        assert_eq!(scope.scope.as_ref().unwrap().name, "ztmesh-proxy");
+        assert_eq!(scope.spans, vec![span]);
+        assert_eq!(string_value(&scope.spans[0].attributes[0]), Some("200"));
     }
 }
