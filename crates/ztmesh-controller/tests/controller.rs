@@ -70,6 +70,27 @@ async fn policy_client(
     InboundServerPoliciesClient::new(channel)
 }
 
+/// Asks for authors:7001's Server until it is named `name`, failing after
+/// `within` with what was answered last.
+async fn until_authors_named(running: &Running, name: &str, within: Duration, what: &str) {
+    let mut client = policy_client(running).await;
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let seen = client
+            .get_port(authors_port())
+            .await
+            .map(|s| s.into_inner().labels["name"].clone());
+        if matches!(&seen, Ok(n) if n == name) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} within {within:?}: last answer {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The Server for authors:7001, as the policy service answers now.
 async fn authors_server(running: &Running) -> linkerd2_proxy_api::inbound::Server {
     policy_client(running)
@@ -294,22 +315,14 @@ async fn a_manifests_directory_made_after_start_is_read_by_polling() {
     assert!(running.ready().await);
     std::fs::create_dir(&manifests).unwrap();
     std::fs::write(manifests.join("authors.yaml"), authors("authors")).unwrap();
-    let mut client = policy_client(&running).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match client.get_port(authors_port()).await {
-            Ok(server) => {
-                assert_eq!(server.into_inner().labels["name"], "authors");
-                break;
-            }
-            Err(status) => assert!(
-                tokio::time::Instant::now() < deadline,
-                "the manifests were not read within 10s: {status}"
-            ),
-        }
-        // The fallback reads every 500ms; ask again a little later.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // The fallback reads every 500ms.
+    until_authors_named(
+        &running,
+        "authors",
+        Duration::from_secs(10),
+        "the manifests were not read",
+    )
+    .await;
     running.shutdown().await.unwrap();
 }
 
@@ -333,39 +346,22 @@ async fn a_manifests_directory_removed_and_made_again_is_watched_again() {
     std::fs::remove_dir_all(&manifests).unwrap();
     std::fs::create_dir(&manifests).unwrap();
     std::fs::write(manifests.join("authors.yaml"), authors("authors-v2")).unwrap();
-    let mut client = policy_client(&running).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let seen = client
-            .get_port(authors_port())
-            .await
-            .map(|s| s.into_inner().labels["name"].clone());
-        if matches!(&seen, Ok(name) if name == "authors-v2") {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the remade directory was not read within 5s: {seen:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_authors_named(
+        &running,
+        "authors-v2",
+        Duration::from_secs(5),
+        "the remade directory was not read",
+    )
+    .await;
 
     // And it is watched again: a later edit arrives the same way.
     std::fs::write(manifests.join("authors.yaml"), authors("authors-v3")).unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let seen = client
-            .get_port(authors_port())
-            .await
-            .map(|s| s.into_inner().labels["name"].clone());
-        if matches!(&seen, Ok(name) if name == "authors-v3") {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "an edit in the remade directory was not read within 5s: {seen:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_authors_named(
+        &running,
+        "authors-v3",
+        Duration::from_secs(5),
+        "an edit in the remade directory was not read",
+    )
+    .await;
     running.shutdown().await.unwrap();
 }

@@ -104,12 +104,7 @@ pub fn main_from_env() -> ExitCode {
 
 async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn std::error::Error>> {
     let roots = ztmesh_tls::roots_from_pem(config.identity.trust_anchors_pem.as_bytes())?;
-    let channel =
-        ztmesh_proxy_api::client::channel(ztmesh_proxy_api::client::ControlPlaneTarget {
-            addr: config.identity.svc_addr.clone(),
-            server_name: config.identity.svc_name.clone(),
-            roots: Some(roots.clone()),
-        })?;
+    let channel = control_plane(&config.identity.svc_addr, &config.identity.svc_name, &roots)?;
     let client = linkerd2_proxy_api::identity::identity_client::IdentityClient::new(channel);
     let daemon = IdentityDaemon::new(&config.identity, documents, client)?;
     let (store, status, identity_metrics) = (daemon.store(), daemon.status(), daemon.metrics());
@@ -122,14 +117,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
         &[crate::transport_header::ALPN],
     )?;
     let policy_channel = match &config.policy {
-        Some(p) => Some((
-            ztmesh_proxy_api::client::channel(ztmesh_proxy_api::client::ControlPlaneTarget {
-                addr: p.addr.clone(),
-                server_name: p.name.clone(),
-                roots: Some(roots.clone()),
-            })?,
-            p.workload.clone(),
-        )),
+        Some(p) => Some((control_plane(&p.addr, &p.name, &roots)?, p.workload.clone())),
         None => {
             tracing::warn!(
                 default = config.default_policy.name(),
@@ -165,12 +153,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
     }
     let tracer = match &config.trace {
         Some((addr, name, rate)) => {
-            let channel =
-                ztmesh_proxy_api::client::channel(ztmesh_proxy_api::client::ControlPlaneTarget {
-                    addr: addr.clone(),
-                    server_name: name.clone(),
-                    roots: Some(roots.clone()),
-                })?;
+            let channel = control_plane(addr, name, &roots)?;
             tracing::info!(collector = %addr, sample_rate = rate, "exporting spans over OTLP");
             Some(Arc::new(crate::trace::Tracer::new(
                 channel,
@@ -285,12 +268,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
 
     match (&config.destination, outbound_listener) {
         (Some((addr, name)), Some(listener)) => {
-            let channel =
-                ztmesh_proxy_api::client::channel(ztmesh_proxy_api::client::ControlPlaneTarget {
-                    addr: addr.clone(),
-                    server_name: name.clone(),
-                    roots: Some(roots.clone()),
-                })?;
+            let channel = control_plane(addr, name, &roots)?;
             let discovery = Arc::new(crate::outbound::GrpcDiscovery::new(
                 channel,
                 config.destination_context.clone(),
@@ -362,6 +340,20 @@ async fn certified(mut status: tokio::sync::watch::Receiver<crate::identity::Ide
 
 /// A proxy holds two descriptors per proxied connection: raise the soft
 /// limit on open files to the hard one, as far as the system allows.
+/// A channel to one of the control plane's services: plaintext when the
+/// address is loopback, otherwise TLS verifying `name` against `roots`.
+fn control_plane(
+    addr: &str,
+    name: &str,
+    roots: &Arc<rustls::RootCertStore>,
+) -> Result<tonic::transport::Channel, ztmesh_proxy_api::client::ClientError> {
+    ztmesh_proxy_api::client::channel(ztmesh_proxy_api::client::ControlPlaneTarget {
+        addr: addr.to_string(),
+        server_name: name.to_string(),
+        roots: Some(roots.clone()),
+    })
+}
+
 fn raise_open_files_limit() {
     match crate::sys::raise_open_files_limit() {
         Ok(Some((before, after))) => {
