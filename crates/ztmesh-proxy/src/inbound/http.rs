@@ -27,9 +27,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-// The outbound path imports these through this module; they live in the
-// leaf [`crate::proxy_http`] (new code: import them from there).
-pub(crate) use crate::proxy_http::{Body, HTTP1_POOL_IDLE_TIMEOUT, proxy_error};
+use crate::proxy_http::{HTTP1_POOL_IDLE_TIMEOUT, proxy_error};
 
 /// A pooled HTTP/1 client that always dials the application's address.
 pub(crate) type AppClient = Client<AppConnector, Incoming>;

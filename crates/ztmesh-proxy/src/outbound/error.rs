@@ -23,7 +23,7 @@
 
 use super::connect::ConnectError;
 use super::discover::DiscoverError;
-use crate::inbound::http::Body;
+use crate::proxy_http::Body;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};

@@ -13,8 +13,8 @@
 use super::discovery::Discovery;
 use super::error::{Caller, Failure, rescue};
 use super::route_policy::{Call, Router};
-use crate::inbound::http::Body;
 use crate::metrics::StatsCache;
+use crate::proxy_http::Body;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;

@@ -10,8 +10,8 @@
 
 use super::connect::{ClientTls, Io, connect, tls_label};
 use super::discover::Endpoint;
-use crate::inbound::http::Body;
 use crate::metrics::{TcpCounters, TcpMetrics};
+use crate::proxy_http::Body;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -68,7 +68,7 @@ impl Pool {
         };
         let c = Clients {
             http1: Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(crate::inbound::http::HTTP1_POOL_IDLE_TIMEOUT)
+                .pool_idle_timeout(crate::proxy_http::HTTP1_POOL_IDLE_TIMEOUT)
                 .pool_timer(TokioTimer::new())
                 .build(connector.clone()),
             http2: Client::builder(TokioExecutor::new())
