@@ -39,16 +39,21 @@ pub enum Command {
     Grpc {
         /// host:port of the server (or of a meshed address).
         addr: String,
+        /// The message to echo.
         #[arg(long, default_value = "hello over grpc")]
         message: String,
+        /// The gRPC method's path.
         #[arg(long, default_value = "/ztmesh.sample.Echo/Say")]
         path: String,
     },
     /// One WebSocket round trip: prints the echoed text.
     Ws {
+        /// host:port of the server (or of a meshed address).
         addr: String,
+        /// The text to echo.
         #[arg(long, default_value = "hello over websocket")]
         message: String,
+        /// The WebSocket endpoint's path.
         #[arg(long, default_value = "/ws")]
         path: String,
     },
@@ -57,6 +62,7 @@ pub enum Command {
     Load {
         /// The URL (through the mesh, e.g. a Service's cluster IP).
         url: String,
+        /// Method of every request.
         #[arg(long, default_value = "GET")]
         method: String,
         /// Requests per second.
@@ -72,7 +78,9 @@ pub enum Command {
     },
     /// One TCP echo round trip: sends the message, half-closes, prints the answer.
     Tcp {
+        /// host:port of the TCP echo server (or of a meshed address).
         addr: String,
+        /// The message to echo.
         #[arg(long, default_value = "hello over tcp")]
         message: String,
     },

@@ -30,6 +30,7 @@ pub struct InboundArgs {
     /// The workload: ns:pod, {"ns":"…","pod":"…"} or {"ns":"…","external_workload":"…"}.
     #[arg(long)]
     workload: String,
+    /// The workload's port to show the policy of.
     #[arg(long)]
     port: u16,
     /// Keep the stream open and print every update (Ctrl-C to stop).

@@ -29,6 +29,7 @@ pub struct PolicyArgs {
     /// externalworkload/NAME.
     #[arg(long)]
     to: String,
+    /// Method of the request.
     #[arg(long, default_value = "GET")]
     method: String,
     /// Path and query of the request.

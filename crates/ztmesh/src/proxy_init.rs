@@ -18,8 +18,10 @@ const OUTPUT_CHAIN: &str = "PROXY_INIT_OUTPUT";
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
+    /// The proxy's inbound port, where incoming TCP is redirected.
     #[arg(long, default_value_t = 4143)]
     incoming_proxy_port: u16,
+    /// The proxy's outbound port, where the pod's outgoing TCP is redirected.
     #[arg(long, default_value_t = 4140)]
     outgoing_proxy_port: u16,
     /// The uid the proxy runs as; its own connections are not redirected.
@@ -31,6 +33,7 @@ pub struct Args {
     /// Inbound ports not redirected (e.g. the proxy's 4190,4191), ranges allowed (a-b).
     #[arg(long, value_delimiter = ',')]
     inbound_ports_to_ignore: Vec<String>,
+    /// Outbound destination ports not redirected, ranges allowed (a-b).
     #[arg(long, value_delimiter = ',')]
     outbound_ports_to_ignore: Vec<String>,
     /// Destination networks not redirected.
@@ -39,15 +42,19 @@ pub struct Args {
     /// legacy or nft (chooses the default iptables binaries).
     #[arg(long, default_value = "legacy")]
     iptables_mode: String,
+    /// The iptables binary to run (overrides --iptables-mode's choice).
     #[arg(long)]
     firewall_bin_path: Option<String>,
+    /// Accepted for compatibility (iptables-save is not used).
     #[arg(long)]
     firewall_save_bin_path: Option<String>,
     /// Also configure ip6tables (`--ipv6=false` turns it off).
     #[arg(long, default_value = "true", action = clap::ArgAction::Set)]
     ipv6: bool,
+    /// Accepted for compatibility (use --log).
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// Accepted for compatibility (the output is plain).
     #[arg(long, default_value = "plain")]
     log_format: String,
     /// Accepted for compatibility (nf_conntrack close-wait timeout).

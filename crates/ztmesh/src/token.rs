@@ -16,8 +16,10 @@ pub struct CreateArgs {
     /// The identity directory written by `ztmesh install` (reads token.key).
     #[arg(long)]
     dir: PathBuf,
+    /// The workload's namespace.
     #[arg(long, short = 'n')]
     namespace: String,
+    /// The workload's service account.
     #[arg(long)]
     service_account: String,
     /// How long the token is valid.
