@@ -7,7 +7,9 @@
 //! inspect workload certificates by hand), [`diagnose`] (what the control
 //! plane serves), [`demo`] (everything that works so far, end to end),
 //! [`proxy_init`] (a pod's iptables rules) and [`app`] (a sample workload
-//! and its clients).
+//! and its clients). This file holds the command tree, shell completions
+//! (`ztmesh completion`) and each command's default log level;
+//! [`proxy_env`] is the proxy's environment, as `ztmesh proxy --help` lists it.
 
 #![forbid(unsafe_code)]
 
@@ -20,6 +22,7 @@ mod diagnose_policy;
 mod flags;
 mod identity;
 mod install;
+mod proxy_env;
 mod proxy_init;
 mod table;
 mod token;
@@ -28,7 +31,7 @@ mod viz;
 /// Where `#[arg(value_parser = crate::duration)]` finds it.
 pub(crate) use flags::duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 /// ztmesh: a zero-trust service mesh. Every workload gets an identity from its
@@ -37,7 +40,7 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "ztmesh", version, propagate_version = true)]
 struct Cli {
-    /// Log filter (tracing syntax), e.g. `info`, `ztmesh=debug` [default: info; warn for demo].
+    /// Log filter (tracing syntax), e.g. `info`, `ztmesh=debug` [default: info for servers (controller, app serve); warn otherwise; the proxy reads LINKERD2_PROXY_LOG].
     #[arg(long, global = true, env = "ZTMESH_LOG")]
     log: Option<String>,
     #[command(subcommand)]
@@ -73,6 +76,7 @@ enum Command {
     /// Run the sidecar proxy (the same as the ztmesh-proxy binary), configured
     /// by linkerd2-proxy's LINKERD2_PROXY_* variables; ZTMESH_PROXY_MODE=explicit
     /// with ZTMESH_PROXY_APP_ADDR=IP:PORT runs it without iptables.
+    #[command(after_long_help = proxy_env::HELP)]
     Proxy,
     /// Install (or --remove) the iptables rules that send a pod's TCP through
     /// its proxy; accepts the arguments Linkerd's injector passes to proxy-init.
@@ -81,6 +85,33 @@ enum Command {
     /// WebSocket, TCP echo), to put in the mesh and check every protocol.
     #[command(subcommand)]
     App(app::Command),
+    /// Print a shell completion script to stdout, e.g.
+    /// `source <(ztmesh completion bash)`.
+    Completion {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// The log filter when neither --log nor ZTMESH_LOG is given: servers tell
+/// what they listen on and what they serve; one-shot commands print their
+/// answer and only warn.
+fn default_log(command: &Command) -> &'static str {
+    match command {
+        Command::Controller(_) | Command::App(app::Command::Serve { .. }) => "info",
+        // The proxy reads LINKERD2_PROXY_LOG (default: info) itself.
+        Command::Proxy => "info",
+        Command::Install(_)
+        | Command::Token(_)
+        | Command::Identity(_)
+        | Command::Viz(_)
+        | Command::Authz(_)
+        | Command::Diagnose(_)
+        | Command::Demo(_)
+        | Command::ProxyInit(_)
+        | Command::App(_)
+        | Command::Completion { .. } => "warn",
+    }
 }
 
 #[derive(Subcommand)]
@@ -107,12 +138,11 @@ fn main() -> ExitCode {
     if matches!(cli.command, Command::Proxy) {
         return ztmesh_proxy::run::main_from_env();
     }
-    let default_log = if matches!(cli.command, Command::Demo(_)) {
-        "warn"
-    } else {
-        "info"
-    };
-    let log = cli.log.as_deref().unwrap_or(default_log);
+    if let Command::Completion { shell } = cli.command {
+        clap_complete::generate(shell, &mut Cli::command(), "ztmesh", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
+    let log = cli.log.as_deref().unwrap_or(default_log(&cli.command));
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(log).unwrap_or_else(|_| "info".into()),
@@ -133,7 +163,9 @@ fn main() -> ExitCode {
         Command::Viz(VizCommand::Tap(args)) => viz::tap::run(args),
         Command::Viz(VizCommand::Top(args)) => viz::tap::run_top(args),
         Command::Demo(args) => demo::run(args),
-        Command::Proxy => unreachable!("handled before logging is set up"),
+        Command::Proxy | Command::Completion { .. } => {
+            unreachable!("handled before logging is set up")
+        }
         Command::ProxyInit(args) => proxy_init::run(args),
         Command::App(cmd) => app::run(cmd),
     };
@@ -142,6 +174,99 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cli, default_log};
+    use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every subcommand has a description and every argument a help line
+    /// (`ztmesh X --help` never shows a bare flag).
+    #[test]
+    fn every_subcommand_and_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} <{}>", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "ztmesh", &mut missing);
+        assert!(missing.is_empty(), "without help text: {missing:#?}");
+    }
+
+    #[test]
+    fn servers_log_at_info_and_one_shot_commands_at_warn() {
+        let table: &[(&[&str], &str)] = &[
+            (&["controller", "--identity-dir", "d"], "info"),
+            (&["app", "serve"], "info"),
+            (&["proxy"], "info"),
+            (&["install", "--dir", "d"], "warn"),
+            (
+                &[
+                    "token",
+                    "create",
+                    "--dir",
+                    "d",
+                    "-n",
+                    "ns",
+                    "--service-account",
+                    "sa",
+                ],
+                "warn",
+            ),
+            (&["identity", "inspect", "f.pem"], "warn"),
+            (&["viz", "stat", "--manifests", "m"], "warn"),
+            (
+                &[
+                    "diagnose",
+                    "inbound-policy",
+                    "--workload",
+                    "ns:p",
+                    "--port",
+                    "80",
+                ],
+                "warn",
+            ),
+            (&["demo"], "warn"),
+            (&["proxy-init"], "warn"),
+            (&["app", "tcp", "127.0.0.1:1"], "warn"),
+            (&["completion", "bash"], "warn"),
+        ];
+        for (args, want) in table {
+            let cli = Cli::try_parse_from(std::iter::once(&"ztmesh").chain(args.iter()))
+                .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert_eq!(default_log(&cli.command), *want, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn proxy_long_help_lists_the_key_variables() {
+        let mut cli = Cli::command();
+        let proxy = cli.find_subcommand_mut("proxy").expect("proxy subcommand");
+        let help = proxy.render_long_help().to_string();
+        for name in [
+            "LINKERD2_PROXY_IDENTITY_DIR",
+            "LINKERD2_PROXY_DESTINATION_SVC_ADDR",
+            "ZTMESH_PROXY_MODE",
+        ] {
+            assert!(help.contains(name), "{name} missing from:\n{help}");
         }
     }
 }

@@ -15,9 +15,11 @@ mod support;
 
 mod authz_e2e;
 mod authz_netns;
+mod completion;
 mod controller_lifecycle;
 mod diagnose_policy;
 mod faults;
+mod help;
 mod hostile;
 mod identity_e2e;
 mod memory;
