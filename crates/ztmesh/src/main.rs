@@ -93,6 +93,15 @@ enum Command {
     },
 }
 
+impl Cli {
+    /// --log (or ZTMESH_LOG) if given, else the command's default.
+    fn log_filter(&self) -> &str {
+        self.log
+            .as_deref()
+            .unwrap_or_else(|| default_log(&self.command))
+    }
+}
+
 /// The log filter when neither --log nor ZTMESH_LOG is given: servers tell
 /// what they listen on and what they serve; one-shot commands print their
 /// answer and only warn.
@@ -142,7 +151,7 @@ fn main() -> ExitCode {
         clap_complete::generate(shell, &mut Cli::command(), "ztmesh", &mut std::io::stdout());
         return ExitCode::SUCCESS;
     }
-    let log = cli.log.as_deref().unwrap_or(default_log(&cli.command));
+    let log = cli.log_filter();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(log).unwrap_or_else(|_| "info".into()),
@@ -180,7 +189,7 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::{Cli, default_log};
+    use super::Cli;
     use clap::{CommandFactory, Parser};
 
     #[test]
@@ -212,7 +221,7 @@ mod tests {
     }
 
     #[test]
-    fn servers_log_at_info_and_one_shot_commands_at_warn() {
+    fn servers_log_at_info_one_shot_commands_at_warn_and_log_wins() {
         let table: &[(&[&str], &str)] = &[
             (&["controller", "--identity-dir", "d"], "info"),
             (&["app", "serve"], "info"),
@@ -248,11 +257,17 @@ mod tests {
             (&["proxy-init"], "warn"),
             (&["app", "tcp", "127.0.0.1:1"], "warn"),
             (&["completion", "bash"], "warn"),
+            // --log wins, before or after the subcommand.
+            (&["--log", "debug", "install", "--dir", "d"], "debug"),
+            (
+                &["controller", "--identity-dir", "d", "--log", "ztmesh=debug"],
+                "ztmesh=debug",
+            ),
         ];
         for (args, want) in table {
             let cli = Cli::try_parse_from(std::iter::once(&"ztmesh").chain(args.iter()))
                 .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-            assert_eq!(default_log(&cli.command), *want, "{args:?}");
+            assert_eq!(cli.log_filter(), *want, "{args:?}");
         }
     }
 
