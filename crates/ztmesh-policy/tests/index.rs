@@ -307,7 +307,7 @@ fn watches_follow_applies_and_deletes() {
     let err = index.watch("booksapp", &p("nobody"), 80).unwrap_err();
     assert!(
         err.to_string()
-            .contains("no workload Pod(\"nobody\") in namespace booksapp"),
+            .contains("no workload pod/nobody in namespace booksapp"),
         "{err}"
     );
 }

@@ -76,7 +76,7 @@ async fn inbound(args: InboundArgs) -> anyhow::Result<()> {
     };
     let failed = |s: tonic::Status| {
         anyhow::anyhow!(
-            "policy service at {}: {:?}: {}",
+            "policy service at {}: {}: {}",
             args.policy_addr,
             s.code(),
             s.message()

@@ -1,0 +1,289 @@
+//! The client `diagnose policy` asks about, built as the proxy builds it
+//! (ztmesh-proxy's `ClientTls::authz_client`): an IP is a plaintext client;
+//! a mesh identity is a TLS client whose identity is what the proxy reads
+//! from the certificate, its first DNS SAN (`ztmesh_tls::peer_identity`).
+//! The identity service issues every leaf with the DNS form first and the
+//! SPIFFE ID as a URI SAN, so a SPIFFE ID given with --from stands for the
+//! DNS form of the same service account. The client's address is --from-ip,
+//! else the address the manifests give the workload with that identity,
+//! else unknown (and said so, never invented).
+
+use std::net::{IpAddr, Ipv4Addr};
+use ztmesh_policy::{ClusterInfo, WorkloadRef};
+use ztmesh_resources::Resource;
+
+/// --from, as the proxy would see the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Asked {
+    /// A plaintext client at this address.
+    Ip(IpAddr),
+    /// A mesh TLS client: the identity the proxy reads from its certificate.
+    Identity(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BadClient {
+    #[error(
+        "--from {0:?} is neither an IP address nor a mesh identity (a DNS-like name such as books.booksapp.serviceaccount.identity.linkerd.cluster.local, or a spiffe:// ID)"
+    )]
+    NotAClient(String),
+    #[error(
+        "--from {given:?}: {source} (the identity service issues SPIFFE IDs of service accounts only, and the proxy reads a client's identity from the DNS SAN beside it)"
+    )]
+    NotAServiceAccount {
+        given: String,
+        source: ztmesh_identity::NameError,
+    },
+}
+
+/// Parses --from into the client the proxy would see.
+pub(crate) fn parse_from(from: &str, cluster: &ClusterInfo) -> Result<Asked, BadClient> {
+    if let Ok(ip) = from.parse::<IpAddr>() {
+        return Ok(Asked::Ip(ip));
+    }
+    if from.starts_with("spiffe://") {
+        return ztmesh_identity::IdentityName::parse_spiffe(from, &cluster.control_plane_ns)
+            .map(|name| Asked::Identity(name.to_string()))
+            .map_err(|source| BadClient::NotAServiceAccount {
+                given: from.into(),
+                source,
+            });
+    }
+    if from.contains('.') && ztmesh_tls::server_name(from).is_ok() {
+        return Ok(Asked::Identity(from.into()));
+    }
+    Err(BadClient::NotAClient(from.into()))
+}
+
+/// The identity (as the proxy reads it) of a workload in the manifests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct WorkloadIdentity {
+    pub(crate) identity: String,
+    pub(crate) namespace: String,
+    pub(crate) workload: WorkloadRef,
+}
+
+/// The identity of a Pod (its service account's) or ExternalWorkload
+/// (its meshTLS identity, a SPIFFE one in DNS form).
+pub(crate) fn workload_identity(r: &Resource, cluster: &ClusterInfo) -> Option<WorkloadIdentity> {
+    let key = r.key();
+    let (identity, workload) = match r {
+        Resource::ExternalWorkload(o) => {
+            let id = &o.spec.mesh_tls.identity;
+            let id = match id.starts_with("spiffe://") {
+                true => ztmesh_identity::IdentityName::parse_spiffe(id, &cluster.control_plane_ns)
+                    .ok()?
+                    .to_string(),
+                false => id.clone(),
+            };
+            (id, WorkloadRef::External(key.name))
+        }
+        Resource::Pod(p) => {
+            let sa = p
+                .spec
+                .as_ref()
+                .and_then(|s| s.service_account_name.as_deref())
+                .unwrap_or("default");
+            (
+                cluster.service_account_identity(&key.namespace, sa),
+                WorkloadRef::Pod(key.name),
+            )
+        }
+        _ => return None,
+    };
+    Some(WorkloadIdentity {
+        identity,
+        namespace: key.namespace,
+        workload,
+    })
+}
+
+/// Where the client connects from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Address {
+    /// --from-ip, or --from itself.
+    Given(IpAddr),
+    /// The address the manifests give the workload with the client's identity.
+    Workload(IpAddr, WorkloadRef),
+    Unknown,
+}
+
+impl Address {
+    /// The address decided on: an unknown one is decided as 0.0.0.0.
+    pub(crate) fn ip(&self) -> IpAddr {
+        match self {
+            Self::Given(ip) | Self::Workload(ip, _) => *ip,
+            Self::Unknown => Ipv4Addr::UNSPECIFIED.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Given(ip) => write!(f, "{ip}"),
+            Self::Workload(ip, w) => write!(f, "{ip}, the address of {w}"),
+            Self::Unknown => f.write_str("an unspecified address"),
+        }
+    }
+}
+
+/// The client's address: given, else its workload's first known address.
+pub(crate) fn address(
+    given: Option<IpAddr>,
+    identity: &str,
+    known: &[WorkloadIdentity],
+    index: Option<&ztmesh_policy::Index>,
+) -> Address {
+    if let Some(ip) = given {
+        return Address::Given(ip);
+    }
+    let found = index.and_then(|index| {
+        known
+            .iter()
+            .filter(|w| w.identity == identity)
+            .find_map(|w| {
+                let wl = index.workload(&w.namespace, &w.workload)?;
+                Some(Address::Workload(*wl.ips.first()?, w.workload.clone()))
+            })
+    });
+    found.unwrap_or(Address::Unknown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ztmesh_authz::{Client, decide_request};
+
+    const WEBAPP_DNS: &str = "webapp.booksapp.serviceaccount.identity.linkerd.cluster.local";
+
+    /// The identity the proxy reads from the leaf the identity service
+    /// issues to booksapp/SA.
+    fn proxy_sees(pki: &ztmesh_test_support::TestPki, sa: &str) -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let issued = pki
+            .ca(std::time::Duration::from_secs(3600))
+            .issue(
+                &pki.identity("booksapp", sa),
+                &key,
+                std::time::SystemTime::now(),
+            )
+            .unwrap();
+        ztmesh_tls::peer_identity(&issued.leaf).expect("the leaf has a DNS SAN")
+    }
+
+    #[test]
+    fn every_identity_form_gets_the_proxys_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("booksapp.yaml"),
+            include_str!("../demo/booksapp.yaml"),
+        )
+        .unwrap();
+        let (index, known) = crate::diagnose_policy::policy_index(dir.path()).unwrap();
+        let authors = WorkloadRef::External("authors".into());
+        let server = index.server("booksapp", &authors, 7001).unwrap();
+        let policy =
+            ztmesh_grpc::authz::server_policy(&ztmesh_grpc::inbound::to_proto(&server)).unwrap();
+        let req = http::Request::get("/authors.json").body(()).unwrap();
+        let cluster = ClusterInfo::default();
+        let pki = ztmesh_test_support::TestPki::new();
+        // (service account, --from forms, allowed by the seed's policy)
+        let cases = [
+            ("webapp", true),
+            ("books", true),
+            ("traffic", false),
+            ("authors", false),
+        ];
+        for (sa, allowed) in cases {
+            let seen = proxy_sees(&pki, sa);
+            let proxy = Client {
+                ip: "127.0.9.4".parse().unwrap(),
+                tls: true,
+                identity: Some(&seen),
+            };
+            let want = decide_request(&policy, proxy, &req, None).is_ok();
+            assert_eq!(want, allowed, "{sa}: the seed's policy");
+            let forms = [
+                format!("{sa}.booksapp.serviceaccount.identity.linkerd.cluster.local"),
+                format!("spiffe://cluster.local/ns/booksapp/sa/{sa}"),
+            ];
+            for form in forms {
+                let Asked::Identity(id) = parse_from(&form, &cluster).unwrap() else {
+                    panic!("{form} is an identity");
+                };
+                assert_eq!(id, seen, "{form}");
+                let ip = address(None, &id, &known, Some(&index)).ip();
+                let asked = Client {
+                    ip,
+                    tls: true,
+                    identity: Some(&id),
+                };
+                let got = decide_request(&policy, asked, &req, None).is_ok();
+                assert_eq!(
+                    got, want,
+                    "{form}: diagnose must answer as the proxy decides"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn from_forms() {
+        let cluster = ClusterInfo::default();
+        let cases = [
+            ("127.0.9.4", Some(Asked::Ip("127.0.9.4".parse().unwrap()))),
+            (WEBAPP_DNS, Some(Asked::Identity(WEBAPP_DNS.into()))),
+            (
+                "spiffe://cluster.local/ns/booksapp/sa/webapp",
+                Some(Asked::Identity(WEBAPP_DNS.into())),
+            ),
+            ("spiffe://cluster.local/webapp", None),
+            ("webapp", None),
+        ];
+        for (from, want) in cases {
+            assert_eq!(parse_from(from, &cluster).ok(), want, "{from}");
+        }
+    }
+
+    #[test]
+    fn the_address_is_given_known_or_said_to_be_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("booksapp.yaml"),
+            include_str!("../demo/booksapp.yaml"),
+        )
+        .unwrap();
+        let (index, known) = crate::diagnose_policy::policy_index(dir.path()).unwrap();
+        let webapp = WorkloadRef::External("webapp".into());
+        let given: IpAddr = "203.0.113.7".parse().unwrap();
+        let cases = [
+            (Some(given), WEBAPP_DNS, Some(&index), Address::Given(given)),
+            (
+                None,
+                WEBAPP_DNS,
+                Some(&index),
+                Address::Workload("127.0.9.4".parse().unwrap(), webapp),
+            ),
+            (
+                None,
+                "nobody.booksapp.serviceaccount.identity.linkerd.cluster.local",
+                Some(&index),
+                Address::Unknown,
+            ),
+            (None, WEBAPP_DNS, None, Address::Unknown),
+        ];
+        for (given, id, index, want) in cases {
+            assert_eq!(address(given, id, &known, index), want, "{id}");
+        }
+        assert_eq!(
+            Address::Workload(
+                "127.0.9.4".parse().unwrap(),
+                WorkloadRef::External("webapp".into())
+            )
+            .to_string(),
+            "127.0.9.4, the address of externalworkload/webapp"
+        );
+        assert_eq!(Address::Unknown.to_string(), "an unspecified address");
+    }
+}
