@@ -32,7 +32,8 @@ pub struct PolicyArgs {
     /// The client: a mesh identity (books.booksapp.serviceaccount.identity.linkerd.cluster.local
     /// or its SPIFFE ID spiffe://cluster.local/ns/booksapp/sa/books, which the proxy
     /// sees as the DNS form beside it in the certificate) for a meshed client, or
-    /// an IP address for an unmeshed one.
+    /// an IP address for an unmeshed one, or NS/WORKLOAD (with --manifests) for
+    /// a workload's identity and address.
     #[arg(long)]
     from: String,
     /// The client's address when --from is an identity [default: the address the
@@ -149,6 +150,17 @@ async fn diagnose(args: &PolicyArgs) -> Result<bool, BadQuestion> {
                 client::address(args.from_ip, id, known, index),
                 Some(id.as_str()),
             )
+        }
+        Asked::Workload(ns, name) => {
+            let Some((index, known)) = &manifests else {
+                return Err(bad(anyhow::anyhow!(
+                    "--from {:?} names a workload: pass --manifests, or give its identity",
+                    args.from
+                )));
+            };
+            let (address, id) =
+                client::workload_client(index, known, ns, name, args.from_ip).map_err(bad)?;
+            (address, Some(id))
         }
     };
     let client = Client {

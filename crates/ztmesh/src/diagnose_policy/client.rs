@@ -4,13 +4,17 @@
 //! from the certificate, its first DNS SAN (`ztmesh_tls::peer_identity`).
 //! The identity service issues every leaf with the DNS form first and the
 //! SPIFFE ID as a URI SAN, so a SPIFFE ID given with --from stands for the
-//! DNS form of the same service account. The client's address is --from-ip,
+//! DNS form of the same service account. NS/WORKLOAD names a workload in
+//! the manifests: its identity (a Pod's service account's, an
+//! ExternalWorkload's meshTLS identity) and address. The client's address is --from-ip,
 //! else the address the manifests give the workload with that identity,
 //! else unknown (and said so, never invented).
 
 use std::net::{IpAddr, Ipv4Addr};
 use ztmesh_policy::{ClusterInfo, WorkloadRef};
 use ztmesh_resources::Resource;
+
+use super::workload::WorkloadName;
 
 /// --from, as the proxy would see the client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,12 +23,14 @@ pub(crate) enum Asked {
     Ip(IpAddr),
     /// A mesh TLS client: the identity the proxy reads from its certificate.
     Identity(String),
+    /// NS/WORKLOAD: the workload's identity, from the manifests.
+    Workload(String, WorkloadName),
 }
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum BadClient {
     #[error(
-        "--from {0:?} is neither an IP address nor a mesh identity (a DNS-like name such as books.booksapp.serviceaccount.identity.linkerd.cluster.local, or a spiffe:// ID)"
+        "--from {0:?} is neither an IP address nor a mesh identity (a DNS-like name such as books.booksapp.serviceaccount.identity.linkerd.cluster.local, or a spiffe:// ID) nor NS/WORKLOAD"
     )]
     NotAClient(String),
     #[error(
@@ -48,6 +54,12 @@ pub(crate) fn parse_from(from: &str, cluster: &ClusterInfo) -> Result<Asked, Bad
                 given: from.into(),
                 source,
             });
+    }
+    if let Some((ns, name)) = from.split_once('/') {
+        if ns.is_empty() || name.is_empty() {
+            return Err(BadClient::NotAClient(from.into()));
+        }
+        return Ok(Asked::Workload(ns.into(), WorkloadName::parse(name)));
     }
     if from.contains('.') && ztmesh_tls::server_name(from).is_ok() {
         return Ok(Asked::Identity(from.into()));
@@ -150,6 +162,30 @@ pub(crate) fn address(
     found.unwrap_or(Address::Unknown)
 }
 
+/// A workload named with --from: its identity and its address (--from-ip wins).
+pub(crate) fn workload_client<'k>(
+    index: &ztmesh_policy::Index,
+    known: &'k [WorkloadIdentity],
+    ns: &str,
+    name: &WorkloadName,
+    from_ip: Option<IpAddr>,
+) -> anyhow::Result<(Address, &'k str)> {
+    let w = super::workload::resolve(index, ns, name)?;
+    let id = known
+        .iter()
+        .find(|k| k.namespace == ns && k.workload == w)
+        .ok_or_else(|| anyhow::anyhow!("workload {w} in namespace {ns} has no mesh identity"))?;
+    let address = match from_ip {
+        Some(ip) => Address::Given(ip),
+        None => index
+            .workload(ns, &w)
+            .and_then(|wl| wl.ips.first())
+            .map(|ip| Address::Workload(*ip, w.clone()))
+            .unwrap_or(Address::Unknown),
+    };
+    Ok((address, id.identity.as_str()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,7 +224,7 @@ mod tests {
         let req = http::Request::get("/authors.json").body(()).unwrap();
         let cluster = ClusterInfo::default();
         let pki = ztmesh_test_support::TestPki::new();
-        // (service account, --from forms, allowed by the seed's policy)
+        // (service account, allowed by the seed's policy)
         let cases = [
             ("webapp", true),
             ("books", true),
@@ -204,16 +240,37 @@ mod tests {
             };
             let want = decide_request(&policy, proxy, &req, None).is_ok();
             assert_eq!(want, allowed, "{sa}: the seed's policy");
+            // The demo names each ExternalWorkload after its service account.
             let forms = [
                 format!("{sa}.booksapp.serviceaccount.identity.linkerd.cluster.local"),
                 format!("spiffe://cluster.local/ns/booksapp/sa/{sa}"),
+                format!("booksapp/{sa}"),
+                format!("booksapp/externalworkload/{sa}"),
             ];
             for form in forms {
-                let Asked::Identity(id) = parse_from(&form, &cluster).unwrap() else {
-                    panic!("{form} is an identity");
+                let (id, address) = match parse_from(&form, &cluster).unwrap() {
+                    Asked::Identity(id) => {
+                        let address = address(None, &id, &known, Some(&index));
+                        (id, address)
+                    }
+                    Asked::Workload(ns, name) => {
+                        let (address, id) =
+                            workload_client(&index, &known, &ns, &name, None).unwrap();
+                        (id.to_string(), address)
+                    }
+                    Asked::Ip(_) => panic!("{form} is not an IP"),
                 };
                 assert_eq!(id, seen, "{form}");
-                let ip = address(None, &id, &known, Some(&index)).ip();
+                let want_ip = index
+                    .workload("booksapp", &WorkloadRef::External(sa.into()))
+                    .unwrap()
+                    .ips[0];
+                assert_eq!(
+                    address,
+                    Address::Workload(want_ip, WorkloadRef::External(sa.into())),
+                    "{form}"
+                );
+                let ip = address.ip();
                 let asked = Client {
                     ip,
                     tls: true,
@@ -240,6 +297,14 @@ mod tests {
             ),
             ("spiffe://cluster.local/webapp", None),
             ("webapp", None),
+            (
+                "booksapp/webapp",
+                Some(Asked::Workload(
+                    "booksapp".into(),
+                    WorkloadName::Any("webapp".into()),
+                )),
+            ),
+            ("booksapp/", None),
         ];
         for (from, want) in cases {
             assert_eq!(parse_from(from, &cluster).ok(), want, "{from}");

@@ -252,6 +252,12 @@ fn the_demos_workloads_are_found_by_name_and_every_identity_form_answers_alike()
         (vec!["--from", "spiffe://cluster.local/ns/booksapp/sa/webapp", "--to", "booksapp/externalworkload/authors:7001", "--path", "/authors.json"], 0, "127.0.9.4"),
         (vec!["--from", "spiffe://cluster.local/ns/booksapp/sa/traffic", "--to", authors, "--path", "/authors.json"], 1, "; mesh TLS from 127.0.9.5, the address of externalworkload/traffic): server/authors, httproute/authors-get-route: no authorization admits the client"),
         (vec!["--from", "127.0.9.4", "--to", authors, "--path", "/authors.json"], 1, "presented no mesh identity"),
+        // NS/WORKLOAD: the workload's identity and address.
+        (vec!["--from", "booksapp/webapp", "--to", authors, "--path", "/authors.json"], 0,
+         "ALLOW: booksapp/webapp (seen by the proxy as webapp.booksapp.serviceaccount.identity.linkerd.cluster.local; mesh TLS from 127.0.9.4, the address of externalworkload/webapp) may GET"),
+        (vec!["--from", "booksapp/traffic", "--from-ip", "127.0.0.1", "--to", authors, "--path", "/authors.json"], 1,
+         "DENY: booksapp/traffic (seen by the proxy as traffic.booksapp.serviceaccount.identity.linkerd.cluster.local; mesh TLS from 127.0.0.1)"),
+        (vec!["--from", "booksapp/nobody", "--to", authors], 2, "no workload named \"nobody\""),
         (vec!["--from", WEBAPP, "--to", "booksapp/reviews:7001"], 2,
          "no workload named \"reviews\" (a Pod or ExternalWorkload, or labelled app=reviews) in namespace booksapp (workloads there: externalworkload/authors, externalworkload/books, externalworkload/traffic, externalworkload/webapp)"),
     ];
@@ -271,6 +277,49 @@ fn the_demos_workloads_are_found_by_name_and_every_identity_form_answers_alike()
             && out.contains("authorizationpolicy/authors-get-policy")
             && out.contains(&format!("{BOOKS}, {WEBAPP}")),
         "{out}"
+    );
+    // A running controller resolves a bare name as a Pod, then an ExternalWorkload.
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("identity");
+    run_ok(ztmesh().args(["install", "--dir"]).arg(&d));
+    let controller = InProcessController::with_manifests(&d, &m);
+    let policy = controller.addrs().policy.unwrap().to_string();
+    let args = ["--from", WEBAPP, "--to", authors, "--path", "/authors.json"];
+    let (code, first, all) = ask(&["--controller", policy.as_str()], &args);
+    assert_eq!(code, 0, "{all}");
+    assert!(
+        first.contains("(mesh TLS from an unspecified address)")
+            && first.contains("authorizationpolicy/authors-get-policy"),
+        "{all}"
+    );
+    let (code, _, all) = ask(
+        &["--controller", policy.as_str()],
+        &["--from", "booksapp/webapp", "--to", authors],
+    );
+    assert_eq!(code, 2, "{all}");
+    assert!(all.contains("names a workload: pass --manifests"), "{all}");
+    let out = run_ok(ztmesh().args([
+        "authz",
+        "-n",
+        "booksapp",
+        "authors",
+        "--port",
+        "7001",
+        "--controller",
+        policy.as_str(),
+    ]));
+    assert!(
+        out.contains("authorizationpolicy/authors-get-policy"),
+        "{out}"
+    );
+    let (code, _, all) = ask(
+        &["--controller", policy.as_str()],
+        &["--from", WEBAPP, "--to", "booksapp/reviews:7001"],
+    );
+    assert_eq!(code, 2, "{all}");
+    assert!(
+        all.contains("no workload") && !all.contains("Pod(\""),
+        "{all}"
     );
     let err = run_err(
         ztmesh()
