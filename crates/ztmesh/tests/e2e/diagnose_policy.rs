@@ -292,6 +292,21 @@ fn the_demos_workloads_are_found_by_name_and_every_identity_form_answers_alike()
             && first.contains("authorizationpolicy/authors-get-policy"),
         "{all}"
     );
+    // inbound-policy's ns:NAME (a Pod in the protocol) finds the ExternalWorkload.
+    let out = run_ok(ztmesh().args([
+        "diagnose",
+        "inbound-policy",
+        "--policy-addr",
+        policy.as_str(),
+        "--workload",
+        "booksapp:authors",
+        "--port",
+        "7001",
+    ]));
+    assert!(
+        out.starts_with("Server authors") && out.contains("authors-get-policy"),
+        "{out}"
+    );
     let (code, _, all) = ask(
         &["--controller", policy.as_str()],
         &["--from", "booksapp/webapp", "--to", authors],
