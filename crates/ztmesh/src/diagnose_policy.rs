@@ -191,28 +191,13 @@ async fn diagnose(args: &PolicyArgs) -> Result<bool, BadQuestion> {
                 .to_string(),
         );
     }
-    let decision = if args.tcp || policy.protocol == ztmesh_authz::Protocol::Opaque {
-        decide_connection(&policy, client, Some(&mut trace)).map(|p| {
-            format!(
-                "ALLOW: {who} may connect to {}: authorization {} admits it",
-                args.to,
-                p.authorization.label()
-            )
-        })
-    } else {
-        let mut req = http::Request::builder()
-            .method(args.method.as_str())
-            .uri(args.path.as_str());
-        for h in &args.headers {
-            let (k, v) = h
-                .split_once('=')
-                .ok_or_else(|| bad(anyhow::anyhow!("--header {h:?} is not K=V")))?;
-            req = req.header(k, v);
-        }
-        let req = req
-            .body(())
-            .map_err(|e| bad(anyhow::anyhow!("the request is not valid HTTP: {e}")))?;
-        decide_request(&policy, client, &req, Some(&mut trace)).map(|p| {
+    let connection = args.tcp || policy.protocol == ztmesh_authz::Protocol::Opaque;
+    let req = match connection {
+        true => None,
+        false => Some(request(args).map_err(bad)?),
+    };
+    let decision = if let Some(req) = &req {
+        decide_request(&policy, client, req, Some(&mut trace)).map(|p| {
             format!(
                 "ALLOW: {who} may {} {} on {}: route {}/{}, authorization {}{}",
                 args.method,
@@ -228,7 +213,23 @@ async fn diagnose(args: &PolicyArgs) -> Result<bool, BadQuestion> {
                 }
             )
         })
+    } else {
+        decide_connection(&policy, client, Some(&mut trace)).map(|p| {
+            format!(
+                "ALLOW: {who} may connect to {}: authorization {} admits it",
+                args.to,
+                p.authorization.label()
+            )
+        })
     };
+    if let (Err(denial), Address::Unknown) = (&decision, &address)
+        && let Some((net, label)) = client::admitting_network(&policy, client, req.as_ref())
+    {
+        return Err(bad(anyhow::anyhow!(
+            "the answer depends on the client's address, which is unknown: from 0.0.0.0 it is DENY ({denial}), but {label} admits {} from {net}; pass --from-ip",
+            args.from
+        )));
+    }
     let allowed = decision.is_ok();
     match decision {
         Ok(line) => println!("{line}"),
@@ -238,6 +239,21 @@ async fn diagnose(args: &PolicyArgs) -> Result<bool, BadQuestion> {
         println!("  {line}");
     }
     Ok(allowed)
+}
+
+/// The HTTP request the question describes.
+fn request(args: &PolicyArgs) -> anyhow::Result<http::Request<()>> {
+    let mut req = http::Request::builder()
+        .method(args.method.as_str())
+        .uri(args.path.as_str());
+    for h in &args.headers {
+        let (k, v) = h
+            .split_once('=')
+            .with_context(|| format!("--header {h:?} is not K=V"))?;
+        req = req.header(k, v);
+    }
+    req.body(())
+        .map_err(|e| anyhow::anyhow!("the request is not valid HTTP: {e}"))
 }
 
 /// The policy index the controller would build from `dir`, and the

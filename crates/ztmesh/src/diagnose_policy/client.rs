@@ -8,7 +8,8 @@
 //! the manifests: its identity (a Pod's service account's, an
 //! ExternalWorkload's meshTLS identity) and address. The client's address is --from-ip,
 //! else the address the manifests give the workload with that identity,
-//! else unknown (and said so, never invented).
+//! else unknown (and said so, never invented): when the answer would then
+//! depend on it, [`admitting_network`] says which network would be admitted.
 
 use std::net::{IpAddr, Ipv4Addr};
 use ztmesh_policy::{ClusterInfo, WorkloadRef};
@@ -186,6 +187,49 @@ pub(crate) fn workload_client<'k>(
     Ok((address, id.identity.as_str()))
 }
 
+/// When the address is unknown and the answer is no: the network of an
+/// authorization that would admit the client from there (the answer then
+/// depends on the address, which only the user knows).
+pub(crate) fn admitting_network(
+    policy: &ztmesh_authz::ServerPolicy,
+    client: ztmesh_authz::Client<'_>,
+    req: Option<&http::Request<()>>,
+) -> Option<(String, String)> {
+    let all = policy
+        .authorizations
+        .list()
+        .iter()
+        .chain(
+            policy
+                .http_routes
+                .iter()
+                .flat_map(|r| r.authorizations.list()),
+        )
+        .chain(
+            policy
+                .grpc_routes
+                .iter()
+                .flat_map(|r| r.authorizations.list()),
+        );
+    all.flat_map(|a| &a.networks).find_map(|n| {
+        let from = ztmesh_authz::Client {
+            ip: n.net.network(),
+            ..client
+        };
+        let label = match req {
+            Some(req) => ztmesh_authz::decide_request(policy, from, req, None)
+                .ok()?
+                .authorization
+                .label(),
+            None => ztmesh_authz::decide_connection(policy, from, None)
+                .ok()?
+                .authorization
+                .label(),
+        };
+        Some((n.net.to_string(), label))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,6 +326,46 @@ mod tests {
                     "{form}: diagnose must answer as the proxy decides"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn an_unknown_address_matters_only_when_a_network_would_admit_the_client() {
+        let dir = tempfile::tempdir().unwrap();
+        let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/seeds");
+        std::fs::copy(
+            seeds.join("seed002-server-authorization.yaml"),
+            dir.path().join("seed.yaml"),
+        )
+        .unwrap();
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: api-server, namespace: my-app, labels: {app: my-api}}\nspec: {containers: [{name: app, ports: [{containerPort: 8080}]}]}\n";
+        std::fs::write(dir.path().join("pod.yaml"), pod).unwrap();
+        let (index, _) = crate::diagnose_policy::policy_index(dir.path()).unwrap();
+        let api = WorkloadRef::Pod("api-server".into());
+        let server = index.server("my-app", &api, 8080).unwrap();
+        let policy =
+            ztmesh_grpc::authz::server_policy(&ztmesh_grpc::inbound::to_proto(&server)).unwrap();
+        let req = http::Request::get("/api/users").body(()).unwrap();
+        let web = "web-frontend.my-app.serviceaccount.identity.linkerd.cluster.local";
+        let legacy = "legacy-service.legacy.serviceaccount.identity.linkerd.cluster.local";
+        let cases = [
+            (
+                web,
+                Some((
+                    "10.0.0.0/8".to_string(),
+                    "serverauthorization/allow-web-to-api".to_string(),
+                )),
+            ),
+            (legacy, None),
+        ];
+        for (id, want) in cases {
+            let client = Client {
+                ip: Address::Unknown.ip(),
+                tls: true,
+                identity: Some(id),
+            };
+            assert!(decide_request(&policy, client, &req, None).is_err(), "{id}");
+            assert_eq!(admitting_network(&policy, client, Some(&req)), want, "{id}");
         }
     }
 

@@ -70,6 +70,10 @@ fn seeds_allowed_and_denied_with_reasons() {
     let deny = tmp.path().join("deny");
     let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: api-server, namespace: my-app, labels: {app: my-api}}\nspec:\n  containers: [{name: app, ports: [{containerPort: 8080}]}]\n";
     manifests(&deny, &["seed002-default-deny.yaml"], pod);
+    // seed002's ServerAuthorization without web-frontend's pod: its address is unknown.
+    let no_web = tmp.path().join("no-web");
+    manifests(&no_web, &["seed002-server-authorization.yaml"], pod);
+    let no_web_src = ["--manifests", no_web.to_str().unwrap()];
     let m_src = ["--manifests", m.to_str().unwrap()];
     let deny_src = ["--manifests", deny.to_str().unwrap()];
     let authors = "booksapp/authors:7001";
@@ -95,7 +99,11 @@ fn seeds_allowed_and_denied_with_reasons() {
         (&m_src, vec!["--from", WEB_FRONTEND, "--from-ip", "203.0.113.7", "--to", api], 1, "no authorization admits the client"),
         (&deny_src, vec!["--from", WEB_FRONTEND, "--to", api], 1, "server/default-deny"),
         (&deny_src, vec!["--from", "10.0.0.9", "--to", api, "--tcp"], 1, "no authorization admits the client"),
-        // Wrong questions.
+        (&no_web_src, vec!["--from", LEGACY, "--to", api], 1, "no authorization admits the client"),
+        (&no_web_src, vec!["--from", WEB_FRONTEND, "--from-ip", "10.1.2.3", "--to", api], 0, "authorization serverauthorization/allow-web-to-api"),
+                // Wrong questions.
+        (&no_web_src, vec!["--from", WEB_FRONTEND, "--to", api], 2,
+         "the answer depends on the client's address, which is unknown: from 0.0.0.0 it is DENY (server/api-server, default/default: no authorization admits the client), but serverauthorization/allow-web-to-api admits web-frontend.my-app.serviceaccount.identity.linkerd.cluster.local from 10.0.0.0/8; pass --from-ip"),
         (&m_src, vec!["--from", "not an identity", "--to", api], 2, "is neither an IP address nor a mesh identity"),
         (&m_src, vec!["--from", BOOKS, "--to", "booksapp/nobody:7001"], 2,
          "no workload named \"nobody\" (a Pod or ExternalWorkload, or labelled app=nobody) in namespace booksapp (workloads there: pod/authors)"),
