@@ -6,7 +6,8 @@
 //! decided by the proxy's own function (ztmesh-authz). The first line is
 //! `ALLOW` or `DENY` with the reason; the trace follows. Exit status: 0
 //! allow, 1 deny, 2 when the question itself is wrong (unknown workload,
-//! bad identity, unreadable manifests).
+//! bad identity, unreadable manifests) or incomplete (the client's address
+//! is unknown and decides the answer).
 //!
 //! [`client`] builds the client as the proxy would see it and finds its
 //! address; [`workload`] resolves the server's workload name. Both are
