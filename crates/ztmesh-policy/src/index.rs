@@ -19,7 +19,7 @@ use ztmesh_resources::{Pod, Resource};
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LookupError {
     #[error(
-        "no workload {workload:?} in namespace {namespace} (add a Pod or ExternalWorkload manifest)"
+        "no workload {workload} in namespace {namespace} (add a Pod or ExternalWorkload manifest)"
     )]
     UnknownWorkload {
         namespace: String,

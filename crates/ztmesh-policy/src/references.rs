@@ -188,7 +188,7 @@ fn conflicts(index: &Index, out: &mut Vec<Finding>) {
                 out.push(Finding {
                     object: format!("Server {ns}/{}", loser.name()),
                     message: format!(
-                        "{workload:?} port {port} is already selected by the older Server {}; this one does not apply there",
+                        "{workload} port {port} is already selected by the older Server {}; this one does not apply there",
                         servers[0].name()
                     ),
                 });

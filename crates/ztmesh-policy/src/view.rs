@@ -17,6 +17,16 @@ pub enum WorkloadRef {
     External(String),
 }
 
+impl std::fmt::Display for WorkloadRef {
+    /// `pod/NAME` or `externalworkload/NAME`, as the CLI takes them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Pod(name) => write!(f, "pod/{name}"),
+            Self::External(name) => write!(f, "externalworkload/{name}"),
+        }
+    }
+}
+
 /// What the index knows of a workload.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Workload {

@@ -307,7 +307,7 @@ fn watches_follow_applies_and_deletes() {
     let err = index.watch("booksapp", &p("nobody"), 80).unwrap_err();
     assert!(
         err.to_string()
-            .contains("no workload Pod(\"nobody\") in namespace booksapp"),
+            .contains("no workload pod/nobody in namespace booksapp"),
         "{err}"
     );
 }
@@ -461,7 +461,7 @@ fn cross_object_findings() {
     assert!(found[0].starts_with("AuthorizationPolicy a/ap: spec.requiredAuthenticationRefs[0]: MeshTLSAuthentication a/missing does not exist"), "{}", found[0]);
     assert!(
         found[1].starts_with(
-            "Server a/web2: Pod(\"x\") port 8080 is already selected by the older Server web"
+            "Server a/web2: pod/x port 8080 is already selected by the older Server web"
         ),
         "{}",
         found[1]

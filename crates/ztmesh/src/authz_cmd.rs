@@ -18,7 +18,8 @@ pub struct Args {
     /// The workload's namespace.
     #[arg(short = 'n', long)]
     namespace: String,
-    /// A Pod name, or externalworkload/NAME.
+    /// A Pod or ExternalWorkload name, pod/NAME, externalworkload/NAME, or the
+    /// value of an app label (the first workload so labelled).
     workload: String,
     /// Ports to show; with --manifests the workload's declared ports and
     /// the ports of Servers that select it are added.
@@ -38,13 +39,13 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let target = format!("{}/{}:1", args.namespace, args.workload);
-    let (ns, workload_json, _) = crate::diagnose_policy::parse_target(&target)?;
+    let (ns, name, _) = crate::diagnose_policy::parse_target(&target)?;
     let servers: Vec<(u16, proto::Server)> = match (&args.manifests, &args.controller) {
-        (Some(dir), _) => from_manifests(dir, &ns, &workload_json, &args.ports)?,
+        (Some(dir), _) => from_manifests(dir, &ns, &name, &args.ports)?,
         (None, Some(addr)) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
-            .block_on(from_controller(addr, &workload_json, &args.ports))?,
+            .block_on(from_controller(addr, &ns, &name, &args.ports))?,
         (None, None) => bail!("pass --manifests or --controller"),
     };
     let mut rows = vec![[
@@ -138,13 +139,14 @@ fn networks(a: &Authorization) -> String {
 fn from_manifests(
     dir: &std::path::Path,
     ns: &str,
-    workload_json: &str,
+    name: &crate::diagnose_policy::WorkloadName,
     extra: &[u16],
 ) -> anyhow::Result<Vec<(u16, proto::Server)>> {
-    let (index, workload) = crate::diagnose_policy::policy_index(dir, workload_json)?;
+    let (index, _) = crate::diagnose_policy::policy_index(dir)?;
+    let workload = crate::diagnose_policy::resolve_workload(&index, ns, name)?;
     let wl = index
         .workload(ns, &workload)
-        .with_context(|| format!("no workload {workload:?} in namespace {ns}"))?;
+        .with_context(|| format!("no workload {workload} in namespace {ns}"))?;
     // Candidates: declared ports, Servers' ports, and the ones asked for;
     // a candidate only a default policy governs is shown when declared or asked.
     let declared: BTreeSet<u16> = wl
@@ -164,9 +166,7 @@ fn from_manifests(
     }
     let mut out = Vec::new();
     for port in candidates {
-        let server = index
-            .server(ns, &workload, port)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let server = index.server(ns, &workload, port)?;
         let governed = matches!(server.reference, ztmesh_policy::ServerRef::Server(_));
         if governed || declared.contains(&port) {
             out.push((port, ztmesh_grpc::inbound::to_proto(&server)));
@@ -174,17 +174,21 @@ fn from_manifests(
     }
     if out.is_empty() {
         bail!(
-            "no Server selects {workload:?} in {ns} and it declares no named ports: pass --port to see the default policy of a port"
+            "no Server selects {workload} in namespace {ns} and it declares no named ports: pass --port to see the default policy of a port"
         );
     }
     Ok(out)
 }
 
+/// A bare name is asked as a Pod, then as an ExternalWorkload.
 async fn from_controller(
     addr: &str,
-    workload_json: &str,
+    ns: &str,
+    name: &crate::diagnose_policy::WorkloadName,
     ports: &[u16],
 ) -> anyhow::Result<Vec<(u16, proto::Server)>> {
+    use crate::diagnose_policy::WorkloadName;
+    use ztmesh_policy::WorkloadRef;
     let channel = ztmesh_grpc::client::channel(ztmesh_grpc::client::ControlPlaneTarget {
         addr: addr.to_string(),
         server_name: "linkerd-destination.linkerd.serviceaccount.identity.linkerd.cluster.local"
@@ -192,20 +196,41 @@ async fn from_controller(
         roots: None,
     })?;
     let mut client = InboundServerPoliciesClient::new(channel);
+    let candidates = match name {
+        WorkloadName::Exact(w) => vec![w.clone()],
+        WorkloadName::Any(n) => vec![
+            WorkloadRef::Pod(n.clone()),
+            WorkloadRef::External(n.clone()),
+        ],
+    };
     let mut out = Vec::new();
     for &port in ports {
-        let spec = proto::PortSpec {
-            workload: workload_json.to_string(),
-            port: port.into(),
-        };
-        let server =
-            tokio::time::timeout(std::time::Duration::from_secs(10), client.get_port(spec))
-                .await
-                .with_context(|| format!("the policy service at {addr} did not answer within 10s"))?
-                .map_err(|s| {
-                    anyhow::anyhow!("policy service at {addr}: {:?}: {}", s.code(), s.message())
-                })?;
-        out.push((port, server.into_inner()));
+        let mut answer = None;
+        for w in &candidates {
+            let spec = proto::PortSpec {
+                workload: crate::diagnose_policy::workload_json(ns, w),
+                port: port.into(),
+            };
+            let server =
+                tokio::time::timeout(std::time::Duration::from_secs(10), client.get_port(spec))
+                    .await
+                    .with_context(|| {
+                        format!("the policy service at {addr} did not answer within 10s")
+                    })?;
+            match server {
+                Ok(server) => {
+                    answer = Some(Ok(server.into_inner()));
+                    break;
+                }
+                Err(s) if s.code() == tonic::Code::NotFound => answer = Some(Err(s)),
+                Err(s) => bail!("policy service at {addr}: {}: {}", s.code(), s.message()),
+            }
+        }
+        match answer {
+            Some(Ok(server)) => out.push((port, server)),
+            Some(Err(s)) => bail!("policy service at {addr}: {}", s.message()),
+            None => unreachable!("at least one candidate is asked"),
+        }
     }
     Ok(out)
 }

@@ -5,6 +5,8 @@
 //! WatchPort with `--watch`) that prints each policy in a readable form:
 //! the server, its protocol, every authorization with its networks and
 //! clients, and every route with its matches and own authorizations.
+//! `ns:NAME` names a Pod, as in the protocol; when the controller knows no
+//! such Pod, the ExternalWorkload of that name is asked for instead.
 
 use anyhow::Context;
 use futures::StreamExt;
@@ -27,7 +29,8 @@ pub struct InboundArgs {
     /// host:port of the policy service.
     #[arg(long, default_value = "127.0.0.1:8090")]
     policy_addr: String,
-    /// The workload: ns:pod, {"ns":"…","pod":"…"} or {"ns":"…","external_workload":"…"}.
+    /// The workload: ns:pod, {"ns":"…","pod":"…"} or {"ns":"…","external_workload":"…"};
+    /// ns:NAME falls back to the ExternalWorkload NAME when there is no such Pod.
     #[arg(long)]
     workload: String,
     /// The workload's port to show the policy of.
@@ -71,13 +74,22 @@ async fn inbound(args: InboundArgs) -> anyhow::Result<()> {
         roots,
     })?;
     let mut client = InboundServerPoliciesClient::new(channel);
-    let spec = proto::PortSpec {
+    let mut spec = proto::PortSpec {
         workload: args.workload.clone(),
         port: args.port.into(),
     };
+    if let Some(external) = external_fallback(&args.workload) {
+        match client.get_port(spec.clone()).await {
+            Err(s) if s.code() == tonic::Code::NotFound => {
+                eprintln!("no Pod {}: asking for the ExternalWorkload", args.workload);
+                spec.workload = external;
+            }
+            _ => {}
+        }
+    }
     let failed = |s: tonic::Status| {
         anyhow::anyhow!(
-            "policy service at {}: {:?}: {}",
+            "policy service at {}: {}: {}",
             args.policy_addr,
             s.code(),
             s.message()
@@ -97,6 +109,15 @@ async fn inbound(args: InboundArgs) -> anyhow::Result<()> {
     }
     println!("--- stream ended");
     Ok(())
+}
+
+/// `{"ns":NS,"external_workload":NAME}` for the pod form `NS:NAME`.
+fn external_fallback(workload: &str) -> Option<String> {
+    if workload.trim_start().starts_with('{') {
+        return None;
+    }
+    let (ns, name) = workload.split_once(':')?;
+    Some(serde_json::json!({"ns": ns, "external_workload": name}).to_string())
 }
 
 fn label<'a>(labels: &'a std::collections::HashMap<String, String>, key: &str) -> &'a str {
@@ -209,4 +230,26 @@ fn describe_authz(out: &mut String, indent: &str, a: &proto::Authz) {
         label(&a.labels, "name"),
         nets.join(", ")
     );
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_the_pod_form_falls_back_to_an_external_workload() {
+        let cases = [
+            (
+                "booksapp:authors",
+                Some(r#"{"external_workload":"authors","ns":"booksapp"}"#),
+            ),
+            (r#"{"ns":"booksapp","pod":"authors"}"#, None),
+            ("authors", None),
+        ];
+        for (workload, want) in cases {
+            assert_eq!(
+                super::external_fallback(workload).as_deref(),
+                want,
+                "{workload}"
+            );
+        }
+    }
 }

@@ -6,7 +6,15 @@
 //! decided by the proxy's own function (ztmesh-authz). The first line is
 //! `ALLOW` or `DENY` with the reason; the trace follows. Exit status: 0
 //! allow, 1 deny, 2 when the question itself is wrong (unknown workload,
-//! bad identity, unreadable manifests).
+//! bad identity, unreadable manifests) or incomplete (the client's address
+//! is unknown and decides the answer).
+//!
+//! [`client`] builds the client as the proxy would see it and finds its
+//! address; [`workload`] resolves the server's workload name. Both are
+//! leaves; this module asks the policy source and prints the answer.
+
+mod client;
+mod workload;
 
 use anyhow::{Context, bail};
 use linkerd2_proxy_api::inbound::{
@@ -15,18 +23,26 @@ use linkerd2_proxy_api::inbound::{
 use std::net::IpAddr;
 use std::path::PathBuf;
 use ztmesh_authz::{Client, decide_connection, decide_request};
+use ztmesh_policy::{ClusterInfo, WorkloadRef};
+
+use self::client::{Address, Asked};
+pub(crate) use self::workload::WorkloadName;
 
 #[derive(clap::Args)]
 pub struct PolicyArgs {
     /// The client: a mesh identity (books.booksapp.serviceaccount.identity.linkerd.cluster.local
-    /// or a spiffe:// ID) for a meshed client, or an IP address for an unmeshed one.
+    /// or its SPIFFE ID spiffe://cluster.local/ns/booksapp/sa/books, which the proxy
+    /// sees as the DNS form beside it in the certificate) for a meshed client, or
+    /// an IP address for an unmeshed one, or NS/WORKLOAD (with --manifests) for
+    /// a workload's identity and address.
     #[arg(long)]
     from: String,
-    /// The client's address when --from is an identity.
-    #[arg(long, default_value = "10.0.0.1")]
-    from_ip: IpAddr,
-    /// The server: NS/WORKLOAD:PORT, where WORKLOAD is a Pod name or
-    /// externalworkload/NAME.
+    /// The client's address when --from is an identity [default: the address the
+    /// manifests give the workload with that identity, else unspecified].
+    #[arg(long)]
+    from_ip: Option<IpAddr>,
+    /// The server: NS/WORKLOAD:PORT, where WORKLOAD is a Pod or ExternalWorkload
+    /// name, pod/NAME, externalworkload/NAME, or an app label's value.
     #[arg(long)]
     to: String,
     /// Method of the request.
@@ -80,8 +96,8 @@ pub fn run(args: PolicyArgs) -> ! {
     }
 }
 
-/// Parses NS/WORKLOAD:PORT into (namespace, workload JSON for PortSpec, port).
-pub fn parse_target(to: &str) -> anyhow::Result<(String, String, u16)> {
+/// Parses NS/WORKLOAD:PORT into (namespace, workload, port).
+pub(crate) fn parse_target(to: &str) -> anyhow::Result<(String, WorkloadName, u16)> {
     let (ns, rest) = to
         .split_once('/')
         .with_context(|| format!("--to {to:?} is not NS/WORKLOAD:PORT"))?;
@@ -96,50 +112,63 @@ pub fn parse_target(to: &str) -> anyhow::Result<(String, String, u16)> {
     if ns.is_empty() || workload.is_empty() {
         bail!("--to {to:?} is not NS/WORKLOAD:PORT");
     }
-    let json = match workload.strip_prefix("externalworkload/") {
-        Some(name) => format!(r#"{{"ns":"{ns}","external_workload":"{name}"}}"#),
-        None => format!(r#"{{"ns":"{ns}","pod":"{workload}"}}"#),
-    };
-    Ok((ns.to_string(), json, port))
+    Ok((ns.to_string(), WorkloadName::parse(workload), port))
 }
 
-/// The client: an IP (plaintext) or an identity (mesh TLS from --from-ip).
-fn client(args: &PolicyArgs) -> anyhow::Result<Client<'_>> {
-    if let Ok(ip) = args.from.parse::<IpAddr>() {
-        return Ok(Client {
-            ip,
-            tls: false,
-            identity: None,
-        });
+/// The PortSpec workload string for `w` in `ns`.
+pub(crate) fn workload_json(ns: &str, w: &WorkloadRef) -> String {
+    match w {
+        WorkloadRef::External(name) => format!(r#"{{"ns":"{ns}","external_workload":"{name}"}}"#),
+        WorkloadRef::Pod(name) => format!(r#"{{"ns":"{ns}","pod":"{name}"}}"#),
     }
-    let valid = if let Some(rest) = args.from.strip_prefix("spiffe://") {
-        rest.contains('/') && !rest.starts_with('/')
-    } else {
-        args.from.contains('.') && ztmesh_tls::server_name(&args.from).is_ok()
-    };
-    if !valid {
-        bail!(
-            "--from {:?} is neither an IP address nor a mesh identity (a DNS-like name such as books.booksapp.serviceaccount.identity.linkerd.cluster.local, or a spiffe:// ID)",
-            args.from
-        );
-    }
-    Ok(Client {
-        ip: args.from_ip,
-        tls: true,
-        identity: Some(&args.from),
-    })
 }
 
 async fn diagnose(args: &PolicyArgs) -> Result<bool, BadQuestion> {
     let bad = BadQuestion;
-    let client = client(args).map_err(bad)?;
+    let asked =
+        client::parse_from(&args.from, &ClusterInfo::default()).map_err(|e| bad(e.into()))?;
     let (ns, workload, port) = parse_target(&args.to).map_err(bad)?;
+    let mut manifests = None;
     let server = match (&args.manifests, &args.controller) {
-        (Some(dir), _) => from_manifests(dir, &ns, &workload, port).map_err(bad)?,
-        (None, Some(addr)) => from_controller(args, addr, &workload, port)
+        (Some(dir), _) => {
+            let (index, known) = policy_index(dir).map_err(bad)?;
+            let server = from_manifests(&index, &ns, &workload, port).map_err(bad)?;
+            manifests = Some((index, known));
+            server
+        }
+        (None, Some(addr)) => from_controller(args, addr, &ns, &workload, port)
             .await
             .map_err(bad)?,
         (None, None) => return Err(bad(anyhow::anyhow!("pass --controller or --manifests"))),
+    };
+    let (address, identity) = match &asked {
+        Asked::Ip(ip) => (Address::Given(*ip), None),
+        Asked::Identity(id) => {
+            let (index, known) = match &manifests {
+                Some((index, known)) => (Some(index), known.as_slice()),
+                None => (None, &[][..]),
+            };
+            (
+                client::address(args.from_ip, id, known, index),
+                Some(id.as_str()),
+            )
+        }
+        Asked::Workload(ns, name) => {
+            let Some((index, known)) = &manifests else {
+                return Err(bad(anyhow::anyhow!(
+                    "--from {:?} names a workload: pass --manifests, or give its identity",
+                    args.from
+                )));
+            };
+            let (address, id) =
+                client::workload_client(index, known, ns, name, args.from_ip).map_err(bad)?;
+            (address, Some(id))
+        }
+    };
+    let client = Client {
+        ip: address.ip(),
+        tls: identity.is_some(),
+        identity,
     };
     let policy = ztmesh_grpc::authz::server_policy(&server).map_err(|e| {
         bad(anyhow::anyhow!(
@@ -149,31 +178,28 @@ async fn diagnose(args: &PolicyArgs) -> Result<bool, BadQuestion> {
     })?;
     let mut trace = Vec::new();
     let who = match client.identity {
-        Some(id) => format!("{id} (mesh TLS from {})", client.ip),
-        None => format!("{} (no TLS)", client.ip),
-    };
-    let decision = if args.tcp || policy.protocol == ztmesh_authz::Protocol::Opaque {
-        decide_connection(&policy, client, Some(&mut trace)).map(|p| {
+        Some(id) if id != args.from => {
             format!(
-                "ALLOW: {who} may connect to {}: authorization {} admits it",
-                args.to,
-                p.authorization.label()
+                "{} (seen by the proxy as {id}; mesh TLS from {address})",
+                args.from
             )
-        })
-    } else {
-        let mut req = http::Request::builder()
-            .method(args.method.as_str())
-            .uri(args.path.as_str());
-        for h in &args.headers {
-            let (k, v) = h
-                .split_once('=')
-                .ok_or_else(|| bad(anyhow::anyhow!("--header {h:?} is not K=V")))?;
-            req = req.header(k, v);
         }
-        let req = req
-            .body(())
-            .map_err(|e| bad(anyhow::anyhow!("the request is not valid HTTP: {e}")))?;
-        decide_request(&policy, client, &req, Some(&mut trace)).map(|p| {
+        Some(id) => format!("{id} (mesh TLS from {address})"),
+        None => format!("{address} (no TLS)"),
+    };
+    if address == Address::Unknown {
+        trace.push(
+            "the client's address is unknown: decided as 0.0.0.0 (pass --from-ip when an authorization's networks matter)"
+                .to_string(),
+        );
+    }
+    let connection = args.tcp || policy.protocol == ztmesh_authz::Protocol::Opaque;
+    let req = match connection {
+        true => None,
+        false => Some(request(args).map_err(bad)?),
+    };
+    let decision = if let Some(req) = &req {
+        decide_request(&policy, client, req, Some(&mut trace)).map(|p| {
             format!(
                 "ALLOW: {who} may {} {} on {}: route {}/{}, authorization {}{}",
                 args.method,
@@ -189,7 +215,23 @@ async fn diagnose(args: &PolicyArgs) -> Result<bool, BadQuestion> {
                 }
             )
         })
+    } else {
+        decide_connection(&policy, client, Some(&mut trace)).map(|p| {
+            format!(
+                "ALLOW: {who} may connect to {}: authorization {} admits it",
+                args.to,
+                p.authorization.label()
+            )
+        })
     };
+    if let (Err(denial), Address::Unknown) = (&decision, &address)
+        && let Some((net, label)) = client::admitting_network(&policy, client, req.as_ref())
+    {
+        return Err(bad(anyhow::anyhow!(
+            "the answer depends on the client's address, which is unknown: from 0.0.0.0 it is DENY ({denial}), but {label} admits {} from {net}; pass --from-ip",
+            args.from
+        )));
+    }
     let allowed = decision.is_ok();
     match decision {
         Ok(line) => println!("{line}"),
@@ -201,12 +243,26 @@ async fn diagnose(args: &PolicyArgs) -> Result<bool, BadQuestion> {
     Ok(allowed)
 }
 
+/// The HTTP request the question describes.
+fn request(args: &PolicyArgs) -> anyhow::Result<http::Request<()>> {
+    let mut req = http::Request::builder()
+        .method(args.method.as_str())
+        .uri(args.path.as_str());
+    for h in &args.headers {
+        let (k, v) = h
+            .split_once('=')
+            .with_context(|| format!("--header {h:?} is not K=V"))?;
+        req = req.header(k, v);
+    }
+    req.body(())
+        .map_err(|e| anyhow::anyhow!("the request is not valid HTTP: {e}"))
+}
+
 /// The policy index the controller would build from `dir`, and the
-/// workload the question names.
-pub fn policy_index(
+/// identities of its workloads.
+pub(crate) fn policy_index(
     dir: &std::path::Path,
-    workload_json: &str,
-) -> anyhow::Result<(ztmesh_policy::Index, ztmesh_policy::WorkloadRef)> {
+) -> anyhow::Result<(ztmesh_policy::Index, Vec<client::WorkloadIdentity>)> {
     if !dir.is_dir() {
         bail!("{} is not a directory", dir.display());
     }
@@ -218,33 +274,44 @@ pub fn policy_index(
             refused.file.display()
         );
     }
-    let mut index = ztmesh_policy::Index::new(ztmesh_policy::ClusterInfo::default());
+    let cluster = ClusterInfo::default();
+    let mut index = ztmesh_policy::Index::new(cluster.clone());
+    let mut known = Vec::new();
     for resource in changes.apply {
+        known.extend(client::workload_identity(&resource, &cluster));
         index.apply(resource);
     }
-    let (_, workload) =
-        ztmesh_grpc::inbound::parse_workload(workload_json).map_err(anyhow::Error::msg)?;
-    Ok((index, workload))
+    Ok((index, known))
+}
+
+/// The workload `name` means in the manifests.
+pub(crate) fn resolve_workload(
+    index: &ztmesh_policy::Index,
+    ns: &str,
+    name: &WorkloadName,
+) -> anyhow::Result<WorkloadRef> {
+    Ok(workload::resolve(index, ns, name)?)
 }
 
 /// The policy as the controller computes it from `dir`.
 fn from_manifests(
-    dir: &std::path::Path,
+    index: &ztmesh_policy::Index,
     ns: &str,
-    workload_json: &str,
+    name: &WorkloadName,
     port: u16,
 ) -> anyhow::Result<proto::Server> {
-    let (index, workload) = policy_index(dir, workload_json)?;
-    let server = index
-        .server(ns, &workload, port)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let workload = resolve_workload(index, ns, name)?;
+    let server = index.server(ns, &workload, port)?;
     Ok(ztmesh_grpc::inbound::to_proto(&server))
 }
 
+/// The policy from a running controller; a bare name is tried as a Pod,
+/// then as an ExternalWorkload.
 async fn from_controller(
     args: &PolicyArgs,
     addr: &str,
-    workload_json: &str,
+    ns: &str,
+    name: &WorkloadName,
     port: u16,
 ) -> anyhow::Result<proto::Server> {
     let roots = match &args.trust_anchors {
@@ -259,15 +326,31 @@ async fn from_controller(
         roots,
     })?;
     let mut client = InboundServerPoliciesClient::new(channel);
-    let spec = proto::PortSpec {
-        workload: workload_json.to_string(),
-        port: port.into(),
+    let candidates = match name {
+        WorkloadName::Exact(w) => vec![w.clone()],
+        WorkloadName::Any(n) => vec![
+            WorkloadRef::Pod(n.clone()),
+            WorkloadRef::External(n.clone()),
+        ],
     };
-    let server = tokio::time::timeout(std::time::Duration::from_secs(10), client.get_port(spec))
-        .await
-        .with_context(|| format!("the policy service at {addr} did not answer within 10s"))?
-        .map_err(|s| {
-            anyhow::anyhow!("policy service at {addr}: {:?}: {}", s.code(), s.message())
-        })?;
-    Ok(server.into_inner())
+    let mut last = None;
+    for w in candidates {
+        let spec = proto::PortSpec {
+            workload: workload_json(ns, &w),
+            port: port.into(),
+        };
+        let answer =
+            tokio::time::timeout(std::time::Duration::from_secs(10), client.get_port(spec))
+                .await
+                .with_context(|| {
+                    format!("the policy service at {addr} did not answer within 10s")
+                })?;
+        match answer {
+            Ok(server) => return Ok(server.into_inner()),
+            Err(s) if s.code() == tonic::Code::NotFound => last = Some(s),
+            Err(s) => bail!("policy service at {addr}: {}: {}", s.code(), s.message()),
+        }
+    }
+    let s = last.expect("at least one candidate was asked");
+    bail!("policy service at {addr}: {}", s.message())
 }

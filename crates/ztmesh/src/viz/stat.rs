@@ -53,7 +53,7 @@ fn workloads(
     resource: Option<&Resource>,
     admin_port: u16,
 ) -> anyhow::Result<Vec<(String, String, SocketAddr)>> {
-    let (index, _) = crate::diagnose_policy::policy_index(manifests, r#"{"ns":"-","pod":"-"}"#)?;
+    let (index, _) = crate::diagnose_policy::policy_index(manifests)?;
     let workloads = workloads_in(&index, namespace, resource, admin_port);
     if workloads.is_empty() {
         anyhow::bail!(
