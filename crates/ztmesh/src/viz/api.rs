@@ -1,6 +1,6 @@
 //! The controller's viz API:
-//! `GET /stat?namespace=NS&resource=KIND/NAME&window=SECONDS`
-//! answers the stat table (text), computed by the controller from its own
+//! `GET /stat?namespace=NS&resource=KIND/NAME&window=SECONDS[&output=json]`
+//! answers the stat table (text, or JSON rows), computed by the controller from its own
 //! index of workloads, scraping each workload's proxy admin port over the
 //! window, or, with `--prometheus URL`, asking Prometheus about the last
 //! window (a [`Source`]). The CLI's `viz stat --controller ADDR` reads it;
@@ -76,7 +76,11 @@ async fn answer(
         Ok(rows) => rows,
         Err(e) => return (http::StatusCode::BAD_GATEWAY, format!("{e}\n")),
     };
-    (http::StatusCode::OK, crate::table::render(&rows))
+    let body = match q.get("output").map(String::as_str) {
+        Some("json") => crate::table::json(&rows),
+        _ => crate::table::render(&super::model::stat_table(&rows)),
+    };
+    (http::StatusCode::OK, body)
 }
 
 /// Serves the viz API until `shutdown` completes.

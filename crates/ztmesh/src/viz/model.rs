@@ -149,18 +149,55 @@ pub fn workloads_in(
     workloads
 }
 
-/// The stat table (header first): a row per workload, `None` where no
-/// proxy was found (shown unmeshed).
-pub fn stat_table(
+/// One row of the stat table: a workload and its figures (None where
+/// unknown: no proxy, or no traffic). The table and `-o json` both print
+/// it; fractions are 0..1, latencies in milliseconds.
+#[derive(Debug, PartialEq, serde::Serialize)]
+pub struct StatRow {
+    pub namespace: String,
+    pub name: String,
+    pub meshed: bool,
+    pub success_rate: Option<f64>,
+    pub rps: Option<f64>,
+    pub latency_ms_p50: Option<f64>,
+    pub latency_ms_p95: Option<f64>,
+    pub latency_ms_p99: Option<f64>,
+    pub tls_share: Option<f64>,
+    pub tcp_connections: Option<f64>,
+}
+
+/// A row per workload, `None` where no proxy was found (unmeshed).
+pub fn stat_rows(
     workloads: &[(String, String, SocketAddr)],
     stats: &[Option<WorkloadStat>],
-) -> Vec<[String; 10]> {
+) -> Vec<StatRow> {
+    workloads
+        .iter()
+        .zip(stats)
+        .map(|((ns, name, _), stat)| StatRow {
+            namespace: ns.clone(),
+            name: name.clone(),
+            meshed: stat.is_some(),
+            success_rate: stat.as_ref().and_then(|s| s.success),
+            rps: stat.as_ref().map(|s| s.rps),
+            latency_ms_p50: stat.as_ref().and_then(|s| s.p50_ms),
+            latency_ms_p95: stat.as_ref().and_then(|s| s.p95_ms),
+            latency_ms_p99: stat.as_ref().and_then(|s| s.p99_ms),
+            tls_share: stat.as_ref().and_then(|s| s.mtls),
+            tcp_connections: stat.as_ref().map(|s| s.tcp_connections),
+        })
+        .collect()
+}
+
+/// The stat table (header first), a line per [`StatRow`]; it drops no
+/// column, so `-o wide` prints it too.
+pub fn stat_table(rows: &[StatRow]) -> Vec<[String; 10]> {
     let pct = |v: Option<f64>| {
         v.map(|v| format!("{:.2}%", v * 100.0))
             .unwrap_or("-".into())
     };
-    let ms = |v: Option<f64>| v.map(|v| format!("{v:.0}ms")).unwrap_or("-".into());
-    let mut rows = vec![
+    let num = |v: Option<f64>, f: fn(f64) -> String| v.map(f).unwrap_or("-".into());
+    let mut table = vec![
         [
             "NAMESPACE",
             "NAME",
@@ -175,31 +212,21 @@ pub fn stat_table(
         ]
         .map(String::from),
     ];
-    for ((ns, name, _), stat) in workloads.iter().zip(stats) {
-        let row = match stat {
-            Some(s) => [
-                ns.clone(),
-                name.clone(),
-                "yes".into(),
-                pct(s.success),
-                format!("{:.1}", s.rps),
-                ms(s.p50_ms),
-                ms(s.p95_ms),
-                ms(s.p99_ms),
-                pct(s.mtls),
-                format!("{}", s.tcp_connections),
-            ],
-            None => {
-                let mut row: [String; 10] = std::array::from_fn(|_| "-".to_string());
-                row[0] = ns.clone();
-                row[1] = name.clone();
-                row[2] = "no".into();
-                row
-            }
-        };
-        rows.push(row);
+    for r in rows {
+        table.push([
+            r.namespace.clone(),
+            r.name.clone(),
+            if r.meshed { "yes" } else { "no" }.into(),
+            pct(r.success_rate),
+            num(r.rps, |v| format!("{v:.1}")),
+            crate::table::ms(r.latency_ms_p50),
+            crate::table::ms(r.latency_ms_p95),
+            crate::table::ms(r.latency_ms_p99),
+            pct(r.tls_share),
+            num(r.tcp_connections, |v| format!("{v}")),
+        ]);
     }
-    rows
+    table
 }
 
 #[cfg(test)]
@@ -271,5 +298,51 @@ mod tests {
         assert_eq!(s.success, Some(1.0 - 2.0 / 40.0));
         assert_eq!(s.p50_ms, Some(5.0));
         assert_eq!(s.tcp_connections, 3.0);
+    }
+
+    #[test]
+    fn one_model_two_renderings() {
+        let addr: SocketAddr = "10.0.0.1:4191".parse().unwrap();
+        let workloads = [
+            ("ns".to_string(), "api".to_string(), addr),
+            ("ns".to_string(), "gone".to_string(), addr),
+        ];
+        let stats = [
+            Some(WorkloadStat {
+                meshed: true,
+                success: Some(0.95),
+                rps: 4.0,
+                p50_ms: Some(0.35),
+                p95_ms: Some(1.23),
+                p99_ms: Some(250.0),
+                mtls: Some(1.0),
+                tcp_connections: 3.0,
+            }),
+            None,
+        ];
+        let rows = stat_rows(&workloads, &stats);
+        assert_eq!(
+            stat_table(&rows)[1..],
+            [
+                [
+                    "ns", "api", "yes", "95.00%", "4.0", "0.35ms", "1.2ms", "250ms", "100.00%", "3"
+                ]
+                .map(String::from),
+                ["ns", "gone", "no", "-", "-", "-", "-", "-", "-", "-"].map(String::from),
+            ]
+        );
+        let json: serde_json::Value = serde_json::from_str(&crate::table::json(&rows)).unwrap();
+        let api = &json[0];
+        assert_eq!(api["namespace"], "ns");
+        assert_eq!(api["name"], "api");
+        assert_eq!(api["meshed"], true);
+        assert_eq!(api["success_rate"], 0.95);
+        assert_eq!(api["rps"], 4.0);
+        assert_eq!(api["latency_ms_p50"], 0.35);
+        assert_eq!(api["latency_ms_p99"], 250.0);
+        assert_eq!(api["tls_share"], 1.0);
+        assert_eq!(api["tcp_connections"], 3.0);
+        assert_eq!(json[1]["meshed"], false);
+        assert!(json[1]["success_rate"].is_null());
     }
 }

@@ -3,7 +3,7 @@
 //! figures are for the window), or a Prometheus server's history
 //! ([`super::prometheus`]). The CLI and the viz API both ask a source.
 
-use super::model::{WorkloadStat, compute, stat_table};
+use super::model::{StatRow, WorkloadStat, compute, stat_rows};
 use super::prometheus::{Prometheus, QueryError};
 use super::scrape::{Sample, fetch, parse};
 use std::net::SocketAddr;
@@ -27,17 +27,17 @@ impl Source {
         }
     }
 
-    /// The stat table (header first) over `window`.
+    /// The stat rows over `window`.
     pub async fn stat_rows(
         &self,
         workloads: &[(String, String, SocketAddr)],
         window: Duration,
-    ) -> Result<Vec<[String; 10]>, QueryError> {
+    ) -> Result<Vec<StatRow>, QueryError> {
         match self {
             Source::Scrape { .. } => Ok(scraped_rows(workloads, window).await),
             Source::Prometheus { server, .. } => {
                 let stats = server.stats(workloads, window).await?;
-                Ok(stat_table(workloads, &stats))
+                Ok(stat_rows(workloads, &stats))
             }
         }
     }
@@ -57,11 +57,11 @@ pub async fn scrape_once(workloads: &[(String, String, SocketAddr)]) -> Vec<Opti
     out
 }
 
-/// The stat table (header first) over `window`: scrape, wait, scrape.
+/// The stat rows over `window`: scrape, wait, scrape.
 async fn scraped_rows(
     workloads: &[(String, String, SocketAddr)],
     window: Duration,
-) -> Vec<[String; 10]> {
+) -> Vec<StatRow> {
     let before = scrape_once(workloads).await;
     tokio::time::sleep(window).await;
     let after = scrape_once(workloads).await;
@@ -73,5 +73,5 @@ async fn scraped_rows(
             _ => None,
         })
         .collect();
-    stat_table(workloads, &stats)
+    stat_rows(workloads, &stats)
 }

@@ -7,6 +7,7 @@ use super::model::workloads_in;
 use super::resource::Resource;
 use super::scrape::Sample;
 use super::source::{self, Source};
+use crate::table::Output;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,6 +45,9 @@ pub struct StatArgs {
     /// The proxies' admin port.
     #[arg(long, default_value_t = 4191)]
     admin_port: u16,
+    /// How to print: `table`, `wide` (every column) or `json`.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    output: crate::table::Output,
 }
 
 /// (namespace, name, admin address) of every workload with an address.
@@ -92,6 +96,9 @@ pub struct SnapshotArgs {
     /// The proxies' admin port.
     #[arg(long, default_value_t = 4191)]
     admin_port: u16,
+    /// How to print: `table`, `wide` (every column) or `json`.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    output: crate::table::Output,
 }
 
 /// Workloads and one scrape of each.
@@ -113,48 +120,28 @@ impl SnapshotArgs {
 
 pub fn run_routes(args: SnapshotArgs) -> anyhow::Result<()> {
     let (workloads, scraped) = args.scrape()?;
-    let mut rows = vec![
-        [
-            "FROM",
-            "DST",
-            "ROUTE",
-            "REQUESTS",
-            "SUCCESS",
-            "RETRIES",
-            "TIMEOUTS",
-            "BUDGET_EXHAUSTED",
-        ]
-        .map(String::from),
-    ];
+    let mut rows = Vec::new();
     for ((ns, name, _), samples) in workloads.iter().zip(&scraped) {
-        for r in super::routes::route_rows(samples.as_deref().unwrap_or_default()) {
-            let [dst, route, req, ok, retries, timeouts, exhausted] = r;
-            rows.push([
-                format!("{ns}/{name}"),
-                dst,
-                route,
-                req,
-                ok,
-                retries,
-                timeouts,
-                exhausted,
-            ]);
-        }
+        rows.extend(super::routes::route_rows(
+            &format!("{ns}/{name}"),
+            samples.as_deref().unwrap_or_default(),
+        ));
     }
-    crate::table::print(&rows);
+    match args.output {
+        Output::Json => print!("{}", crate::table::json(&rows)),
+        Output::Table | Output::Wide => crate::table::print(&super::routes::route_table(&rows)),
+    }
     Ok(())
 }
 
 pub fn run_edges(args: SnapshotArgs) -> anyhow::Result<()> {
     let (workloads, scraped) = args.scrape()?;
-    let mut rows = vec![["SRC", "DST", "TARGET", "SECURED"].map(String::from)];
-    for ((ns, name, _), samples) in workloads.iter().zip(&scraped) {
-        rows.extend(super::routes::edge_rows(
-            &format!("{ns}/{name}"),
-            samples.as_deref().unwrap_or_default(),
-        ));
+    let rows = super::routes::edges(&workloads, &scraped);
+    match args.output {
+        Output::Json => print!("{}", crate::table::json(&rows)),
+        Output::Table => crate::table::print(&super::routes::edge_table(&rows, false)),
+        Output::Wide => crate::table::print(&super::routes::edge_table(&rows, true)),
     }
-    crate::table::print(&rows);
     Ok(())
 }
 
@@ -165,6 +152,9 @@ pub fn run_stat(args: StatArgs) -> anyhow::Result<()> {
     if let Some(addr) = &args.controller {
         // The controller scrapes and aggregates.
         let mut path = format!("/stat?window={}", args.window.as_secs_f64());
+        if args.output == Output::Json {
+            path.push_str("&output=json");
+        }
         if let Some(ns) = &args.namespace {
             path.push_str(&format!("&namespace={ns}"));
         }
@@ -206,6 +196,9 @@ pub fn run_stat(args: StatArgs) -> anyhow::Result<()> {
         }
     };
     let rows = runtime.block_on(source.stat_rows(&workloads, args.window))?;
-    crate::table::print(&rows);
+    match args.output {
+        Output::Json => print!("{}", crate::table::json(&rows)),
+        Output::Table | Output::Wide => crate::table::print(&super::model::stat_table(&rows)),
+    }
     Ok(())
 }

@@ -200,11 +200,9 @@ pub fn run_top(args: TopArgs) -> anyhow::Result<()> {
         for ((dir, authority, path), s) in rows.into_iter().take(20) {
             let mut l = s.latencies_us.clone();
             l.sort_unstable();
-            let p50 = l
-                .get(l.len() / 2)
-                .map(|v| format!("{}µs", v))
-                .unwrap_or("-".into());
-            let max = l.last().map(|v| format!("{}µs", v)).unwrap_or("-".into());
+            let in_ms = |us: Option<&u64>| crate::table::ms(us.map(|&v| v as f64 / 1000.0));
+            let p50 = in_ms(l.get(l.len() / 2));
+            let max = in_ms(l.last());
             table.push([
                 source.clone(),
                 dir.clone(),
