@@ -100,8 +100,45 @@ fn stat_shows_the_load(mesh: &LocalMesh<Daemon>) {
             ])
             .arg(&mesh.manifests),
     );
+    // The same figures as JSON, over 2 s of what is left of the load.
+    let json = run_ok(
+        ztmesh()
+            .args([
+                "viz",
+                "stat",
+                "-n",
+                "booksapp",
+                "--window",
+                "2s",
+                "-o",
+                "json",
+                "--manifests",
+            ])
+            .arg(&mesh.manifests),
+    );
     let loaded = load.join().unwrap();
     assert!(loaded.contains("ok=160"), "{loaded}");
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let named = |name: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}: {json}"))
+    };
+    let authors = named("externalworkload/authors");
+    assert_eq!(authors["namespace"], "booksapp", "{json}");
+    assert_eq!(authors["meshed"], true, "{json}");
+    assert_eq!(authors["success_rate"], 1.0, "{json}");
+    assert_eq!(authors["tls_share"], 0.0, "plaintext clients: {json}");
+    let rps = authors["rps"].as_f64().unwrap();
+    assert!((8.0..=30.0).contains(&rps), "rps {rps}: {json}");
+    let p50 = authors["latency_ms_p50"].as_f64().unwrap();
+    let p99 = authors["latency_ms_p99"].as_f64().unwrap();
+    assert!(p50 >= 0.0 && p50 <= p99, "{json}");
+    let nobody = named("externalworkload/nobody");
+    assert_eq!(nobody["meshed"], false, "{json}");
+    assert!(nobody["rps"].is_null(), "{json}");
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].starts_with("NAMESPACE  NAME"), "{out}");
     let row = |name: &str| table_row(&out, name);
@@ -231,27 +268,83 @@ fn routes_and_edges(mesh: &LocalMesh<Daemon>) {
             .args(["viz", "edges", "-n", "booksapp", "--manifests"])
             .arg(&mesh.manifests),
     );
-    let has = |a: &str, b: &str, secured: &str| {
+    let rows = |a: &str, b: &str, secured: &str| {
         edges
             .lines()
-            .any(|l| l.starts_with(a) && l.contains(b) && l.ends_with(secured))
+            .filter(|l| l.starts_with(a) && l.contains(b) && l.ends_with(secured))
+            .count()
     };
-    assert!(
-        has(
-            "webapp.booksapp.serviceaccount.identity.linkerd.cluster.local",
+    let has = |a: &str, b: &str, secured: &str| rows(a, b, secured) > 0;
+    // Both proxies report webapp -> authors: one row, by workload.
+    assert_eq!(
+        rows(
+            "booksapp/externalworkload/webapp",
             "booksapp/externalworkload/authors",
             "yes (mTLS)"
         ),
+        1,
         "{edges}"
     );
     assert!(
-        has(
-            "booksapp/externalworkload/webapp",
-            "authors.booksapp.serviceaccount.identity.linkerd.cluster.local",
-            "yes (mTLS)"
-        ),
-        "{edges}"
+        !edges.contains("serviceaccount.identity"),
+        "identities mapped to workloads: {edges}"
     );
+    let json = run_ok(
+        ztmesh()
+            .args([
+                "viz",
+                "edges",
+                "-n",
+                "booksapp",
+                "-o",
+                "json",
+                "--manifests",
+            ])
+            .arg(&mesh.manifests),
+    );
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let edge = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["src"] == "booksapp/externalworkload/webapp")
+        .unwrap_or_else(|| panic!("{json}"));
+    assert_eq!(edge["dst"], "booksapp/externalworkload/authors", "{json}");
+    assert_eq!(edge["tls"], true, "{json}");
+    assert_eq!(
+        edge["src_identity"], "webapp.booksapp.serviceaccount.identity.linkerd.cluster.local",
+        "{json}"
+    );
+    assert_eq!(
+        edge["dst_identity"], "authors.booksapp.serviceaccount.identity.linkerd.cluster.local",
+        "{json}"
+    );
+    let routes = run_ok(
+        ztmesh()
+            .args([
+                "viz",
+                "routes",
+                "-n",
+                "booksapp",
+                "-o",
+                "json",
+                "--manifests",
+            ])
+            .arg(&mesh.manifests),
+    );
+    let routes: serde_json::Value = serde_json::from_str(&routes).unwrap();
+    let route = routes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["route"] == "GET /authors.json")
+        .unwrap_or_else(|| panic!("{routes}"));
+    assert_eq!(
+        route["from"], "booksapp/externalworkload/webapp",
+        "{routes}"
+    );
+    assert_eq!(route["requests"], 5.0, "{routes}");
+    assert_eq!(route["success_rate"], 1.0, "{routes}");
     assert!(
         has(
             "(unmeshed client)",
