@@ -1,4 +1,4 @@
-//! `ztmesh authz -n NS WORKLOAD`: the servers, routes and authorizations
+//! `ztmesh authz -n NS WORKLOAD [-o json]`: the servers, routes and authorizations
 //! that apply to a workload, as a table, one row per authorization (route
 //! authorizations first, then the server's, in the order the proxy tries
 //! them). The policy is read like `diagnose policy` reads it: from a
@@ -35,6 +35,9 @@ pub struct Args {
     /// host:port of a running controller's policy service (needs --port).
     #[arg(long, requires = "ports")]
     controller: Option<String>,
+    /// How to print: `table`, `wide` (the same columns) or `json`.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    output: crate::table::Output,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -48,38 +51,73 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .block_on(from_controller(addr, &ns, &name, &args.ports))?,
         (None, None) => bail!("pass --manifests or --controller"),
     };
-    let mut rows = vec![[
-        "PORT".to_string(),
-        "SERVER".into(),
-        "PROTOCOL".into(),
-        "ROUTE".into(),
-        "AUTHORIZATION".into(),
-        "CLIENTS".into(),
-        "NETWORKS".into(),
-    ]];
+    let mut rows = Vec::new();
     for (port, server) in &servers {
         let policy = ztmesh_grpc::authz::server_policy(server)
             .map_err(|e| anyhow::anyhow!("port {port}: the policy is invalid: {e}"))?;
         rows.extend(policy_rows(*port, &policy));
     }
-    crate::table::print(&rows);
+    match args.output {
+        crate::table::Output::Json => print!("{}", crate::table::json(&rows)),
+        _ => crate::table::print(&table(&rows)),
+    }
     Ok(())
 }
 
-/// One row per (route, authorization); a route nobody may use says so.
-fn policy_rows(port: u16, p: &ServerPolicy) -> Vec<[String; 7]> {
-    let protocol = format!("{:?}", p.protocol);
-    let row = |route: String, a: Option<&Authorization>| {
+/// One authorization of one route of one port's server.
+#[derive(Debug, PartialEq, serde::Serialize)]
+struct AuthzRow {
+    port: u16,
+    server: String,
+    protocol: String,
+    route: String,
+    /// None: nobody may use the route.
+    authorization: Option<String>,
+    clients: Vec<String>,
+    networks: Vec<String>,
+}
+
+/// The table (header first); it drops no column.
+fn table(rows: &[AuthzRow]) -> Vec<[String; 7]> {
+    let mut table = vec![
         [
-            port.to_string(),
-            p.label(),
-            protocol.clone(),
-            route,
-            a.map(|a| a.label())
-                .unwrap_or_else(|| "(none: denied)".into()),
-            a.map(clients).unwrap_or_default(),
-            a.map(networks).unwrap_or_default(),
+            "PORT",
+            "SERVER",
+            "PROTOCOL",
+            "ROUTE",
+            "AUTHORIZATION",
+            "CLIENTS",
+            "NETWORKS",
         ]
+        .map(String::from),
+    ];
+    for r in rows {
+        table.push([
+            r.port.to_string(),
+            r.server.clone(),
+            r.protocol.clone(),
+            r.route.clone(),
+            r.authorization
+                .clone()
+                .unwrap_or_else(|| "(none: denied)".into()),
+            r.clients.join(", "),
+            r.networks.join(", "),
+        ]);
+    }
+    table
+}
+
+/// One row per (route, authorization); a route nobody may use says so.
+fn policy_rows(port: u16, p: &ServerPolicy) -> Vec<AuthzRow> {
+    let protocol = format!("{:?}", p.protocol);
+    let row = |route: String, a: Option<&Authorization>| AuthzRow {
+        port,
+        server: p.label(),
+        protocol: protocol.clone(),
+        route,
+        authorization: a.map(|a| a.label()),
+        clients: a.map(clients).unwrap_or_default(),
+        networks: a.map(networks).unwrap_or_default(),
     };
     let mut rows = Vec::new();
     let routes: Vec<(String, &[Authorization])> = match p.protocol {
@@ -109,19 +147,15 @@ fn policy_rows(port: u16, p: &ServerPolicy) -> Vec<[String; 7]> {
     rows
 }
 
-fn clients(a: &Authorization) -> String {
+fn clients(a: &Authorization) -> Vec<String> {
     match &a.authentication {
-        Authentication::Unauthenticated => "any client".into(),
-        Authentication::TlsUnauthenticated => "any TLS client".into(),
-        Authentication::TlsAuthenticated(ids) => ids
-            .iter()
-            .map(|i| i.to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
+        Authentication::Unauthenticated => vec!["any client".into()],
+        Authentication::TlsUnauthenticated => vec!["any TLS client".into()],
+        Authentication::TlsAuthenticated(ids) => ids.iter().map(|i| i.to_string()).collect(),
     }
 }
 
-fn networks(a: &Authorization) -> String {
+fn networks(a: &Authorization) -> Vec<String> {
     a.networks
         .iter()
         .map(|n| {
@@ -132,8 +166,7 @@ fn networks(a: &Authorization) -> String {
                 format!("{} except {}", n.net, except.join(" "))
             }
         })
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect()
 }
 
 fn from_manifests(
@@ -233,4 +266,48 @@ async fn from_controller(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_model_two_renderings() {
+        let rows = [
+            AuthzRow {
+                port: 8080,
+                server: "web-http".into(),
+                protocol: "Http1".into(),
+                route: "GET /".into(),
+                authorization: Some("AuthorizationPolicy web-get".into()),
+                clients: vec!["a.ns.serviceaccount".into(), "b.ns.serviceaccount".into()],
+                networks: vec!["10.0.0.0/8 except 10.1.0.0/16".into()],
+            },
+            AuthzRow {
+                port: 8080,
+                server: "web-http".into(),
+                protocol: "Http1".into(),
+                route: "POST /".into(),
+                authorization: None,
+                clients: vec![],
+                networks: vec![],
+            },
+        ];
+        let lines: Vec<String> = table(&rows).iter().map(|r| r.join("|")).collect();
+        assert_eq!(
+            lines[1..],
+            [
+                "8080|web-http|Http1|GET /|AuthorizationPolicy web-get|a.ns.serviceaccount, b.ns.serviceaccount|10.0.0.0/8 except 10.1.0.0/16",
+                "8080|web-http|Http1|POST /|(none: denied)||",
+            ]
+        );
+        let json: serde_json::Value = serde_json::from_str(&crate::table::json(&rows)).unwrap();
+        assert_eq!(json[0]["port"], 8080);
+        assert_eq!(json[0]["route"], "GET /");
+        assert_eq!(json[0]["clients"][1], "b.ns.serviceaccount");
+        assert_eq!(json[0]["networks"][0], "10.0.0.0/8 except 10.1.0.0/16");
+        assert!(json[1]["authorization"].is_null());
+        assert_eq!(json[1]["clients"].as_array().unwrap().len(), 0);
+    }
 }

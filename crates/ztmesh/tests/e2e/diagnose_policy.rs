@@ -211,6 +211,37 @@ fn authz_lists_servers_routes_and_authorizations() {
         "{out}"
     );
     assert_eq!(lines.len(), 2, "{out}");
+    let json = run_ok(
+        ztmesh()
+            .args([
+                "authz",
+                "-n",
+                "booksapp",
+                "authors",
+                "-o",
+                "json",
+                "--manifests",
+            ])
+            .arg(&m),
+    );
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{json}");
+    assert_eq!(rows[0]["port"], 7001, "{json}");
+    assert_eq!(rows[0]["route"], "httproute/authors-get-route", "{json}");
+    assert_eq!(
+        rows[0]["authorization"], "authorizationpolicy/authors-get-policy",
+        "{json}"
+    );
+    assert_eq!(
+        rows[0]["clients"],
+        serde_json::json!([BOOKS, WEBAPP]),
+        "{json}"
+    );
+    assert_eq!(
+        rows[0]["networks"],
+        serde_json::json!(["0.0.0.0/0", "::/0"]),
+        "{json}"
+    );
     let out = run_ok(
         ztmesh()
             .args(["authz", "-n", "my-app", "api-server", "--manifests"])
