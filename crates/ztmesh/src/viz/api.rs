@@ -114,8 +114,19 @@ pub async fn serve(
                         let json = status.lock().expect("status lock").to_string();
                         (http::StatusCode::OK, json + "\n", "application/json")
                     } else {
+                        let json = query(req.uri().query()).get("output").map(String::as_str)
+                            == Some("json");
                         let (code, body) = answer(&index, &source, &req).await;
-                        (code, body, "text/plain")
+                        let ok = code == http::StatusCode::OK;
+                        (
+                            code,
+                            body,
+                            if json && ok {
+                                "application/json"
+                            } else {
+                                "text/plain"
+                            },
+                        )
                     };
                     let rsp = http::Response::builder()
                         .status(code)

@@ -11,11 +11,13 @@
 //! - [`source`]: where the figures come from: two scrapes a window apart,
 //!   or [`prometheus`], a Prometheus server's history;
 //! - [`api`]: the controller's viz API (server, and the CLI's client);
-//! - [`stat`]: the CLI of `viz stat | routes | edges`;
+//! - [`stat`]: the CLI of `viz stat | routes | edges`, each printing one
+//!   row model as a table or, with `-o json`, as JSON;
 //! - [`resource`]: `KIND[/NAME]`, which workloads a command is about;
 //! - [`routes`]: per route (client side: requests, success, retries,
 //!   timeouts, budget exhaustion) and per edge (who connected to whom,
-//!   with which identities, secured or why not).
+//!   with which identities, secured or why not: each edge once, both
+//!   sides' reports merged).
 //!
 //! Workloads and their addresses come from the manifests directory (the
 //! controller's view); each workload's proxy is scraped at its own address

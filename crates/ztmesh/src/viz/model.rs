@@ -1,7 +1,8 @@
 //! The stat table's model: one workload's figures over a window
 //! ([`WorkloadStat`]), how they are computed from two scrapes
 //! ([`compute`], [`quantile`]), which workloads a question is about
-//! ([`workloads_in`]) and the table itself ([`stat_table`]). Pure: no I/O;
+//! ([`workloads_in`]), the rows ([`StatRow`], also `-o json`) and the
+//! table ([`stat_table`]). Pure: no I/O;
 //! the sources ([`super::source`]) fill it, the CLI and the viz API print it.
 
 use super::resource::Resource;

@@ -1,5 +1,5 @@
 //! The CLI of `ztmesh viz stat | routes | edges`: arguments, which
-//! workloads (from the manifests), and printing. The figures come from a
+//! workloads (from the manifests), and printing (`-o table|wide|json`). The figures come from a
 //! [`Source`] (or, with `--controller`, from the viz API); the table is
 //! [`super::model`]'s.
 

@@ -229,6 +229,22 @@ fn the_controller_aggregates(mesh: &LocalMesh<Daemon>) {
     assert_eq!((cells[2], cells[3]), ("yes", "100.00%"), "{via}");
     let rps: f64 = cells[4].parse().unwrap();
     assert!((12.0..=28.0).contains(&rps), "rps {rps}:\n{via}");
+    // The same rows as JSON through the controller.
+    let json = run_ok(ztmesh().args([
+        "viz",
+        "stat",
+        "ew/nobody",
+        "--window",
+        "100ms",
+        "-o",
+        "json",
+        "--controller",
+        mesh.viz.as_deref().unwrap(),
+    ]));
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{json}");
+    assert_eq!(rows[0]["name"], "externalworkload/nobody", "{json}");
+    assert_eq!(rows[0]["meshed"], false, "{json}");
 }
 
 /// A meshed client: routes and edges.
