@@ -1,7 +1,8 @@
 //! The CLI of `ztmesh viz stat | routes | edges`: arguments, which
-//! workloads (from the manifests), and printing (`-o table|wide|json`). The figures come from a
-//! [`Source`] (or, with `--controller`, from the viz API); the table is
-//! [`super::model`]'s.
+//! workloads (from the manifests), and printing (`-o table|wide|json`).
+//! The figures come from a [`Source`] (or, with `--controller`, from the
+//! viz API); the rows and the table are [`super::model`]'s and
+//! [`super::routes`]'.
 
 use super::model::workloads_in;
 use super::resource::Resource;
