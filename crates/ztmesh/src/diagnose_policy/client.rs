@@ -252,15 +252,20 @@ mod tests {
         ztmesh_tls::peer_identity(&issued.leaf).expect("the leaf has a DNS SAN")
     }
 
-    #[test]
-    fn every_identity_form_gets_the_proxys_answer() {
+    /// The policy index and workload identities of the demo's manifests.
+    fn demo_index() -> (ztmesh_policy::Index, Vec<super::WorkloadIdentity>) {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("booksapp.yaml"),
             include_str!("../demo/booksapp.yaml"),
         )
         .unwrap();
-        let (index, known) = crate::diagnose_policy::policy_index(dir.path()).unwrap();
+        crate::diagnose_policy::policy_index(dir.path()).unwrap()
+    }
+
+    #[test]
+    fn every_identity_form_gets_the_proxys_answer() {
+        let (index, known) = demo_index();
         let authors = WorkloadRef::External("authors".into());
         let server = index.server("booksapp", &authors, 7001).unwrap();
         let policy =
@@ -397,13 +402,7 @@ mod tests {
 
     #[test]
     fn the_address_is_given_known_or_said_to_be_unknown() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("booksapp.yaml"),
-            include_str!("../demo/booksapp.yaml"),
-        )
-        .unwrap();
-        let (index, known) = crate::diagnose_policy::policy_index(dir.path()).unwrap();
+        let (index, known) = demo_index();
         let webapp = WorkloadRef::External("webapp".into());
         let given: IpAddr = "203.0.113.7".parse().unwrap();
         let cases = [

@@ -305,19 +305,7 @@ fn routes_and_edges(mesh: &LocalMesh<Daemon>) {
         !edges.contains("serviceaccount.identity"),
         "identities mapped to workloads: {edges}"
     );
-    let json = run_ok(
-        ztmesh()
-            .args([
-                "viz",
-                "edges",
-                "-n",
-                "booksapp",
-                "-o",
-                "json",
-                "--manifests",
-            ])
-            .arg(&mesh.manifests),
-    );
+    let json = viz_json(mesh, "edges");
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
     let edge = json
         .as_array()
@@ -335,19 +323,7 @@ fn routes_and_edges(mesh: &LocalMesh<Daemon>) {
         edge["dst_identity"], "authors.booksapp.serviceaccount.identity.linkerd.cluster.local",
         "{json}"
     );
-    let routes = run_ok(
-        ztmesh()
-            .args([
-                "viz",
-                "routes",
-                "-n",
-                "booksapp",
-                "-o",
-                "json",
-                "--manifests",
-            ])
-            .arg(&mesh.manifests),
-    );
+    let routes = viz_json(mesh, "routes");
     let routes: serde_json::Value = serde_json::from_str(&routes).unwrap();
     let route = routes
         .as_array()
@@ -369,4 +345,13 @@ fn routes_and_edges(mesh: &LocalMesh<Daemon>) {
         ),
         "{edges}"
     );
+}
+
+/// `ztmesh viz CMD -n booksapp -o json --manifests M`'s output.
+fn viz_json(mesh: &LocalMesh<Daemon>, cmd: &str) -> String {
+    run_ok(
+        ztmesh()
+            .args(["viz", cmd, "-n", "booksapp", "-o", "json", "--manifests"])
+            .arg(&mesh.manifests),
+    )
 }
