@@ -91,6 +91,24 @@ async fn until_authors_named(running: &Running, name: &str, within: Duration, wh
     }
 }
 
+/// A controller serving authors' Server from a manifests directory, ready,
+/// its first answer checked; the PKI and the temporary directory live as
+/// long as the caller keeps them.
+async fn serving_authors() -> (TestPki, tempfile::TempDir, std::path::PathBuf, Running) {
+    let pki = TestPki::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let manifests = tmp.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    std::fs::write(manifests.join("authors.yaml"), authors("authors")).unwrap();
+    let running = builder(&pki, &manifests, &tmp.path().join("state"))
+        .spawn()
+        .await
+        .unwrap();
+    assert!(running.ready().await);
+    assert_eq!(authors_server(&running).await.labels["name"], "authors");
+    (pki, tmp, manifests, running)
+}
+
 /// The Server for authors:7001, as the policy service answers now.
 async fn authors_server(running: &Running) -> linkerd2_proxy_api::inbound::Server {
     policy_client(running)
@@ -180,17 +198,7 @@ async fn certifies_over_tls_off_loopback_with_its_own_identity() {
 
 #[tokio::test]
 async fn serves_policy_from_the_manifests_and_follows_a_change() {
-    let pki = TestPki::new();
-    let tmp = tempfile::tempdir().unwrap();
-    let manifests = tmp.path().join("manifests");
-    std::fs::create_dir(&manifests).unwrap();
-    std::fs::write(manifests.join("authors.yaml"), authors("authors")).unwrap();
-    let running = builder(&pki, &manifests, &tmp.path().join("state"))
-        .spawn()
-        .await
-        .unwrap();
-    assert!(running.ready().await);
-    assert_eq!(authors_server(&running).await.labels["name"], "authors");
+    let (_pki, _tmp, manifests, running) = serving_authors().await;
 
     // An edit reaches a policy watch through the directory's watch, no timer.
     let mut watch = watch_authors(&running).await;
@@ -331,17 +339,7 @@ async fn a_manifests_directory_removed_and_made_again_is_watched_again() {
     // The watch follows the directory it was set up on; when that one is
     // removed, the scanner notices, polls until a new one exists, and
     // watches that. Within 5s: sooner than the 10s safety rescan.
-    let pki = TestPki::new();
-    let tmp = tempfile::tempdir().unwrap();
-    let manifests = tmp.path().join("manifests");
-    std::fs::create_dir(&manifests).unwrap();
-    std::fs::write(manifests.join("authors.yaml"), authors("authors")).unwrap();
-    let running = builder(&pki, &manifests, &tmp.path().join("state"))
-        .spawn()
-        .await
-        .unwrap();
-    assert!(running.ready().await);
-    assert_eq!(authors_server(&running).await.labels["name"], "authors");
+    let (_pki, _tmp, manifests, running) = serving_authors().await;
 
     std::fs::remove_dir_all(&manifests).unwrap();
     std::fs::create_dir(&manifests).unwrap();

@@ -125,6 +125,13 @@ pub struct DurationError {
     reason: humantime::DurationError,
 }
 
+impl DurationError {
+    /// Why humantime refused it.
+    pub fn reason(&self) -> &humantime::DurationError {
+        &self.reason
+    }
+}
+
 /// Parses durations with `humantime`: Linkerd's forms (`500ms`, `10s`, `5m`,
 /// `24h`, `7d`) and compound ones (`1h30m`); a bare number is seconds, as
 /// linkerd2-proxy reads it.

@@ -11,16 +11,13 @@ pub(crate) struct DurationFlagError {
     reason: humantime::DurationError,
 }
 
-/// Parses a duration flag with `humantime`: `500ms`, `10s`, `5m`, `1h30m`,
-/// `24h`, `7d`; a bare number is seconds, as linkerd2-proxy reads it.
+/// Parses a duration flag as the proxy parses its own settings
+/// ([`ztmesh_proxy::config::parse_duration`], `humantime`): `500ms`, `10s`,
+/// `5m`, `1h30m`, `24h`, `7d`; a bare number is seconds.
 pub(crate) fn duration(s: &str) -> Result<Duration, DurationFlagError> {
-    let s = s.trim();
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    humantime::parse_duration(s).map_err(|reason| DurationFlagError {
-        input: s.into(),
-        reason,
+    ztmesh_proxy::config::parse_duration(s).map_err(|e| DurationFlagError {
+        input: s.trim().into(),
+        reason: e.reason().clone(),
     })
 }
 

@@ -305,14 +305,7 @@ fn routes_and_edges(mesh: &LocalMesh<Daemon>) {
         !edges.contains("serviceaccount.identity"),
         "identities mapped to workloads: {edges}"
     );
-    let json = viz_json(mesh, "edges");
-    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let edge = json
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["src"] == "booksapp/externalworkload/webapp")
-        .unwrap_or_else(|| panic!("{json}"));
+    let (json, edge) = viz_json_row(mesh, "edges", "src", "booksapp/externalworkload/webapp");
     assert_eq!(edge["dst"], "booksapp/externalworkload/authors", "{json}");
     assert_eq!(edge["tls"], true, "{json}");
     assert_eq!(
@@ -323,14 +316,7 @@ fn routes_and_edges(mesh: &LocalMesh<Daemon>) {
         edge["dst_identity"], "authors.booksapp.serviceaccount.identity.linkerd.cluster.local",
         "{json}"
     );
-    let routes = viz_json(mesh, "routes");
-    let routes: serde_json::Value = serde_json::from_str(&routes).unwrap();
-    let route = routes
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["route"] == "GET /authors.json")
-        .unwrap_or_else(|| panic!("{routes}"));
+    let (routes, route) = viz_json_row(mesh, "routes", "route", "GET /authors.json");
     assert_eq!(
         route["from"], "booksapp/externalworkload/webapp",
         "{routes}"
@@ -347,11 +333,26 @@ fn routes_and_edges(mesh: &LocalMesh<Daemon>) {
     );
 }
 
-/// `ztmesh viz CMD -n booksapp -o json --manifests M`'s output.
-fn viz_json(mesh: &LocalMesh<Daemon>, cmd: &str) -> String {
-    run_ok(
+/// `ztmesh viz CMD -n booksapp -o json --manifests M`'s output, and its
+/// row whose `field` is `value`.
+fn viz_json_row(
+    mesh: &LocalMesh<Daemon>,
+    cmd: &str,
+    field: &str,
+    value: &str,
+) -> (serde_json::Value, serde_json::Value) {
+    let out = run_ok(
         ztmesh()
             .args(["viz", cmd, "-n", "booksapp", "-o", "json", "--manifests"])
             .arg(&mesh.manifests),
-    )
+    );
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let row = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r[field] == value)
+        .unwrap_or_else(|| panic!("no {field}={value:?} in {json}"))
+        .clone();
+    (json, row)
 }
