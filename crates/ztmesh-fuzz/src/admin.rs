@@ -53,6 +53,7 @@ pub fn admin_http(data: &[u8]) {
         policy_ready,
         shutdown_enabled: flags & 2 != 0,
         shutdown,
+        scrapes: Default::default(),
     });
     let received = runtime(|rt| {
         rt.block_on(async {

@@ -26,6 +26,38 @@ pub struct Admin {
     pub policy_ready: watch::Receiver<bool>,
     pub shutdown_enabled: bool,
     pub shutdown: watch::Sender<bool>,
+    /// `/metrics` encodings shared by concurrent scrapes.
+    pub scrapes: Scrapes,
+}
+
+/// Scrapes that arrive while `/metrics` is being encoded share the next
+/// encoding instead of each making its own (a flood of scrapes costs a
+/// few encodings, not one each). Every answer still reflects the counters
+/// at or after its request's arrival: an encoding is reused only by
+/// requests that arrived before it began.
+#[derive(Default)]
+pub struct Scrapes {
+    /// How many encodings have begun.
+    begun: std::sync::atomic::AtomicU64,
+    /// The last encoding: its number and its text.
+    last: std::sync::Mutex<Option<(u64, Bytes)>>,
+}
+
+impl Scrapes {
+    fn get(&self, encode: impl FnOnce() -> String) -> Bytes {
+        use std::sync::atomic::Ordering::SeqCst;
+        let arrived = self.begun.load(SeqCst);
+        let mut last = self.last.lock().expect("scrape lock");
+        if let Some((n, out)) = &*last
+            && *n > arrived
+        {
+            return out.clone();
+        }
+        let n = self.begun.fetch_add(1, SeqCst) + 1;
+        let out = Bytes::from(encode());
+        *last = Some((n, out.clone()));
+        out
+    }
 }
 
 type Body = Full<Bytes>;
@@ -98,17 +130,19 @@ impl Admin {
                 ),
             },
             "/metrics" => {
-                let out = crate::metrics::encode_text(|registry| {
-                    self.identity_metrics.register(registry);
-                    self.http.register(registry);
-                    self.tcp.register(registry);
-                    self.authz.register(registry);
-                    self.routes.register(registry);
-                    crate::process_metrics::register(registry);
+                let out = self.scrapes.get(|| {
+                    crate::metrics::encode_text(|registry| {
+                        self.identity_metrics.register(registry);
+                        self.http.register(registry);
+                        self.tcp.register(registry);
+                        self.authz.register(registry);
+                        self.routes.register(registry);
+                        crate::process_metrics::register(registry);
+                    })
                 });
                 Response::builder()
                     .header("content-type", crate::metrics::CONTENT_TYPE)
-                    .body(Full::new(Bytes::from(out)))
+                    .body(Full::new(out))
                     .expect("a valid response")
             }
             "/shutdown" if !self.shutdown_enabled => {
@@ -137,6 +171,26 @@ mod tests {
     use http_body_util::BodyExt;
 
     #[test]
+    fn scrapes_one_after_another_each_encode_afresh() {
+        let scrapes = Scrapes::default();
+        let mut encodings = 0;
+        for want in ["1", "2", "3"] {
+            let out = scrapes.get(|| {
+                encodings += 1;
+                encodings.to_string()
+            });
+            assert_eq!(out, want);
+        }
+        // A request that arrived before an encoding began takes its text.
+        let arrived = scrapes.begun.load(std::sync::atomic::Ordering::SeqCst);
+        *scrapes.last.lock().unwrap() = Some((arrived + 1, Bytes::from("shared")));
+        assert_eq!(
+            scrapes.get(|| unreachable!("shared, not encoded")),
+            "shared"
+        );
+    }
+
+    #[test]
     fn endpoints_table() {
         let (status_tx, status_rx) = watch::channel(IdentityStatus::Pending);
         let (shutdown, mut shutdown_rx) = watch::channel(false);
@@ -151,6 +205,7 @@ mod tests {
             policy_ready: policy_ready.clone(),
             shutdown_enabled: enabled,
             shutdown: shutdown.clone(),
+            scrapes: Default::default(),
         };
         let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let remote: SocketAddr = "10.0.0.9:5000".parse().unwrap();
@@ -241,6 +296,7 @@ mod tests {
             policy_ready: watch::channel(true).1,
             shutdown_enabled: false,
             shutdown,
+            scrapes: Default::default(),
         };
         admin
             .routes

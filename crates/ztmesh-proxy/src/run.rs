@@ -222,6 +222,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
         policy_ready,
         shutdown_enabled: config.shutdown_endpoint,
         shutdown: shutdown_tx,
+        scrapes: Default::default(),
     });
     tracing::info!(
         identity = %config.identity.local_name,
