@@ -22,6 +22,7 @@ mod diagnose_policy;
 mod flags;
 mod identity;
 mod install;
+mod mesh_context;
 mod proxy_env;
 mod proxy_init;
 mod table;

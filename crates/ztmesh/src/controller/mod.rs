@@ -94,6 +94,11 @@ pub struct Args {
     /// files nested deeper than 100 levels are refused before parsing.
     #[arg(long, default_value = "1MiB", value_parser = ztmesh_resources::bounds::parse_size)]
     manifest_size_limit: u64,
+    /// Don't record this controller's addresses in the CLI's context file
+    /// (by default, with --manifests, they are written there once every
+    /// listener is bound, so `ztmesh viz`, `check` and the rest find it).
+    #[arg(long)]
+    no_context: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -175,6 +180,36 @@ fn viz_server(source: crate::viz::api::Source) -> ztmesh_controller::VizServer {
     })
 }
 
+/// Writes the context file (a failure is a warning: the controller serves
+/// all the same).
+fn record_context(args: &Args, addrs: &ztmesh_controller::Addrs) {
+    let (Some(viz), Some(destination), Some(policy)) = (addrs.viz, addrs.destination, addrs.policy)
+    else {
+        return;
+    };
+    let context = crate::mesh_context::MeshContext {
+        viz,
+        identity: addrs.identity,
+        destination,
+        policy,
+        identity_dir: args.identity_dir.as_ref().map(|d| absolute(d)),
+        manifests: args.manifests.as_ref().map(|d| absolute(d)),
+        written_by: "controller".into(),
+        pid: std::process::id(),
+    };
+    match crate::mesh_context::save(&crate::mesh_context::ProcessEnv, &context) {
+        Ok(path) => println!(
+            "context recorded in {} (the CLI's default --controller)",
+            path.display()
+        ),
+        Err(e) => tracing::warn!("{e}"),
+    }
+}
+
+fn absolute(p: &std::path::Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
 async fn serve(args: Args) -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("handling SIGTERM")?;
@@ -207,6 +242,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         println!(
             "destination service listening on {destination} (plaintext on loopback addresses, TLS as {dst_name} on others)"
         );
+    }
+    if !args.no_context {
+        record_context(&args, &addrs);
     }
     let shutdown = running.shutdown_handle();
     let signalled = async move {

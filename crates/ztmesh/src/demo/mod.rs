@@ -77,7 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         2,
         "controller: identity, destination, policy and viz API on loopback ports, serving booksapp's manifests",
     );
-    let (controller, cp) = start_controller(&dir)?;
+    let (controller, cp) = start_controller(&dir, args.keep)?;
     println!(
         "    controller pid {}: identity {}, destination {}, policy {}, viz API {}",
         controller.0.id(),
@@ -181,7 +181,7 @@ fn step(n: u32, text: &str) {
     println!("\n[{n}] {text}");
 }
 
-fn start_controller(dir: &Path) -> anyhow::Result<(Controller, mesh::ControlPlane)> {
+fn start_controller(dir: &Path, keep: bool) -> anyhow::Result<(Controller, mesh::ControlPlane)> {
     let manifests = dir.join("manifests");
     std::fs::create_dir_all(&manifests)
         .with_context(|| format!("creating {}", manifests.display()))?;
@@ -202,6 +202,8 @@ fn start_controller(dir: &Path) -> anyhow::Result<(Controller, mesh::ControlPlan
         .arg(dir)
         .arg("--manifests")
         .arg(&manifests)
+        // Only a kept mesh becomes the CLI's default controller.
+        .args((!keep).then_some("--no-context"))
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()

@@ -22,17 +22,12 @@ pub struct StatArgs {
     #[arg(short = 'n', long)]
     namespace: Option<String>,
     /// The manifests directory the controller reads (workloads and their
-    /// addresses): the CLI scrapes the proxies itself.
-    #[arg(
-        long,
-        conflicts_with = "controller",
-        required_unless_present = "controller"
-    )]
+    /// addresses): the CLI scrapes the proxies itself [default: ask the
+    /// controller, which scrapes and aggregates].
+    #[arg(long, conflicts_with = "controller")]
     manifests: Option<PathBuf>,
-    /// A running controller's viz API (host:port, `--viz-addr`): it scrapes
-    /// and aggregates.
-    #[arg(long)]
-    controller: Option<String>,
+    #[command(flatten)]
+    controller: crate::mesh_context::ControllerArg,
     /// Read the figures from this Prometheus server (`http://host:port`)
     /// instead of scraping the proxies: PromQL over the last `--window`,
     /// answered at once (the window should span two scrapes or more).
@@ -150,8 +145,12 @@ pub fn run_stat(args: StatArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    if let Some(addr) = &args.controller {
+    if args.manifests.is_none() {
         // The controller scrapes and aggregates.
+        let addr = &args
+            .controller
+            .resolve(&crate::mesh_context::ProcessEnv)?
+            .viz;
         let mut path = format!("/stat?window={}", args.window.as_secs_f64());
         if args.output == Output::Json {
             path.push_str("&output=json");
@@ -170,10 +169,9 @@ pub fn run_stat(args: StatArgs) -> anyhow::Result<()> {
         print!("{text}");
         return Ok(());
     }
-    let manifests = args
-        .manifests
-        .as_ref()
-        .expect("clap requires --manifests or --controller");
+    let Some(manifests) = &args.manifests else {
+        unreachable!("without --manifests the controller answered above")
+    };
     let workloads = workloads(
         manifests,
         args.namespace.as_deref(),

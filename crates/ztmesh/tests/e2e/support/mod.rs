@@ -28,8 +28,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// The ztmesh binary, with its context file (where `controller` records
+/// itself and other commands find it) private to this test process.
 pub fn ztmesh() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ztmesh"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ztmesh"));
+    cmd.env("ZTMESH_CONTEXT", context_file());
+    cmd
+}
+
+/// This test process's context file (absent until a controller writes it).
+pub fn context_file() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("ztmesh-e2e-context-{}.json", std::process::id()))
 }
 
 /// Runs to completion; panics with its output if it fails.
