@@ -86,7 +86,7 @@ fn seeds_allowed_and_denied_with_reasons() {
         // KIND/NAME with -n, as Linkerd names workloads.
         (&m_src, vec!["-n", "booksapp", "--from", BOOKS, "--to", "po/authors:7001", "--path", "/authors.json"], 0, "authorization authorizationpolicy/authors-get-policy"),
         (&m_src, vec!["-n", "booksapp", "--from", BOOKS, "--to", "deploy/authors:7001", "--path", "/authors.json"], 0, "authorization authorizationpolicy/authors-get-policy"),
-        (&m_src, vec!["-n", "my-app", "--from", "deploy/web-frontend", "--to", "deploy/my-api:8080"], 0, "(mesh TLS from 10.1.2.3, the address of pod/web-frontend-1)"),
+        (&m_src, vec!["-n", "my-app", "--from", "deploy/web-frontend", "--to", "deploy/my-api:8080"], 0, "mesh TLS from 10.1.2.3, the address of pod/web-frontend-1) may GET / on deploy/my-api:8080"),
         (&m_src, vec!["-n", "my-app", "--from", BOOKS, "--to", "booksapp/authors:7001"], 2, "is in namespace booksapp but -n says my-app"),
         (&m_src, vec!["--from", TRAFFIC, "--to", authors, "--path", "/authors.json"], 1, "no authorization admits the client"),
         (&m_src, vec!["--from", "10.2.3.4", "--to", authors, "--path", "/authors.json"], 1, "presented no mesh identity"),

@@ -80,7 +80,9 @@ fn stat_shows_rates_success_and_latency_per_workload() {
     step("the controller aggregates the same figures", || {
         the_controller_aggregates(&mesh)
     });
-    step("a meshed client shows routes and edges", || {
+    // webapp's proxy stays up for the steps after this one: routes are
+    // its (the client's) figures.
+    let _webapp = step("a meshed client shows routes and edges", || {
         routes_and_edges(&mesh)
     });
     step(
@@ -308,8 +310,8 @@ fn the_controller_aggregates(mesh: &LocalMesh<Daemon>) {
 }
 
 /// A meshed client: routes and edges.
-fn routes_and_edges(mesh: &LocalMesh<Daemon>) {
-    let _webapp = explicit_proxy(
+fn routes_and_edges(mesh: &LocalMesh<Daemon>) -> Daemon {
+    let webapp = explicit_proxy(
         &mesh.control_plane(),
         "webapp.booksapp.serviceaccount.identity.linkerd.cluster.local",
         &mesh.token("booksapp", "webapp"),
@@ -391,6 +393,7 @@ fn routes_and_edges(mesh: &LocalMesh<Daemon>) {
         ),
         "{edges}"
     );
+    webapp
 }
 
 /// `ztmesh viz CMD -n booksapp -o json --manifests M`'s output, and its
