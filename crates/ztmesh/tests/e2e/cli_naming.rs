@@ -1,7 +1,8 @@
 //! The CLI a Linkerd user already knows, on the demo's manifests: the
 //! README's own commands (`KIND/NAME -n NS`, the controller found through
 //! its context file) run as written and succeed; the older forms the issue
-//! quoted still work; an unknown name is an error in words; and every
+//! quoted still work; an unknown name is an error in words; `identity
+//! certify` finds the identity service in the context file too; and every
 //! command ends quietly when its stdout's reader has gone away.
 
 use crate::support;
@@ -139,6 +140,9 @@ fn the_readme_commands_work_on_the_demo_manifests() {
     step("unknown names are errors in words", || {
         unknown_names(&m, &context)
     });
+    step("identity certify finds the identity service", || {
+        certify_from_the_context(tmp.path(), &context)
+    });
     controller.interrupt();
 }
 
@@ -190,6 +194,26 @@ fn older_forms(m: &Path, context: &Path) {
             .arg(m),
     );
     assert!(out.starts_with("ALLOW: ") && out.contains(WEBAPP), "{out}");
+}
+
+/// `identity certify` without `--identity-addr` asks the controller the
+/// context file names (here on an ephemeral port, not 8080).
+fn certify_from_the_context(dir: &Path, context: &Path) {
+    let identity = dir.join("identity");
+    let token = dir.join("books.token");
+    token_file(&identity, "booksapp", "books", &token);
+    let out = dir.join("leaf");
+    std::fs::create_dir_all(&out).unwrap();
+    run_ok(
+        with_context(context)
+            .args(["identity", "certify", "--identity", BOOKS, "--token-file"])
+            .arg(&token)
+            .arg("--trust-anchors")
+            .arg(identity.join("ca.crt"))
+            .arg("--out")
+            .arg(&out),
+    );
+    assert!(out.join("leaf.pem").is_file());
 }
 
 /// What was looked for, in which namespace, and what exists there; never
