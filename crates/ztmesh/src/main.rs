@@ -7,7 +7,8 @@
 //! inspect workload certificates by hand), [`diagnose`] (what the control
 //! plane serves), [`demo`] (everything that works so far, end to end),
 //! [`proxy_init`] (a pod's iptables rules) and [`app`] (a sample workload
-//! and its clients). This file holds the command tree, shell completions
+//! and its clients). [`resource`] is how every command names workloads
+//! (`KIND/NAME` with `-n NS`); [`mesh_context`] how it finds the controller. This file holds the command tree, shell completions
 //! (`ztmesh completion`), each command's default log level, and a quiet
 //! end when stdout's reader goes away ([`quiet_when_stdout_closes`]);
 //! [`proxy_env`] is the proxy's environment, as `ztmesh proxy --help` lists it.

@@ -12,8 +12,10 @@
 //!   or [`prometheus`], a Prometheus server's history;
 //! - [`api`]: the controller's viz API (server, and the CLI's client);
 //! - [`stat`]: the CLI of `viz stat | routes | edges`, each printing one
-//!   row model as a table or, with `-o json`, as JSON;
-//! - [`resource`]: `KIND[/NAME]`, which workloads a command is about;
+//!   row model as a table or, with `-o json`, as JSON, asked of the
+//!   controller's viz API or, with `--manifests`, computed by the CLI;
+//! - [`resource`]: `KIND[/NAME]`, which workloads a command is about (the
+//!   CLI's one naming, [`crate::resource`]);
 //! - [`routes`]: per route (client side: requests, success, retries,
 //!   timeouts, budget exhaustion) and per edge (who connected to whom,
 //!   with which identities, secured or why not: each edge once, both

@@ -1,8 +1,10 @@
 //! The CLI of `ztmesh viz stat | routes | edges`: arguments, which
-//! workloads (from the manifests), and printing (`-o table|wide|json`).
-//! The figures come from a [`Source`] (or, with `--controller`, from the
-//! viz API); the rows and the table are [`super::model`]'s and
-//! [`super::routes`]'.
+//! workloads (`KIND[/NAME]` and `-n`), and printing (`-o table|wide|json`).
+//! Without `--manifests` the controller's viz API answers (`/stat`,
+//! `/edges`, `/routes`, found by `--controller` or the context file); with
+//! it the CLI reads the workloads from the manifests and the figures from a
+//! [`Source`]. The rows and the tables are [`super::model`]'s and
+//! [`super::routes`]', the same either way.
 
 use super::model::workloads_in;
 use super::resource::Resource;
