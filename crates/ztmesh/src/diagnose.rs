@@ -93,7 +93,10 @@ async fn inbound(args: InboundArgs) -> anyhow::Result<()> {
     for next in candidates {
         match client.get_port(spec.clone()).await {
             Err(s) if s.code() == tonic::Code::NotFound => {
-                eprintln!("no Pod {}: asking for the ExternalWorkload", args.workload);
+                eprintln!(
+                    "{}: no such Pod, asking for the ExternalWorkload",
+                    args.workload
+                );
                 spec.workload = next;
             }
             _ => break,
