@@ -1,25 +1,36 @@
 //! `ztmesh install --dir`: the identity directory a local controller
 //! serves from (ztmesh-identity's `install`).
 
-use super::Args;
 use anyhow::Context;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 use ztmesh_identity::install::{self, InstallOptions};
 use ztmesh_identity::{TrustDomain, rfc3339};
 
-pub(super) fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
-    let trust = TrustDomain::new(&args.control_plane_namespace, &args.trust_domain)?;
+/// What to do to the directory.
+pub(super) enum Action {
+    Install,
+    ImportIssuer(PathBuf),
+    RotateIssuer,
+}
+
+pub(super) fn run(
+    dir: &Path,
+    trust: TrustDomain,
+    validity: (std::time::Duration, std::time::Duration),
+    force: bool,
+    action: &Action,
+) -> anyhow::Result<()> {
     let opts = InstallOptions {
         trust,
-        anchor_validity: args.anchor_validity,
-        issuer_validity: args.issuer_validity,
-        force: args.force,
+        anchor_validity: validity.0,
+        issuer_validity: validity.1,
+        force,
     };
     let now = SystemTime::now();
-    let installed = if args.rotate_issuer {
+    let installed = if let Action::RotateIssuer = action {
         install::rotate_issuer(dir, &opts, now)
-    } else if let Some(from) = &args.issuer_from {
+    } else if let Action::ImportIssuer(from) = action {
         install::import_issuer(dir, from, &opts, now)
     } else {
         install::install(dir, &opts, now)

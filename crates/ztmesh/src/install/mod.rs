@@ -119,7 +119,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return print(&kubernetes_objects(&args)?);
     }
     let dir = args.dir.clone().expect("clap requires --dir");
-    local::run(&args, &dir)
+    let trust = TrustDomain::new(&args.control_plane_namespace, &args.trust_domain)?;
+    let action = match (&args.issuer_from, args.rotate_issuer) {
+        (_, true) => local::Action::RotateIssuer,
+        (Some(from), false) => local::Action::ImportIssuer(from.clone()),
+        (None, false) => local::Action::Install,
+    };
+    let validity = (args.anchor_validity, args.issuer_validity);
+    local::run(&dir, trust, validity, args.force, &action)
 }
 
 fn kubernetes_objects(args: &Args) -> anyhow::Result<Vec<serde_json::Value>> {

@@ -2,7 +2,7 @@
 //! MeshTLSAuthentication, NetworkAuthentication (ztmesh-resources'
 //! `policy` module, field for field).
 
-use super::{Crd, Version, use_instead};
+use super::crd::{Crd, Version, use_instead};
 use crate::install::schema::{Schema, array, map, obj, obj_req};
 
 const GROUP: &str = "policy.linkerd.io";

@@ -2,7 +2,7 @@
 //! GRPCRoute (ztmesh-resources' `route` module). Filters are kept as
 //! written, as ztmesh-resources keeps them.
 
-use super::{Crd, GATEWAY_GROUP, Version, use_instead};
+use super::crd::{Crd, GATEWAY_GROUP, Version, use_instead};
 use crate::install::schema::{Schema, array, obj, obj_req};
 
 fn parent_ref() -> Schema {

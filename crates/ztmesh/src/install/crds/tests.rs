@@ -3,6 +3,7 @@
 //! schema with nothing pruned, and every field of a schema is one the
 //! loader reads (the samples, which the loader accepts, use them all).
 
+use super::crd::Version;
 use super::*;
 use crate::install::schema::Schema;
 use std::collections::BTreeSet;

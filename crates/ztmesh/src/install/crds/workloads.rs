@@ -1,7 +1,7 @@
 //! linkerd.io ServiceProfile and workload.linkerd.io ExternalWorkload
 //! (ztmesh-resources' `profile` and `workload` modules).
 
-use super::{Crd, Version};
+use super::crd::{Crd, Version};
 use crate::install::schema::{Schema, array, obj, obj_req};
 
 /// ServiceProfile's request and response matches nest (`all`, `any`,

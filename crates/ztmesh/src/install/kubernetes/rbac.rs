@@ -3,7 +3,7 @@
 //! in its own namespace only, Leases (leader election) and the two
 //! identity objects by name.
 
-use super::{CONTROLLER, ISSUER_SECRET, Options, TRUST_ROOTS};
+use super::options::{CONTROLLER, ISSUER_SECRET, Options, TRUST_ROOTS};
 use serde_json::{Value, json};
 
 const READ: [&str; 2] = ["list", "watch"];

@@ -1,8 +1,10 @@
 //! Table tests of the generated control plane: names, ports, RBAC verbs,
 //! selectors, HA, the webhook and the identity objects.
 
+use super::options::{CONTROLLER, ISSUER_SECRET, TRUST_ROOTS};
 use super::pki::{IdentitySource, Material, material};
 use super::*;
+use base64::Engine;
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 use ztmesh_identity::TrustDomain;
@@ -140,7 +142,7 @@ fn services_on_linkerds_names_and_ports() {
     }
     assert_eq!(
         deploy["spec"]["selector"]["matchLabels"],
-        workload::selector()
+        options::selector()
     );
 }
 
@@ -270,14 +272,14 @@ fn ha_replicas_budget_and_anti_affinity() {
         assert_eq!(budget.is_some(), pdb, "ha={ha}");
         if let Some(b) = budget {
             assert_eq!(b["spec"]["maxUnavailable"], 1);
-            assert_eq!(b["spec"]["selector"]["matchLabels"], workload::selector());
+            assert_eq!(b["spec"]["selector"]["matchLabels"], options::selector());
         }
         let anti = &deploy["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"];
         assert_eq!(!anti.is_null(), affinity, "ha={ha}");
         if affinity {
             let term = &anti["requiredDuringSchedulingIgnoredDuringExecution"][0];
             assert_eq!(term["topologyKey"], "kubernetes.io/hostname");
-            assert_eq!(term["labelSelector"]["matchLabels"], workload::selector());
+            assert_eq!(term["labelSelector"]["matchLabels"], options::selector());
         }
     }
 }

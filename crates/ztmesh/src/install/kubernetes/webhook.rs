@@ -5,15 +5,12 @@
 //! the Kubernetes work serves it; until then `failurePolicy: Ignore` lets
 //! pods through uninjected.
 
+use super::options::{INJECTOR_SERVICE as SERVICE, Options, base64, selector};
 use super::pki::WebhookTls;
-use super::{Options, base64};
 use serde_json::{Value, json};
 
-pub(crate) const SERVICE: &str = "linkerd-proxy-injector";
 pub(crate) const TLS_SECRET: &str = "linkerd-proxy-injector-k8s-tls";
 pub(crate) const CONFIG: &str = "linkerd-proxy-injector-webhook-config";
-/// The controller container's port the injector listens on.
-pub(crate) const PORT: u16 = 8443;
 
 pub(super) fn objects(opts: &Options, tls: &WebhookTls) -> Vec<Value> {
     let ns = &opts.namespace;
@@ -31,7 +28,7 @@ pub(super) fn objects(opts: &Options, tls: &WebhookTls) -> Vec<Value> {
             "metadata": opts.meta(SERVICE, "proxy-injector"),
             "spec": {
                 "type": "ClusterIP",
-                "selector": super::workload::selector(),
+                "selector": selector(),
                 "ports": [{"name": "proxy-injector", "port": 443, "targetPort": "proxy-injector"}],
             },
         }),

@@ -2,7 +2,7 @@
 //! `--ha` 3 replicas, anti-affinity and a PodDisruptionBudget) and the
 //! Services on Linkerd's names and ports, all selecting it.
 
-use super::{CONTROLLER, ISSUER_SECRET, Options, TRUST_ROOTS};
+use super::options::{CONTROLLER, INJECTOR_PORT, ISSUER_SECRET, Options, TRUST_ROOTS, selector};
 use serde_json::{Value, json};
 
 /// The controller's ports: (name, port). Names are those Services target.
@@ -11,16 +11,11 @@ pub(crate) const PORTS: [(&str, u16); 5] = [
     ("dst-grpc", 8086),
     ("policy-grpc", 8090),
     ("admin-http", 8084),
-    ("proxy-injector", super::webhook::PORT),
+    ("proxy-injector", INJECTOR_PORT),
 ];
 /// Where the issuer and trust roots are mounted (the controller's --identity-dir).
 pub(crate) const IDENTITY_DIR: &str = "/var/run/ztmesh/identity";
 const STATE_DIR: &str = "/var/run/ztmesh/state";
-
-/// The labels the controller's pods carry and every Service selects.
-pub(crate) fn selector() -> Value {
-    json!({"ztmesh.io/control-plane-component": "controller"})
-}
 
 /// Services on Linkerd's names: (name, port, target port name, headless).
 pub(crate) const SERVICES: [(&str, u16, &str, bool); 5] = [
