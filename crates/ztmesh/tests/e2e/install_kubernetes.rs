@@ -6,6 +6,7 @@
 use crate::support::{run_err, run_ok, ztmesh};
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 fn documents(yaml: &str) -> Vec<serde_json::Value> {
     serde_yaml::Deserializer::from_str(yaml)
@@ -185,18 +186,23 @@ fn applies_to_a_real_api_server() {
     let kubeconfig = Path::new(&kubeconfig);
     let crds = run_ok(ztmesh().args(["install", "--crds"]));
     apply(kubeconfig, &["apply", "-f", "-"], &crds);
-    apply(
-        kubeconfig,
-        &[
-            "wait",
-            "--for",
-            "condition=established",
-            "--timeout=60s",
-            "crd",
-            "--all",
-        ],
-        "",
-    );
+    // Every CRD Established (a CRD's status may not exist yet: retry).
+    let names: Vec<String> = documents(&crds)
+        .iter()
+        .map(|d| d["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    crate::support::eventually(Duration::from_secs(60), "the CRDs Established", || {
+        let out = kubectl(kubeconfig)
+            .args(["wait", "--for", "condition=established", "--timeout=5s"])
+            .args(names.iter().map(|n| format!("crd/{n}")))
+            .output()
+            .unwrap();
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(crate::support::describe(&out))
+        }
+    });
     let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/seeds");
     for ns in ["my-app", "booksapp", "linkerd"] {
         let ns_yaml = format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n");
