@@ -29,7 +29,8 @@ use ztmesh_identity::issuer::IssuerFiles;
     ztmesh install --kubernetes [--ha] | kubectl apply -f -\n\
     With --kubernetes, the trust anchor and issuer come from --identity-trust-anchors-file and\n\
     --identity-issuer-certificate-file / --identity-issuer-key-file, or from --dir (read, not\n\
-    written), or are generated.")]
+    written), or are generated anew on every run: to apply again without replacing the trust\n\
+    anchor proxies hold, create them once with `ztmesh install --dir D` and pass --dir D.")]
 pub struct Args {
     /// Directory to write the identity files to (created if missing); with
     /// --kubernetes, the directory to read the trust anchor and issuer from.
