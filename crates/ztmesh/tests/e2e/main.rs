@@ -15,6 +15,7 @@ mod support;
 
 mod authz_e2e;
 mod authz_netns;
+mod check;
 mod completion;
 mod controller_lifecycle;
 mod diagnose_policy;
