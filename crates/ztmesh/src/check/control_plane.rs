@@ -19,6 +19,8 @@ use ztmesh_resources::Resource;
 
 const IDENTITY_NAME: &str =
     "linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local";
+/// How long Destination's first update is awaited once its stream is open.
+const FIRST_UPDATE: Duration = Duration::from_secs(1);
 const DESTINATION_NAME: &str =
     "linkerd-destination.linkerd.serviceaccount.identity.linkerd.cluster.local";
 
@@ -115,12 +117,19 @@ pub(crate) async fn destination(
             path: path.clone(),
             ..Default::default()
         };
-        let mut stream = client.get(req).await.map_err(grpc_error)?.into_inner();
-        match stream.message().await {
-            Ok(Some(_)) => Ok(format!("Get({path}) answered")),
-            Ok(None) => Ok(format!("Get({path}) ended without an update")),
-            Err(s) if answered(&s) => Ok(format!("Get({path}) answered {:?}", s.code())),
-            Err(s) => Err(grpc_error(s)),
+        let mut stream = match client.get(req).await {
+            Ok(rsp) => rsp.into_inner(),
+            Err(s) if answered(&s) => return Ok(format!("Get({path}) answered {:?}", s.code())),
+            Err(s) => return Err(grpc_error(s)),
+        };
+        // The stream is open: the service serves. Its first update, if
+        // it comes soon, says more.
+        match tokio::time::timeout(FIRST_UPDATE, stream.message()).await {
+            Ok(Ok(Some(_))) => Ok(format!("Get({path}) answered")),
+            Ok(Ok(None)) => Ok(format!("Get({path}) ended without an update")),
+            Ok(Err(s)) if answered(&s) => Ok(format!("Get({path}) answered {:?}", s.code())),
+            Ok(Err(s)) => Err(grpc_error(s)),
+            Err(_) => Ok(format!("Get({path}) stream open, no update yet")),
         }
     })
     .await;

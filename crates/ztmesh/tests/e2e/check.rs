@@ -15,9 +15,11 @@ const AUTHORS: &str = "127.0.13.2";
 const WEBAPP: &str = "127.0.13.4";
 
 fn manifests() -> String {
+    let service = "apiVersion: v1\nkind: Service\nmetadata: {name: authors, namespace: booksapp}\nspec: {selector: {app: authors}, ports: [{port: 7001, targetPort: 18400}]}\n";
     [
         booksapp_workload("authors", AUTHORS),
         booksapp_workload("webapp", WEBAPP),
+        service.to_string(),
     ]
     .join("---\n")
 }
