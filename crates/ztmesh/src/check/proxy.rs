@@ -35,7 +35,7 @@ pub(crate) fn workload_checks(
             Group::DataPlane,
             READY.0,
             READY.1,
-            format!("{name}: {e}"),
+            format!("{name}: {}", with_causes(e)),
             restart.clone(),
         ),
     }
@@ -134,6 +134,22 @@ fn certificate(w: &WorkloadObs, trust: &TrustFiles, now: SystemTime) -> CheckRes
         ),
     )
     .evidence(evidence)
+}
+
+/// An error and its causes, `a: b: c` (hyper's client says only
+/// "client error (Connect)"; the cause says why).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 /// The anchor fingerprints a proxy's metrics list.
