@@ -118,7 +118,17 @@ fn certificate(w: &WorkloadObs, trust: &TrustFiles, now: SystemTime) -> CheckRes
             Group::DataPlane,
             id,
             title,
-            format!("{name}: certified by an earlier issuer of the same anchors (it renews at its next refresh)"),
+            format!(
+                "{name}: certified by an earlier issuer of the same anchors ({})",
+                if matches!(
+                    trust.load,
+                    Some(Err(ztmesh_identity::IssuerError::Expired { .. }))
+                ) {
+                    "the current issuer has expired: it cannot renew"
+                } else {
+                    "it renews at its next refresh"
+                }
+            ),
             restart,
         )
         .evidence(evidence);
@@ -300,7 +310,9 @@ pub(crate) fn fold(results: &[&CheckResult]) -> CheckResult {
             "{} of {} workload(s): {}",
             bad.len(),
             results.len(),
-            bad[0].detail
+            bad.iter()
+                .find(|r| r.status == worst)
+                .map_or("", |r| r.detail.as_str())
         ),
     };
     let mut out = CheckResult {
