@@ -9,8 +9,10 @@
 //! and checks it; everything is stopped at the end (or kept with `--keep`).
 //!
 //! [`identity`] holds the certification steps, [`mesh`] the workloads and
-//! what they show.
+//! what they show, [`compliance`] the final compliance report (with its
+//! one deliberately non-compliant edge: the plaintext client).
 
+mod compliance;
 mod identity;
 mod mesh;
 
@@ -144,6 +146,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         step(9, "observe: live figures aggregated by the controller from the proxies");
         mesh::show_traffic(&cp.viz).await?;
         mesh::show_edges(&dir.join("manifests"))?;
+
+        step(10, "compliance: `ztmesh check --compliance`, the seed's invariants and the hardening checklist");
+        compliance::show(&dir, &cp).await?;
         Ok(())
     })?;
 
@@ -153,7 +158,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.keep {
         println!(
-            "\nthe mesh is still running; try:\n  curl -x http://127.0.9.4:4140 http://authors.booksapp.svc.cluster.local:7001/authors.json   # as webapp\n  curl -x http://127.0.9.5:4140 http://authors.booksapp.svc.cluster.local:7001/authors.json   # as traffic: 403\n  ztmesh viz stat deploy -n booksapp      # the controller at {}, from its context file\n  ztmesh viz edges -n booksapp\n  ztmesh authz deploy/authors -n booksapp --manifests {}\n  ztmesh diagnose policy -n booksapp --from deploy/traffic --to deploy/authors:7001 --manifests {}\nCtrl-C to stop",
+            "\nthe mesh is still running; try:\n  curl -x http://127.0.9.4:4140 http://authors.booksapp.svc.cluster.local:7001/authors.json   # as webapp\n  curl -x http://127.0.9.5:4140 http://authors.booksapp.svc.cluster.local:7001/authors.json   # as traffic: 403\n  ztmesh viz stat deploy -n booksapp      # the controller at {}, from its context file\n  ztmesh viz edges -n booksapp\n  ztmesh authz deploy/authors -n booksapp --manifests {}\n  ztmesh diagnose policy -n booksapp --from deploy/traffic --to deploy/authors:7001 --manifests {}\n  ztmesh check                  # and check --proxy, check --compliance\n  ztmesh identity po/authors -n booksapp\nCtrl-C to stop",
             cp.viz,
             dir.join("manifests").display(),
             dir.join("manifests").display()

@@ -9,7 +9,9 @@
 //! stat|edges|routes` read them unless given `--manifests`; [`get`] is its
 //! client. `GET /status` answers the controller's own
 //! status as JSON (the manifests refused and what of each is in force,
-//! see `controller::policy::status_json`).
+//! see `controller::policy::status_json`). `GET /compliance` answers the
+//! compliance report, the JSON of `ztmesh check --compliance -o json`
+//! (`crate::check::compliance_answer`).
 
 use super::model::workloads_in;
 use super::resource::Resource;
@@ -149,6 +151,9 @@ pub async fn serve(
                     let (code, body, content_type) = if req.uri().path() == "/status" {
                         let json = status.lock().expect("status lock").to_string();
                         (http::StatusCode::OK, json + "\n", "application/json")
+                    } else if req.uri().path() == "/compliance" {
+                        let (code, body) = crate::check::compliance_answer().await;
+                        (code, body, "application/json")
                     } else {
                         let json = query(req.uri().query()).get("output").map(String::as_str)
                             == Some("json");
