@@ -6,6 +6,7 @@ use crate::issuer_reload::{IssuerReloader, keep_current};
 use crate::manifests::{Indexes, Scanner};
 use crate::own_identity::OwnIdentity;
 use crate::running::{Addrs, Running, ShutdownHandle};
+use crate::store_feed::{Feeder, StoreFeed};
 use crate::{Error, SHUTDOWN_GRACE};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -47,6 +48,7 @@ pub struct Builder {
     token_key: Option<PathBuf>,
     issuer_poll_interval: Duration,
     manifests: Option<PathBuf>,
+    store: Option<StoreFeed>,
     state_root: Option<PathBuf>,
     limits: Limits,
     policy_addr: SocketAddr,
@@ -75,6 +77,7 @@ impl Builder {
             token_key: None,
             issuer_poll_interval: Duration::from_secs(1),
             manifests: None,
+            store: None,
             state_root: None,
             limits: Limits::default(),
             policy_addr: loopback(8090),
@@ -121,6 +124,14 @@ impl Builder {
     /// Serve policy and destination from the manifests in `dir`.
     pub fn manifests(mut self, dir: impl Into<PathBuf>) -> Self {
         self.manifests = Some(dir.into());
+        self
+    }
+
+    /// Serve policy and destination from another store's feed (the
+    /// Kubernetes store) instead of a manifests directory; it wins over
+    /// [`Builder::manifests`].
+    pub fn store(mut self, feed: StoreFeed) -> Self {
+        self.store = Some(feed);
         self
     }
 
@@ -173,11 +184,11 @@ impl Builder {
     /// (an invalid one fails here), then serves: identity at once; with
     /// manifests, policy, destination and the viz API once the first scan
     /// is in the indexes ([`Running::ready`]).
-    pub async fn spawn(self) -> Result<Running, Error> {
+    pub async fn spawn(mut self) -> Result<Running, Error> {
         let identity_listener = bind(self.identity_addr, "identity service").await?;
-        let listeners = match &self.manifests {
-            None => None,
-            Some(_) => Some(ManifestListeners {
+        let listeners = match self.manifests.is_some() || self.store.is_some() {
+            false => None,
+            true => Some(ManifestListeners {
                 policy: bind(self.policy_addr, "policy service").await?,
                 destination: bind(self.destination_addr, "destination service").await?,
                 viz: match &self.viz {
@@ -238,7 +249,21 @@ impl Builder {
         servers.spawn(async move { ("identity service", identity.await) });
 
         let (ready_tx, ready) = watch::channel(false);
+        let store = self.store.take();
         let (manifests, state_dir) = match (self.manifests.clone(), listeners) {
+            (_, Some(listeners)) if let Some(feed) = store => {
+                let indexes = self.indexes();
+                let status = feed.status.clone();
+                let serving = ManifestServing {
+                    source: Source::Feed(Feeder::start(feed, indexes.clone())),
+                    listeners,
+                    indexes,
+                    status,
+                    viz: self.viz.map(|(_, server)| server),
+                    tls: dst_tls,
+                };
+                (Some(serving), None)
+            }
             (Some(dir), Some(listeners)) => {
                 let state_root = self
                     .state_root
@@ -256,7 +281,7 @@ impl Builder {
                 )
                 .map_err(Error::Scanner)?;
                 let serving = ManifestServing {
-                    scanner,
+                    source: Source::Dir(scanner),
                     listeners,
                     indexes,
                     status,
@@ -334,12 +359,18 @@ struct ManifestListeners {
 
 /// What serves the manifests once their first scan is in.
 struct ManifestServing {
-    scanner: Scanner,
+    source: Source,
     listeners: ManifestListeners,
     indexes: Indexes,
     status: Arc<Mutex<serde_json::Value>>,
     viz: Option<VizServer>,
     tls: Arc<rustls::ServerConfig>,
+}
+
+/// Where the resources come from.
+enum Source {
+    Dir(Scanner),
+    Feed(Feeder),
 }
 
 type Servers = JoinSet<(&'static str, Result<(), tonic::transport::Error>)>;
@@ -371,22 +402,37 @@ async fn supervise(
     stop: watch::Receiver<bool>,
     ready: watch::Sender<bool>,
 ) -> Result<(), Error> {
-    // Kept until the end: dropping it stops the scanner thread.
+    // Kept until the end: dropping it stops the scanner thread (or the feed).
     let mut _scanner_stop = None;
+    let mut _feeder = None;
     match manifests {
         None => {
             ready.send_replace(true);
         }
         Some(m) => {
-            let Scanner {
-                ready: first_scan,
-                stop: scanner_stop,
-            } = m.scanner;
-            _scanner_stop = Some(scanner_stop);
+            let first_scan = match m.source {
+                Source::Dir(scanner) => {
+                    _scanner_stop = Some(scanner.stop);
+                    Box::pin(async move {
+                        scanner
+                            .ready
+                            .await
+                            .map_err(|_| Error::ScannerStopped)?
+                            .map_err(Error::from)
+                    })
+                        as Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>
+                }
+                Source::Feed(mut feeder) => {
+                    let ready =
+                        std::mem::replace(&mut feeder.ready, tokio::sync::oneshot::channel().1);
+                    _feeder = Some(feeder);
+                    Box::pin(async move { ready.await.map_err(|_| Error::StoreStopped) })
+                }
+            };
             // Policy is served from the first complete scan, never from an empty index.
             let serve = tokio::select! {
                 r = first_scan => {
-                    r.map_err(|_| Error::ScannerStopped)??;
+                    r?;
                     true
                 }
                 _ = stopped(stop.clone()) => false,

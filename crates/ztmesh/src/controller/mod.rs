@@ -31,6 +31,13 @@ pub struct Args {
     /// ExternalWorkloads, ...), watched; edits reach the proxies within 1s.
     #[arg(long)]
     manifests: Option<PathBuf>,
+    /// Read the resources from the Kubernetes API instead of --manifests
+    /// (in-cluster config, or KUBECONFIG): Namespaces, ServiceAccounts,
+    /// Services, Pods (meshed when labelled
+    /// linkerd.io/control-plane-ns=<--control-plane-namespace>) and
+    /// Linkerd's and the Gateway API's custom resources, watched.
+    #[arg(long, conflicts_with_all = ["manifests", "check"])]
+    kubernetes: bool,
     /// Validate --manifests, print every problem, and exit (non-zero on errors).
     #[arg(long, requires = "manifests")]
     check: bool,
@@ -129,23 +136,26 @@ fn builder(args: &Args) -> anyhow::Result<ztmesh_controller::Builder> {
     if let Some(key) = &args.token_key {
         builder = builder.token_key(key);
     }
-    if let Some(dir) = &args.manifests {
+    if args.manifests.is_some() || args.kubernetes {
         let default_policy = args
             .default_inbound_policy
             .parse()
             .map_err(anyhow::Error::msg)?;
         builder = builder
-            .manifests(dir)
-            .manifest_limits(ztmesh_resources::bounds::Limits {
-                max_bytes: args.manifest_size_limit,
-                ..Default::default()
-            })
             .policy_addr(args.policy_addr)
             .destination_addr(args.destination_addr)
             .cluster_domain(&args.cluster_domain)
             .cluster_networks(args.cluster_networks.clone())
             .default_inbound_policy(default_policy)
             .viz(args.viz_addr, viz_server(viz_source(args)));
+    }
+    if let Some(dir) = &args.manifests {
+        builder = builder
+            .manifests(dir)
+            .manifest_limits(ztmesh_resources::bounds::Limits {
+                max_bytes: args.manifest_size_limit,
+                ..Default::default()
+            });
         if let Some(state) = &args.state_dir {
             builder = builder.state_dir(state);
         }
@@ -178,7 +188,18 @@ fn viz_server(source: crate::viz::api::Source) -> ztmesh_controller::VizServer {
 async fn serve(args: Args) -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("handling SIGTERM")?;
-    let running = builder(&args)?.spawn().await?;
+    let mut builder = builder(&args)?;
+    if args.kubernetes {
+        let client = ztmesh_kube::client(None).await?;
+        let feed = ztmesh_kube::start(
+            client,
+            &args.control_plane_namespace,
+            ztmesh_kube::Metrics::default(),
+        )
+        .await?;
+        builder = builder.store(feed);
+    }
+    let running = builder.spawn().await?;
     let addrs = running.addrs().clone();
     let dst_name = running.destination_name().clone();
     println!(
@@ -186,9 +207,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         addrs.identity,
         running.identity_name()
     );
-    if let (Some(dir), Some(policy), Some(destination)) =
-        (&args.manifests, addrs.policy, addrs.destination)
-    {
+    let source = match &args.manifests {
+        Some(dir) => format!("manifests from {}", dir.display()),
+        None => "resources from the Kubernetes API".into(),
+    };
+    if let (Some(policy), Some(destination)) = (addrs.policy, addrs.destination) {
         if let Some(viz) = addrs.viz {
             println!(
                 "viz API listening on {viz} (plain HTTP: GET /stat?namespace=NS&window=SECONDS, GET /status: refused manifests as JSON); figures {}",
@@ -201,8 +224,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             );
         }
         println!(
-            "policy service listening on {policy} (plaintext on loopback addresses, TLS as {dst_name} on others); manifests from {}",
-            dir.display()
+            "policy service listening on {policy} (plaintext on loopback addresses, TLS as {dst_name} on others); {source}"
         );
         println!(
             "destination service listening on {destination} (plaintext on loopback addresses, TLS as {dst_name} on others)"
@@ -226,6 +248,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             false
         }
     };
+    if ready && args.kubernetes {
+        println!("resources from the Kubernetes API in force");
+    }
     if ready && let (Some(dir), Some(state_dir)) = (&args.manifests, running.state_dir()) {
         println!(
             "manifests from {} in force; last good content recorded in {}",

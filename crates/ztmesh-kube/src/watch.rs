@@ -1,0 +1,143 @@
+//! The watches: one kube-runtime watcher per kind, all feeding one task
+//! that owns the [`StoreState`] and sends its updates to the controller.
+//! A watch error (the server gone, a permission missing) is logged and the
+//! watcher retries with backoff; the indexes keep their state meanwhile.
+
+use crate::kinds::{self, Kind};
+use crate::metrics::Metrics;
+use crate::state::{StoreState, WatchEvent};
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject};
+use kube::discovery::ApiResource;
+use kube::runtime::watcher;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+use ztmesh_controller::StoreFeed;
+
+/// Finding the custom resources on the server failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("discovering API group {group}")]
+    Discovery {
+        group: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("reading the Kubernetes client configuration (KUBECONFIG or in-cluster)")]
+    Config(#[source] kube::Error),
+    #[error("reading kubeconfig {path}")]
+    Kubeconfig {
+        path: std::path::PathBuf,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+}
+
+/// The kinds to watch on this server: the core ones, and each custom
+/// resource its server serves (at the version it prefers). A custom
+/// resource not installed is left out, with a warning.
+pub async fn discover(client: &kube::Client) -> Result<Vec<(Kind, ApiResource)>, Error> {
+    let mut out = kinds::core();
+    let mut groups = std::collections::BTreeMap::new();
+    for kind in kinds::CUSTOM {
+        if !groups.contains_key(kind.group) {
+            let found = match kube::discovery::group(client, kind.group).await {
+                Ok(g) => Some(g),
+                Err(kube::Error::Api(e)) if e.code == 404 => None,
+                Err(source) => {
+                    return Err(Error::Discovery {
+                        group: kind.group,
+                        source,
+                    });
+                }
+            };
+            groups.insert(kind.group, found);
+        }
+        match groups[kind.group]
+            .as_ref()
+            .and_then(|g| g.recommended_kind(kind.kind))
+        {
+            Some((ar, _)) => out.push((kind, ar)),
+            None => tracing::warn!(
+                %kind,
+                "not served by this API server (its CustomResourceDefinition is not installed: `ztmesh install --crds`); not watched"
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// Starts watching `kinds` (from [`discover`]) and returns the feed the
+/// controller's builder takes. The watches stop when the feed is dropped.
+pub fn start(
+    client: kube::Client,
+    kinds: Vec<(Kind, ApiResource)>,
+    control_plane_ns: &str,
+    metrics: Metrics,
+) -> StoreFeed {
+    let (events_tx, events) = mpsc::channel(1024);
+    let (watch_tx, mut watch_rx) = mpsc::channel::<(usize, WatchEvent)>(1024);
+    let mut state = StoreState::new(
+        kinds.iter().map(|(k, _)| *k).collect(),
+        control_plane_ns,
+        metrics,
+    );
+    let status = Arc::new(Mutex::new(state.status_json()));
+    let mut watchers = tokio::task::JoinSet::new();
+    for (i, (kind, ar)) in kinds.into_iter().enumerate() {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+        watchers.spawn(watch_kind(i, kind, ar, api, watch_tx.clone()));
+    }
+    let shown = status.clone();
+    tokio::spawn(async move {
+        // Owned here: the watchers stop with this task.
+        let _watchers = watchers;
+        while let Some((kind, event)) = watch_rx.recv().await {
+            for update in state.handle(kind, event) {
+                if events_tx.send(update).await.is_err() {
+                    return;
+                }
+            }
+            *shown.lock().expect("status lock") = state.status_json();
+        }
+    });
+    StoreFeed { events, status }
+}
+
+async fn watch_kind(
+    index: usize,
+    kind: Kind,
+    ar: ApiResource,
+    api: Api<DynamicObject>,
+    tx: mpsc::Sender<(usize, WatchEvent)>,
+) {
+    use kube::runtime::WatchStreamExt;
+    let json = |mut o: DynamicObject| {
+        // List items may come without their type; the loader needs it.
+        o.types = Some(kube::api::TypeMeta {
+            api_version: ar.api_version.clone(),
+            kind: ar.kind.clone(),
+        });
+        serde_json::to_value(&o).unwrap_or_default()
+    };
+    let mut stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    while let Some(event) = stream.next().await {
+        let event = match event {
+            Ok(watcher::Event::Init) => WatchEvent::Init,
+            Ok(watcher::Event::InitApply(o) | watcher::Event::Apply(o)) => {
+                WatchEvent::Apply(json(o))
+            }
+            Ok(watcher::Event::Delete(o)) => WatchEvent::Delete(json(o)),
+            Ok(watcher::Event::InitDone) => WatchEvent::InitDone,
+            Err(error) => {
+                tracing::warn!(%kind, %error, "watch failed; retrying");
+                continue;
+            }
+        };
+        if tx.send((index, event)).await.is_err() {
+            return;
+        }
+    }
+}
