@@ -34,7 +34,7 @@ pub enum Error {
 }
 
 /// The kinds to watch on this server: the core ones, and each custom
-/// resource its server serves (at the version it prefers). A custom
+/// resource its server serves (at the most preferred version serving it). A custom
 /// resource not installed is left out, with a warning.
 pub async fn discover(client: &kube::Client) -> Result<Vec<(Kind, ApiResource)>, Error> {
     let mut out = kinds::core();
@@ -55,9 +55,9 @@ pub async fn discover(client: &kube::Client) -> Result<Vec<(Kind, ApiResource)>,
         }
         match groups[kind.group]
             .as_ref()
-            .and_then(|g| g.recommended_kind(kind.kind))
+            .and_then(|g| served_version(g, kind.kind))
         {
-            Some((ar, _)) => out.push((kind, ar)),
+            Some(ar) => out.push((kind, ar)),
             None => tracing::warn!(
                 %kind,
                 "not served by this API server (its CustomResourceDefinition is not installed: `ztmesh install --crds`); not watched"
@@ -65,6 +65,20 @@ pub async fn discover(client: &kube::Client) -> Result<Vec<(Kind, ApiResource)>,
         }
     }
     Ok(out)
+}
+
+/// The first version serving `kind`, the group's preferred one first
+/// (`ApiGroup::recommended_kind` looks in the preferred version only, and
+/// Linkerd's kinds are spread over versions: AuthorizationPolicy is
+/// v1alpha1 only while Server's newest is v1beta3).
+fn served_version(group: &kube::discovery::ApiGroup, kind: &str) -> Option<ApiResource> {
+    group.versions().find_map(|v| {
+        group
+            .versioned_resources(v)
+            .into_iter()
+            .find(|(ar, _)| ar.kind == kind)
+            .map(|(ar, _)| ar)
+    })
 }
 
 /// Starts watching `kinds` (from [`discover`]) and returns the feed the
