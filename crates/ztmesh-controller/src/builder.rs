@@ -2,6 +2,7 @@
 //! binds every listener first, loads the issuer, starts the manifest
 //! scanner and the servers, and returns a [`Running`].
 
+use crate::authenticator::{Authenticator, TokenReviewer};
 use crate::issuer_reload::{IssuerReloader, keep_current};
 use crate::manifests::{Indexes, Scanner};
 use crate::own_identity::OwnIdentity;
@@ -46,6 +47,7 @@ pub struct Builder {
     control_plane_ns: String,
     identity_ttl: Duration,
     token_key: Option<PathBuf>,
+    token_reviewer: Option<Arc<dyn TokenReviewer>>,
     issuer_poll_interval: Duration,
     manifests: Option<PathBuf>,
     store: Option<StoreFeed>,
@@ -75,6 +77,7 @@ impl Builder {
             control_plane_ns: "linkerd".into(),
             identity_ttl: Duration::from_secs(24 * 3600),
             token_key: None,
+            token_reviewer: None,
             issuer_poll_interval: Duration::from_secs(1),
             manifests: None,
             store: None,
@@ -112,6 +115,13 @@ impl Builder {
 
     pub fn token_key(mut self, path: impl Into<PathBuf>) -> Self {
         self.token_key = Some(path.into());
+        self
+    }
+
+    /// Authenticate Certify's tokens with `reviewer` (the Kubernetes
+    /// TokenReview API) instead of the local token key, which is then not read.
+    pub fn token_reviewer(mut self, reviewer: Arc<dyn TokenReviewer>) -> Self {
+        self.token_reviewer = Some(reviewer);
         self
     }
 
@@ -209,16 +219,22 @@ impl Builder {
         let dir = self.identity_dir.clone();
         let (reloader, ca) = IssuerReloader::start(dir.clone(), trust.clone(), self.identity_ttl)
             .map_err(|source| Error::Issuer { dir, source })?;
-        let token_key = self.token_key.clone().unwrap_or_else(|| {
-            self.identity_dir
-                .join(ztmesh_identity::install::TOKEN_KEY_FILE)
+        let verifier = Arc::new(match self.token_reviewer.clone() {
+            Some(reviewer) => Authenticator::Review(reviewer),
+            None => {
+                let token_key = self.token_key.clone().unwrap_or_else(|| {
+                    self.identity_dir
+                        .join(ztmesh_identity::install::TOKEN_KEY_FILE)
+                });
+                let pem = std::fs::read(&token_key).map_err(|source| Error::ReadTokenKey {
+                    path: token_key.clone(),
+                    source,
+                })?;
+                Authenticator::Local(
+                    TokenSigner::from_pem(&pem, &token_key.display().to_string())?.verifier(),
+                )
+            }
         });
-        let pem = std::fs::read(&token_key).map_err(|source| Error::ReadTokenKey {
-            path: token_key.clone(),
-            source,
-        })?;
-        let verifier =
-            Arc::new(TokenSigner::from_pem(&pem, &token_key.display().to_string())?.verifier());
 
         let identity_name = trust.identity(&self.control_plane_ns, "linkerd-identity")?;
         // Destination and policy prove linkerd-destination's identity, as in Linkerd.

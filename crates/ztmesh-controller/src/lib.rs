@@ -10,6 +10,8 @@
 //! [`Running::wait`]. Errors are one [`Error`] type.
 //!
 //! Layout, leaf first:
+//! - `authenticator`: who presented a Certify token: the local token key
+//!   or a [`TokenReviewer`] (Kubernetes TokenReview, in ztmesh-kube).
 //! - [`own_identity`]: the controller's own certificates (identity and
 //!   destination), for TLS off loopback; renewed by `issuer_reload`.
 //! - `issuer_reload`: the issuer, reloaded when its files change; an
@@ -28,6 +30,7 @@
 
 #![forbid(unsafe_code)]
 
+mod authenticator;
 mod builder;
 mod error;
 mod issuer_reload;
@@ -36,6 +39,7 @@ pub mod own_identity;
 mod running;
 mod store_feed;
 
+pub use authenticator::{ReviewFuture, TokenReviewer};
 pub use builder::{Builder, ShutdownSignal, VizContext, VizServer, state_dir_for};
 pub use error::Error;
 pub use running::{Addrs, Running, ShutdownHandle};

@@ -17,6 +17,9 @@
 //! - [`translate`]: one API object to one resource, or its rejection.
 //! - [`metrics`]: the rejection counter.
 //! - [`state`]: watch events to index updates, what is in force (no I/O).
+//! - [`token_review`]: Certify's tokens checked by the API server's
+//!   TokenReview (audience `identity.l5d.io`), for the controller's
+//!   `Builder::token_reviewer`.
 //! - [`watch`]: discovery, the watchers and the task that feeds the
 //!   controller.
 //!
@@ -28,6 +31,7 @@
 pub mod kinds;
 pub mod metrics;
 pub mod state;
+pub mod token_review;
 pub mod translate;
 pub mod watch;
 

@@ -35,7 +35,9 @@ pub struct Args {
     /// (in-cluster config, or KUBECONFIG): Namespaces, ServiceAccounts,
     /// Services, Pods (meshed when labelled
     /// linkerd.io/control-plane-ns=<--control-plane-namespace>) and
-    /// Linkerd's and the Gateway API's custom resources, watched.
+    /// Linkerd's and the Gateway API's custom resources, watched; Certify's
+    /// tokens are checked by the API's TokenReview (audience identity.l5d.io)
+    /// instead of the local token key.
     #[arg(long, conflicts_with_all = ["manifests", "check"])]
     kubernetes: bool,
     /// Validate --manifests, print every problem, and exit (non-zero on errors).
@@ -191,6 +193,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let mut builder = builder(&args)?;
     if args.kubernetes {
         let client = ztmesh_kube::client(None).await?;
+        builder = builder.token_reviewer(std::sync::Arc::new(
+            ztmesh_kube::token_review::KubeTokenReviewer::new(client.clone()),
+        ));
         let feed = ztmesh_kube::start(
             client,
             &args.control_plane_namespace,
