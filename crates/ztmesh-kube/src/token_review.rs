@@ -116,10 +116,12 @@ mod tests {
 
     #[test]
     fn a_review_names_the_service_account_or_says_why_not() {
-        let books = Ok(ServiceAccount {
-            namespace: "booksapp".into(),
-            name: "books".into(),
-        });
+        let books = || {
+            Ok(ServiceAccount {
+                namespace: "booksapp".into(),
+                name: "books".into(),
+            })
+        };
         let cases: Vec<(Option<TokenReviewStatus>, Result<ServiceAccount, TokenError>)> = vec![
             (
                 Some(status(
@@ -128,12 +130,12 @@ mod tests {
                     Some(&[AUDIENCE]),
                     None,
                 )),
-                books.clone(),
+                books(),
             ),
             // A server that does not echo audiences: it checked them.
             (
                 Some(status(Some(true), Some("system:serviceaccount:booksapp:books"), None, None)),
-                books,
+                books(),
             ),
             (
                 Some(status(
