@@ -20,6 +20,9 @@
 //! - [`token_review`]: Certify's tokens checked by the API server's
 //!   TokenReview (audience `identity.l5d.io`), for the controller's
 //!   `Builder::token_reviewer`.
+//! - [`lease`]: one leader among replicas, by a coordination.k8s.io Lease.
+//! - [`status`]: HTTPRoute status (Accepted, ResolvedRefs) as Linkerd
+//!   writes it, by the leader only.
 //! - [`watch`]: discovery, the watchers and the task that feeds the
 //!   controller.
 //!
@@ -29,8 +32,10 @@
 #![forbid(unsafe_code)]
 
 pub mod kinds;
+pub mod lease;
 pub mod metrics;
 pub mod state;
+pub mod status;
 pub mod token_review;
 pub mod translate;
 pub mod watch;
@@ -60,6 +65,43 @@ pub async fn client(path: Option<&std::path::Path>) -> Result<kube::Client, Erro
         }
     };
     kube::Client::try_from(config).map_err(Error::Config)
+}
+
+/// The store of a controller replica, with its election and status
+/// writer ([`start_replica`]); dropping it stops them.
+pub struct Replica {
+    pub feed: Option<ztmesh_controller::StoreFeed>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// As [`start`], plus this replica's part in the election of the one that
+/// writes HTTPRoute status (the Lease `ztmesh-controller-write` in
+/// `control_plane_ns`; `replica` names this one, e.g. the pod's name).
+pub async fn start_replica(
+    client: kube::Client,
+    control_plane_ns: &str,
+    replica: &str,
+    metrics: Metrics,
+) -> Result<Replica, Error> {
+    let kinds = watch::discover(&client).await?;
+    let (leading, election) = lease::elect(
+        client.clone(),
+        lease::LeaseConfig::new(control_plane_ns, replica),
+    );
+    let status = status::run(client.clone(), &kinds, leading);
+    let feed = watch::start(client, kinds, control_plane_ns, metrics);
+    Ok(Replica {
+        feed: Some(feed),
+        tasks: vec![election, status],
+    })
 }
 
 /// Discovers what to watch and starts the store for the controller whose

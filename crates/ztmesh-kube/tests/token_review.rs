@@ -20,7 +20,10 @@ fn kubectl(kubeconfig: &std::ffi::OsStr, args: &[&str]) -> String {
         "kubectl {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).expect("UTF-8").trim().to_string()
+    String::from_utf8(out.stdout)
+        .expect("UTF-8")
+        .trim()
+        .to_string()
 }
 
 #[tokio::test]
@@ -38,10 +41,21 @@ async fn token_review_names_the_service_account_or_refuses() {
             % 1_000_000
     );
     kubectl(&kubeconfig, &["create", "namespace", &ns]);
-    kubectl(&kubeconfig, &["create", "serviceaccount", "books", "-n", &ns]);
+    kubectl(
+        &kubeconfig,
+        &["create", "serviceaccount", "books", "-n", &ns],
+    );
     let good = kubectl(
         &kubeconfig,
-        &["create", "token", "books", "-n", &ns, "--audience", "identity.l5d.io"],
+        &[
+            "create",
+            "token",
+            "books",
+            "-n",
+            &ns,
+            "--audience",
+            "identity.l5d.io",
+        ],
     );
     let other_audience = kubectl(&kubeconfig, &["create", "token", "books", "-n", &ns]);
     let client = ztmesh_kube::client(Some(std::path::Path::new(&kubeconfig)))

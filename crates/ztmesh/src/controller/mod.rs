@@ -40,6 +40,11 @@ pub struct Args {
     /// instead of the local token key.
     #[arg(long, conflicts_with_all = ["manifests", "check"])]
     kubernetes: bool,
+    /// This replica's name in the election of the one that writes HTTPRoute
+    /// status (with --kubernetes; the Lease ztmesh-controller-write in the
+    /// control plane namespace) [default: the host name].
+    #[arg(long, env = "POD_NAME", requires = "kubernetes")]
+    replica_name: Option<String>,
     /// Validate --manifests, print every problem, and exit (non-zero on errors).
     #[arg(long, requires = "manifests")]
     check: bool,
@@ -191,18 +196,28 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("handling SIGTERM")?;
     let mut builder = builder(&args)?;
+    // Kept until the controller stops: the election and status writer.
+    let mut _replica = None;
     if args.kubernetes {
         let client = ztmesh_kube::client(None).await?;
         builder = builder.token_reviewer(std::sync::Arc::new(
             ztmesh_kube::token_review::KubeTokenReviewer::new(client.clone()),
         ));
-        let feed = ztmesh_kube::start(
+        let replica_name = match &args.replica_name {
+            Some(name) => name.clone(),
+            None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| format!("ztmesh-{}", std::process::id())),
+        };
+        let mut replica = ztmesh_kube::start_replica(
             client,
             &args.control_plane_namespace,
+            &replica_name,
             ztmesh_kube::Metrics::default(),
         )
         .await?;
-        builder = builder.store(feed);
+        builder = builder.store(replica.feed.take().expect("a new replica has its feed"));
+        _replica = Some(replica);
     }
     let running = builder.spawn().await?;
     let addrs = running.addrs().clone();
