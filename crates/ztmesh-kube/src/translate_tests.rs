@@ -60,9 +60,8 @@ fn pods_are_meshed_as_linkerd_decides() {
         let t = translate(&pod(labels, annotations), cp).expect(&why);
         let inject = annotation(&t.resource, "linkerd.io/inject");
         assert_eq!(inject.as_deref() == Some("enabled"), meshed, "{why}");
-        assert_eq!(
-            annotation(&t.resource, "config.ztmesh.io/proxy-mode").is_some(),
-            false,
+        assert!(
+            annotation(&t.resource, "config.ztmesh.io/proxy-mode").is_none(),
             "{why}"
         );
     }
