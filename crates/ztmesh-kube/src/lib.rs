@@ -12,6 +12,9 @@
 //! decides it: labelled `linkerd.io/control-plane-ns=<control plane namespace>`.
 //!
 //! Layout, leaf first:
+//! - [`issuer_secret`]: the trust roots ConfigMap and the issuer Secret
+//!   (Linkerd's or an external issuer's) copied into the identity
+//!   directory, where the controller's issuer reload validates them.
 //! - [`kinds`]: what is watched, and the check that the core kinds are
 //!   Kubernetes 1.28's (k8s-openapi 0.26 `latest` with kube 2.0).
 //! - [`translate`]: one API object to one resource, or its rejection.
@@ -31,6 +34,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod issuer_secret;
 pub mod kinds;
 pub mod lease;
 pub mod metrics;

@@ -45,6 +45,13 @@ pub struct Args {
     /// control plane namespace) [default: the host name].
     #[arg(long, env = "POD_NAME", requires = "kubernetes")]
     replica_name: Option<String>,
+    /// Copy the trust anchors (ConfigMap linkerd-identity-trust-roots) and
+    /// the issuer (Secret linkerd-identity-issuer: Linkerd's crt.pem/key.pem,
+    /// or an external issuer's kubernetes.io/tls) from the control plane
+    /// namespace into --identity-dir, now and on every change (a bad
+    /// issuer is refused and the last good one stays).
+    #[arg(long, requires = "kubernetes")]
+    identity_issuer_secret: bool,
     /// Validate --manifests, print every problem, and exit (non-zero on errors).
     #[arg(long, requires = "manifests")]
     check: bool,
@@ -198,8 +205,22 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let mut builder = builder(&args)?;
     // Kept until the controller stops: the election and status writer.
     let mut _replica = None;
+    let mut _issuer_sync = None;
     if args.kubernetes {
         let client = ztmesh_kube::client(None).await?;
+        if args.identity_issuer_secret {
+            let dir = args
+                .identity_dir
+                .clone()
+                .expect("clap requires --identity-dir");
+            let ns = &args.control_plane_namespace;
+            ztmesh_kube::issuer_secret::sync_once(&client, ns, &dir).await?;
+            _issuer_sync = Some(AbortOnDrop(ztmesh_kube::issuer_secret::keep_synced(
+                client.clone(),
+                ns,
+                dir,
+            )));
+        }
         builder = builder.token_reviewer(std::sync::Arc::new(
             ztmesh_kube::token_review::KubeTokenReviewer::new(client.clone()),
         ));
@@ -292,4 +313,13 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     result?;
     println!("controller stopped");
     Ok(())
+}
+
+/// Stops a background task when the controller stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
