@@ -30,7 +30,7 @@ pub enum SyncError {
         namespace: String,
         name: &'static str,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     #[error("{what} {namespace}/{name} does not exist")]
     Missing {
@@ -92,7 +92,7 @@ pub async fn sync_once(
             what,
             namespace: namespace.into(),
             name,
-            source,
+            source: Box::new(source),
         }
     };
     let missing = |what, name| SyncError::Missing {

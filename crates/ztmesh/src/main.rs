@@ -57,7 +57,7 @@ enum Command {
     /// Run the control plane: identity (Certify; issuer files hot-reloaded),
     /// and with --manifests destination, inbound and outbound policy and
     /// the viz API, from a watched directory of Linkerd resources.
-    Controller(controller::Args),
+    Controller(Box<controller::Args>),
     /// Obtain or inspect workload certificates by hand (debugging).
     #[command(subcommand)]
     Identity(identity::Command),
@@ -162,7 +162,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Install(args) => install::run(args),
         Command::Token(cmd) => token::run(cmd),
-        Command::Controller(args) => controller::run(args),
+        Command::Controller(args) => controller::run(*args),
         Command::Identity(cmd) => identity::run(cmd),
         Command::Diagnose(cmd) => diagnose::run(cmd),
         Command::Authz(args) => authz_cmd::run(args),

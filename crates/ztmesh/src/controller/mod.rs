@@ -31,27 +31,8 @@ pub struct Args {
     /// ExternalWorkloads, ...), watched; edits reach the proxies within 1s.
     #[arg(long)]
     manifests: Option<PathBuf>,
-    /// Read the resources from the Kubernetes API instead of --manifests
-    /// (in-cluster config, or KUBECONFIG): Namespaces, ServiceAccounts,
-    /// Services, Pods (meshed when labelled
-    /// linkerd.io/control-plane-ns=<--control-plane-namespace>) and
-    /// Linkerd's and the Gateway API's custom resources, watched; Certify's
-    /// tokens are checked by the API's TokenReview (audience identity.l5d.io)
-    /// instead of the local token key.
-    #[arg(long, conflicts_with_all = ["manifests", "check"])]
-    kubernetes: bool,
-    /// This replica's name in the election of the one that writes HTTPRoute
-    /// status (with --kubernetes; the Lease ztmesh-controller-write in the
-    /// control plane namespace) [default: the host name].
-    #[arg(long, env = "POD_NAME", requires = "kubernetes")]
-    replica_name: Option<String>,
-    /// Copy the trust anchors (ConfigMap linkerd-identity-trust-roots) and
-    /// the issuer (Secret linkerd-identity-issuer: Linkerd's crt.pem/key.pem,
-    /// or an external issuer's kubernetes.io/tls) from the control plane
-    /// namespace into --identity-dir, now and on every change (a bad
-    /// issuer is refused and the last good one stays).
-    #[arg(long, requires = "kubernetes")]
-    identity_issuer_secret: bool,
+    #[command(flatten)]
+    kube: KubeArgs,
     /// Validate --manifests, print every problem, and exit (non-zero on errors).
     #[arg(long, requires = "manifests")]
     check: bool,
@@ -117,6 +98,32 @@ pub struct Args {
     manifest_size_limit: u64,
 }
 
+/// The Kubernetes flags.
+#[derive(clap::Args)]
+struct KubeArgs {
+    /// Read the resources from the Kubernetes API instead of --manifests
+    /// (in-cluster config, or KUBECONFIG): Namespaces, ServiceAccounts,
+    /// Services, Pods (meshed when labelled
+    /// linkerd.io/control-plane-ns=<--control-plane-namespace>) and
+    /// Linkerd's and the Gateway API's custom resources, watched; Certify's
+    /// tokens are checked by the API's TokenReview (audience identity.l5d.io)
+    /// instead of the local token key.
+    #[arg(long, conflicts_with_all = ["manifests", "check"])]
+    kubernetes: bool,
+    /// This replica's name in the election of the one that writes HTTPRoute
+    /// status (with --kubernetes; the Lease ztmesh-controller-write in the
+    /// control plane namespace) [default: the host name].
+    #[arg(long, env = "POD_NAME", requires = "kubernetes")]
+    replica_name: Option<String>,
+    /// Copy the trust anchors (ConfigMap linkerd-identity-trust-roots) and
+    /// the issuer (Secret linkerd-identity-issuer: Linkerd's crt.pem/key.pem,
+    /// or an external issuer's kubernetes.io/tls) from the control plane
+    /// namespace into --identity-dir, now and on every change (a bad
+    /// issuer is refused and the last good one stays).
+    #[arg(long, requires = "kubernetes")]
+    identity_issuer_secret: bool,
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.check {
         let dir = args
@@ -150,7 +157,7 @@ fn builder(args: &Args) -> anyhow::Result<ztmesh_controller::Builder> {
     if let Some(key) = &args.token_key {
         builder = builder.token_key(key);
     }
-    if args.manifests.is_some() || args.kubernetes {
+    if args.manifests.is_some() || args.kube.kubernetes {
         let default_policy = args
             .default_inbound_policy
             .parse()
@@ -206,9 +213,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     // Kept until the controller stops: the election and status writer.
     let mut _replica = None;
     let mut _issuer_sync = None;
-    if args.kubernetes {
+    if args.kube.kubernetes {
         let client = ztmesh_kube::client(None).await?;
-        if args.identity_issuer_secret {
+        if args.kube.identity_issuer_secret {
             let dir = args
                 .identity_dir
                 .clone()
@@ -224,7 +231,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         builder = builder.token_reviewer(std::sync::Arc::new(
             ztmesh_kube::token_review::KubeTokenReviewer::new(client.clone()),
         ));
-        let replica_name = match &args.replica_name {
+        let replica_name = match &args.kube.replica_name {
             Some(name) => name.clone(),
             None => std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_string())
@@ -289,7 +296,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             false
         }
     };
-    if ready && args.kubernetes {
+    if ready && args.kube.kubernetes {
         println!("resources from the Kubernetes API in force");
     }
     if ready && let (Some(dir), Some(state_dir)) = (&args.manifests, running.state_dir()) {
