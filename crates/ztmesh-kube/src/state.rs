@@ -43,6 +43,8 @@ pub struct StoreState {
     listed: BTreeSet<usize>,
     synced: bool,
     metrics: Metrics,
+    /// The metric's counts, for the status.
+    rejected_total: BTreeMap<String, u64>,
 }
 
 impl StoreState {
@@ -57,6 +59,7 @@ impl StoreState {
             listed: BTreeSet::new(),
             synced: false,
             metrics,
+            rejected_total: BTreeMap::new(),
         }
     }
 
@@ -127,6 +130,7 @@ impl StoreState {
             }
             Err(rejection) => {
                 let kind = self.kinds[id.0].to_string();
+                *self.rejected_total.entry(kind.clone()).or_default() += 1;
                 self.metrics
                     .rejected
                     .get_or_create(&KindLabel { kind })
@@ -160,7 +164,8 @@ impl StoreState {
 
     /// What `GET /status` on the viz API reports: `{"store": "kubernetes",
     /// "ready", "watched": [KIND], "refused": [{"object", "reasons",
-    /// "in_force": "previous" | "nothing"}]}`.
+    /// "in_force": "previous" | "nothing"}], "rejected_total": {KIND: N}}`
+    /// (the counts of `ztmesh_kube_objects_rejected_total`).
     pub fn status_json(&self) -> serde_json::Value {
         let refused: Vec<serde_json::Value> = self
             .rejected()
@@ -178,6 +183,7 @@ impl StoreState {
             "ready": self.synced,
             "watched": self.kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
             "refused": refused,
+            "rejected_total": self.rejected_total,
         })
     }
 }
@@ -186,4 +192,114 @@ fn obj_id(kind: usize, object: &serde_json::Value) -> ObjId {
     let meta = &object["metadata"];
     let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
     (kind, text(&meta["namespace"]), text(&meta["name"]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ns(name: &str) -> serde_json::Value {
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    }
+
+    /// A Pod; without a spec it is refused ("a Pod needs a spec").
+    fn pod(name: &str, good: bool) -> serde_json::Value {
+        let mut o = json!({"apiVersion": "v1", "kind": "Pod",
+                           "metadata": {"name": name, "namespace": "n"}});
+        if good {
+            o["spec"] = json!({"containers": [{"name": "app"}]});
+        }
+        o
+    }
+
+    /// Each event as `apply NAME`, `delete NAME` or `synced`.
+    fn names(events: Vec<StoreEvent>) -> Vec<String> {
+        events
+            .into_iter()
+            .map(|e| match e {
+                StoreEvent::Apply(r) => format!("apply {}", r.key().name),
+                StoreEvent::Delete(k) => format!("delete {}", k.name),
+                StoreEvent::Synced => "synced".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn watch_events_become_index_updates() {
+        let kinds = vec![
+            Kind {
+                group: "",
+                kind: "Namespace",
+            },
+            Kind {
+                group: "",
+                kind: "Pod",
+            },
+        ];
+        let mut state = StoreState::new(kinds, "linkerd", Metrics::default());
+        use WatchEvent::{Apply, Delete, Init, InitDone};
+        // (kind, event, updates, refused objects with whether a previous version is in force)
+        let steps: Vec<(usize, WatchEvent, Vec<&str>, Vec<(&str, bool)>)> = vec![
+            (0, Init, vec![], vec![]),
+            (0, Apply(ns("a")), vec!["apply a"], vec![]),
+            (0, Apply(ns("b")), vec!["apply b"], vec![]),
+            (0, InitDone, vec![], vec![]),
+            // Synced once every kind is listed, and only once.
+            (1, Init, vec![], vec![]),
+            (1, Apply(pod("p", true)), vec!["apply p"], vec![]),
+            (1, InitDone, vec!["synced"], vec![]),
+            // A bad version keeps the good one; a bad new object has none.
+            (1, Apply(pod("p", false)), vec![], vec![("Pod n/p", true)]),
+            (
+                1,
+                Apply(pod("q", false)),
+                vec![],
+                vec![("Pod n/p", true), ("Pod n/q", false)],
+            ),
+            // Fixed: applied, no longer refused.
+            (
+                1,
+                Apply(pod("p", true)),
+                vec!["apply p"],
+                vec![("Pod n/q", false)],
+            ),
+            // A relist no longer listing q forgets it (nothing was in force).
+            (1, Init, vec![], vec![("Pod n/q", false)]),
+            (
+                1,
+                Apply(pod("p", true)),
+                vec!["apply p"],
+                vec![("Pod n/q", false)],
+            ),
+            (1, InitDone, vec![], vec![]),
+            // A relist no longer listing b (deleted while the watch was down) deletes it.
+            (0, Init, vec![], vec![]),
+            (0, Apply(ns("a")), vec!["apply a"], vec![]),
+            (0, InitDone, vec!["delete b"], vec![]),
+            (0, Delete(ns("a")), vec!["delete a"], vec![]),
+            // Deleting what is not in force changes nothing.
+            (0, Delete(ns("zz")), vec![], vec![]),
+            // A refused object deleted: its last good version goes too.
+            (1, Apply(pod("p", false)), vec![], vec![("Pod n/p", true)]),
+            (1, Delete(pod("p", false)), vec!["delete p"], vec![]),
+        ];
+        for (i, (kind, event, want, refused)) in steps.into_iter().enumerate() {
+            let got = names(state.handle(kind, event));
+            assert_eq!(got, want, "step {i}");
+            let now: Vec<(String, bool)> = state
+                .rejected()
+                .into_iter()
+                .map(|(r, previous)| (r.object, previous))
+                .collect();
+            let refused: Vec<(String, bool)> = refused
+                .into_iter()
+                .map(|(o, p)| (o.to_string(), p))
+                .collect();
+            assert_eq!(now, refused, "step {i}");
+        }
+        assert_eq!(state.metrics.rejected("Pod"), 3);
+        assert_eq!(state.status_json()["ready"], true);
+        assert_eq!(state.status_json()["rejected_total"], json!({"Pod": 3}));
+    }
 }
