@@ -8,6 +8,11 @@
 //! open streams get [`ztmesh_controller::SHUTDOWN_GRACE`] to finish, and
 //! the process exits. The viz API it serves is the CLI's ([`crate::viz`]).
 //! `--check` validates a manifests directory and exits ([`check`]).
+//! `--kubernetes` ([`KubeArgs`]) reads the resources from the Kubernetes
+//! API instead (ztmesh-kube's store, given to the builder), checks
+//! Certify's tokens with TokenReview, joins the election of the replica
+//! that writes HTTPRoute status, and with `--identity-issuer-secret`
+//! copies the issuer from its Secret into the identity directory.
 
 mod check;
 
