@@ -192,8 +192,9 @@ impl Builder {
     /// Binds every listener (a port that cannot be bound fails here, naming
     /// it, before anything is served), loads the issuer and the token key
     /// (an invalid one fails here), then serves: identity at once; with
-    /// manifests, policy, destination and the viz API once the first scan
-    /// is in the indexes ([`Running::ready`]).
+    /// manifests (or a [`Builder::store`]), policy, destination and the viz
+    /// API once the first scan (the store's first complete listing) is in
+    /// the indexes ([`Running::ready`]).
     pub async fn spawn(mut self) -> Result<Running, Error> {
         let identity_listener = bind(self.identity_addr, "identity service").await?;
         let listeners = match self.manifests.is_some() || self.store.is_some() {
@@ -438,10 +439,8 @@ async fn supervise(
                     })
                         as Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>
                 }
-                Source::Feed(mut feeder) => {
-                    let ready =
-                        std::mem::replace(&mut feeder.ready, tokio::sync::oneshot::channel().1);
-                    _feeder = Some(feeder);
+                Source::Feed(Feeder { ready, task }) => {
+                    _feeder = Some(task);
                     Box::pin(async move { ready.await.map_err(|_| Error::StoreStopped) })
                 }
             };

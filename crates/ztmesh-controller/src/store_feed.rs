@@ -36,9 +36,19 @@ pub struct StoreFeed {
 
 /// The task applying a feed to the indexes.
 pub(crate) struct Feeder {
-    /// Fires once the store is synced (or never, if the feed ends first).
+    /// Fires once the store is synced (dropped if the feed ends first).
     pub(crate) ready: oneshot::Receiver<()>,
-    pub(crate) task: tokio::task::JoinHandle<()>,
+    /// Dropping it stops the task.
+    pub(crate) task: FeedTask,
+}
+
+/// Stops the feeding task when dropped.
+pub(crate) struct FeedTask(tokio::task::JoinHandle<()>);
+
+impl Drop for FeedTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Feeder {
@@ -69,13 +79,10 @@ impl Feeder {
             }
             tracing::warn!("the resource store stopped; the indexes keep their last state");
         });
-        Self { ready, task }
-    }
-}
-
-impl Drop for Feeder {
-    fn drop(&mut self) {
-        self.task.abort();
+        Self {
+            ready,
+            task: FeedTask(task),
+        }
     }
 }
 
