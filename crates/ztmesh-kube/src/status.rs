@@ -222,5 +222,4 @@ async fn write_status(
 }
 
 #[cfg(test)]
-#[path = "status_tests.rs"]
 mod tests;

@@ -116,5 +116,4 @@ pub fn object_name(object: &serde_json::Value) -> String {
 }
 
 #[cfg(test)]
-#[path = "translate_tests.rs"]
 mod tests;
