@@ -73,6 +73,24 @@ pub fn translate(
     Ok(Translated { resource, warnings })
 }
 
+/// Whether ztmesh-resources reads `kind` at `api_version` as it is (no
+/// error or warning about its apiVersion): asked of the loader itself with
+/// a stub object, so the list of versions lives in one place.
+pub fn reads_version(api_version: &str, kind: &str) -> bool {
+    let stub =
+        serde_json::json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "stub"}});
+    let loaded = load_str_with(&stub.to_string(), "version probe", &Limits::default());
+    let skipped = loaded
+        .diagnostics
+        .iter()
+        .any(|d| d.message.starts_with("skipped"));
+    !skipped
+        && !loaded
+            .diagnostics
+            .iter()
+            .any(|d| d.field.as_deref() == Some("apiVersion"))
+}
+
 /// Whether Linkerd counts a pod with these labels as meshed.
 pub fn is_meshed(
     labels: Option<&std::collections::BTreeMap<String, String>>,

@@ -67,18 +67,28 @@ pub async fn discover(client: &kube::Client) -> Result<Vec<(Kind, ApiResource)>,
     Ok(out)
 }
 
-/// The first version serving `kind`, the group's preferred one first
-/// (`ApiGroup::recommended_kind` looks in the preferred version only, and
-/// Linkerd's kinds are spread over versions: AuthorizationPolicy is
-/// v1alpha1 only while Server's newest is v1beta3).
+/// The version to watch `kind` at: among the server's versions serving it
+/// (the group's preferred first; `ApiGroup::recommended_kind` looks in the
+/// preferred version only, and Linkerd's kinds are spread over versions:
+/// AuthorizationPolicy is v1alpha1 only while Server's newest is v1beta3),
+/// the first ztmesh-resources reads as it is, else the first at all (its
+/// objects are then refused, saying which versions to use).
 fn served_version(group: &kube::discovery::ApiGroup, kind: &str) -> Option<ApiResource> {
-    group.versions().find_map(|v| {
-        group
-            .versioned_resources(v)
-            .into_iter()
-            .find(|(ar, _)| ar.kind == kind)
-            .map(|(ar, _)| ar)
-    })
+    let serving: Vec<ApiResource> = group
+        .versions()
+        .filter_map(|v| {
+            group
+                .versioned_resources(v)
+                .into_iter()
+                .find(|(ar, _)| ar.kind == kind)
+                .map(|(ar, _)| ar)
+        })
+        .collect();
+    serving
+        .iter()
+        .find(|ar| crate::translate::reads_version(&ar.api_version, kind))
+        .or(serving.first())
+        .cloned()
 }
 
 /// Starts watching `kinds` (from [`discover`]) and returns the feed the

@@ -131,3 +131,26 @@ fn objects_load_or_are_refused_with_the_manifest_reason() {
         }
     }
 }
+
+#[test]
+fn versions_are_read_as_the_loader_serves_them() {
+    let cases = [
+        ("policy.linkerd.io/v1beta3", "Server", true),
+        ("policy.linkerd.io/v1beta1", "ServerAuthorization", true),
+        // Loaded with a warning (as v1beta1): not chosen when another is served.
+        ("policy.linkerd.io/v1beta2", "ServerAuthorization", false),
+        ("policy.linkerd.io/v1alpha1", "AuthorizationPolicy", true),
+        ("policy.linkerd.io/v1beta3", "AuthorizationPolicy", false),
+        ("gateway.networking.k8s.io/v1", "HTTPRoute", true),
+        ("gateway.networking.k8s.io/v1alpha2", "HTTPRoute", false),
+        ("v1", "Pod", true),
+        ("v1", "ConfigMap", false),
+    ];
+    for (api_version, kind, want) in cases {
+        assert_eq!(
+            reads_version(api_version, kind),
+            want,
+            "{api_version} {kind}"
+        );
+    }
+}
