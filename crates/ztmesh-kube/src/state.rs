@@ -67,6 +67,14 @@ impl StoreState {
         &self.kinds
     }
 
+    /// Watches one more kind (a CRD installed after start); its number.
+    /// Once synced, the store stays synced: the new kind's objects come
+    /// as they are listed.
+    pub fn add_kind(&mut self, kind: Kind) -> usize {
+        self.kinds.push(kind);
+        self.kinds.len() - 1
+    }
+
     /// The index updates `event` of kind number `kind` means.
     pub fn handle(&mut self, kind: usize, event: WatchEvent) -> Vec<StoreEvent> {
         let mut out = Vec::new();
@@ -280,11 +288,30 @@ mod tests {
             (0, Delete(ns("a")), vec!["delete a"], vec![]),
             // Deleting what is not in force changes nothing.
             (0, Delete(ns("zz")), vec![], vec![]),
+            // A kind added after the sync: its objects come, no second sync.
+            (2, Init, vec![], vec![]),
+            (
+                2,
+                Apply(
+                    json!({"apiVersion": "policy.linkerd.io/v1alpha1", "kind": "NetworkAuthentication",
+                             "metadata": {"name": "net", "namespace": "n"},
+                             "spec": {"networks": [{"cidr": "10.0.0.0/8"}]}}),
+                ),
+                vec!["apply net"],
+                vec![],
+            ),
+            (2, InitDone, vec![], vec![]),
             // A refused object deleted: its last good version goes too.
             (1, Apply(pod("p", false)), vec![], vec![("Pod n/p", true)]),
             (1, Delete(pod("p", false)), vec!["delete p"], vec![]),
         ];
         for (i, (kind, event, want, refused)) in steps.into_iter().enumerate() {
+            if kind == state.kinds().len() {
+                state.add_kind(Kind {
+                    group: "policy.linkerd.io",
+                    kind: "NetworkAuthentication",
+                });
+            }
             let got = names(state.handle(kind, event));
             assert_eq!(got, want, "step {i}");
             let now: Vec<(String, bool)> = state

@@ -91,8 +91,12 @@ fn served_version(group: &kube::discovery::ApiGroup, kind: &str) -> Option<ApiRe
         .cloned()
 }
 
+/// How often the custom resources not served at start are looked for again.
+const REDISCOVER: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Starts watching `kinds` (from [`discover`]) and returns the feed the
-/// controller's builder takes. The watches stop when the feed is dropped.
+/// controller's builder takes; a custom resource installed later is
+/// watched within [`REDISCOVER`]. The watches stop when the feed is dropped.
 pub fn start(
     client: kube::Client,
     kinds: Vec<(Kind, ApiResource)>,
@@ -113,13 +117,39 @@ pub fn start(
         watchers.spawn(watch_kind(i, kind, ar, api, watch_tx.clone()));
     }
     let shown = status.clone();
+    let all = kinds::core().len() + kinds::CUSTOM.len();
     tokio::spawn(async move {
         // Owned here: the watchers stop with this task.
-        let _watchers = watchers;
-        while let Some((kind, event)) = watch_rx.recv().await {
-            for update in state.handle(kind, event) {
-                if events_tx.send(update).await.is_err() {
-                    return;
+        let mut watchers = watchers;
+        let start = tokio::time::Instant::now() + REDISCOVER;
+        let mut rediscover = tokio::time::interval_at(start, REDISCOVER);
+        loop {
+            tokio::select! {
+                event = watch_rx.recv() => {
+                    let Some((kind, event)) = event else { return };
+                    for update in state.handle(kind, event) {
+                        if events_tx.send(update).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                // A CustomResourceDefinition installed after start.
+                _ = rediscover.tick(), if state.kinds().len() < all => {
+                    let found = match discover(&client).await {
+                        Ok(found) => found,
+                        Err(error) => {
+                            tracing::warn!(%error, "discovering the custom resources again");
+                            continue;
+                        }
+                    };
+                    for (kind, ar) in found {
+                        if !state.kinds().contains(&kind) {
+                            tracing::info!(%kind, version = %ar.api_version, "now served by the API server: watched");
+                            let i = state.add_kind(kind);
+                            let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+                            watchers.spawn(watch_kind(i, kind, ar, api, watch_tx.clone()));
+                        }
+                    }
                 }
             }
             *shown.lock().expect("status lock") = state.status_json();
