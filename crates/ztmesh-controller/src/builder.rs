@@ -2,10 +2,12 @@
 //! binds every listener first, loads the issuer, starts the manifest
 //! scanner and the servers, and returns a [`Running`].
 
+use crate::authenticator::{Authenticator, TokenReviewer};
 use crate::issuer_reload::{IssuerReloader, keep_current};
 use crate::manifests::{Indexes, Scanner};
 use crate::own_identity::OwnIdentity;
 use crate::running::{Addrs, Running, ShutdownHandle};
+use crate::store_feed::{Feeder, StoreFeed};
 use crate::{Error, SHUTDOWN_GRACE};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -45,8 +47,10 @@ pub struct Builder {
     control_plane_ns: String,
     identity_ttl: Duration,
     token_key: Option<PathBuf>,
+    token_reviewer: Option<Arc<dyn TokenReviewer>>,
     issuer_poll_interval: Duration,
     manifests: Option<PathBuf>,
+    store: Option<StoreFeed>,
     state_root: Option<PathBuf>,
     limits: Limits,
     policy_addr: SocketAddr,
@@ -73,8 +77,10 @@ impl Builder {
             control_plane_ns: "linkerd".into(),
             identity_ttl: Duration::from_secs(24 * 3600),
             token_key: None,
+            token_reviewer: None,
             issuer_poll_interval: Duration::from_secs(1),
             manifests: None,
+            store: None,
             state_root: None,
             limits: Limits::default(),
             policy_addr: loopback(8090),
@@ -112,6 +118,13 @@ impl Builder {
         self
     }
 
+    /// Authenticate Certify's tokens with `reviewer` (the Kubernetes
+    /// TokenReview API) instead of the local token key, which is then not read.
+    pub fn token_reviewer(mut self, reviewer: Arc<dyn TokenReviewer>) -> Self {
+        self.token_reviewer = Some(reviewer);
+        self
+    }
+
     /// How often the issuer is read where its directory cannot be watched.
     pub fn issuer_poll_interval(mut self, interval: Duration) -> Self {
         self.issuer_poll_interval = interval;
@@ -121,6 +134,14 @@ impl Builder {
     /// Serve policy and destination from the manifests in `dir`.
     pub fn manifests(mut self, dir: impl Into<PathBuf>) -> Self {
         self.manifests = Some(dir.into());
+        self
+    }
+
+    /// Serve policy and destination from another store's feed (the
+    /// Kubernetes store) instead of a manifests directory; it wins over
+    /// [`Builder::manifests`].
+    pub fn store(mut self, feed: StoreFeed) -> Self {
+        self.store = Some(feed);
         self
     }
 
@@ -171,13 +192,14 @@ impl Builder {
     /// Binds every listener (a port that cannot be bound fails here, naming
     /// it, before anything is served), loads the issuer and the token key
     /// (an invalid one fails here), then serves: identity at once; with
-    /// manifests, policy, destination and the viz API once the first scan
-    /// is in the indexes ([`Running::ready`]).
-    pub async fn spawn(self) -> Result<Running, Error> {
+    /// manifests (or a [`Builder::store`]), policy, destination and the viz
+    /// API once the first scan (the store's first complete listing) is in
+    /// the indexes ([`Running::ready`]).
+    pub async fn spawn(mut self) -> Result<Running, Error> {
         let identity_listener = bind(self.identity_addr, "identity service").await?;
-        let listeners = match &self.manifests {
-            None => None,
-            Some(_) => Some(ManifestListeners {
+        let listeners = match self.manifests.is_some() || self.store.is_some() {
+            false => None,
+            true => Some(ManifestListeners {
                 policy: bind(self.policy_addr, "policy service").await?,
                 destination: bind(self.destination_addr, "destination service").await?,
                 viz: match &self.viz {
@@ -198,16 +220,22 @@ impl Builder {
         let dir = self.identity_dir.clone();
         let (reloader, ca) = IssuerReloader::start(dir.clone(), trust.clone(), self.identity_ttl)
             .map_err(|source| Error::Issuer { dir, source })?;
-        let token_key = self.token_key.clone().unwrap_or_else(|| {
-            self.identity_dir
-                .join(ztmesh_identity::install::TOKEN_KEY_FILE)
+        let verifier = Arc::new(match self.token_reviewer.clone() {
+            Some(reviewer) => Authenticator::Review(reviewer),
+            None => {
+                let token_key = self.token_key.clone().unwrap_or_else(|| {
+                    self.identity_dir
+                        .join(ztmesh_identity::install::TOKEN_KEY_FILE)
+                });
+                let pem = std::fs::read(&token_key).map_err(|source| Error::ReadTokenKey {
+                    path: token_key.clone(),
+                    source,
+                })?;
+                Authenticator::Local(
+                    TokenSigner::from_pem(&pem, &token_key.display().to_string())?.verifier(),
+                )
+            }
         });
-        let pem = std::fs::read(&token_key).map_err(|source| Error::ReadTokenKey {
-            path: token_key.clone(),
-            source,
-        })?;
-        let verifier =
-            Arc::new(TokenSigner::from_pem(&pem, &token_key.display().to_string())?.verifier());
 
         let identity_name = trust.identity(&self.control_plane_ns, "linkerd-identity")?;
         // Destination and policy prove linkerd-destination's identity, as in Linkerd.
@@ -238,7 +266,21 @@ impl Builder {
         servers.spawn(async move { ("identity service", identity.await) });
 
         let (ready_tx, ready) = watch::channel(false);
+        let store = self.store.take();
         let (manifests, state_dir) = match (self.manifests.clone(), listeners) {
+            (_, Some(listeners)) if let Some(feed) = store => {
+                let indexes = self.indexes();
+                let status = feed.status.clone();
+                let serving = ManifestServing {
+                    source: Source::Feed(Feeder::start(feed, indexes.clone())),
+                    listeners,
+                    indexes,
+                    status,
+                    viz: self.viz.map(|(_, server)| server),
+                    tls: dst_tls,
+                };
+                (Some(serving), None)
+            }
             (Some(dir), Some(listeners)) => {
                 let state_root = self
                     .state_root
@@ -256,7 +298,7 @@ impl Builder {
                 )
                 .map_err(Error::Scanner)?;
                 let serving = ManifestServing {
-                    scanner,
+                    source: Source::Dir(scanner),
                     listeners,
                     indexes,
                     status,
@@ -334,12 +376,18 @@ struct ManifestListeners {
 
 /// What serves the manifests once their first scan is in.
 struct ManifestServing {
-    scanner: Scanner,
+    source: Source,
     listeners: ManifestListeners,
     indexes: Indexes,
     status: Arc<Mutex<serde_json::Value>>,
     viz: Option<VizServer>,
     tls: Arc<rustls::ServerConfig>,
+}
+
+/// Where the resources come from.
+enum Source {
+    Dir(Scanner),
+    Feed(Feeder),
 }
 
 type Servers = JoinSet<(&'static str, Result<(), tonic::transport::Error>)>;
@@ -371,22 +419,35 @@ async fn supervise(
     stop: watch::Receiver<bool>,
     ready: watch::Sender<bool>,
 ) -> Result<(), Error> {
-    // Kept until the end: dropping it stops the scanner thread.
+    // Kept until the end: dropping it stops the scanner thread (or the feed).
     let mut _scanner_stop = None;
+    let mut _feeder = None;
     match manifests {
         None => {
             ready.send_replace(true);
         }
         Some(m) => {
-            let Scanner {
-                ready: first_scan,
-                stop: scanner_stop,
-            } = m.scanner;
-            _scanner_stop = Some(scanner_stop);
+            let first_scan = match m.source {
+                Source::Dir(scanner) => {
+                    _scanner_stop = Some(scanner.stop);
+                    Box::pin(async move {
+                        scanner
+                            .ready
+                            .await
+                            .map_err(|_| Error::ScannerStopped)?
+                            .map_err(Error::from)
+                    })
+                        as Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>
+                }
+                Source::Feed(Feeder { ready, task }) => {
+                    _feeder = Some(task);
+                    Box::pin(async move { ready.await.map_err(|_| Error::StoreStopped) })
+                }
+            };
             // Policy is served from the first complete scan, never from an empty index.
             let serve = tokio::select! {
                 r = first_scan => {
-                    r.map_err(|_| Error::ScannerStopped)??;
+                    r?;
                     true
                 }
                 _ = stopped(stop.clone()) => false,

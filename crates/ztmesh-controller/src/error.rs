@@ -38,6 +38,8 @@ pub enum Error {
     State(#[from] ztmesh_store::StateError),
     #[error("the manifest scanner stopped before its first scan")]
     ScannerStopped,
+    #[error("the resource store stopped before its first complete listing")]
+    StoreStopped,
     #[error("serving the {what}")]
     Serve {
         what: &'static str,

@@ -10,12 +10,17 @@
 //! [`Running::wait`]. Errors are one [`Error`] type.
 //!
 //! Layout, leaf first:
+//! - `authenticator`: who presented a Certify token: the local token key
+//!   or a [`TokenReviewer`] (Kubernetes TokenReview, in ztmesh-kube).
 //! - [`own_identity`]: the controller's own certificates (identity and
 //!   destination), for TLS off loopback; renewed by `issuer_reload`.
 //! - `issuer_reload`: the issuer, reloaded when its files change; an
 //!   invalid one is refused and the previous one stays in force.
 //! - `manifests`: the manifests directory, read on a thread of its own on
 //!   every change, feeding the policy, outbound and destination indexes.
+//! - `store_feed`: resources from another store (the Kubernetes store in
+//!   ztmesh-kube) as a channel of apply / delete events, applied to the
+//!   same indexes; given to the builder with [`Builder::store`].
 //! - `builder` and `running`: the listeners, the servers (ztmesh-grpc)
 //!   and their lifecycle: on shutdown every listener stops and open
 //!   streams get [`SHUTDOWN_GRACE`] to finish.
@@ -25,16 +30,20 @@
 
 #![forbid(unsafe_code)]
 
+mod authenticator;
 mod builder;
 mod error;
 mod issuer_reload;
 mod manifests;
 pub mod own_identity;
 mod running;
+mod store_feed;
 
+pub use authenticator::{ReviewFuture, TokenReviewer};
 pub use builder::{Builder, ShutdownSignal, VizContext, VizServer, state_dir_for};
 pub use error::Error;
 pub use running::{Addrs, Running, ShutdownHandle};
+pub use store_feed::{StoreEvent, StoreFeed};
 
 /// How long open connections and streams get to finish after a shutdown.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);

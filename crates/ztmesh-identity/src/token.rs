@@ -66,6 +66,10 @@ pub enum TokenError {
     NotServiceAccount(String),
     #[error("the token key is unusable: {0}")]
     Key(String),
+    /// On Kubernetes: the API server's TokenReview refused the token, or
+    /// named no service account; the text is its reason.
+    #[error("the Kubernetes API did not authenticate the token: {0}")]
+    Review(String),
 }
 
 /// Proves which service account presented a token.

@@ -62,7 +62,7 @@ enum Command {
     /// Run the control plane: identity (Certify; issuer files hot-reloaded),
     /// and with --manifests destination, inbound and outbound policy and
     /// the viz API, from a watched directory of Linkerd resources.
-    Controller(controller::Args),
+    Controller(Box<controller::Args>),
     /// A running workload's certificate chain, as its proxy presents it
     /// (`ztmesh identity po/NAME -n NS`, as `linkerd identity`); or obtain
     /// or inspect workload certificates by hand (debugging).
@@ -203,7 +203,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Install(args) => install::run(args),
         Command::Token(cmd) => token::run(cmd),
-        Command::Controller(args) => controller::run(args),
+        Command::Controller(args) => controller::run(*args),
         Command::Identity(cmd) => identity::run(cmd),
         Command::Diagnose(cmd) => diagnose::run(cmd),
         Command::Authz(args) => authz_cmd::run(args),

@@ -8,6 +8,11 @@
 //! open streams get [`ztmesh_controller::SHUTDOWN_GRACE`] to finish, and
 //! the process exits. The viz API it serves is the CLI's ([`crate::viz`]).
 //! `--check` validates a manifests directory and exits ([`check`]).
+//! `--kubernetes` ([`KubeArgs`]) reads the resources from the Kubernetes
+//! API instead (ztmesh-kube's store, given to the builder), checks
+//! Certify's tokens with TokenReview, joins the election of the replica
+//! that writes HTTPRoute status, and with `--identity-issuer-secret`
+//! copies the issuer from its Secret into the identity directory.
 
 mod check;
 
@@ -31,6 +36,8 @@ pub struct Args {
     /// ExternalWorkloads, ...), watched; edits reach the proxies within 1s.
     #[arg(long)]
     manifests: Option<PathBuf>,
+    #[command(flatten)]
+    kube: KubeArgs,
     /// Validate --manifests, print every problem, and exit (non-zero on errors).
     #[arg(long, requires = "manifests")]
     check: bool,
@@ -101,6 +108,32 @@ pub struct Args {
     no_context: bool,
 }
 
+/// The Kubernetes flags.
+#[derive(clap::Args)]
+struct KubeArgs {
+    /// Read the resources from the Kubernetes API instead of --manifests
+    /// (in-cluster config, or KUBECONFIG): Namespaces, ServiceAccounts,
+    /// Services, Pods (meshed when labelled
+    /// linkerd.io/control-plane-ns=<--control-plane-namespace>) and
+    /// Linkerd's and the Gateway API's custom resources, watched; Certify's
+    /// tokens are checked by the API's TokenReview (audience identity.l5d.io)
+    /// instead of the local token key.
+    #[arg(long, conflicts_with_all = ["manifests", "check"])]
+    kubernetes: bool,
+    /// This replica's name in the election of the one that writes HTTPRoute
+    /// status (with --kubernetes; the Lease ztmesh-controller-write in the
+    /// control plane namespace) [default: the host name].
+    #[arg(long, env = "POD_NAME", requires = "kubernetes")]
+    replica_name: Option<String>,
+    /// Copy the trust anchors (ConfigMap linkerd-identity-trust-roots) and
+    /// the issuer (Secret linkerd-identity-issuer: Linkerd's crt.pem/key.pem,
+    /// or an external issuer's kubernetes.io/tls) from the control plane
+    /// namespace into --identity-dir, now and on every change (a bad
+    /// issuer is refused and the last good one stays).
+    #[arg(long, requires = "kubernetes")]
+    identity_issuer_secret: bool,
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.check {
         let dir = args
@@ -134,23 +167,26 @@ fn builder(args: &Args) -> anyhow::Result<ztmesh_controller::Builder> {
     if let Some(key) = &args.token_key {
         builder = builder.token_key(key);
     }
-    if let Some(dir) = &args.manifests {
+    if args.manifests.is_some() || args.kube.kubernetes {
         let default_policy = args
             .default_inbound_policy
             .parse()
             .map_err(anyhow::Error::msg)?;
         builder = builder
-            .manifests(dir)
-            .manifest_limits(ztmesh_resources::bounds::Limits {
-                max_bytes: args.manifest_size_limit,
-                ..Default::default()
-            })
             .policy_addr(args.policy_addr)
             .destination_addr(args.destination_addr)
             .cluster_domain(&args.cluster_domain)
             .cluster_networks(args.cluster_networks.clone())
             .default_inbound_policy(default_policy)
             .viz(args.viz_addr, viz_server(viz_source(args)));
+    }
+    if let Some(dir) = &args.manifests {
+        builder = builder
+            .manifests(dir)
+            .manifest_limits(ztmesh_resources::bounds::Limits {
+                max_bytes: args.manifest_size_limit,
+                ..Default::default()
+            });
         if let Some(state) = &args.state_dir {
             builder = builder.state_dir(state);
         }
@@ -213,7 +249,45 @@ fn absolute(p: &std::path::Path) -> PathBuf {
 async fn serve(args: Args) -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("handling SIGTERM")?;
-    let running = builder(&args)?.spawn().await?;
+    let mut builder = builder(&args)?;
+    // Kept until the controller stops: the election and status writer.
+    let mut _replica = None;
+    let mut _issuer_sync = None;
+    if args.kube.kubernetes {
+        let client = ztmesh_kube::client(None).await?;
+        if args.kube.identity_issuer_secret {
+            let dir = args
+                .identity_dir
+                .clone()
+                .expect("clap requires --identity-dir");
+            let ns = &args.control_plane_namespace;
+            ztmesh_kube::issuer_secret::sync_once(&client, ns, &dir).await?;
+            _issuer_sync = Some(AbortOnDrop(ztmesh_kube::issuer_secret::keep_synced(
+                client.clone(),
+                ns,
+                dir,
+            )));
+        }
+        builder = builder.token_reviewer(std::sync::Arc::new(
+            ztmesh_kube::token_review::KubeTokenReviewer::new(client.clone()),
+        ));
+        let replica_name = match &args.kube.replica_name {
+            Some(name) => name.clone(),
+            None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| format!("ztmesh-{}", std::process::id())),
+        };
+        let mut replica = ztmesh_kube::start_replica(
+            client,
+            &args.control_plane_namespace,
+            &replica_name,
+            ztmesh_kube::Metrics::default(),
+        )
+        .await?;
+        builder = builder.store(replica.feed.take().expect("a new replica has its feed"));
+        _replica = Some(replica);
+    }
+    let running = builder.spawn().await?;
     let addrs = running.addrs().clone();
     let dst_name = running.destination_name().clone();
     println!(
@@ -221,9 +295,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         addrs.identity,
         running.identity_name()
     );
-    if let (Some(dir), Some(policy), Some(destination)) =
-        (&args.manifests, addrs.policy, addrs.destination)
-    {
+    let source = match &args.manifests {
+        Some(dir) => format!("manifests from {}", dir.display()),
+        None => "resources from the Kubernetes API".into(),
+    };
+    if let (Some(policy), Some(destination)) = (addrs.policy, addrs.destination) {
         if let Some(viz) = addrs.viz {
             println!(
                 "viz API listening on {viz} (plain HTTP: GET /stat?namespace=NS&window=SECONDS, GET /status: refused manifests as JSON); figures {}",
@@ -236,8 +312,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             );
         }
         println!(
-            "policy service listening on {policy} (plaintext on loopback addresses, TLS as {dst_name} on others); manifests from {}",
-            dir.display()
+            "policy service listening on {policy} (plaintext on loopback addresses, TLS as {dst_name} on others); {source}"
         );
         println!(
             "destination service listening on {destination} (plaintext on loopback addresses, TLS as {dst_name} on others)"
@@ -276,6 +351,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             false
         }
     };
+    if ready && args.kube.kubernetes {
+        println!("resources from the Kubernetes API in force");
+    }
     if ready && let (Some(dir), Some(state_dir)) = (&args.manifests, running.state_dir()) {
         println!(
             "manifests from {} in force; last good content recorded in {}",
@@ -297,4 +375,13 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     result?;
     println!("controller stopped");
     Ok(())
+}
+
+/// Stops a background task when the controller stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

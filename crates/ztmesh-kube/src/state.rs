@@ -1,0 +1,332 @@
+//! What is in force: [`StoreState`] turns each watch event of each kind
+//! into the index updates it means ([`StoreEvent`]s), without I/O, so it
+//! is tested with plain objects.
+//!
+//! - An object that loads is applied; one refused keeps its last good
+//!   version in force (none if it never had one), is logged with its
+//!   namespace/name and field, and counted.
+//! - A deleted object is deleted, whatever its last version was.
+//! - A relist (a watch restarted from scratch) deletes what it no longer
+//!   lists.
+//! - Once every kind is listed, [`StoreEvent::Synced`] says so, once.
+
+use crate::kinds::Kind;
+use crate::metrics::{KindLabel, Metrics};
+use crate::translate::{Rejection, translate};
+use std::collections::{BTreeMap, BTreeSet};
+use ztmesh_controller::StoreEvent;
+use ztmesh_resources::load::ResourceKey;
+
+/// One event of one kind's watch (kube-runtime's, object as JSON with
+/// `apiVersion` and `kind`).
+#[derive(Debug)]
+pub enum WatchEvent {
+    /// A (re)list starts.
+    Init,
+    /// An object, listed (during a relist) or changed.
+    Apply(serde_json::Value),
+    Delete(serde_json::Value),
+    /// The (re)list is complete.
+    InitDone,
+}
+
+/// An object's identity in the API: kind (index), namespace, name.
+type ObjId = (usize, String, String);
+
+pub struct StoreState {
+    control_plane_ns: String,
+    kinds: Vec<Kind>,
+    in_force: BTreeMap<ObjId, ResourceKey>,
+    rejected: BTreeMap<ObjId, Rejection>,
+    /// Kinds relisting now, and what they listed so far.
+    relisting: BTreeMap<usize, BTreeSet<ObjId>>,
+    listed: BTreeSet<usize>,
+    synced: bool,
+    metrics: Metrics,
+    /// The metric's counts, for the status.
+    rejected_total: BTreeMap<String, u64>,
+}
+
+impl StoreState {
+    /// A store of `kinds` (watch events name them by index).
+    pub fn new(kinds: Vec<Kind>, control_plane_ns: &str, metrics: Metrics) -> Self {
+        Self {
+            control_plane_ns: control_plane_ns.into(),
+            kinds,
+            in_force: BTreeMap::new(),
+            rejected: BTreeMap::new(),
+            relisting: BTreeMap::new(),
+            listed: BTreeSet::new(),
+            synced: false,
+            metrics,
+            rejected_total: BTreeMap::new(),
+        }
+    }
+
+    pub fn kinds(&self) -> &[Kind] {
+        &self.kinds
+    }
+
+    /// Watches one more kind (a CRD installed after start); its number.
+    /// Once synced, the store stays synced: the new kind's objects come
+    /// as they are listed.
+    pub fn add_kind(&mut self, kind: Kind) -> usize {
+        self.kinds.push(kind);
+        self.kinds.len() - 1
+    }
+
+    /// The index updates `event` of kind number `kind` means.
+    pub fn handle(&mut self, kind: usize, event: WatchEvent) -> Vec<StoreEvent> {
+        let mut out = Vec::new();
+        match event {
+            WatchEvent::Init => {
+                self.relisting.insert(kind, BTreeSet::new());
+            }
+            WatchEvent::Apply(object) => {
+                let id = obj_id(kind, &object);
+                if let Some(seen) = self.relisting.get_mut(&kind) {
+                    seen.insert(id.clone());
+                }
+                self.apply(id, &object, &mut out);
+            }
+            WatchEvent::Delete(object) => {
+                let id = obj_id(kind, &object);
+                self.rejected.remove(&id);
+                if let Some(key) = self.in_force.remove(&id) {
+                    out.push(StoreEvent::Delete(key));
+                }
+            }
+            WatchEvent::InitDone => {
+                let seen = self.relisting.remove(&kind).unwrap_or_default();
+                let gone: Vec<ObjId> = self
+                    .in_force
+                    .keys()
+                    .chain(self.rejected.keys())
+                    .filter(|id| id.0 == kind && !seen.contains(*id))
+                    .cloned()
+                    .collect();
+                for id in gone {
+                    self.rejected.remove(&id);
+                    if let Some(key) = self.in_force.remove(&id) {
+                        out.push(StoreEvent::Delete(key));
+                    }
+                }
+                self.listed.insert(kind);
+                if !self.synced && self.listed.len() == self.kinds.len() {
+                    self.synced = true;
+                    out.push(StoreEvent::Synced);
+                }
+            }
+        }
+        out
+    }
+
+    fn apply(&mut self, id: ObjId, object: &serde_json::Value, out: &mut Vec<StoreEvent>) {
+        match translate(object, &self.control_plane_ns) {
+            Ok(t) => {
+                for w in &t.warnings {
+                    tracing::warn!("{w}");
+                }
+                self.rejected.remove(&id);
+                let key = t.resource.key();
+                if let Some(old) = self.in_force.insert(id, key.clone())
+                    && old != key
+                {
+                    out.push(StoreEvent::Delete(old));
+                }
+                out.push(StoreEvent::Apply(Box::new(t.resource)));
+            }
+            Err(rejection) => {
+                let kind = self.kinds[id.0].to_string();
+                *self.rejected_total.entry(kind.clone()).or_default() += 1;
+                self.metrics
+                    .rejected
+                    .get_or_create(&KindLabel { kind })
+                    .inc();
+                let in_force = if self.in_force.contains_key(&id) {
+                    "its last good version stays in force"
+                } else {
+                    "it never had a good version, so nothing of it is in force"
+                };
+                tracing::error!(
+                    namespace = %id.1,
+                    name = %id.2,
+                    field = rejection.field.as_deref().unwrap_or("-"),
+                    reasons = %rejection.reasons.join("; "),
+                    "{} refused; {in_force}",
+                    rejection.object,
+                );
+                self.rejected.insert(id, rejection);
+            }
+        }
+    }
+
+    /// The objects refused now, each with its reasons and whether a last
+    /// good version is in force.
+    pub fn rejected(&self) -> Vec<(Rejection, bool)> {
+        self.rejected
+            .iter()
+            .map(|(id, r)| (r.clone(), self.in_force.contains_key(id)))
+            .collect()
+    }
+
+    /// What `GET /status` on the viz API reports: `{"store": "kubernetes",
+    /// "ready", "watched": [KIND], "refused": [{"object", "reasons",
+    /// "in_force": "previous" | "nothing"}], "rejected_total": {KIND: N}}`
+    /// (the counts of `ztmesh_kube_objects_rejected_total`).
+    pub fn status_json(&self) -> serde_json::Value {
+        let refused: Vec<serde_json::Value> = self
+            .rejected()
+            .into_iter()
+            .map(|(r, previous)| {
+                serde_json::json!({
+                    "object": r.object,
+                    "reasons": r.reasons,
+                    "in_force": if previous { "previous" } else { "nothing" },
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "store": "kubernetes",
+            "ready": self.synced,
+            "watched": self.kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+            "refused": refused,
+            "rejected_total": self.rejected_total,
+        })
+    }
+}
+
+fn obj_id(kind: usize, object: &serde_json::Value) -> ObjId {
+    let meta = &object["metadata"];
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    (kind, text(&meta["namespace"]), text(&meta["name"]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ns(name: &str) -> serde_json::Value {
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    }
+
+    /// A Pod; without a spec it is refused ("a Pod needs a spec").
+    fn pod(name: &str, good: bool) -> serde_json::Value {
+        let mut o = json!({"apiVersion": "v1", "kind": "Pod",
+                           "metadata": {"name": name, "namespace": "n"}});
+        if good {
+            o["spec"] = json!({"containers": [{"name": "app"}]});
+        }
+        o
+    }
+
+    /// Each event as `apply NAME`, `delete NAME` or `synced`.
+    fn names(events: Vec<StoreEvent>) -> Vec<String> {
+        events
+            .into_iter()
+            .map(|e| match e {
+                StoreEvent::Apply(r) => format!("apply {}", r.key().name),
+                StoreEvent::Delete(k) => format!("delete {}", k.name),
+                StoreEvent::Synced => "synced".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn watch_events_become_index_updates() {
+        let kinds = vec![
+            Kind {
+                group: "",
+                kind: "Namespace",
+            },
+            Kind {
+                group: "",
+                kind: "Pod",
+            },
+        ];
+        let mut state = StoreState::new(kinds, "linkerd", Metrics::default());
+        use WatchEvent::{Apply, Delete, Init, InitDone};
+        // (kind, event, updates, refused objects with whether a previous version is in force)
+        let steps: Vec<(usize, WatchEvent, Vec<&str>, Vec<(&str, bool)>)> = vec![
+            (0, Init, vec![], vec![]),
+            (0, Apply(ns("a")), vec!["apply a"], vec![]),
+            (0, Apply(ns("b")), vec!["apply b"], vec![]),
+            (0, InitDone, vec![], vec![]),
+            // Synced once every kind is listed, and only once.
+            (1, Init, vec![], vec![]),
+            (1, Apply(pod("p", true)), vec!["apply p"], vec![]),
+            (1, InitDone, vec!["synced"], vec![]),
+            // A bad version keeps the good one; a bad new object has none.
+            (1, Apply(pod("p", false)), vec![], vec![("Pod n/p", true)]),
+            (
+                1,
+                Apply(pod("q", false)),
+                vec![],
+                vec![("Pod n/p", true), ("Pod n/q", false)],
+            ),
+            // Fixed: applied, no longer refused.
+            (
+                1,
+                Apply(pod("p", true)),
+                vec!["apply p"],
+                vec![("Pod n/q", false)],
+            ),
+            // A relist no longer listing q forgets it (nothing was in force).
+            (1, Init, vec![], vec![("Pod n/q", false)]),
+            (
+                1,
+                Apply(pod("p", true)),
+                vec!["apply p"],
+                vec![("Pod n/q", false)],
+            ),
+            (1, InitDone, vec![], vec![]),
+            // A relist no longer listing b (deleted while the watch was down) deletes it.
+            (0, Init, vec![], vec![]),
+            (0, Apply(ns("a")), vec!["apply a"], vec![]),
+            (0, InitDone, vec!["delete b"], vec![]),
+            (0, Delete(ns("a")), vec!["delete a"], vec![]),
+            // Deleting what is not in force changes nothing.
+            (0, Delete(ns("zz")), vec![], vec![]),
+            // A kind added after the sync: its objects come, no second sync.
+            (2, Init, vec![], vec![]),
+            (
+                2,
+                Apply(
+                    json!({"apiVersion": "policy.linkerd.io/v1alpha1", "kind": "NetworkAuthentication",
+                             "metadata": {"name": "net", "namespace": "n"},
+                             "spec": {"networks": [{"cidr": "10.0.0.0/8"}]}}),
+                ),
+                vec!["apply net"],
+                vec![],
+            ),
+            (2, InitDone, vec![], vec![]),
+            // A refused object deleted: its last good version goes too.
+            (1, Apply(pod("p", false)), vec![], vec![("Pod n/p", true)]),
+            (1, Delete(pod("p", false)), vec!["delete p"], vec![]),
+        ];
+        for (i, (kind, event, want, refused)) in steps.into_iter().enumerate() {
+            if kind == state.kinds().len() {
+                state.add_kind(Kind {
+                    group: "policy.linkerd.io",
+                    kind: "NetworkAuthentication",
+                });
+            }
+            let got = names(state.handle(kind, event));
+            assert_eq!(got, want, "step {i}");
+            let now: Vec<(String, bool)> = state
+                .rejected()
+                .into_iter()
+                .map(|(r, previous)| (r.object, previous))
+                .collect();
+            let refused: Vec<(String, bool)> = refused
+                .into_iter()
+                .map(|(o, p)| (o.to_string(), p))
+                .collect();
+            assert_eq!(now, refused, "step {i}");
+        }
+        assert_eq!(state.metrics.rejected("Pod"), 3);
+        assert_eq!(state.status_json()["ready"], true);
+        assert_eq!(state.status_json()["rejected_total"], json!({"Pod": 3}));
+    }
+}

@@ -1,0 +1,55 @@
+//! The conformance suite: the same scenarios ([`scenarios`]) over every
+//! store.
+//!
+//! - `file_store`: the manifests directory (ztmesh-store), one file per
+//!   object, as a user would keep them.
+//! - `kube_translation`: the Kubernetes store's state machine fed the
+//!   objects as the API server sends them (server-set metadata and
+//!   status added), with no server: what CI runs.
+//! - `kube_api_server`: the Kubernetes store's watches against a real API
+//!   server, objects applied with kubectl; runs only when
+//!   `ZTMESH_TEST_KUBECONFIG` names one (`scripts/test-kube`), and passes
+//!   without checking anything otherwise, saying so.
+
+mod conformance {
+    pub mod scenarios;
+    pub mod stores;
+}
+
+use conformance::{scenarios, stores};
+
+#[test]
+fn file_store() {
+    let mut store = stores::FileStore::new();
+    block_on(scenarios::run(&mut store));
+}
+
+#[test]
+fn kube_translation() {
+    let mut store = stores::Translation::new();
+    block_on(scenarios::run(&mut store));
+}
+
+#[test]
+fn kube_api_server() {
+    let Some(kubeconfig) = std::env::var_os("ZTMESH_TEST_KUBECONFIG") else {
+        eprintln!(
+            "kube_api_server: ZTMESH_TEST_KUBECONFIG is not set; not run (scripts/test-kube runs it)"
+        );
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let mut store = stores::ApiServer::start(kubeconfig.into()).await;
+        scenarios::run(&mut store).await;
+        store.check_metric();
+    });
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}

@@ -1,0 +1,180 @@
+//! Two replicas against a real API server (only when
+//! `ZTMESH_TEST_KUBECONFIG` names one; `scripts/test-kube`): one leads
+//! and writes an HTTPRoute's status; killed (its task aborted, the Lease
+//! not released), the other takes over within the Lease's duration and
+//! writes the next status.
+
+use std::time::Duration;
+use ztmesh_kube::lease::{LeaseConfig, elect};
+
+fn kubectl(kubeconfig: &std::ffi::OsStr, args: &[&str], stdin: Option<&str>) -> String {
+    use std::io::Write;
+    let kubectl = std::env::var_os("ZTMESH_TEST_KUBECTL").unwrap_or("kubectl".into());
+    let mut child = std::process::Command::new(kubectl)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).expect("stdin");
+    }
+    drop(input);
+    let out = child.wait_with_output().expect("kubectl");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+/// Waits for `cond` (checked every 100ms) until `within`; how long it took.
+async fn until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Duration {
+    let start = tokio::time::Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < within, "{what} within {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    start.elapsed()
+}
+
+/// Our `Accepted` condition's status on the route, if written.
+fn accepted(kubeconfig: &std::ffi::OsStr, ns: &str) -> Option<String> {
+    let out = kubectl(
+        kubeconfig,
+        &[
+            "get",
+            "httproutes.policy.linkerd.io",
+            "authors-route",
+            "-n",
+            ns,
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    let route: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    route["status"]["parents"]
+        .as_array()?
+        .iter()
+        .filter(|p| p["controllerName"] == ztmesh_kube::status::CONTROLLER_NAME)
+        .flat_map(|p| p["conditions"].as_array().cloned().unwrap_or_default())
+        .find(|c| c["type"] == "Accepted")
+        .and_then(|c| c["status"].as_str().map(String::from))
+}
+
+fn route(ns: &str, server: &str) -> String {
+    format!(
+        "apiVersion: policy.linkerd.io/v1beta3\nkind: HTTPRoute\nmetadata: {{name: authors-route, namespace: {ns}}}\nspec:\n  parentRefs: [{{group: policy.linkerd.io, kind: Server, name: {server}}}]\n  rules: [{{matches: [{{path: {{type: PathPrefix, value: /}}}}]}}]\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_writes_status_and_another_takes_over_when_it_dies() {
+    let Some(kubeconfig) = std::env::var_os("ZTMESH_TEST_KUBECONFIG") else {
+        eprintln!("ZTMESH_TEST_KUBECONFIG is not set; not run (scripts/test-kube runs it)");
+        return;
+    };
+    let ns = format!(
+        "ha{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs()
+            % 1_000_000
+    );
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/crds.yaml");
+    kubectl(&kubeconfig, &["apply", "-f", fixtures], None);
+    kubectl(&kubeconfig, &["create", "namespace", &ns], None);
+    let server = format!(
+        "apiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmetadata: {{name: authors, namespace: {ns}}}\nspec: {{podSelector: {{matchLabels: {{app: authors}}}}, port: 7001}}\n"
+    );
+    kubectl(&kubeconfig, &["apply", "-f", "-"], Some(&server));
+    kubectl(
+        &kubeconfig,
+        &["apply", "-f", "-"],
+        Some(&route(&ns, "authors")),
+    );
+
+    let client = ztmesh_kube::client(Some(std::path::Path::new(&kubeconfig)))
+        .await
+        .expect("client");
+    let kinds = ztmesh_kube::watch::discover(&client)
+        .await
+        .expect("discovery");
+    let lease_time = Duration::from_secs(4);
+    let replica = |name: &str| {
+        let config = LeaseConfig {
+            duration: lease_time,
+            renew_every: Duration::from_millis(500),
+            ..LeaseConfig::new(&ns, name)
+        };
+        let (leading, election) = elect(client.clone(), config);
+        let status = ztmesh_kube::status::run(client.clone(), &kinds, leading.clone());
+        (leading, election, status)
+    };
+    let (a_leads, a_election, a_status) = replica("replica-a");
+    let (b_leads, b_election, b_status) = replica("replica-b");
+
+    until(Duration::from_secs(10), "one replica leads", || {
+        *a_leads.borrow() || *b_leads.borrow()
+    })
+    .await;
+    // Both renew every 500ms: still exactly one, some rounds later.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        *a_leads.borrow() ^ *b_leads.borrow(),
+        "exactly one leader: a {} b {}",
+        *a_leads.borrow(),
+        *b_leads.borrow()
+    );
+    until(
+        Duration::from_secs(10),
+        "the leader writes Accepted=True",
+        || accepted(&kubeconfig, &ns).as_deref() == Some("True"),
+    )
+    .await;
+
+    // Kill the leader: its tasks stop, the Lease is left to expire.
+    let a_led = *a_leads.borrow();
+    let (survivor, dead) = if a_led {
+        a_election.abort();
+        a_status.abort();
+        (b_leads.clone(), "replica-a")
+    } else {
+        b_election.abort();
+        b_status.abort();
+        (a_leads.clone(), "replica-b")
+    };
+    let took = until(lease_time * 2, "the other replica takes over", || {
+        *survivor.borrow()
+    })
+    .await;
+    eprintln!("{dead} killed; the other replica leads after {took:?} (lease {lease_time:?})");
+    assert!(took <= lease_time + Duration::from_secs(2), "took {took:?}");
+
+    // The new leader writes: the route now names a Server that does not exist.
+    kubectl(
+        &kubeconfig,
+        &["apply", "-f", "-"],
+        Some(&route(&ns, "missing")),
+    );
+    until(
+        Duration::from_secs(10),
+        "the new leader writes Accepted=False",
+        || accepted(&kubeconfig, &ns).as_deref() == Some("False"),
+    )
+    .await;
+    kubectl(
+        &kubeconfig,
+        &["delete", "namespace", &ns, "--wait=false"],
+        None,
+    );
+    a_election.abort();
+    b_election.abort();
+}

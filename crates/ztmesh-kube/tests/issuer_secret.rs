@@ -1,0 +1,101 @@
+//! The issuer Secret and trust-roots ConfigMap against a real API server
+//! (only when `ZTMESH_TEST_KUBECONFIG` names one; `scripts/test-kube`):
+//! copied into a directory at start, and each update copied again.
+
+use std::time::Duration;
+use ztmesh_kube::issuer_secret::{keep_synced, sync_once};
+
+fn kubectl(kubeconfig: &std::ffi::OsStr, args: &[&str], stdin: Option<&str>) {
+    use std::io::Write;
+    let kubectl = std::env::var_os("ZTMESH_TEST_KUBECTL").unwrap_or("kubectl".into());
+    let mut child = std::process::Command::new(kubectl)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).expect("stdin");
+    }
+    drop(input);
+    let out = child.wait_with_output().expect("kubectl");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn secret(ns: &str, crt: &str, key: &str) -> String {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: linkerd-identity-issuer, namespace: {ns}}}\ntype: Opaque\ndata: {{crt.pem: {}, key.pem: {}}}\n",
+        b64(crt),
+        b64(key)
+    )
+}
+
+#[tokio::test]
+async fn the_issuer_is_copied_at_start_and_on_each_update() {
+    let Some(kubeconfig) = std::env::var_os("ZTMESH_TEST_KUBECONFIG") else {
+        eprintln!("ZTMESH_TEST_KUBECONFIG is not set; not run (scripts/test-kube runs it)");
+        return;
+    };
+    let ns = format!(
+        "is{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs()
+            % 1_000_000
+    );
+    kubectl(&kubeconfig, &["create", "namespace", &ns], None);
+    let cm = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: linkerd-identity-trust-roots, namespace: {ns}}}\ndata: {{ca-bundle.crt: ANCHORS}}\n"
+    );
+    kubectl(&kubeconfig, &["apply", "-f", "-"], Some(&cm));
+    kubectl(
+        &kubeconfig,
+        &["apply", "-f", "-"],
+        Some(&secret(&ns, "CERT-1", "KEY-1")),
+    );
+
+    let client = ztmesh_kube::client(Some(std::path::Path::new(&kubeconfig)))
+        .await
+        .expect("client");
+    let dir = tempfile::tempdir().expect("tempdir");
+    sync_once(&client, &ns, dir.path()).await.expect("copied");
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap_or_default();
+    assert_eq!(
+        (read("ca.crt"), read("issuer.crt"), read("issuer.key")),
+        ("ANCHORS".into(), "CERT-1".into(), "KEY-1".into())
+    );
+
+    let task = keep_synced(client, &ns, dir.path().to_path_buf());
+    kubectl(
+        &kubeconfig,
+        &["apply", "-f", "-"],
+        Some(&secret(&ns, "CERT-2", "KEY-2")),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while (read("issuer.crt"), read("issuer.key")) != ("CERT-2".into(), "KEY-2".into()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the update is copied: {} {}",
+            read("issuer.crt"),
+            read("issuer.key")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    task.abort();
+    kubectl(
+        &kubeconfig,
+        &["delete", "namespace", &ns, "--wait=false"],
+        None,
+    );
+}
