@@ -28,12 +28,25 @@ pub(crate) fn inv1(mesh: &Observed) -> CheckResult {
     );
     let mut evidence = Vec::new();
     let mut offenders = Vec::new();
+    // A proxy terminates mesh TLS only for the SNI of its own identity
+    // (else it passes the connection through to the app), so a proxy
+    // holding another identity's certificate answers the chain read with
+    // an error: that is not evidence of compliance, it is an offender.
+    let mut unread = Vec::new();
+    let mut checked = 0;
     for w in &mesh.workloads {
         let name = w.workload.display();
-        let Ok(chain) = &w.chain else {
-            evidence.push(format!("{name}: no chain read (proxy not answering)"));
-            continue;
+        let chain = match &w.chain {
+            Ok(chain) => chain,
+            Err(e) => {
+                unread.push(format!(
+                    "{name}: no certificate for {} read: {e}",
+                    w.workload.identity
+                ));
+                continue;
+            }
         };
+        checked += 1;
         let Ok(leaf) = Summary::of(&chain[0]) else {
             offenders.push(format!("{name}: presents an unreadable certificate"));
             continue;
@@ -54,7 +67,6 @@ pub(crate) fn inv1(mesh: &Observed) -> CheckResult {
             offenders.push(format!("{name}: URI SAN is not {spiffe}"));
         }
     }
-    let observed = evidence.len();
     if !offenders.is_empty() {
         return CheckResult::fail(
             Group::Compliance,
@@ -67,23 +79,38 @@ pub(crate) fn inv1(mesh: &Observed) -> CheckResult {
             "give each workload its own service account's token and restart its proxy",
         )
         .evidence(evidence)
-        .offenders(offenders);
+        .offenders(offenders.into_iter().chain(unread));
     }
-    if mesh.workloads.iter().all(|w| w.chain.is_err()) {
+    if checked == 0 {
         return CheckResult::warn(
             Group::Compliance,
             id,
             title,
-            "no proxy presented a certificate: nothing observed",
+            "no proxy presented a certificate for its service account's identity: nothing observed",
             "start the proxies (ztmesh check --proxy)",
         )
-        .evidence(evidence);
+        .evidence(evidence)
+        .offenders(unread);
+    }
+    if !unread.is_empty() {
+        return CheckResult::warn(
+            Group::Compliance,
+            id,
+            title,
+            format!(
+                "{checked} workload(s) on their own identity; {} not verified: no certificate for their identity read (a proxy holding another identity's certificate answers so too)",
+                unread.len()
+            ),
+            "run ztmesh check --proxy for the workloads named",
+        )
+        .evidence(evidence)
+        .offenders(unread);
     }
     CheckResult::pass(
         Group::Compliance,
         id,
         title,
-        format!("{observed} workload(s) checked, each on its own service account's identity"),
+        format!("{checked} workload(s) checked, each on its own service account's identity"),
     )
     .evidence(evidence)
 }
@@ -242,19 +269,29 @@ pub(crate) fn inv6(mesh: &Observed) -> CheckResult {
     .evidence(evidence)
 }
 
-/// The namespace an identity (DNS or SPIFFE form) belongs to.
+/// The namespace an identity (DNS or SPIFFE form) belongs to, when it can
+/// be told exactly: `SA.NS.serviceaccount.identity.CP.TRUST-DOMAIN` (SA
+/// may be `*`) or `spiffe://TRUST-DOMAIN/ns/NS/sa/SA`. A suffix wildcard
+/// (`*.cluster.local`, `*.serviceaccount.identity...`) or another form has
+/// none: it may admit any namespace.
 fn identity_namespace(id: &str) -> Option<&str> {
     if let Some(rest) = id.strip_prefix("spiffe://") {
-        let parts: Vec<&str> = rest.split('/').collect();
-        return parts
-            .iter()
-            .position(|p| *p == "ns")
-            .and_then(|i| parts.get(i + 1).copied());
+        return match rest.split('/').collect::<Vec<_>>()[..] {
+            [td, "ns", ns, "sa", sa] if !td.is_empty() && !ns.is_empty() && !sa.is_empty() => {
+                Some(ns)
+            }
+            _ => None,
+        };
     }
-    let mut labels = id.split('.');
-    let _sa = labels.next()?;
-    let ns = labels.next()?;
-    (labels.next() == Some("serviceaccount")).then_some(ns)
+    let labels: Vec<&str> = id.split('.').collect();
+    match labels[..] {
+        [sa, ns, "serviceaccount", "identity", cp, td, ..]
+            if !sa.is_empty() && !ns.is_empty() && !cp.is_empty() && !td.is_empty() =>
+        {
+            Some(ns)
+        }
+        _ => None,
+    }
 }
 
 /// What in `r` admits another namespace's identities or unauthenticated
@@ -265,9 +302,12 @@ pub(crate) fn unscoped(r: &Resource) -> Vec<String> {
     let mut out = Vec::new();
     let identity = |id: &str, out: &mut Vec<String>| match identity_namespace(id) {
         _ if id == "*" => out.push(format!("{key}: admits any mesh identity (\"*\")")),
-        Some(n) if n != ns && n != "*" => out.push(format!("{key}: admits {id} of namespace {n}")),
         Some("*") => out.push(format!("{key}: admits {id} of every namespace")),
-        _ => {}
+        Some(n) if n != ns => out.push(format!("{key}: admits {id} of namespace {n}")),
+        Some(_) => {}
+        None => out.push(format!(
+            "{key}: admits {id}, whose namespace cannot be told (a suffix wildcard or not SA.NS.serviceaccount.identity...): it may reach every namespace"
+        )),
     };
     match r {
         Resource::MeshTlsAuthentication(o) => {
@@ -275,6 +315,10 @@ pub(crate) fn unscoped(r: &Resource) -> Vec<String> {
                 identity(id, &mut out);
             }
             for r in o.spec.identity_refs.iter().flatten() {
+                if r.name == "*" {
+                    out.push(format!("{key}: admits every {} (name \"*\")", r.kind));
+                    continue;
+                }
                 if let Some(n) = &r.namespace
                     && n != ns
                 {
@@ -282,6 +326,30 @@ pub(crate) fn unscoped(r: &Resource) -> Vec<String> {
                 }
                 if r.kind.eq_ignore_ascii_case("namespace") && r.name != ns {
                     out.push(format!("{key}: admits namespace {}", r.name));
+                }
+            }
+        }
+        Resource::AuthorizationPolicy(o) => {
+            let refs = &o.spec.required_authentication_refs;
+            if refs.is_empty() {
+                out.push(format!(
+                    "{key}: no requiredAuthenticationRefs: admits every client, unauthenticated too"
+                ));
+            }
+            let authenticates = refs.iter().any(|r| {
+                r.kind.eq_ignore_ascii_case("MeshTLSAuthentication")
+                    || r.kind.eq_ignore_ascii_case("ServiceAccount")
+            });
+            if !refs.is_empty() && !authenticates {
+                out.push(format!(
+                    "{key}: no MeshTLSAuthentication or ServiceAccount required: admits unauthenticated clients"
+                ));
+            }
+            for r in refs {
+                if let Some(n) = &r.namespace
+                    && n != ns
+                {
+                    out.push(format!("{key}: requires {} {n}/{} of another namespace", r.kind, r.name));
                 }
             }
         }
@@ -376,10 +444,14 @@ pub(crate) fn inv10(mesh: &Observed) -> CheckResult {
                 _ => false,
             };
             if !ok {
+                let labels: Vec<String> =
+                    s.labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+                let mut labels = labels;
+                labels.sort();
                 offenders.push(format!(
-                    "{}: request_total{:?}",
+                    "{}: request_total{{{}}}",
                     w.workload.display(),
-                    s.labels
+                    labels.join(",")
                 ));
             }
         }

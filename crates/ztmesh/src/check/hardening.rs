@@ -113,6 +113,25 @@ pub(crate) fn allow_all(r: &Resource) -> Option<String> {
         {
             Some(format!("{key}: admits every identity"))
         }
+        Resource::MeshTlsAuthentication(o)
+            if o.spec.identity_refs.iter().flatten().any(|r| r.name == "*") =>
+        {
+            Some(format!("{key}: an identityRef named \"*\" admits every identity"))
+        }
+        Resource::AuthorizationPolicy(o) if o.spec.required_authentication_refs.is_empty() => {
+            Some(format!(
+                "{key}: no requiredAuthenticationRefs: admits every client"
+            ))
+        }
+        Resource::ServerAuthorization(o)
+            if o.spec.client.mesh_tls.as_ref().is_some_and(|m| {
+                m.unauthenticated_tls || m.identities.iter().flatten().any(|i| i == "*")
+            }) =>
+        {
+            Some(format!(
+                "{key}: meshTLS admits every identity (identities [\"*\"] or unauthenticatedTLS)"
+            ))
+        }
         Resource::ServerAuthorization(o)
             if o.spec.client.unauthenticated
                 && o.spec
@@ -496,6 +515,46 @@ mod tests {
                     "MeshTLSAuthentication",
                     "policy.linkerd.io/v1alpha1",
                     "{identities: [\"*\"]}",
+                ),
+                true,
+            ),
+            (
+                doc(
+                    "MeshTLSAuthentication",
+                    "policy.linkerd.io/v1alpha1",
+                    "{identityRefs: [{kind: Namespace, name: \"*\"}]}",
+                ),
+                true,
+            ),
+            (
+                doc(
+                    "AuthorizationPolicy",
+                    "policy.linkerd.io/v1alpha1",
+                    "{targetRef: {group: policy.linkerd.io, kind: Server, name: s}, requiredAuthenticationRefs: []}",
+                ),
+                true,
+            ),
+            (
+                doc(
+                    "AuthorizationPolicy",
+                    "policy.linkerd.io/v1alpha1",
+                    "{targetRef: {group: policy.linkerd.io, kind: Server, name: s}, requiredAuthenticationRefs: [{kind: ServiceAccount, name: web}]}",
+                ),
+                false,
+            ),
+            (
+                doc(
+                    "ServerAuthorization",
+                    "policy.linkerd.io/v1beta1",
+                    "{server: {name: s}, client: {meshTLS: {identities: [\"*\"]}}}",
+                ),
+                true,
+            ),
+            (
+                doc(
+                    "ServerAuthorization",
+                    "policy.linkerd.io/v1beta1",
+                    "{server: {name: s}, client: {meshTLS: {unauthenticatedTLS: true}}}",
                 ),
                 true,
             ),

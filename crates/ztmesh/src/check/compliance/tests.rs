@@ -150,6 +150,11 @@ fn inv7_flags_grants_beyond_the_namespace() {
             "apiVersion: policy.linkerd.io/v1alpha1\nkind: {kind}\nmetadata: {{name: a, namespace: booksapp}}\nspec: {spec}\n"
         )
     };
+    let beta1 = |spec: &str| {
+        format!(
+            "apiVersion: policy.linkerd.io/v1beta1\nkind: ServerAuthorization\nmetadata: {{name: a, namespace: booksapp}}\nspec: {spec}\n"
+        )
+    };
     let cases = [
         (
             doc(
@@ -175,6 +180,80 @@ fn inv7_flags_grants_beyond_the_namespace() {
         ),
         (
             doc("NetworkAuthentication", "{networks: [{cidr: 0.0.0.0/0}]}"),
+            1,
+        ),
+        // Suffix wildcards and forms whose namespace can't be told.
+        (doc("MeshTLSAuthentication", "{identities: [\"*.cluster.local\"]}"), 1),
+        (
+            doc(
+                "MeshTLSAuthentication",
+                "{identities: [\"*.identity.linkerd.cluster.local\"]}",
+            ),
+            1,
+        ),
+        (
+            doc(
+                "MeshTLSAuthentication",
+                "{identities: [\"*.serviceaccount.identity.linkerd.cluster.local\"]}",
+            ),
+            1,
+        ),
+        (
+            doc(
+                "MeshTLSAuthentication",
+                "{identities: [\"*.booksapp.serviceaccount.identity.linkerd.cluster.local\"]}",
+            ),
+            0,
+        ),
+        // Grants that reach everyone.
+        (
+            doc(
+                "MeshTLSAuthentication",
+                "{identityRefs: [{kind: ServiceAccount, name: \"*\"}]}",
+            ),
+            1,
+        ),
+        (
+            doc(
+                "MeshTLSAuthentication",
+                "{identityRefs: [{kind: Namespace, name: \"*\"}]}",
+            ),
+            1,
+        ),
+        (
+            doc(
+                "AuthorizationPolicy",
+                "{targetRef: {group: policy.linkerd.io, kind: Server, name: s}, requiredAuthenticationRefs: []}",
+            ),
+            1,
+        ),
+        (
+            doc(
+                "AuthorizationPolicy",
+                "{targetRef: {group: policy.linkerd.io, kind: Server, name: s}, requiredAuthenticationRefs: [{kind: ServiceAccount, name: web, namespace: other}]}",
+            ),
+            1,
+        ),
+        (
+            doc(
+                "AuthorizationPolicy",
+                "{targetRef: {group: policy.linkerd.io, kind: Server, name: s}, requiredAuthenticationRefs: [{kind: ServiceAccount, name: web}]}",
+            ),
+            0,
+        ),
+        (
+            doc(
+                "AuthorizationPolicy",
+                "{targetRef: {group: policy.linkerd.io, kind: Server, name: s}, requiredAuthenticationRefs: [{group: policy.linkerd.io, kind: NetworkAuthentication, name: n}]}",
+            ),
+            1,
+        ),
+        (
+            beta1("{server: {name: s}, client: {meshTLS: {identities: [\"*\"]}}}"),
+            1,
+        ),
+        (
+            beta1("{server: {name: s}, client: {meshTLS: {unauthenticatedTLS: true}}}"),
             1,
         ),
     ];
@@ -269,6 +348,31 @@ fn inv1_compares_the_presented_identity_with_the_service_account() {
     assert_eq!(got.status, Status::Warn, "nothing observed: {got:#?}");
 }
 
+/// A proxy holding another identity's certificate does not terminate TLS
+/// for its own SNI: the chain read fails. That workload is named, never
+/// counted as checked, whatever the others answered.
+#[test]
+fn inv1_names_a_workload_whose_chain_was_not_read() {
+    let pki = TestPki::new();
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let leaf = pki
+        .ca(Duration::from_secs(3600))
+        .issue(&pki.identity("booksapp", "authors"), &key, SystemTime::now())
+        .unwrap()
+        .leaf;
+    let mut authors = obs("authors", "127.0.9.2", vec![]);
+    authors.chain = Ok(vec![leaf]);
+    let books = obs("books", "127.0.9.3", vec![]);
+    let got = inv1(&observed(vec![authors, books]));
+    assert_eq!(got.status, Status::Warn, "{got:#?}");
+    assert_eq!(got.offenders.len(), 1, "{got:#?}");
+    assert!(
+        got.offenders[0].starts_with("booksapp/externalworkload/books: no certificate for"),
+        "{got:#?}"
+    );
+    assert!(got.detail.starts_with("1 workload(s) on their own identity"), "{got:#?}");
+}
+
 #[test]
 fn identity_namespaces_in_both_forms() {
     for (id, want) in [
@@ -282,6 +386,11 @@ fn identity_namespaces_in_both_forms() {
             Some("booksapp"),
         ),
         ("not-an-identity", None),
+        ("*.cluster.local", None),
+        ("*.identity.linkerd.cluster.local", None),
+        ("*.serviceaccount.identity.linkerd.cluster.local", None),
+        ("spiffe://cluster.local/sa/x", None),
+        ("spiffe://cluster.local/ns/other", None),
     ] {
         assert_eq!(super::identity_namespace(id), want, "{id}");
     }
