@@ -190,7 +190,7 @@ pub(crate) fn all_edges(mesh: &Observed) -> BTreeMap<Edge, f64> {
         .collect();
     let mut out = BTreeMap::new();
     for w in &mesh.workloads {
-        if let Some(m) = &w.metrics {
+        if let Ok(m) = &w.metrics {
             for (e, n) in edges(&w.workload.display(), m, &by_ip, &by_identity) {
                 *out.entry(e).or_insert(0.0) += n;
             }
@@ -300,7 +300,8 @@ pub(crate) fn unscoped(r: &Resource) -> Vec<String> {
     let key = r.key();
     let ns = key.namespace.as_str();
     let mut out = Vec::new();
-    let identity = |id: &str, out: &mut Vec<String>| match identity_namespace(id) {
+    let identity = |id: &str, out: &mut Vec<String>| {
+        match identity_namespace(id) {
         _ if id == "*" => out.push(format!("{key}: admits any mesh identity (\"*\")")),
         Some("*") => out.push(format!("{key}: admits {id} of every namespace")),
         Some(n) if n != ns => out.push(format!("{key}: admits {id} of namespace {n}")),
@@ -308,6 +309,7 @@ pub(crate) fn unscoped(r: &Resource) -> Vec<String> {
         None => out.push(format!(
             "{key}: admits {id}, whose namespace cannot be told (a suffix wildcard or not SA.NS.serviceaccount.identity...): it may reach every namespace"
         )),
+    }
     };
     match r {
         Resource::MeshTlsAuthentication(o) => {
@@ -349,7 +351,10 @@ pub(crate) fn unscoped(r: &Resource) -> Vec<String> {
                 if let Some(n) = &r.namespace
                     && n != ns
                 {
-                    out.push(format!("{key}: requires {} {n}/{} of another namespace", r.kind, r.name));
+                    out.push(format!(
+                        "{key}: requires {} {n}/{} of another namespace",
+                        r.kind, r.name
+                    ));
                 }
             }
         }
@@ -407,6 +412,9 @@ pub(crate) fn inv7(resources: &[Resource]) -> CheckResult {
         .map(|r| r.key().to_string())
         .collect();
     let offenders: Vec<String> = resources.iter().flat_map(unscoped).collect();
+    if resources.is_empty() {
+        return super::hardening::not_observed(id, title, "no manifests observed");
+    }
     if offenders.is_empty() {
         let detail = format!(
             "{} authorization object(s), each admitting only its own namespace's identities",
@@ -444,8 +452,11 @@ pub(crate) fn inv10(mesh: &Observed) -> CheckResult {
                 _ => false,
             };
             if !ok {
-                let labels: Vec<String> =
-                    s.labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+                let labels: Vec<String> = s
+                    .labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}=\"{v}\""))
+                    .collect();
                 let mut labels = labels;
                 labels.sort();
                 offenders.push(format!(

@@ -116,13 +116,13 @@ pub(crate) fn allow_all(r: &Resource) -> Option<String> {
         Resource::MeshTlsAuthentication(o)
             if o.spec.identity_refs.iter().flatten().any(|r| r.name == "*") =>
         {
-            Some(format!("{key}: an identityRef named \"*\" admits every identity"))
-        }
-        Resource::AuthorizationPolicy(o) if o.spec.required_authentication_refs.is_empty() => {
             Some(format!(
-                "{key}: no requiredAuthenticationRefs: admits every client"
+                "{key}: an identityRef named \"*\" admits every identity"
             ))
         }
+        Resource::AuthorizationPolicy(o) if o.spec.required_authentication_refs.is_empty() => Some(
+            format!("{key}: no requiredAuthenticationRefs: admits every client"),
+        ),
         Resource::ServerAuthorization(o)
             if o.spec.client.mesh_tls.as_ref().is_some_and(|m| {
                 m.unauthenticated_tls || m.identities.iter().flatten().any(|i| i == "*")
@@ -151,6 +151,9 @@ pub(crate) fn allow_all(r: &Resource) -> Option<String> {
 pub(crate) fn explicit_allows(resources: &[Resource]) -> CheckResult {
     let (id, title) = ("explicit-allows", "explicit allows only");
     let offenders: Vec<String> = resources.iter().filter_map(allow_all).collect();
+    if resources.is_empty() {
+        return not_observed(id, title, "no manifests observed");
+    }
     if offenders.is_empty() {
         return CheckResult::pass(
             Group::Compliance,
@@ -224,6 +227,9 @@ fn one_service_account(mesh: &Observed) -> CheckResult {
             )
         })
         .collect();
+    if identities_of.is_empty() {
+        return not_observed(id, title, "no Service with a selector observed");
+    }
     if offenders.is_empty() {
         return CheckResult::pass(
             Group::Compliance,
@@ -282,7 +288,7 @@ pub(crate) fn rotation(mesh: &Observed, now: SystemTime) -> CheckResult {
                 ));
             }
         }
-        if let Some(m) = &w.metrics {
+        if let Ok(m) = &w.metrics {
             let errors = value(
                 m,
                 "control_identity_cert_refreshes_total",
@@ -390,7 +396,22 @@ fn tls_alerts(rules: &AlertRules) -> CheckResult {
     .evidence(found)
 }
 
-fn egress(mesh: &Observed) -> CheckResult {
+/// A WARN for a check with nothing to judge: never a silent PASS.
+pub(crate) fn not_observed(id: &'static str, title: &'static str, what: &str) -> CheckResult {
+    CheckResult::warn(
+        Group::Compliance,
+        id,
+        title,
+        format!("not observed: {what}"),
+        "pass --manifests DIR (the workloads' manifests) with the proxies running, then check again",
+    )
+}
+
+/// ztmesh enforces no egress policy, so a meshed workload's outbound
+/// traffic can only be observed: destinations outside the mesh are named
+/// (WARN); none observed is still a WARN, "not verified", since nothing
+/// stops the next connection.
+pub(crate) fn egress(mesh: &Observed) -> CheckResult {
     let (id, title) = ("egress", "egress controlled");
     let edges = all_edges(mesh);
     let meshed: BTreeSet<String> = mesh
@@ -398,18 +419,27 @@ fn egress(mesh: &Observed) -> CheckResult {
         .iter()
         .map(|w| w.workload.display())
         .collect();
-    let out: Vec<String> = edges
-        .keys()
-        .filter(|e| meshed.contains(&e.src) && !e.meshed && !e.dst.starts_with('('))
+    let outbound: Vec<_> = edges.keys().filter(|e| meshed.contains(&e.src)).collect();
+    let out: Vec<String> = outbound
+        .iter()
+        .filter(|e| !e.meshed && !e.dst.starts_with('('))
         .filter(|e| !meshed.contains(&e.dst))
         .map(|e| format!("{} -> {}", e.src, e.dst))
         .collect();
+    let fix = "deny egress at the network (a default-deny NetworkPolicy or firewall), allowing only an egress gateway";
+    if outbound.is_empty() {
+        return not_observed(id, title, "no outbound traffic in the proxies' metrics");
+    }
     if out.is_empty() {
-        return CheckResult::pass(
+        return CheckResult::warn(
             Group::Compliance,
             id,
             title,
-            "no outbound traffic to destinations outside the mesh observed",
+            format!(
+                "no egress observed ({} outbound edge(s), all to meshed workloads); not verified: ztmesh enforces no egress policy",
+                outbound.len()
+            ),
+            fix,
         );
     }
     CheckResult::warn(
@@ -417,20 +447,36 @@ fn egress(mesh: &Observed) -> CheckResult {
         id,
         title,
         format!("{} destination(s) outside the mesh reached", out.len()),
-        "route egress through an egress gateway or deny it at the network",
+        fix,
     )
     .offenders(out)
 }
 
-fn bypass(mesh: &Observed) -> CheckResult {
+fn ports(ports: &[u16]) -> String {
+    if ports.is_empty() {
+        return "none".into();
+    }
+    ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An explicit-mode workload's ports (declared, and every socket
+/// listening on its address on this host) that answer without the proxy
+/// are a FAIL; a transparent-mode workload's iptables rules are not read,
+/// so it is unverified (WARN).
+pub(crate) fn bypass(mesh: &Observed) -> CheckResult {
     let (id, title) = ("no-bypass", "no workload bypassing the mesh");
     let mut evidence = Vec::new();
     let mut offenders = Vec::new();
+    let mut unverified = Vec::new();
     for w in &mesh.workloads {
         let name = w.workload.display();
         if !w.workload.explicit {
-            evidence.push(format!(
-                "{name}: transparent mode (iptables sends every port to the proxy)"
+            unverified.push(format!(
+                "{name}: transparent mode: its iptables rules (in its network namespace) not read"
             ));
             continue;
         }
@@ -441,28 +487,46 @@ fn bypass(mesh: &Observed) -> CheckResult {
             ));
         }
         evidence.push(format!(
-            "{name}: explicit mode, ports {:?} probed",
-            w.workload.ports
+            "{name}: explicit mode, ports probed at {}: {}",
+            w.workload.ip,
+            ports(&w.probed_ports)
         ));
     }
-    if offenders.is_empty() {
-        return CheckResult::pass(
+    if mesh.workloads.is_empty() {
+        return not_observed(id, title, "no workloads");
+    }
+    if !offenders.is_empty() {
+        return CheckResult::fail(
             Group::Compliance,
             id,
             title,
-            "no app port reachable around a proxy",
+            format!("{} listening port(s) not behind the proxy", offenders.len()),
+            "in explicit mode any local process can dial the app's own address: run the proxy in transparent mode (ztmesh proxy-init), or bind the app to 127.0.0.1 in a network namespace of its own",
         )
-        .evidence(evidence);
+        .evidence(evidence.into_iter().chain(unverified))
+        .offenders(offenders);
     }
-    CheckResult::fail(
+    if !unverified.is_empty() {
+        return CheckResult::warn(
+            Group::Compliance,
+            id,
+            title,
+            format!(
+                "{} transparent-mode workload(s) not verified (iptables not read)",
+                unverified.len()
+            ),
+            "check each workload's iptables (iptables -t nat -S PROXY_INIT_REDIRECT in its network namespace)",
+        )
+        .evidence(evidence)
+        .offenders(unverified);
+    }
+    CheckResult::pass(
         Group::Compliance,
         id,
         title,
-        format!("{} listening port(s) not behind the proxy", offenders.len()),
-        "bind the app to 127.0.0.1 only (explicit mode), or run the proxy in transparent mode (ztmesh proxy-init)",
+        "no app port reachable around a proxy",
     )
     .evidence(evidence)
-    .offenders(offenders)
 }
 
 #[cfg(test)]
@@ -570,6 +634,101 @@ mod tests {
                 "{yaml}"
             );
         }
+    }
+
+    /// Nothing observed is a WARN "not observed", never a PASS; egress is
+    /// never verified from traffic; a transparent-mode workload whose
+    /// iptables were not read is unverified.
+    #[test]
+    fn nothing_observed_is_never_a_pass() {
+        use crate::check::compliance::tests::{obs, observed};
+        use crate::viz::scrape::sample;
+        let out_meshed = sample(
+            "request_total",
+            &[
+                ("direction", "outbound"),
+                ("target_addr", "127.0.9.2:7001"),
+                ("tls", "true"),
+                (
+                    "server_id",
+                    "authors.booksapp.serviceaccount.identity.linkerd.cluster.local",
+                ),
+            ],
+            3.0,
+        );
+        let empty = observed(vec![]);
+        let idle = observed(vec![obs("authors", "127.0.9.2", vec![])]);
+        let talking = observed(vec![
+            obs("authors", "127.0.9.2", vec![]),
+            obs("webapp", "127.0.9.4", vec![out_meshed]),
+        ]);
+        let mut transparent = obs("authors", "127.0.9.2", vec![]);
+        transparent.workload.explicit = false;
+        let transparent = observed(vec![transparent]);
+        let mut open = obs("authors", "127.0.9.2", vec![]);
+        open.probed_ports = vec![7001, 9000];
+        open.open_app_ports = vec![9000];
+        let open = observed(vec![open]);
+        let mut closed = obs("authors", "127.0.9.2", vec![]);
+        closed.probed_ports = vec![7001];
+        let closed = observed(vec![closed]);
+        // (what, check, want, detail starting with)
+        let cases = [
+            (
+                "no manifests",
+                explicit_allows(&empty.resources),
+                Status::Warn,
+                "not observed",
+            ),
+            (
+                "no manifests (INV-7)",
+                crate::check::compliance::inv7(&empty.resources),
+                Status::Warn,
+                "not observed",
+            ),
+            (
+                "no services",
+                one_service_account(&idle),
+                Status::Warn,
+                "not observed",
+            ),
+            ("no traffic", egress(&idle), Status::Warn, "not observed"),
+            (
+                "meshed traffic only",
+                egress(&talking),
+                Status::Warn,
+                "no egress observed",
+            ),
+            ("no workloads", bypass(&empty), Status::Warn, "not observed"),
+            (
+                "transparent mode",
+                bypass(&transparent),
+                Status::Warn,
+                "1 transparent-mode",
+            ),
+            (
+                "an app port around the proxy",
+                bypass(&open),
+                Status::Fail,
+                "1 listening port",
+            ),
+            (
+                "explicit mode, closed",
+                bypass(&closed),
+                Status::Pass,
+                "no app port",
+            ),
+        ];
+        for (what, got, want, detail) in cases {
+            assert_eq!(got.status, want, "{what}: {got:#?}");
+            assert!(got.detail.starts_with(detail), "{what}: {got:#?}");
+        }
+        let got = bypass(&open);
+        assert!(
+            got.evidence[0].ends_with("ports probed at 127.0.9.2: 7001, 9000"),
+            "{got:#?}"
+        );
+        assert!(got.offenders[0].contains("127.0.9.2:9000"), "{got:#?}");
     }
 
     #[test]

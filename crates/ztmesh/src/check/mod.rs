@@ -23,6 +23,7 @@ mod manifests;
 pub(crate) mod mesh;
 mod pre;
 mod proxy;
+mod sockets;
 mod trust;
 
 use crate::table::Output;

@@ -26,7 +26,7 @@ pub(crate) fn workload_checks(
     now: SystemTime,
 ) -> [CheckResult; 3] {
     let name = w.workload.display();
-    let admin = format!("{}:4191", w.workload.ip);
+    let admin = w.admin;
     let restart =
         format!("look at {name}'s proxy log; restart the proxy (it certifies itself at start-up)");
     let ready = match &w.ready {
@@ -164,7 +164,7 @@ fn with_causes(e: &dyn std::error::Error) -> String {
 
 /// The anchor fingerprints a proxy's metrics list.
 pub(crate) fn exported_anchors(w: &WorkloadObs) -> Option<BTreeSet<String>> {
-    let metrics = w.metrics.as_ref()?;
+    let metrics = w.metrics.as_ref().ok()?;
     let set: BTreeSet<String> = metrics
         .iter()
         .filter(|s| s.name == ANCHORS_METRIC && s.value > 0.0)
@@ -180,14 +180,21 @@ fn anchors(w: &WorkloadObs, trust: &TrustFiles) -> CheckResult {
     let fix = format!(
         "restart {name}'s proxy with LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS set to ca.crt's content"
     );
-    if w.metrics.is_none() {
+    if let Err(e) = &w.metrics {
         return CheckResult::fail(
             Group::DataPlane,
             id,
             title,
-            format!("{name}: its admin /metrics did not answer"),
-            fix,
-        );
+            format!(
+                "{name}: its admin /metrics did not answer: {}",
+                with_causes(e)
+            ),
+            format!(
+                "check {name}'s proxy is running and its admin port is {} (ztmesh check --admin-port)",
+                w.admin.port()
+            ),
+        )
+        .evidence([format!("GET http://{}/metrics", w.admin)]);
     }
     let Some(exported) = exported_anchors(w) else {
         return CheckResult::warn(

@@ -28,12 +28,14 @@ fn workload(name: &str, ip: &str) -> Workload {
 pub(crate) fn obs(name: &str, ip: &str, metrics: Vec<crate::viz::scrape::Sample>) -> WorkloadObs {
     WorkloadObs {
         workload: workload(name, ip),
+        admin: format!("{ip}:4191").parse().unwrap(),
         ready: Ok(()),
-        metrics: Some(metrics),
+        metrics: Ok(metrics),
         chain: Err(crate::check::chain::ChainError::Empty {
             addr: format!("{ip}:4143").parse().unwrap(),
         }),
         default_policy: None,
+        probed_ports: vec![],
         open_app_ports: vec![],
     }
 }
@@ -183,7 +185,13 @@ fn inv7_flags_grants_beyond_the_namespace() {
             1,
         ),
         // Suffix wildcards and forms whose namespace can't be told.
-        (doc("MeshTLSAuthentication", "{identities: [\"*.cluster.local\"]}"), 1),
+        (
+            doc(
+                "MeshTLSAuthentication",
+                "{identities: [\"*.cluster.local\"]}",
+            ),
+            1,
+        ),
         (
             doc(
                 "MeshTLSAuthentication",
@@ -357,7 +365,11 @@ fn inv1_names_a_workload_whose_chain_was_not_read() {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let leaf = pki
         .ca(Duration::from_secs(3600))
-        .issue(&pki.identity("booksapp", "authors"), &key, SystemTime::now())
+        .issue(
+            &pki.identity("booksapp", "authors"),
+            &key,
+            SystemTime::now(),
+        )
         .unwrap()
         .leaf;
     let mut authors = obs("authors", "127.0.9.2", vec![]);
@@ -370,7 +382,11 @@ fn inv1_names_a_workload_whose_chain_was_not_read() {
         got.offenders[0].starts_with("booksapp/externalworkload/books: no certificate for"),
         "{got:#?}"
     );
-    assert!(got.detail.starts_with("1 workload(s) on their own identity"), "{got:#?}");
+    assert!(
+        got.detail
+            .starts_with("1 workload(s) on their own identity"),
+        "{got:#?}"
+    );
 }
 
 #[test]

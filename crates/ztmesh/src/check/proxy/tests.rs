@@ -113,11 +113,13 @@ fn each_proxy_check_by_what_the_proxy_showed() {
         let obs = WorkloadObs {
             workload: workload(),
             ready: if ready { Ok(()) } else { Err(not_ready()) },
-            metrics: exported.map(|f| anchors_metric(&f)),
+            admin: "127.0.9.2:4191".parse().unwrap(),
+            metrics: exported.map(|f| anchors_metric(&f)).ok_or_else(not_ready),
             chain: chain.ok_or(chain::ChainError::Empty {
                 addr: "127.0.9.2:4143".parse().unwrap(),
             }),
             default_policy: None,
+            probed_ports: vec![],
             open_app_ports: vec![],
         };
         let got = workload_checks(&obs, &trust, now);
@@ -138,10 +140,12 @@ fn a_rotated_issuer_is_a_warning_until_the_proxy_renews() {
     let trust = TrustFiles::read(Some(pki.dir()));
     let obs = WorkloadObs {
         workload: workload(),
+        admin: "127.0.9.2:4191".parse().unwrap(),
         ready: Ok(()),
-        metrics: None,
+        metrics: Err(not_ready()),
         chain: Ok(before),
         default_policy: None,
+        probed_ports: vec![],
         open_app_ports: vec![],
     };
     let c = &workload_checks(&obs, &trust, SystemTime::now())[1];
