@@ -100,20 +100,29 @@ fn certificate(w: &WorkloadObs, trust: &TrustFiles, now: SystemTime) -> CheckRes
     let restart =
         format!("restart {name}'s proxy so that it certifies itself with the current issuer");
     if let Err(e) = chain::verify(chain, anchors_pem, &w.workload.identity, now) {
-        return CheckResult::fail(
-            Group::DataPlane,
-            id,
-            title,
+        let detail = if chain.len() == 1 {
+            format!(
+                "{name}: no intermediate sent: the proxy presents its leaf alone, which the current anchors do not sign ({e})"
+            )
+        } else {
             format!(
                 "{name}: its chain is not valid for {} under the current anchors: {e}",
                 w.workload.identity
-            ),
-            restart,
+            )
+        };
+        return CheckResult::fail(Group::DataPlane, id, title, detail, restart).evidence(evidence);
+    }
+    let Some(current) = trust.issuer.first() else {
+        return CheckResult::warn(
+            Group::DataPlane,
+            id,
+            title,
+            format!("{name}: valid under the current anchors; issuer unknown, not judged"),
+            "pass --identity-dir DIR holding the issuer's certificate (issuer.crt or tls.crt)",
         )
         .evidence(evidence);
-    }
-    let current = trust.issuer.first();
-    if current.is_some() && chain.get(1) != current {
+    };
+    if chain.get(1) != Some(current) {
         return CheckResult::warn(
             Group::DataPlane,
             id,

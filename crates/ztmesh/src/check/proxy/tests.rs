@@ -131,6 +131,53 @@ fn each_proxy_check_by_what_the_proxy_showed() {
     }
 }
 
+/// A leaf sent without its intermediate is named as such; anchors known
+/// but the issuer not is a WARN, never a PASS.
+#[test]
+fn a_missing_intermediate_and_an_unknown_issuer_are_told() {
+    let pki = TestPki::new();
+    let full = TrustFiles::read(Some(pki.dir()));
+    let anchors_only = TrustFiles {
+        issuer: vec![],
+        ..TrustFiles::read(Some(pki.dir()))
+    };
+    let whole = chain(&pki, "authors");
+    let leaf_alone = vec![whole[0].clone()];
+    // (what, trust, chain, want, detail containing)
+    let cases = [
+        (
+            "leaf alone",
+            &full,
+            leaf_alone,
+            Status::Fail,
+            "no intermediate sent",
+        ),
+        ("issuer known", &full, whole.clone(), Status::Pass, "until"),
+        (
+            "issuer unknown",
+            &anchors_only,
+            whole,
+            Status::Warn,
+            "issuer unknown, not judged",
+        ),
+    ];
+    for (what, trust, chain, want, detail) in cases {
+        let obs = WorkloadObs {
+            workload: workload(),
+            admin: "127.0.9.2:4191".parse().unwrap(),
+            ready: Ok(()),
+            metrics: Ok(vec![]),
+            chain: Ok(chain),
+            default_policy: None,
+            probed_ports: vec![],
+            open_app_ports: vec![],
+        };
+        let c = &workload_checks(&obs, trust, SystemTime::now())[1];
+        assert_eq!(c.status, want, "{what}: {c:?}");
+        assert!(c.detail.contains(detail), "{what}: {c:?}");
+    }
+}
+
 #[test]
 fn a_rotated_issuer_is_a_warning_until_the_proxy_renews() {
     let pki = TestPki::new();
