@@ -152,6 +152,8 @@ pub(crate) enum ApiError {
         "its address is unknown (the context file records it; --controller alone gives only the viz API)"
     )]
     Unknown,
+    #[error("no workload known to ask about (no manifests read)")]
+    NoWorkload,
     #[error(transparent)]
     Http(#[from] GetError),
     #[error("{0}")]
