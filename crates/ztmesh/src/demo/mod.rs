@@ -148,7 +148,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         mesh::show_edges(&dir.join("manifests"))?;
 
         step(10, "compliance: `ztmesh check --compliance`, the seed's invariants and the hardening checklist");
-        compliance::show(&dir, &cp).await?;
+        compliance::show(&dir, &cp, args.keep).await?;
         Ok(())
     })?;
 
@@ -208,8 +208,10 @@ fn start_controller(dir: &Path, keep: bool) -> anyhow::Result<(Controller, mesh:
         .arg(dir)
         .arg("--manifests")
         .arg(&manifests)
-        // Only a kept mesh becomes the CLI's default controller.
-        .args((!keep).then_some("--no-context"))
+        // Only a kept mesh becomes the CLI's default controller; otherwise
+        // the context goes to the demo's directory (for the command step 10
+        // prints).
+        .envs((!keep).then(|| ("ZTMESH_CONTEXT", dir.join(compliance::CONTEXT_FILE))))
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
