@@ -161,7 +161,7 @@ fn label<'a>(labels: &'a std::collections::HashMap<String, String>, key: &str) -
 }
 
 /// A readable rendering of a proto Server.
-pub fn describe(server: &proto::Server) -> String {
+pub(crate) fn describe(server: &proto::Server) -> String {
     use proto::proxy_protocol::Kind;
     let mut out = String::new();
     let (protocol, routes) = match server.protocol.as_ref().and_then(|p| p.kind.as_ref()) {
@@ -273,7 +273,7 @@ mod tests {
     #[test]
     fn every_workload_form_and_its_fallback() {
         let pod = r#"{"ns":"booksapp","pod":"authors"}"#;
-        let ew = r#"{"ns":"booksapp","external_workload":"authors"}"#;
+        let ew = r#"{"external_workload":"authors","ns":"booksapp"}"#;
         // (--workload, -n, the PortSpec workloads asked in order)
         let cases: [(&str, Option<&str>, &[&str]); 7] = [
             ("booksapp:authors", None, &[pod, ew]),

@@ -140,14 +140,7 @@ pub(crate) async fn destination(
 }
 
 fn workload_json(w: &Workload) -> String {
-    match &w.workload {
-        ztmesh_policy::WorkloadRef::Pod(p) => {
-            serde_json::json!({"ns": w.namespace, "pod": p}).to_string()
-        }
-        ztmesh_policy::WorkloadRef::External(e) => {
-            serde_json::json!({"ns": w.namespace, "external_workload": e}).to_string()
-        }
-    }
+    crate::diagnose_policy::workload_json(&w.namespace, &w.workload)
 }
 
 async fn get_port(

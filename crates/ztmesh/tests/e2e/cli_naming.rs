@@ -254,7 +254,7 @@ fn unknown_names(m: &Path, context: &Path) {
         (
             &["viz", "stat", "cm/authors", "-n", "booksapp", "--manifests"],
             2,
-            "unknown kind \"cm\" (po, deploy, sts, ds, ew or ns, optionally /NAME)".to_string(),
+            "unknown kind 'cm' (po, deploy, sts, ds, ew or ns, optionally /NAME)".to_string(),
         ),
     ];
     for (args, code, want) in cases {
