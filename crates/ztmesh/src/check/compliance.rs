@@ -126,30 +126,47 @@ pub(crate) struct Edge {
     pub(crate) meshed: bool,
 }
 
+/// Where an edge's client is known not to be: a plaintext inbound edge
+/// carries no client identity, so it may be a client outside the mesh or a
+/// meshed workload dialing around its own proxy.
+pub(crate) const UNKNOWN_CLIENT: &str = "(unknown client)";
+
 /// The edges in `w`'s metrics: `request_total` (HTTP) and `tcp_open_total`
-/// (connections), inbound and outbound. A TLS connection without a client
-/// certificate (as `ztmesh check`'s own handshakes are) is not an edge.
+/// (connections), inbound and outbound. `ztmesh check`'s own chain reads
+/// are TLS connections without a client certificate that carry no data
+/// and are closed at once: a `no_client_certificate` connection series
+/// counts only when its connections carried data (`tcp_read_bytes_total`)
+/// or are still open (`tcp_open_connections`), as a real client's do.
 pub(crate) fn edges(
     name: &str,
     samples: &[Sample],
     by_ip: &BTreeMap<String, String>,
     by_identity: &BTreeMap<String, String>,
 ) -> BTreeMap<Edge, f64> {
+    let used: Vec<&BTreeMap<String, String>> = samples
+        .iter()
+        .filter(|s| {
+            (s.name == "tcp_read_bytes_total" || s.name == "tcp_open_connections") && s.value > 0.0
+        })
+        .map(|s| &s.labels)
+        .collect();
     let mut out = BTreeMap::new();
     for s in samples {
         if !(s.name == "request_total" || s.name == "tcp_open_total") || s.value <= 0.0 {
             continue;
         }
         let reason = label(s, "no_tls_reason").map(String::from);
-        if reason.as_deref() == Some("no_client_certificate") && s.name == "tcp_open_total" {
+        if reason.as_deref() == Some("no_client_certificate")
+            && s.name == "tcp_open_total"
+            && !used.contains(&&s.labels)
+        {
             continue;
         }
         let peer_of =
             |id: Option<&str>| id.map(|i| by_identity.get(i).cloned().unwrap_or(i.to_string()));
         let edge = match label(s, "direction") {
             Some("inbound") => Edge {
-                src: peer_of(label(s, "client_id"))
-                    .unwrap_or_else(|| "(unidentified client)".into()),
+                src: peer_of(label(s, "client_id")).unwrap_or_else(|| UNKNOWN_CLIENT.into()),
                 dst: name.to_string(),
                 meshed: label(s, "client_id").is_some_and(|i| by_identity.contains_key(i)),
                 no_tls_reason: reason,
@@ -243,10 +260,10 @@ pub(crate) fn inv6(mesh: &Observed) -> CheckResult {
             id,
             title,
             format!(
-                "{mtls} mTLS edge(s); {} plaintext edge(s) with a client outside the mesh (no_tls_reason={first})",
+                "{mtls} mTLS edge(s); {} plaintext edge(s) with an unknown client or a destination outside the mesh (no_tls_reason={first})",
                 plain_other.len()
             ),
-            "mesh the plaintext client, or deny unauthenticated clients on that port",
+            "find the client (the proxy's log names its address): mesh it, or deny unauthenticated clients on that port; a meshed workload must dial through its own proxy",
         )
         .evidence(evidence)
         .offenders(plain_other);

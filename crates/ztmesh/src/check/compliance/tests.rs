@@ -99,8 +99,33 @@ fn inv6_names_every_plaintext_edge_with_its_reason() {
         ],
         2.0,
     );
+    // A TLS client without a certificate that sent data: not check's own
+    // handshake, an edge.
+    let no_cert = [
+        ("direction", "inbound"),
+        ("tls", "no_identity"),
+        ("no_tls_reason", "no_client_certificate"),
+    ];
+    let no_cert_open = sample("tcp_open_total", &no_cert, 7.0);
+    let no_cert_read = sample("tcp_read_bytes_total", &no_cert, 512.0);
     // (what, authors' samples, webapp's samples, status, offenders containing)
     let cases = [
+        (
+            "a TLS client without a certificate that sent data",
+            vec![mtls_in.clone(), no_cert_open.clone(), no_cert_read],
+            vec![],
+            Status::Warn,
+            vec![
+                "(unknown client) -> booksapp/externalworkload/authors: plaintext, no_tls_reason=no_client_certificate",
+            ],
+        ),
+        (
+            "only handshakes without a certificate and no data (check's own)",
+            vec![mtls_in.clone(), no_cert_open],
+            vec![],
+            Status::Pass,
+            vec![],
+        ),
         (
             "mTLS only",
             vec![mtls_in.clone(), probe.clone()],
@@ -114,7 +139,7 @@ fn inv6_names_every_plaintext_edge_with_its_reason() {
             vec![],
             Status::Warn,
             vec![
-                "(unidentified client) -> booksapp/externalworkload/authors: plaintext, no_tls_reason=no_tls_from_remote",
+                "(unknown client) -> booksapp/externalworkload/authors: plaintext, no_tls_reason=no_tls_from_remote",
             ],
         ),
         (
