@@ -88,7 +88,21 @@ async fn inbound(args: InboundArgs) -> anyhow::Result<()> {
         roots,
     })?;
     let mut client = InboundServerPoliciesClient::new(channel);
-    let mut candidates = workload_specs(&args.workload, args.namespace.as_deref())?.into_iter();
+    let specs = match owner_name(&args.workload, args.namespace.as_deref()) {
+        // deploy/NAME: the workload the controller's index resolves.
+        Some((ns, name)) => crate::resource::controller::candidates(
+            &args.controller,
+            &crate::mesh_context::ProcessEnv,
+            &ns,
+            &name,
+        )
+        .await?
+        .iter()
+        .map(|w| crate::diagnose_policy::workload_json(&ns, w))
+        .collect(),
+        None => workload_specs(&args.workload, args.namespace.as_deref())?,
+    };
+    let mut candidates = specs.into_iter();
     let mut spec = proto::PortSpec {
         workload: candidates.next().expect("one workload at least"),
         port: args.port.into(),
@@ -126,6 +140,24 @@ async fn inbound(args: InboundArgs) -> anyhow::Result<()> {
     }
     crate::table::print_text("--- stream ended\n");
     Ok(())
+}
+
+/// `--workload` when it names an owner (`deploy/NAME`, `sts`, `ds`): its
+/// namespace and name, to resolve through the controller's index.
+fn owner_name(
+    workload: &str,
+    namespace: Option<&str>,
+) -> Option<(String, crate::resource::WorkloadName)> {
+    if workload.trim_start().starts_with('{') || !workload.contains('/') {
+        return None;
+    }
+    match crate::resource::workload_arg(workload, namespace).ok()? {
+        (ns, name @ crate::resource::WorkloadName::App(..)) => Some((
+            ns.unwrap_or_else(|| crate::resource::DEFAULT_NAMESPACE.into()),
+            name,
+        )),
+        _ => None,
+    }
 }
 
 /// The PortSpec workloads `--workload` may mean, in the order asked: the

@@ -350,8 +350,9 @@ fn from_manifests(
     Ok(ztmesh_grpc::inbound::to_proto(&server))
 }
 
-/// The policy from a running controller; a name other than po/NAME or
-/// ew/NAME is tried as a Pod, then as an ExternalWorkload.
+/// The policy from a running controller; a `deploy/NAME` is resolved
+/// through its index, a bare name tried as a Pod, then as an
+/// ExternalWorkload ([`crate::resource::controller`]).
 async fn from_controller(
     args: &PolicyArgs,
     addr: &str,
@@ -371,8 +372,15 @@ async fn from_controller(
         roots,
     })?;
     let mut client = InboundServerPoliciesClient::new(channel);
+    let candidates = crate::resource::controller::candidates(
+        &args.controller,
+        &crate::mesh_context::ProcessEnv,
+        ns,
+        name,
+    )
+    .await?;
     let mut last = None;
-    for w in name.candidates() {
+    for w in candidates {
         let spec = proto::PortSpec {
             workload: workload_json(ns, &w),
             port: port.into(),

@@ -14,6 +14,8 @@
 //! local mode `deploy/NAME` (and `sts`, `ds`) means the workloads labelled
 //! `app=NAME`; `po/NAME` and `ew/NAME` the object itself. Errors say what
 //! was looked for, in which namespace, and what exists there.
+//! [`controller`] resolves a `deploy/NAME` through a running controller's
+//! index, for the commands that ask it rather than read manifests.
 
 use ztmesh_policy::{Index, WorkloadRef, view::Workload};
 
@@ -373,5 +375,6 @@ pub(crate) fn resolve(
         })
 }
 
+pub(crate) mod controller;
 #[cfg(test)]
 mod tests;
