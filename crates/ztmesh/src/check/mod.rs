@@ -459,38 +459,68 @@ const COMPLIANCE_CACHE: Duration = Duration::from_secs(30);
 static LAST_REPORT: tokio::sync::Mutex<Option<(tokio::time::Instant, String)>> =
     tokio::sync::Mutex::const_new(None);
 
-/// The viz API's `GET /compliance`: the report as JSON (made at most every
-/// [`COMPLIANCE_CACHE`]); 501 when the controller runs without the policy
-/// or destination service; 503 until it has recorded what it serves.
-pub(crate) async fn compliance_answer() -> (http::StatusCode, String) {
-    match SERVED.get() {
-        Some(Served::Mesh(target, ports)) => {
-            let mut last = LAST_REPORT.lock().await;
-            if let Some((at, json)) = last.as_ref()
-                && at.elapsed() < COMPLIANCE_CACHE
-            {
-                return (http::StatusCode::OK, json.clone());
-            }
-            let json = compliance_report(target, *ports, Duration::from_secs(2))
-                .await
-                .to_json();
-            *last = Some((tokio::time::Instant::now(), json.clone()));
-            (http::StatusCode::OK, json)
-        }
+/// `GET /compliance` when no mesh is recorded: 501 for a controller
+/// without the policy or destination service, 503 before it has recorded
+/// what it serves.
+fn no_mesh_answer(served: Option<&Served>) -> (http::StatusCode, String) {
+    match served {
         Some(Served::Unavailable) => (
             http::StatusCode::NOT_IMPLEMENTED,
             "{\"error\":\"compliance needs the policy and destination services (run the controller with --manifests)\"}\n".into(),
         ),
-        None => (
+        _ => (
             http::StatusCode::SERVICE_UNAVAILABLE,
             "{\"error\":\"the controller has not finished starting\"}\n".into(),
         ),
     }
 }
 
+/// The viz API's `GET /compliance`: the report as JSON (made at most every
+/// [`COMPLIANCE_CACHE`]), else [`no_mesh_answer`].
+pub(crate) async fn compliance_answer() -> (http::StatusCode, String) {
+    let Some(Served::Mesh(target, ports)) = SERVED.get() else {
+        return no_mesh_answer(SERVED.get());
+    };
+    let mut last = LAST_REPORT.lock().await;
+    if let Some((at, json)) = last.as_ref()
+        && at.elapsed() < COMPLIANCE_CACHE
+    {
+        return (http::StatusCode::OK, json.clone());
+    }
+    let json = compliance_report(target, *ports, Duration::from_secs(2))
+        .await
+        .to_json();
+    *last = Some((tokio::time::Instant::now(), json.clone()));
+    (http::StatusCode::OK, json)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A controller without policy or destination answers 501 for good,
+    /// not 503 "not finished starting" forever.
+    #[test]
+    fn compliance_without_a_mesh_says_why() {
+        let cases = [
+            (
+                None,
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "not finished starting",
+            ),
+            (
+                Some(Served::Unavailable),
+                http::StatusCode::NOT_IMPLEMENTED,
+                "needs the policy and destination services",
+            ),
+        ];
+        for (served, code, words) in cases {
+            let (got, body) = no_mesh_answer(served.as_ref());
+            assert_eq!(got, code, "{served:?}");
+            assert!(body.contains(words), "{body}");
+            serde_json::from_str::<serde_json::Value>(&body).expect("JSON");
+        }
+    }
 
     fn sample() -> Report {
         Report::new(vec![
