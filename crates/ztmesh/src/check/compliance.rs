@@ -474,8 +474,6 @@ pub(crate) fn inv10(mesh: &Observed) -> CheckResult {
                     .iter()
                     .map(|(k, v)| format!("{k}=\"{v}\""))
                     .collect();
-                let mut labels = labels;
-                labels.sort();
                 offenders.push(format!(
                     "{}: request_total{{{}}}",
                     w.workload.display(),

@@ -3,11 +3,14 @@
 //! workload for a port no Server selects), explicit allows only (no
 //! `all-unauthenticated` Server, no allow-all authorization), one service
 //! account per service, certificate rotation healthy (no leaf past 80% of
-//! its lifetime, no refresh errors), TLS errors monitored (alert rules),
-//! egress controlled (outbound traffic only to meshed workloads), and no
-//! workload bypassing the mesh (an explicit-mode workload's app port that
-//! answers without the proxy). A checklist item not met is a WARN (it is
-//! advice); a mesh-bypassing listener or an expired leaf is a FAIL.
+//! its lifetime, no refresh errors), TLS errors monitored (the alerts of
+//! a Prometheus rule file), egress controlled (observed only: ztmesh
+//! enforces no egress policy, so never a PASS), and no workload bypassing
+//! the mesh (an explicit-mode workload's ports, declared or listening on
+//! its address, that answer without the proxy; transparent mode's
+//! iptables are not read: unverified). A checklist item not met is a WARN
+//! (it is advice); a mesh-bypassing listener or an expired leaf is a FAIL.
+//! Nothing to judge is a WARN "not observed", never a PASS.
 
 use super::chain::Summary;
 use super::compliance::all_edges;
