@@ -291,7 +291,7 @@ pub(crate) fn inv6(mesh: &Observed) -> CheckResult {
 /// may be `*`) or `spiffe://TRUST-DOMAIN/ns/NS/sa/SA`. A suffix wildcard
 /// (`*.cluster.local`, `*.serviceaccount.identity...`) or another form has
 /// none: it may admit any namespace.
-fn identity_namespace(id: &str) -> Option<&str> {
+pub(crate) fn identity_namespace(id: &str) -> Option<&str> {
     if let Some(rest) = id.strip_prefix("spiffe://") {
         return match rest.split('/').collect::<Vec<_>>()[..] {
             [td, "ns", ns, "sa", sa] if !td.is_empty() && !ns.is_empty() && !sa.is_empty() => {
@@ -428,7 +428,13 @@ pub(crate) fn inv7(resources: &[Resource]) -> CheckResult {
         })
         .map(|r| r.key().to_string())
         .collect();
-    let offenders: Vec<String> = resources.iter().flat_map(unscoped).collect();
+    // The manifests as written, then the policy as compiled for each
+    // declared workload port (what the proxies enforce).
+    let offenders: Vec<String> = resources
+        .iter()
+        .flat_map(unscoped)
+        .chain(super::grants::compiled(resources))
+        .collect();
     if resources.is_empty() {
         return super::hardening::not_observed(id, title, "no manifests observed");
     }

@@ -18,6 +18,7 @@
 pub(crate) mod chain;
 mod compliance;
 mod control_plane;
+mod grants;
 mod hardening;
 mod manifests;
 pub(crate) mod mesh;

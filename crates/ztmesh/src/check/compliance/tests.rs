@@ -304,6 +304,74 @@ fn inv7_flags_grants_beyond_the_namespace() {
     }
 }
 
+/// The policy as compiled for a workload's port is judged too: an
+/// AuthorizationPolicy is named with what it admits there.
+#[test]
+fn inv7_judges_the_compiled_authorizations() {
+    let base = "\
+apiVersion: workload.linkerd.io/v1beta1
+kind: ExternalWorkload
+metadata: {name: authors, namespace: booksapp, labels: {app: authors}}
+spec:
+  meshTLS: {identity: authors.booksapp.serviceaccount.identity.linkerd.cluster.local, serverName: authors.booksapp.serviceaccount.identity.linkerd.cluster.local}
+  workloadIPs: [{ip: 127.0.9.2}]
+  ports: [{port: 7001}]
+---
+apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: authors, namespace: booksapp}
+spec: {externalWorkloadSelector: {matchLabels: {app: authors}}, port: 7001}
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: authors-policy, namespace: booksapp}
+spec:
+  targetRef: {group: policy.linkerd.io, kind: Server, name: authors}
+  requiredAuthenticationRefs: [{group: policy.linkerd.io, kind: MeshTLSAuthentication, name: clients}]
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: MeshTLSAuthentication
+metadata: {name: clients, namespace: booksapp}
+spec: {identities: [IDS]}
+";
+    // (identities, compiled offenders naming the AuthorizationPolicy)
+    let cases = [
+        (
+            "\"webapp.booksapp.serviceaccount.identity.linkerd.cluster.local\"",
+            0,
+        ),
+        (
+            "\"*.booksapp.serviceaccount.identity.linkerd.cluster.local\"",
+            0,
+        ),
+        ("\"*.cluster.local\"", 1),
+        (
+            "\"web.other.serviceaccount.identity.linkerd.cluster.local\"",
+            1,
+        ),
+        ("\"*\"", 1),
+    ];
+    for (ids, want) in cases {
+        let yaml = base.replace("IDS", ids);
+        let loaded = ztmesh_resources::load_str(&yaml, "t.yaml");
+        assert_eq!(loaded.resources.len(), 4, "{ids}: {:?}", loaded.diagnostics);
+        let resources = loaded.resources;
+        let got = inv7(&resources);
+        let compiled: Vec<&String> = got
+            .offenders
+            .iter()
+            .filter(|o| o.starts_with("booksapp/AuthorizationPolicy authors-policy, compiled for booksapp/externalworkload/authors:7001: admits"))
+            .collect();
+        assert_eq!(compiled.len(), want, "{ids}: {got:#?}");
+        let status = if want == 0 {
+            Status::Pass
+        } else {
+            Status::Fail
+        };
+        assert_eq!(got.status, status, "{ids}: {got:#?}");
+    }
+}
+
 #[test]
 fn inv10_wants_an_identity_or_a_reason_on_every_request_series() {
     let cases = [
