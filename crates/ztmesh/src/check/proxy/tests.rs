@@ -178,6 +178,48 @@ fn a_missing_intermediate_and_an_unknown_issuer_are_told() {
     }
 }
 
+/// An unanswered /metrics is told with its cause, on the proxy's real
+/// admin address, and the fix names the admin port.
+#[test]
+fn unreachable_metrics_say_why_and_where() {
+    let pki = TestPki::new();
+    let trust = TrustFiles::read(Some(pki.dir()));
+    let obs = WorkloadObs {
+        workload: workload(),
+        admin: "127.0.9.2:9991".parse().unwrap(),
+        ready: Err(not_ready()),
+        metrics: Err(not_ready()),
+        chain: Ok(chain(&pki, "authors")),
+        default_policy: None,
+        probed_ports: vec![],
+        open_app_ports: vec![],
+    };
+    let got = workload_checks(&obs, &trust, SystemTime::now());
+    assert_eq!(
+        got[0].evidence,
+        ["GET http://127.0.9.2:9991/ready"],
+        "{got:#?}"
+    );
+    let anchors = &got[2];
+    assert_eq!(anchors.status, Status::Fail, "{anchors:?}");
+    assert!(
+        anchors.detail.contains(&not_ready().to_string()),
+        "{anchors:?}"
+    );
+    assert!(
+        anchors
+            .fix
+            .as_deref()
+            .is_some_and(|f| f.contains("admin port is 9991 (ztmesh check --admin-port)")),
+        "{anchors:?}"
+    );
+    assert_eq!(
+        anchors.evidence,
+        ["GET http://127.0.9.2:9991/metrics"],
+        "{anchors:?}"
+    );
+}
+
 #[test]
 fn a_rotated_issuer_is_a_warning_until_the_proxy_renews() {
     let pki = TestPki::new();
