@@ -174,15 +174,15 @@ fn apply(kubeconfig: &Path, args: &[&str], stdin: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Against a real API server (`ZTMESH_TEST_KUBECONFIG`, e.g. from
-/// `scripts/test-kube`); CI has none, so without it this test says so and
-/// checks nothing.
+/// Against a real API server (`ZTMESH_TEST_KUBECONFIG`, from
+/// `scripts/test-kube`). CI has none, so the test is ignored there; run
+/// with `--ignored` and no API server, it fails rather than pass having
+/// checked nothing.
 #[test]
+#[ignore = "needs ZTMESH_TEST_KUBECONFIG: run scripts/test-kube"]
 fn applies_to_a_real_api_server() {
-    let Some(kubeconfig) = std::env::var_os("ZTMESH_TEST_KUBECONFIG") else {
-        eprintln!("ZTMESH_TEST_KUBECONFIG is not set: no API server to apply to");
-        return;
-    };
+    let kubeconfig = std::env::var_os("ZTMESH_TEST_KUBECONFIG")
+        .expect("ZTMESH_TEST_KUBECONFIG names the API server's kubeconfig (scripts/test-kube)");
     let kubeconfig = Path::new(&kubeconfig);
     let crds = run_ok(ztmesh().args(["install", "--crds"]));
     apply(kubeconfig, &["apply", "-f", "-"], &crds);

@@ -306,9 +306,14 @@ fn controller_container() {
         ("--destination-addr", "0.0.0.0:8086"),
         ("--policy-addr", "0.0.0.0:8090"),
         ("--identity-dir", workload::IDENTITY_DIR),
+        // The plaintext viz API stays in the pod; probes go to /ready on
+        // a listener of its own.
+        ("--viz-addr", "127.0.0.1:8084"),
+        ("--health-addr", "0.0.0.0:9990"),
     ] {
         assert_eq!(flag(f), Some(v), "{f}");
     }
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/ready");
     let port_names: BTreeSet<&str> = c["ports"]
         .as_array()
         .unwrap()

@@ -6,11 +6,15 @@ use super::options::{CONTROLLER, INJECTOR_PORT, ISSUER_SECRET, Options, TRUST_RO
 use serde_json::{Value, json};
 
 /// The controller's ports: (name, port). Names are those Services target.
+/// The viz API's port: bound to 127.0.0.1 in the pod (plaintext and
+/// unauthenticated; `/compliance` makes the controller probe every
+/// workload), reached with `kubectl port-forward`.
+const VIZ_PORT: u16 = 8084;
 pub(crate) const PORTS: [(&str, u16); 5] = [
     ("identity-grpc", 8080),
     ("dst-grpc", 8086),
     ("policy-grpc", 8090),
-    ("admin-http", 8084),
+    ("health-http", 9990),
     ("proxy-injector", INJECTOR_PORT),
 ];
 /// Where the issuer and trust roots are mounted (the controller's --identity-dir).
@@ -78,11 +82,13 @@ fn args(opts: &Options) -> Vec<String> {
         ("--identity-addr", "identity-grpc"),
         ("--destination-addr", "dst-grpc"),
         ("--policy-addr", "policy-grpc"),
-        ("--viz-addr", "admin-http"),
+        ("--health-addr", "health-http"),
     ] {
         args.push(flag.into());
         args.push(format!("0.0.0.0:{}", port(name)));
     }
+    args.push("--viz-addr".into());
+    args.push(format!("127.0.0.1:{VIZ_PORT}"));
     args
 }
 
@@ -129,9 +135,10 @@ fn pod_spec(opts: &Options) -> Value {
                 "periodSeconds": 10,
                 "failureThreshold": 3,
             },
-            // The admin API answers once the first sync is in force.
+            // 503 until the first sync is in force; the health listener
+            // answers only /ready and /live.
             "readinessProbe": {
-                "httpGet": {"path": "/status", "port": "admin-http"},
+                "httpGet": {"path": "/ready", "port": "health-http"},
                 "periodSeconds": 5,
                 "failureThreshold": 3,
             },
