@@ -335,11 +335,7 @@ impl Index {
             }),
             opaque_ports: opaque_ports(&annotations),
             explicit_inbound: explicit_inbound(&annotations),
-            metric_labels: BTreeMap::from([
-                ("namespace".into(), ns.to_string()),
-                ("pod".into(), name),
-                ("serviceaccount".into(), sa),
-            ]),
+            metric_labels: crate::metric_labels::pod(ns, &name, &sa, pod),
         }
     }
 
