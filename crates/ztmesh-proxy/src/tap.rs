@@ -113,11 +113,14 @@ impl Taps {
         self.active.load(Ordering::Relaxed) > 0
     }
 
-    /// A request starts: events for every observer it matches.
+    /// A request starts: events for every observer it matches. `logical`
+    /// is the name the request was routed by (a Service's), reported as
+    /// its authority in place of an address; `source` the client's address.
     pub(crate) fn request<B>(
         &self,
         inbound: bool,
         req: &http::Request<B>,
+        logical: Option<&str>,
         source: Option<SocketAddr>,
         destination: SocketAddr,
         identities: (&str, &str),
@@ -178,7 +181,9 @@ impl Taps {
                 id: Some(id),
                 method: Some(req.method().clone().into()),
                 scheme: None,
-                authority: crate::proxy_http::request_authority(req),
+                authority: logical
+                    .map(String::from)
+                    .unwrap_or_else(|| crate::proxy_http::request_authority(req)),
                 path: req.uri().path().to_string(),
                 headers: None,
             },

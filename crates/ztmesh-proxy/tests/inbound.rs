@@ -62,10 +62,14 @@ async fn mtls_plaintext_and_tls_without_identity() {
 
     tokio::time::sleep(Duration::from_millis(100)).await;
     let m = metrics_text(&p).await;
-    let target = format!("target_addr=\"{app_addr}\"");
+    let target = format!(
+        "target_addr=\"{app_addr}\",target_ip=\"{}\",target_port=\"{}\"",
+        app_addr.ip(),
+        app_addr.port()
+    );
     // The server's labels follow the TLS labels, as in linkerd2-proxy.
     let srv = format!(
-        "srv_kind=\"default\",srv_name=\"all-unauthenticated\",srv_port=\"{}\"",
+        "srv_group=\"\",srv_kind=\"default\",srv_name=\"all-unauthenticated\",srv_port=\"{}\"",
         app_addr.port()
     );
     assert!(m.contains(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",{target},tls=\"true\",client_id=\"{WEB}\",{srv}}} 1")), "{m}");
@@ -278,22 +282,25 @@ async fn http_requests_are_counted_with_identities() {
     let mut m = String::new();
     p.http.encode(&mut m);
     // The permit's labels follow the TLS labels: server, route (the
-    // default one, no routes here) and authorization, as in linkerd2-proxy.
+    // default one, no routes here) and authorization, as in linkerd2-proxy;
+    // no authority (linkerd2-proxy's default: clients choose it).
     let labels = format!(
-        "direction=\"inbound\",authority=\"authors.booksapp\",target_addr=\"{app_addr}\",tls=\"true\",client_id=\"{WEB}\",srv_kind=\"default\",srv_name=\"all-unauthenticated\",srv_port=\"{}\",route_kind=\"default\",route_name=\"default\",authz_kind=\"default\",authz_name=\"all-unauthenticated\"",
+        "direction=\"inbound\",target_addr=\"{app_addr}\",target_ip=\"{}\",target_port=\"{}\",tls=\"true\",client_id=\"{WEB}\",srv_group=\"\",srv_kind=\"default\",srv_name=\"all-unauthenticated\",srv_port=\"{}\",route_group=\"\",route_kind=\"default\",route_name=\"default\",authz_group=\"\",authz_kind=\"default\",authz_name=\"all-unauthenticated\"",
+        app_addr.ip(),
+        app_addr.port(),
         app_addr.port()
     );
     assert!(m.contains(&format!("request_total{{{labels}}} 2")), "{m}");
     assert!(
         m.contains(&format!(
-            "response_total{{{labels},status_code=\"200\",classification=\"success\"}} 2"
+            "response_total{{{labels},status_code=\"200\",classification=\"success\",grpc_status=\"\",error=\"\"}} 2"
         )),
         "{m}"
     );
     let mut m2 = String::new();
     p2.http.encode(&mut m2);
     assert!(
-        m2.contains("status_code=\"502\",classification=\"failure\"} 1"),
+        m2.contains("status_code=\"502\",classification=\"failure\",grpc_status=\"\",error=\"\"} 1"),
         "{m2}"
     );
 }

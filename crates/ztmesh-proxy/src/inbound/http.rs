@@ -16,8 +16,8 @@
 //! unreachable application answers 502 with `l5d-proxy-error`
 //! ([`crate::proxy_http::proxy_error`]).
 
-use crate::metrics::HttpMetrics;
-use crate::proxy_http::request_authority;
+use crate::metrics::{DstLabels, HttpMetrics, StatsKey};
+use crate::proxy_http::logical_authority;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
@@ -96,7 +96,11 @@ pub(crate) fn app_clients(target: SocketAddr) -> AppClients {
 /// What serving one HTTP connection needs.
 pub(crate) struct HttpConn {
     pub(crate) http2: bool,
+    /// The client's address (tap's source).
+    pub(crate) peer: SocketAddr,
     pub(crate) target: SocketAddr,
+    /// Request series carry the request's logical authority.
+    pub(crate) authority_labels: bool,
     pub(crate) metrics: Arc<HttpMetrics>,
     pub(crate) clients: AppClients,
     /// Time allowed for a request head (slowloris).
@@ -120,7 +124,9 @@ where
 {
     let HttpConn {
         http2,
+        peer,
         target,
+        authority_labels,
         metrics,
         clients,
         header_timeout,
@@ -156,14 +162,17 @@ where
                 // The app learns the verified identity, and only that.
                 let client_id = authz.client_id().map(super::tls::ClientId::as_str);
                 super::client_id::set(&mut req, client_id);
-                let authority = request_authority(&req);
+                let logical = logical_authority(&req);
                 let counters = cache.get(
                     &metrics,
-                    "inbound",
-                    &authority,
-                    target,
+                    &StatsKey {
+                        direction: "inbound",
+                        authority: logical.as_deref().filter(|_| authority_labels),
+                        target,
+                        policy: &policy,
+                        dst: &DstLabels::default(),
+                    },
                     authz.tls_label(),
-                    &policy,
                 );
                 counters.request();
                 let path = req
@@ -183,7 +192,8 @@ where
                 let tapped = taps.request(
                     true,
                     &req,
-                    Some(SocketAddr::new(authz.ip(), 0)),
+                    logical.as_deref(),
+                    Some(peer),
                     target,
                     (client_id.unwrap_or(""), &local_name),
                 );

@@ -12,6 +12,7 @@
 
 use super::cache::{IDLE_TIMEOUT, IdleCache, Negative};
 use super::profile::Profile;
+use crate::metrics::DstLabels;
 use linkerd2_proxy_api::destination::{self as proto, destination_client::DestinationClient};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -32,6 +33,9 @@ pub struct Endpoint {
     pub(crate) opaque_transport: Option<u16>,
     /// The endpoint's proxy takes HTTP/2 (so HTTP/1 may be upgraded to it).
     pub(crate) http2: bool,
+    /// Destination's metric labels (the set's and the address's), as
+    /// `dst_*` labels of the series counting it.
+    pub(crate) labels: DstLabels,
 }
 
 impl Endpoint {
@@ -42,6 +46,7 @@ impl Endpoint {
             tls: None,
             opaque_transport: None,
             http2: false,
+            labels: DstLabels::default(),
         }
     }
 }
@@ -108,6 +113,11 @@ pub struct Resolution {
     /// The control plane does not know the target: it is reached as it is
     /// (an address outside the profile networks, a name found by DNS).
     pub outside_mesh: bool,
+    /// The logical name the target was resolved as (`name:port`: a
+    /// Service's fully qualified name for its cluster IP, or the name
+    /// asked for); None for a bare address (a pod's, one outside the
+    /// mesh). Metrics' `authority`, tap's, and `l5d-dst-canonical`.
+    pub logical: Option<Arc<str>>,
 }
 
 impl Resolution {
@@ -154,17 +164,17 @@ impl Discover {
                 });
             }
             let state = self.profile_state(authority).await?;
-            let (endpoints, outside_mesh) = if let Some(e) = &state.endpoint {
-                (Arc::new(vec![e.clone()]), false)
+            let (endpoints, outside_mesh, logical) = if let Some(e) = &state.endpoint {
+                (Arc::new(vec![e.clone()]), false, None)
             } else if !state.fqn.is_empty() {
                 let name = format!("{}:{}", state.fqn, addr.port());
                 match self.name_endpoints(&name).await {
-                    Ok(e) => (e, false),
-                    Err(DiscoverError::Unknown(_)) => (plain(addr), true),
+                    Ok(e) => (e, false, Some(name.into())),
+                    Err(DiscoverError::Unknown(_)) => (plain(addr), true, None),
                     Err(e) => return Err(e),
                 }
             } else {
-                (plain(addr), true)
+                (plain(addr), true, None)
             };
             Resolution {
                 endpoints,
@@ -172,6 +182,7 @@ impl Discover {
                 profile: state.profile.clone(),
                 accrual: None,
                 outside_mesh,
+                logical,
             }
         } else {
             let endpoints = match self.name_endpoints(authority).await {
@@ -190,18 +201,28 @@ impl Discover {
                     return Ok(Resolution {
                         endpoints: plain(addr),
                         outside_mesh: true,
+                        logical: Some(authority.into()),
                         ..Default::default()
                     });
                 }
                 Err(e) => return Err(e),
             };
             let state = self.name_profile(authority).await;
+            // The Service's fully qualified name for a short one.
+            let logical = match state.as_ref().map(|s| s.fqn.as_str()) {
+                Some(fqn) if !fqn.is_empty() => match authority.rsplit_once(':') {
+                    Some((_, port)) => format!("{fqn}:{port}").into(),
+                    None => authority.into(),
+                },
+                _ => authority.into(),
+            };
             Resolution {
                 endpoints,
                 opaque_protocol: state.as_ref().is_some_and(|s| s.opaque_protocol),
                 profile: state.and_then(|s| s.profile.clone()),
                 accrual: None,
                 outside_mesh: false,
+                logical: Some(logical),
             }
         };
         if resolution.endpoints.is_empty() {
@@ -439,8 +460,10 @@ pub(crate) fn apply(
     use proto::update::Update;
     match update {
         Update::Add(add) => {
-            for e in add.addrs.iter().filter_map(endpoint) {
-                set.insert(e.addr, e);
+            for w in &add.addrs {
+                if let Some(e) = endpoint_in(w, &add.metric_labels) {
+                    set.insert(e.addr, e);
+                }
             }
             true
         }
@@ -462,6 +485,15 @@ pub(crate) fn apply(
 /// A proto endpoint in the proxy's terms; SNI falls back to the DNS
 /// identity when the controller gives no server name, as linkerd2-proxy does.
 pub(crate) fn endpoint(w: &proto::WeightedAddr) -> Option<Endpoint> {
+    endpoint_in(w, &Default::default())
+}
+
+/// [`endpoint`], in a set whose metric labels (`set_labels`) it shares;
+/// its own labels win over the set's.
+fn endpoint_in(
+    w: &proto::WeightedAddr,
+    set_labels: &std::collections::HashMap<String, String>,
+) -> Option<Endpoint> {
     use proto::tls_identity::Strategy;
     let addr = SocketAddr::try_from(w.addr?).ok()?;
     let tls = w.tls_identity.as_ref().and_then(|t| {
@@ -485,11 +517,14 @@ pub(crate) fn endpoint(w: &proto::WeightedAddr) -> Option<Endpoint> {
         w.protocol_hint.as_ref().and_then(|h| h.protocol.as_ref()),
         Some(proto::protocol_hint::Protocol::H2(_))
     );
+    let mut labels: BTreeMap<&String, &String> = set_labels.iter().collect();
+    labels.extend(&w.metric_labels);
     Some(Endpoint {
         addr,
         tls,
         opaque_transport,
         http2,
+        labels: DstLabels::new(labels),
     })
 }
 

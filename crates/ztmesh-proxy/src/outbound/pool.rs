@@ -112,11 +112,12 @@ impl tower::Service<http::Uri> for EndpointConnector {
             let connected = connect(&endpoint, &tls).await?;
             Ok(TokioIo::new(MeshConn {
                 io: connected.io,
-                counters: metrics.open(
-                    "outbound",
+                // Shared by every name the endpoint serves: no authority.
+                counters: metrics.open_outbound(
+                    None,
                     endpoint.addr,
                     &tls_label(&endpoint),
-                    &crate::metrics::PolicyLabels::NONE,
+                    &endpoint.labels,
                 ),
                 read: 0,
                 written: 0,
