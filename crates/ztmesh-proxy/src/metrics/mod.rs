@@ -19,6 +19,8 @@
 //! [`crate::identity::IdentityMetrics`] and [`crate::process_metrics`].
 
 mod http;
+#[cfg(test)]
+mod label_sets;
 mod labels;
 mod tcp;
 
