@@ -102,7 +102,7 @@ impl InboundBuilder {
     }
 
     /// Live observers of the stack's requests.
-    pub(crate) fn taps(mut self, taps: Arc<Taps>) -> Self {
+    pub fn taps(mut self, taps: Arc<Taps>) -> Self {
         self.taps = taps;
         self
     }

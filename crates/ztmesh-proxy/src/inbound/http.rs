@@ -175,6 +175,13 @@ where
                     authz.tls_label(),
                 );
                 counters.request();
+                // Tap's authority: the logical name, else the client's own
+                // (read before the URI is pointed at the application).
+                let tap_authority = taps.is_active().then(|| {
+                    logical
+                        .clone()
+                        .unwrap_or_else(|| crate::proxy_http::request_authority(&req))
+                });
                 let path = req
                     .uri()
                     .path_and_query()
@@ -192,7 +199,7 @@ where
                 let tapped = taps.request(
                     true,
                     &req,
-                    logical.as_deref(),
+                    tap_authority.as_deref(),
                     Some(peer),
                     target,
                     (client_id.unwrap_or(""), &local_name),
