@@ -579,4 +579,41 @@ mod tests {
             Update::NoEndpoints(proto::NoEndpoints { exists: false })
         ));
     }
+
+    #[test]
+    fn endpoints_carry_the_set_and_address_labels_as_dst_labels() {
+        let mut set = BTreeMap::new();
+        let map = |kv: &[(&str, &str)]| -> std::collections::HashMap<String, String> {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let mut w = addr("10.0.0.1:7001");
+        w.metric_labels = map(&[
+            ("pod", "authors-1"),
+            ("deployment", "authors"),
+            ("namespace", "booksapp"),
+        ]);
+        apply(
+            &mut set,
+            Update::Add(proto::WeightedAddrSet {
+                addrs: vec![w],
+                metric_labels: map(&[("namespace", "other"), ("service", "authors")]),
+            }),
+        );
+        let e = &set[&"10.0.0.1:7001".parse::<SocketAddr>().unwrap()];
+        let text = crate::metrics::encode_text(|r| {
+            let f = prometheus_client::metrics::family::Family::<
+                DstLabels,
+                prometheus_client::metrics::counter::Counter,
+            >::default();
+            f.get_or_create(&e.labels).inc();
+            r.register("x", "x", f);
+        });
+        // The address's own labels win over the set's; sorted by key.
+        assert!(
+            text.contains("x_total{dst_deployment=\"authors\",dst_namespace=\"booksapp\",dst_pod=\"authors-1\",dst_service=\"authors\"} 1"),
+            "{text}"
+        );
+    }
 }
