@@ -69,12 +69,14 @@ mod tests {
                 .collect(),
         );
         p.metadata.owner_references = owner.map(|(kind, name)| {
-            vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
-                kind: kind.into(),
-                name: name.into(),
-                controller: Some(true),
-                ..Default::default()
-            }]
+            vec![
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                    kind: kind.into(),
+                    name: name.into(),
+                    controller: Some(true),
+                    ..Default::default()
+                },
+            ]
         });
         p
     }
@@ -125,7 +127,11 @@ mod tests {
                 .chain(extra)
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
-            assert_eq!(pod("booksapp", "authors-1", "authors", &p), want, "{extra:?}");
+            assert_eq!(
+                pod("booksapp", "authors-1", "authors", &p),
+                want,
+                "{extra:?}"
+            );
         }
     }
 }

@@ -300,7 +300,9 @@ async fn http_requests_are_counted_with_identities() {
     let mut m2 = String::new();
     p2.http.encode(&mut m2);
     assert!(
-        m2.contains("status_code=\"502\",classification=\"failure\",grpc_status=\"\",error=\"\"} 1"),
+        m2.contains(
+            "status_code=\"502\",classification=\"failure\",grpc_status=\"\",error=\"\"} 1"
+        ),
         "{m2}"
     );
 }

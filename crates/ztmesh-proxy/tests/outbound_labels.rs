@@ -67,7 +67,11 @@ async fn authority_is_the_logical_name_and_absent_for_an_address() {
         ztmesh_tls::CredentialsStore::new(),
     ));
     let out = OutboundBuilder::new(discovery, tls)
-        .metrics(Arc::new(TcpMetrics::default()), http.clone(), Arc::default())
+        .metrics(
+            Arc::new(TcpMetrics::default()),
+            http.clone(),
+            Arc::default(),
+        )
         .build();
     for target in [SVC.to_string(), pod.to_string(), cluster_ip.to_string()] {
         let req = http::Request::builder()
@@ -85,8 +89,7 @@ async fn authority_is_the_logical_name_and_absent_for_an_address() {
     let request_line = |addr: SocketAddr| {
         text.lines()
             .find(|l| {
-                l.starts_with("request_total{")
-                    && l.contains(&format!("target_addr=\"{addr}\""))
+                l.starts_with("request_total{") && l.contains(&format!("target_addr=\"{addr}\""))
             })
             .unwrap_or_else(|| panic!("no series for {addr} in\n{text}"))
             .to_string()

@@ -5,7 +5,7 @@
 
 mod support;
 
-use linkerd2_proxy_api::tap::{tap_event, TapEvent};
+use linkerd2_proxy_api::tap::{TapEvent, tap_event};
 use std::sync::Arc;
 use std::time::Duration;
 use support::*;
@@ -81,7 +81,9 @@ async fn tap_reports_the_client_address_and_the_logical_authority() {
         let mut client = TcpStream::connect(addr).await.unwrap();
         let local = client.local_addr().unwrap();
         client
-            .write_all(format!("GET /books HTTP/1.1\r\n{headers}connection: close\r\n\r\n").as_bytes())
+            .write_all(
+                format!("GET /books HTTP/1.1\r\n{headers}connection: close\r\n\r\n").as_bytes(),
+            )
             .await
             .unwrap();
         let (source, authority) = request_init(&mut events).await;

@@ -131,7 +131,11 @@ impl RequestStats {
         }
         // Microseconds (a u64 holds 584,000 years) to milliseconds.
         let ms = latency.as_micros() as u64 as f64 / 1000.0;
-        match responses.latency_by_status.iter().find(|(s, _)| *s == status) {
+        match responses
+            .latency_by_status
+            .iter()
+            .find(|(s, _)| *s == status)
+        {
             Some((_, histogram)) => histogram.observe(ms),
             None if responses.evicted => {}
             None => {

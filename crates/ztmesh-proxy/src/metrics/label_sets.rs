@@ -21,7 +21,11 @@ const SERVER: [&str; 2] = ["tls", "server_id"];
 const DST: [&str; 4] = ["dst_deployment", "dst_namespace", "dst_pod", "dst_service"];
 
 fn keys(parts: &[&[&str]]) -> Vec<String> {
-    parts.iter().flat_map(|p| p.iter()).map(|k| k.to_string()).collect()
+    parts
+        .iter()
+        .flat_map(|p| p.iter())
+        .map(|k| k.to_string())
+        .collect()
 }
 
 /// Each series line's name and label keys, in order (values may not
@@ -91,7 +95,11 @@ fn every_family_has_linkerd2_proxys_labels() {
         authority: None,
         ..outbound
     };
-    for (key, tls) in [(&inbound, &client), (&outbound, &server), (&by_address, &server)] {
+    for (key, tls) in [
+        (&inbound, &client),
+        (&outbound, &server),
+        (&by_address, &server),
+    ] {
         let s = http.stats(key, tls);
         s.request();
         s.response(200, std::time::Duration::from_millis(1));
@@ -114,15 +122,14 @@ fn every_family_has_linkerd2_proxys_labels() {
     tcp.open_outbound(None, endpoint, &server, &dst).close(1, 1);
     // Authorization decisions.
     let authz = AuthzMetrics::default();
-    let decision = |route: (&'static str, &'static str), a: (&'static str, &'static str)| {
-        AuthzLabels {
+    let decision =
+        |route: (&'static str, &'static str), a: (&'static str, &'static str)| AuthzLabels {
             target: inbound_target,
             server: ("server", "authors"),
             route,
             authz: a,
             tls: &client,
-        }
-    };
+        };
     let no = ("", "");
     let route = ("httproute", "authors-get");
     let policy = ("authorizationpolicy", "authors");

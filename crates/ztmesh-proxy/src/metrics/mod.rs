@@ -27,8 +27,8 @@ mod tcp;
 pub use self::http::{
     HttpMetrics, IDLE_EXPIRY, LATENCY_BUCKETS_MS, MAX_SERIES, RequestStats, StatsCache, StatsKey,
 };
-pub(crate) use self::labels::{Prefix, encode_meta, label, target};
 pub use self::labels::{DstLabels, PolicyLabels, TlsLabel, permit_labels, server_labels};
+pub(crate) use self::labels::{Prefix, encode_meta, label, target};
 pub use self::tcp::{TcpCounters, TcpMetrics, errno_name};
 pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder};

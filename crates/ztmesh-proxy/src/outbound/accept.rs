@@ -184,7 +184,8 @@ impl Outbound {
             if let Some(peer) = peer
                 && this.http.router.forward.taps.is_active()
             {
-                req.extensions_mut().insert(crate::proxy_http::ClientAddr(peer));
+                req.extensions_mut()
+                    .insert(crate::proxy_http::ClientAddr(peer));
             }
             async move {
                 clock.request();

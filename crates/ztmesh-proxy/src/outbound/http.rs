@@ -135,7 +135,10 @@ impl HttpOutbound {
         let (mut parts, body) = req.into_parts();
         // The server's proxy learns the logical name (its metrics' and
         // tap's authority), as linkerd2-proxy's `l5d-dst-canonical`.
-        if let Some(logical) = resolution.logical.as_deref().filter(|_| !resolution.outside_mesh)
+        if let Some(logical) = resolution
+            .logical
+            .as_deref()
+            .filter(|_| !resolution.outside_mesh)
             && let Ok(value) = http::HeaderValue::from_str(logical)
         {
             parts
