@@ -3,9 +3,7 @@
 //! `ServerLabel`/`RouteLabels`/`RouteAuthzLabels`, the authz metrics and
 //! the request report). A missing, extra or reordered label fails.
 //!
-//! Deliberate differences, each a row's note: pooled outbound HTTP
-//! connections carry no `authority` (one connection serves every name an
-//! endpoint serves), and `error` is always empty (a failure the proxy
+//! A deliberate difference: `error` is always empty (a failure the proxy
 //! answers is a response, counted with its status).
 
 use super::{DstLabels, HttpMetrics, StatsKey, TcpMetrics, TlsLabel, permit_labels, server_labels};
@@ -104,7 +102,7 @@ fn every_family_has_linkerd2_proxys_labels() {
         s.request();
         s.response(200, std::time::Duration::from_millis(1));
     }
-    // Transport: inbound, outbound opaque (with its name), outbound pooled.
+    // Transport: inbound, outbound to a name, outbound to a pod's address.
     let tcp = TcpMetrics::default();
     tcp.open_inbound(
         inbound_target,
@@ -159,9 +157,8 @@ fn every_family_has_linkerd2_proxys_labels() {
     let response = ["status_code", "classification", "grpc_status", "error"];
     let inbound_conn = keys(&[&["direction", "peer"], &TARGET, &CLIENT, &SRV]);
     let opaque_conn = keys(&[&["direction", "peer", "authority"], &TARGET, &SERVER, &DST]);
-    // Pooled HTTP connections serve every name: no authority.
-    let pooled_conn = keys(&[&["direction", "peer"], &TARGET, &SERVER, &DST]);
-    let conns = [inbound_conn, opaque_conn, pooled_conn];
+    let by_address_conn = keys(&[&["direction", "peer"], &TARGET, &SERVER, &DST]);
+    let conns = [inbound_conn, opaque_conn, by_address_conn];
     let requests = [inbound_request, outbound_request, by_address_request];
     let cases: Vec<(&str, Vec<Vec<String>>)> = vec![
         ("request_total", requests.to_vec()),

@@ -24,7 +24,9 @@ use tonic::transport::Channel;
 pub(crate) const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One reachable endpoint.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// Hashed without its labels (equal endpoints hash alike all the same):
+/// the pool looks endpoints up per request.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
     pub(crate) addr: SocketAddr,
     /// The identity the endpoint must prove and the SNI to send; None: plaintext.
@@ -36,6 +38,15 @@ pub struct Endpoint {
     /// Destination's metric labels (the set's and the address's), as
     /// `dst_*` labels of the series counting it.
     pub(crate) labels: DstLabels,
+}
+
+impl std::hash::Hash for Endpoint {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.addr.hash(state);
+        self.tls.hash(state);
+        self.opaque_transport.hash(state);
+        self.http2.hash(state);
+    }
 }
 
 impl Endpoint {

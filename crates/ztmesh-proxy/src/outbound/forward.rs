@@ -99,7 +99,7 @@ impl Forward {
         );
         let upgrade = http_upgrade::client_side(&mut req);
         let orig_version = req.version();
-        let clients = self.pool.clients(&endpoint);
+        let clients = self.pool.clients(&endpoint, resolution.logical.as_ref());
         let client = if upgrade.is_some() {
             &clients.http1
         } else if orig_version == Version::HTTP_2 {
