@@ -222,6 +222,39 @@ async fn default_policies_decide_before_the_app_is_reached() {
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
 
+/// A denied request is answered by the proxy and counted only in the
+/// authorization families, as linkerd2-proxy's authorization layer sits
+/// in front of its request metrics: the success rate stays the
+/// application's, and denials are read from `inbound_http_authz_deny_total`.
+#[tokio::test]
+async fn denied_requests_are_not_requests() {
+    let pki = TestPki::new();
+    let (app_addr, _) = ztmesh_test_support::apps::echo_or_http("127.0.0.1:0", "app").await;
+    let p = proxy(
+        &pki,
+        app_addr,
+        DefaultPolicy::AllAuthenticated,
+        Duration::from_secs(2),
+    )
+    .await;
+    let plain = TcpStream::connect(p.addr).await.unwrap();
+    let rsp = exchange(
+        plain,
+        b"GET /authors.json HTTP/1.1\r\nHost: authors\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(rsp.starts_with("HTTP/1.1 403"), "{rsp}");
+    let mut m = String::new();
+    p.http.encode(&mut m);
+    for family in [
+        "request_total{",
+        "response_total{",
+        "response_latency_ms_bucket{",
+    ] {
+        assert!(!m.contains(family), "{family} counts a denial:\n{m}");
+    }
+}
+
 #[tokio::test]
 async fn http_requests_are_counted_with_identities() {
     let pki = TestPki::new();

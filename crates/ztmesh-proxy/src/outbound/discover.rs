@@ -109,6 +109,9 @@ pub(crate) struct ProfileState {
     pub(crate) endpoint: Option<Endpoint>,
     /// The address is a Service: its name, for Destination.Get.
     pub(crate) fqn: String,
+    /// `fqn:port` (the port asked about), made once per answer: the
+    /// target's logical name in every request's [`Resolution`].
+    pub(crate) logical: Option<Arc<str>>,
     pub opaque_protocol: bool,
 }
 
@@ -180,7 +183,7 @@ impl Discover {
             } else if !state.fqn.is_empty() {
                 let name = format!("{}:{}", state.fqn, addr.port());
                 match self.name_endpoints(&name).await {
-                    Ok(e) => (e, false, Some(name.into())),
+                    Ok(e) => (e, false, state.logical.clone()),
                     Err(DiscoverError::Unknown(_)) => (plain(addr), true, None),
                     Err(e) => return Err(e),
                 }
@@ -220,13 +223,10 @@ impl Discover {
             };
             let state = self.name_profile(authority).await;
             // The Service's fully qualified name for a short one.
-            let logical = match state.as_ref().map(|s| s.fqn.as_str()) {
-                Some(fqn) if !fqn.is_empty() => match authority.rsplit_once(':') {
-                    Some((_, port)) => format!("{fqn}:{port}").into(),
-                    None => authority.into(),
-                },
-                _ => authority.into(),
-            };
+            let logical = state
+                .as_ref()
+                .and_then(|s| s.logical.clone())
+                .unwrap_or_else(|| authority.into());
             Resolution {
                 endpoints,
                 opaque_protocol: state.as_ref().is_some_and(|s| s.opaque_protocol),
@@ -285,7 +285,7 @@ impl Discover {
             .map_err(|_| DiscoverError::Timeout)?
             .map_err(rpc)?
             .ok_or_else(|| DiscoverError::Unknown(authority.into()))?;
-        let (tx, rx) = watch::channel(Arc::new(profile_state(&first)));
+        let (tx, rx) = watch::channel(Arc::new(profile_state(&first, authority)));
         let state = rx.borrow().clone();
         let this = self.clone();
         self.profiles.insert(authority, rx, |_| {
@@ -305,7 +305,7 @@ impl Discover {
         loop {
             while let Some(p) = next_message(&mut stream, &authority, "profile").await {
                 backoff.reset();
-                tx.send_replace(Arc::new(profile_state(&p)));
+                tx.send_replace(Arc::new(profile_state(&p, &authority)));
             }
             let reopened = self
                 .reopen(&authority, &mut backoff, |mut client, req| async move {
@@ -452,12 +452,18 @@ fn endpoint_list(set: &BTreeMap<SocketAddr, Endpoint>) -> Arc<Vec<Endpoint>> {
     Arc::new(set.values().cloned().collect())
 }
 
-fn profile_state(p: &proto::DestinationProfile) -> ProfileState {
+fn profile_state(p: &proto::DestinationProfile, authority: &str) -> ProfileState {
     let has_profile = !p.routes.is_empty() || p.retry_budget.is_some();
+    let fqn = &p.fully_qualified_name;
+    let logical = match authority.rsplit_once(':') {
+        Some((_, port)) if !fqn.is_empty() => Some(format!("{fqn}:{port}").into()),
+        _ => None,
+    };
     ProfileState {
         profile: has_profile.then(|| Arc::new(Profile::from_proto(p))),
         endpoint: p.endpoint.as_ref().and_then(endpoint),
-        fqn: p.fully_qualified_name.clone(),
+        fqn: fqn.clone(),
+        logical,
         opaque_protocol: p.opaque_protocol,
     }
 }
