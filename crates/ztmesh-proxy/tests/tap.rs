@@ -31,8 +31,8 @@ async fn request_init(
             continue;
         };
         if let Some(tap_event::http::Event::RequestInit(init)) = &http.event {
-            let source = std::net::SocketAddr::try_from(e.source.clone().expect("a source"))
-                .expect("an address");
+            let source =
+                std::net::SocketAddr::try_from(e.source.expect("a source")).expect("an address");
             return (source, init.authority.clone());
         }
     }
