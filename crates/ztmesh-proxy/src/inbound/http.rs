@@ -10,9 +10,12 @@
 //! ([`crate::http_upgrade`]).
 //!
 //! `request_total` and `response_total{status_code,classification}` carry
-//! the connection's labels (direction, authority, target, TLS and client
-//! identity) and the permit's (server, route, authorization), as
-//! linkerd2-proxy's do, so who talked to whom is visible per request. An
+//! the connection's labels (direction, target, TLS and client identity;
+//! the request's logical `authority` only when asked for, as
+//! linkerd2-proxy's `LINKERD2_PROXY_INBOUND_METRICS_AUTHORITY_LABELS=unsafe`)
+//! and the permit's (server, route, authorization), as linkerd2-proxy's
+//! do, so who talked to whom is visible per request. Tap reports the
+//! client's address and the logical authority (`l5d-dst-canonical`). An
 //! unreachable application answers 502 with `l5d-proxy-error`
 //! ([`crate::proxy_http::proxy_error`]).
 
