@@ -56,6 +56,15 @@ pub(crate) fn pod(ns: &str, name: &str, sa: &str, pod: &Pod) -> BTreeMap<String,
     out
 }
 
+/// An ExternalWorkload's metric labels.
+pub(crate) fn external_workload(ns: &str, name: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("namespace".to_string(), ns.to_string()),
+        ("external_workload".to_string(), name.to_string()),
+        ("zone".to_string(), String::new()),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

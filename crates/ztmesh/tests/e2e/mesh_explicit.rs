@@ -269,7 +269,7 @@ async fn metrics_count_mtls() {
     // Counted with the Service's name and the endpoint's labels from
     // Destination, as linkerd2-proxy counts them.
     let a_open = format!(
-        "tcp_open_total{{direction=\"outbound\",peer=\"dst\",authority=\"authors.booksapp.svc.cluster.local:7001\",{target},tls=\"true\",server_id=\"{AUTHORS}\",dst_external_workload=\"authors\",dst_namespace=\"booksapp\",dst_service=\"authors\"}} 2"
+        "tcp_open_total{{direction=\"outbound\",peer=\"dst\",authority=\"authors.booksapp.svc.cluster.local:7001\",{target},tls=\"true\",server_id=\"{AUTHORS}\",dst_external_workload=\"authors\",dst_namespace=\"booksapp\",dst_service=\"authors\",dst_zone=\"\"}} 2"
     );
     let a_metrics = eventually_async(Duration::from_secs(5), &a_open, || async {
         let m = http(&format!("{A}:4191"), b"GET /metrics HTTP/1.0\r\n\r\n").await;
