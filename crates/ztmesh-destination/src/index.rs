@@ -138,10 +138,7 @@ impl Index {
                     }),
                     opaque_ports: opaque_ports(&annotations),
                     explicit_inbound: explicit_inbound(&annotations),
-                    metric_labels: BTreeMap::from([
-                        ("namespace".into(), ns.clone()),
-                        ("external_workload".into(), key.name.clone()),
-                    ]),
+                    metric_labels: crate::metric_labels::external_workload(&ns, &key.name),
                 };
                 self.workloads
                     .insert((ns.clone(), key.name, "external_workload"), info);
@@ -335,11 +332,7 @@ impl Index {
             }),
             opaque_ports: opaque_ports(&annotations),
             explicit_inbound: explicit_inbound(&annotations),
-            metric_labels: BTreeMap::from([
-                ("namespace".into(), ns.to_string()),
-                ("pod".into(), name),
-                ("serviceaccount".into(), sa),
-            ]),
+            metric_labels: crate::metric_labels::pod(ns, &name, &sa, pod),
         }
     }
 

@@ -8,10 +8,13 @@
 //!   or `ip:port`).
 //! - [`index`]: Services, Pods, ExternalWorkloads and ServiceProfiles in;
 //!   one `watch` channel per (service, port) and per profile target out.
+//! - `metric_labels`: the labels each endpoint carries (`pod`, its owner,
+//!   `serviceaccount`, ...), named as Linkerd's destination controller names them.
 
 #![forbid(unsafe_code)]
 
 pub mod index;
+mod metric_labels;
 pub mod model;
 pub mod target;
 

@@ -13,7 +13,8 @@ use std::time::{Duration, SystemTime};
 use ztmesh_proxy::authz_metrics::{AuthzLabels, AuthzMetrics, Family};
 use ztmesh_proxy::identity::IdentityMetrics;
 use ztmesh_proxy::metrics::{
-    HttpMetrics, PolicyLabels, StatsCache, TcpMetrics, TlsLabel, permit_labels, server_labels,
+    DstLabels, HttpMetrics, PolicyLabels, StatsCache, StatsKey, TcpMetrics, TlsLabel,
+    permit_labels, server_labels,
 };
 use ztmesh_proxy::route_metrics::{RouteEvent, RouteMetrics};
 
@@ -63,6 +64,16 @@ fn populated(n: usize) -> All {
     let plain = TlsLabel::NoIdentity {
         reason: "no_tls_from_remote",
     };
+    let dst_labels: std::collections::BTreeMap<String, String> = [
+        ("deployment", "emoji"),
+        ("namespace", "emojivoto"),
+        ("pod", "emoji-5d9c8-x2x7k"),
+        ("serviceaccount", "emoji"),
+        ("service", "emoji-svc"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
     for i in 0..n {
         let target: SocketAddr = format!("10.0.{}.{}:8080", i / 250, i % 250 + 1)
             .parse()
@@ -74,32 +85,41 @@ fn populated(n: usize) -> All {
             ("default", "default"),
             ("authorizationpolicy", "web-authz"),
         );
-        let s = all
-            .http
-            .stats("inbound", &authority, target, &tls_in, &policy);
+        let no_dst = DstLabels::default();
+        let s = all.http.stats(
+            &StatsKey {
+                direction: "inbound",
+                authority: Some(&authority),
+                target,
+                policy: &policy,
+                dst: &no_dst,
+            },
+            &tls_in,
+        );
         s.request();
         s.response(200, Duration::from_millis(3));
         s.response(503, Duration::from_millis(40));
         s.response_grpc(200, Some(14), Duration::from_millis(7));
+        let dst = DstLabels::new(&dst_labels);
         let s = all.http.stats(
-            "outbound",
-            &authority,
-            target,
+            &StatsKey {
+                direction: "outbound",
+                authority: Some(&authority),
+                target,
+                policy: &PolicyLabels::NONE,
+                dst: &dst,
+            },
             &tls_out,
-            &PolicyLabels::NONE,
         );
         s.request();
         s.response(200, Duration::from_micros(800));
-        let c = all.tcp.open(
-            "inbound",
-            target,
-            &tls_in,
-            &server_labels("server", "web-http", 8080),
-        );
+        let c = all
+            .tcp
+            .open_inbound(target, &tls_in, &server_labels("server", "web-http", 8080));
         c.close(1200, 3400);
         let c = all
             .tcp
-            .open("outbound", target, &plain, &PolicyLabels::NONE);
+            .open_outbound(Some(&authority), target, &plain, &dst);
         c.close_with_error(10, 20, &std::io::Error::from_raw_os_error(104));
         let labels = AuthzLabels {
             target,
@@ -144,10 +164,17 @@ fn bench(c: &mut Criterion) {
         ("default", "default"),
         ("authorizationpolicy", "web-authz"),
     );
-    let authority = "svc-0.emojivoto.svc.cluster.local:8080";
+    let no_dst = DstLabels::default();
     c.bench_function("record request on cached label set", |b| {
         b.iter(|| {
-            let s = cache.get(&all.http, "inbound", authority, target, &tls, &policy);
+            let key = StatsKey {
+                direction: "inbound",
+                authority: None,
+                target,
+                policy: &policy,
+                dst: &no_dst,
+            };
+            let s = cache.get(&all.http, &key, &tls);
             s.request();
             s.response(200, black_box(Duration::from_micros(1500)));
         })

@@ -2,10 +2,13 @@
 //! `inbound_http_authz_allow_total`, `inbound_http_authz_deny_total`,
 //! `inbound_http_route_not_found_total`, `inbound_tcp_authz_allow_total`,
 //! `inbound_tcp_authz_deny_total`, `inbound_tcp_authz_terminate_total`,
-//! labelled with the target, the server, the route and the authorization
-//! (kind and name), and the client's `tls` / `client_id`.
+//! labelled as linkerd2-proxy's: the target (`target_addr`, `target_ip`,
+//! `target_port`), the server (`srv_group`, `srv_kind`, `srv_name`,
+//! `srv_port`), then the route's and the authorization's
+//! (`*_group`/`*_kind`/`*_name`) where the family has them, and the
+//! client's `tls` / `client_id`.
 
-use crate::metrics::{Addr, Registry, TlsLabel, label};
+use crate::metrics::{Prefix, Registry, TlsLabel, encode_meta, label, target};
 use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family as Series;
@@ -66,7 +69,7 @@ pub struct AuthzLabels<'a> {
 /// [`AuthzLabels`], owned: a series' key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Key {
-    target: Addr,
+    target: std::net::SocketAddr,
     server: (String, String),
     route: Option<(String, String)>,
     authz: Option<(String, String)>,
@@ -77,7 +80,7 @@ impl Key {
     fn new(l: &AuthzLabels<'_>) -> Self {
         let owned = |(kind, name): (&str, &str)| (kind.to_string(), name.to_string());
         Self {
-            target: Addr(l.target),
+            target: l.target,
             server: owned(l.server),
             route: (!l.route.1.is_empty()).then(|| owned(l.route)),
             authz: (!l.authz.1.is_empty()).then(|| owned(l.authz)),
@@ -88,16 +91,15 @@ impl Key {
 
 impl EncodeLabelSet for Key {
     fn encode(&self, encoder: &mut LabelSetEncoder) -> std::fmt::Result {
-        label(encoder, "target_addr", self.target)?;
-        label(encoder, "srv_kind", self.server.0.as_str())?;
-        label(encoder, "srv_name", self.server.1.as_str())?;
+        target(encoder, self.target)?;
+        let (kind, name) = &self.server;
+        encode_meta(encoder, Prefix::Srv, (kind, name))?;
+        label(encoder, "srv_port", self.target.port())?;
         if let Some((kind, name)) = &self.route {
-            label(encoder, "route_kind", kind.as_str())?;
-            label(encoder, "route_name", name.as_str())?;
+            encode_meta(encoder, Prefix::Route, (kind, name))?;
         }
         if let Some((kind, name)) = &self.authz {
-            label(encoder, "authz_kind", kind.as_str())?;
-            label(encoder, "authz_name", name.as_str())?;
+            encode_meta(encoder, Prefix::Authz, (kind, name))?;
         }
         self.tls.encode(encoder)
     }

@@ -39,12 +39,15 @@ pub(crate) const TRACE_NAME: &str = "LINKERD2_PROXY_TRACE_COLLECTOR_SVC_NAME";
 pub(crate) const TRACE_SAMPLE_RATE: &str = "ZTMESH_PROXY_TRACE_SAMPLE_RATE";
 pub(crate) const TAP_NAME: &str = "LINKERD2_PROXY_TAP_SVC_NAME";
 pub(crate) const INBOUND_IPS: &str = "LINKERD2_PROXY_INBOUND_IPS";
+/// `unsafe`: inbound request series carry the request's logical authority.
+pub(crate) const INBOUND_AUTHORITY_LABELS: &str = "LINKERD2_PROXY_INBOUND_METRICS_AUTHORITY_LABELS";
 /// Read by the binary before anything else (logging starts first).
 pub(crate) const LOG_FORMAT: &str = "LINKERD2_PROXY_LOG_FORMAT";
 
 /// Settings this proxy reads (the rest of `LINKERD2_PROXY_*` is warned about).
 const KNOWN: &[&str] = &[
     LOG_FORMAT,
+    INBOUND_AUTHORITY_LABELS,
     identity_config::TRUST_ANCHORS,
     identity_config::DIR,
     identity_config::TOKEN_FILE,
@@ -102,6 +105,8 @@ pub(crate) struct ProxyConfig {
     pub(crate) admin_addr: SocketAddr,
     pub(crate) control_addr: SocketAddr,
     pub(crate) detect_timeout: Duration,
+    /// `LINKERD2_PROXY_INBOUND_METRICS_AUTHORITY_LABELS=unsafe`.
+    pub(crate) inbound_authority_labels: bool,
     pub(crate) default_policy: DefaultPolicy,
     pub(crate) cluster_networks: Vec<IpNet>,
     pub(crate) shutdown_endpoint: bool,
@@ -220,6 +225,9 @@ impl ProxyConfig {
             SocketAddr::new(host("0.0.0.0"), 4190),
         );
         let detect_timeout = s.duration(DETECT_TIMEOUT, Duration::from_secs(10));
+        let inbound_authority_labels = s
+            .optional(INBOUND_AUTHORITY_LABELS)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("unsafe"));
         let default_policy = match s
             .optional(DEFAULT_POLICY)
             .unwrap_or_else(|| "all-unauthenticated".into())
@@ -327,6 +335,7 @@ impl ProxyConfig {
                 admin_addr,
                 control_addr,
                 detect_timeout,
+                inbound_authority_labels,
                 default_policy,
                 cluster_networks,
                 shutdown_endpoint,

@@ -1,7 +1,8 @@
 //! HTTP pieces both directions share: the boxed body every proxied
 //! response carries, the responses the proxy makes itself (an error named
 //! in `l5d-proxy-error`, a short text or an empty body), a request's
-//! authority, and how long a pooled HTTP/1 connection may idle.
+//! authority and its logical name (`l5d-dst-canonical`), and how long a
+//! pooled HTTP/1 connection may idle.
 //!
 //! A leaf: it uses no other module of the crate, so the inbound stages,
 //! the outbound path, tap and tracing can all depend on it without a cycle.
@@ -19,6 +20,31 @@ pub type Body = BoxBody<Bytes, hyper::Error>;
 /// keep-alive timeouts, so a request is not sent on a connection the
 /// server is closing.
 pub(crate) const HTTP1_POOL_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The address of the application's connection a request came on (an
+/// outbound request's extension, for tap's source).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ClientAddr(pub(crate) std::net::SocketAddr);
+
+/// The logical name a client proxy routed a request by (a Service's
+/// `name.ns.svc.cluster.local:port`), sent along as linkerd2-proxy does.
+pub(crate) const CANONICAL_DST: &str = "l5d-dst-canonical";
+
+/// The request's logical authority, as linkerd2-proxy's inbound side
+/// reads it: `l5d-dst-canonical` from the client's proxy, else the
+/// request's authority when it is a name; none for a bare address.
+pub(crate) fn logical_authority<B>(req: &Request<B>) -> Option<String> {
+    let named = |a: &str| {
+        let host = http::uri::Authority::try_from(a).ok()?;
+        let host = host.host().trim_start_matches('[').trim_end_matches(']');
+        (!host.is_empty() && host.parse::<std::net::IpAddr>().is_err()).then(|| a.to_string())
+    };
+    req.headers()
+        .get(CANONICAL_DST)
+        .and_then(|v| v.to_str().ok())
+        .and_then(named)
+        .or_else(|| named(&request_authority(req)))
+}
 
 /// The request's authority: the URI's (HTTP/2, absolute form) or `Host`.
 pub(crate) fn request_authority<B>(req: &Request<B>) -> String {
@@ -77,6 +103,30 @@ mod tests {
         ];
         for (req, want) in cases {
             assert_eq!(request_authority(&req), want, "{:?}", req.uri());
+        }
+    }
+
+    #[test]
+    fn logical_authority_is_a_name_never_an_address() {
+        let req = |host: &str, canonical: Option<&str>| {
+            let mut b = Request::get("/a").header("host", host);
+            if let Some(c) = canonical {
+                b = b.header(CANONICAL_DST, c);
+            }
+            b.body(()).unwrap()
+        };
+        let svc = "authors.booksapp.svc.cluster.local:7001";
+        let cases = [
+            (req("10.233.0.100:7001", Some(svc)), Some(svc)),
+            (req("authors:7001", None), Some("authors:7001")),
+            // A pod's or a cluster IP's address names nothing.
+            (req("10.0.0.7:7001", None), None),
+            (req("[::1]:7001", None), None),
+            (req("10.0.0.7:7001", Some("10.0.0.7:7001")), None),
+            (req("", None), None),
+        ];
+        for (r, want) in cases {
+            assert_eq!(logical_authority(&r).as_deref(), want, "{:?}", r.headers());
         }
     }
 

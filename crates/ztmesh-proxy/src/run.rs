@@ -178,6 +178,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
         policies.clone(),
     )
     .detect_timeout(config.detect_timeout)
+    .authority_labels(config.inbound_authority_labels)
     .opaque_ports(config.opaque_ports.iter().copied())
     .targets(Targets {
         inbound_ips: config.inbound_ips.clone(),

@@ -109,15 +109,34 @@ pub fn observe_filter(
 }
 
 impl Taps {
+    /// An observer of every request, up to `limit` (the tests' tap
+    /// client, without the gRPC service and its mTLS).
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn observe_all(&self, limit: u32) -> mpsc::Receiver<Result<proto::TapEvent, Status>> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let mut observers = self.observers.lock().expect("taps lock");
+        observers.push(Observer {
+            filter: proto::observe_request::Match { r#match: None },
+            remaining: limit,
+            tx,
+        });
+        self.active.store(observers.len(), Ordering::Relaxed);
+        rx
+    }
+
     pub(crate) fn is_active(&self) -> bool {
         self.active.load(Ordering::Relaxed) > 0
     }
 
-    /// A request starts: events for every observer it matches.
+    /// A request starts: events for every observer it matches. `logical`
+    /// is the authority to report: the name the request was routed by (a
+    /// Service's) where known, in place of an address (None: the
+    /// request's own); `source` the client's address.
     pub(crate) fn request<B>(
         &self,
         inbound: bool,
         req: &http::Request<B>,
+        logical: Option<&str>,
         source: Option<SocketAddr>,
         destination: SocketAddr,
         identities: (&str, &str),
@@ -178,7 +197,9 @@ impl Taps {
                 id: Some(id),
                 method: Some(req.method().clone().into()),
                 scheme: None,
-                authority: crate::proxy_http::request_authority(req),
+                authority: logical
+                    .map(String::from)
+                    .unwrap_or_else(|| crate::proxy_http::request_authority(req)),
                 path: req.uri().path().to_string(),
                 headers: None,
             },

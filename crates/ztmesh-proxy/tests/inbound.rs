@@ -62,10 +62,14 @@ async fn mtls_plaintext_and_tls_without_identity() {
 
     tokio::time::sleep(Duration::from_millis(100)).await;
     let m = metrics_text(&p).await;
-    let target = format!("target_addr=\"{app_addr}\"");
+    let target = format!(
+        "target_addr=\"{app_addr}\",target_ip=\"{}\",target_port=\"{}\"",
+        app_addr.ip(),
+        app_addr.port()
+    );
     // The server's labels follow the TLS labels, as in linkerd2-proxy.
     let srv = format!(
-        "srv_kind=\"default\",srv_name=\"all-unauthenticated\",srv_port=\"{}\"",
+        "srv_group=\"\",srv_kind=\"default\",srv_name=\"all-unauthenticated\",srv_port=\"{}\"",
         app_addr.port()
     );
     assert!(m.contains(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",{target},tls=\"true\",client_id=\"{WEB}\",{srv}}} 1")), "{m}");
@@ -218,6 +222,39 @@ async fn default_policies_decide_before_the_app_is_reached() {
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
 
+/// A denied request is answered by the proxy and counted only in the
+/// authorization families, as linkerd2-proxy's authorization layer sits
+/// in front of its request metrics: the success rate stays the
+/// application's, and denials are read from `inbound_http_authz_deny_total`.
+#[tokio::test]
+async fn denied_requests_are_not_requests() {
+    let pki = TestPki::new();
+    let (app_addr, _) = ztmesh_test_support::apps::echo_or_http("127.0.0.1:0", "app").await;
+    let p = proxy(
+        &pki,
+        app_addr,
+        DefaultPolicy::AllAuthenticated,
+        Duration::from_secs(2),
+    )
+    .await;
+    let plain = TcpStream::connect(p.addr).await.unwrap();
+    let rsp = exchange(
+        plain,
+        b"GET /authors.json HTTP/1.1\r\nHost: authors\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(rsp.starts_with("HTTP/1.1 403"), "{rsp}");
+    let mut m = String::new();
+    p.http.encode(&mut m);
+    for family in [
+        "request_total{",
+        "response_total{",
+        "response_latency_ms_bucket{",
+    ] {
+        assert!(!m.contains(family), "{family} counts a denial:\n{m}");
+    }
+}
+
 #[tokio::test]
 async fn http_requests_are_counted_with_identities() {
     let pki = TestPki::new();
@@ -278,22 +315,27 @@ async fn http_requests_are_counted_with_identities() {
     let mut m = String::new();
     p.http.encode(&mut m);
     // The permit's labels follow the TLS labels: server, route (the
-    // default one, no routes here) and authorization, as in linkerd2-proxy.
+    // default one, no routes here) and authorization, as in linkerd2-proxy;
+    // no authority (linkerd2-proxy's default: clients choose it).
     let labels = format!(
-        "direction=\"inbound\",authority=\"authors.booksapp\",target_addr=\"{app_addr}\",tls=\"true\",client_id=\"{WEB}\",srv_kind=\"default\",srv_name=\"all-unauthenticated\",srv_port=\"{}\",route_kind=\"default\",route_name=\"default\",authz_kind=\"default\",authz_name=\"all-unauthenticated\"",
+        "direction=\"inbound\",target_addr=\"{app_addr}\",target_ip=\"{}\",target_port=\"{}\",tls=\"true\",client_id=\"{WEB}\",srv_group=\"\",srv_kind=\"default\",srv_name=\"all-unauthenticated\",srv_port=\"{}\",route_group=\"\",route_kind=\"default\",route_name=\"default\",authz_group=\"\",authz_kind=\"default\",authz_name=\"all-unauthenticated\"",
+        app_addr.ip(),
+        app_addr.port(),
         app_addr.port()
     );
     assert!(m.contains(&format!("request_total{{{labels}}} 2")), "{m}");
     assert!(
         m.contains(&format!(
-            "response_total{{{labels},status_code=\"200\",classification=\"success\"}} 2"
+            "response_total{{{labels},status_code=\"200\",classification=\"success\",grpc_status=\"\",error=\"\"}} 2"
         )),
         "{m}"
     );
     let mut m2 = String::new();
     p2.http.encode(&mut m2);
     assert!(
-        m2.contains("status_code=\"502\",classification=\"failure\"} 1"),
+        m2.contains(
+            "status_code=\"502\",classification=\"failure\",grpc_status=\"\",error=\"\"} 1"
+        ),
         "{m2}"
     );
 }

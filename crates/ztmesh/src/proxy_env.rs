@@ -31,6 +31,7 @@ Listeners and mode (in explicit mode listeners default to the app's IP):
   LINKERD2_PROXY_INBOUND_PORTS           The workload's container ports
   LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION  Opaque inbound ports (no detection)
   LINKERD2_PROXY_INBOUND_DETECT_TIMEOUT  How long inbound waits to detect the protocol
+  LINKERD2_PROXY_INBOUND_METRICS_AUTHORITY_LABELS  unsafe: inbound request series carry the request's authority
   LINKERD2_PROXY_CORES                   Worker threads (default: every core)
 
 Policy and discovery:

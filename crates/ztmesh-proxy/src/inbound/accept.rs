@@ -46,6 +46,8 @@ pub struct Inbound {
     pub(super) authz_metrics: Arc<crate::authz_metrics::AuthzMetrics>,
     pub(super) tracer: Option<Arc<crate::trace::Tracer>>,
     pub(super) taps: Arc<crate::tap::Taps>,
+    /// Request series carry the logical authority ([`super::InboundBuilder::authority_labels`]).
+    pub(super) authority_labels: bool,
     /// Ports forwarded as opaque TCP without protocol detection.
     pub(super) opaque_ports: std::collections::BTreeSet<u16>,
     pub(super) metrics: Arc<TcpMetrics>,
@@ -218,8 +220,7 @@ impl Inbound {
             },
         };
         tracing::debug!(%peer, %target, ?protocol, client = %authz.client(), "inbound connection");
-        let counters = self.metrics.open(
-            "inbound",
+        let counters = self.metrics.open_inbound(
             target,
             authz.tls_label(),
             &crate::metrics::server_labels(&server.kind, &server.name, target.port()),
@@ -238,7 +239,9 @@ impl Inbound {
                 io,
                 super::http::HttpConn {
                     http2: protocol == Protocol::Http2,
+                    peer,
                     target,
+                    authority_labels: self.authority_labels,
                     metrics: self.http_metrics.clone(),
                     clients: client,
                     // A request head gets as long as detection did (slowloris).

@@ -183,11 +183,6 @@ impl ConnectionAuthz {
         }
     }
 
-    /// The client's address.
-    pub(crate) fn ip(&self) -> std::net::IpAddr {
-        self.ip
-    }
-
     /// The client's TLS, as the TLS stage saw it.
     pub(crate) fn client(&self) -> &ClientTls {
         &self.tls
@@ -236,9 +231,15 @@ impl ConnectionAuthz {
                 if permit.audit() {
                     tracing::info!(server = %server.label(), route = %format!("{rk}/{rn}"), client = self.client_name(), client_ip = %self.ip, method = %req.method(), path = req.uri().path(), "request allowed by audit; it would be denied");
                 }
+                // A request no route names goes by linkerd's default route.
+                let route_labels = if rn.is_empty() {
+                    ("default", "default")
+                } else {
+                    (rk, rn)
+                };
                 self.metrics.record(
                     Family::HttpAllow,
-                    &self.labels(&server, (rk, rn), (&a.kind, &a.name)),
+                    &self.labels(&server, route_labels, (&a.kind, &a.name)),
                 );
                 let mut cached = self.permit_labels.lock().expect("permit labels lock");
                 if let Some(c) = cached.as_ref()
@@ -247,12 +248,6 @@ impl ConnectionAuthz {
                 {
                     return Ok(c.labels.clone());
                 }
-                // A request no route names goes by linkerd's default route.
-                let route_labels = if rn.is_empty() {
-                    ("default", "default")
-                } else {
-                    (rk, rn)
-                };
                 let labels: Arc<PolicyLabels> = crate::metrics::permit_labels(
                     (&server.kind, &server.name),
                     self.target.port(),
@@ -270,12 +265,16 @@ impl ConnectionAuthz {
             Err(denial) => {
                 let route = denial.route().unwrap_or("");
                 let (rk, rn) = route.split_once('/').unwrap_or(("", ""));
-                let family = match denial {
-                    Denial::RouteNotFound { .. } => Family::HttpRouteNotFound,
-                    _ => Family::HttpDeny,
+                // As linkerd2-proxy's: a denial names its route (the
+                // default one when no route matched by name), a request
+                // no route takes names none.
+                let (family, route_labels) = match denial {
+                    Denial::RouteNotFound { .. } => (Family::HttpRouteNotFound, ("", "")),
+                    _ if rn.is_empty() => (Family::HttpDeny, ("default", "default")),
+                    _ => (Family::HttpDeny, (rk, rn)),
                 };
                 self.metrics
-                    .record(family, &self.labels(&server, (rk, rn), ("", "")));
+                    .record(family, &self.labels(&server, route_labels, ("", "")));
                 tracing::info!(server = %server.label(), route = %route, client = self.client_name(), client_ip = %self.ip, method = %req.method(), path = req.uri().path(), reason = %denial, "request denied");
                 let grpc = req
                     .headers()

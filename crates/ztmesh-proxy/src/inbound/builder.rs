@@ -34,6 +34,7 @@ pub struct InboundBuilder {
     authz_metrics: Arc<AuthzMetrics>,
     tracer: Option<Arc<Tracer>>,
     taps: Arc<Taps>,
+    authority_labels: bool,
 }
 
 impl InboundBuilder {
@@ -59,6 +60,7 @@ impl InboundBuilder {
             authz_metrics: Arc::default(),
             tracer: None,
             taps: Arc::default(),
+            authority_labels: false,
         }
     }
 
@@ -100,8 +102,16 @@ impl InboundBuilder {
     }
 
     /// Live observers of the stack's requests.
-    pub(crate) fn taps(mut self, taps: Arc<Taps>) -> Self {
+    pub fn taps(mut self, taps: Arc<Taps>) -> Self {
         self.taps = taps;
+        self
+    }
+
+    /// Request series carry the request's logical `authority` (as
+    /// linkerd2-proxy with `LINKERD2_PROXY_INBOUND_METRICS_AUTHORITY_LABELS=unsafe`:
+    /// clients choose it, so the series are theirs to multiply); off by default.
+    pub fn authority_labels(mut self, on: bool) -> Self {
+        self.authority_labels = on;
         self
     }
 
@@ -115,6 +125,7 @@ impl InboundBuilder {
             authz_metrics: self.authz_metrics,
             tracer: self.tracer,
             taps: self.taps,
+            authority_labels: self.authority_labels,
             opaque_ports: self.opaque_ports,
             metrics: self.tcp_metrics,
             http_metrics: self.http_metrics,

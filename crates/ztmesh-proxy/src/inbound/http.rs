@@ -10,14 +10,17 @@
 //! ([`crate::http_upgrade`]).
 //!
 //! `request_total` and `response_total{status_code,classification}` carry
-//! the connection's labels (direction, authority, target, TLS and client
-//! identity) and the permit's (server, route, authorization), as
-//! linkerd2-proxy's do, so who talked to whom is visible per request. An
+//! the connection's labels (direction, target, TLS and client identity;
+//! the request's logical `authority` only when asked for, as
+//! linkerd2-proxy's `LINKERD2_PROXY_INBOUND_METRICS_AUTHORITY_LABELS=unsafe`)
+//! and the permit's (server, route, authorization), as linkerd2-proxy's
+//! do, so who talked to whom is visible per request. Tap reports the
+//! client's address and the logical authority (`l5d-dst-canonical`). An
 //! unreachable application answers 502 with `l5d-proxy-error`
 //! ([`crate::proxy_http::proxy_error`]).
 
-use crate::metrics::HttpMetrics;
-use crate::proxy_http::request_authority;
+use crate::metrics::{DstLabels, HttpMetrics, StatsKey};
+use crate::proxy_http::logical_authority;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
@@ -96,7 +99,11 @@ pub(crate) fn app_clients(target: SocketAddr) -> AppClients {
 /// What serving one HTTP connection needs.
 pub(crate) struct HttpConn {
     pub(crate) http2: bool,
+    /// The client's address (tap's source).
+    pub(crate) peer: SocketAddr,
     pub(crate) target: SocketAddr,
+    /// Request series carry the request's logical authority.
+    pub(crate) authority_labels: bool,
     pub(crate) metrics: Arc<HttpMetrics>,
     pub(crate) clients: AppClients,
     /// Time allowed for a request head (slowloris).
@@ -120,7 +127,9 @@ where
 {
     let HttpConn {
         http2,
+        peer,
         target,
+        authority_labels,
         metrics,
         clients,
         header_timeout,
@@ -156,16 +165,26 @@ where
                 // The app learns the verified identity, and only that.
                 let client_id = authz.client_id().map(super::tls::ClientId::as_str);
                 super::client_id::set(&mut req, client_id);
-                let authority = request_authority(&req);
+                let logical = logical_authority(&req);
                 let counters = cache.get(
                     &metrics,
-                    "inbound",
-                    &authority,
-                    target,
+                    &StatsKey {
+                        direction: "inbound",
+                        authority: logical.as_deref().filter(|_| authority_labels),
+                        target,
+                        policy: &policy,
+                        dst: &DstLabels::default(),
+                    },
                     authz.tls_label(),
-                    &policy,
                 );
                 counters.request();
+                // Tap's authority: the logical name, else the client's own
+                // (read before the URI is pointed at the application).
+                let tap_authority = taps.is_active().then(|| {
+                    logical
+                        .clone()
+                        .unwrap_or_else(|| crate::proxy_http::request_authority(&req))
+                });
                 let path = req
                     .uri()
                     .path_and_query()
@@ -183,7 +202,8 @@ where
                 let tapped = taps.request(
                     true,
                     &req,
-                    Some(SocketAddr::new(authz.ip(), 0)),
+                    tap_authority.as_deref(),
+                    Some(peer),
                     target,
                     (client_id.unwrap_or(""), &local_name),
                 );

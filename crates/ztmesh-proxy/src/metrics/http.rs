@@ -1,6 +1,6 @@
 //! Request families, as linkerd2-proxy names them: `request_total`,
-//! `response_latency_ms` and `response_total` with `status_code` and
-//! `classification`.
+//! `response_latency_ms` with `status_code`, and `response_total` with
+//! `status_code`, `classification`, `grpc_status` and `error`.
 //!
 //! Each label set has its own [`RequestStats`] holding the handles of its
 //! series; connections keep the one they use in a [`StatsCache`], so the
@@ -8,7 +8,9 @@
 //! map lookup. Label sets are bounded ([`MAX_SERIES`]) and expire when
 //! idle ([`IDLE_EXPIRY`]).
 
-use super::labels::{Addr, HttpLabelValues, HttpLabels, PolicyLabels, ResponseLabels, TlsLabel};
+use super::labels::{
+    DstLabels, HttpLabelValues, HttpLabels, LatencyLabels, PolicyLabels, ResponseLabels, TlsLabel,
+};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
@@ -29,7 +31,7 @@ pub const MAX_SERIES: usize = 10_000;
 /// Label sets not used for this long are dropped from `/metrics`.
 pub const IDLE_EXPIRY: std::time::Duration = std::time::Duration::from_secs(600);
 
-type LatencyFamily = Family<HttpLabels, Histogram, fn() -> Histogram>;
+type LatencyFamily = Family<LatencyLabels, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS_MS.iter().map(|b| *b as f64))
@@ -62,10 +64,9 @@ impl Default for HttpMetrics {
 pub struct RequestStats {
     labels: HttpLabels,
     requests: Counter,
-    /// Time to the response head.
-    latency: Histogram,
     /// `response_total`'s series of this label set, by status code and,
-    /// for gRPC, grpc-status; created on a status's first response.
+    /// for gRPC, grpc-status, and `response_latency_ms`'s (time to the
+    /// response head) by status code; created on a status's first response.
     responses: Mutex<Responses>,
     /// When a request last used this label set ([`now_ms`]).
     last_used_ms: AtomicU64,
@@ -78,6 +79,8 @@ pub struct RequestStats {
 struct Responses {
     family: Family<ResponseLabels, Counter>,
     by_status: Vec<((u16, Option<u32>), Counter)>,
+    latency_family: LatencyFamily,
+    latency_by_status: Vec<(u16, Histogram)>,
     /// Dropped from `/metrics`: responses still counted by a connection
     /// holding these stats create no new series.
     evicted: bool,
@@ -126,31 +129,42 @@ impl RequestStats {
                 responses.by_status.push((key, counter));
             }
         }
-        drop(responses);
         // Microseconds (a u64 holds 584,000 years) to milliseconds.
-        self.latency
-            .observe(latency.as_micros() as u64 as f64 / 1000.0);
+        let ms = latency.as_micros() as u64 as f64 / 1000.0;
+        match responses
+            .latency_by_status
+            .iter()
+            .find(|(s, _)| *s == status)
+        {
+            Some((_, histogram)) => histogram.observe(ms),
+            None if responses.evicted => {}
+            None => {
+                let histogram = responses
+                    .latency_family
+                    .get_or_create_owned(&LatencyLabels {
+                        request: self.labels.clone(),
+                        status,
+                    });
+                histogram.observe(ms);
+                responses.latency_by_status.push((status, histogram));
+            }
+        }
     }
 }
 
 impl HttpMetrics {
     /// The stats of one label set (created on first use). `policy` is,
     /// inbound, the permit's server, route and authorization labels
-    /// ([`super::permit_labels`]), else [`PolicyLabels::NONE`].
-    pub fn stats(
-        &self,
-        direction: &'static str,
-        authority: &str,
-        target: std::net::SocketAddr,
-        tls: &TlsLabel,
-        policy: &PolicyLabels,
-    ) -> Arc<RequestStats> {
+    /// ([`super::permit_labels`]), else [`PolicyLabels::NONE`]; `dst`,
+    /// outbound, the endpoint's labels from Destination.
+    pub fn stats(&self, key: &StatsKey<'_>, tls: &TlsLabel) -> Arc<RequestStats> {
         let labels = HttpLabels(Arc::new(HttpLabelValues {
-            direction,
-            authority: authority.to_string(),
-            target: Addr(target),
+            direction: key.direction,
+            authority: key.authority.map(Arc::from),
+            target: key.target,
             tls: tls.clone(),
-            policy: policy.clone(),
+            policy: key.policy.clone(),
+            dst: key.dst.clone(),
         }));
         let mut map = self.by_labels.lock().expect("metrics lock");
         if let Some(s) = map.get(&labels) {
@@ -171,10 +185,11 @@ impl HttpMetrics {
         }
         let stats = Arc::new(RequestStats {
             requests: self.requests.get_or_create_owned(&labels),
-            latency: self.latency.get_or_create_owned(&labels),
             responses: Mutex::new(Responses {
                 family: self.responses.clone(),
                 by_status: Vec::new(),
+                latency_family: self.latency.clone(),
+                latency_by_status: Vec::new(),
                 evicted: false,
             }),
             last_used_ms: AtomicU64::new(now_ms()),
@@ -200,7 +215,6 @@ impl HttpMetrics {
     /// Removes a label set's series from the families.
     fn evict(&self, stats: &RequestStats) {
         self.requests.remove(&stats.labels);
-        self.latency.remove(&stats.labels);
         let mut responses = stats.responses.lock().expect("metrics lock");
         responses.evicted = true;
         for ((status, grpc), _) in responses.by_status.drain(..) {
@@ -208,6 +222,12 @@ impl HttpMetrics {
                 request: stats.labels.clone(),
                 status,
                 grpc,
+            });
+        }
+        for (status, _) in responses.latency_by_status.drain(..) {
+            self.latency.remove(&LatencyLabels {
+                request: stats.labels.clone(),
+                status,
             });
         }
     }
@@ -247,6 +267,17 @@ impl HttpMetrics {
     }
 }
 
+/// What a request's label set is made of, but the connection's TLS.
+#[derive(Clone, Copy, Debug)]
+pub struct StatsKey<'a> {
+    pub direction: &'static str,
+    /// None: no `authority` label (outbound to a bare address).
+    pub authority: Option<&'a str>,
+    pub target: std::net::SocketAddr,
+    pub policy: &'a PolicyLabels,
+    pub dst: &'a DstLabels,
+}
+
 /// One connection's most recent label set and its stats: requests on a
 /// connection nearly always share authority and target.
 #[derive(Default)]
@@ -255,37 +286,37 @@ pub struct StatsCache {
 }
 
 struct CachedStats {
-    authority: String,
+    authority: Option<String>,
     target: std::net::SocketAddr,
     policy: PolicyLabels,
+    dst: DstLabels,
     stats: Arc<RequestStats>,
 }
 
 impl StatsCache {
-    /// The stats for (authority, target, policy labels) on this
-    /// connection: the last ones again when nothing changed.
+    /// The stats for `key` on this connection: the last ones again when
+    /// nothing changed.
     pub fn get(
         &self,
         metrics: &HttpMetrics,
-        direction: &'static str,
-        authority: &str,
-        target: std::net::SocketAddr,
+        key: &StatsKey<'_>,
         tls: &TlsLabel,
-        policy: &PolicyLabels,
     ) -> Arc<RequestStats> {
         let mut last = self.last.lock().expect("stats cache lock");
         if let Some(c) = last.as_ref()
-            && c.authority == authority
-            && c.target == target
-            && c.policy == *policy
+            && c.authority.as_deref() == key.authority
+            && c.target == key.target
+            && c.policy == *key.policy
+            && c.dst == *key.dst
         {
             return c.stats.clone();
         }
-        let stats = metrics.stats(direction, authority, target, tls, policy);
+        let stats = metrics.stats(key, tls);
         *last = Some(CachedStats {
-            authority: authority.to_string(),
-            target,
-            policy: policy.clone(),
+            authority: key.authority.map(String::from),
+            target: key.target,
+            policy: key.policy.clone(),
+            dst: key.dst.clone(),
             stats: stats.clone(),
         });
         stats
@@ -296,6 +327,22 @@ impl StatsCache {
 mod tests {
     use super::*;
 
+    fn key<'a>(
+        direction: &'static str,
+        authority: &'a str,
+        target: std::net::SocketAddr,
+        policy: &'a PolicyLabels,
+        dst: &'a DstLabels,
+    ) -> StatsKey<'a> {
+        StatsKey {
+            direction,
+            authority: Some(authority),
+            target,
+            policy,
+            dst,
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn label_sets_are_bounded_and_idle_ones_expire() {
         let m = HttpMetrics::default();
@@ -304,9 +351,11 @@ mod tests {
             reason: "no_tls_from_remote",
         };
         let none = PolicyLabels::NONE;
+        let dst = DstLabels::default();
         // A client making up a Host header per request.
         for i in 0..MAX_SERIES + 500 {
-            let s = m.stats("inbound", &format!("h{i}.example"), target, &tls, &none);
+            let authority = format!("h{i}.example");
+            let s = m.stats(&key("inbound", &authority, target, &none, &dst), &tls);
             s.request();
             s.response(200, std::time::Duration::from_millis(1));
         }
@@ -326,9 +375,10 @@ mod tests {
         assert_eq!(count("response_latency_ms_count", &out), MAX_SERIES);
         // One keeps being used; after the idle expiry only it is left.
         tokio::time::advance(IDLE_EXPIRY / 2).await;
-        let busy = m.stats("inbound", "busy.example", target, &tls, &none);
+        let busy = m.stats(&key("inbound", "busy.example", target, &none, &dst), &tls);
         tokio::time::advance(IDLE_EXPIRY / 2 + std::time::Duration::from_secs(1)).await;
         busy.request();
+        busy.response(200, std::time::Duration::from_millis(1));
         let mut out = String::new();
         m.encode(&mut out);
         assert_eq!(m.series(), 1, "{}", &out[..out.len().min(500)]);
@@ -345,7 +395,11 @@ mod tests {
             reason: "no_tls_from_remote",
         };
         // Authorities come from clients: quotes and backslashes are escaped.
-        let s = m.stats("outbound", "a\"b\\c", target, &tls, &PolicyLabels::NONE);
+        let none = DstLabels::default();
+        let s = m.stats(
+            &key("outbound", "a\"b\\c", target, &PolicyLabels::NONE, &none),
+            &tls,
+        );
         s.request();
         s.response(200, std::time::Duration::from_micros(1000));
         s.response(503, std::time::Duration::from_micros(1001));
@@ -353,23 +407,31 @@ mod tests {
         s.response_grpc(200, Some(14), std::time::Duration::from_millis(5));
         let mut out = String::new();
         m.encode(&mut out);
-        let labels = "direction=\"outbound\",authority=\"a\\\"b\\\\c\",target_addr=\"10.0.0.1:80\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"";
+        let labels = "direction=\"outbound\",authority=\"a\\\"b\\\\c\",target_addr=\"10.0.0.1:80\",target_ip=\"10.0.0.1\",target_port=\"80\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"";
+        let ok = format!("{labels},status_code=\"200\"");
         let cases = [
             format!("request_total{{{labels}}} 1"),
-            format!("response_total{{{labels},status_code=\"200\",classification=\"success\"}} 1"),
-            format!("response_total{{{labels},status_code=\"503\",classification=\"failure\"}} 1"),
             format!(
-                "response_total{{{labels},status_code=\"200\",classification=\"success\",grpc_status=\"0\"}} 1"
+                "response_total{{{labels},status_code=\"200\",classification=\"success\",grpc_status=\"\",error=\"\"}} 1"
             ),
             format!(
-                "response_total{{{labels},status_code=\"200\",classification=\"failure\",grpc_status=\"14\"}} 1"
+                "response_total{{{labels},status_code=\"503\",classification=\"failure\",grpc_status=\"\",error=\"\"}} 1"
             ),
-            // 1000us is in the 1ms bucket, 1001us is not; 60s only in +Inf.
-            format!("response_latency_ms_bucket{{{labels},le=\"1\"}} 1"),
-            format!("response_latency_ms_bucket{{{labels},le=\"2\"}} 2"),
-            format!("response_latency_ms_bucket{{{labels},le=\"50000\"}} 3"),
-            format!("response_latency_ms_bucket{{{labels},le=\"+Inf\"}} 4"),
-            format!("response_latency_ms_count{{{labels}}} 4"),
+            format!(
+                "response_total{{{labels},status_code=\"200\",classification=\"success\",grpc_status=\"0\",error=\"\"}} 1"
+            ),
+            format!(
+                "response_total{{{labels},status_code=\"200\",classification=\"failure\",grpc_status=\"14\",error=\"\"}} 1"
+            ),
+            // By status: 1000us is in the 1ms bucket; 60s only in +Inf.
+            format!("response_latency_ms_bucket{{{ok},le=\"1\"}} 1"),
+            format!("response_latency_ms_bucket{{{ok},le=\"5\"}} 2"),
+            format!("response_latency_ms_bucket{{{ok},le=\"50000\"}} 2"),
+            format!("response_latency_ms_bucket{{{ok},le=\"+Inf\"}} 3"),
+            format!("response_latency_ms_count{{{ok}}} 3"),
+            // 1001us is not in the 1ms bucket.
+            format!("response_latency_ms_bucket{{{labels},status_code=\"503\",le=\"1\"}} 0"),
+            format!("response_latency_ms_bucket{{{labels},status_code=\"503\",le=\"2\"}} 1"),
         ];
         for line in cases {
             assert!(out.contains(&format!("{line}\n")), "{line} in\n{out}");

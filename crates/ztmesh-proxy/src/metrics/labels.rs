@@ -1,7 +1,9 @@
 //! The label sets of the transport and request families, encoded in
 //! linkerd2-proxy's order: `direction`, then the peer or authority,
-//! `target_addr`, the TLS labels, then (inbound) the server's, the
-//! route's and the authorization's.
+//! `target_addr`/`target_ip`/`target_port`, the TLS labels, then inbound
+//! the server's, the route's and the authorization's (each
+//! `*_group`/`*_kind`/`*_name`), outbound the endpoint's `dst_*` labels
+//! from Destination ([`DstLabels`]).
 
 use prometheus_client::encoding::{
     EncodeLabel, EncodeLabelSet, EncodeLabelValue, LabelSetEncoder, LabelValueEncoder,
@@ -19,9 +21,55 @@ pub(crate) fn label(
     (key, value).encode(encoder.encode_label())
 }
 
+/// `target_addr`, `target_ip` and `target_port` of an address, as
+/// linkerd2-proxy writes them wherever it writes `target_addr`.
+pub(crate) fn target(encoder: &mut LabelSetEncoder, addr: SocketAddr) -> fmt::Result {
+    label(encoder, "target_addr", Addr(addr))?;
+    label(encoder, "target_ip", IpLabel(addr.ip()))?;
+    label(encoder, "target_port", addr.port())
+}
+
+/// An IP address as a label value.
+struct IpLabel(std::net::IpAddr);
+
+impl EncodeLabelValue for IpLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> fmt::Result {
+        write!(encoder, "{}", self.0)
+    }
+}
+
+/// An endpoint's metric labels from Destination (the set's and the
+/// address's, merged), keys already prefixed with `dst_` and sorted, as
+/// linkerd2-proxy puts them on outbound series. Shared by the endpoint and
+/// every series it is counted in.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct DstLabels(Arc<[(String, String)]>);
+
+impl DstLabels {
+    /// From Destination's labels, unprefixed (`pod`, `namespace`, ...).
+    pub fn new<'a>(labels: impl IntoIterator<Item = (&'a String, &'a String)>) -> Self {
+        let mut pairs: Vec<(String, String)> = labels
+            .into_iter()
+            .map(|(k, v)| (format!("dst_{k}"), v.clone()))
+            .collect();
+        pairs.sort();
+        pairs.dedup_by(|a, b| a.0 == b.0);
+        Self(pairs.into())
+    }
+}
+
+impl EncodeLabelSet for DstLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> fmt::Result {
+        for (k, v) in self.0.iter() {
+            label(encoder, k, v.as_str())?;
+        }
+        Ok(())
+    }
+}
+
 /// A socket address as a label value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct Addr(pub SocketAddr);
+struct Addr(SocketAddr);
 
 impl EncodeLabelValue for Addr {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> fmt::Result {
@@ -63,8 +111,8 @@ impl EncodeLabelSet for TlsLabel {
     }
 }
 
-/// A kind and a name (`srv_kind`/`srv_name`, `route_kind`/`route_name`,
-/// `authz_kind`/`authz_name`).
+/// A policy object's kind and name (`srv_*`, `route_*`, `authz_*`), and
+/// its API group.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct KindName {
     kind: Arc<str>,
@@ -78,11 +126,51 @@ impl KindName {
             name: name.into(),
         }
     }
+
+    /// `<prefix>_group`, `<prefix>_kind`, `<prefix>_name`.
+    fn encode(&self, encoder: &mut LabelSetEncoder, prefix: Prefix) -> fmt::Result {
+        encode_meta(encoder, prefix, (&self.kind, &self.name))
+    }
 }
 
-/// The inbound policy labels that follow the TLS labels: the server's
-/// (linkerd2-proxy's `srv_group` is left out: policies here carry kind and
-/// name), and on request metrics the permit's route and authorization.
+/// Which policy object a `*_group`/`*_kind`/`*_name` triple names.
+#[derive(Clone, Copy)]
+pub(crate) enum Prefix {
+    Srv,
+    Route,
+    Authz,
+}
+
+/// `<prefix>_group`, `<prefix>_kind`, `<prefix>_name` of a policy object.
+pub(crate) fn encode_meta(
+    encoder: &mut LabelSetEncoder,
+    prefix: Prefix,
+    (kind, name): (&str, &str),
+) -> fmt::Result {
+    let [group_key, kind_key, name_key] = match prefix {
+        Prefix::Srv => ["srv_group", "srv_kind", "srv_name"],
+        Prefix::Route => ["route_group", "route_kind", "route_name"],
+        Prefix::Authz => ["authz_group", "authz_kind", "authz_name"],
+    };
+    label(encoder, group_key, policy_group(kind))?;
+    label(encoder, kind_key, kind)?;
+    label(encoder, name_key, name)
+}
+
+/// The API group of a policy object, by its (lowercased) kind: the
+/// policy the proxy receives keeps kinds and names only. Linkerd's
+/// defaults have none; ztmesh's HTTPRoutes are `policy.linkerd.io`'s (a
+/// Gateway API HTTPRoute would be labelled so too).
+pub(crate) fn policy_group(kind: &str) -> &'static str {
+    match kind {
+        "default" | "" => "",
+        "grpcroute" => "gateway.networking.k8s.io",
+        _ => "policy.linkerd.io",
+    }
+}
+
+/// The inbound policy labels that follow the TLS labels: the server's,
+/// and on request metrics the permit's route and authorization.
 /// Outbound series carry none ([`PolicyLabels::default`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PolicyLabels {
@@ -138,17 +226,14 @@ pub fn permit_labels(
 impl EncodeLabelSet for PolicyLabels {
     fn encode(&self, encoder: &mut LabelSetEncoder) -> fmt::Result {
         if let Some((server, port)) = &self.server {
-            label(encoder, "srv_kind", &*server.kind)?;
-            label(encoder, "srv_name", &*server.name)?;
+            server.encode(encoder, Prefix::Srv)?;
             label(encoder, "srv_port", *port)?;
         }
         if let Some(route) = &self.route {
-            label(encoder, "route_kind", &*route.kind)?;
-            label(encoder, "route_name", &*route.name)?;
+            route.encode(encoder, Prefix::Route)?;
         }
         if let Some(authz) = &self.authz {
-            label(encoder, "authz_kind", &*authz.kind)?;
-            label(encoder, "authz_name", &*authz.name)?;
+            authz.encode(encoder, Prefix::Authz)?;
         }
         Ok(())
     }
@@ -161,9 +246,12 @@ pub(super) struct TcpLabels(pub Arc<TcpLabelValues>);
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub(super) struct TcpLabelValues {
     pub direction: &'static str,
-    pub target: Addr,
+    /// Outbound opaque connections: the logical name they were opened for.
+    pub authority: Option<Arc<str>>,
+    pub target: SocketAddr,
     pub tls: TlsLabel,
     pub policy: PolicyLabels,
+    pub dst: DstLabels,
 }
 
 impl EncodeLabelSet for TcpLabels {
@@ -176,9 +264,13 @@ impl EncodeLabelSet for TcpLabels {
         };
         label(encoder, "direction", l.direction)?;
         label(encoder, "peer", peer)?;
-        label(encoder, "target_addr", l.target)?;
+        if let Some(authority) = &l.authority {
+            label(encoder, "authority", &**authority)?;
+        }
+        target(encoder, l.target)?;
         l.tls.encode(encoder)?;
-        l.policy.encode(encoder)
+        l.policy.encode(encoder)?;
+        l.dst.encode(encoder)
     }
 }
 
@@ -205,25 +297,47 @@ pub(super) struct HttpLabels(pub Arc<HttpLabelValues>);
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub(super) struct HttpLabelValues {
     pub direction: &'static str,
-    pub authority: String,
-    pub target: Addr,
+    /// Inbound: the request's; outbound: the logical name the request was
+    /// routed by (a Service's), none for a bare address.
+    pub authority: Option<Arc<str>>,
+    pub target: SocketAddr,
     pub tls: TlsLabel,
     pub policy: PolicyLabels,
+    pub dst: DstLabels,
 }
 
 impl EncodeLabelSet for HttpLabels {
     fn encode(&self, encoder: &mut LabelSetEncoder) -> fmt::Result {
         let l = &*self.0;
         label(encoder, "direction", l.direction)?;
-        label(encoder, "authority", l.authority.as_str())?;
-        label(encoder, "target_addr", l.target)?;
+        if let Some(authority) = &l.authority {
+            label(encoder, "authority", &**authority)?;
+        }
+        target(encoder, l.target)?;
         l.tls.encode(encoder)?;
-        l.policy.encode(encoder)
+        l.policy.encode(encoder)?;
+        l.dst.encode(encoder)
+    }
+}
+
+/// `response_latency_ms`'s labels: the request's and the status code.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) struct LatencyLabels {
+    pub request: HttpLabels,
+    pub status: u16,
+}
+
+impl EncodeLabelSet for LatencyLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> fmt::Result {
+        self.request.encode(encoder)?;
+        label(encoder, "status_code", self.status)
     }
 }
 
 /// `response_total`'s labels: the request's, the status code, the
-/// classification and, for gRPC, `grpc_status`.
+/// classification, `grpc_status` (empty for plain HTTP) and `error`
+/// (always empty: a failure the proxy answers is a response here, with
+/// its status), as linkerd2-proxy writes them.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(super) struct ResponseLabels {
     pub request: HttpLabels,
@@ -242,9 +356,10 @@ impl EncodeLabelSet for ResponseLabels {
             "classification",
             if failed { "failure" } else { "success" },
         )?;
-        if let Some(grpc) = self.grpc {
-            label(encoder, "grpc_status", grpc)?;
+        match self.grpc {
+            Some(grpc) => label(encoder, "grpc_status", grpc)?,
+            None => label(encoder, "grpc_status", "")?,
         }
-        Ok(())
+        label(encoder, "error", "")
     }
 }

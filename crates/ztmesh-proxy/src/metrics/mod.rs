@@ -2,8 +2,10 @@
 //! and exposed in the Prometheus text format (0.0.4) with
 //! linkerd2-proxy's family and label names, `direction` first.
 //!
-//! - [`labels`]: the label sets ([`TlsLabel`], [`PolicyLabels`] and the
-//!   transport and request ones) and their order.
+//! - [`labels`]: the label sets ([`TlsLabel`], [`PolicyLabels`],
+//!   [`DstLabels`] and the transport and request ones) and their order;
+//!   `label_sets` (tests) holds every family's label keys against
+//!   linkerd2-proxy's.
 //! - [`tcp`]: `tcp_open_total`, `tcp_close_total`, `tcp_open_connections`,
 //!   `tcp_read_bytes_total`, `tcp_write_bytes_total`, with `tls="true"` and
 //!   `client_id` (inbound) / `server_id` (outbound), or
@@ -17,14 +19,16 @@
 //! [`crate::identity::IdentityMetrics`] and [`crate::process_metrics`].
 
 mod http;
+#[cfg(test)]
+mod label_sets;
 mod labels;
 mod tcp;
 
 pub use self::http::{
-    HttpMetrics, IDLE_EXPIRY, LATENCY_BUCKETS_MS, MAX_SERIES, RequestStats, StatsCache,
+    HttpMetrics, IDLE_EXPIRY, LATENCY_BUCKETS_MS, MAX_SERIES, RequestStats, StatsCache, StatsKey,
 };
-pub(crate) use self::labels::{Addr, label};
-pub use self::labels::{PolicyLabels, TlsLabel, permit_labels, server_labels};
+pub use self::labels::{DstLabels, PolicyLabels, TlsLabel, permit_labels, server_labels};
+pub(crate) use self::labels::{Prefix, encode_meta, label, target};
 pub use self::tcp::{TcpCounters, TcpMetrics, errno_name};
 pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder};

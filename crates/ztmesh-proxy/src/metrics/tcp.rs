@@ -3,7 +3,7 @@
 //! (by `errno`). A connection resolves its label set once, at open, and
 //! keeps the handles in its [`TcpCounters`].
 
-use super::labels::{Addr, CloseLabels, PolicyLabels, TcpLabelValues, TcpLabels, TlsLabel};
+use super::labels::{CloseLabels, DstLabels, PolicyLabels, TcpLabelValues, TcpLabels, TlsLabel};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -51,22 +51,47 @@ pub struct TcpCounters {
 }
 
 impl TcpMetrics {
-    /// The counters of one connection's label set; records the open.
-    /// `policy` is, inbound, the server's labels ([`super::server_labels`]),
-    /// else [`PolicyLabels::NONE`].
-    pub fn open(
+    /// The counters of one inbound connection's label set; records the
+    /// open. `policy` is the server's labels ([`super::server_labels`]).
+    pub fn open_inbound(
         &self,
-        direction: &'static str,
         target: std::net::SocketAddr,
         tls: &TlsLabel,
         policy: &PolicyLabels,
     ) -> Arc<TcpCounters> {
-        let labels = TcpLabels(Arc::new(TcpLabelValues {
-            direction,
-            target: Addr(target),
+        self.open(TcpLabelValues {
+            direction: "inbound",
+            authority: None,
+            target,
             tls: tls.clone(),
             policy: policy.clone(),
-        }));
+            dst: DstLabels::default(),
+        })
+    }
+
+    /// The counters of one outbound connection to an endpoint: `authority`
+    /// the logical name it was opened for (None when it is shared by the
+    /// names the endpoint serves, or reached by address), `dst` the
+    /// endpoint's labels from Destination.
+    pub fn open_outbound(
+        &self,
+        authority: Option<&str>,
+        target: std::net::SocketAddr,
+        tls: &TlsLabel,
+        dst: &DstLabels,
+    ) -> Arc<TcpCounters> {
+        self.open(TcpLabelValues {
+            direction: "outbound",
+            authority: authority.map(Arc::from),
+            target,
+            tls: tls.clone(),
+            policy: PolicyLabels::NONE,
+            dst: dst.clone(),
+        })
+    }
+
+    fn open(&self, values: TcpLabelValues) -> Arc<TcpCounters> {
+        let labels = TcpLabels(Arc::new(values));
         self.open.get_or_create(&labels).inc();
         let counters = TcpCounters {
             open_connections: self.open_connections.get_or_create_owned(&labels),
@@ -160,14 +185,14 @@ mod tests {
             client_id: "web.ns.serviceaccount.identity.linkerd.cluster.local".into(),
         };
         let srv = super::super::server_labels("server", "web", 80);
-        let a = m.open("inbound", target, &tls, &srv);
-        let b = m.open("inbound", target, &tls, &srv);
-        let c = m.open("inbound", target, &tls, &srv);
+        let a = m.open_inbound(target, &tls, &srv);
+        let b = m.open_inbound(target, &tls, &srv);
+        let c = m.open_inbound(target, &tls, &srv);
         a.close(10, 20);
         b.close_with_error(1, 2, &std::io::Error::from_raw_os_error(libc::ECONNRESET));
         let mut out = String::new();
         m.encode(&mut out);
-        let labels = "direction=\"inbound\",peer=\"src\",target_addr=\"10.0.0.1:80\",tls=\"true\",client_id=\"web.ns.serviceaccount.identity.linkerd.cluster.local\",srv_kind=\"server\",srv_name=\"web\",srv_port=\"80\"";
+        let labels = "direction=\"inbound\",peer=\"src\",target_addr=\"10.0.0.1:80\",target_ip=\"10.0.0.1\",target_port=\"80\",tls=\"true\",client_id=\"web.ns.serviceaccount.identity.linkerd.cluster.local\",srv_group=\"policy.linkerd.io\",srv_kind=\"server\",srv_name=\"web\",srv_port=\"80\"";
         let cases = [
             ("tcp_open_total", "", "3"),
             ("tcp_open_connections", "", "1"),

@@ -129,6 +129,7 @@ impl Outbound {
         drain: crate::drain::Watch,
     ) -> Result<(), OutboundError> {
         let target = crate::orig_dst::original_dst(&client).map_err(OutboundError::OrigDst)?;
+        let peer = client.peer_addr().ok();
         // An opaque port skips detection (a server-speaks-first protocol
         // would otherwise wait out the detect timeout). A discovery failure
         // here is met again, and answered, by the stage that needs it.
@@ -158,6 +159,7 @@ impl Outbound {
                     io,
                     p == Protocol::Http2,
                     Dst::OrigDst(target),
+                    peer,
                     drain,
                 ))
                 .await?;
@@ -176,8 +178,15 @@ impl Outbound {
         let cache = Arc::new(crate::metrics::StatsCache::default());
         let clock = crate::head_timeout::HeadClock::default();
         let service_clock = clock.clone();
-        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let peer = client.peer_addr().ok();
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             let (this, cache, clock) = (this.clone(), cache.clone(), service_clock.clone());
+            if let Some(peer) = peer
+                && this.http.router.forward.taps.is_active()
+            {
+                req.extensions_mut()
+                    .insert(crate::proxy_http::ClientAddr(peer));
+            }
             async move {
                 clock.request();
                 let rsp = if req.method() == Method::CONNECT {
@@ -251,11 +260,11 @@ impl Outbound {
         tracing::debug!(%authority, endpoint = %endpoint.addr, server_id = connected.server_id.as_deref().unwrap_or("-"), "outbound connection");
         Ok(Opened {
             io: connected.io,
-            counters: self.metrics.open(
-                "outbound",
+            counters: self.metrics.open_outbound(
+                resolution.logical.as_deref(),
                 endpoint.addr,
                 &tls_label(endpoint),
-                &crate::metrics::PolicyLabels::NONE,
+                &endpoint.labels,
             ),
         })
     }

@@ -12,6 +12,7 @@
 
 use super::cache::{IDLE_TIMEOUT, IdleCache, Negative};
 use super::profile::Profile;
+use crate::metrics::DstLabels;
 use linkerd2_proxy_api::destination::{self as proto, destination_client::DestinationClient};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -23,7 +24,9 @@ use tonic::transport::Channel;
 pub(crate) const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One reachable endpoint.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// Hashed without its labels (equal endpoints hash alike all the same):
+/// the pool looks endpoints up per request.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
     pub(crate) addr: SocketAddr,
     /// The identity the endpoint must prove and the SNI to send; None: plaintext.
@@ -32,6 +35,18 @@ pub struct Endpoint {
     pub(crate) opaque_transport: Option<u16>,
     /// The endpoint's proxy takes HTTP/2 (so HTTP/1 may be upgraded to it).
     pub(crate) http2: bool,
+    /// Destination's metric labels (the set's and the address's), as
+    /// `dst_*` labels of the series counting it.
+    pub(crate) labels: DstLabels,
+}
+
+impl std::hash::Hash for Endpoint {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.addr.hash(state);
+        self.tls.hash(state);
+        self.opaque_transport.hash(state);
+        self.http2.hash(state);
+    }
 }
 
 impl Endpoint {
@@ -42,6 +57,7 @@ impl Endpoint {
             tls: None,
             opaque_transport: None,
             http2: false,
+            labels: DstLabels::default(),
         }
     }
 }
@@ -93,6 +109,9 @@ pub(crate) struct ProfileState {
     pub(crate) endpoint: Option<Endpoint>,
     /// The address is a Service: its name, for Destination.Get.
     pub(crate) fqn: String,
+    /// `fqn:port` (the port asked about), made once per answer: the
+    /// target's logical name in every request's [`Resolution`].
+    pub(crate) logical: Option<Arc<str>>,
     pub opaque_protocol: bool,
 }
 
@@ -108,6 +127,11 @@ pub struct Resolution {
     /// The control plane does not know the target: it is reached as it is
     /// (an address outside the profile networks, a name found by DNS).
     pub outside_mesh: bool,
+    /// The logical name the target was resolved as (`name:port`: a
+    /// Service's fully qualified name for its cluster IP, or the name
+    /// asked for); None for a bare address (a pod's, one outside the
+    /// mesh). Metrics' `authority`, tap's, and `l5d-dst-canonical`.
+    pub logical: Option<Arc<str>>,
 }
 
 impl Resolution {
@@ -154,17 +178,17 @@ impl Discover {
                 });
             }
             let state = self.profile_state(authority).await?;
-            let (endpoints, outside_mesh) = if let Some(e) = &state.endpoint {
-                (Arc::new(vec![e.clone()]), false)
+            let (endpoints, outside_mesh, logical) = if let Some(e) = &state.endpoint {
+                (Arc::new(vec![e.clone()]), false, None)
             } else if !state.fqn.is_empty() {
                 let name = format!("{}:{}", state.fqn, addr.port());
                 match self.name_endpoints(&name).await {
-                    Ok(e) => (e, false),
-                    Err(DiscoverError::Unknown(_)) => (plain(addr), true),
+                    Ok(e) => (e, false, state.logical.clone()),
+                    Err(DiscoverError::Unknown(_)) => (plain(addr), true, None),
                     Err(e) => return Err(e),
                 }
             } else {
-                (plain(addr), true)
+                (plain(addr), true, None)
             };
             Resolution {
                 endpoints,
@@ -172,6 +196,7 @@ impl Discover {
                 profile: state.profile.clone(),
                 accrual: None,
                 outside_mesh,
+                logical,
             }
         } else {
             let endpoints = match self.name_endpoints(authority).await {
@@ -190,18 +215,25 @@ impl Discover {
                     return Ok(Resolution {
                         endpoints: plain(addr),
                         outside_mesh: true,
+                        logical: Some(authority.into()),
                         ..Default::default()
                     });
                 }
                 Err(e) => return Err(e),
             };
             let state = self.name_profile(authority).await;
+            // The Service's fully qualified name for a short one.
+            let logical = state
+                .as_ref()
+                .and_then(|s| s.logical.clone())
+                .unwrap_or_else(|| authority.into());
             Resolution {
                 endpoints,
                 opaque_protocol: state.as_ref().is_some_and(|s| s.opaque_protocol),
                 profile: state.and_then(|s| s.profile.clone()),
                 accrual: None,
                 outside_mesh: false,
+                logical: Some(logical),
             }
         };
         if resolution.endpoints.is_empty() {
@@ -253,7 +285,7 @@ impl Discover {
             .map_err(|_| DiscoverError::Timeout)?
             .map_err(rpc)?
             .ok_or_else(|| DiscoverError::Unknown(authority.into()))?;
-        let (tx, rx) = watch::channel(Arc::new(profile_state(&first)));
+        let (tx, rx) = watch::channel(Arc::new(profile_state(&first, authority)));
         let state = rx.borrow().clone();
         let this = self.clone();
         self.profiles.insert(authority, rx, |_| {
@@ -273,7 +305,7 @@ impl Discover {
         loop {
             while let Some(p) = next_message(&mut stream, &authority, "profile").await {
                 backoff.reset();
-                tx.send_replace(Arc::new(profile_state(&p)));
+                tx.send_replace(Arc::new(profile_state(&p, &authority)));
             }
             let reopened = self
                 .reopen(&authority, &mut backoff, |mut client, req| async move {
@@ -420,12 +452,18 @@ fn endpoint_list(set: &BTreeMap<SocketAddr, Endpoint>) -> Arc<Vec<Endpoint>> {
     Arc::new(set.values().cloned().collect())
 }
 
-fn profile_state(p: &proto::DestinationProfile) -> ProfileState {
+fn profile_state(p: &proto::DestinationProfile, authority: &str) -> ProfileState {
     let has_profile = !p.routes.is_empty() || p.retry_budget.is_some();
+    let fqn = &p.fully_qualified_name;
+    let logical = match authority.rsplit_once(':') {
+        Some((_, port)) if !fqn.is_empty() => Some(format!("{fqn}:{port}").into()),
+        _ => None,
+    };
     ProfileState {
         profile: has_profile.then(|| Arc::new(Profile::from_proto(p))),
         endpoint: p.endpoint.as_ref().and_then(endpoint),
-        fqn: p.fully_qualified_name.clone(),
+        fqn: fqn.clone(),
+        logical,
         opaque_protocol: p.opaque_protocol,
     }
 }
@@ -439,8 +477,10 @@ pub(crate) fn apply(
     use proto::update::Update;
     match update {
         Update::Add(add) => {
-            for e in add.addrs.iter().filter_map(endpoint) {
-                set.insert(e.addr, e);
+            for w in &add.addrs {
+                if let Some(e) = endpoint_in(w, &add.metric_labels) {
+                    set.insert(e.addr, e);
+                }
             }
             true
         }
@@ -462,6 +502,15 @@ pub(crate) fn apply(
 /// A proto endpoint in the proxy's terms; SNI falls back to the DNS
 /// identity when the controller gives no server name, as linkerd2-proxy does.
 pub(crate) fn endpoint(w: &proto::WeightedAddr) -> Option<Endpoint> {
+    endpoint_in(w, &Default::default())
+}
+
+/// [`endpoint`], in a set whose metric labels (`set_labels`) it shares;
+/// its own labels win over the set's.
+fn endpoint_in(
+    w: &proto::WeightedAddr,
+    set_labels: &std::collections::HashMap<String, String>,
+) -> Option<Endpoint> {
     use proto::tls_identity::Strategy;
     let addr = SocketAddr::try_from(w.addr?).ok()?;
     let tls = w.tls_identity.as_ref().and_then(|t| {
@@ -485,63 +534,16 @@ pub(crate) fn endpoint(w: &proto::WeightedAddr) -> Option<Endpoint> {
         w.protocol_hint.as_ref().and_then(|h| h.protocol.as_ref()),
         Some(proto::protocol_hint::Protocol::H2(_))
     );
+    let mut labels: BTreeMap<&String, &String> = set_labels.iter().collect();
+    labels.extend(&w.metric_labels);
     Some(Endpoint {
         addr,
         tls,
         opaque_transport,
         http2,
+        labels: DstLabels::new(labels),
     })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proto::update::Update;
-
-    fn addr(a: &str) -> proto::WeightedAddr {
-        proto::WeightedAddr {
-            addr: Some(a.parse::<SocketAddr>().unwrap().into()),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn updates_table() {
-        let mut set = BTreeMap::new();
-        let keys = |s: &BTreeMap<SocketAddr, Endpoint>| {
-            s.keys().map(|k| k.to_string()).collect::<Vec<_>>()
-        };
-        assert!(apply(
-            &mut set,
-            Update::Add(proto::WeightedAddrSet {
-                addrs: vec![addr("10.0.0.1:80"), addr("10.0.0.2:80")],
-                ..Default::default()
-            })
-        ));
-        assert_eq!(keys(&set), vec!["10.0.0.1:80", "10.0.0.2:80"]);
-        assert!(apply(
-            &mut set,
-            Update::Remove(proto::AddrSet {
-                addrs: vec!["10.0.0.1:80".parse::<SocketAddr>().unwrap().into()]
-            })
-        ));
-        assert_eq!(keys(&set), vec!["10.0.0.2:80"]);
-        assert!(apply(
-            &mut set,
-            Update::Add(proto::WeightedAddrSet {
-                addrs: vec![addr("10.0.0.3:80")],
-                ..Default::default()
-            })
-        ));
-        assert_eq!(keys(&set), vec!["10.0.0.2:80", "10.0.0.3:80"]);
-        assert!(apply(
-            &mut set,
-            Update::NoEndpoints(proto::NoEndpoints { exists: true })
-        ));
-        assert!(set.is_empty());
-        assert!(!apply(
-            &mut set,
-            Update::NoEndpoints(proto::NoEndpoints { exists: false })
-        ));
-    }
-}
+mod tests;

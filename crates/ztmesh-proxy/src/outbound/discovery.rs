@@ -104,7 +104,13 @@ mod in_memory {
                 .cloned();
             let resolution = match known {
                 Some(r) if r.endpoints.is_empty() => Err(DiscoverError::NoEndpoints(target.into())),
-                Some(r) => Ok(r),
+                // A name is its own logical name, as with Destination.
+                Some(mut r) => {
+                    if r.logical.is_none() && target.parse::<SocketAddr>().is_err() {
+                        r.logical = Some(target.into());
+                    }
+                    Ok(r)
+                }
                 None => match target.parse::<SocketAddr>() {
                     Ok(addr) => Ok(Resolution {
                         endpoints: Arc::new(vec![super::super::discover::Endpoint::plain(addr)]),

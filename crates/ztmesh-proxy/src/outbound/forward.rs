@@ -17,7 +17,7 @@ use super::connect::tls_label;
 use super::discover::{Endpoint, Resolution};
 use super::error::Failure;
 use super::pool::Pool;
-use crate::metrics::{HttpMetrics, StatsCache};
+use crate::metrics::{HttpMetrics, StatsCache, StatsKey};
 use crate::proxy_http::Body;
 use crate::{http_upgrade, orig_proto};
 use http_body_util::BodyExt;
@@ -70,11 +70,14 @@ impl Forward {
         let endpoint = endpoint.clone();
         let counters = cache.get(
             &self.metrics,
-            "outbound",
-            authority,
-            endpoint.addr,
+            &StatsKey {
+                direction: "outbound",
+                authority: resolution.logical.as_deref(),
+                target: endpoint.addr,
+                policy: &crate::metrics::PolicyLabels::NONE,
+                dst: &endpoint.labels,
+            },
             &tls_label(&endpoint),
-            &crate::metrics::PolicyLabels::NONE,
         );
         counters.request();
         let server_id = endpoint
@@ -82,12 +85,21 @@ impl Forward {
             .as_ref()
             .map(|(id, _)| id.as_str())
             .unwrap_or("");
-        let tapped = self
-            .taps
-            .request(false, &req, None, endpoint.addr, ("", server_id));
+        let source = req
+            .extensions()
+            .get::<crate::proxy_http::ClientAddr>()
+            .map(|c| c.0);
+        let tapped = self.taps.request(
+            false,
+            &req,
+            resolution.logical.as_deref(),
+            source,
+            endpoint.addr,
+            ("", server_id),
+        );
         let upgrade = http_upgrade::client_side(&mut req);
         let orig_version = req.version();
-        let clients = self.pool.clients(&endpoint);
+        let clients = self.pool.clients(&endpoint, resolution.logical.as_ref());
         let client = if upgrade.is_some() {
             &clients.http1
         } else if orig_version == Version::HTTP_2 {

@@ -53,6 +53,7 @@ impl HttpOutbound {
         io: I,
         http2: bool,
         dst: Dst,
+        client: Option<SocketAddr>,
         drain: crate::drain::Watch,
     ) -> Result<(), hyper::Error>
     where
@@ -61,8 +62,15 @@ impl HttpOutbound {
         let cache = Arc::new(StatsCache::default());
         let clock = (!http2).then(crate::head_timeout::HeadClock::default);
         let service_clock = clock.clone();
-        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             let (this, cache, clock) = (self.clone(), cache.clone(), service_clock.clone());
+            // Only tap reads it: no allocation per request otherwise.
+            if let Some(client) = client
+                && this.router.forward.taps.is_active()
+            {
+                req.extensions_mut()
+                    .insert(crate::proxy_http::ClientAddr(client));
+            }
             async move {
                 if let Some(c) = &clock {
                     c.request();
@@ -125,6 +133,18 @@ impl HttpOutbound {
             .or_else(|| req.uri().authority().map(|a| a.to_string()))
             .unwrap_or_else(|| target.clone());
         let (mut parts, body) = req.into_parts();
+        // The server's proxy learns the logical name (its metrics' and
+        // tap's authority), as linkerd2-proxy's `l5d-dst-canonical`.
+        if let Some(logical) = resolution
+            .logical
+            .as_deref()
+            .filter(|_| !resolution.outside_mesh)
+            && let Ok(value) = http::HeaderValue::from_str(logical)
+        {
+            parts
+                .headers
+                .insert(crate::proxy_http::CANONICAL_DST, value);
+        }
         let path = parts
             .uri
             .path_and_query()

@@ -1,6 +1,7 @@
 //! Stage: HTTP connections to endpoints, kept and shared.
 //!
-//! Per endpoint, an HTTP/2 client (one multiplexed connection, used for
+//! Per endpoint and logical name (its connections are counted with the
+//! name, as linkerd2-proxy's per-target stacks count theirs), an HTTP/2 client (one multiplexed connection, used for
 //! HTTP/2 requests and for HTTP/1 requests upgraded with `l5d-orig-proto`
 //! when the endpoint's protocol hint says h2) and an HTTP/1 keep-alive
 //! pool (for endpoints without the hint and for protocol upgrades such as
@@ -34,11 +35,13 @@ pub(crate) struct Clients {
     pub(crate) http2: EndpointClient,
 }
 
-/// Clients by endpoint, shared by all of the proxy's outbound connections.
+/// Clients by endpoint and logical name, shared by all of the proxy's
+/// outbound connections.
 pub(crate) struct Pool {
     tls: Arc<ClientTls>,
     metrics: Arc<TcpMetrics>,
-    clients: Mutex<HashMap<Endpoint, Clients>>,
+    /// By endpoint, then name: a hit clones nothing.
+    clients: Mutex<HashMap<Endpoint, HashMap<Option<Arc<str>>, Clients>>>,
 }
 
 impl Pool {
@@ -50,9 +53,13 @@ impl Pool {
         }
     }
 
-    pub(crate) fn clients(&self, endpoint: &Endpoint) -> Clients {
+    /// The clients of `endpoint` reached for the logical name `authority`.
+    pub(crate) fn clients(&self, endpoint: &Endpoint, authority: Option<&Arc<str>>) -> Clients {
         let mut clients = self.clients.lock().expect("pool lock");
-        if let Some(c) = clients.get(endpoint) {
+        if let Some(c) = clients
+            .get(endpoint)
+            .and_then(|by_name| by_name.get(&authority.cloned()))
+        {
             return c.clone();
         }
         // Endpoints come and go with discovery; drop the clients of many
@@ -63,6 +70,7 @@ impl Pool {
         }
         let connector = EndpointConnector {
             endpoint: Arc::new(endpoint.clone()),
+            authority: authority.cloned(),
             tls: self.tls.clone(),
             metrics: self.metrics.clone(),
         };
@@ -80,7 +88,10 @@ impl Pool {
                 .http2_keep_alive_timeout(Duration::from_secs(3))
                 .build(connector),
         };
-        clients.insert(endpoint.clone(), c.clone());
+        clients
+            .entry(endpoint.clone())
+            .or_default()
+            .insert(authority.cloned(), c.clone());
         c
     }
 }
@@ -89,6 +100,7 @@ impl Pool {
 #[derive(Clone)]
 pub(crate) struct EndpointConnector {
     endpoint: Arc<Endpoint>,
+    authority: Option<Arc<str>>,
     tls: Arc<ClientTls>,
     metrics: Arc<TcpMetrics>,
 }
@@ -103,20 +115,21 @@ impl tower::Service<http::Uri> for EndpointConnector {
     }
 
     fn call(&mut self, _: http::Uri) -> Self::Future {
-        let (endpoint, tls, metrics) = (
+        let (endpoint, tls, metrics, authority) = (
             self.endpoint.clone(),
             self.tls.clone(),
             self.metrics.clone(),
+            self.authority.clone(),
         );
         Box::pin(async move {
             let connected = connect(&endpoint, &tls).await?;
             Ok(TokioIo::new(MeshConn {
                 io: connected.io,
-                counters: metrics.open(
-                    "outbound",
+                counters: metrics.open_outbound(
+                    authority.as_deref(),
                     endpoint.addr,
                     &tls_label(&endpoint),
-                    &crate::metrics::PolicyLabels::NONE,
+                    &endpoint.labels,
                 ),
                 read: 0,
                 written: 0,

@@ -37,6 +37,7 @@ pub fn resolution(
         profile: profile.map(Arc::new),
         accrual: None,
         outside_mesh: false,
+        logical: None,
     }
 }
 

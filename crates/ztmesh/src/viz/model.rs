@@ -15,7 +15,13 @@ use std::time::Duration;
 #[derive(Debug, Default, PartialEq)]
 pub struct WorkloadStat {
     pub meshed: bool,
+    /// Of the responses the application gave (denials are not among
+    /// them: the proxy answers those, and counts them in the authz
+    /// families only, as linkerd2-proxy does).
     pub success: Option<f64>,
+    /// Requests and connections the workload's policy denied in the
+    /// window (`inbound_http_authz_deny_total`, `inbound_tcp_authz_deny_total`).
+    pub denied: f64,
     pub rps: f64,
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
@@ -73,6 +79,12 @@ pub fn quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
     Some(prev.0)
 }
 
+/// The families counting denials: HTTP requests and opaque connections.
+pub const DENY_FAMILIES: [&str; 2] = [
+    "inbound_http_authz_deny_total",
+    "inbound_tcp_authz_deny_total",
+];
+
 pub fn compute(before: &[Sample], after: &[Sample], window: Duration) -> WorkloadStat {
     let secs = window.as_secs_f64().max(0.001);
     let requests = increase(before, after, "request_total", inbound);
@@ -107,6 +119,11 @@ pub fn compute(before: &[Sample], after: &[Sample], window: Duration) -> Workloa
     }
     let mut buckets: Vec<(f64, f64)> = by_bound.into_values().collect();
     buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let denied = DENY_FAMILIES
+        .iter()
+        .map(|f| increase(before, after, f, |_| true))
+        .sum::<f64>()
+        + 0.0;
     let tcp_connections = after
         .iter()
         .filter(|s| s.name == "tcp_open_connections" && inbound(s))
@@ -116,6 +133,7 @@ pub fn compute(before: &[Sample], after: &[Sample], window: Duration) -> Workloa
     WorkloadStat {
         meshed: true,
         success: (responses > 0.0).then(|| 1.0 - failures / responses),
+        denied,
         rps: requests / secs,
         p50_ms: quantile(0.5, &buckets),
         p95_ms: quantile(0.95, &buckets),
@@ -159,6 +177,8 @@ pub struct StatRow {
     pub name: String,
     pub meshed: bool,
     pub success_rate: Option<f64>,
+    /// Denied requests and connections over the window.
+    pub denied: Option<f64>,
     pub rps: Option<f64>,
     pub latency_ms_p50: Option<f64>,
     pub latency_ms_p95: Option<f64>,
@@ -180,6 +200,7 @@ pub fn stat_rows(
             name: name.clone(),
             meshed: stat.is_some(),
             success_rate: stat.as_ref().and_then(|s| s.success),
+            denied: stat.as_ref().map(|s| s.denied),
             rps: stat.as_ref().map(|s| s.rps),
             latency_ms_p50: stat.as_ref().and_then(|s| s.p50_ms),
             latency_ms_p95: stat.as_ref().and_then(|s| s.p95_ms),
@@ -192,7 +213,7 @@ pub fn stat_rows(
 
 /// The stat table (header first), a line per [`StatRow`]; it drops no
 /// column, so `-o wide` prints it too.
-pub fn stat_table(rows: &[StatRow]) -> Vec<[String; 10]> {
+pub fn stat_table(rows: &[StatRow]) -> Vec<[String; 11]> {
     let pct = |v: Option<f64>| {
         v.map(|v| format!("{:.2}%", v * 100.0))
             .unwrap_or("-".into())
@@ -204,6 +225,7 @@ pub fn stat_table(rows: &[StatRow]) -> Vec<[String; 10]> {
             "NAME",
             "MESHED",
             "SUCCESS",
+            "DENIED",
             "RPS",
             "LATENCY_P50",
             "LATENCY_P95",
@@ -219,6 +241,7 @@ pub fn stat_table(rows: &[StatRow]) -> Vec<[String; 10]> {
             r.name.clone(),
             if r.meshed { "yes" } else { "no" }.into(),
             pct(r.success_rate),
+            num(r.denied, |v| format!("{}", v.round())),
             num(r.rps, |v| format!("{v:.1}")),
             crate::table::ms(r.latency_ms_p50),
             crate::table::ms(r.latency_ms_p95),
@@ -292,8 +315,14 @@ mod tests {
                 40.0,
             ),
             sample("tcp_open_connections", &[("direction", "inbound")], 3.0),
+            // 442 denied requests and 2 denied connections in the window;
+            // they are not responses, so success stays the application's.
+            sample("inbound_http_authz_deny_total", &[("srv_name", "a")], 442.0),
+            sample("inbound_tcp_authz_deny_total", &[("srv_name", "a")], 2.0),
+            sample("inbound_http_authz_allow_total", &[("srv_name", "a")], 40.0),
         ];
         let s = compute(&before, &after, Duration::from_secs(10));
+        assert_eq!(s.denied, 444.0);
         assert_eq!(s.rps, 4.0);
         assert_eq!(s.mtls, Some(0.75));
         assert_eq!(s.success, Some(1.0 - 2.0 / 40.0));
@@ -312,6 +341,7 @@ mod tests {
             Some(WorkloadStat {
                 meshed: true,
                 success: Some(0.95),
+                denied: 442.0,
                 rps: 4.0,
                 p50_ms: Some(0.35),
                 p95_ms: Some(1.23),
@@ -326,10 +356,11 @@ mod tests {
             stat_table(&rows)[1..],
             [
                 [
-                    "ns", "api", "yes", "95.00%", "4.0", "0.35ms", "1.2ms", "250ms", "100.00%", "3"
+                    "ns", "api", "yes", "95.00%", "442", "4.0", "0.35ms", "1.2ms", "250ms",
+                    "100.00%", "3"
                 ]
                 .map(String::from),
-                ["ns", "gone", "no", "-", "-", "-", "-", "-", "-", "-"].map(String::from),
+                ["ns", "gone", "no", "-", "-", "-", "-", "-", "-", "-", "-"].map(String::from),
             ]
         );
         let json: serde_json::Value = serde_json::from_str(&crate::table::json(&rows)).unwrap();
@@ -338,6 +369,7 @@ mod tests {
         assert_eq!(api["name"], "api");
         assert_eq!(api["meshed"], true);
         assert_eq!(api["success_rate"], 0.95);
+        assert_eq!(api["denied"], 442.0);
         assert_eq!(api["rps"], 4.0);
         assert_eq!(api["latency_ms_p50"], 0.35);
         assert_eq!(api["latency_ms_p99"], 250.0);

@@ -215,7 +215,7 @@ fn per_workload(
 const BY: &str = "instance, namespace, pod";
 
 /// The PromQL of each figure, over a `window` in seconds.
-fn queries(window: u64) -> [(Figure, String); 10] {
+fn queries(window: u64) -> [(Figure, String); 11] {
     let rate = |m: &str, sel: &str| {
         format!("sum by ({BY}) (rate({m}{{direction=\"inbound\"{sel}}}[{window}s]))")
     };
@@ -232,6 +232,13 @@ fn queries(window: u64) -> [(Figure, String); 10] {
         (
             Figure::Failures,
             rate("response_total", ",classification=\"failure\""),
+        ),
+        (
+            Figure::Denied,
+            format!(
+                "sum by ({BY}) (increase({{__name__=~\"{}\"}}[{window}s]))",
+                super::model::DENY_FAMILIES.join("|")
+            ),
         ),
         (Figure::P50, q(0.5)),
         (Figure::P95, q(0.95)),
@@ -254,6 +261,7 @@ enum Figure {
     MtlsRequests,
     Responses,
     Failures,
+    Denied,
     P50,
     P95,
     P99,
@@ -277,6 +285,7 @@ fn assemble(figures: &HashMap<Figure, HashMap<usize, f64>>, n: usize) -> Vec<Opt
             Some(WorkloadStat {
                 meshed: true,
                 success: (responses > 0.0).then(|| 1.0 - failures / responses),
+                denied: get(Figure::Denied, i).unwrap_or(0.0),
                 rps: requests,
                 p50_ms: get(Figure::P50, i),
                 p95_ms: get(Figure::P95, i),
@@ -433,6 +442,7 @@ mod tests {
         set(Figure::Responses, 0, 20.0);
         set(Figure::Failures, 0, 1.0);
         set(Figure::P50, 0, 3.0);
+        set(Figure::Denied, 0, 442.0);
         set(Figure::Connections, 0, 4.0);
         set(Figure::Up, 1, 0.0);
         set(Figure::Proxies, 1, 1.0);
@@ -440,6 +450,7 @@ mod tests {
         let busy = stats[0].as_ref().unwrap();
         assert_eq!(busy.rps, 20.0);
         assert_eq!(busy.success, Some(0.95));
+        assert_eq!(busy.denied, 442.0);
         assert_eq!(busy.mtls, Some(0.25));
         assert_eq!((busy.p50_ms, busy.p99_ms), (Some(3.0), None));
         assert_eq!(busy.tcp_connections, 4.0);

@@ -391,7 +391,7 @@ async fn metrics_carry_the_decisions() {
             has(
                 family,
                 &[&format!(
-                    "client_id=\"{}\",srv_kind=\"server\",srv_name=\"authors\",srv_port=\"{HTTP_PORT}\",route_kind=\"httproute\",route_name=\"authors-get-route\",authz_kind=\"authorizationpolicy\",authz_name=\"authors-get-policy\"",
+                    "client_id=\"{}\",srv_group=\"policy.linkerd.io\",srv_kind=\"server\",srv_name=\"authors\",srv_port=\"{HTTP_PORT}\",route_group=\"policy.linkerd.io\",route_kind=\"httproute\",route_name=\"authors-get-route\",authz_group=\"policy.linkerd.io\",authz_kind=\"authorizationpolicy\",authz_name=\"authors-get-policy\"",
                     id("books")
                 )]
             ),
@@ -401,7 +401,7 @@ async fn metrics_carry_the_decisions() {
     assert!(
         !am.lines().any(|l| l.starts_with("request_total{")
             && l.contains(&format!(
-                "client_id=\"{}\",srv_kind=\"server\",srv_name=\"authors\"",
+                "client_id=\"{}\",srv_group=\"policy.linkerd.io\",srv_kind=\"server\",srv_name=\"authors\"",
                 id("traffic")
             ))),
         "traffic was denied on the authors server: {am}"

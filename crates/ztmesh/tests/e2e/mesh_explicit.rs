@@ -256,17 +256,20 @@ async fn not_a_proxy_request() {
 /// Both proxies count the two mTLS connections (a counter is bumped as
 /// the connection is accounted, which may trail the answer).
 async fn metrics_count_mtls() {
-    let target = format!("target_addr=\"{B}:{APP_PORT}\"");
+    let target =
+        format!("target_addr=\"{B}:{APP_PORT}\",target_ip=\"{B}\",target_port=\"{APP_PORT}\"");
     let b_open = format!(
-        "tcp_open_total{{direction=\"inbound\",peer=\"src\",{target},tls=\"true\",client_id=\"{WEBAPP}\",srv_kind=\"default\",srv_name=\"all-unauthenticated\",srv_port=\"{APP_PORT}\"}} 2"
+        "tcp_open_total{{direction=\"inbound\",peer=\"src\",{target},tls=\"true\",client_id=\"{WEBAPP}\",srv_group=\"\",srv_kind=\"default\",srv_name=\"all-unauthenticated\",srv_port=\"{APP_PORT}\"}} 2"
     );
     let b_metrics = eventually_async(Duration::from_secs(5), &b_open, || async {
         let m = http(&format!("{B}:4191"), b"GET /metrics HTTP/1.0\r\n\r\n").await;
         check(m.contains(&b_open), m)
     })
     .await;
+    // Counted with the Service's name and the endpoint's labels from
+    // Destination, as linkerd2-proxy counts them.
     let a_open = format!(
-        "tcp_open_total{{direction=\"outbound\",peer=\"dst\",{target},tls=\"true\",server_id=\"{AUTHORS}\"}} 2"
+        "tcp_open_total{{direction=\"outbound\",peer=\"dst\",authority=\"authors.booksapp.svc.cluster.local:7001\",{target},tls=\"true\",server_id=\"{AUTHORS}\",dst_external_workload=\"authors\",dst_namespace=\"booksapp\",dst_service=\"authors\",dst_zone=\"\"}} 2"
     );
     let a_metrics = eventually_async(Duration::from_secs(5), &a_open, || async {
         let m = http(&format!("{A}:4191"), b"GET /metrics HTTP/1.0\r\n\r\n").await;

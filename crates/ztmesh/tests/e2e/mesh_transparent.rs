@@ -336,9 +336,9 @@ fn b_metrics(p: &Pods) {
         b_metrics.contains(&format!("tls=\"true\",client_id=\"{WEBAPP}\"")),
         "{b_metrics}"
     );
-    assert!(b_metrics.contains("direction=\"inbound\",peer=\"src\",target_addr=\"10.234.0.12:8080\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\""), "{b_metrics}");
+    assert!(b_metrics.contains("direction=\"inbound\",peer=\"src\",target_addr=\"10.234.0.12:8080\",target_ip=\"10.234.0.12\",target_port=\"8080\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\""), "{b_metrics}");
     assert!(
-        b_metrics.contains("direction=\"outbound\",peer=\"dst\",target_addr=\"10.234.0.13:8080\",tls=\"no_identity\",no_tls_reason=\"not_provided_by_service_discovery\""),
+        b_metrics.contains("direction=\"outbound\",peer=\"dst\",target_addr=\"10.234.0.13:8080\",target_ip=\"10.234.0.13\",target_port=\"8080\",tls=\"no_identity\",no_tls_reason=\"not_provided_by_service_discovery\""),
         "{b_metrics}"
     );
     // a's HTTP/1.1 and gRPC requests to b's app port shared one connection;
@@ -347,7 +347,7 @@ fn b_metrics(p: &Pods) {
         b_metrics
             .lines()
             .find(|l| {
-                l.starts_with(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",target_addr=\"{}:{port}\",tls=\"true\",client_id=\"{WEBAPP}\",srv_kind=\"default\",srv_name=\"all-unauthenticated\",srv_port=\"{port}\"}}", PODS[1].1))
+                l.starts_with(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",target_addr=\"{0}:{port}\",target_ip=\"{0}\",target_port=\"{port}\",tls=\"true\",client_id=\"{WEBAPP}\",srv_group=\"\",srv_kind=\"default\",srv_name=\"all-unauthenticated\",srv_port=\"{port}\"}}", PODS[1].1))
             })
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|n| n.parse::<u64>().ok())

@@ -66,6 +66,84 @@ fn alert_rules_pass_promtool_and_their_unit_tests() {
     assert!(test.status.success(), "{}", describe(&test));
 }
 
+/// The dashboard's query of the panel titled `title` (its first target),
+/// for every instance.
+fn dashboard_query(title: &str) -> String {
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(deploy().join("grafana-dashboard.json")).unwrap(),
+    )
+    .unwrap();
+    let panel = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["title"] == title)
+        .unwrap_or_else(|| panic!("no panel {title:?}"));
+    panel["targets"][0]["expr"]
+        .as_str()
+        .unwrap()
+        .replace("$instance", ".*")
+}
+
+/// `promtool test rules` on the dashboard's own queries: the success rate
+/// is 1 where nothing failed (not "no data", as `1 - failures/total`
+/// was), 0 where nothing succeeded; a counter no request has hit yet
+/// (denials) reads 0.
+#[test]
+fn dashboard_answers_where_nothing_failed() {
+    require_tool("promtool");
+    let series = |labels: &str| {
+        serde_json::json!({
+            "series": format!("response_total{{direction=\"inbound\",{labels}}}"),
+            "values": "0+60x10",
+        })
+    };
+    let tests = serde_json::json!({
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": [
+                series("instance=\"ok\",classification=\"success\",status_code=\"200\""),
+                series("instance=\"bad\",classification=\"failure\",status_code=\"503\""),
+                series("instance=\"half\",classification=\"success\",status_code=\"200\""),
+                series("instance=\"half\",classification=\"failure\",status_code=\"503\""),
+            ],
+            "promql_expr_test": [
+                {
+                    "expr": dashboard_query("Errors: success rate"),
+                    "eval_time": "5m",
+                    "exp_samples": [
+                        {"labels": "{instance=\"ok\"}", "value": 1},
+                        {"labels": "{instance=\"bad\"}", "value": 0},
+                        {"labels": "{instance=\"half\"}", "value": 0.5},
+                    ],
+                },
+                {
+                    "expr": dashboard_query("Denied requests"),
+                    "eval_time": "5m",
+                    "exp_samples": [{"labels": "{}", "value": 0}],
+                },
+                {
+                    "expr": dashboard_query("Denied and terminated connections"),
+                    "eval_time": "5m",
+                    "exp_samples": [{"labels": "{}", "value": 0}],
+                },
+            ],
+        }],
+    });
+    let dir = tempfile::tempdir().unwrap();
+    // YAML reads JSON.
+    let file = dir.path().join("dashboard.test.yaml");
+    std::fs::write(&file, tests.to_string()).unwrap();
+    let test = std::process::Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(test.status.success(), "{}", describe(&test));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboards_and_rules_query_what_the_proxy_exports() {
     // A proxy with some traffic, so every family is on /metrics.

@@ -205,12 +205,17 @@ async fn unmeshed_client() {
 async fn metrics_count_both(p: &Authors) {
     let app_addr = p.app_addr;
     let srv = format!(
-        "srv_kind=\"default\",srv_name=\"all-unauthenticated\",srv_port=\"{}\"",
+        "srv_group=\"\",srv_kind=\"default\",srv_name=\"all-unauthenticated\",srv_port=\"{}\"",
+        app_addr.port()
+    );
+    let target = format!(
+        "target_addr=\"{app_addr}\",target_ip=\"{}\",target_port=\"{}\"",
+        app_addr.ip(),
         app_addr.port()
     );
     // The plaintext connection is the last counted.
     let plain_open = format!(
-        "tcp_open_total{{direction=\"inbound\",peer=\"src\",target_addr=\"{app_addr}\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\",{srv}}} 1"
+        "tcp_open_total{{direction=\"inbound\",peer=\"src\",{target},tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\",{srv}}} 1"
     );
     let (status, metrics) = eventually_async(Duration::from_secs(5), &plain_open, || async {
         let answer = admin_get("/metrics").await;
@@ -222,8 +227,8 @@ async fn metrics_count_both(p: &Authors) {
     .await
     .expect("an answer");
     assert_eq!(status, 200);
-    assert!(metrics.contains(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",target_addr=\"{app_addr}\",tls=\"true\",client_id=\"{WEBAPP}\",{srv}}} 1")), "{metrics}");
-    assert!(metrics.contains(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",target_addr=\"{app_addr}\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\",{srv}}} 1")), "{metrics}");
+    assert!(metrics.contains(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",{target},tls=\"true\",client_id=\"{WEBAPP}\",{srv}}} 1")), "{metrics}");
+    assert!(metrics.contains(&format!("tcp_open_total{{direction=\"inbound\",peer=\"src\",{target},tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\",{srv}}} 1")), "{metrics}");
     assert!(
         metrics.contains("control_identity_cert_refreshes_total{result=\"ok\"} 1"),
         "{metrics}"

@@ -79,12 +79,13 @@ fn assert_figures(out: &str) {
         ("yes", "100.00%"),
         "{out}"
     );
-    let rps: f64 = authors[4].parse().unwrap();
+    assert_eq!(authors[4], "0", "nothing denied: {out}");
+    let rps: f64 = authors[5].parse().unwrap();
     assert!((14.0..=26.0).contains(&rps), "rps {rps}:\n{out}");
-    for p in &authors[5..8] {
+    for p in &authors[6..9] {
         assert!(p.ends_with("ms"), "latency {p}:\n{out}");
     }
-    assert_eq!(authors[8], "0.00%", "plaintext clients: {out}");
+    assert_eq!(authors[9], "0.00%", "plaintext clients: {out}");
     assert_eq!(table_row(out, "externalworkload/nobody")[2], "no", "{out}");
 }
 

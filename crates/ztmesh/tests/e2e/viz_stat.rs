@@ -142,6 +142,7 @@ fn stat_shows_the_load(mesh: &LocalMesh<Daemon>) {
     assert_eq!(authors["namespace"], "booksapp", "{json}");
     assert_eq!(authors["meshed"], true, "{json}");
     assert_eq!(authors["success_rate"], 1.0, "{json}");
+    assert_eq!(authors["denied"], 0.0, "{json}");
     assert_eq!(authors["tls_share"], 0.0, "plaintext clients: {json}");
     let rps = authors["rps"].as_f64().unwrap();
     assert!((8.0..=30.0).contains(&rps), "rps {rps}: {json}");
@@ -157,13 +158,14 @@ fn stat_shows_the_load(mesh: &LocalMesh<Daemon>) {
     let authors = row("externalworkload/authors");
     assert_eq!(authors[2], "yes", "{out}");
     assert_eq!(authors[3], "100.00%", "{out}");
-    let rps: f64 = authors[4].parse().unwrap();
+    assert_eq!(authors[4], "0", "nothing denied: {out}");
+    let rps: f64 = authors[5].parse().unwrap();
     assert!((14.0..=26.0).contains(&rps), "rps {rps}:\n{out}");
     assert!(
-        authors[5].ends_with("ms") && authors[7].ends_with("ms"),
+        authors[6].ends_with("ms") && authors[8].ends_with("ms"),
         "{out}"
     );
-    assert_eq!(authors[8], "0.00%", "plaintext clients: {out}");
+    assert_eq!(authors[9], "0.00%", "plaintext clients: {out}");
     let nobody = row("externalworkload/nobody");
     assert_eq!(nobody[2], "no", "{out}");
 }
@@ -289,7 +291,7 @@ fn the_controller_aggregates(mesh: &LocalMesh<Daemon>) {
         .unwrap_or_else(|| panic!("{via}"));
     let cells: Vec<&str> = authors_line.split_whitespace().collect();
     assert_eq!((cells[2], cells[3]), ("yes", "100.00%"), "{via}");
-    let rps: f64 = cells[4].parse().unwrap();
+    let rps: f64 = cells[5].parse().unwrap();
     assert!((12.0..=28.0).contains(&rps), "rps {rps}:\n{via}");
     // The same rows as JSON through the controller.
     let json = run_ok(ztmesh().args([
