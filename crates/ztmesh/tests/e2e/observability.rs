@@ -57,7 +57,7 @@ fn alert_rules_pass_promtool_and_their_unit_tests() {
         .output()
         .unwrap();
     assert!(check.status.success(), "{}", describe(&check));
-    assert!(String::from_utf8_lossy(&check.stdout).contains("SUCCESS: 5 rules found"));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("SUCCESS: 8 rules found"));
     let test = std::process::Command::new("promtool")
         .args(["test", "rules"])
         .arg(deploy().join("prometheus-rules.test.yaml"))

@@ -221,6 +221,20 @@ fn tls_alerts_are_found_by_what_they_watch() {
 }
 
 #[test]
+fn the_shipped_rules_watch_tls() {
+    let shipped = AlertRules::shipped();
+    assert_eq!(
+        tls_alerts_in(&shipped.text),
+        [
+            "ZtmeshIdentityRefreshFailing",
+            "ZtmeshIdentityCertExpiring",
+            "ZtmeshPlaintextInbound"
+        ]
+    );
+    assert_eq!(tls_alerts(&shipped).status, Status::Pass);
+}
+
+#[test]
 fn rotation_by_lifetime_used_and_refresh_errors() {
     use crate::check::compliance::tests::observed;
     use crate::viz::scrape::sample;
