@@ -406,9 +406,22 @@ pub async fn show_traffic(viz: &str) -> anyhow::Result<()> {
         .lines()
         .find(|l| l.contains("externalworkload/authors"))
         .context("no authors row in the stat table")?;
+    // Cells by their column's header, so a new column moves nothing.
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
     let cells: Vec<&str> = authors.split_whitespace().collect();
-    let rps: f64 = cells.get(4).and_then(|c| c.parse().ok()).unwrap_or(0.0);
-    if ok < 150 || cells.get(8) != Some(&"100.00%") || rps < 20.0 {
+    let cell = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .and_then(|i| cells.get(i).copied())
+    };
+    let rps: f64 = cell("RPS").and_then(|c| c.parse().ok()).unwrap_or(0.0);
+    if ok < 150 || cell("MTLS") != Some("100.00%") || rps < 20.0 {
         bail!("expected authors to serve ~40 req/s, all over mTLS; got {authors}");
     }
     Ok(())
