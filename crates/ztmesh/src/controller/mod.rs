@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The controller's own certificates, as the CLI's tap client uses them.
+/// The controller's own certificates, as its tap client uses them.
 pub(crate) mod own_identity {
     pub(crate) use ztmesh_controller::own_identity::OwnIdentity;
 }
@@ -150,7 +150,7 @@ fn builder(args: &Args) -> anyhow::Result<ztmesh_controller::Builder> {
             .cluster_domain(&args.cluster_domain)
             .cluster_networks(args.cluster_networks.clone())
             .default_inbound_policy(default_policy)
-            .viz(args.viz_addr, viz_server(viz_source(args)));
+            .viz(args.viz_addr, viz_server(viz_source(args), tapper(args)));
         if let Some(state) = &args.state_dir {
             builder = builder.state_dir(state);
         }
@@ -168,13 +168,41 @@ fn viz_source(args: &Args) -> crate::viz::api::Source {
     }
 }
 
-fn viz_server(source: crate::viz::api::Source) -> ztmesh_controller::VizServer {
+/// The tap identity the viz API holds (`GET /tap`), issued from the
+/// identity directory's issuer; without it, tap says why.
+fn tapper(args: &Args) -> Option<std::sync::Arc<crate::viz::tap::client::Tapper>> {
+    let dir = args.identity_dir.clone()?;
+    match crate::viz::tap::client::Tapper::new(
+        dir,
+        &args.control_plane_namespace,
+        &args.trust_domain,
+    ) {
+        Ok(t) => {
+            tracing::info!(identity = t.name(), "the viz API taps proxies");
+            Some(std::sync::Arc::new(t))
+        }
+        Err(e) => {
+            tracing::warn!("no tap through the viz API: {e}");
+            None
+        }
+    }
+}
+
+fn viz_server(
+    source: crate::viz::api::Source,
+    tapper: Option<std::sync::Arc<crate::viz::tap::client::Tapper>>,
+) -> ztmesh_controller::VizServer {
+    let dashboard = crate::viz::dashboard::Dashboard {
+        tapper,
+        admin_port: source.admin_port(),
+    };
     Box::new(move |cx: ztmesh_controller::VizContext| {
         Box::pin(crate::viz::api::serve(
             cx.listener,
             cx.index,
             source,
             cx.status,
+            dashboard,
             cx.shutdown,
         ))
     })

@@ -6,7 +6,8 @@
 //! window (a [`Source`]). The CLI's `viz stat --controller ADDR` reads it;
 //! [`get`] is its client. `GET /status` answers the controller's own
 //! status as JSON (the manifests refused and what of each is in force,
-//! see `controller::policy::status_json`).
+//! see `controller::policy::status_json`). The dashboard's page, `GET
+//! /tap` (streamed) and `GET /denials` are [`super::dashboard`]'s.
 
 use super::model::workloads_in;
 use super::resource::Resource;
@@ -18,11 +19,48 @@ use std::time::Duration;
 /// The longest window a request may ask for.
 pub const MAX_WINDOW: Duration = Duration::from_secs(60);
 
-fn query(q: Option<&str>) -> std::collections::HashMap<String, String> {
+/// The query's `key=value` pairs, percent-decoded.
+pub(crate) fn query(q: Option<&str>) -> std::collections::HashMap<String, String> {
     q.unwrap_or("")
         .split('&')
         .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .map(|(k, v)| (unescape(k), unescape(v)))
+        .collect()
+}
+
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `s` as a query value (what [`query`] decodes).
+pub(crate) fn escape(s: &str) -> String {
+    s.bytes()
+        .map(|c| match c {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' | b':' => {
+                (c as char).to_string()
+            }
+            c => format!("%{c:02X}"),
+        })
         .collect()
 }
 
@@ -89,6 +127,7 @@ pub async fn serve(
     index: Arc<Mutex<ztmesh_policy::Index>>,
     source: Source,
     status: Arc<Mutex<serde_json::Value>>,
+    dashboard: super::dashboard::Dashboard,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
@@ -104,12 +143,20 @@ pub async fn serve(
         let index = index.clone();
         let source = source.clone();
         let status = status.clone();
+        let dashboard = dashboard.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
+            let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let index = index.clone();
                 let source = source.clone();
                 let status = status.clone();
+                let dashboard = dashboard.clone();
                 async move {
+                    let q = query(req.uri().query());
+                    if let Some(rsp) =
+                        super::dashboard::answer(req.uri().path(), &q, &index, &dashboard).await
+                    {
+                        return Ok::<_, std::convert::Infallible>(rsp);
+                    }
                     let (code, body, content_type) = if req.uri().path() == "/status" {
                         let json = status.lock().expect("status lock").to_string();
                         (http::StatusCode::OK, json + "\n", "application/json")
@@ -131,7 +178,7 @@ pub async fn serve(
                     let rsp = http::Response::builder()
                         .status(code)
                         .header("content-type", content_type)
-                        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                        .body(super::dashboard::full(body))
                         .expect("a valid response");
                     Ok::<_, std::convert::Infallible>(rsp)
                 }

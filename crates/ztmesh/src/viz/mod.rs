@@ -14,6 +14,10 @@
 //! - [`stat`]: the CLI of `viz stat | routes | edges`, each printing one
 //!   row model as a table or, with `-o json`, as JSON;
 //! - [`resource`]: `KIND[/NAME]`, which workloads a command is about;
+//! - [`tap`]: `viz tap` and `viz top` through the controller, which holds
+//!   the tap identity (and `GET /tap`, its side);
+//! - [`dashboard`]: the web dashboard the viz API serves, and `viz
+//!   dashboard`;
 //! - [`routes`]: per route (client side: requests, success, retries,
 //!   timeouts, budget exhaustion) and per edge (who connected to whom,
 //!   with which identities, secured or why not: each edge once, both
@@ -26,6 +30,7 @@
 
 pub mod api;
 pub mod client;
+pub mod dashboard;
 pub mod model;
 pub mod prometheus;
 pub mod resource;
