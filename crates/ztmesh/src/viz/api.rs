@@ -33,7 +33,9 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
         match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
             (b'%', Some(v)) => {
                 out.push(v);
@@ -145,44 +147,45 @@ pub async fn serve(
         let status = status.clone();
         let dashboard = dashboard.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let index = index.clone();
-                let source = source.clone();
-                let status = status.clone();
-                let dashboard = dashboard.clone();
-                async move {
-                    let q = query(req.uri().query());
-                    if let Some(rsp) =
-                        super::dashboard::answer(req.uri().path(), &q, &index, &dashboard).await
-                    {
-                        return Ok::<_, std::convert::Infallible>(rsp);
+            let svc =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let index = index.clone();
+                    let source = source.clone();
+                    let status = status.clone();
+                    let dashboard = dashboard.clone();
+                    async move {
+                        let q = query(req.uri().query());
+                        if let Some(rsp) =
+                            super::dashboard::answer(req.uri().path(), &q, &index, &dashboard).await
+                        {
+                            return Ok::<_, std::convert::Infallible>(rsp);
+                        }
+                        let (code, body, content_type) = if req.uri().path() == "/status" {
+                            let json = status.lock().expect("status lock").to_string();
+                            (http::StatusCode::OK, json + "\n", "application/json")
+                        } else {
+                            let json = query(req.uri().query()).get("output").map(String::as_str)
+                                == Some("json");
+                            let (code, body) = answer(&index, &source, &req).await;
+                            let ok = code == http::StatusCode::OK;
+                            (
+                                code,
+                                body,
+                                if json && ok {
+                                    "application/json"
+                                } else {
+                                    "text/plain"
+                                },
+                            )
+                        };
+                        let rsp = http::Response::builder()
+                            .status(code)
+                            .header("content-type", content_type)
+                            .body(super::dashboard::full(body))
+                            .expect("a valid response");
+                        Ok::<_, std::convert::Infallible>(rsp)
                     }
-                    let (code, body, content_type) = if req.uri().path() == "/status" {
-                        let json = status.lock().expect("status lock").to_string();
-                        (http::StatusCode::OK, json + "\n", "application/json")
-                    } else {
-                        let json = query(req.uri().query()).get("output").map(String::as_str)
-                            == Some("json");
-                        let (code, body) = answer(&index, &source, &req).await;
-                        let ok = code == http::StatusCode::OK;
-                        (
-                            code,
-                            body,
-                            if json && ok {
-                                "application/json"
-                            } else {
-                                "text/plain"
-                            },
-                        )
-                    };
-                    let rsp = http::Response::builder()
-                        .status(code)
-                        .header("content-type", content_type)
-                        .body(super::dashboard::full(body))
-                        .expect("a valid response");
-                    Ok::<_, std::convert::Infallible>(rsp)
-                }
-            });
+                });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
                 .await;

@@ -11,9 +11,18 @@ pub struct DashboardArgs {
 }
 
 pub fn run(args: DashboardArgs) -> anyhow::Result<()> {
-    let addr = args.controller.resolve(&crate::mesh_context::ProcessEnv)?.viz;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let page = runtime.block_on(crate::viz::api::get(&addr, "/dashboard", Duration::from_secs(5)))?;
+    let addr = args
+        .controller
+        .resolve(&crate::mesh_context::ProcessEnv)?
+        .viz;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let page = runtime.block_on(crate::viz::api::get(
+        &addr,
+        "/dashboard",
+        Duration::from_secs(5),
+    ))?;
     if !page.contains("ztmesh dashboard") {
         anyhow::bail!("the viz API at {addr} does not serve the dashboard (an older controller?)");
     }

@@ -27,7 +27,10 @@ pub struct DenialRow {
 }
 
 fn label<'a>(s: &'a Sample, name: &str) -> Option<&'a str> {
-    s.labels.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    s.labels
+        .get(name)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
 }
 
 /// The denial rows of `workload`'s proxy, in the order of its samples.
@@ -82,35 +85,83 @@ mod tests {
     fn sample(name: &str, labels: &[(&str, &str)], value: f64) -> Sample {
         Sample {
             name: name.into(),
-            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             value,
         }
     }
 
     #[test]
     fn each_denial_has_its_reason() {
-        let srv = [("srv_kind", "server"), ("srv_name", "authors-server"), ("target_addr", "127.0.9.2:7001")];
-        let with = |more: &[(&'static str, &'static str)]| srv.iter().chain(more).copied().collect::<Vec<_>>();
+        let srv = [
+            ("srv_kind", "server"),
+            ("srv_name", "authors-server"),
+            ("target_addr", "127.0.9.2:7001"),
+        ];
+        let with = |more: &[(&'static str, &'static str)]| {
+            srv.iter().chain(more).copied().collect::<Vec<_>>()
+        };
         let samples = [
             sample("request_total", &with(&[("tls", "true")]), 9.0),
             sample(
                 "inbound_http_authz_deny_total",
-                &with(&[("route_kind", "route"), ("route_name", "authors-get"), ("tls", "true"), ("client_id", "traffic.booksapp.serviceaccount.identity.linkerd.cluster.local")]),
+                &with(&[
+                    ("route_kind", "route"),
+                    ("route_name", "authors-get"),
+                    ("tls", "true"),
+                    (
+                        "client_id",
+                        "traffic.booksapp.serviceaccount.identity.linkerd.cluster.local",
+                    ),
+                ]),
                 442.0,
             ),
-            sample("inbound_http_authz_deny_total", &with(&[("tls", "no_identity"), ("no_tls_reason", "plaintext")]), 1.0),
-            sample("inbound_http_route_not_found_total", &with(&[("tls", "true"), ("client_id", "webapp.id")]), 2.0),
-            sample("inbound_tcp_authz_deny_total", &with(&[("tls", "false")]), 3.0),
+            sample(
+                "inbound_http_authz_deny_total",
+                &with(&[("tls", "no_identity"), ("no_tls_reason", "plaintext")]),
+                1.0,
+            ),
+            sample(
+                "inbound_http_route_not_found_total",
+                &with(&[("tls", "true"), ("client_id", "webapp.id")]),
+                2.0,
+            ),
+            sample(
+                "inbound_tcp_authz_deny_total",
+                &with(&[("tls", "false")]),
+                3.0,
+            ),
         ];
         let rows = denial_rows("booksapp/externalworkload/authors", &samples);
-        let got: Vec<(&str, f64, &str)> = rows.iter().map(|r| (r.kind, r.count, r.reason.as_str())).collect();
+        let got: Vec<(&str, f64, &str)> = rows
+            .iter()
+            .map(|r| (r.kind, r.count, r.reason.as_str()))
+            .collect();
         assert_eq!(
             got,
             [
-                ("http", 442.0, "no authorization on server/authors-server route route/authors-get admits traffic.booksapp.serviceaccount.identity.linkerd.cluster.local"),
-                ("http", 1.0, "no authorization on server/authors-server admits unauthenticated (plaintext)"),
-                ("route", 2.0, "no route of server/authors-server matches the request from webapp.id"),
-                ("tcp", 3.0, "no authorization on server/authors-server admits connections from unauthenticated (no TLS)"),
+                (
+                    "http",
+                    442.0,
+                    "no authorization on server/authors-server route route/authors-get admits traffic.booksapp.serviceaccount.identity.linkerd.cluster.local"
+                ),
+                (
+                    "http",
+                    1.0,
+                    "no authorization on server/authors-server admits unauthenticated (plaintext)"
+                ),
+                (
+                    "route",
+                    2.0,
+                    "no route of server/authors-server matches the request from webapp.id"
+                ),
+                (
+                    "tcp",
+                    3.0,
+                    "no authorization on server/authors-server admits connections from unauthenticated (no TLS)"
+                ),
             ]
         );
         assert_eq!(rows[0].target_addr, "127.0.9.2:7001");

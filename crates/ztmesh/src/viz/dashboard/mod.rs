@@ -126,7 +126,11 @@ async fn denials(
             samples.as_deref().unwrap_or_default(),
         ));
     }
-    respond(http::StatusCode::OK, "application/json", full(crate::table::json(&rows)))
+    respond(
+        http::StatusCode::OK,
+        "application/json",
+        full(crate::table::json(&rows)),
+    )
 }
 
 #[cfg(test)]
@@ -136,13 +140,24 @@ mod tests {
     #[tokio::test]
     async fn the_page_and_its_assets_are_served_from_the_binary() {
         let index = Mutex::new(ztmesh_policy::Index::new(Default::default()));
-        let dash = Dashboard { tapper: None, admin_port: 4191 };
+        let dash = Dashboard {
+            tapper: None,
+            admin_port: 4191,
+        };
         let none = Default::default();
         // (path, content type, a piece of the body)
         let cases = [
-            ("/dashboard", "text/html; charset=utf-8", "<script src=\"/dashboard/app.js\">"),
+            (
+                "/dashboard",
+                "text/html; charset=utf-8",
+                "<script src=\"/dashboard/app.js\">",
+            ),
             ("/", "text/html; charset=utf-8", "ztmesh"),
-            ("/dashboard/app.js", "text/javascript; charset=utf-8", "fetch("),
+            (
+                "/dashboard/app.js",
+                "text/javascript; charset=utf-8",
+                "fetch(",
+            ),
             ("/dashboard/style.css", "text/css; charset=utf-8", "body"),
             ("/tap", "text/plain", "no tap identity"),
         ];
@@ -157,7 +172,11 @@ mod tests {
         // Nothing from elsewhere: no absolute URL in the page or its assets.
         for asset in [INDEX, APP, STYLE] {
             let asset = asset.replace("http://www.w3.org/2000/svg", "");
-            assert!(!asset.contains("http://") && !asset.contains("https://") && !asset.contains("//cdn"));
+            assert!(
+                !asset.contains("http://")
+                    && !asset.contains("https://")
+                    && !asset.contains("//cdn")
+            );
         }
     }
 }

@@ -48,7 +48,12 @@ impl TapArgs {
             .as_ref()
             .map(|m| http::Method::from_bytes(m.as_bytes()))
             .transpose()
-            .map_err(|_| anyhow::anyhow!("--method {:?} is not an HTTP method", self.method.as_deref().unwrap_or_default()))?;
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "--method {:?} is not an HTTP method",
+                    self.method.as_deref().unwrap_or_default()
+                )
+            })?;
         Ok(TapQuery {
             namespace: self.namespace.clone(),
             resource: Some(self.resource.clone()),
@@ -70,12 +75,18 @@ fn observe(
     mut on_event: impl FnMut(&TapLine),
     mut on_tick: impl FnMut(),
 ) -> anyhow::Result<()> {
-    let addr = args.controller.resolve(&crate::mesh_context::ProcessEnv)?.viz;
+    let addr = args
+        .controller
+        .resolve(&crate::mesh_context::ProcessEnv)?
+        .viz;
     let uri: http::Uri = format!("http://{addr}/tap?{}", args.query()?.to_query()).parse()?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
-        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http::<Empty<Bytes>>();
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Empty<Bytes>>();
         let rsp = tokio::time::timeout(Duration::from_secs(10), client.get(uri))
             .await
             .map_err(|_| anyhow::anyhow!("the viz API at {addr} did not answer within 10s"))?
@@ -83,8 +94,15 @@ fn observe(
         let status = rsp.status();
         let mut body = rsp.into_body();
         if status != http::StatusCode::OK {
-            let text = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-            anyhow::bail!("the viz API at {addr} answered {status}: {}", String::from_utf8_lossy(&text).trim());
+            let text = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            anyhow::bail!(
+                "the viz API at {addr} answered {status}: {}",
+                String::from_utf8_lossy(&text).trim()
+            );
         }
         let deadline = tokio::time::Instant::now() + args.max_wait + Duration::from_secs(5);
         let mut ticks = tokio::time::interval(tick.unwrap_or(args.max_wait));
@@ -97,7 +115,9 @@ fn observe(
             };
             let Ok(Some(frame)) = frame else { break };
             let frame = frame.map_err(|e| anyhow::anyhow!("the viz API at {addr}: {e}"))?;
-            let Ok(data) = frame.into_data() else { continue };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
             buf.extend_from_slice(&data);
             while let Some(i) = buf.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = buf.drain(..=i).collect();
@@ -110,7 +130,9 @@ fn observe(
                         eprintln!("{workload}: {error}");
                         errors.push(workload);
                     }
-                    Err(e) => anyhow::bail!("the viz API at {addr} sent a line that is not a tap event: {e}"),
+                    Err(e) => anyhow::bail!(
+                        "the viz API at {addr} sent a line that is not a tap event: {e}"
+                    ),
                 }
             }
         }
@@ -128,7 +150,10 @@ pub fn run(args: TapArgs) -> anyhow::Result<()> {
         None,
         |e| {
             if json {
-                println!("{}", serde_json::to_string(e).expect("tap events serialize"));
+                println!(
+                    "{}",
+                    serde_json::to_string(e).expect("tap events serialize")
+                );
             } else {
                 println!("{}", e.describe());
             }
@@ -158,7 +183,12 @@ pub fn run_top(args: TopArgs) -> anyhow::Result<()> {
             crate::table::print(&top.borrow().table(20));
         }
     };
-    observe(&args.tap, Some(args.refresh), |e| top.borrow_mut().record(e), || draw(false))?;
+    observe(
+        &args.tap,
+        Some(args.refresh),
+        |e| top.borrow_mut().record(e),
+        || draw(false),
+    )?;
     draw(true);
     Ok(())
 }

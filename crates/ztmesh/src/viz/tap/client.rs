@@ -24,7 +24,10 @@ pub enum TapError {
     #[error("loading the issuer for the tap identity: {0}")]
     Issuer(#[from] ztmesh_identity::IssuerError),
     #[error("reading the trust anchors {}: {source}", .path.display())]
-    Anchors { path: PathBuf, source: std::io::Error },
+    Anchors {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the tap identity's certificate: {0}")]
     Own(#[from] ztmesh_controller::own_identity::OwnIdentityError),
     #[error("TLS: {0}")]
@@ -32,9 +35,16 @@ pub enum TapError {
     #[error("TLS: {0}")]
     Rustls(#[from] rustls::Error),
     #[error("connecting to the tap API at {addr}: {source}")]
-    Connect { addr: SocketAddr, source: tonic::transport::Error },
+    Connect {
+        addr: SocketAddr,
+        source: tonic::transport::Error,
+    },
     #[error("the tap API at {addr} refused: {code:?}: {message}")]
-    Refused { addr: SocketAddr, code: tonic::Code, message: String },
+    Refused {
+        addr: SocketAddr,
+        code: tonic::Code,
+        message: String,
+    },
 }
 
 /// The tap identity and how to reach proxies with it.
@@ -69,8 +79,9 @@ impl rustls::client::danger::ServerCertVerifier for MeshPeer {
         ocsp: &[u8],
         now: rustls::pki_types::UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        let id = ztmesh_tls::peer_identity(leaf)
-            .ok_or_else(|| rustls::Error::General("the proxy's certificate names no identity".into()))?;
+        let id = ztmesh_tls::peer_identity(leaf).ok_or_else(|| {
+            rustls::Error::General("the proxy's certificate names no identity".into())
+        })?;
         if !id.ends_with(&self.suffix) {
             return Err(rustls::Error::General(format!(
                 "the proxy's identity {id} is not of this mesh (*{})",
@@ -108,7 +119,11 @@ impl rustls::client::danger::ServerCertVerifier for MeshPeer {
 impl Tapper {
     /// The tap identity of the trust domain `{control_plane_ns}.{domain}`,
     /// issued from the install in `identity_dir`.
-    pub fn new(identity_dir: PathBuf, control_plane_ns: &str, domain: &str) -> Result<Self, TapError> {
+    pub fn new(
+        identity_dir: PathBuf,
+        control_plane_ns: &str,
+        domain: &str,
+    ) -> Result<Self, TapError> {
         let trust = TrustDomain::new(control_plane_ns, domain)?;
         let name = trust.identity(control_plane_ns, "linkerd-tap")?;
         Ok(Self {
@@ -134,7 +149,9 @@ impl Tapper {
             own.refresh(&ca, now)?;
             own.store()
         };
-        let path = self.identity_dir.join(ztmesh_identity::install::ANCHORS_FILE);
+        let path = self
+            .identity_dir
+            .join(ztmesh_identity::install::ANCHORS_FILE);
         let anchors = std::fs::read(&path).map_err(|source| TapError::Anchors { path, source })?;
         let roots = ztmesh_tls::roots_from_pem(&anchors)?;
         let verifier = Arc::new(MeshPeer {
@@ -167,7 +184,9 @@ impl Tapper {
             let (config, server) = (config.clone(), server.clone());
             async move {
                 let tcp = tokio::net::TcpStream::connect(proxy).await?;
-                let tls = tokio_rustls::TlsConnector::from(config).connect(server, tcp).await?;
+                let tls = tokio_rustls::TlsConnector::from(config)
+                    .connect(server, tcp)
+                    .await?;
                 Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
             }
         });
@@ -175,7 +194,10 @@ impl Tapper {
             .connect_timeout(Duration::from_secs(5))
             .connect_with_connector(connector)
             .await
-            .map_err(|source| TapError::Connect { addr: proxy, source })?;
+            .map_err(|source| TapError::Connect {
+                addr: proxy,
+                source,
+            })?;
         let refused = |s: tonic::Status| TapError::Refused {
             addr: proxy,
             code: s.code(),

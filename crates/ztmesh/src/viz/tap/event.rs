@@ -68,10 +68,17 @@ fn addr(a: &Option<linkerd2_proxy_api::net::TcpAddress>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-fn labels(m: &Option<proto::tap_event::EndpointMeta>) -> (Option<String>, BTreeMap<String, String>) {
+fn labels(
+    m: &Option<proto::tap_event::EndpointMeta>,
+) -> (Option<String>, BTreeMap<String, String>) {
     let mut labels: BTreeMap<String, String> = m
         .as_ref()
-        .map(|m| m.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .map(|m| {
+            m.labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
         .unwrap_or_default();
     let id = labels.remove("tls_identity").filter(|i| !i.is_empty());
     (id, labels)
@@ -184,9 +191,19 @@ mod tests {
             Some(tap_event::EndpointMeta { labels })
         };
         proto::TapEvent {
-            source: Some("127.0.9.4:40000".parse::<std::net::SocketAddr>().unwrap().into()),
+            source: Some(
+                "127.0.9.4:40000"
+                    .parse::<std::net::SocketAddr>()
+                    .unwrap()
+                    .into(),
+            ),
             source_meta: meta("webapp.id", &[("deployment", "webapp")]),
-            destination: Some("127.0.9.2:7001".parse::<std::net::SocketAddr>().unwrap().into()),
+            destination: Some(
+                "127.0.9.2:7001"
+                    .parse::<std::net::SocketAddr>()
+                    .unwrap()
+                    .into(),
+            ),
             destination_meta: meta("", &[]),
             route_meta: None,
             proxy_direction: if inbound {
@@ -226,11 +243,21 @@ mod tests {
             line.describe(),
             "req id=7 proxy=in  src=127.0.9.4:40000 dst=127.0.9.2:7001 src_id=webapp.id dst_id=- :method=GET :authority=authors.booksapp.svc.cluster.local:7001 :path=/authors.json"
         );
-        assert_eq!(line.src_labels.get("deployment").map(String::as_str), Some("webapp"));
+        assert_eq!(
+            line.src_labels.get("deployment").map(String::as_str),
+            Some("webapp")
+        );
         let json = serde_json::to_string(&line).unwrap();
         assert_eq!(serde_json::from_str::<TapLine>(&json).unwrap(), line);
         let line = TapLine::from_proto("booksapp/webapp", &rsp).unwrap();
-        assert_eq!((line.kind, line.status, line.direction), (Kind::Rsp, Some(403), Direction::Outbound));
-        assert!(line.describe().ends_with(":status=403 latency=1.5ms"), "{}", line.describe());
+        assert_eq!(
+            (line.kind, line.status, line.direction),
+            (Kind::Rsp, Some(403), Direction::Outbound)
+        );
+        assert!(
+            line.describe().ends_with(":status=403 latency=1.5ms"),
+            "{}",
+            line.describe()
+        );
     }
 }

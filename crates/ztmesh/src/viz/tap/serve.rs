@@ -56,7 +56,11 @@ impl TapQuery {
     pub fn parse(q: &HashMap<String, String>) -> Result<Self, QueryError> {
         let limit = match q.get("limit") {
             None => 100,
-            Some(l) => l.parse().ok().filter(|l| (1..=100_000).contains(l)).ok_or_else(|| QueryError::Limit(l.clone()))?,
+            Some(l) => l
+                .parse()
+                .ok()
+                .filter(|l| (1..=100_000).contains(l))
+                .ok_or_else(|| QueryError::Limit(l.clone()))?,
         };
         let max_wait = match q.get("max_wait") {
             None => Duration::from_secs(60),
@@ -69,11 +73,16 @@ impl TapQuery {
         };
         let method = q
             .get("method")
-            .map(|m| http::Method::from_bytes(m.as_bytes()).map_err(|_| QueryError::Method(m.clone())))
+            .map(|m| {
+                http::Method::from_bytes(m.as_bytes()).map_err(|_| QueryError::Method(m.clone()))
+            })
             .transpose()?;
         Ok(Self {
             namespace: q.get("namespace").cloned(),
-            resource: q.get("resource").map(|r| r.parse::<Resource>()).transpose()?,
+            resource: q
+                .get("resource")
+                .map(|r| r.parse::<Resource>())
+                .transpose()?,
             limit,
             max_wait,
             method,
@@ -112,10 +121,14 @@ impl TapQuery {
             all.push(http(m::http::Match::Method(method.clone().into())));
         }
         if let Some(p) = &self.path {
-            all.push(http(m::http::Match::Path(m::http::StringMatch { r#match: Some(S::Prefix(p.clone())) })));
+            all.push(http(m::http::Match::Path(m::http::StringMatch {
+                r#match: Some(S::Prefix(p.clone())),
+            })));
         }
         if let Some(a) = &self.authority {
-            all.push(http(m::http::Match::Authority(m::http::StringMatch { r#match: Some(S::Exact(a.clone())) })));
+            all.push(http(m::http::Match::Authority(m::http::StringMatch {
+                r#match: Some(S::Exact(a.clone())),
+            })));
         }
         (!all.is_empty()).then(|| proto::observe_request::Match {
             r#match: Some(m::Match::All(m::Seq { matches: all })),
@@ -137,21 +150,41 @@ pub fn start(
     if workloads.is_empty() {
         return Err(format!(
             "no workloads with addresses{}{}",
-            q.namespace.as_ref().map(|n| format!(" in namespace {n}")).unwrap_or_default(),
-            q.resource.as_ref().map(|r| format!(" for {r}")).unwrap_or_default()
+            q.namespace
+                .as_ref()
+                .map(|n| format!(" in namespace {n}"))
+                .unwrap_or_default(),
+            q.resource
+                .as_ref()
+                .map(|r| format!(" for {r}"))
+                .unwrap_or_default()
         ));
     }
     let (lines_tx, lines) = tokio::sync::mpsc::channel::<String>(256);
     let (events_tx, mut events) = tokio::sync::mpsc::channel::<TapLine>(256);
-    let request = proto::ObserveRequest { limit: q.limit, r#match: q.matcher(), extract: None };
+    let request = proto::ObserveRequest {
+        limit: q.limit,
+        r#match: q.matcher(),
+        extract: None,
+    };
     for (ns, name, addr) in workloads {
         let workload = format!("{ns}/{name}");
-        let (tapper, request, events, lines) =
-            (tapper.clone(), request.clone(), events_tx.clone(), lines_tx.clone());
+        let (tapper, request, events, lines) = (
+            tapper.clone(),
+            request.clone(),
+            events_tx.clone(),
+            lines_tx.clone(),
+        );
         tokio::spawn(async move {
-            if let Err(e) = tapper.observe(workload.clone(), addr, request, events).await {
+            if let Err(e) = tapper
+                .observe(workload.clone(), addr, request, events)
+                .await
+            {
                 tracing::warn!(%workload, "tap: {e}");
-                let item = Item::Error { workload, error: e.to_string() };
+                let item = Item::Error {
+                    workload,
+                    error: e.to_string(),
+                };
                 let _ = lines.send(json_line(&item)).await;
             }
         });
@@ -184,7 +217,10 @@ mod tests {
     use super::*;
 
     fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -204,7 +240,10 @@ mod tests {
         let again: HashMap<String, String> = crate::viz::api::query(Some(&parsed.to_query()));
         assert_eq!(TapQuery::parse(&again).unwrap(), parsed);
         let plain = TapQuery::parse(&q(&[])).unwrap();
-        assert_eq!((plain.limit, plain.max_wait, plain.matcher()), (100, Duration::from_secs(60), None));
+        assert_eq!(
+            (plain.limit, plain.max_wait, plain.matcher()),
+            (100, Duration::from_secs(60), None)
+        );
         // (query, error)
         let bad = [
             (("limit", "0"), "limit must be"),

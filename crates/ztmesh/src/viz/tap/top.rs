@@ -34,8 +34,17 @@ pub struct Top {
 /// A peer as a person reads it: its workload from the event's metadata,
 /// else its identity's `SA.NS`, else its IP (the port is the client's
 /// ephemeral one, meaningless here).
-fn peer(labels: &std::collections::BTreeMap<String, String>, id: &Option<String>, addr: &str) -> String {
-    for (label, kind) in [("deployment", "deploy"), ("statefulset", "sts"), ("daemonset", "ds"), ("pod", "po")] {
+fn peer(
+    labels: &std::collections::BTreeMap<String, String>,
+    id: &Option<String>,
+    addr: &str,
+) -> String {
+    for (label, kind) in [
+        ("deployment", "deploy"),
+        ("statefulset", "sts"),
+        ("daemonset", "ds"),
+        ("pod", "po"),
+    ] {
         if let Some(name) = labels.get(label) {
             return format!("{kind}/{name}");
         }
@@ -54,7 +63,11 @@ fn peer(labels: &std::collections::BTreeMap<String, String>, id: &Option<String>
 /// The tapped workload's own name (`externalworkload/authors` of
 /// `booksapp/externalworkload/authors`).
 fn own(workload: &str) -> String {
-    workload.split_once('/').map(|(_, n)| n).unwrap_or(workload).to_string()
+    workload
+        .split_once('/')
+        .map(|(_, n)| n)
+        .unwrap_or(workload)
+        .to_string()
 }
 
 impl Top {
@@ -63,9 +76,15 @@ impl Top {
         match e.kind {
             Kind::Req => {
                 let (source, destination) = match e.direction {
-                    Direction::Inbound => (peer(&e.src_labels, &e.src_id, &e.src), own(&e.workload)),
+                    Direction::Inbound => {
+                        (peer(&e.src_labels, &e.src_id, &e.src), own(&e.workload))
+                    }
                     Direction::Outbound => {
-                        let to = e.authority.clone().filter(|a| !a.is_empty()).unwrap_or_else(|| e.dst.clone());
+                        let to = e
+                            .authority
+                            .clone()
+                            .filter(|a| !a.is_empty())
+                            .unwrap_or_else(|| e.dst.clone());
                         let named = peer(&e.dst_labels, &e.dst_id, "");
                         (own(&e.workload), if named.is_empty() { to } else { named })
                     }
@@ -105,8 +124,18 @@ impl Top {
         let mut rows: Vec<_> = self.rows.iter().collect();
         rows.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.cmp(b.0)));
         let mut table = vec![
-            ["SOURCE", "DESTINATION", "METHOD", "PATH", "COUNT", "BEST", "WORST", "LAST", "SUCCESS"]
-                .map(String::from),
+            [
+                "SOURCE",
+                "DESTINATION",
+                "METHOD",
+                "PATH",
+                "COUNT",
+                "BEST",
+                "WORST",
+                "LAST",
+                "SUCCESS",
+            ]
+            .map(String::from),
         ];
         for (k, r) in rows.into_iter().take(max) {
             let ms = crate::table::ms;
@@ -163,7 +192,14 @@ mod tests {
             (authors, Direction::Inbound, 1, "/authors.json", 200, 2.0),
             (authors, Direction::Inbound, 2, "/authors.json", 503, 4.0),
             (authors, Direction::Inbound, 3, "/authors/1", 200, 1.0),
-            ("booksapp/externalworkload/webapp", Direction::Outbound, 1, "/authors.json", 200, 3.0),
+            (
+                "booksapp/externalworkload/webapp",
+                Direction::Outbound,
+                1,
+                "/authors.json",
+                200,
+                3.0,
+            ),
         ];
         for (w, dir, id, path, status, latency) in exchanges {
             let mut req = line(w, dir, Kind::Req, id);
@@ -179,18 +215,38 @@ mod tests {
             "SOURCE DESTINATION METHOD PATH COUNT BEST WORST LAST SUCCESS",
             "webapp.booksapp externalworkload/authors GET /authors.json 2 2.0ms 4.0ms 4.0ms 50.0%",
             "externalworkload/webapp authors.booksapp.svc.cluster.local:7001 GET /authors.json 1 3.0ms 3.0ms 3.0ms 100.0%",
-            "webapp.booksapp externalworkload/authors GET /authors/1 1 1.00ms 1.00ms 1.00ms 100.0%",
+            "webapp.booksapp externalworkload/authors GET /authors/1 1 1.0ms 1.0ms 1.0ms 100.0%",
         ];
         assert_eq!(table.iter().map(row).collect::<Vec<_>>(), want);
     }
 
     #[test]
     fn peers_by_labels_identity_or_ip() {
-        let labels = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let labels = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
         let cases = [
-            (labels(&[("pod", "web-1"), ("deployment", "web")]), None, "10.0.0.1:5000", "deploy/web"),
-            (labels(&[("pod", "web-1")]), None, "10.0.0.1:5000", "po/web-1"),
-            (labels(&[]), Some("books.booksapp.serviceaccount.identity.linkerd.cluster.local".to_string()), "10.0.0.1:5000", "books.booksapp"),
+            (
+                labels(&[("pod", "web-1"), ("deployment", "web")]),
+                None,
+                "10.0.0.1:5000",
+                "deploy/web",
+            ),
+            (
+                labels(&[("pod", "web-1")]),
+                None,
+                "10.0.0.1:5000",
+                "po/web-1",
+            ),
+            (
+                labels(&[]),
+                Some("books.booksapp.serviceaccount.identity.linkerd.cluster.local".to_string()),
+                "10.0.0.1:5000",
+                "books.booksapp",
+            ),
             (labels(&[]), None, "10.0.0.1:5000", "10.0.0.1"),
         ];
         for (l, id, addr, want) in cases {

@@ -193,10 +193,16 @@ function tapEvent(e) {
   const key = e.workload + "|" + e.direction + "|" + e.id;
   const tbody = $("#tap-table tbody");
   if (e.kind === "req") {
+    // A peer by its identity's SA.NS, else its address; the tapped
+    // workload's own side by its name.
     const peer = (id, addr) => (id ? id.split(".").slice(0, 2).join(".") : addr);
+    const own = e.workload.replace(/^[^/]+\/(externalworkload\/)?/, "");
+    const inbound = e.direction === "inbound";
+    const src = inbound ? peer(e.src_id, e.src) : own;
+    const dst = inbound ? own : e.dst_id ? peer(e.dst_id, e.dst) : e.authority || e.dst;
     const row = el("tr", { class: "tap-row fresh", "data-workload": e.workload, "data-path": e.path || "" },
       el("td", {}, new Date().toLocaleTimeString()), el("td", {}, e.direction),
-      el("td", {}, e.workload), el("td", { title: e.src }, peer(e.src_id, e.src)), el("td", { title: e.dst }, peer(e.dst_id, e.dst)),
+      el("td", {}, e.workload), el("td", { title: e.src }, src), el("td", { title: e.dst }, dst),
       el("td", {}, e.method || "-"), el("td", {}, e.authority || "-"), el("td", {}, e.path || "-"),
       el("td", { class: "status" }, "…"), el("td", { class: "latency" }, "-"));
     tap.rows.set(key, row);
