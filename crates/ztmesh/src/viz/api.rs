@@ -12,59 +12,13 @@
 use super::model::workloads_in;
 use super::resource::Resource;
 pub use super::source::Source;
+use super::url::query;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The longest window a request may ask for.
 pub const MAX_WINDOW: Duration = Duration::from_secs(60);
-
-/// The query's `key=value` pairs, percent-decoded.
-pub(crate) fn query(q: Option<&str>) -> std::collections::HashMap<String, String> {
-    q.unwrap_or("")
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (unescape(k), unescape(v)))
-        .collect()
-}
-
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = b
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(v)) => {
-                out.push(v);
-                i += 3;
-            }
-            (b'+', _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// `s` as a query value (what [`query`] decodes).
-pub(crate) fn escape(s: &str) -> String {
-    s.bytes()
-        .map(|c| match c {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' | b':' => {
-                (c as char).to_string()
-            }
-            c => format!("%{c:02X}"),
-        })
-        .collect()
-}
 
 async fn answer(
     index: &Mutex<ztmesh_policy::Index>,

@@ -11,6 +11,7 @@
 //! - [`source`]: where the figures come from: two scrapes a window apart,
 //!   or [`prometheus`], a Prometheus server's history;
 //! - [`api`]: the controller's viz API (server, and the CLI's client);
+//!   [`url`]: its query strings;
 //! - [`stat`]: the CLI of `viz stat | routes | edges`, each printing one
 //!   row model as a table or, with `-o json`, as JSON;
 //! - [`resource`]: `KIND[/NAME]`, which workloads a command is about;
@@ -39,5 +40,6 @@ pub mod scrape;
 pub mod source;
 pub mod stat;
 pub mod tap;
+pub mod url;
 
 pub use stat::{run_edges, run_routes, run_stat};

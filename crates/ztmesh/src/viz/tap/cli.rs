@@ -124,7 +124,7 @@ fn observe(
                 match serde_json::from_slice::<Item>(&line) {
                     Ok(Item::Event(e)) => {
                         events += 1;
-                        on_event(&e);
+                        on_event(e.as_ref());
                     }
                     Ok(Item::Error { workload, error }) => {
                         eprintln!("{workload}: {error}");

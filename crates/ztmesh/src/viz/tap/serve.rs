@@ -23,7 +23,7 @@ pub const MAX_WAIT: Duration = Duration::from_secs(3600);
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(untagged)]
 pub enum Item {
-    Event(TapLine),
+    Event(Box<TapLine>),
     Error { workload: String, error: String },
 }
 
@@ -99,7 +99,7 @@ impl TapQuery {
         ];
         let mut add = |k: &str, v: &Option<String>| {
             if let Some(v) = v {
-                q.push(format!("{k}={}", super::super::api::escape(v)));
+                q.push(format!("{k}={}", crate::viz::url::escape(v)));
             }
         };
         add("namespace", &self.namespace);
@@ -130,7 +130,7 @@ impl TapQuery {
                 r#match: Some(S::Exact(a.clone())),
             })));
         }
-        (!all.is_empty()).then(|| proto::observe_request::Match {
+        (!all.is_empty()).then_some(proto::observe_request::Match {
             r#match: Some(m::Match::All(m::Seq { matches: all })),
         })
     }
@@ -195,7 +195,7 @@ pub fn start(
         loop {
             tokio::select! {
                 event = events.recv() => match event {
-                    Some(e) => if lines_tx.send(json_line(&Item::Event(e))).await.is_err() { return },
+                    Some(e) => if lines_tx.send(json_line(&Item::Event(Box::new(e)))).await.is_err() { return },
                     None => return,
                 },
                 _ = tokio::time::sleep_until(deadline) => return,
@@ -237,7 +237,7 @@ mod tests {
         assert_eq!(parsed.limit, 3);
         assert_eq!(parsed.max_wait, Duration::from_secs(20));
         assert!(parsed.matcher().is_some());
-        let again: HashMap<String, String> = crate::viz::api::query(Some(&parsed.to_query()));
+        let again: HashMap<String, String> = crate::viz::url::query(Some(&parsed.to_query()));
         assert_eq!(TapQuery::parse(&again).unwrap(), parsed);
         let plain = TapQuery::parse(&q(&[])).unwrap();
         assert_eq!(
