@@ -1,9 +1,10 @@
-//! `ztmesh authz -n NS WORKLOAD [-o json]`: the servers, routes and authorizations
-//! that apply to a workload, as a table, one row per authorization (route
-//! authorizations first, then the server's, in the order the proxy tries
-//! them). The policy is read like `diagnose policy` reads it: from a
-//! manifests directory or a running controller, converted as the proxy
-//! converts it.
+//! `ztmesh authz -n NS KIND/NAME [-o json]`: the servers, routes and
+//! authorizations that apply to a workload, as a table, one row per
+//! authorization (route authorizations first, then the server's, in the
+//! order the proxy tries them). The workload is named as everywhere
+//! ([`crate::resource`]). The policy is read like `diagnose policy` reads
+//! it: from a manifests directory or the running controller, converted as
+//! the proxy converts it.
 
 use anyhow::{Context, bail};
 use linkerd2_proxy_api::inbound::{
@@ -15,41 +16,50 @@ use ztmesh_authz::{Authentication, Authorization, ServerPolicy};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The workload's namespace.
+    /// The workload's namespace [default: default].
     #[arg(short = 'n', long)]
-    namespace: String,
-    /// A Pod or ExternalWorkload name, pod/NAME, externalworkload/NAME, or the
-    /// value of an app label (the first workload so labelled).
+    namespace: Option<String>,
+    /// The workload: deploy/NAME (the workloads labelled app=NAME; also sts,
+    /// ds), po/NAME or ew/NAME (a bare NAME: the Pod or ExternalWorkload so
+    /// named, else the first labelled app=NAME).
     workload: String,
     /// Ports to show; with --manifests the workload's declared ports and
     /// the ports of Servers that select it are added.
     #[arg(long = "port")]
     ports: Vec<u16>,
-    /// A manifests directory, read as the controller reads it.
-    #[arg(
-        long,
-        conflicts_with = "controller",
-        required_unless_present = "controller"
-    )]
+    /// A manifests directory, read as the controller reads it [default: ask
+    /// the running controller, port by port (--port)].
+    #[arg(long, conflicts_with = "policy_addr")]
     manifests: Option<PathBuf>,
-    /// host:port of a running controller's policy service (needs --port).
-    #[arg(long, requires = "ports")]
-    controller: Option<String>,
-    /// How to print: `table`, `wide` (the same columns) or `json`.
+    /// host:port of a running controller's policy service [default: the
+    /// controller's, from its context file].
+    #[arg(long)]
+    policy_addr: Option<String>,
+    #[command(flatten)]
+    controller: crate::mesh_context::ControllerArg,
+    /// How to print: `table`, `wide` (the same columns: none is dropped) or `json`.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     output: crate::table::Output,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let target = format!("{}/{}:1", args.namespace, args.workload);
-    let (ns, name, _) = crate::diagnose_policy::parse_target(&target)?;
-    let servers: Vec<(u16, proto::Server)> = match (&args.manifests, &args.controller) {
-        (Some(dir), _) => from_manifests(dir, &ns, &name, &args.ports)?,
-        (None, Some(addr)) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-            .block_on(from_controller(addr, &ns, &name, &args.ports))?,
-        (None, None) => bail!("pass --manifests or --controller"),
+    let (ns, name) = crate::resource::workload_arg(&args.workload, args.namespace.as_deref())?;
+    let ns = ns.unwrap_or_else(|| crate::resource::DEFAULT_NAMESPACE.into());
+    let servers: Vec<(u16, proto::Server)> = match &args.manifests {
+        Some(dir) => from_manifests(dir, &ns, &name, &args.ports)?,
+        None => {
+            if args.ports.is_empty() {
+                bail!(
+                    "the controller is asked port by port: pass --port PORT (repeatable), or --manifests DIR"
+                );
+            }
+            let addr =
+                crate::diagnose_policy::policy_addr(args.policy_addr.as_deref(), &args.controller)?;
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(from_controller(&addr, &ns, &name, &args.ports))?
+        }
     };
     let mut rows = Vec::new();
     for (port, server) in &servers {
@@ -58,7 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         rows.extend(policy_rows(*port, &policy));
     }
     match args.output {
-        crate::table::Output::Json => print!("{}", crate::table::json(&rows)),
+        crate::table::Output::Json => crate::table::print_text(&crate::table::json(&rows)),
         _ => crate::table::print(&table(&rows)),
     }
     Ok(())
@@ -213,15 +223,14 @@ fn from_manifests(
     Ok(out)
 }
 
-/// A bare name is asked as a Pod, then as an ExternalWorkload.
+/// A name other than po/NAME or ew/NAME is asked as a Pod, then as an
+/// ExternalWorkload.
 async fn from_controller(
     addr: &str,
     ns: &str,
     name: &crate::diagnose_policy::WorkloadName,
     ports: &[u16],
 ) -> anyhow::Result<Vec<(u16, proto::Server)>> {
-    use crate::diagnose_policy::WorkloadName;
-    use ztmesh_policy::WorkloadRef;
     let channel = ztmesh_grpc::client::channel(ztmesh_grpc::client::ControlPlaneTarget {
         addr: addr.to_string(),
         server_name: "linkerd-destination.linkerd.serviceaccount.identity.linkerd.cluster.local"
@@ -229,13 +238,7 @@ async fn from_controller(
         roots: None,
     })?;
     let mut client = InboundServerPoliciesClient::new(channel);
-    let candidates = match name {
-        WorkloadName::Exact(w) => vec![w.clone()],
-        WorkloadName::Any(n) => vec![
-            WorkloadRef::Pod(n.clone()),
-            WorkloadRef::External(n.clone()),
-        ],
-    };
+    let candidates = name.candidates();
     let mut out = Vec::new();
     for &port in ports {
         let mut answer = None;

@@ -5,8 +5,10 @@
 //! WatchPort with `--watch`) that prints each policy in a readable form:
 //! the server, its protocol, every authorization with its networks and
 //! clients, and every route with its matches and own authorizations.
-//! `ns:NAME` names a Pod, as in the protocol; when the controller knows no
-//! such Pod, the ExternalWorkload of that name is asked for instead.
+//! The workload is named as everywhere ([`crate::resource`]): `--workload
+//! KIND/NAME -n NS`; the older `ns:NAME` and the protocol's JSON still work.
+//! A name other than po/NAME or ew/NAME is asked as a Pod, then, when the
+//! controller knows no such Pod, as the ExternalWorkload of that name.
 
 use anyhow::Context;
 use futures::StreamExt;
@@ -26,13 +28,20 @@ pub enum Command {
 
 #[derive(clap::Args)]
 pub struct InboundArgs {
-    /// host:port of the policy service.
-    #[arg(long, default_value = "127.0.0.1:8090")]
-    policy_addr: String,
-    /// The workload: ns:pod, {"ns":"…","pod":"…"} or {"ns":"…","external_workload":"…"};
-    /// ns:NAME falls back to the ExternalWorkload NAME when there is no such Pod.
+    /// host:port of the policy service [default: the controller's, from its
+    /// context file].
+    #[arg(long)]
+    policy_addr: Option<String>,
+    #[command(flatten)]
+    controller: crate::mesh_context::ControllerArg,
+    /// The workload: KIND/NAME (po/NAME, ew/NAME, deploy/NAME) in -n's
+    /// namespace; also ns:NAME, {"ns":"…","pod":"…"} or
+    /// {"ns":"…","external_workload":"…"}.
     #[arg(long)]
     workload: String,
+    /// The workload's namespace [default: default].
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
     /// The workload's port to show the policy of.
     #[arg(long)]
     port: u16,
@@ -68,56 +77,80 @@ async fn inbound(args: InboundArgs) -> anyhow::Result<()> {
         )?),
         None => None,
     };
+    let policy_addr =
+        crate::diagnose_policy::policy_addr(args.policy_addr.as_deref(), &args.controller)?;
     let channel = ztmesh_grpc::client::channel(ztmesh_grpc::client::ControlPlaneTarget {
-        addr: args.policy_addr.clone(),
+        addr: policy_addr.clone(),
         server_name: args.policy_svc_name.clone(),
         roots,
     })?;
     let mut client = InboundServerPoliciesClient::new(channel);
+    let mut candidates = workload_specs(&args.workload, args.namespace.as_deref())?.into_iter();
     let mut spec = proto::PortSpec {
-        workload: args.workload.clone(),
+        workload: candidates.next().expect("one workload at least"),
         port: args.port.into(),
     };
-    if let Some(external) = external_fallback(&args.workload) {
+    for next in candidates {
         match client.get_port(spec.clone()).await {
             Err(s) if s.code() == tonic::Code::NotFound => {
-                eprintln!("no Pod {}: asking for the ExternalWorkload", args.workload);
-                spec.workload = external;
+                eprintln!(
+                    "{}: no such Pod, asking for the ExternalWorkload",
+                    args.workload
+                );
+                spec.workload = next;
             }
-            _ => {}
+            _ => break,
         }
     }
     let failed = |s: tonic::Status| {
         anyhow::anyhow!(
-            "policy service at {}: {}: {}",
-            args.policy_addr,
+            "policy service at {policy_addr}: {}: {}",
             s.code(),
             s.message()
         )
     };
     if !args.watch {
         let server = client.get_port(spec).await.map_err(failed)?.into_inner();
-        print!("{}", describe(&server));
+        crate::table::print_text(&describe(&server));
         return Ok(());
     }
     let mut stream = client.watch_port(spec).await.map_err(failed)?.into_inner();
     let mut n = 0;
     while let Some(update) = stream.next().await {
         n += 1;
-        println!("--- update {n}");
-        print!("{}", describe(&update.map_err(failed)?));
+        let text = describe(&update.map_err(failed)?);
+        crate::table::print_text(&format!("--- update {n}\n{text}"));
     }
-    println!("--- stream ended");
+    crate::table::print_text("--- stream ended\n");
     Ok(())
 }
 
-/// `{"ns":NS,"external_workload":NAME}` for the pod form `NS:NAME`.
-fn external_fallback(workload: &str) -> Option<String> {
+/// The PortSpec workloads `--workload` may mean, in the order asked: the
+/// protocol's JSON as given; `ns:NAME` the Pod, then the ExternalWorkload;
+/// KIND/NAME as [`crate::resource`] names it.
+fn workload_specs(
+    workload: &str,
+    namespace: Option<&str>,
+) -> Result<Vec<String>, crate::resource::ResourceError> {
     if workload.trim_start().starts_with('{') {
-        return None;
+        return Ok(vec![workload.to_string()]);
     }
-    let (ns, name) = workload.split_once(':')?;
-    Some(serde_json::json!({"ns": ns, "external_workload": name}).to_string())
+    let (ns, name) = match workload.split_once(':') {
+        Some((ns, name)) if !workload.contains('/') => (ns.to_string(), name.parse()?),
+        _ => {
+            let (ns, name) = crate::resource::workload_arg(workload, namespace)?;
+            (
+                ns.unwrap_or_else(|| crate::resource::DEFAULT_NAMESPACE.into()),
+                name,
+            )
+        }
+    };
+    let name: crate::resource::WorkloadName = name;
+    Ok(name
+        .candidates()
+        .iter()
+        .map(|w| crate::diagnose_policy::workload_json(&ns, w))
+        .collect())
 }
 
 fn label<'a>(labels: &'a std::collections::HashMap<String, String>, key: &str) -> &'a str {
@@ -235,21 +268,29 @@ fn describe_authz(out: &mut String, indent: &str, a: &proto::Authz) {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn only_the_pod_form_falls_back_to_an_external_workload() {
-        let cases = [
-            (
-                "booksapp:authors",
-                Some(r#"{"external_workload":"authors","ns":"booksapp"}"#),
-            ),
-            (r#"{"ns":"booksapp","pod":"authors"}"#, None),
-            ("authors", None),
+    fn every_workload_form_and_its_fallback() {
+        let pod = r#"{"ns":"booksapp","pod":"authors"}"#;
+        let ew = r#"{"ns":"booksapp","external_workload":"authors"}"#;
+        // (--workload, -n, the PortSpec workloads asked in order)
+        let cases: [(&str, Option<&str>, &[&str]); 7] = [
+            ("booksapp:authors", None, &[pod, ew]),
+            (pod, None, &[pod]),
+            ("po/authors", Some("booksapp"), &[pod]),
+            ("ew/authors", Some("booksapp"), &[ew]),
+            ("deploy/authors", Some("booksapp"), &[pod, ew]),
+            ("authors", Some("booksapp"), &[pod, ew]),
+            ("booksapp/ew/authors", None, &[ew]),
         ];
-        for (workload, want) in cases {
+        for (workload, ns, want) in cases {
             assert_eq!(
-                super::external_fallback(workload).as_deref(),
+                super::workload_specs(workload, ns).unwrap(),
                 want,
                 "{workload}"
             );
         }
+        let err = super::workload_specs("svc/authors", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not svc objects"), "{err}");
     }
 }

@@ -9,12 +9,14 @@
 //! bad identity, unreadable manifests) or incomplete (the client's address
 //! is unknown and decides the answer).
 //!
-//! [`client`] builds the client as the proxy would see it and finds its
-//! address; [`workload`] resolves the server's workload name. Both are
-//! leaves; this module asks the policy source and prints the answer.
+//! Workloads are named as everywhere in the CLI ([`crate::resource`]):
+//! `--to KIND/NAME:PORT -n NS`, `--from KIND/NAME` (in `--from-namespace`,
+//! default `-n`'s); the older `NS/NAME` forms still work. [`client`] builds
+//! the client as the proxy would see it and finds its address; this module
+//! asks the policy source (found as every command finds the controller,
+//! [`policy_addr`]) and prints the answer.
 
 mod client;
-mod workload;
 
 use anyhow::{Context, bail};
 use linkerd2_proxy_api::inbound::{
@@ -26,25 +28,32 @@ use ztmesh_authz::{Client, decide_connection, decide_request};
 use ztmesh_policy::{ClusterInfo, WorkloadRef};
 
 use self::client::{Address, Asked};
-pub(crate) use self::workload::WorkloadName;
+pub(crate) use crate::resource::WorkloadName;
 
 #[derive(clap::Args)]
 pub struct PolicyArgs {
     /// The client: a mesh identity (books.booksapp.serviceaccount.identity.linkerd.cluster.local
     /// or its SPIFFE ID spiffe://cluster.local/ns/booksapp/sa/books, which the proxy
     /// sees as the DNS form beside it in the certificate) for a meshed client, or
-    /// an IP address for an unmeshed one, or NS/WORKLOAD (with --manifests) for
-    /// a workload's identity and address.
+    /// an IP address for an unmeshed one, or KIND/NAME (deploy/NAME, po/NAME,
+    /// ew/NAME; with --manifests) for a workload's identity and address.
     #[arg(long)]
     from: String,
+    /// The namespace of a --from workload [default: -n's].
+    #[arg(long)]
+    from_namespace: Option<String>,
     /// The client's address when --from is an identity [default: the address the
     /// manifests give the workload with that identity, else unspecified].
     #[arg(long)]
     from_ip: Option<IpAddr>,
-    /// The server: NS/WORKLOAD:PORT, where WORKLOAD is a Pod or ExternalWorkload
-    /// name, pod/NAME, externalworkload/NAME, or an app label's value.
+    /// The server: KIND/NAME:PORT in -n's namespace, e.g. deploy/authors:7001
+    /// (the workloads labelled app=authors), po/NAME:PORT or ew/NAME:PORT
+    /// (also NS/NAME:PORT, NAME being a Pod, an ExternalWorkload or an app label).
     #[arg(long)]
     to: String,
+    /// The namespace of --to [default: default].
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
     /// Method of the request.
     #[arg(long, default_value = "GET")]
     method: String,
@@ -57,14 +66,14 @@ pub struct PolicyArgs {
     /// Ask about an opaque TCP connection rather than an HTTP request.
     #[arg(long)]
     tcp: bool,
-    /// host:port of a running controller's policy service.
-    #[arg(
-        long,
-        conflicts_with = "manifests",
-        required_unless_present = "manifests"
-    )]
-    controller: Option<String>,
-    /// A manifests directory, read as the controller reads it.
+    /// host:port of a running controller's policy service [default: the
+    /// controller's, from its context file].
+    #[arg(long, conflicts_with = "manifests")]
+    policy_addr: Option<String>,
+    #[command(flatten)]
+    controller: crate::mesh_context::ControllerArg,
+    /// A manifests directory, read as the controller reads it [default: ask
+    /// the running controller].
     #[arg(long)]
     manifests: Option<PathBuf>,
     /// The identity the policy service must prove over TLS.
@@ -96,23 +105,49 @@ pub fn run(args: PolicyArgs) -> ! {
     }
 }
 
-/// Parses NS/WORKLOAD:PORT into (namespace, workload, port).
-pub(crate) fn parse_target(to: &str) -> anyhow::Result<(String, WorkloadName, u16)> {
-    let (ns, rest) = to
-        .split_once('/')
-        .with_context(|| format!("--to {to:?} is not NS/WORKLOAD:PORT"))?;
-    let (workload, port) = rest
+/// Parses KIND/NAME:PORT (or NS/NAME:PORT) into (namespace, workload, port).
+pub(crate) fn parse_target(
+    to: &str,
+    namespace: Option<&str>,
+) -> anyhow::Result<(String, WorkloadName, u16)> {
+    let (workload, port) = to
         .rsplit_once(':')
-        .with_context(|| format!("--to {to:?} has no :PORT"))?;
+        .with_context(|| format!("--to {to:?} has no :PORT (KIND/NAME:PORT)"))?;
     let port: u16 = port
         .parse()
         .ok()
         .filter(|p| *p > 0)
         .with_context(|| format!("--to {to:?}: {port:?} is not a port"))?;
-    if ns.is_empty() || workload.is_empty() {
-        bail!("--to {to:?} is not NS/WORKLOAD:PORT");
+    let (ns, name) = crate::resource::workload_arg(workload, namespace)
+        .with_context(|| format!("--to {to:?}"))?;
+    let ns = ns.unwrap_or_else(|| crate::resource::DEFAULT_NAMESPACE.into());
+    Ok((ns, name, port))
+}
+
+/// The policy service's address: `--policy-addr`, else the controller's
+/// (its context file, found as `--controller` finds it).
+pub(crate) fn policy_addr(
+    given: Option<&str>,
+    controller: &crate::mesh_context::ControllerArg,
+) -> anyhow::Result<String> {
+    if let Some(addr) = given {
+        return Ok(addr.to_string());
     }
-    Ok((ns.to_string(), WorkloadName::parse(workload), port))
+    let env = crate::mesh_context::ProcessEnv;
+    let found = controller.resolve(&env)?;
+    let context = match found.context {
+        Some(context) => Some(context),
+        // --controller (or ZTMESH_CONTROLLER) names the viz API: the context
+        // file knows the rest when it describes that controller.
+        None => crate::mesh_context::load(&env)?.filter(|c| c.viz.to_string() == found.viz),
+    };
+    match context {
+        Some(context) => Ok(context.policy.to_string()),
+        None => bail!(
+            "the controller at {} (its viz API) is not the one the context file describes: pass --policy-addr HOST:PORT, or --manifests",
+            found.viz
+        ),
+    }
 }
 
 /// The PortSpec workload string for `w` in `ns`.
@@ -125,21 +160,24 @@ pub(crate) fn workload_json(ns: &str, w: &WorkloadRef) -> String {
 
 async fn diagnose(args: &PolicyArgs) -> Result<bool, BadQuestion> {
     let bad = BadQuestion;
-    let asked =
-        client::parse_from(&args.from, &ClusterInfo::default()).map_err(|e| bad(e.into()))?;
-    let (ns, workload, port) = parse_target(&args.to).map_err(bad)?;
+    let (ns, workload, port) = parse_target(&args.to, args.namespace.as_deref()).map_err(bad)?;
+    let from_ns = args.from_namespace.as_deref().unwrap_or(&ns);
+    let asked = client::parse_from(&args.from, from_ns, &ClusterInfo::default())
+        .map_err(|e| bad(e.into()))?;
     let mut manifests = None;
-    let server = match (&args.manifests, &args.controller) {
-        (Some(dir), _) => {
+    let server = match &args.manifests {
+        Some(dir) => {
             let (index, known) = policy_index(dir).map_err(bad)?;
             let server = from_manifests(&index, &ns, &workload, port).map_err(bad)?;
             manifests = Some((index, known));
             server
         }
-        (None, Some(addr)) => from_controller(args, addr, &ns, &workload, port)
-            .await
-            .map_err(bad)?,
-        (None, None) => return Err(bad(anyhow::anyhow!("pass --controller or --manifests"))),
+        None => {
+            let addr = policy_addr(args.policy_addr.as_deref(), &args.controller).map_err(bad)?;
+            from_controller(args, &addr, &ns, &workload, port)
+                .await
+                .map_err(bad)?
+        }
     };
     let (address, identity) = match &asked {
         Asked::Ip(ip) => (Address::Given(*ip), None),
@@ -290,7 +328,7 @@ pub(crate) fn resolve_workload(
     ns: &str,
     name: &WorkloadName,
 ) -> anyhow::Result<WorkloadRef> {
-    Ok(workload::resolve(index, ns, name)?)
+    Ok(crate::resource::resolve(index, ns, name)?)
 }
 
 /// The policy as the controller computes it from `dir`.
@@ -305,8 +343,8 @@ fn from_manifests(
     Ok(ztmesh_grpc::inbound::to_proto(&server))
 }
 
-/// The policy from a running controller; a bare name is tried as a Pod,
-/// then as an ExternalWorkload.
+/// The policy from a running controller; a name other than po/NAME or
+/// ew/NAME is tried as a Pod, then as an ExternalWorkload.
 async fn from_controller(
     args: &PolicyArgs,
     addr: &str,
@@ -326,15 +364,8 @@ async fn from_controller(
         roots,
     })?;
     let mut client = InboundServerPoliciesClient::new(channel);
-    let candidates = match name {
-        WorkloadName::Exact(w) => vec![w.clone()],
-        WorkloadName::Any(n) => vec![
-            WorkloadRef::Pod(n.clone()),
-            WorkloadRef::External(n.clone()),
-        ],
-    };
     let mut last = None;
-    for w in candidates {
+    for w in name.candidates() {
         let spec = proto::PortSpec {
             workload: workload_json(ns, &w),
             port: port.into(),

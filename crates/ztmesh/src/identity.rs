@@ -34,9 +34,11 @@ pub struct CertifyArgs {
     /// PEM trust anchors the returned chain must verify against (e.g. DIR/ca.crt).
     #[arg(long)]
     trust_anchors: PathBuf,
-    /// host:port of the Identity service (plaintext on loopback, TLS otherwise).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    identity_addr: String,
+    /// host:port of the Identity service (plaintext on loopback, TLS
+    /// otherwise) [default: the running controller's, from its context
+    /// file, else 127.0.0.1:8080].
+    #[arg(long)]
+    identity_addr: Option<String>,
     /// The identity the service must prove over TLS.
     #[arg(
         long,
@@ -79,8 +81,14 @@ async fn certify(args: CertifyArgs) -> anyhow::Result<()> {
         .with_context(|| format!("reading {}", args.trust_anchors.display()))?;
     let anchors = verify::anchors(&anchors_pem).map_err(anyhow::Error::msg)?;
     let documents = Documents::generate(&args.identity)?;
+    let identity_addr = match &args.identity_addr {
+        Some(addr) => addr.clone(),
+        None => crate::mesh_context::load(&crate::mesh_context::ProcessEnv)?
+            .map(|c| c.identity.to_string())
+            .unwrap_or_else(|| "127.0.0.1:8080".into()),
+    };
     let channel = ztmesh_grpc::client::channel(ztmesh_grpc::client::ControlPlaneTarget {
-        addr: args.identity_addr.clone(),
+        addr: identity_addr.clone(),
         server_name: args.identity_svc_name.clone(),
         roots: Some(ztmesh_tls::roots_from_pem(&anchors_pem)?),
     })?;
@@ -95,7 +103,7 @@ async fn certify(args: CertifyArgs) -> anyhow::Result<()> {
         .map_err(|s| {
             anyhow::anyhow!(
                 "Identity.Certify at {} failed: {:?}: {}",
-                args.identity_addr,
+                identity_addr,
                 s.code(),
                 s.message()
             )

@@ -7,8 +7,10 @@
 //! inspect workload certificates by hand), [`diagnose`] (what the control
 //! plane serves), [`demo`] (everything that works so far, end to end),
 //! [`proxy_init`] (a pod's iptables rules) and [`app`] (a sample workload
-//! and its clients). This file holds the command tree, shell completions
-//! (`ztmesh completion`) and each command's default log level;
+//! and its clients). [`resource`] is how every command names workloads
+//! (`KIND/NAME` with `-n NS`); [`mesh_context`] how it finds the controller. This file holds the command tree, shell completions
+//! (`ztmesh completion`), each command's default log level, and a quiet
+//! end when stdout's reader goes away ([`quiet_when_stdout_closes`]);
 //! [`proxy_env`] is the proxy's environment, as `ztmesh proxy --help` lists it.
 
 #![forbid(unsafe_code)]
@@ -25,6 +27,7 @@ mod install;
 mod mesh_context;
 mod proxy_env;
 mod proxy_init;
+mod resource;
 mod table;
 mod token;
 mod viz;
@@ -147,13 +150,43 @@ enum VizCommand {
     Dashboard(viz::dashboard::cli::DashboardArgs),
 }
 
+/// Ends the process quietly when a print to stdout fails because the
+/// reader went away (`ztmesh viz stat | head -1`), as Unix tools do, rather
+/// than with a panic message and status 101: std's `print!` panics on
+/// EPIPE, since Rust ignores SIGPIPE. Every other panic is reported as
+/// before. ([`table::print_text`] handles the same case without a panic.)
+fn quiet_when_stdout_closes() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if is_closed_stdout(message) {
+            std::process::exit(table::CLOSED_STDOUT_EXIT);
+        }
+        default(info)
+    }));
+}
+
+/// Whether a panic message is std's for a print to a closed stdout.
+fn is_closed_stdout(message: &str) -> bool {
+    message.starts_with("failed printing to stdout")
+        && message.to_ascii_lowercase().contains("broken pipe")
+}
+
 fn main() -> ExitCode {
+    quiet_when_stdout_closes();
     let cli = Cli::parse();
     if matches!(cli.command, Command::Proxy) {
         return ztmesh_proxy::run::main_from_env();
     }
     if let Command::Completion { shell } = cli.command {
-        clap_complete::generate(shell, &mut Cli::command(), "ztmesh", &mut std::io::stdout());
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "ztmesh", &mut script);
+        table::print_text(&String::from_utf8_lossy(&script));
         return ExitCode::SUCCESS;
     }
     let log = cli.log_filter();
@@ -197,6 +230,25 @@ fn main() -> ExitCode {
 mod tests {
     use super::Cli;
     use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn only_a_print_to_a_closed_stdout_is_quiet() {
+        let cases = [
+            ("failed printing to stdout: Broken pipe (os error 32)", true),
+            (
+                "failed printing to stdout: No space left on device (os error 28)",
+                false,
+            ),
+            (
+                "failed printing to stderr: Broken pipe (os error 32)",
+                false,
+            ),
+            ("called `Option::unwrap()` on a `None` value", false),
+        ];
+        for (message, quiet) in cases {
+            assert_eq!(super::is_closed_stdout(message), quiet, "{message}");
+        }
+    }
 
     #[test]
     fn the_command_tree_is_consistent() {

@@ -1,7 +1,8 @@
 //! Plain-text tables for the CLI: columns padded to their widest cell;
 //! the `--output/-o table|wide|json` flag every listing command takes
 //! ([`Output`]); JSON of the same rows ([`json`]); latencies in
-//! milliseconds ([`ms`]).
+//! milliseconds ([`ms`]); printing to a stdout whose reader may go away
+//! ([`print_text`]: as Unix tools do, the command then ends quietly).
 
 use serde::Serialize;
 
@@ -17,8 +18,38 @@ pub enum Output {
     Json,
 }
 
+impl Output {
+    /// The flag's value, as `-o` and the viz API's `output=` take it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Table => "table",
+            Self::Wide => "wide",
+            Self::Json => "json",
+        }
+    }
+}
+
 pub fn print<R: AsRef<[String]>>(rows: &[R]) {
-    print!("{}", render(rows));
+    print_text(&render(rows));
+}
+
+/// The exit status when stdout's reader went away (128 + SIGPIPE, what a
+/// shell reports for a Unix tool that SIGPIPE ended).
+pub const CLOSED_STDOUT_EXIT: i32 = 141;
+
+/// Writes `text` to stdout. When the reader has gone away (`| head -1`),
+/// the process ends quietly with [`CLOSED_STDOUT_EXIT`], as Unix tools do;
+/// any other failure to write ends it with an error in words.
+pub fn print_text(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(CLOSED_STDOUT_EXIT);
+        }
+        eprintln!("error: writing to stdout: {e}");
+        std::process::exit(1);
+    }
 }
 
 /// The rows as a pretty JSON array, newline-terminated.

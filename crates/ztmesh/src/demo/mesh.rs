@@ -342,7 +342,7 @@ pub fn explain_denial(policy_addr: &str) -> anyhow::Result<()> {
         .args([
             "diagnose",
             "policy",
-            "--controller",
+            "--policy-addr",
             policy_addr,
             "--from",
             &from,

@@ -4,8 +4,9 @@
 //! from the certificate, its first DNS SAN (`ztmesh_tls::peer_identity`).
 //! The identity service issues every leaf with the DNS form first and the
 //! SPIFFE ID as a URI SAN, so a SPIFFE ID given with --from stands for the
-//! DNS form of the same service account. NS/WORKLOAD names a workload in
-//! the manifests: its identity (a Pod's service account's, an
+//! DNS form of the same service account. KIND/NAME (deploy/NAME, po/NAME,
+//! ew/NAME, or the older NS/NAME) names a workload in the manifests
+//! ([`crate::resource`]): its identity (a Pod's service account's, an
 //! ExternalWorkload's meshTLS identity) and address. The client's address is --from-ip,
 //! else the address the manifests give the workload with that identity,
 //! else unknown (and said so, never invented): when the answer would then
@@ -15,7 +16,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use ztmesh_policy::{ClusterInfo, WorkloadRef};
 use ztmesh_resources::Resource;
 
-use super::workload::WorkloadName;
+use crate::resource::WorkloadName;
 
 /// --from, as the proxy would see the client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,16 +25,18 @@ pub(crate) enum Asked {
     Ip(IpAddr),
     /// A mesh TLS client: the identity the proxy reads from its certificate.
     Identity(String),
-    /// NS/WORKLOAD: the workload's identity, from the manifests.
+    /// KIND/NAME in a namespace: the workload's identity, from the manifests.
     Workload(String, WorkloadName),
 }
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum BadClient {
     #[error(
-        "--from {0:?} is neither an IP address nor a mesh identity (a DNS-like name such as books.booksapp.serviceaccount.identity.linkerd.cluster.local, or a spiffe:// ID) nor NS/WORKLOAD"
+        "--from {0:?} is neither an IP address nor a mesh identity (a DNS-like name such as books.booksapp.serviceaccount.identity.linkerd.cluster.local, or a spiffe:// ID) nor a workload (deploy/NAME, po/NAME, ew/NAME)"
     )]
     NotAClient(String),
+    #[error("--from: {0}")]
+    Workload(#[from] crate::resource::ResourceError),
     #[error(
         "--from {given:?}: {source} (the identity service issues SPIFFE IDs of service accounts only, and the proxy reads a client's identity from the DNS SAN beside it)"
     )]
@@ -43,8 +46,13 @@ pub(crate) enum BadClient {
     },
 }
 
-/// Parses --from into the client the proxy would see.
-pub(crate) fn parse_from(from: &str, cluster: &ClusterInfo) -> Result<Asked, BadClient> {
+/// Parses --from into the client the proxy would see; a workload's
+/// namespace is `namespace` unless --from gives one (NS/NAME).
+pub(crate) fn parse_from(
+    from: &str,
+    namespace: &str,
+    cluster: &ClusterInfo,
+) -> Result<Asked, BadClient> {
     if let Ok(ip) = from.parse::<IpAddr>() {
         return Ok(Asked::Ip(ip));
     }
@@ -56,11 +64,10 @@ pub(crate) fn parse_from(from: &str, cluster: &ClusterInfo) -> Result<Asked, Bad
                 source,
             });
     }
-    if let Some((ns, name)) = from.split_once('/') {
-        if ns.is_empty() || name.is_empty() {
-            return Err(BadClient::NotAClient(from.into()));
-        }
-        return Ok(Asked::Workload(ns.into(), WorkloadName::parse(name)));
+    if from.contains('/') {
+        let (ns, name) = crate::resource::workload_arg(from, None)?;
+        let ns = ns.unwrap_or_else(|| namespace.into());
+        return Ok(Asked::Workload(ns, name));
     }
     if from.contains('.') && ztmesh_tls::server_name(from).is_ok() {
         return Ok(Asked::Identity(from.into()));
@@ -171,7 +178,7 @@ pub(crate) fn workload_client<'k>(
     name: &WorkloadName,
     from_ip: Option<IpAddr>,
 ) -> anyhow::Result<(Address, &'k str)> {
-    let w = super::workload::resolve(index, ns, name)?;
+    let w = crate::resource::resolve(index, ns, name)?;
     let id = known
         .iter()
         .find(|k| k.namespace == ns && k.workload == w)
@@ -295,9 +302,11 @@ mod tests {
                 format!("spiffe://cluster.local/ns/booksapp/sa/{sa}"),
                 format!("booksapp/{sa}"),
                 format!("booksapp/externalworkload/{sa}"),
+                format!("ew/{sa}"),
+                format!("deploy/{sa}"),
             ];
             for form in forms {
-                let (id, address) = match parse_from(&form, &cluster).unwrap() {
+                let (id, address) = match parse_from(&form, "booksapp", &cluster).unwrap() {
                     Asked::Identity(id) => {
                         let address = address(None, &id, &known, Some(&index));
                         (id, address)
@@ -394,9 +403,24 @@ mod tests {
                 )),
             ),
             ("booksapp/", None),
+            (
+                "deploy/webapp",
+                Some(Asked::Workload(
+                    "client-ns".into(),
+                    WorkloadName::App(crate::resource::OwnerKind::Deployment, "webapp".into()),
+                )),
+            ),
+            (
+                "po/webapp-1",
+                Some(Asked::Workload(
+                    "client-ns".into(),
+                    WorkloadName::Exact(WorkloadRef::Pod("webapp-1".into())),
+                )),
+            ),
+            ("svc/webapp", None),
         ];
         for (from, want) in cases {
-            assert_eq!(parse_from(from, &cluster).ok(), want, "{from}");
+            assert_eq!(parse_from(from, "client-ns", &cluster).ok(), want, "{from}");
         }
     }
 

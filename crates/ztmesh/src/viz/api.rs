@@ -3,16 +3,21 @@
 //! answers the stat table (text, or JSON rows), computed by the controller from its own
 //! index of workloads, scraping each workload's proxy admin port over the
 //! window, or, with `--prometheus URL`, asking Prometheus about the last
-//! window (a [`Source`]). The CLI's `viz stat --controller ADDR` reads it;
-//! [`get`] is its client. `GET /status` answers the controller's own
+//! window (a [`Source`]). `GET /edges` and `GET /routes` (same `namespace`,
+//! `resource` and `output=table|wide|json`) answer the rows `viz edges` and
+//! `viz routes` print, from one scrape of each proxy. The CLI's `viz
+//! stat|edges|routes` read them unless given `--manifests`; [`get`] is its
+//! client. `GET /status` answers the controller's own
 //! status as JSON (the manifests refused and what of each is in force,
 //! see `controller::policy::status_json`). The dashboard's page, `GET
 //! /tap` (streamed) and `GET /denials` are [`super::dashboard`]'s.
 
 use super::model::workloads_in;
 use super::resource::Resource;
+use super::routes::{all_route_rows, edges, render_edges, render_routes};
 pub use super::source::Source;
 use super::url::query;
+use crate::table::Output;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,59 +25,90 @@ use std::time::Duration;
 /// The longest window a request may ask for.
 pub const MAX_WINDOW: Duration = Duration::from_secs(60);
 
+/// What a GET asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum View {
+    Stat,
+    Edges,
+    Routes,
+}
+
+fn bad(text: String) -> (http::StatusCode, String) {
+    (http::StatusCode::BAD_REQUEST, text + "\n")
+}
+
 async fn answer(
     index: &Mutex<ztmesh_policy::Index>,
     source: &Source,
     req: &http::Request<hyper::body::Incoming>,
 ) -> (http::StatusCode, String) {
-    if req.uri().path() != "/stat" {
-        return (
-            http::StatusCode::NOT_FOUND,
-            "try /stat?namespace=NS&window=SECONDS or /status\n".into(),
-        );
-    }
+    let view = match req.uri().path() {
+        "/stat" => View::Stat,
+        "/edges" => View::Edges,
+        "/routes" => View::Routes,
+        _ => {
+            return (
+                http::StatusCode::NOT_FOUND,
+                "try /stat?namespace=NS&window=SECONDS, /edges, /routes or /status\n".into(),
+            );
+        }
+    };
     let q = query(req.uri().query());
+    let output = match q
+        .get("output")
+        .map(|o| <Output as clap::ValueEnum>::from_str(o, true))
+    {
+        None => Output::Table,
+        Some(Ok(o)) => o,
+        Some(Err(_)) => return bad("output must be table, wide or json".into()),
+    };
     let window = match q.get("window").map(|w| w.parse::<f64>()) {
         None => Duration::from_secs(5),
         Some(Ok(w)) if w > 0.0 && w <= MAX_WINDOW.as_secs_f64() => Duration::from_secs_f64(w),
         Some(_) => {
-            return (
-                http::StatusCode::BAD_REQUEST,
-                format!(
-                    "window must be a number of seconds in (0, {}]\n",
-                    MAX_WINDOW.as_secs()
-                ),
-            );
+            return bad(format!(
+                "window must be a number of seconds in (0, {}]",
+                MAX_WINDOW.as_secs()
+            ));
         }
     };
     let admin_port = source.admin_port();
     let resource = match q.get("resource").map(|r| r.parse::<Resource>()) {
         None => None,
         Some(Ok(r)) => Some(r),
-        Some(Err(e)) => return (http::StatusCode::BAD_REQUEST, format!("resource {e}\n")),
+        Some(Err(e)) => return bad(format!("resource {e}")),
     };
+    let namespace = q.get("namespace").map(String::as_str);
     let workloads = {
         let index = index.lock().expect("policy index lock");
-        workloads_in(
-            &index,
-            q.get("namespace").map(String::as_str),
-            resource.as_ref(),
-            admin_port,
-        )
+        let workloads = workloads_in(&index, namespace, resource.as_ref(), admin_port);
+        if workloads.is_empty() {
+            let why = crate::resource::nothing_selected(&index, namespace, resource.as_ref());
+            return (http::StatusCode::NOT_FOUND, format!("{why}\n"));
+        }
+        workloads
     };
-    if workloads.is_empty() {
-        return (
-            http::StatusCode::NOT_FOUND,
-            "no workloads with addresses\n".into(),
-        );
-    }
-    let rows = match source.stat_rows(&workloads, window).await {
-        Ok(rows) => rows,
-        Err(e) => return (http::StatusCode::BAD_GATEWAY, format!("{e}\n")),
-    };
-    let body = match q.get("output").map(String::as_str) {
-        Some("json") => crate::table::json(&rows),
-        _ => crate::table::render(&super::model::stat_table(&rows)),
+    let body = match view {
+        View::Stat => {
+            let rows = match source.stat_rows(&workloads, window).await {
+                Ok(rows) => rows,
+                Err(e) => return (http::StatusCode::BAD_GATEWAY, format!("{e}\n")),
+            };
+            match output {
+                Output::Json => crate::table::json(&rows),
+                Output::Table | Output::Wide => {
+                    crate::table::render(&super::model::stat_table(&rows))
+                }
+            }
+        }
+        View::Edges => {
+            let scraped = super::source::scrape_once(&workloads).await;
+            render_edges(&edges(&workloads, &scraped), output)
+        }
+        View::Routes => {
+            let scraped = super::source::scrape_once(&workloads).await;
+            render_routes(&all_route_rows(&workloads, &scraped), output)
+        }
     };
     (http::StatusCode::OK, body)
 }

@@ -13,8 +13,10 @@
 //! - [`api`]: the controller's viz API (server, and the CLI's client);
 //!   [`url`]: its query strings;
 //! - [`stat`]: the CLI of `viz stat | routes | edges`, each printing one
-//!   row model as a table or, with `-o json`, as JSON;
-//! - [`resource`]: `KIND[/NAME]`, which workloads a command is about;
+//!   row model as a table or, with `-o json`, as JSON, asked of the
+//!   controller's viz API or, with `--manifests`, computed by the CLI;
+//! - [`resource`]: `KIND[/NAME]`, which workloads a command is about (the
+//!   CLI's one naming, [`crate::resource`]);
 //! - [`tap`]: `viz tap` and `viz top` through the controller, which holds
 //!   the tap identity (and `GET /tap`, its side);
 //! - [`dashboard`]: the web dashboard the viz API serves, and `viz

@@ -136,7 +136,7 @@ pub fn workloads_in(
     let mut workloads: Vec<(String, String, SocketAddr)> = index
         .workloads()
         .filter(|(ns, _, _)| namespace.is_none_or(|n| n == *ns))
-        .filter(|(ns, wref, _)| resource.is_none_or(|r| r.selects(ns, wref)))
+        .filter(|(ns, wref, wl)| resource.is_none_or(|r| r.selects(ns, wref, wl)))
         .filter_map(|(ns, wref, wl)| {
             let name = match wref {
                 ztmesh_policy::WorkloadRef::Pod(n) => n.clone(),

@@ -1,8 +1,10 @@
 //! `ztmesh viz routes` and `ztmesh viz edges`: what each proxy's metrics
 //! say about routes (ServiceProfile and HTTPRoute, from the client side)
-//! and about who talks to whom, with which identities.
+//! and about who talks to whom, with which identities. The rows, their
+//! tables and JSON are the same from the CLI and from the viz API.
 
 use super::scrape::Sample;
+use crate::table::Output;
 use std::collections::BTreeMap;
 
 /// One route as one client's proxy saw it, since it started.
@@ -56,6 +58,40 @@ pub fn route_rows(from: &str, samples: &[Sample]) -> Vec<RouteRow> {
             budget_exhausted: v[5],
         })
         .collect()
+}
+
+/// The route rows of every scraped workload (`NAMESPACE/NAME` each).
+pub fn all_route_rows(
+    workloads: &[(String, String, std::net::SocketAddr)],
+    scraped: &[Option<Vec<Sample>>],
+) -> Vec<RouteRow> {
+    workloads
+        .iter()
+        .zip(scraped)
+        .flat_map(|((ns, name, _), samples)| {
+            route_rows(
+                &format!("{ns}/{name}"),
+                samples.as_deref().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// The routes as `viz routes` prints them (and the viz API answers them).
+pub fn render_routes(rows: &[RouteRow], output: Output) -> String {
+    match output {
+        Output::Json => crate::table::json(rows),
+        Output::Table | Output::Wide => crate::table::render(&route_table(rows)),
+    }
+}
+
+/// The edges as `viz edges` prints them (and the viz API answers them).
+pub fn render_edges(rows: &[EdgeRow], output: Output) -> String {
+    match output {
+        Output::Json => crate::table::json(rows),
+        Output::Table => crate::table::render(&edge_table(rows, false)),
+        Output::Wide => crate::table::render(&edge_table(rows, true)),
+    }
 }
 
 /// The routes table (header first); it drops no column.

@@ -1,8 +1,10 @@
 //! The CLI of `ztmesh viz stat | routes | edges`: arguments, which
-//! workloads (from the manifests), and printing (`-o table|wide|json`).
-//! The figures come from a [`Source`] (or, with `--controller`, from the
-//! viz API); the rows and the table are [`super::model`]'s and
-//! [`super::routes`]'.
+//! workloads (`KIND[/NAME]` and `-n`), and printing (`-o table|wide|json`).
+//! Without `--manifests` the controller's viz API answers (`/stat`,
+//! `/edges`, `/routes`, found by `--controller` or the context file); with
+//! it the CLI reads the workloads from the manifests and the figures from a
+//! [`Source`]. The rows and the tables are [`super::model`]'s and
+//! [`super::routes`]', the same either way.
 
 use super::model::workloads_in;
 use super::resource::Resource;
@@ -15,8 +17,8 @@ use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct StatArgs {
-    /// Only these workloads: `pod`, `pod/NAME`, `externalworkload[/NAME]`
-    /// (`po`, `ew` for short) or `ns/NAME`.
+    /// Only these workloads, `KIND[/NAME]`: `deploy/NAME` (the workloads
+    /// labelled app=NAME; also `sts`, `ds`), `po[/NAME]`, `ew[/NAME]` or `ns/NAME`.
     resource: Option<Resource>,
     /// Only this namespace.
     #[arg(short = 'n', long)]
@@ -24,7 +26,7 @@ pub struct StatArgs {
     /// The manifests directory the controller reads (workloads and their
     /// addresses): the CLI scrapes the proxies itself [default: ask the
     /// controller, which scrapes and aggregates].
-    #[arg(long, conflicts_with = "controller")]
+    #[arg(long)]
     manifests: Option<PathBuf>,
     #[command(flatten)]
     controller: crate::mesh_context::ControllerArg,
@@ -32,7 +34,7 @@ pub struct StatArgs {
     /// instead of scraping the proxies: PromQL over the last `--window`,
     /// answered at once (the window should span two scrapes or more).
     /// Workloads still come from `--manifests`.
-    #[arg(long, conflicts_with = "controller", requires = "manifests")]
+    #[arg(long, requires = "manifests")]
     prometheus: Option<super::prometheus::Prometheus>,
     /// How long to observe (`5s`, `30s`); with --prometheus, how far back
     /// to look.
@@ -56,16 +58,34 @@ fn workloads(
     let (index, _) = crate::diagnose_policy::policy_index(manifests)?;
     let workloads = workloads_in(&index, namespace, resource, admin_port);
     if workloads.is_empty() {
-        anyhow::bail!(
-            "no workloads with addresses in {}{}{}",
-            manifests.display(),
-            namespace
-                .map(|n| format!(" in namespace {n}"))
-                .unwrap_or_default(),
-            resource.map(|r| format!(" for {r}")).unwrap_or_default()
-        );
+        let why = crate::resource::nothing_selected(&index, namespace, resource);
+        anyhow::bail!("{why} (manifests {})", manifests.display());
     }
     Ok(workloads)
+}
+
+/// GET `/{what}` from the controller's viz API (found by `controller`),
+/// with the selection and output as query parameters; its answer.
+fn ask_controller(
+    controller: &crate::mesh_context::ControllerArg,
+    what: &str,
+    selection: (Option<&str>, Option<&Resource>),
+    output: Output,
+    extra: &str,
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    let addr = controller.resolve(&crate::mesh_context::ProcessEnv)?.viz;
+    let mut path = format!("/{what}?output={}{extra}", output.name());
+    if let Some(ns) = selection.0 {
+        path.push_str(&format!("&namespace={ns}"));
+    }
+    if let Some(r) = selection.1 {
+        path.push_str(&format!("&resource={r}"));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(super::api::get(&addr, &path, timeout))
 }
 
 fn scrape_all(
@@ -80,16 +100,20 @@ fn scrape_all(
 /// Arguments of `viz routes` and `viz edges`.
 #[derive(clap::Args)]
 pub struct SnapshotArgs {
-    /// Only these workloads: `pod`, `pod/NAME`, `externalworkload[/NAME]`
-    /// (`po`, `ew` for short) or `ns/NAME`.
+    /// Only these workloads, `KIND[/NAME]`: `deploy/NAME` (the workloads
+    /// labelled app=NAME; also `sts`, `ds`), `po[/NAME]`, `ew[/NAME]` or `ns/NAME`.
     resource: Option<Resource>,
     /// Only this namespace.
     #[arg(short = 'n', long)]
     namespace: Option<String>,
-    /// The manifests directory the controller reads (workloads and their addresses).
+    /// The manifests directory the controller reads (workloads and their
+    /// addresses): the CLI scrapes the proxies itself [default: ask the
+    /// controller].
     #[arg(long)]
-    manifests: PathBuf,
-    /// The proxies' admin port.
+    manifests: Option<PathBuf>,
+    #[command(flatten)]
+    controller: crate::mesh_context::ControllerArg,
+    /// The proxies' admin port (with --manifests).
     #[arg(long, default_value_t = 4191)]
     admin_port: u16,
     /// How to print: `table`, `wide` (every column) or `json`.
@@ -102,9 +126,9 @@ type Scraped = (Vec<(String, String, SocketAddr)>, Vec<Option<Vec<Sample>>>);
 
 impl SnapshotArgs {
     /// The selected workloads, each scraped once.
-    fn scrape(&self) -> anyhow::Result<Scraped> {
+    fn scrape(&self, manifests: &std::path::Path) -> anyhow::Result<Scraped> {
         let workloads = workloads(
-            &self.manifests,
+            manifests,
             self.namespace.as_deref(),
             self.resource.as_ref(),
             self.admin_port,
@@ -112,32 +136,37 @@ impl SnapshotArgs {
         let scraped = scrape_all(&workloads)?;
         Ok((workloads, scraped))
     }
+
+    /// The controller's answer to `/{what}` (without --manifests).
+    fn ask(&self, what: &str) -> anyhow::Result<String> {
+        let selection = (self.namespace.as_deref(), self.resource.as_ref());
+        let timeout = Duration::from_secs(15);
+        ask_controller(&self.controller, what, selection, self.output, "", timeout)
+    }
 }
 
 pub fn run_routes(args: SnapshotArgs) -> anyhow::Result<()> {
-    let (workloads, scraped) = args.scrape()?;
-    let mut rows = Vec::new();
-    for ((ns, name, _), samples) in workloads.iter().zip(&scraped) {
-        rows.extend(super::routes::route_rows(
-            &format!("{ns}/{name}"),
-            samples.as_deref().unwrap_or_default(),
-        ));
-    }
-    match args.output {
-        Output::Json => print!("{}", crate::table::json(&rows)),
-        Output::Table | Output::Wide => crate::table::print(&super::routes::route_table(&rows)),
-    }
+    let text = match &args.manifests {
+        None => args.ask("routes")?,
+        Some(manifests) => {
+            let (workloads, scraped) = args.scrape(manifests)?;
+            let rows = super::routes::all_route_rows(&workloads, &scraped);
+            super::routes::render_routes(&rows, args.output)
+        }
+    };
+    crate::table::print_text(&text);
     Ok(())
 }
 
 pub fn run_edges(args: SnapshotArgs) -> anyhow::Result<()> {
-    let (workloads, scraped) = args.scrape()?;
-    let rows = super::routes::edges(&workloads, &scraped);
-    match args.output {
-        Output::Json => print!("{}", crate::table::json(&rows)),
-        Output::Table => crate::table::print(&super::routes::edge_table(&rows, false)),
-        Output::Wide => crate::table::print(&super::routes::edge_table(&rows, true)),
-    }
+    let text = match &args.manifests {
+        None => args.ask("edges")?,
+        Some(manifests) => {
+            let (workloads, scraped) = args.scrape(manifests)?;
+            super::routes::render_edges(&super::routes::edges(&workloads, &scraped), args.output)
+        }
+    };
+    crate::table::print_text(&text);
     Ok(())
 }
 
@@ -147,26 +176,15 @@ pub fn run_stat(args: StatArgs) -> anyhow::Result<()> {
         .build()?;
     if args.manifests.is_none() {
         // The controller scrapes and aggregates.
-        let addr = &args
-            .controller
-            .resolve(&crate::mesh_context::ProcessEnv)?
-            .viz;
-        let mut path = format!("/stat?window={}", args.window.as_secs_f64());
-        if args.output == Output::Json {
-            path.push_str("&output=json");
-        }
-        if let Some(ns) = &args.namespace {
-            path.push_str(&format!("&namespace={ns}"));
-        }
-        if let Some(r) = &args.resource {
-            path.push_str(&format!("&resource={r}"));
-        }
-        let text = runtime.block_on(super::api::get(
-            addr,
-            &path,
+        let text = ask_controller(
+            &args.controller,
+            "stat",
+            (args.namespace.as_deref(), args.resource.as_ref()),
+            args.output,
+            &format!("&window={}", args.window.as_secs_f64()),
             args.window + Duration::from_secs(10),
-        ))?;
-        print!("{text}");
+        )?;
+        crate::table::print_text(&text);
         return Ok(());
     }
     let Some(manifests) = &args.manifests else {
@@ -196,7 +214,7 @@ pub fn run_stat(args: StatArgs) -> anyhow::Result<()> {
     };
     let rows = runtime.block_on(source.stat_rows(&workloads, args.window))?;
     match args.output {
-        Output::Json => print!("{}", crate::table::json(&rows)),
+        Output::Json => crate::table::print_text(&crate::table::json(&rows)),
         Output::Table | Output::Wide => crate::table::print(&super::model::stat_table(&rows)),
     }
     Ok(())

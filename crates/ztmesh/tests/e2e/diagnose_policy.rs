@@ -83,6 +83,11 @@ fn seeds_allowed_and_denied_with_reasons() {
         (&m_src, vec!["--from", BOOKS, "--to", authors, "--path", "/authors.json"], 0,
          "may GET /authors.json on booksapp/authors:7001: route httproute/authors-get-route, authorization authorizationpolicy/authors-get-policy"),
         (&m_src, vec!["--from", WEBAPP, "--to", authors, "--path", "/authors/3.json"], 0, "authorization authorizationpolicy/authors-get-policy"),
+        // KIND/NAME with -n, as Linkerd names workloads.
+        (&m_src, vec!["-n", "booksapp", "--from", BOOKS, "--to", "po/authors:7001", "--path", "/authors.json"], 0, "authorization authorizationpolicy/authors-get-policy"),
+        (&m_src, vec!["-n", "booksapp", "--from", BOOKS, "--to", "deploy/authors:7001", "--path", "/authors.json"], 0, "authorization authorizationpolicy/authors-get-policy"),
+        (&m_src, vec!["-n", "my-app", "--from", "deploy/web-frontend", "--to", "deploy/my-api:8080"], 0, "mesh TLS from 10.1.2.3, the address of pod/web-frontend-1) may GET / on deploy/my-api:8080"),
+        (&m_src, vec!["-n", "my-app", "--from", BOOKS, "--to", "booksapp/authors:7001"], 2, "is in namespace booksapp but -n says my-app"),
         (&m_src, vec!["--from", TRAFFIC, "--to", authors, "--path", "/authors.json"], 1, "no authorization admits the client"),
         (&m_src, vec!["--from", "10.2.3.4", "--to", authors, "--path", "/authors.json"], 1, "presented no mesh identity"),
         (&m_src, vec!["--from", BOOKS, "--to", authors, "--method", "POST", "--path", "/authors.json"], 1, "no route matches the request"),
@@ -108,7 +113,7 @@ fn seeds_allowed_and_denied_with_reasons() {
         (&m_src, vec!["--from", BOOKS, "--to", "booksapp/nobody:7001"], 2,
          "no workload named \"nobody\" (a Pod or ExternalWorkload, or labelled app=nobody) in namespace booksapp (workloads there: pod/authors)"),
         (&m_src, vec!["--from", "spiffe://cluster.local/webapp", "--to", authors], 2, "is not a SPIFFE ID of a service account"),
-        (&m_src, vec!["--from", BOOKS, "--to", "booksapp-authors-7001"], 2, "is not NS/WORKLOAD:PORT"),
+        (&m_src, vec!["--from", BOOKS, "--to", "booksapp-authors-7001"], 2, "has no :PORT (KIND/NAME:PORT)"),
     ];
     for (source, args, status, needle) in cases {
         let (code, first, all) = ask(source, &args);
@@ -141,7 +146,7 @@ fn a_running_controller_gives_the_same_answers() {
     let controller = InProcessController::with_manifests(&d, &m);
     let policy = controller.addrs().policy.unwrap().to_string();
     for (source, label) in [
-        (vec!["--controller", policy.as_str()], "controller"),
+        (vec!["--policy-addr", policy.as_str()], "controller"),
         (vec!["--manifests", m.to_str().unwrap()], "manifests"),
     ] {
         let (code, first, all) = ask(
@@ -175,7 +180,7 @@ fn a_running_controller_gives_the_same_answers() {
         assert!(first.starts_with("DENY: "), "{label}: {all}");
     }
     let (code, _, all) = ask(
-        &["--controller", "127.0.0.1:1"],
+        &["--policy-addr", "127.0.0.1:1"],
         &["--from", WEBAPP, "--to", "booksapp/authors:7001"],
     );
     assert_eq!(code, 2, "{all}");
@@ -324,7 +329,7 @@ fn the_demos_workloads_are_found_by_name_and_every_identity_form_answers_alike()
     let controller = InProcessController::with_manifests(&d, &m);
     let policy = controller.addrs().policy.unwrap().to_string();
     let args = ["--from", WEBAPP, "--to", authors, "--path", "/authors.json"];
-    let (code, first, all) = ask(&["--controller", policy.as_str()], &args);
+    let (code, first, all) = ask(&["--policy-addr", policy.as_str()], &args);
     assert_eq!(code, 0, "{all}");
     assert!(
         first.contains("(mesh TLS from an unspecified address)")
@@ -347,7 +352,7 @@ fn the_demos_workloads_are_found_by_name_and_every_identity_form_answers_alike()
         "{out}"
     );
     let (code, _, all) = ask(
-        &["--controller", policy.as_str()],
+        &["--policy-addr", policy.as_str()],
         &["--from", "booksapp/webapp", "--to", authors],
     );
     assert_eq!(code, 2, "{all}");
@@ -359,7 +364,7 @@ fn the_demos_workloads_are_found_by_name_and_every_identity_form_answers_alike()
         "authors",
         "--port",
         "7001",
-        "--controller",
+        "--policy-addr",
         policy.as_str(),
     ]));
     assert!(
@@ -367,7 +372,7 @@ fn the_demos_workloads_are_found_by_name_and_every_identity_form_answers_alike()
         "{out}"
     );
     let (code, _, all) = ask(
-        &["--controller", policy.as_str()],
+        &["--policy-addr", policy.as_str()],
         &["--from", WEBAPP, "--to", "booksapp/reviews:7001"],
     );
     assert_eq!(code, 2, "{all}");

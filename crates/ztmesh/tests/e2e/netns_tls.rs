@@ -40,7 +40,8 @@ impl Netns {
 
     fn exec(&self, program: &str) -> Command {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name, program]);
+        cmd.args(["netns", "exec", &self.name, program])
+            .env("ZTMESH_CONTEXT", support::context_file());
         cmd
     }
 }

@@ -1,6 +1,9 @@
 //! `ztmesh viz stat` against real proxies: a workload under a steady load
 //! shows its request rate, success rate and latency; a workload without a
-//! proxy shows as unmeshed.
+//! proxy shows as unmeshed. Workloads are picked by `KIND/NAME`; `viz
+//! edges` and `viz routes` answer the same rows from the controller as from
+//! the manifests; a controller records itself in its context file, where
+//! `viz stat|edges|routes` without flags find it.
 
 use crate::support;
 
@@ -77,8 +80,17 @@ fn stat_shows_rates_success_and_latency_per_workload() {
     step("the controller aggregates the same figures", || {
         the_controller_aggregates(&mesh)
     });
-    step("a meshed client shows routes and edges", || {
+    // webapp's proxy stays up for the steps after this one: routes are
+    // its (the client's) figures.
+    let _webapp = step("a meshed client shows routes and edges", || {
         routes_and_edges(&mesh)
+    });
+    step(
+        "edges and routes: the controller answers the same rows",
+        || the_controller_answers_edges_and_routes(&mesh),
+    );
+    step("a controller's context file is found without flags", || {
+        found_by_the_context_file(&mesh)
     });
 }
 
@@ -157,7 +169,9 @@ fn stat_shows_the_load(mesh: &LocalMesh<Daemon>) {
 }
 
 /// KIND/NAME picks workloads, from the manifests and through the
-/// controller; a kind the controller does not index is refused.
+/// controller (`deploy/NAME`: the workloads labelled app=NAME); a name
+/// that selects nothing says what exists; a kind the controller does not
+/// index is refused.
 fn kind_name_picks_workloads(mesh: &LocalMesh<Daemon>) {
     let names = |out: &str| -> Vec<String> {
         out.lines()
@@ -188,21 +202,69 @@ fn kind_name_picks_workloads(mesh: &LocalMesh<Daemon>) {
         mesh.viz.as_deref().unwrap(),
     ]));
     assert_eq!(names(&via), ["externalworkload/authors"], "{via}");
+    for args in [
+        &["deploy/authors", "-n", "booksapp"][..],
+        &["deployment/authors"],
+        &["sts/authors", "-n", "booksapp"],
+    ] {
+        let deploy = run_ok(
+            ztmesh()
+                .args(["viz", "stat", "--window", "100ms", "--manifests"])
+                .arg(&mesh.manifests)
+                .args(args),
+        );
+        assert_eq!(
+            names(&deploy),
+            ["externalworkload/authors"],
+            "{args:?}: {deploy}"
+        );
+    }
+    let via = run_ok(ztmesh().args([
+        "viz",
+        "stat",
+        "deploy/authors",
+        "-n",
+        "booksapp",
+        "--window",
+        "100ms",
+        "--controller",
+        mesh.viz.as_deref().unwrap(),
+    ]));
+    assert_eq!(names(&via), ["externalworkload/authors"], "{via}");
     let none = run_err(
         ztmesh()
-            .args(["viz", "stat", "pods", "--manifests"])
+            .args(["viz", "stat", "pods", "-n", "booksapp", "--manifests"])
             .arg(&mesh.manifests),
     );
     assert!(
-        none.contains("no workloads with addresses") && none.contains("for pod"),
+        none.contains("no pod in namespace booksapp (workloads there: externalworkload/authors,"),
         "{none}"
+    );
+    let nobody = run_err(ztmesh().args([
+        "viz",
+        "edges",
+        "deploy/nobody-at-all",
+        "-n",
+        "booksapp",
+        "--controller",
+        mesh.viz.as_deref().unwrap(),
+    ]));
+    assert!(
+        nobody.contains(
+            "no deployment/nobody-at-all (the workloads labelled app=nobody-at-all) in namespace booksapp (workloads there: externalworkload/authors,"
+        ),
+        "{nobody}"
     );
     let refused = run_err(
         ztmesh()
-            .args(["viz", "stat", "deploy/authors", "--manifests"])
+            .args(["viz", "stat", "rs/authors", "--manifests"])
             .arg(&mesh.manifests),
     );
-    assert!(refused.contains("not deploy objects"), "{refused}");
+    assert!(refused.contains("not rs objects"), "{refused}");
+    assert!(
+        !refused.contains("Pod(") && !refused.contains("Some("),
+        "{refused}"
+    );
 }
 
 /// The controller aggregates the same figures through its viz API.
@@ -248,8 +310,8 @@ fn the_controller_aggregates(mesh: &LocalMesh<Daemon>) {
 }
 
 /// A meshed client: routes and edges.
-fn routes_and_edges(mesh: &LocalMesh<Daemon>) {
-    let _webapp = explicit_proxy(
+fn routes_and_edges(mesh: &LocalMesh<Daemon>) -> Daemon {
+    let webapp = explicit_proxy(
         &mesh.control_plane(),
         "webapp.booksapp.serviceaccount.identity.linkerd.cluster.local",
         &mesh.token("booksapp", "webapp"),
@@ -331,6 +393,7 @@ fn routes_and_edges(mesh: &LocalMesh<Daemon>) {
         ),
         "{edges}"
     );
+    webapp
 }
 
 /// `ztmesh viz CMD -n booksapp -o json --manifests M`'s output, and its
@@ -355,4 +418,104 @@ fn viz_json_row(
         .unwrap_or_else(|| panic!("no {field}={value:?} in {json}"))
         .clone();
     (json, row)
+}
+
+/// `viz edges` and `viz routes` through the controller's viz API print
+/// what they print from the manifests (no traffic in between: the
+/// counters are the same), as tables and as JSON.
+fn the_controller_answers_edges_and_routes(mesh: &LocalMesh<Daemon>) {
+    let viz = mesh.viz.as_deref().unwrap();
+    for (cmd, output) in [
+        ("edges", "json"),
+        ("edges", "wide"),
+        ("edges", "table"),
+        ("routes", "json"),
+        ("routes", "table"),
+    ] {
+        let local = run_ok(
+            ztmesh()
+                .args(["viz", cmd, "-n", "booksapp", "-o", output, "--manifests"])
+                .arg(&mesh.manifests),
+        );
+        let via = run_ok(ztmesh().args([
+            "viz",
+            cmd,
+            "-n",
+            "booksapp",
+            "-o",
+            output,
+            "--controller",
+            viz,
+        ]));
+        assert_eq!(via, local, "viz {cmd} -o {output}");
+        assert!(via.lines().count() >= 2, "{cmd}: no rows:\n{via}");
+    }
+    let edges = http_get(viz, "/edges?namespace=booksapp&output=json").unwrap();
+    assert!(edges.contains("application/json"), "{edges}");
+    assert!(edges.contains("\"tls\": true"), "{edges}");
+}
+
+/// A controller started without `--no-context` records itself in its
+/// context file (here a private one); `viz stat`, `viz edges` and `viz
+/// routes` given no `--controller` find it there.
+fn found_by_the_context_file(mesh: &LocalMesh<Daemon>) {
+    let dir = tempfile::tempdir().unwrap();
+    let context = dir.path().join("ztmesh/context.json");
+    let with_context = || {
+        let mut cmd = ztmesh();
+        cmd.env("ZTMESH_CONTEXT", &context)
+            .env_remove("ZTMESH_CONTROLLER");
+        cmd
+    };
+    let mut cmd = with_context();
+    cmd.args(["controller", "--identity-dir"])
+        .arg(&mesh.identity_dir)
+        .arg("--manifests")
+        .arg(&mesh.manifests);
+    for flag in [
+        "--identity-addr",
+        "--viz-addr",
+        "--policy-addr",
+        "--destination-addr",
+    ] {
+        cmd.args([flag, "127.0.0.1:0"]);
+    }
+    let mut controller = Daemon::spawn(cmd);
+    let viz = controller.listening_addr("viz API");
+    eventually(
+        Duration::from_secs(10),
+        "the context file naming the viz API",
+        || {
+            let text = std::fs::read_to_string(&context).map_err(|e| e.to_string())?;
+            let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+            check(json["viz"] == viz.as_str(), text)
+        },
+    );
+    let stat = run_ok(with_context().args([
+        "viz",
+        "stat",
+        "deploy/authors",
+        "-n",
+        "booksapp",
+        "--window",
+        "100ms",
+    ]));
+    assert!(
+        table_row(&stat, "externalworkload/authors")[2] == "yes",
+        "{stat}"
+    );
+    let edges = run_ok(with_context().args(["viz", "edges", "-n", "booksapp", "-o", "json"]));
+    let rows: serde_json::Value = serde_json::from_str(&edges).unwrap();
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["src"] == "booksapp/externalworkload/webapp"
+                && r["dst"] == "booksapp/externalworkload/authors"
+                && r["tls"] == true),
+        "{edges}"
+    );
+    let routes = run_ok(with_context().args(["viz", "routes", "deploy/webapp", "-n", "booksapp"]));
+    assert!(routes.contains("GET /authors.json"), "{routes}");
+    controller.interrupt();
 }

@@ -43,7 +43,7 @@ pub struct TapQuery {
 #[derive(Debug, PartialEq, thiserror::Error)]
 pub enum QueryError {
     #[error("resource {0}")]
-    Resource(#[from] crate::viz::resource::ResourceError),
+    Resource(#[from] crate::resource::ResourceError),
     #[error("limit must be a whole number from 1 to 100000, not {0:?}")]
     Limit(String),
     #[error("max_wait must be a number of seconds in (0, {max}], not {0:?}", max = MAX_WAIT.as_secs())]
@@ -145,21 +145,13 @@ pub fn start(
 ) -> Result<tokio::sync::mpsc::Receiver<String>, String> {
     let workloads = {
         let index = index.lock().expect("policy index lock");
-        workloads_in(&index, q.namespace.as_deref(), q.resource.as_ref(), 4190)
+        let (ns, resource) = (q.namespace.as_deref(), q.resource.as_ref());
+        let workloads = workloads_in(&index, ns, resource, 4190);
+        if workloads.is_empty() {
+            return Err(crate::resource::nothing_selected(&index, ns, resource).to_string());
+        }
+        workloads
     };
-    if workloads.is_empty() {
-        return Err(format!(
-            "no workloads with addresses{}{}",
-            q.namespace
-                .as_ref()
-                .map(|n| format!(" in namespace {n}"))
-                .unwrap_or_default(),
-            q.resource
-                .as_ref()
-                .map(|r| format!(" for {r}"))
-                .unwrap_or_default()
-        ));
-    }
     let (lines_tx, lines) = tokio::sync::mpsc::channel::<String>(256);
     let (events_tx, mut events) = tokio::sync::mpsc::channel::<TapLine>(256);
     let request = proto::ObserveRequest {

@@ -14,7 +14,7 @@ pub mod netns;
 mod steps;
 mod wait;
 
-pub use http::admin_metric;
+pub use http::{admin_metric, http_get};
 pub use steps::{step, step_async};
 pub use wait::{check, eventually, eventually_async, serial};
 
@@ -291,6 +291,7 @@ pub fn unprivileged_ztmesh() -> Command {
             "--clear-groups",
             env!("CARGO_BIN_EXE_ztmesh"),
         ]);
+        c.env("ZTMESH_CONTEXT", context_file());
         c
     } else {
         ztmesh()

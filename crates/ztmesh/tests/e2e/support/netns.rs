@@ -118,9 +118,12 @@ impl Net {
         &self.find(p).2
     }
 
+    /// `program` in namespace `ns`; a ztmesh there (a controller writes
+    /// its context file) gets this test process's private context file.
     pub fn exec(ns: &str, program: &str) -> Command {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns, program]);
+        cmd.args(["netns", "exec", ns, program])
+            .env("ZTMESH_CONTEXT", super::context_file());
         cmd
     }
 
