@@ -27,6 +27,7 @@ use std::path::PathBuf;
 use ztmesh_authz::{Client, decide_connection, decide_request};
 use ztmesh_policy::{ClusterInfo, WorkloadRef};
 
+pub(crate) use self::client::workload_identity;
 use self::client::{Address, Asked};
 pub(crate) use crate::resource::WorkloadName;
 

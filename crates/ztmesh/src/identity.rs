@@ -1,5 +1,12 @@
-//! `ztmesh identity`: obtain a workload certificate by hand, or inspect one.
+//! `ztmesh identity`: a running workload's certificate chain, or obtain
+//! a workload certificate by hand, or inspect one.
 //!
+//! `ztmesh identity po/NAME -n NS` (as `linkerd identity`) finds the
+//! workload in the manifests of the controller the context file names
+//! (or `--manifests`), reads the chain its proxy presents in a TLS
+//! handshake on its inbound port ([`crate::check::chain`]: public
+//! certificates only, nothing sent) and prints each certificate: subject,
+//! SANs (with the spiffe:// URI), issuer, validity, then its PEM.
 //! `certify` does exactly what a proxy does (fresh P-256 key, CSR, Certify,
 //! chain verification against the anchors) and writes the result as PEM,
 //! so an operator can check the CA end to end with standard tools.
@@ -8,6 +15,35 @@ use anyhow::{Context, bail};
 use std::path::PathBuf;
 use x509_parser::prelude::*;
 use ztmesh_proxy::identity::{Documents, verify};
+
+/// `ztmesh identity`: a workload (`po/NAME`), or a subcommand.
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// The workload whose proxy's chain to show: `po/NAME` (`pod/NAME`),
+    /// `ew/NAME` (`externalworkload/NAME`) or `deploy/NAME` (the workloads
+    /// labelled app=NAME). A `po/NAME` with no such Pod means the
+    /// ExternalWorkload NAME, as local-mode workloads are.
+    #[arg(required = true)]
+    workload: Option<String>,
+    /// The workload's namespace.
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+    /// The manifests directory that declares the workload [default: the
+    /// one the controller in the context file reads].
+    #[arg(long)]
+    manifests: Option<PathBuf>,
+    #[command(flatten)]
+    controller: crate::mesh_context::ControllerArg,
+    /// The proxies' inbound port (where the chain is read).
+    #[arg(long, default_value_t = 4143)]
+    inbound_port: u16,
+    /// How long the handshake may take.
+    #[arg(long, value_parser = crate::flags::duration, default_value = "5s")]
+    timeout: std::time::Duration,
+}
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -50,7 +86,10 @@ pub struct CertifyArgs {
     out: PathBuf,
 }
 
-pub fn run(cmd: Command) -> anyhow::Result<()> {
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let Some(cmd) = args.command else {
+        return show_workload(&args);
+    };
     match cmd {
         Command::Certify(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -154,6 +193,113 @@ async fn certify(args: CertifyArgs) -> anyhow::Result<()> {
     describe(&leaf)
 }
 
+/// What `KIND/NAME` names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Named {
+    Pod(String),
+    External(String),
+    App(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+enum NameError {
+    #[error("{0:?} is not KIND/NAME (po/NAME, ew/NAME or deploy/NAME)")]
+    Form(String),
+    #[error("unknown kind {0:?}: use po, ew or deploy (or pod, externalworkload, deployment)")]
+    Kind(String),
+}
+
+fn parse_named(s: &str) -> Result<Named, NameError> {
+    let (kind, name) = s
+        .split_once('/')
+        .filter(|(k, n)| !k.is_empty() && !n.is_empty())
+        .ok_or_else(|| NameError::Form(s.into()))?;
+    match kind.to_ascii_lowercase().as_str() {
+        "po" | "pod" | "pods" => Ok(Named::Pod(name.into())),
+        "ew" | "externalworkload" | "externalworkloads" => Ok(Named::External(name.into())),
+        "deploy" | "deployment" | "deployments" => Ok(Named::App(name.into())),
+        _ => Err(NameError::Kind(kind.into())),
+    }
+}
+
+/// The workloads `named` selects among `all` (of one namespace).
+fn select<'a>(
+    all: &'a [crate::check::mesh::Workload],
+    named: &Named,
+) -> Vec<&'a crate::check::mesh::Workload> {
+    use ztmesh_policy::WorkloadRef;
+    let is = |w: &&crate::check::mesh::Workload, want: &WorkloadRef| &w.workload == want;
+    match named {
+        Named::Pod(n) => {
+            let pods: Vec<_> = all
+                .iter()
+                .filter(|w| is(w, &WorkloadRef::Pod(n.clone())))
+                .collect();
+            if !pods.is_empty() {
+                return pods;
+            }
+            all.iter()
+                .filter(|w| is(w, &WorkloadRef::External(n.clone())))
+                .collect()
+        }
+        Named::External(n) => all
+            .iter()
+            .filter(|w| is(w, &WorkloadRef::External(n.clone())))
+            .collect(),
+        Named::App(n) => all
+            .iter()
+            .filter(|w| w.labels.get("app") == Some(n))
+            .collect(),
+    }
+}
+
+fn show_workload(args: &Args) -> anyhow::Result<()> {
+    let given = args.workload.as_deref().expect("clap requires a workload");
+    let named = parse_named(given)?;
+    let manifests = match &args.manifests {
+        Some(m) => m.clone(),
+        None => {
+            let target = crate::check::mesh::Target::find(
+                &args.controller,
+                None,
+                None,
+                &crate::mesh_context::ProcessEnv,
+            );
+            target
+                .resolved?
+                .manifests
+                .context("the controller's manifests directory is unknown: pass --manifests DIR")?
+        }
+    };
+    let (resources, _) = crate::check::mesh::read_manifests(&manifests);
+    let all = crate::check::mesh::workloads(&resources, Some(&args.namespace));
+    let found = select(&all, &named);
+    if found.is_empty() {
+        bail!(
+            "no workload {given} with an address in namespace {} of {}",
+            args.namespace,
+            manifests.display()
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    for w in found {
+        let addr = std::net::SocketAddr::new(w.ip, args.inbound_port);
+        let chain = runtime
+            .block_on(crate::check::chain::fetch(addr, &w.identity, args.timeout))
+            .with_context(|| format!("reading {}'s chain from its proxy", w.display()))?;
+        println!("{} ({addr}, identity {})", w.display(), w.identity);
+        for (i, der) in chain.iter().enumerate() {
+            let role = if i == 0 { "leaf" } else { "intermediate" };
+            println!("certificate #{} ({role})", i + 1);
+            describe(der)?;
+            print!("{}", ztmesh_identity::pem::encode("CERTIFICATE", der));
+        }
+    }
+    Ok(())
+}
+
 fn describe(der: &[u8]) -> anyhow::Result<()> {
     let (_, cert) = X509Certificate::from_der(der)
         .map_err(|e| anyhow::anyhow!("not a valid certificate: {e}"))?;
@@ -173,4 +319,29 @@ fn describe(der: &[u8]) -> anyhow::Result<()> {
     println!("  serial:     {}", cert.raw_serial_as_string());
     println!("  CA:         {}", cert.is_ca());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_and_names_as_linkerd_writes_them() {
+        let cases = [
+            ("po/authors", Ok(Named::Pod("authors".into()))),
+            ("pod/authors", Ok(Named::Pod("authors".into()))),
+            ("ew/authors", Ok(Named::External("authors".into()))),
+            ("deploy/webapp", Ok(Named::App("webapp".into()))),
+            ("svc/authors", Err("unknown kind \"svc\"")),
+            ("authors", Err("is not KIND/NAME")),
+            ("po/", Err("is not KIND/NAME")),
+        ];
+        for (given, want) in cases {
+            match (parse_named(given), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{given}"),
+                (Err(e), Err(want)) => assert!(e.to_string().contains(want), "{given}: {e}"),
+                (got, want) => panic!("{given}: {got:?}, want {want:?}"),
+            }
+        }
+    }
 }

@@ -17,6 +17,7 @@
 
 mod app;
 mod authz_cmd;
+mod check;
 mod controller;
 mod demo;
 mod diagnose;
@@ -62,14 +63,19 @@ enum Command {
     /// and with --manifests destination, inbound and outbound policy and
     /// the viz API, from a watched directory of Linkerd resources.
     Controller(controller::Args),
-    /// Obtain or inspect workload certificates by hand (debugging).
-    #[command(subcommand)]
-    Identity(identity::Command),
+    /// A running workload's certificate chain, as its proxy presents it
+    /// (`ztmesh identity po/NAME -n NS`, as `linkerd identity`); or obtain
+    /// or inspect workload certificates by hand (debugging).
+    Identity(identity::Args),
     /// What the mesh's traffic looks like, from the proxies' metrics.
     #[command(subcommand)]
     Viz(VizCommand),
     /// The servers, routes and authorizations that apply to a workload, as a table.
     Authz(authz_cmd::Args),
+    /// Is the mesh healthy? PASS, WARN or FAIL per check, with a fix for
+    /// each failure (exit 1 when any fails): controller APIs, trust anchor
+    /// and issuer, manifests, proxies; `--pre`, `--proxy`, `--compliance`.
+    Check(check::Args),
     /// Ask the control plane what it tells proxies (inbound policy), or
     /// whether a client would be allowed (`diagnose policy`).
     #[command(subcommand)]
@@ -119,6 +125,7 @@ fn default_log(command: &Command) -> &'static str {
         | Command::Identity(_)
         | Command::Viz(_)
         | Command::Authz(_)
+        | Command::Check(_)
         | Command::Diagnose(_)
         | Command::Demo(_)
         | Command::ProxyInit(_)
@@ -204,6 +211,7 @@ fn main() -> ExitCode {
         Command::Identity(cmd) => identity::run(cmd),
         Command::Diagnose(cmd) => diagnose::run(cmd),
         Command::Authz(args) => authz_cmd::run(args),
+        Command::Check(args) => check::run(args),
         Command::Viz(VizCommand::Stat(args)) => viz::run_stat(args),
         Command::Viz(VizCommand::Routes(args)) => viz::run_routes(args),
         Command::Viz(VizCommand::Edges(args)) => viz::run_edges(args),
@@ -315,6 +323,7 @@ mod tests {
             (&["proxy-init"], "warn"),
             (&["app", "tcp", "127.0.0.1:1"], "warn"),
             (&["completion", "bash"], "warn"),
+            (&["check", "--compliance"], "warn"),
             // --log wins, before or after the subcommand.
             (&["--log", "debug", "install", "--dir", "d"], "debug"),
             (

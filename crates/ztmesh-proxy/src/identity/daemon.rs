@@ -110,6 +110,12 @@ impl<C: CertifyClient> IdentityDaemon<C> {
         client: C,
     ) -> Result<Self, verify::AnchorsError> {
         let (status, _) = watch::channel(IdentityStatus::Pending);
+        let metrics = Arc::new(IdentityMetrics::default());
+        if let Ok(certs) =
+            ztmesh_identity::pem::certificates(config.trust_anchors_pem.as_bytes(), "trust anchors")
+        {
+            metrics.set_trust_anchors(certs.iter().map(|c| c.as_ref()));
+        }
         Ok(Self {
             name: config.local_name.clone(),
             anchors: verify::anchors(config.trust_anchors_pem.as_bytes())?,
@@ -120,7 +126,7 @@ impl<C: CertifyClient> IdentityDaemon<C> {
             client,
             store: CredentialsStore::new(),
             status,
-            metrics: Arc::default(),
+            metrics,
         })
     }
 

@@ -4,6 +4,10 @@
 //! `control_identity_cert_refreshes_total{result="ok"|"error"}`.
 //! Unlike linkerd2-proxy, a failed Certify call counts as an `error` too,
 //! so an operator sees a control plane that refuses or cannot be reached.
+//! One family of ztmesh's own, `ztmesh_identity_trust_anchors{sha256=...} 1`,
+//! names the anchors the proxy trusts (set once at start-up, read only by
+//! scrapes: off the request path), so `ztmesh check` can tell a proxy
+//! still trusting an old root.
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -14,6 +18,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 type Timestamp = Gauge<f64, AtomicU64>;
 type ResultLabel = [(&'static str, &'static str); 1];
+type AnchorLabel = [(&'static str, String); 1];
+
+/// The family naming the trust anchors by SHA-256 fingerprint.
+pub const TRUST_ANCHORS_FAMILY: &str = "ztmesh_identity_trust_anchors";
 
 #[derive(Debug)]
 pub struct IdentityMetrics {
@@ -22,6 +30,7 @@ pub struct IdentityMetrics {
     refreshes: Family<ResultLabel, Counter>,
     ok: Counter,
     error: Counter,
+    anchors: Family<AnchorLabel, Gauge>,
 }
 
 impl Default for IdentityMetrics {
@@ -33,6 +42,7 @@ impl Default for IdentityMetrics {
             ok: refreshes.get_or_create_owned(&[("result", "ok")]),
             error: refreshes.get_or_create_owned(&[("result", "error")]),
             refreshes,
+            anchors: Family::default(),
         }
     }
 }
@@ -42,6 +52,17 @@ impl IdentityMetrics {
         self.ok.inc();
         self.refresh_seconds.set(unix_f64(now));
         self.expiration_seconds.set(unix_f64(expiry));
+    }
+
+    /// Records the trust anchors (DER), by SHA-256 fingerprint `AB:CD:...`.
+    pub fn set_trust_anchors<'a>(&self, anchors: impl IntoIterator<Item = &'a [u8]>) {
+        for der in anchors {
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
+            let hex: Vec<String> = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+            self.anchors
+                .get_or_create(&[("sha256", hex.join(":"))])
+                .set(1);
+        }
     }
 
     pub fn record_error(&self) {
@@ -64,7 +85,7 @@ impl IdentityMetrics {
         self.refresh_seconds.get()
     }
 
-    /// Adds the three families to a scrape's registry.
+    /// Adds the four families to a scrape's registry.
     pub fn register(&self, registry: &mut Registry) {
         crate::metrics::register(
             registry,
@@ -84,9 +105,15 @@ impl IdentityMetrics {
             "The total number of times this proxy's mTLS identity certificate has been refreshed by the Identity provider",
             self.refreshes.clone(),
         );
+        crate::metrics::register(
+            registry,
+            TRUST_ANCHORS_FAMILY,
+            "The trust anchors this proxy verifies peers against, by SHA-256 fingerprint of their DER (value 1)",
+            self.anchors.clone(),
+        );
     }
 
-    /// Prometheus text exposition of the three families.
+    /// Prometheus text exposition of the four families.
     pub fn encode(&self, out: &mut String) {
         crate::metrics::encode_into(out, |r| self.register(r));
     }
@@ -96,4 +123,34 @@ fn unix_f64(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_trust_anchors_are_exported_by_fingerprint() {
+        let m = IdentityMetrics::default();
+        let mut out = String::new();
+        m.encode(&mut out);
+        assert!(!out.contains("ztmesh_identity_trust_anchors{"), "{out}");
+        m.set_trust_anchors([b"anchor one".as_slice(), b"anchor two".as_slice()]);
+        let mut out = String::new();
+        m.encode(&mut out);
+        let lines: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("ztmesh_identity_trust_anchors{"))
+            .collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        // SHA-256("anchor one"), as `ztmesh install` prints fingerprints.
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b"anchor one");
+        let first = format!("{:02X}:{:02X}", digest.as_ref()[0], digest.as_ref()[1]);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&format!("sha256=\"{first}:")) && l.ends_with(" 1")),
+            "{out}"
+        );
+    }
 }

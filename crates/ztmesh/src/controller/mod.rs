@@ -274,6 +274,18 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     if !args.no_context {
         record_context(&args, &addrs);
     }
+    if let (Some(viz), Some(destination), Some(policy)) =
+        (addrs.viz, addrs.destination, addrs.policy)
+    {
+        crate::check::serve_compliance_for(crate::check::mesh::Resolved {
+            viz: viz.to_string(),
+            identity: Some(addrs.identity),
+            destination: Some(destination),
+            policy: Some(policy),
+            identity_dir: args.identity_dir.as_ref().map(|d| absolute(d)),
+            manifests: args.manifests.as_ref().map(|d| absolute(d)),
+        });
+    }
     let shutdown = running.shutdown_handle();
     let signalled = async move {
         tokio::select! {

@@ -9,8 +9,10 @@
 //! and checks it; everything is stopped at the end (or kept with `--keep`).
 //!
 //! [`identity`] holds the certification steps, [`mesh`] the workloads and
-//! what they show.
+//! what they show, [`compliance`] the final compliance report (with its
+//! one deliberately non-compliant edge: the plaintext client).
 
+mod compliance;
 mod identity;
 mod mesh;
 
@@ -144,6 +146,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         step(9, "observe: live figures aggregated by the controller from the proxies");
         mesh::show_traffic(&cp.viz).await?;
         mesh::show_edges(&dir.join("manifests"))?;
+
+        step(10, "compliance: `ztmesh check --compliance`, the seed's invariants and the hardening checklist");
+        compliance::show(&dir, &cp).await?;
         Ok(())
     })?;
 

@@ -9,8 +9,10 @@
 //! stat|edges|routes` read them unless given `--manifests`; [`get`] is its
 //! client. `GET /status` answers the controller's own
 //! status as JSON (the manifests refused and what of each is in force,
-//! see `controller::policy::status_json`). The dashboard's page, `GET
-//! /tap` (streamed) and `GET /denials` are [`super::dashboard`]'s.
+//! see `controller::policy::status_json`). `GET /compliance` answers the
+//! compliance report, the JSON of `ztmesh check --compliance -o json`
+//! (`crate::check::compliance_answer`). The dashboard's page, `GET /tap`
+//! (streamed) and `GET /denials` are [`super::dashboard`]'s.
 
 use super::model::workloads_in;
 use super::resource::Resource;
@@ -153,6 +155,9 @@ pub async fn serve(
                         let (code, body, content_type) = if req.uri().path() == "/status" {
                             let json = status.lock().expect("status lock").to_string();
                             (http::StatusCode::OK, json + "\n", "application/json")
+                        } else if req.uri().path() == "/compliance" {
+                            let (code, body) = crate::check::compliance_answer().await;
+                            (code, body, "application/json")
                         } else {
                             let json = query(req.uri().query()).get("output").map(String::as_str)
                                 == Some("json");

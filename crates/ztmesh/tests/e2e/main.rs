@@ -15,6 +15,7 @@ mod support;
 
 mod authz_e2e;
 mod authz_netns;
+mod check;
 mod cli_naming;
 mod completion;
 mod controller_lifecycle;

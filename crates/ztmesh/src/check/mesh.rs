@@ -1,0 +1,396 @@
+//! Finding the mesh and observing it once, for every group's checks.
+//!
+//! [`Target`]: the controller's addresses and directories, from
+//! `--controller` / the context file, with `--identity-dir` and
+//! `--manifests` overriding. [`TrustFiles`]: the anchors and the issuer
+//! read from the identity directory. [`observe`] makes every network call
+//! a run needs (the four controller APIs, each workload's admin
+//! `/ready` and `/metrics`, the chain its proxy presents, the policy its
+//! controller serves for an undeclared port) and returns [`Observed`],
+//! plain data the checks judge.
+
+use super::chain::{self, ChainError};
+use crate::mesh_context::{ContextError, ControllerArg, Env};
+use crate::viz::client::GetError;
+use crate::viz::scrape::Sample;
+use rustls_pki_types::CertificateDer;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use ztmesh_resources::Resource;
+
+/// What a run was pointed at.
+pub(crate) struct Target {
+    pub(crate) resolved: Result<Resolved, ContextError>,
+    pub(crate) identity_dir: Option<PathBuf>,
+}
+
+/// A controller's addresses (those the context file records; with only
+/// `--controller`, the viz API's) and the directories it reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Resolved {
+    pub(crate) viz: String,
+    pub(crate) identity: Option<SocketAddr>,
+    pub(crate) destination: Option<SocketAddr>,
+    pub(crate) policy: Option<SocketAddr>,
+    pub(crate) identity_dir: Option<PathBuf>,
+    pub(crate) manifests: Option<PathBuf>,
+}
+
+impl Resolved {
+    pub(crate) fn from_context(c: &crate::mesh_context::MeshContext) -> Self {
+        Self {
+            viz: c.viz.to_string(),
+            identity: Some(c.identity),
+            destination: Some(c.destination),
+            policy: Some(c.policy),
+            identity_dir: c.identity_dir.clone(),
+            manifests: c.manifests.clone(),
+        }
+    }
+}
+
+impl Target {
+    pub(crate) fn find(
+        arg: &ControllerArg,
+        identity_dir: Option<PathBuf>,
+        manifests: Option<PathBuf>,
+        env: &dyn Env,
+    ) -> Self {
+        let file = crate::mesh_context::load(env).ok().flatten();
+        let resolved = arg.resolve(env).map(|c| {
+            // The context file still tells the other addresses when it
+            // describes the controller the flag names.
+            let context = c
+                .context
+                .or_else(|| file.clone().filter(|f| f.viz.to_string() == c.viz));
+            let mut r = match context {
+                Some(context) => Resolved::from_context(&context),
+                None => Resolved {
+                    viz: c.viz,
+                    identity: None,
+                    destination: None,
+                    policy: None,
+                    identity_dir: None,
+                    manifests: None,
+                },
+            };
+            if identity_dir.is_some() {
+                r.identity_dir = identity_dir.clone();
+            }
+            if manifests.is_some() {
+                r.manifests = manifests.clone();
+            }
+            r
+        });
+        let identity_dir = identity_dir
+            .or_else(|| resolved.as_ref().ok().and_then(|r| r.identity_dir.clone()))
+            .or_else(|| file.and_then(|f| f.identity_dir));
+        Self {
+            resolved,
+            identity_dir,
+        }
+    }
+}
+
+/// The identity directory's public files: anchors, and the issuer's chain.
+#[derive(Debug, Default)]
+pub(crate) struct TrustFiles {
+    pub(crate) dir: Option<PathBuf>,
+    pub(crate) anchors_pem: Option<Vec<u8>>,
+    pub(crate) anchors: Vec<CertificateDer<'static>>,
+    /// The issuer certificate (first), as `ztmesh install` or cert-manager wrote it.
+    pub(crate) issuer: Vec<CertificateDer<'static>>,
+    /// Loading the issuer as the controller does (validity, chain, key).
+    pub(crate) load: Option<Result<(), ztmesh_identity::IssuerError>>,
+}
+
+impl TrustFiles {
+    pub(crate) fn read(dir: Option<&Path>) -> Self {
+        let Some(dir) = dir else {
+            return Self::default();
+        };
+        let anchors_pem = std::fs::read(dir.join(ztmesh_identity::install::ANCHORS_FILE)).ok();
+        let anchors = anchors_pem
+            .as_deref()
+            .and_then(|p| ztmesh_identity::pem::certificates(p, "ca.crt").ok())
+            .unwrap_or_default();
+        let issuer = ["issuer.crt", "tls.crt"]
+            .iter()
+            .find_map(|f| std::fs::read(dir.join(f)).ok())
+            .and_then(|p| ztmesh_identity::pem::certificates(&p, "issuer").ok())
+            .unwrap_or_default();
+        let load =
+            Some(ztmesh_identity::Issuer::load_dir(dir, std::time::SystemTime::now()).map(|_| ()));
+        Self {
+            dir: Some(dir.to_path_buf()),
+            anchors_pem,
+            anchors,
+            issuer,
+            load,
+        }
+    }
+}
+
+/// Probe settings.
+pub(crate) struct Probe {
+    pub(crate) admin_port: u16,
+    pub(crate) inbound_port: u16,
+    pub(crate) timeout: Duration,
+    pub(crate) namespace: Option<String>,
+}
+
+/// Why an API did not answer as it should.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ApiError {
+    #[error(
+        "its address is unknown (the context file records it; --controller alone gives only the viz API)"
+    )]
+    Unknown,
+    #[error(transparent)]
+    Http(#[from] GetError),
+    #[error("{0}")]
+    Grpc(String),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// One controller API's answer: where, and what it said.
+#[derive(Debug)]
+pub(crate) struct ApiProbe {
+    pub(crate) addr: Option<String>,
+    pub(crate) answer: Result<String, ApiError>,
+}
+
+/// The four controller APIs.
+#[derive(Debug)]
+pub(crate) struct Apis {
+    pub(crate) identity: ApiProbe,
+    pub(crate) destination: ApiProbe,
+    pub(crate) policy: ApiProbe,
+    pub(crate) viz: ApiProbe,
+}
+
+/// A workload the manifests declare, with an address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Workload {
+    pub(crate) namespace: String,
+    /// `externalworkload/NAME` or the pod's name, as `viz stat` prints it.
+    pub(crate) name: String,
+    pub(crate) workload: ztmesh_policy::WorkloadRef,
+    pub(crate) ip: IpAddr,
+    /// The identity its service account (or meshTLS) gives it.
+    pub(crate) identity: String,
+    /// Its declared ports.
+    pub(crate) ports: Vec<u16>,
+    pub(crate) labels: std::collections::BTreeMap<String, String>,
+    /// Its proxy runs in explicit mode (no iptables: its app's ports are
+    /// reachable without the proxy).
+    pub(crate) explicit: bool,
+}
+
+impl Workload {
+    pub(crate) fn display(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// What one workload's proxy showed.
+#[derive(Debug)]
+pub(crate) struct WorkloadObs {
+    pub(crate) workload: Workload,
+    pub(crate) ready: Result<(), GetError>,
+    pub(crate) metrics: Option<Vec<Sample>>,
+    pub(crate) chain: Result<Vec<CertificateDer<'static>>, ChainError>,
+    /// The policy the controller serves for a port no Server selects:
+    /// the default in force (`all-unauthenticated`, `deny`, ...).
+    pub(crate) default_policy: Option<String>,
+    /// Declared ports that accept connections at the workload's address
+    /// without its proxy (explicit mode only: with iptables every port
+    /// leads to the proxy).
+    pub(crate) open_app_ports: Vec<u16>,
+}
+
+/// Everything a run observed.
+#[derive(Debug)]
+pub(crate) struct Observed {
+    pub(crate) apis: Apis,
+    pub(crate) manifests_dir: Option<PathBuf>,
+    /// The directory's own validation (`ztmesh controller --check`'s).
+    pub(crate) diagnostics: Vec<ztmesh_resources::Diagnostic>,
+    /// The resources in force (as the controller reads them).
+    pub(crate) resources: Vec<Resource>,
+    /// Files the controller refused (its `/status`).
+    pub(crate) refused: Vec<(String, Vec<String>)>,
+    pub(crate) workloads: Vec<WorkloadObs>,
+}
+
+/// Workloads with an address, their identities and ports.
+pub(crate) fn workloads(resources: &[Resource], namespace: Option<&str>) -> Vec<Workload> {
+    let cluster = ztmesh_policy::ClusterInfo::default();
+    let mut index = ztmesh_policy::Index::new(cluster.clone());
+    let mut identities = Vec::new();
+    for r in resources {
+        identities.extend(crate::diagnose_policy::workload_identity(r, &cluster));
+        index.apply(r.clone());
+    }
+    let mut out: Vec<Workload> = index
+        .workloads()
+        .filter(|(ns, _, _)| namespace.is_none_or(|n| n == *ns))
+        .filter_map(|(ns, wref, wl)| {
+            let identity = identities
+                .iter()
+                .find(|w| w.namespace == ns && &w.workload == wref)?
+                .identity
+                .clone();
+            let name = match wref {
+                ztmesh_policy::WorkloadRef::Pod(n) => n.clone(),
+                ztmesh_policy::WorkloadRef::External(n) => format!("externalworkload/{n}"),
+            };
+            let ports = declared_ports(resources, ns, wref);
+            Some(Workload {
+                namespace: ns.to_string(),
+                name,
+                workload: wref.clone(),
+                ip: *wl.ips.first()?,
+                identity,
+                ports,
+                labels: wl.labels.clone(),
+                explicit: explicit_mode(resources, ns, wref),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    out
+}
+
+fn object_of<'a>(
+    resources: &'a [Resource],
+    ns: &str,
+    wref: &ztmesh_policy::WorkloadRef,
+) -> Option<&'a Resource> {
+    resources.iter().find(|r| {
+        let k = r.key();
+        k.namespace == ns
+            && match (r, wref) {
+                (Resource::Pod(_), ztmesh_policy::WorkloadRef::Pod(n))
+                | (Resource::ExternalWorkload(_), ztmesh_policy::WorkloadRef::External(n)) => {
+                    &k.name == n
+                }
+                _ => false,
+            }
+    })
+}
+
+/// The ports a workload declares (an ExternalWorkload's `ports`, a Pod's
+/// container ports).
+fn declared_ports(resources: &[Resource], ns: &str, wref: &ztmesh_policy::WorkloadRef) -> Vec<u16> {
+    match object_of(resources, ns, wref) {
+        Some(Resource::ExternalWorkload(o)) => {
+            o.spec.ports.iter().flatten().map(|p| p.port).collect()
+        }
+        Some(Resource::Pod(p)) => p
+            .spec
+            .iter()
+            .flat_map(|s| &s.containers)
+            .flat_map(|c| c.ports.iter().flatten())
+            .filter_map(|p| u16::try_from(p.container_port).ok())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The annotation local-mode workloads carry when their proxy runs
+/// without iptables.
+const PROXY_MODE: &str = "config.ztmesh.io/proxy-mode";
+
+fn explicit_mode(resources: &[Resource], ns: &str, wref: &ztmesh_policy::WorkloadRef) -> bool {
+    let annotations = match object_of(resources, ns, wref) {
+        Some(Resource::ExternalWorkload(o)) => o.metadata.annotations.as_ref(),
+        Some(Resource::Pod(p)) => p.metadata.annotations.as_ref(),
+        _ => None,
+    };
+    annotations
+        .and_then(|a| a.get(PROXY_MODE))
+        .is_some_and(|m| m == "explicit")
+}
+
+/// The resources of a manifests directory and its diagnostics.
+pub(crate) fn read_manifests(dir: &Path) -> (Vec<Resource>, Vec<ztmesh_resources::Diagnostic>) {
+    let mut store = ztmesh_store::ManifestDir::new(dir);
+    let changes = store.scan();
+    (store.resources().cloned().collect(), changes.diagnostics)
+}
+
+pub(crate) async fn observe(target: &Resolved, trust: &TrustFiles, probe: &Probe) -> Observed {
+    let (resources, diagnostics) = match &target.manifests {
+        Some(dir) => read_manifests(dir),
+        None => Default::default(),
+    };
+    let workloads = workloads(&resources, probe.namespace.as_deref());
+    let roots = trust
+        .anchors_pem
+        .as_deref()
+        .and_then(|p| ztmesh_tls::roots_from_pem(p).ok());
+    let first = workloads.first();
+    let (viz, refused) = super::control_plane::viz(&target.viz, probe.timeout).await;
+    let apis = Apis {
+        identity: super::control_plane::identity(target.identity, roots.clone(), probe.timeout)
+            .await,
+        destination: super::control_plane::destination(
+            target.destination,
+            roots.clone(),
+            &resources,
+            probe.timeout,
+        )
+        .await,
+        policy: super::control_plane::policy(target.policy, roots.clone(), first, probe.timeout)
+            .await,
+        viz,
+    };
+    let mut observed = Vec::new();
+    for w in workloads {
+        let admin = SocketAddr::new(w.ip, probe.admin_port);
+        let ready = crate::viz::client::get_text(&admin.to_string(), "/ready", probe.timeout)
+            .await
+            .map(|_| ());
+        let metrics = crate::viz::scrape::fetch(admin, probe.timeout)
+            .await
+            .ok()
+            .map(|t| crate::viz::scrape::parse(&t));
+        let inbound = SocketAddr::new(w.ip, probe.inbound_port);
+        let chain = chain::fetch(inbound, &w.identity, probe.timeout).await;
+        let default_policy = match target.policy {
+            Some(addr) => {
+                super::control_plane::default_policy(addr, roots.clone(), &w, probe.timeout).await
+            }
+            None => None,
+        };
+        let mut open_app_ports = Vec::new();
+        if w.explicit {
+            for port in &w.ports {
+                let addr = SocketAddr::new(w.ip, *port);
+                let connect = tokio::net::TcpStream::connect(addr);
+                if let Ok(Ok(_)) = tokio::time::timeout(probe.timeout, connect).await {
+                    open_app_ports.push(*port);
+                }
+            }
+        }
+        observed.push(WorkloadObs {
+            workload: w,
+            ready,
+            metrics,
+            chain,
+            default_policy,
+            open_app_ports,
+        });
+    }
+    Observed {
+        apis,
+        manifests_dir: target.manifests.clone(),
+        diagnostics,
+        resources,
+        refused,
+        workloads: observed,
+    }
+}

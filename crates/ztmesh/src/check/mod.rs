@@ -1,0 +1,478 @@
+//! `ztmesh check`: is the mesh healthy, and is it compliant?
+//!
+//! Every check yields one typed [`CheckResult`] (PASS, WARN or FAIL, a
+//! one-line detail, a one-line fix when it did not pass, the evidence it
+//! looked at and the offenders it found), grouped by [`Group`]. The
+//! layout: [`mesh`] finds the mesh (the context file `ztmesh controller`
+//! and `demo --keep` write, or flags) and observes it once (each proxy's
+//! `/ready`, `/metrics` and the chain it presents in a TLS handshake,
+//! [`chain`]); the groups are pure functions of those observations, one
+//! file each: [`pre`] (`--pre`), [`control_plane`], [`trust`] (anchors
+//! and issuer), [`manifests`], [`proxy`] (the data plane, `--proxy`),
+//! [`compliance`] and [`hardening`] (`--compliance`). Another group is
+//! a new [`Group`] variant and a new file whose function returns
+//! `Vec<CheckResult>`, called from [`run_checks`]. The report prints as a
+//! table or, with `-o json`, as [`Report`], the same JSON the viz API's
+//! `GET /compliance` answers ([`compliance_answer`]).
+
+pub(crate) mod chain;
+mod compliance;
+mod control_plane;
+mod hardening;
+mod manifests;
+pub(crate) mod mesh;
+mod pre;
+mod proxy;
+mod trust;
+
+use crate::table::Output;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Only what must hold before the mesh starts: ports free, identity
+    /// material present and valid, iptables available, clock sane.
+    #[arg(long, conflicts_with_all = ["proxy", "compliance"])]
+    pre: bool,
+    /// Only the data-plane checks, one per workload: proxy ready, on a
+    /// certificate from the current issuer, trusting the current anchors.
+    #[arg(long, conflicts_with = "compliance")]
+    proxy: bool,
+    /// The compliance report: the invariants (INV-1, INV-6, INV-7,
+    /// INV-10) and the hardening checklist, with evidence and offenders.
+    #[arg(long)]
+    compliance: bool,
+    #[command(flatten)]
+    controller: crate::mesh_context::ControllerArg,
+    /// The identity directory (ca.crt and the issuer) [default: the one the
+    /// controller in the context file reads].
+    #[arg(long)]
+    identity_dir: Option<PathBuf>,
+    /// The manifests directory (workloads, policy) [default: the one the
+    /// controller in the context file reads].
+    #[arg(long)]
+    manifests: Option<PathBuf>,
+    /// Only the workloads of this namespace.
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
+    /// The proxies' admin port.
+    #[arg(long, default_value_t = 4191)]
+    admin_port: u16,
+    /// The proxies' inbound port (where their certificate chain is read).
+    #[arg(long, default_value_t = 4143)]
+    inbound_port: u16,
+    /// With --pre: the addresses the control plane will bind, which must
+    /// be free [default: the controller's defaults].
+    #[arg(
+        long = "listen",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:8080,127.0.0.1:8086,127.0.0.1:8090,127.0.0.1:8084"
+    )]
+    listen: Vec<std::net::SocketAddr>,
+    /// How long each probe (API call, scrape, handshake) may take.
+    #[arg(long, value_parser = crate::flags::duration, default_value = "5s")]
+    timeout: Duration,
+    /// How to print: `table`, `wide` (with evidence and offenders) or `json`.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    output: Output,
+}
+
+/// PASS, WARN or FAIL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Status {
+    Pass,
+    Warn,
+    Fail,
+}
+
+impl Status {
+    fn word(self) -> &'static str {
+        match self {
+            Self::Pass => "PASS",
+            Self::Warn => "WARN",
+            Self::Fail => "FAIL",
+        }
+    }
+}
+
+/// Which part of the mesh a check is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Group {
+    Pre,
+    ControlPlane,
+    Identity,
+    Manifests,
+    DataPlane,
+    Compliance,
+}
+
+impl Group {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Pre => "pre",
+            Self::ControlPlane => "control-plane",
+            Self::Identity => "identity",
+            Self::Manifests => "manifests",
+            Self::DataPlane => "data-plane",
+            Self::Compliance => "compliance",
+        }
+    }
+}
+
+/// One check's outcome.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub(crate) struct CheckResult {
+    pub(crate) group: Group,
+    pub(crate) id: String,
+    pub(crate) title: String,
+    pub(crate) status: Status,
+    pub(crate) detail: String,
+    pub(crate) fix: Option<String>,
+    pub(crate) evidence: Vec<String>,
+    pub(crate) offenders: Vec<String>,
+}
+
+impl CheckResult {
+    fn new(group: Group, id: &str, title: &str, status: Status, detail: String) -> Self {
+        Self {
+            group,
+            id: id.into(),
+            title: title.into(),
+            status,
+            detail,
+            fix: None,
+            evidence: Vec::new(),
+            offenders: Vec::new(),
+        }
+    }
+
+    pub(crate) fn pass(group: Group, id: &str, title: &str, detail: impl Into<String>) -> Self {
+        Self::new(group, id, title, Status::Pass, detail.into())
+    }
+
+    pub(crate) fn warn(
+        group: Group,
+        id: &str,
+        title: &str,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self::new(group, id, title, Status::Warn, detail.into()).fix(fix)
+    }
+
+    pub(crate) fn fail(
+        group: Group,
+        id: &str,
+        title: &str,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self::new(group, id, title, Status::Fail, detail.into()).fix(fix)
+    }
+
+    fn fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = Some(fix.into());
+        self
+    }
+
+    pub(crate) fn evidence(mut self, evidence: impl IntoIterator<Item = String>) -> Self {
+        self.evidence.extend(evidence);
+        self
+    }
+
+    pub(crate) fn offenders(mut self, offenders: impl IntoIterator<Item = String>) -> Self {
+        self.offenders.extend(offenders);
+        self
+    }
+}
+
+/// Counts per status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct Summary {
+    pub(crate) pass: usize,
+    pub(crate) warn: usize,
+    pub(crate) fail: usize,
+}
+
+/// What `-o json` prints (and `GET /compliance` answers).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub(crate) struct Report {
+    pub(crate) checks: Vec<CheckResult>,
+    pub(crate) summary: Summary,
+}
+
+impl Report {
+    pub(crate) fn new(checks: Vec<CheckResult>) -> Self {
+        let mut summary = Summary::default();
+        for c in &checks {
+            match c.status {
+                Status::Pass => summary.pass += 1,
+                Status::Warn => summary.warn += 1,
+                Status::Fail => summary.fail += 1,
+            }
+        }
+        Self { checks, summary }
+    }
+
+    pub(crate) fn failed(&self) -> bool {
+        self.summary.fail > 0
+    }
+
+    pub(crate) fn to_json(&self) -> String {
+        let mut out = serde_json::to_string_pretty(self).expect("a report serialises");
+        out.push('\n');
+        out
+    }
+
+    /// Grouped as `linkerd check` prints: a heading per group, a line per
+    /// check, the fix under anything that did not pass; `wide` adds the
+    /// evidence and the offenders.
+    pub(crate) fn render(&self, wide: bool) -> String {
+        let width = self
+            .checks
+            .iter()
+            .map(|c| c.title.chars().count())
+            .max()
+            .unwrap_or(0);
+        let mut out = String::new();
+        let mut group = None;
+        for c in &self.checks {
+            if group != Some(c.group) {
+                if group.is_some() {
+                    out.push('\n');
+                }
+                group = Some(c.group);
+                let name = c.group.name();
+                out.push_str(&format!("{name}\n{}\n", "-".repeat(name.len())));
+            }
+            let line = format!("{}  {:<width$}  {}", c.status.word(), c.title, c.detail);
+            out.push_str(line.trim_end());
+            out.push('\n');
+            if let Some(fix) = &c.fix {
+                out.push_str(&format!("      fix: {fix}\n"));
+            }
+            if wide || c.status != Status::Pass {
+                for o in &c.offenders {
+                    out.push_str(&format!("      offender: {o}\n"));
+                }
+            }
+            if wide {
+                for e in &c.evidence {
+                    out.push_str(&format!("      evidence: {e}\n"));
+                }
+            }
+        }
+        let s = self.summary;
+        out.push_str(&format!(
+            "\nStatus check results: {} passed, {} warning(s), {} failed\n",
+            s.pass, s.warn, s.fail
+        ));
+        out
+    }
+}
+
+/// Some check failed (exit 1; the report says which).
+#[derive(Debug, thiserror::Error)]
+#[error("{0} check(s) failed")]
+pub(crate) struct Failed(usize);
+
+/// Which checks a run makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Control plane, identity, manifests, and the data plane summarised.
+    Mesh,
+    /// `--pre`.
+    Pre,
+    /// `--proxy`: the data plane, per workload.
+    Proxy,
+    /// `--compliance`.
+    Compliance,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mode = match (args.pre, args.proxy, args.compliance) {
+        (true, _, _) => Mode::Pre,
+        (_, true, _) => Mode::Proxy,
+        (_, _, true) => Mode::Compliance,
+        _ => Mode::Mesh,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(run_checks(&args, mode));
+    match args.output {
+        Output::Json => print!("{}", report.to_json()),
+        Output::Table => print!("{}", report.render(false)),
+        Output::Wide => print!("{}", report.render(true)),
+    }
+    if report.failed() {
+        return Err(Failed(report.summary.fail).into());
+    }
+    Ok(())
+}
+
+/// Observes the mesh and runs `mode`'s checks.
+pub(crate) async fn run_checks(args: &Args, mode: Mode) -> Report {
+    let target = mesh::Target::find(
+        &args.controller,
+        args.identity_dir.clone(),
+        args.manifests.clone(),
+        &crate::mesh_context::ProcessEnv,
+    );
+    let probe = mesh::Probe {
+        admin_port: args.admin_port,
+        inbound_port: args.inbound_port,
+        timeout: args.timeout,
+        namespace: args.namespace.clone(),
+    };
+    let now = std::time::SystemTime::now();
+    if mode == Mode::Pre {
+        let observed = pre::observe(&target, &args.listen).await;
+        return Report::new(pre::checks(&observed, now));
+    }
+    let trust = mesh::TrustFiles::read(target.identity_dir.as_deref());
+    let mut checks = Vec::new();
+    let target = match target.resolved {
+        Ok(t) => t,
+        Err(e) => {
+            checks.push(CheckResult::fail(
+                Group::ControlPlane,
+                "controller-found",
+                "controller found",
+                e.to_string(),
+                "pass --controller HOST:PORT, or start `ztmesh controller` or `ztmesh demo --keep`",
+            ));
+            return Report::new(checks);
+        }
+    };
+    let mesh = mesh::observe(&target, &trust, &probe).await;
+    match mode {
+        Mode::Pre => unreachable!("answered above"),
+        Mode::Mesh => {
+            checks.extend(control_plane::checks(&mesh.apis));
+            checks.extend(trust::checks(&trust, now));
+            checks.extend(manifests::checks(&mesh));
+            checks.extend(proxy::summary(&mesh, &trust, now));
+        }
+        Mode::Proxy => checks.extend(proxy::per_workload(&mesh, &trust, now)),
+        Mode::Compliance => checks.extend(compliance_checks(&mesh, now)),
+    }
+    Report::new(checks)
+}
+
+/// The compliance group: the invariants, then the hardening checklist.
+fn compliance_checks(mesh: &mesh::Observed, now: std::time::SystemTime) -> Vec<CheckResult> {
+    let mut checks = compliance::checks(mesh);
+    checks.extend(hardening::checks(mesh, now));
+    checks
+}
+
+/// The compliance report of the mesh `target` describes.
+pub(crate) async fn compliance_report(target: &mesh::Resolved, timeout: Duration) -> Report {
+    let probe = mesh::Probe {
+        admin_port: 4191,
+        inbound_port: 4143,
+        timeout,
+        namespace: None,
+    };
+    let trust = mesh::TrustFiles::read(target.identity_dir.as_deref());
+    let mesh = mesh::observe(target, &trust, &probe).await;
+    Report::new(compliance_checks(&mesh, std::time::SystemTime::now()))
+}
+
+/// The mesh this process's controller serves, once its listeners are
+/// bound (one controller per process: `ztmesh controller`).
+static SERVED: std::sync::OnceLock<mesh::Resolved> = std::sync::OnceLock::new();
+
+/// Records the controller's addresses and directories, for `GET /compliance`.
+pub(crate) fn serve_compliance_for(target: mesh::Resolved) {
+    let _ = SERVED.set(target);
+}
+
+/// The viz API's `GET /compliance`: the report as JSON, or 503 until the
+/// controller has recorded what it serves.
+pub(crate) async fn compliance_answer() -> (http::StatusCode, String) {
+    match SERVED.get() {
+        Some(target) => (
+            http::StatusCode::OK,
+            compliance_report(target, Duration::from_secs(2))
+                .await
+                .to_json(),
+        ),
+        None => (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "{\"error\":\"the controller has not finished starting\"}\n".into(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Report {
+        Report::new(vec![
+            CheckResult::pass(Group::ControlPlane, "a", "identity API", "answered"),
+            CheckResult::warn(
+                Group::Compliance,
+                "INV-6",
+                "every edge is mTLS",
+                "1 plaintext edge",
+                "mesh the client",
+            )
+            .offenders(["(plain) -> booksapp/authors".to_string()])
+            .evidence(["authors: 3 inbound connections".to_string()]),
+            CheckResult::fail(Group::Compliance, "b", "issuer", "expired", "rotate it"),
+        ])
+    }
+
+    #[test]
+    fn the_summary_counts_each_status_and_any_fail_fails() {
+        let r = sample();
+        assert_eq!(
+            r.summary,
+            Summary {
+                pass: 1,
+                warn: 1,
+                fail: 1
+            }
+        );
+        assert!(r.failed());
+        assert!(!Report::new(vec![sample().checks[1].clone()]).failed());
+    }
+
+    #[test]
+    fn json_has_the_agreed_shape() {
+        let v: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
+        let c = &v["checks"][1];
+        assert_eq!(c["group"], "compliance");
+        assert_eq!(c["id"], "INV-6");
+        assert_eq!(c["status"], "warn");
+        assert_eq!(c["fix"], "mesh the client");
+        assert_eq!(c["offenders"][0], "(plain) -> booksapp/authors");
+        assert_eq!(c["evidence"][0], "authors: 3 inbound connections");
+        assert!(v["checks"][0]["fix"].is_null());
+        assert_eq!(v["checks"][0]["group"], "control-plane");
+        assert_eq!(
+            v["summary"],
+            serde_json::json!({"pass":1,"warn":1,"fail":1})
+        );
+    }
+
+    #[test]
+    fn the_table_names_fixes_and_offenders_and_wide_adds_evidence() {
+        let r = sample();
+        let t = r.render(false);
+        assert!(t.contains("PASS  identity API"), "{t}");
+        assert!(t.contains("      fix: rotate it"), "{t}");
+        assert!(t.contains("offender: (plain) -> booksapp/authors"), "{t}");
+        assert!(!t.contains("evidence:"), "{t}");
+        assert!(t.contains("1 passed, 1 warning(s), 1 failed"), "{t}");
+        assert!(r.render(true).contains("evidence: authors: 3 inbound"));
+    }
+}
