@@ -121,6 +121,11 @@ test("a denial is shown with its reason", async () => {
   await row.waitFor({ timeout: 20000 });
   const reason = await row.locator("td.reason").textContent();
   assert.match(reason, /no authorization on server\/authors .*admits traffic\.booksapp/);
+  // ... and counted in authors' DENIED column.
+  await page.waitForFunction(() => {
+    const r = [...document.querySelectorAll("#workloads-table tr.workload")].find((r) => r.textContent.includes("externalworkload/authors"));
+    return r && Number(r.cells[9].textContent) > 0;
+  }, null, { timeout: 20000, polling: 500 });
   await shotOf("#denials", "denials");
 });
 

@@ -28,13 +28,20 @@ fn get(path: &str) -> String {
     out
 }
 
-/// `ztmesh viz CMD ew/authors -n booksapp --controller VIZ ...`: no
+/// `ztmesh viz CMD deploy/authors -n booksapp --controller VIZ ...`: no
 /// identity directory, no key.
 fn viz(cmd: &str, mesh: &LocalMesh<Daemon>, extra: &[&str]) -> std::process::Command {
     let mut c = ztmesh();
-    c.args(["viz", cmd, "ew/authors", "-n", "booksapp", "--controller"])
-        .arg(mesh.viz.as_deref().expect("the binary serves the viz API"))
-        .args(extra);
+    c.args([
+        "viz",
+        cmd,
+        "deploy/authors",
+        "-n",
+        "booksapp",
+        "--controller",
+    ])
+    .arg(mesh.viz.as_deref().expect("the binary serves the viz API"))
+    .args(extra);
     c
 }
 

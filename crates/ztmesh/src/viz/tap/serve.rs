@@ -243,7 +243,7 @@ mod tests {
             (("max_wait", "-1"), "max_wait must be"),
             (("max_wait", "99999"), "max_wait must be"),
             (("method", "G T"), "not an HTTP method"),
-            (("resource", "svc/x"), "unknown kind"),
+            (("resource", "svc/x"), "resource \"svc/x\": "),
         ];
         for ((k, v), want) in bad {
             let err = TapQuery::parse(&q(&[(k, v)])).unwrap_err().to_string();

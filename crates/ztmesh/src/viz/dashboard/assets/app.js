@@ -52,7 +52,9 @@ async function workloads() {
     const rows = await api(withNs("/stat?output=json&window=2"));
     fill($("#workloads-table tbody"), rows.map((r) => {
       const success = r.success_rate == null ? "" : r.success_rate >= 0.95 ? "ok" : "bad";
-      const denied = r.denied != null ? r.denied : r.denied_rps;
+      // The stat row's own DENIED figure when it has one, else the
+      // denials counted by the proxy (since it started).
+      const denied = r.denied != null ? r.denied : denialTotals.get(r.namespace + "/" + r.name);
       return el("tr", { class: "workload", "data-name": r.namespace + "/" + r.name },
         el("td", {}, r.namespace), el("td", {}, r.name),
         el("td", {}, r.meshed ? "yes" : "no"),
@@ -74,6 +76,9 @@ async function workloads() {
 
 // The edge graph: workloads on a circle, each edge an arrow, green for
 // mTLS and dashed red for plaintext, its identities or reason as a tooltip.
+// An identity as SA.NS (the rest is the trust domain's).
+const short = (id) => (id ? id.split(".").slice(0, 2).join(".") : "-");
+
 function drawEdges(rows) {
   const graph = $("#edge-graph");
   const names = [...new Set(rows.flatMap((r) => [r.src, r.dst]))].sort();
@@ -107,7 +112,8 @@ function drawEdges(rows) {
   fill($("#edges-table tbody"), rows.map((r) => el("tr", { class: "edge-row" },
     el("td", {}, r.src), el("td", {}, r.dst),
     el("td", { class: r.tls ? "ok" : "bad" }, r.tls ? "mTLS" : "no"),
-    el("td", { class: "wrap" }, r.tls ? (r.src_identity || "-") + " → " + (r.dst_identity || "-") : r.no_tls_reason || "-"))));
+    el("td", { class: "wrap", title: (r.src_identity || "-") + " → " + (r.dst_identity || "-") },
+      r.tls ? short(r.src_identity) + " → " + short(r.dst_identity) : r.no_tls_reason || "-"))));
 }
 
 async function edges() {
@@ -140,6 +146,7 @@ async function routes() {
 
 // Denials: the counts, and what grew since the last look.
 let lastDenials = new Map();
+let denialTotals = new Map();
 async function denials() {
   const note = $("#denials-note");
   try {
@@ -155,6 +162,8 @@ async function denials() {
         el("td", { class: "wrap reason" }, r.reason));
     }));
     lastDenials = seen;
+    denialTotals = new Map();
+    for (const r of rows) denialTotals.set(r.workload, (denialTotals.get(r.workload) || 0) + r.count);
     note.textContent = rows.length ? "" : "no denials";
   } catch (e) {
     note.textContent = e.message;
@@ -207,7 +216,7 @@ function tapEvent(e) {
       el("td", { class: "status" }, "…"), el("td", { class: "latency" }, "-"));
     tap.rows.set(key, row);
     tbody.prepend(row);
-    while (tbody.children.length > 200) {
+    while (tbody.children.length > 100) {
       const last = tbody.lastElementChild;
       for (const [k, r] of tap.rows) if (r === last) tap.rows.delete(k);
       last.remove();
