@@ -139,6 +139,15 @@ impl Tapper {
         &self.name
     }
 
+    /// Who may answer: any proxy of the trust domain, under `roots`.
+    fn mesh_peer(&self, roots: Arc<rustls::RootCertStore>) -> Result<Arc<MeshPeer>, TapError> {
+        Ok(Arc::new(MeshPeer {
+            signatures: ztmesh_tls::IdentityVerifier::new(roots.clone(), &self.name)?,
+            roots,
+            suffix: format!(".serviceaccount.identity.{}", self.trust),
+        }))
+    }
+
     /// A client config presenting the tap identity (renewed when due).
     fn tls(&self) -> Result<Arc<rustls::ClientConfig>, TapError> {
         let now = SystemTime::now();
@@ -153,12 +162,7 @@ impl Tapper {
             .identity_dir
             .join(ztmesh_identity::install::ANCHORS_FILE);
         let anchors = std::fs::read(&path).map_err(|source| TapError::Anchors { path, source })?;
-        let roots = ztmesh_tls::roots_from_pem(&anchors)?;
-        let verifier = Arc::new(MeshPeer {
-            signatures: ztmesh_tls::IdentityVerifier::new(roots.clone(), &self.name)?,
-            roots,
-            suffix: format!(".serviceaccount.identity.{}", self.trust),
-        });
+        let verifier = self.mesh_peer(ztmesh_tls::roots_from_pem(&anchors)?)?;
         let mut config = rustls::ClientConfig::builder_with_provider(ztmesh_tls::provider())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .dangerous()
@@ -223,5 +227,61 @@ impl Tapper {
                 _ = out.closed() => return Ok(()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::client::danger::ServerCertVerifier;
+    use ztmesh_identity::install::{InstallOptions, install};
+
+    #[test]
+    fn the_tap_identity_reaches_the_proxies_of_its_mesh_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("identity");
+        let now = SystemTime::now();
+        install(&dir, &InstallOptions::default(), now).unwrap();
+        let tapper = Tapper::new(dir.clone(), "linkerd", "cluster.local").unwrap();
+        assert_eq!(
+            tapper.name(),
+            "linkerd-tap.linkerd.serviceaccount.identity.linkerd.cluster.local"
+        );
+        tapper.tls().expect("a client config with the tap identity");
+        // A proxy's leaf for `sa` in the trust domain `cp.cluster.local`,
+        // from the install's issuer.
+        let leaf = |cp: &str, sa: &str| {
+            let trust = TrustDomain::new(cp, "cluster.local").unwrap();
+            let issuer = Issuer::load_dir(&dir, now).unwrap();
+            let ca = Ca::new(issuer, trust.clone(), Duration::from_secs(3600));
+            let mut own = crate::controller::own_identity::OwnIdentity::new(
+                trust.identity("booksapp", sa).unwrap(),
+            )
+            .unwrap();
+            own.refresh(&ca, now).unwrap();
+            own.store().get().unwrap().cert.clone()
+        };
+        let anchors = std::fs::read(dir.join(ztmesh_identity::install::ANCHORS_FILE)).unwrap();
+        let verifier = tapper
+            .mesh_peer(ztmesh_tls::roots_from_pem(&anchors).unwrap())
+            .unwrap();
+        let sni = ztmesh_tls::server_name(tapper.name()).unwrap();
+        let verify = |chain: &[rustls::pki_types::CertificateDer<'static>]| {
+            verifier.verify_server_cert(
+                &chain[0],
+                &chain[1..],
+                &sni,
+                &[],
+                rustls::pki_types::UnixTime::now(),
+            )
+        };
+        // (trust domain's namespace, service account, accepted)
+        let cases = [("linkerd", "authors", true), ("other", "authors", false)];
+        for (cp, sa, accepted) in cases {
+            let got = verify(&leaf(cp, sa));
+            assert_eq!(got.is_ok(), accepted, "{cp} {sa}: {got:?}");
+        }
+        let err = verify(&leaf("other", "authors")).unwrap_err().to_string();
+        assert!(err.contains("is not of this mesh"), "{err}");
     }
 }
