@@ -53,8 +53,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     "the controller is asked port by port: pass --port PORT (repeatable), or --manifests DIR"
                 );
             }
-            let addr =
-                crate::diagnose_policy::policy_addr(args.policy_addr.as_deref(), &args.controller)?;
+            let addr = crate::diagnose_policy::policy_addr(
+                args.policy_addr.as_deref(),
+                &args.controller,
+                &crate::mesh_context::ProcessEnv,
+            )?;
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?

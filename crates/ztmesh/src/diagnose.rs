@@ -77,8 +77,11 @@ async fn inbound(args: InboundArgs) -> anyhow::Result<()> {
         )?),
         None => None,
     };
-    let policy_addr =
-        crate::diagnose_policy::policy_addr(args.policy_addr.as_deref(), &args.controller)?;
+    let policy_addr = crate::diagnose_policy::policy_addr(
+        args.policy_addr.as_deref(),
+        &args.controller,
+        &crate::mesh_context::ProcessEnv,
+    )?;
     let channel = ztmesh_grpc::client::channel(ztmesh_grpc::client::ControlPlaneTarget {
         addr: policy_addr.clone(),
         server_name: args.policy_svc_name.clone(),

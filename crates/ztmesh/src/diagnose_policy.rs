@@ -130,22 +130,24 @@ pub(crate) fn parse_target(
 pub(crate) fn policy_addr(
     given: Option<&str>,
     controller: &crate::mesh_context::ControllerArg,
+    env: &dyn crate::mesh_context::Env,
 ) -> anyhow::Result<String> {
     if let Some(addr) = given {
         return Ok(addr.to_string());
     }
-    let env = crate::mesh_context::ProcessEnv;
-    let found = controller.resolve(&env)?;
+    let found = controller
+        .resolve(env)
+        .context("finding the controller's policy service (or pass --manifests DIR)")?;
     let context = match found.context {
         Some(context) => Some(context),
         // --controller (or ZTMESH_CONTROLLER) names the viz API: the context
         // file knows the rest when it describes that controller.
-        None => crate::mesh_context::load(&env)?.filter(|c| c.viz.to_string() == found.viz),
+        None => crate::mesh_context::load(env)?.filter(|c| c.viz.to_string() == found.viz),
     };
     match context {
         Some(context) => Ok(context.policy.to_string()),
         None => bail!(
-            "the controller at {} (its viz API) is not the one the context file describes: pass --policy-addr HOST:PORT, or --manifests",
+            "--controller {} names the controller's viz API; its policy service is known from the context file only, which describes another controller or none: pass --policy-addr HOST:PORT, or --manifests DIR",
             found.viz
         ),
     }
@@ -174,7 +176,9 @@ async fn diagnose(args: &PolicyArgs) -> Result<bool, BadQuestion> {
             server
         }
         None => {
-            let addr = policy_addr(args.policy_addr.as_deref(), &args.controller).map_err(bad)?;
+            let env = crate::mesh_context::ProcessEnv;
+            let addr =
+                policy_addr(args.policy_addr.as_deref(), &args.controller, &env).map_err(bad)?;
             from_controller(args, &addr, &ns, &workload, port)
                 .await
                 .map_err(bad)?
@@ -385,4 +389,59 @@ async fn from_controller(
     }
     let s = last.expect("at least one candidate was asked");
     bail!("policy service at {addr}: {}", s.message())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::mesh_context::{ControllerArg, Env, MeshContext, save};
+
+    struct MapEnv(String);
+
+    impl Env for MapEnv {
+        fn var(&self, name: &str) -> Option<String> {
+            (name == "ZTMESH_CONTEXT").then(|| self.0.clone())
+        }
+    }
+
+    #[test]
+    fn the_policy_address_given_else_the_controllers_from_its_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = MapEnv(dir.path().join("context.json").display().to_string());
+        let flag = |c: Option<&str>| ControllerArg {
+            controller: c.map(String::from),
+        };
+        let ask = |given: Option<&str>, c: Option<&str>| {
+            super::policy_addr(given, &flag(c), &env).map_err(|e| format!("{e:#}"))
+        };
+        assert!(ask(None, None).unwrap_err().contains("pass --controller"));
+        assert_eq!(ask(Some("10.0.0.1:8090"), None).unwrap(), "10.0.0.1:8090");
+        save(
+            &env,
+            &MeshContext {
+                viz: "127.0.0.1:18084".parse().unwrap(),
+                identity: "127.0.0.1:18080".parse().unwrap(),
+                destination: "127.0.0.1:18086".parse().unwrap(),
+                policy: "127.0.0.1:18090".parse().unwrap(),
+                identity_dir: None,
+                manifests: None,
+                written_by: "controller".into(),
+                pid: 1,
+            },
+        )
+        .unwrap();
+        // (--policy-addr, --controller, answer or a word of the error)
+        let cases = [
+            (None, None, Ok("127.0.0.1:18090")),
+            (None, Some("127.0.0.1:18084"), Ok("127.0.0.1:18090")),
+            (Some("10.0.0.1:8090"), None, Ok("10.0.0.1:8090")),
+            (None, Some("127.0.0.1:9"), Err("pass --policy-addr")),
+        ];
+        for (given, controller, want) in cases {
+            match (ask(given, controller), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{given:?} {controller:?}"),
+                (Err(got), Err(want)) => assert!(got.contains(want), "{got}"),
+                (got, want) => panic!("{given:?} {controller:?}: {got:?}, want {want:?}"),
+            }
+        }
+    }
 }
