@@ -21,13 +21,30 @@ use ztmesh_resources::Resource;
 /// A leaf past this share of its lifetime has missed its refresh.
 pub(crate) const ROTATION_LIMIT: f64 = 0.8;
 
-pub(crate) fn checks(mesh: &Observed, now: SystemTime) -> Vec<CheckResult> {
+/// Alert rules to judge: where they came from, and their text.
+#[derive(Clone, Debug)]
+pub(crate) struct AlertRules {
+    pub(crate) source: String,
+    pub(crate) text: String,
+}
+
+impl AlertRules {
+    /// The rules shipped with ztmesh (deploy/observability).
+    pub(crate) fn shipped() -> Self {
+        Self {
+            source: "deploy/observability/prometheus-rules.yaml (shipped)".into(),
+            text: SHIPPED_RULES.into(),
+        }
+    }
+}
+
+pub(crate) fn checks(mesh: &Observed, rules: &AlertRules, now: SystemTime) -> Vec<CheckResult> {
     vec![
         default_deny(mesh),
         explicit_allows(&mesh.resources),
         one_service_account(mesh),
         rotation(mesh, now),
-        tls_alerts(),
+        tls_alerts(rules),
         egress(mesh),
         bypass(mesh),
     ]
@@ -331,24 +348,25 @@ pub(crate) fn tls_alerts_in(rules: &str) -> Vec<String> {
     out
 }
 
-fn tls_alerts() -> CheckResult {
+fn tls_alerts(rules: &AlertRules) -> CheckResult {
     let (id, title) = ("tls-alerts", "TLS errors monitored");
-    let found = tls_alerts_in(SHIPPED_RULES);
+    let found = tls_alerts_in(&rules.text);
+    let source = &rules.source;
     if found.is_empty() {
         return CheckResult::warn(
             Group::Compliance,
             id,
             title,
-            "the shipped alert rules (deploy/observability/prometheus-rules.yaml) have no alert on TLS failures",
-            "add alerts on no_tls_reason series and control_identity_cert_refreshes_total{result=\"error\"}",
+            format!("no alert on TLS failures in {source}"),
+            "add alerts on no_tls_reason series and control_identity_cert_refreshes_total{result=\"error\"} (or pass --alert-rules FILE, the rules you deploy)",
         )
-        .offenders(["deploy/observability/prometheus-rules.yaml".to_string()]);
+        .offenders([source.clone()]);
     }
     CheckResult::pass(
         Group::Compliance,
         id,
         title,
-        format!("alerts: {}", found.join(", ")),
+        format!("alerts in {source}: {}", found.join(", ")),
     )
     .evidence(found)
 }
@@ -497,9 +515,17 @@ mod tests {
 
     #[test]
     fn tls_alerts_are_found_by_what_they_watch() {
-        let rules = "groups:\n- name: g\n  rules:\n  - alert: Latency\n    expr: histogram_quantile(0.99, x)\n  - alert: TlsRefusals\n    expr: sum(rate(request_total{tls=\"no_identity\"}[5m])) > 0\n";
-        assert_eq!(tls_alerts_in(rules), ["TlsRefusals"]);
+        let rules_text = "groups:\n- name: g\n  rules:\n  - alert: Latency\n    expr: histogram_quantile(0.99, x)\n  - alert: TlsRefusals\n    expr: sum(rate(request_total{tls=\"no_identity\"}[5m])) > 0\n";
+        assert_eq!(tls_alerts_in(rules_text), ["TlsRefusals"]);
         assert!(tls_alerts_in("- alert: Latency\n  expr: up == 0\n").is_empty());
+        let rules = |text: &str| AlertRules {
+            source: "r.yaml".into(),
+            text: text.into(),
+        };
+        assert_eq!(tls_alerts(&rules(rules_text)).status, Status::Pass);
+        let none = tls_alerts(&rules("groups: []\n"));
+        assert_eq!(none.status, Status::Warn);
+        assert_eq!(none.offenders, ["r.yaml"]);
     }
 
     #[test]

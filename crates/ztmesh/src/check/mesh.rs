@@ -83,9 +83,9 @@ impl Target {
             }
             r
         });
-        let identity_dir = identity_dir
-            .or_else(|| resolved.as_ref().ok().and_then(|r| r.identity_dir.clone()))
-            .or_else(|| file.and_then(|f| f.identity_dir));
+        // Another controller's directories are not this context's.
+        let identity_dir =
+            identity_dir.or_else(|| resolved.as_ref().ok().and_then(|r| r.identity_dir.clone()));
         Self {
             resolved,
             identity_dir,
@@ -392,5 +392,88 @@ pub(crate) async fn observe(target: &Resolved, trust: &TrustFiles, probe: &Probe
         resources,
         refused,
         workloads: observed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh_context::MeshContext;
+    use std::collections::HashMap;
+
+    struct MapEnv(HashMap<&'static str, String>);
+
+    impl Env for MapEnv {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.get(name).cloned()
+        }
+    }
+
+    #[test]
+    fn the_context_file_then_flags_decide_what_is_checked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let env = MapEnv(HashMap::from([(
+            "ZTMESH_CONTEXT",
+            tmp.path().join("c.json").display().to_string(),
+        )]));
+        let none = ControllerArg::default();
+        let found = Target::find(&none, None, None, &env);
+        assert!(found.resolved.is_err(), "no context, no flag");
+        assert_eq!(found.identity_dir, None);
+
+        let context = MeshContext {
+            viz: "127.0.0.1:18084".parse().unwrap(),
+            identity: "127.0.0.1:18080".parse().unwrap(),
+            destination: "127.0.0.1:18086".parse().unwrap(),
+            policy: "127.0.0.1:18090".parse().unwrap(),
+            identity_dir: Some("/id".into()),
+            manifests: Some("/m".into()),
+            written_by: "demo".into(),
+            pid: 1,
+        };
+        crate::mesh_context::save(&env, &context).unwrap();
+        // (flag, --identity-dir, --manifests) -> (identity API known, identity dir, manifests)
+        type Case = (
+            Option<&'static str>,
+            Option<&'static str>,
+            Option<&'static str>,
+        );
+        let cases: [(Case, (bool, Option<&str>, Option<&str>)); 4] = [
+            ((None, None, None), (true, Some("/id"), Some("/m"))),
+            (
+                (None, Some("/other"), Some("/m2")),
+                (true, Some("/other"), Some("/m2")),
+            ),
+            // The flag names the controller of the context file: all its addresses.
+            (
+                (Some("127.0.0.1:18084"), None, None),
+                (true, Some("/id"), Some("/m")),
+            ),
+            // Another controller: only its viz API is known.
+            ((Some("10.0.0.1:8084"), None, None), (false, None, None)),
+        ];
+        for ((flag, id_dir, manifests), (identity_known, want_dir, want_manifests)) in cases {
+            let arg = ControllerArg {
+                controller: flag.map(String::from),
+            };
+            let found = Target::find(
+                &arg,
+                id_dir.map(PathBuf::from),
+                manifests.map(PathBuf::from),
+                &env,
+            );
+            let r = found.resolved.unwrap();
+            assert_eq!(r.identity.is_some(), identity_known, "{flag:?}");
+            assert_eq!(
+                found.identity_dir.as_deref(),
+                want_dir.map(Path::new),
+                "{flag:?}"
+            );
+            assert_eq!(
+                r.manifests.as_deref(),
+                want_manifests.map(Path::new),
+                "{flag:?}"
+            );
+        }
     }
 }

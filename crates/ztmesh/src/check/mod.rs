@@ -71,6 +71,10 @@ pub struct Args {
         default_value = "127.0.0.1:8080,127.0.0.1:8086,127.0.0.1:8090,127.0.0.1:8084"
     )]
     listen: Vec<std::net::SocketAddr>,
+    /// With --compliance: the Prometheus alert rules you deploy, checked
+    /// for alerts on TLS failures [default: the rules shipped with ztmesh].
+    #[arg(long)]
+    alert_rules: Option<PathBuf>,
     /// How long each probe (API call, scrape, handshake) may take.
     #[arg(long, value_parser = crate::flags::duration, default_value = "5s")]
     timeout: Duration,
@@ -360,15 +364,34 @@ pub(crate) async fn run_checks(args: &Args, mode: Mode) -> Report {
             checks.extend(proxy::summary(&mesh, &trust, now));
         }
         Mode::Proxy => checks.extend(proxy::per_workload(&mesh, &trust, now)),
-        Mode::Compliance => checks.extend(compliance_checks(&mesh, now)),
+        Mode::Compliance => {
+            let rules = match &args.alert_rules {
+                None => hardening::AlertRules::shipped(),
+                Some(path) => match std::fs::read_to_string(path) {
+                    Ok(text) => hardening::AlertRules {
+                        source: path.display().to_string(),
+                        text,
+                    },
+                    Err(e) => hardening::AlertRules {
+                        source: format!("{} (unreadable: {e})", path.display()),
+                        text: String::new(),
+                    },
+                },
+            };
+            checks.extend(compliance_checks(&mesh, &rules, now))
+        }
     }
     Report::new(checks)
 }
 
 /// The compliance group: the invariants, then the hardening checklist.
-fn compliance_checks(mesh: &mesh::Observed, now: std::time::SystemTime) -> Vec<CheckResult> {
+fn compliance_checks(
+    mesh: &mesh::Observed,
+    rules: &hardening::AlertRules,
+    now: std::time::SystemTime,
+) -> Vec<CheckResult> {
     let mut checks = compliance::checks(mesh);
-    checks.extend(hardening::checks(mesh, now));
+    checks.extend(hardening::checks(mesh, rules, now));
     checks
 }
 
@@ -382,7 +405,11 @@ pub(crate) async fn compliance_report(target: &mesh::Resolved, timeout: Duration
     };
     let trust = mesh::TrustFiles::read(target.identity_dir.as_deref());
     let mesh = mesh::observe(target, &trust, &probe).await;
-    Report::new(compliance_checks(&mesh, std::time::SystemTime::now()))
+    Report::new(compliance_checks(
+        &mesh,
+        &hardening::AlertRules::shipped(),
+        std::time::SystemTime::now(),
+    ))
 }
 
 /// The mesh this process's controller serves, once its listeners are

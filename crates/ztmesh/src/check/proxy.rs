@@ -35,7 +35,7 @@ pub(crate) fn workload_checks(
             Group::DataPlane,
             READY.0,
             READY.1,
-            format!("{name}: {e}"),
+            format!("{name}: {}", with_causes(e)),
             restart.clone(),
         ),
     }
@@ -118,7 +118,17 @@ fn certificate(w: &WorkloadObs, trust: &TrustFiles, now: SystemTime) -> CheckRes
             Group::DataPlane,
             id,
             title,
-            format!("{name}: certified by an earlier issuer of the same anchors (it renews at its next refresh)"),
+            format!(
+                "{name}: certified by an earlier issuer of the same anchors ({})",
+                if matches!(
+                    trust.load,
+                    Some(Err(ztmesh_identity::IssuerError::Expired { .. }))
+                ) {
+                    "the current issuer has expired: it cannot renew"
+                } else {
+                    "it renews at its next refresh"
+                }
+            ),
             restart,
         )
         .evidence(evidence);
@@ -134,6 +144,22 @@ fn certificate(w: &WorkloadObs, trust: &TrustFiles, now: SystemTime) -> CheckRes
         ),
     )
     .evidence(evidence)
+}
+
+/// An error and its causes, `a: b: c` (hyper's client says only
+/// "client error (Connect)"; the cause says why).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 /// The anchor fingerprints a proxy's metrics list.
@@ -284,7 +310,9 @@ pub(crate) fn fold(results: &[&CheckResult]) -> CheckResult {
             "{} of {} workload(s): {}",
             bad.len(),
             results.len(),
-            bad[0].detail
+            bad.iter()
+                .find(|r| r.status == worst)
+                .map_or("", |r| r.detail.as_str())
         ),
     };
     let mut out = CheckResult {

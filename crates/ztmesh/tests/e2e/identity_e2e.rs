@@ -199,6 +199,11 @@ fn demo_runs_a_whole_local_mesh() {
         "(plain)  GET  /authors.json  -> HTTP/1.1 403 Forbidden",
         "DENY: traffic.booksapp.serviceaccount.identity.linkerd.cluster.local",
         "160 requests from webapp and books at 20/s each: 160 answered 200",
+        // The compliance report: the plaintext client is the one
+        // non-compliant edge, a WARN with its reason.
+        "[10] compliance",
+        "WARN  every edge between meshed workloads is mTLS",
+        "offender: (unidentified client) -> booksapp/externalworkload/authors: plaintext, no_tls_reason=no_tls_from_remote",
         "all steps passed.",
     ] {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");

@@ -162,9 +162,11 @@ fn the_summary_keeps_the_worst_status_and_names_the_workloads() {
         r(Status::Fail, "b: refused"),
         r(Status::Warn, "c: slow"),
     );
-    let folded = fold(&[&a, &b, &c]);
+    let folded = fold(&[&c, &a, &b]);
     assert_eq!(folded.status, Status::Fail);
-    assert_eq!(folded.offenders, ["b: refused", "c: slow"]);
+    // The line tells the worst, whatever comes first.
+    assert_eq!(folded.detail, "2 of 3 workload(s): b: refused");
+    assert_eq!(folded.offenders, ["c: slow", "b: refused"]);
     assert!(
         folded.detail.starts_with("2 of 3 workload(s)"),
         "{folded:?}"
