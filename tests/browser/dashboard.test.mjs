@@ -115,10 +115,16 @@ test("an mTLS edge is drawn in green to authors", async () => {
 });
 
 test("a denial is shown with its reason", async () => {
-  // traffic's identity is not authorized for authors' routes.
-  assert.equal(await request("traffic", "/authors.json"), 403);
   const row = page.locator("#denials-table tr.denial", { hasText: "traffic.booksapp" }).first();
-  await row.waitFor({ timeout: 20000 });
+  // The page has looked (the demo's own denial may be there) ...
+  await page.waitForFunction(() => /updated/.test(document.querySelector("#updated").textContent), null, { timeout: 20000 });
+  // ... then traffic, whose identity is not authorized for authors'
+  // routes, is denied: the row shows it as recent.
+  assert.equal(await request("traffic", "/authors.json"), 403);
+  await page.waitForFunction(() => {
+    const r = [...document.querySelectorAll("#denials-table tr.denial")].find((r) => r.textContent.includes("traffic.booksapp"));
+    return r && /^\+[1-9]/.test(r.cells[4].textContent);
+  }, null, { timeout: 20000, polling: 250 });
   const reason = await row.locator("td.reason").textContent();
   assert.match(reason, /no authorization on server\/authors .*admits traffic\.booksapp/);
   // ... and counted in authors' DENIED column.
