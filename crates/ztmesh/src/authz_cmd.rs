@@ -61,7 +61,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?
-                .block_on(from_controller(&addr, &ns, &name, &args.ports))?
+                .block_on(async {
+                    let candidates = crate::resource::controller::candidates(
+                        &args.controller,
+                        &crate::mesh_context::ProcessEnv,
+                        &ns,
+                        &name,
+                    )
+                    .await?;
+                    from_controller(&addr, &ns, &candidates, &args.ports).await
+                })?
         }
     };
     let mut rows = Vec::new();
@@ -226,12 +235,13 @@ fn from_manifests(
     Ok(out)
 }
 
-/// A name other than po/NAME or ew/NAME is asked as a Pod, then as an
-/// ExternalWorkload.
+/// The `candidates` are asked in order ([`crate::resource::controller`]:
+/// a bare name as a Pod, then as an ExternalWorkload; a `deploy/NAME` the
+/// workload the controller's index resolves).
 async fn from_controller(
     addr: &str,
     ns: &str,
-    name: &crate::diagnose_policy::WorkloadName,
+    candidates: &[ztmesh_policy::WorkloadRef],
     ports: &[u16],
 ) -> anyhow::Result<Vec<(u16, proto::Server)>> {
     let channel = ztmesh_grpc::client::channel(ztmesh_grpc::client::ControlPlaneTarget {
@@ -241,11 +251,10 @@ async fn from_controller(
         roots: None,
     })?;
     let mut client = InboundServerPoliciesClient::new(channel);
-    let candidates = name.candidates();
     let mut out = Vec::new();
     for &port in ports {
         let mut answer = None;
-        for w in &candidates {
+        for w in candidates {
             let spec = proto::PortSpec {
                 workload: crate::diagnose_policy::workload_json(ns, w),
                 port: port.into(),

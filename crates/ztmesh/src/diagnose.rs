@@ -88,7 +88,21 @@ async fn inbound(args: InboundArgs) -> anyhow::Result<()> {
         roots,
     })?;
     let mut client = InboundServerPoliciesClient::new(channel);
-    let mut candidates = workload_specs(&args.workload, args.namespace.as_deref())?.into_iter();
+    let specs = match owner_name(&args.workload, args.namespace.as_deref()) {
+        // deploy/NAME: the workload the controller's index resolves.
+        Some((ns, name)) => crate::resource::controller::candidates(
+            &args.controller,
+            &crate::mesh_context::ProcessEnv,
+            &ns,
+            &name,
+        )
+        .await?
+        .iter()
+        .map(|w| crate::diagnose_policy::workload_json(&ns, w))
+        .collect(),
+        None => workload_specs(&args.workload, args.namespace.as_deref())?,
+    };
+    let mut candidates = specs.into_iter();
     let mut spec = proto::PortSpec {
         workload: candidates.next().expect("one workload at least"),
         port: args.port.into(),
@@ -128,6 +142,24 @@ async fn inbound(args: InboundArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--workload` when it names an owner (`deploy/NAME`, `sts`, `ds`): its
+/// namespace and name, to resolve through the controller's index.
+fn owner_name(
+    workload: &str,
+    namespace: Option<&str>,
+) -> Option<(String, crate::resource::WorkloadName)> {
+    if workload.trim_start().starts_with('{') || !workload.contains('/') {
+        return None;
+    }
+    match crate::resource::workload_arg(workload, namespace).ok()? {
+        (ns, name @ crate::resource::WorkloadName::App(..)) => Some((
+            ns.unwrap_or_else(|| crate::resource::DEFAULT_NAMESPACE.into()),
+            name,
+        )),
+        _ => None,
+    }
+}
+
 /// The PortSpec workloads `--workload` may mean, in the order asked: the
 /// protocol's JSON as given; `ns:NAME` the Pod, then the ExternalWorkload;
 /// KIND/NAME as [`crate::resource`] names it.
@@ -161,7 +193,7 @@ fn label<'a>(labels: &'a std::collections::HashMap<String, String>, key: &str) -
 }
 
 /// A readable rendering of a proto Server.
-pub fn describe(server: &proto::Server) -> String {
+pub(crate) fn describe(server: &proto::Server) -> String {
     use proto::proxy_protocol::Kind;
     let mut out = String::new();
     let (protocol, routes) = match server.protocol.as_ref().and_then(|p| p.kind.as_ref()) {
@@ -273,7 +305,7 @@ mod tests {
     #[test]
     fn every_workload_form_and_its_fallback() {
         let pod = r#"{"ns":"booksapp","pod":"authors"}"#;
-        let ew = r#"{"ns":"booksapp","external_workload":"authors"}"#;
+        let ew = r#"{"external_workload":"authors","ns":"booksapp"}"#;
         // (--workload, -n, the PortSpec workloads asked in order)
         let cases: [(&str, Option<&str>, &[&str]); 7] = [
             ("booksapp:authors", None, &[pod, ew]),

@@ -32,7 +32,7 @@ use self::client::{Address, Asked};
 pub(crate) use crate::resource::WorkloadName;
 
 #[derive(clap::Args)]
-pub struct PolicyArgs {
+pub(crate) struct PolicyArgs {
     /// The client: a mesh identity (books.booksapp.serviceaccount.identity.linkerd.cluster.local
     /// or its SPIFFE ID spiffe://cluster.local/ns/booksapp/sa/books, which the proxy
     /// sees as the DNS form beside it in the certificate) for a meshed client, or
@@ -91,7 +91,7 @@ pub struct PolicyArgs {
 /// What went wrong with the question (exit 2), as opposed to a denial.
 struct BadQuestion(anyhow::Error);
 
-pub fn run(args: PolicyArgs) -> ! {
+pub(crate) fn run(args: PolicyArgs) -> ! {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -156,8 +156,10 @@ pub(crate) fn policy_addr(
 /// The PortSpec workload string for `w` in `ns`.
 pub(crate) fn workload_json(ns: &str, w: &WorkloadRef) -> String {
     match w {
-        WorkloadRef::External(name) => format!(r#"{{"ns":"{ns}","external_workload":"{name}"}}"#),
-        WorkloadRef::Pod(name) => format!(r#"{{"ns":"{ns}","pod":"{name}"}}"#),
+        WorkloadRef::External(name) => {
+            serde_json::json!({"ns": ns, "external_workload": name}).to_string()
+        }
+        WorkloadRef::Pod(name) => serde_json::json!({"ns": ns, "pod": name}).to_string(),
     }
 }
 
@@ -348,8 +350,9 @@ fn from_manifests(
     Ok(ztmesh_grpc::inbound::to_proto(&server))
 }
 
-/// The policy from a running controller; a name other than po/NAME or
-/// ew/NAME is tried as a Pod, then as an ExternalWorkload.
+/// The policy from a running controller; a `deploy/NAME` is resolved
+/// through its index, a bare name tried as a Pod, then as an
+/// ExternalWorkload ([`crate::resource::controller`]).
 async fn from_controller(
     args: &PolicyArgs,
     addr: &str,
@@ -369,8 +372,15 @@ async fn from_controller(
         roots,
     })?;
     let mut client = InboundServerPoliciesClient::new(channel);
+    let candidates = crate::resource::controller::candidates(
+        &args.controller,
+        &crate::mesh_context::ProcessEnv,
+        ns,
+        name,
+    )
+    .await?;
     let mut last = None;
-    for w in name.candidates() {
+    for w in candidates {
         let spec = proto::PortSpec {
             workload: workload_json(ns, &w),
             port: port.into(),
@@ -400,6 +410,34 @@ mod tests {
     impl Env for MapEnv {
         fn var(&self, name: &str) -> Option<String> {
             (name == "ZTMESH_CONTEXT").then(|| self.0.clone())
+        }
+    }
+
+    /// The PortSpec workload is JSON whatever the names hold.
+    #[test]
+    fn the_portspec_workload_is_escaped_json() {
+        use ztmesh_policy::WorkloadRef;
+        let cases = [
+            (
+                "booksapp",
+                WorkloadRef::Pod("authors".into()),
+                "pod",
+                "authors",
+            ),
+            ("ns\"x", WorkloadRef::Pod("a\\b".into()), "pod", "a\\b"),
+            (
+                "booksapp",
+                WorkloadRef::External("db\",\"pod\":\"x".into()),
+                "external_workload",
+                "db\",\"pod\":\"x",
+            ),
+        ];
+        for (ns, w, key, name) in cases {
+            let json = super::workload_json(ns, &w);
+            let v: serde_json::Value = serde_json::from_str(&json).expect(&json);
+            assert_eq!(v["ns"], ns, "{json}");
+            assert_eq!(v[key], name, "{json}");
+            assert_eq!(v.as_object().unwrap().len(), 2, "{json}");
         }
     }
 

@@ -1,7 +1,7 @@
 //! `ztmesh identity`: a running workload's certificate chain, or obtain
 //! a workload certificate by hand, or inspect one.
 //!
-//! `ztmesh identity po/NAME -n NS` (as `linkerd identity`) finds the
+//! `ztmesh identity KIND/NAME -n NS` (as `linkerd identity`) finds the
 //! workload in the manifests of the controller the context file names
 //! (or `--manifests`), reads the chain its proxy presents in a TLS
 //! handshake on its inbound port ([`crate::check::chain`]: public
@@ -16,21 +16,21 @@ use std::path::PathBuf;
 use x509_parser::prelude::*;
 use ztmesh_proxy::identity::{Documents, verify};
 
-/// `ztmesh identity`: a workload (`po/NAME`), or a subcommand.
+/// `ztmesh identity`: a workload (`KIND/NAME`), or a subcommand.
 #[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Args {
     #[command(subcommand)]
     command: Option<Command>,
-    /// The workload whose proxy's chain to show: `po/NAME` (`pod/NAME`),
-    /// `ew/NAME` (`externalworkload/NAME`) or `deploy/NAME` (the workloads
-    /// labelled app=NAME). A `po/NAME` with no such Pod means the
-    /// ExternalWorkload NAME, as local-mode workloads are.
+    /// The workload whose proxy's chain to show, named as every command
+    /// names one: `po/NAME`, `ew/NAME`, `deploy/NAME` (`sts/`, `ds/`: the
+    /// workloads labelled app=NAME, each shown), a bare NAME, or the older
+    /// `NS/KIND/NAME`.
     #[arg(required = true)]
     workload: Option<String>,
-    /// The workload's namespace.
-    #[arg(short = 'n', long, default_value = "default")]
-    namespace: String,
+    /// The workload's namespace [default: default].
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
     /// The manifests directory that declares the workload [default: the
     /// one the controller in the context file reads].
     #[arg(long)]
@@ -193,69 +193,36 @@ async fn certify(args: CertifyArgs) -> anyhow::Result<()> {
     describe(&leaf)
 }
 
-/// What `KIND/NAME` names.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Named {
-    Pod(String),
-    External(String),
-    App(String),
-}
-
-#[derive(Debug, thiserror::Error)]
-enum NameError {
-    #[error("{0:?} is not KIND/NAME (po/NAME, ew/NAME or deploy/NAME)")]
-    Form(String),
-    #[error("unknown kind {0:?}: use po, ew or deploy (or pod, externalworkload, deployment)")]
-    Kind(String),
-}
-
-fn parse_named(s: &str) -> Result<Named, NameError> {
-    let (kind, name) = s
-        .split_once('/')
-        .filter(|(k, n)| !k.is_empty() && !n.is_empty())
-        .ok_or_else(|| NameError::Form(s.into()))?;
-    match kind.to_ascii_lowercase().as_str() {
-        "po" | "pod" | "pods" => Ok(Named::Pod(name.into())),
-        "ew" | "externalworkload" | "externalworkloads" => Ok(Named::External(name.into())),
-        "deploy" | "deployment" | "deployments" => Ok(Named::App(name.into())),
-        _ => Err(NameError::Kind(kind.into())),
-    }
-}
-
-/// The workloads `named` selects among `all` (of one namespace).
+/// The workloads `name` selects among `all` (those of namespace `ns`
+/// with an address): every one labelled `app=NAME` for an owner's name,
+/// else the one [`crate::resource::resolve`] finds.
 fn select<'a>(
+    resources: &[ztmesh_resources::Resource],
     all: &'a [crate::check::mesh::Workload],
-    named: &Named,
-) -> Vec<&'a crate::check::mesh::Workload> {
-    use ztmesh_policy::WorkloadRef;
-    let is = |w: &&crate::check::mesh::Workload, want: &WorkloadRef| &w.workload == want;
-    match named {
-        Named::Pod(n) => {
-            let pods: Vec<_> = all
-                .iter()
-                .filter(|w| is(w, &WorkloadRef::Pod(n.clone())))
-                .collect();
-            if !pods.is_empty() {
-                return pods;
-            }
-            all.iter()
-                .filter(|w| is(w, &WorkloadRef::External(n.clone())))
-                .collect()
+    ns: &str,
+    name: &crate::resource::WorkloadName,
+) -> Result<Vec<&'a crate::check::mesh::Workload>, crate::resource::NoSuchWorkload> {
+    if let crate::resource::WorkloadName::App(_, app) = name {
+        let labelled: Vec<_> = all
+            .iter()
+            .filter(|w| w.labels.get("app") == Some(app))
+            .collect();
+        if !labelled.is_empty() {
+            return Ok(labelled);
         }
-        Named::External(n) => all
-            .iter()
-            .filter(|w| is(w, &WorkloadRef::External(n.clone())))
-            .collect(),
-        Named::App(n) => all
-            .iter()
-            .filter(|w| w.labels.get("app") == Some(n))
-            .collect(),
     }
+    let mut index = ztmesh_policy::Index::new(ztmesh_policy::ClusterInfo::default());
+    for r in resources {
+        index.apply(r.clone());
+    }
+    let found = crate::resource::resolve(&index, ns, name)?;
+    Ok(all.iter().filter(|w| w.workload == found).collect())
 }
 
 fn show_workload(args: &Args) -> anyhow::Result<()> {
     let given = args.workload.as_deref().expect("clap requires a workload");
-    let named = parse_named(given)?;
+    let (ns, name) = crate::resource::workload_arg(given, args.namespace.as_deref())?;
+    let ns = ns.unwrap_or_else(|| crate::resource::DEFAULT_NAMESPACE.into());
     let manifests = match &args.manifests {
         Some(m) => m.clone(),
         None => {
@@ -272,12 +239,12 @@ fn show_workload(args: &Args) -> anyhow::Result<()> {
         }
     };
     let (resources, _) = crate::check::mesh::read_manifests(&manifests);
-    let all = crate::check::mesh::workloads(&resources, Some(&args.namespace));
-    let found = select(&all, &named);
+    let all = crate::check::mesh::workloads(&resources, Some(&ns));
+    let found = select(&resources, &all, &ns, &name)
+        .with_context(|| format!("in the manifests of {}", manifests.display()))?;
     if found.is_empty() {
         bail!(
-            "no workload {given} with an address in namespace {} of {}",
-            args.namespace,
+            "{name} in namespace {ns} has no address in {}: nothing to ask",
             manifests.display()
         );
     }
@@ -325,22 +292,61 @@ fn describe(der: &[u8]) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    /// One parser for every command: sts/ds, NS/KIND/NAME, and po/NAME
+    /// is a Pod only.
     #[test]
-    fn kinds_and_names_as_linkerd_writes_them() {
-        let cases = [
-            ("po/authors", Ok(Named::Pod("authors".into()))),
-            ("pod/authors", Ok(Named::Pod("authors".into()))),
-            ("ew/authors", Ok(Named::External("authors".into()))),
-            ("deploy/webapp", Ok(Named::App("webapp".into()))),
-            ("svc/authors", Err("unknown kind \"svc\"")),
-            ("authors", Err("is not KIND/NAME")),
-            ("po/", Err("is not KIND/NAME")),
+    fn workloads_named_as_every_command_names_them() {
+        let yaml = "\
+apiVersion: v1
+kind: Pod
+metadata: {name: web-1, namespace: shop, labels: {app: web}}
+spec: {serviceAccountName: web, containers: [{name: c, image: i}]}
+status: {podIP: 127.0.9.21}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-2, namespace: shop, labels: {app: web}}
+spec: {serviceAccountName: web, containers: [{name: c, image: i}]}
+status: {podIP: 127.0.9.22}
+---
+apiVersion: workload.linkerd.io/v1beta1
+kind: ExternalWorkload
+metadata: {name: db, namespace: shop, labels: {app: db}}
+spec:
+  meshTLS: {identity: db.shop.serviceaccount.identity.linkerd.cluster.local, serverName: db.shop.serviceaccount.identity.linkerd.cluster.local}
+  workloadIPs: [{ip: 127.0.9.23}]
+";
+        let resources = ztmesh_resources::load_str(yaml, "t.yaml").resources;
+        assert_eq!(resources.len(), 3);
+        let all = crate::check::mesh::workloads(&resources, Some("shop"));
+        assert_eq!(all.len(), 3, "{all:#?}");
+        // (argument, -n, the workloads shown, or an error containing)
+        let cases: [(&str, Option<&str>, Result<&[&str], &str>); 8] = [
+            ("po/web-1", Some("shop"), Ok(&["web-1"])),
+            ("sts/web", Some("shop"), Ok(&["web-1", "web-2"])),
+            ("ds/web", Some("shop"), Ok(&["web-1", "web-2"])),
+            ("deploy/web", Some("shop"), Ok(&["web-1", "web-2"])),
+            ("shop/ew/db", None, Ok(&["externalworkload/db"])),
+            ("db", Some("shop"), Ok(&["externalworkload/db"])),
+            (
+                "po/db",
+                Some("shop"),
+                Err("no workload pod/db in namespace shop"),
+            ),
+            ("svc/web", Some("shop"), Err("not svc objects")),
         ];
-        for (given, want) in cases {
-            match (parse_named(given), want) {
-                (Ok(got), Ok(want)) => assert_eq!(got, want, "{given}"),
-                (Err(e), Err(want)) => assert!(e.to_string().contains(want), "{given}: {e}"),
-                (got, want) => panic!("{given}: {got:?}, want {want:?}"),
+        for (arg, flag, want) in cases {
+            let got = crate::resource::workload_arg(arg, flag)
+                .map_err(anyhow::Error::from)
+                .and_then(|(ns, name)| {
+                    let ns = ns.unwrap_or_else(|| "default".into());
+                    let found = select(&resources, &all, &ns, &name)?;
+                    Ok(found.iter().map(|w| w.name.clone()).collect::<Vec<_>>())
+                });
+            match (got, want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{arg}"),
+                (Err(e), Err(want)) => assert!(e.to_string().contains(want), "{arg}: {e}"),
+                (got, want) => panic!("{arg}: {got:?}, want {want:?}"),
             }
         }
     }

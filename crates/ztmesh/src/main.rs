@@ -1,7 +1,7 @@
 //! `ztmesh`: the command-line entry to the mesh.
 //!
 //! Each subcommand lives in its own module: [`install`] (trust anchor,
-//! issuer and token key), [`token`] (service-account tokens for local
+//! issuer and token key; the CRDs and the control plane for Kubernetes), [`token`] (service-account tokens for local
 //! workloads), [`controller`] (the long-running control plane, a thin call into
 //! the ztmesh-controller library) and [`identity`] (certify and
 //! inspect workload certificates by hand), [`diagnose`] (what the control

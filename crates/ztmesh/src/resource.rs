@@ -14,12 +14,14 @@
 //! local mode `deploy/NAME` (and `sts`, `ds`) means the workloads labelled
 //! `app=NAME`; `po/NAME` and `ew/NAME` the object itself. Errors say what
 //! was looked for, in which namespace, and what exists there.
+//! [`controller`] resolves a `deploy/NAME` through a running controller's
+//! index, for the commands that ask it rather than read manifests.
 
 use ztmesh_policy::{Index, WorkloadRef, view::Workload};
 
 /// The owners Linkerd users name, which ztmesh finds by their `app` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OwnerKind {
+pub(crate) enum OwnerKind {
     Deployment,
     StatefulSet,
     DaemonSet,
@@ -37,7 +39,7 @@ impl OwnerKind {
 
 /// `KIND[/NAME]`: which workloads a command is about.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Resource {
+pub(crate) enum Resource {
     /// Pods, or the one named.
     Pod(Option<String>),
     /// ExternalWorkloads, or the one named.
@@ -51,18 +53,18 @@ pub enum Resource {
 
 /// Why a name on the command line names nothing.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ResourceError {
-    #[error("{0:?}: expected KIND or KIND/NAME")]
+pub(crate) enum ResourceError {
+    #[error("'{0}': expected KIND or KIND/NAME")]
     Shape(String),
     #[error(
-        "{input:?}: ztmesh indexes pods and external workloads, not {kind} objects; ask for po/NAME, deploy/NAME (the workloads labelled app=NAME), ew/NAME or ns/NAME"
+        "'{input}': ztmesh indexes pods and external workloads, not {kind} objects; ask for po/NAME, deploy/NAME (the workloads labelled app=NAME), ew/NAME or ns/NAME"
     )]
     NotIndexed { input: String, kind: String },
-    #[error("{input:?}: unknown kind {kind:?} (po, deploy, sts, ds, ew or ns, optionally /NAME)")]
+    #[error("'{input}': unknown kind '{kind}' (po, deploy, sts, ds, ew or ns, optionally /NAME)")]
     UnknownKind { input: String, kind: String },
-    #[error("{0:?}: name one workload, e.g. po/NAME, deploy/NAME or ew/NAME")]
+    #[error("'{0}': name one workload, e.g. po/NAME, deploy/NAME or ew/NAME")]
     NotOneWorkload(String),
-    #[error("{input:?} is in namespace {in_arg} but -n says {flag}: give the namespace once")]
+    #[error("'{input}' is in namespace {in_arg} but -n says {flag}: give the namespace once")]
     TwoNamespaces {
         input: String,
         in_arg: String,
@@ -133,7 +135,7 @@ impl std::fmt::Display for Resource {
 
 impl Resource {
     /// Whether the workload `wref` (`wl`) in `ns` is one of these.
-    pub fn selects(&self, ns: &str, wref: &WorkloadRef, wl: &Workload) -> bool {
+    pub(crate) fn selects(&self, ns: &str, wref: &WorkloadRef, wl: &Workload) -> bool {
         let named = |want: &Option<String>, name: &str| want.as_deref().is_none_or(|w| w == name);
         match (self, wref) {
             (Self::Pod(want), WorkloadRef::Pod(name)) => named(want, name),
@@ -149,7 +151,7 @@ impl Resource {
 /// for, where, and what exists there.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{}", self.words())]
-pub struct NothingSelected {
+pub(crate) struct NothingSelected {
     looked_for: String,
     namespace: Option<String>,
     /// Selected, but without an address (nothing to ask).
@@ -180,7 +182,7 @@ impl NothingSelected {
 }
 
 /// Why `resource` in `namespace` selects no workload with an address.
-pub fn nothing_selected(
+pub(crate) fn nothing_selected(
     index: &Index,
     namespace: Option<&str>,
     resource: Option<&Resource>,
@@ -217,7 +219,7 @@ pub fn nothing_selected(
 
 /// One workload as named on the command line, before the manifests are read.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum WorkloadName {
+pub(crate) enum WorkloadName {
     /// `po/NAME` or `ew/NAME`.
     Exact(WorkloadRef),
     /// `deploy/NAME` (`sts`, `ds`): the workloads labelled `app=NAME`.
@@ -260,7 +262,7 @@ impl WorkloadName {
     /// What a controller (which knows workloads by name only) is asked
     /// for, in order: the object, else a Pod, then an ExternalWorkload of
     /// that name.
-    pub fn candidates(&self) -> Vec<WorkloadRef> {
+    pub(crate) fn candidates(&self) -> Vec<WorkloadRef> {
         match self {
             Self::Exact(w) => vec![w.clone()],
             Self::App(_, n) | Self::Any(n) => vec![
@@ -272,14 +274,14 @@ impl WorkloadName {
 }
 
 /// The namespace when neither the argument nor `-n` gives one.
-pub const DEFAULT_NAMESPACE: &str = "default";
+pub(crate) const DEFAULT_NAMESPACE: &str = "default";
 
 /// A workload argument and its namespace: `KIND/NAME` (or a bare `NAME`)
 /// in `-n`'s namespace, or the older `NS/NAME` and `NS/KIND/NAME`, whose
 /// namespace must agree with `-n` when both are given. The namespace is
 /// None when neither gives one (the caller's default applies, usually
 /// [`DEFAULT_NAMESPACE`]).
-pub fn workload_arg(
+pub(crate) fn workload_arg(
     arg: &str,
     namespace: Option<&str>,
 ) -> Result<(Option<String>, WorkloadName), ResourceError> {
@@ -308,7 +310,7 @@ pub fn workload_arg(
 /// No workload answers to a name.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("no workload {looked_for} in namespace {namespace} ({})", existing(.there))]
-pub struct NoSuchWorkload {
+pub(crate) struct NoSuchWorkload {
     looked_for: String,
     namespace: String,
     there: Vec<WorkloadRef>,
@@ -324,7 +326,7 @@ fn existing(there: &[WorkloadRef]) -> String {
 
 /// The workload `name` means in `ns` (of several labelled alike, the first
 /// by kind and name: a Deployment's pods share their policy).
-pub fn resolve(
+pub(crate) fn resolve(
     index: &Index,
     ns: &str,
     name: &WorkloadName,
@@ -373,5 +375,6 @@ pub fn resolve(
         })
 }
 
+pub(crate) mod controller;
 #[cfg(test)]
 mod tests;

@@ -28,12 +28,25 @@ pub(crate) fn inv1(mesh: &Observed) -> CheckResult {
     );
     let mut evidence = Vec::new();
     let mut offenders = Vec::new();
+    // A proxy terminates mesh TLS only for the SNI of its own identity
+    // (else it passes the connection through to the app), so a proxy
+    // holding another identity's certificate answers the chain read with
+    // an error: that is not evidence of compliance, it is an offender.
+    let mut unread = Vec::new();
+    let mut checked = 0;
     for w in &mesh.workloads {
         let name = w.workload.display();
-        let Ok(chain) = &w.chain else {
-            evidence.push(format!("{name}: no chain read (proxy not answering)"));
-            continue;
+        let chain = match &w.chain {
+            Ok(chain) => chain,
+            Err(e) => {
+                unread.push(format!(
+                    "{name}: no certificate for {} read: {e}",
+                    w.workload.identity
+                ));
+                continue;
+            }
         };
+        checked += 1;
         let Ok(leaf) = Summary::of(&chain[0]) else {
             offenders.push(format!("{name}: presents an unreadable certificate"));
             continue;
@@ -54,7 +67,6 @@ pub(crate) fn inv1(mesh: &Observed) -> CheckResult {
             offenders.push(format!("{name}: URI SAN is not {spiffe}"));
         }
     }
-    let observed = evidence.len();
     if !offenders.is_empty() {
         return CheckResult::fail(
             Group::Compliance,
@@ -67,23 +79,38 @@ pub(crate) fn inv1(mesh: &Observed) -> CheckResult {
             "give each workload its own service account's token and restart its proxy",
         )
         .evidence(evidence)
-        .offenders(offenders);
+        .offenders(offenders.into_iter().chain(unread));
     }
-    if mesh.workloads.iter().all(|w| w.chain.is_err()) {
+    if checked == 0 {
         return CheckResult::warn(
             Group::Compliance,
             id,
             title,
-            "no proxy presented a certificate: nothing observed",
+            "no proxy presented a certificate for its service account's identity: nothing observed",
             "start the proxies (ztmesh check --proxy)",
         )
-        .evidence(evidence);
+        .evidence(evidence)
+        .offenders(unread);
+    }
+    if !unread.is_empty() {
+        return CheckResult::warn(
+            Group::Compliance,
+            id,
+            title,
+            format!(
+                "{checked} workload(s) on their own identity; {} not verified: no certificate for their identity read (a proxy holding another identity's certificate answers so too)",
+                unread.len()
+            ),
+            "run ztmesh check --proxy for the workloads named",
+        )
+        .evidence(evidence)
+        .offenders(unread);
     }
     CheckResult::pass(
         Group::Compliance,
         id,
         title,
-        format!("{observed} workload(s) checked, each on its own service account's identity"),
+        format!("{checked} workload(s) checked, each on its own service account's identity"),
     )
     .evidence(evidence)
 }
@@ -99,30 +126,47 @@ pub(crate) struct Edge {
     pub(crate) meshed: bool,
 }
 
+/// Where an edge's client is known not to be: a plaintext inbound edge
+/// carries no client identity, so it may be a client outside the mesh or a
+/// meshed workload dialing around its own proxy.
+pub(crate) const UNKNOWN_CLIENT: &str = "(unknown client)";
+
 /// The edges in `w`'s metrics: `request_total` (HTTP) and `tcp_open_total`
-/// (connections), inbound and outbound. A TLS connection without a client
-/// certificate (as `ztmesh check`'s own handshakes are) is not an edge.
+/// (connections), inbound and outbound. `ztmesh check`'s own chain reads
+/// are TLS connections without a client certificate that carry no data
+/// and are closed at once: a `no_client_certificate` connection series
+/// counts only when its connections carried data (`tcp_read_bytes_total`)
+/// or are still open (`tcp_open_connections`), as a real client's do.
 pub(crate) fn edges(
     name: &str,
     samples: &[Sample],
     by_ip: &BTreeMap<String, String>,
     by_identity: &BTreeMap<String, String>,
 ) -> BTreeMap<Edge, f64> {
+    let used: Vec<&BTreeMap<String, String>> = samples
+        .iter()
+        .filter(|s| {
+            (s.name == "tcp_read_bytes_total" || s.name == "tcp_open_connections") && s.value > 0.0
+        })
+        .map(|s| &s.labels)
+        .collect();
     let mut out = BTreeMap::new();
     for s in samples {
         if !(s.name == "request_total" || s.name == "tcp_open_total") || s.value <= 0.0 {
             continue;
         }
         let reason = label(s, "no_tls_reason").map(String::from);
-        if reason.as_deref() == Some("no_client_certificate") && s.name == "tcp_open_total" {
+        if reason.as_deref() == Some("no_client_certificate")
+            && s.name == "tcp_open_total"
+            && !used.contains(&&s.labels)
+        {
             continue;
         }
         let peer_of =
             |id: Option<&str>| id.map(|i| by_identity.get(i).cloned().unwrap_or(i.to_string()));
         let edge = match label(s, "direction") {
             Some("inbound") => Edge {
-                src: peer_of(label(s, "client_id"))
-                    .unwrap_or_else(|| "(unidentified client)".into()),
+                src: peer_of(label(s, "client_id")).unwrap_or_else(|| UNKNOWN_CLIENT.into()),
                 dst: name.to_string(),
                 meshed: label(s, "client_id").is_some_and(|i| by_identity.contains_key(i)),
                 no_tls_reason: reason,
@@ -163,7 +207,7 @@ pub(crate) fn all_edges(mesh: &Observed) -> BTreeMap<Edge, f64> {
         .collect();
     let mut out = BTreeMap::new();
     for w in &mesh.workloads {
-        if let Some(m) = &w.metrics {
+        if let Ok(m) = &w.metrics {
             for (e, n) in edges(&w.workload.display(), m, &by_ip, &by_identity) {
                 *out.entry(e).or_insert(0.0) += n;
             }
@@ -216,10 +260,10 @@ pub(crate) fn inv6(mesh: &Observed) -> CheckResult {
             id,
             title,
             format!(
-                "{mtls} mTLS edge(s); {} plaintext edge(s) with a client outside the mesh (no_tls_reason={first})",
+                "{mtls} mTLS edge(s); {} plaintext edge(s) with an unknown client or a destination outside the mesh (no_tls_reason={first})",
                 plain_other.len()
             ),
-            "mesh the plaintext client, or deny unauthenticated clients on that port",
+            "find the client (the proxy's log names its address): mesh it, or deny unauthenticated clients on that port; a meshed workload must dial through its own proxy",
         )
         .evidence(evidence)
         .offenders(plain_other);
@@ -242,19 +286,29 @@ pub(crate) fn inv6(mesh: &Observed) -> CheckResult {
     .evidence(evidence)
 }
 
-/// The namespace an identity (DNS or SPIFFE form) belongs to.
-fn identity_namespace(id: &str) -> Option<&str> {
+/// The namespace an identity (DNS or SPIFFE form) belongs to, when it can
+/// be told exactly: `SA.NS.serviceaccount.identity.CP.TRUST-DOMAIN` (SA
+/// may be `*`) or `spiffe://TRUST-DOMAIN/ns/NS/sa/SA`. A suffix wildcard
+/// (`*.cluster.local`, `*.serviceaccount.identity...`) or another form has
+/// none: it may admit any namespace.
+pub(crate) fn identity_namespace(id: &str) -> Option<&str> {
     if let Some(rest) = id.strip_prefix("spiffe://") {
-        let parts: Vec<&str> = rest.split('/').collect();
-        return parts
-            .iter()
-            .position(|p| *p == "ns")
-            .and_then(|i| parts.get(i + 1).copied());
+        return match rest.split('/').collect::<Vec<_>>()[..] {
+            [td, "ns", ns, "sa", sa] if !td.is_empty() && !ns.is_empty() && !sa.is_empty() => {
+                Some(ns)
+            }
+            _ => None,
+        };
     }
-    let mut labels = id.split('.');
-    let _sa = labels.next()?;
-    let ns = labels.next()?;
-    (labels.next() == Some("serviceaccount")).then_some(ns)
+    let labels: Vec<&str> = id.split('.').collect();
+    match labels[..] {
+        [sa, ns, "serviceaccount", "identity", cp, td, ..]
+            if !sa.is_empty() && !ns.is_empty() && !cp.is_empty() && !td.is_empty() =>
+        {
+            Some(ns)
+        }
+        _ => None,
+    }
 }
 
 /// What in `r` admits another namespace's identities or unauthenticated
@@ -263,11 +317,16 @@ pub(crate) fn unscoped(r: &Resource) -> Vec<String> {
     let key = r.key();
     let ns = key.namespace.as_str();
     let mut out = Vec::new();
-    let identity = |id: &str, out: &mut Vec<String>| match identity_namespace(id) {
+    let identity = |id: &str, out: &mut Vec<String>| {
+        match identity_namespace(id) {
         _ if id == "*" => out.push(format!("{key}: admits any mesh identity (\"*\")")),
-        Some(n) if n != ns && n != "*" => out.push(format!("{key}: admits {id} of namespace {n}")),
         Some("*") => out.push(format!("{key}: admits {id} of every namespace")),
-        _ => {}
+        Some(n) if n != ns => out.push(format!("{key}: admits {id} of namespace {n}")),
+        Some(_) => {}
+        None => out.push(format!(
+            "{key}: admits {id}, whose namespace cannot be told (a suffix wildcard or not SA.NS.serviceaccount.identity...): it may reach every namespace"
+        )),
+    }
     };
     match r {
         Resource::MeshTlsAuthentication(o) => {
@@ -275,6 +334,10 @@ pub(crate) fn unscoped(r: &Resource) -> Vec<String> {
                 identity(id, &mut out);
             }
             for r in o.spec.identity_refs.iter().flatten() {
+                if r.name == "*" {
+                    out.push(format!("{key}: admits every {} (name \"*\")", r.kind));
+                    continue;
+                }
                 if let Some(n) = &r.namespace
                     && n != ns
                 {
@@ -282,6 +345,33 @@ pub(crate) fn unscoped(r: &Resource) -> Vec<String> {
                 }
                 if r.kind.eq_ignore_ascii_case("namespace") && r.name != ns {
                     out.push(format!("{key}: admits namespace {}", r.name));
+                }
+            }
+        }
+        Resource::AuthorizationPolicy(o) => {
+            let refs = &o.spec.required_authentication_refs;
+            if refs.is_empty() {
+                out.push(format!(
+                    "{key}: no requiredAuthenticationRefs: admits every client, unauthenticated too"
+                ));
+            }
+            let authenticates = refs.iter().any(|r| {
+                r.kind.eq_ignore_ascii_case("MeshTLSAuthentication")
+                    || r.kind.eq_ignore_ascii_case("ServiceAccount")
+            });
+            if !refs.is_empty() && !authenticates {
+                out.push(format!(
+                    "{key}: no MeshTLSAuthentication or ServiceAccount required: admits unauthenticated clients"
+                ));
+            }
+            for r in refs {
+                if let Some(n) = &r.namespace
+                    && n != ns
+                {
+                    out.push(format!(
+                        "{key}: requires {} {n}/{} of another namespace",
+                        r.kind, r.name
+                    ));
                 }
             }
         }
@@ -338,7 +428,16 @@ pub(crate) fn inv7(resources: &[Resource]) -> CheckResult {
         })
         .map(|r| r.key().to_string())
         .collect();
-    let offenders: Vec<String> = resources.iter().flat_map(unscoped).collect();
+    // The manifests as written, then the policy as compiled for each
+    // declared workload port (what the proxies enforce).
+    let offenders: Vec<String> = resources
+        .iter()
+        .flat_map(unscoped)
+        .chain(super::grants::compiled(resources))
+        .collect();
+    if resources.is_empty() {
+        return super::hardening::not_observed(id, title, "no manifests observed");
+    }
     if offenders.is_empty() {
         let detail = format!(
             "{} authorization object(s), each admitting only its own namespace's identities",
@@ -376,10 +475,15 @@ pub(crate) fn inv10(mesh: &Observed) -> CheckResult {
                 _ => false,
             };
             if !ok {
+                let labels: Vec<String> = s
+                    .labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}=\"{v}\""))
+                    .collect();
                 offenders.push(format!(
-                    "{}: request_total{:?}",
+                    "{}: request_total{{{}}}",
                     w.workload.display(),
-                    s.labels
+                    labels.join(",")
                 ));
             }
         }

@@ -55,7 +55,7 @@ fn answered(s: &tonic::Status) -> bool {
 }
 
 fn grpc_error(s: tonic::Status) -> ApiError {
-    ApiError::Grpc(format!("{:?}: {}", s.code(), s.message()))
+    ApiError::Grpc(format!("{}: {}", s.code(), s.message()))
 }
 
 pub(crate) async fn identity(
@@ -74,7 +74,7 @@ pub(crate) async fn identity(
         {
             Ok(_) => Ok("Certify answered an empty request".into()),
             Err(s) if answered(&s) => Ok(format!(
-                "Certify refused an empty request, as it should ({:?})",
+                "Certify refused an empty request, as it should ({})",
                 s.code()
             )),
             Err(s) => Err(grpc_error(s)),
@@ -140,14 +140,7 @@ pub(crate) async fn destination(
 }
 
 fn workload_json(w: &Workload) -> String {
-    match &w.workload {
-        ztmesh_policy::WorkloadRef::Pod(p) => {
-            serde_json::json!({"ns": w.namespace, "pod": p}).to_string()
-        }
-        ztmesh_policy::WorkloadRef::External(e) => {
-            serde_json::json!({"ns": w.namespace, "external_workload": e}).to_string()
-        }
-    }
+    crate::diagnose_policy::workload_json(&w.namespace, &w.workload)
 }
 
 async fn get_port(
@@ -178,9 +171,7 @@ pub(crate) async fn policy(
         return unknown();
     };
     let answer = match first {
-        None => Err(ApiError::Grpc(
-            "no workload in the manifests to ask about".into(),
-        )),
+        None => Err(ApiError::NoWorkload),
         Some(w) => {
             let port = w.ports.first().copied().unwrap_or(80);
             bounded(timeout, async {
@@ -295,6 +286,13 @@ pub(crate) fn checks(apis: &Apis) -> Vec<CheckResult> {
                 format!("not checked: {}", ApiError::Unknown),
                 "run check without --controller, so the context file the controller wrote is read",
             ),
+            Err(ApiError::NoWorkload) => CheckResult::warn(
+                Group::ControlPlane,
+                id,
+                title,
+                format!("{at}: not checked: {}", ApiError::NoWorkload),
+                "pass --manifests DIR (the workloads' manifests)",
+            ),
             Err(e) => CheckResult::fail(
                 Group::ControlPlane,
                 id,
@@ -346,6 +344,24 @@ mod tests {
                 ("policy-api".to_string(), Status::Fail, true),
                 ("viz-api".to_string(), Status::Fail, true),
             ]
+        );
+    }
+
+    /// No workload to ask the policy API about is not a dead controller.
+    #[tokio::test]
+    async fn no_workload_to_ask_is_a_warning_naming_manifests() {
+        let addr = "127.0.0.1:9".parse().unwrap();
+        let apis = Apis {
+            identity: probe(Some("127.0.0.1:1"), Ok("Certify refused")),
+            destination: probe(Some("127.0.0.1:1"), Ok("answered")),
+            policy: policy(Some(addr), None, None, Duration::from_secs(1)).await,
+            viz: probe(Some("127.0.0.1:3"), Ok("answered")),
+        };
+        let got = &checks(&apis)[2];
+        assert_eq!(got.status, Status::Warn, "{got:?}");
+        assert_eq!(
+            got.fix.as_deref(),
+            Some("pass --manifests DIR (the workloads' manifests)")
         );
     }
 

@@ -3,11 +3,14 @@
 //! workload for a port no Server selects), explicit allows only (no
 //! `all-unauthenticated` Server, no allow-all authorization), one service
 //! account per service, certificate rotation healthy (no leaf past 80% of
-//! its lifetime, no refresh errors), TLS errors monitored (alert rules),
-//! egress controlled (outbound traffic only to meshed workloads), and no
-//! workload bypassing the mesh (an explicit-mode workload's app port that
-//! answers without the proxy). A checklist item not met is a WARN (it is
-//! advice); a mesh-bypassing listener or an expired leaf is a FAIL.
+//! its lifetime, no refresh errors), TLS errors monitored (the alerts of
+//! a Prometheus rule file), egress controlled (observed only: ztmesh
+//! enforces no egress policy, so never a PASS), and no workload bypassing
+//! the mesh (an explicit-mode workload's ports, declared or listening on
+//! its address, that answer without the proxy; transparent mode's
+//! iptables are not read: unverified). A checklist item not met is a WARN
+//! (it is advice); a mesh-bypassing listener or an expired leaf is a FAIL.
+//! Nothing to judge is a WARN "not observed", never a PASS.
 
 use super::chain::Summary;
 use super::compliance::all_edges;
@@ -113,6 +116,25 @@ pub(crate) fn allow_all(r: &Resource) -> Option<String> {
         {
             Some(format!("{key}: admits every identity"))
         }
+        Resource::MeshTlsAuthentication(o)
+            if o.spec.identity_refs.iter().flatten().any(|r| r.name == "*") =>
+        {
+            Some(format!(
+                "{key}: an identityRef named \"*\" admits every identity"
+            ))
+        }
+        Resource::AuthorizationPolicy(o) if o.spec.required_authentication_refs.is_empty() => Some(
+            format!("{key}: no requiredAuthenticationRefs: admits every client"),
+        ),
+        Resource::ServerAuthorization(o)
+            if o.spec.client.mesh_tls.as_ref().is_some_and(|m| {
+                m.unauthenticated_tls || m.identities.iter().flatten().any(|i| i == "*")
+            }) =>
+        {
+            Some(format!(
+                "{key}: meshTLS admits every identity (identities [\"*\"] or unauthenticatedTLS)"
+            ))
+        }
         Resource::ServerAuthorization(o)
             if o.spec.client.unauthenticated
                 && o.spec
@@ -132,6 +154,9 @@ pub(crate) fn allow_all(r: &Resource) -> Option<String> {
 pub(crate) fn explicit_allows(resources: &[Resource]) -> CheckResult {
     let (id, title) = ("explicit-allows", "explicit allows only");
     let offenders: Vec<String> = resources.iter().filter_map(allow_all).collect();
+    if resources.is_empty() {
+        return not_observed(id, title, "no manifests observed");
+    }
     if offenders.is_empty() {
         return CheckResult::pass(
             Group::Compliance,
@@ -205,6 +230,9 @@ fn one_service_account(mesh: &Observed) -> CheckResult {
             )
         })
         .collect();
+    if identities_of.is_empty() {
+        return not_observed(id, title, "no Service with a selector observed");
+    }
     if offenders.is_empty() {
         return CheckResult::pass(
             Group::Compliance,
@@ -263,7 +291,7 @@ pub(crate) fn rotation(mesh: &Observed, now: SystemTime) -> CheckResult {
                 ));
             }
         }
-        if let Some(m) = &w.metrics {
+        if let Ok(m) = &w.metrics {
             let errors = value(
                 m,
                 "control_identity_cert_refreshes_total",
@@ -323,7 +351,28 @@ pub(crate) fn rotation(mesh: &Observed, now: SystemTime) -> CheckResult {
 /// The alert rules shipped with ztmesh (deploy/observability).
 const SHIPPED_RULES: &str = include_str!("../../../../deploy/observability/prometheus-rules.yaml");
 
-/// Alert expressions that watch TLS failures.
+/// A Prometheus rule file: groups of rules, alerts among them.
+#[derive(serde::Deserialize)]
+struct RuleFile {
+    #[serde(default)]
+    groups: Vec<RuleGroup>,
+}
+
+#[derive(serde::Deserialize)]
+struct RuleGroup {
+    #[serde(default)]
+    rules: Vec<Rule>,
+}
+
+#[derive(serde::Deserialize)]
+struct Rule {
+    alert: Option<String>,
+    #[serde(default)]
+    expr: String,
+}
+
+/// The alerts (rules with `alert` set) whose `expr` watches TLS
+/// failures; a file that is not a rule file has none.
 pub(crate) fn tls_alerts_in(rules: &str) -> Vec<String> {
     let watched = [
         "no_tls_reason",
@@ -331,18 +380,16 @@ pub(crate) fn tls_alerts_in(rules: &str) -> Vec<String> {
         "control_identity_cert_refreshes_total",
         "control_identity_cert_expiration",
     ];
+    let Ok(file) = serde_yaml::from_str::<RuleFile>(rules) else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
-    let mut current = None;
-    for line in rules.lines() {
-        let line = line.trim();
-        if let Some(name) = line.strip_prefix("- alert:") {
-            current = Some(name.trim().to_string());
-        }
-        if let Some(name) = &current
-            && watched.iter().any(|w| line.contains(w))
-            && !out.contains(name)
+    for rule in file.groups.into_iter().flat_map(|g| g.rules) {
+        if let Some(name) = rule.alert
+            && watched.iter().any(|w| rule.expr.contains(w))
+            && !out.contains(&name)
         {
-            out.push(name.clone());
+            out.push(name);
         }
     }
     out
@@ -371,7 +418,22 @@ fn tls_alerts(rules: &AlertRules) -> CheckResult {
     .evidence(found)
 }
 
-fn egress(mesh: &Observed) -> CheckResult {
+/// A WARN for a check with nothing to judge: never a silent PASS.
+pub(crate) fn not_observed(id: &'static str, title: &'static str, what: &str) -> CheckResult {
+    CheckResult::warn(
+        Group::Compliance,
+        id,
+        title,
+        format!("not observed: {what}"),
+        "pass --manifests DIR (the workloads' manifests) with the proxies running, then check again",
+    )
+}
+
+/// ztmesh enforces no egress policy, so a meshed workload's outbound
+/// traffic can only be observed: destinations outside the mesh are named
+/// (WARN); none observed is still a WARN, "not verified", since nothing
+/// stops the next connection.
+pub(crate) fn egress(mesh: &Observed) -> CheckResult {
     let (id, title) = ("egress", "egress controlled");
     let edges = all_edges(mesh);
     let meshed: BTreeSet<String> = mesh
@@ -379,18 +441,27 @@ fn egress(mesh: &Observed) -> CheckResult {
         .iter()
         .map(|w| w.workload.display())
         .collect();
-    let out: Vec<String> = edges
-        .keys()
-        .filter(|e| meshed.contains(&e.src) && !e.meshed && !e.dst.starts_with('('))
+    let outbound: Vec<_> = edges.keys().filter(|e| meshed.contains(&e.src)).collect();
+    let out: Vec<String> = outbound
+        .iter()
+        .filter(|e| !e.meshed && !e.dst.starts_with('('))
         .filter(|e| !meshed.contains(&e.dst))
         .map(|e| format!("{} -> {}", e.src, e.dst))
         .collect();
+    let fix = "deny egress at the network (a default-deny NetworkPolicy or firewall), allowing only an egress gateway";
+    if outbound.is_empty() {
+        return not_observed(id, title, "no outbound traffic in the proxies' metrics");
+    }
     if out.is_empty() {
-        return CheckResult::pass(
+        return CheckResult::warn(
             Group::Compliance,
             id,
             title,
-            "no outbound traffic to destinations outside the mesh observed",
+            format!(
+                "no egress observed ({} outbound edge(s), all to meshed workloads); not verified: ztmesh enforces no egress policy",
+                outbound.len()
+            ),
+            fix,
         );
     }
     CheckResult::warn(
@@ -398,20 +469,36 @@ fn egress(mesh: &Observed) -> CheckResult {
         id,
         title,
         format!("{} destination(s) outside the mesh reached", out.len()),
-        "route egress through an egress gateway or deny it at the network",
+        fix,
     )
     .offenders(out)
 }
 
-fn bypass(mesh: &Observed) -> CheckResult {
+fn ports(ports: &[u16]) -> String {
+    if ports.is_empty() {
+        return "none".into();
+    }
+    ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An explicit-mode workload's ports (declared, and every socket
+/// listening on its address on this host) that answer without the proxy
+/// are a FAIL; a transparent-mode workload's iptables rules are not read,
+/// so it is unverified (WARN).
+pub(crate) fn bypass(mesh: &Observed) -> CheckResult {
     let (id, title) = ("no-bypass", "no workload bypassing the mesh");
     let mut evidence = Vec::new();
     let mut offenders = Vec::new();
+    let mut unverified = Vec::new();
     for w in &mesh.workloads {
         let name = w.workload.display();
         if !w.workload.explicit {
-            evidence.push(format!(
-                "{name}: transparent mode (iptables sends every port to the proxy)"
+            unverified.push(format!(
+                "{name}: transparent mode: its iptables rules (in its network namespace) not read"
             ));
             continue;
         }
@@ -422,152 +509,47 @@ fn bypass(mesh: &Observed) -> CheckResult {
             ));
         }
         evidence.push(format!(
-            "{name}: explicit mode, ports {:?} probed",
-            w.workload.ports
+            "{name}: explicit mode, ports probed at {}: {}",
+            w.workload.ip,
+            ports(&w.probed_ports)
         ));
     }
-    if offenders.is_empty() {
-        return CheckResult::pass(
+    if mesh.workloads.is_empty() {
+        return not_observed(id, title, "no workloads");
+    }
+    if !offenders.is_empty() {
+        return CheckResult::fail(
             Group::Compliance,
             id,
             title,
-            "no app port reachable around a proxy",
+            format!("{} listening port(s) not behind the proxy", offenders.len()),
+            "in explicit mode any local process can dial the app's own address: run the proxy in transparent mode (ztmesh proxy-init), or bind the app to 127.0.0.1 in a network namespace of its own",
         )
-        .evidence(evidence);
+        .evidence(evidence.into_iter().chain(unverified))
+        .offenders(offenders);
     }
-    CheckResult::fail(
+    if !unverified.is_empty() {
+        return CheckResult::warn(
+            Group::Compliance,
+            id,
+            title,
+            format!(
+                "{} transparent-mode workload(s) not verified (iptables not read)",
+                unverified.len()
+            ),
+            "check each workload's iptables (iptables -t nat -S PROXY_INIT_REDIRECT in its network namespace)",
+        )
+        .evidence(evidence)
+        .offenders(unverified);
+    }
+    CheckResult::pass(
         Group::Compliance,
         id,
         title,
-        format!("{} listening port(s) not behind the proxy", offenders.len()),
-        "bind the app to 127.0.0.1 only (explicit mode), or run the proxy in transparent mode (ztmesh proxy-init)",
+        "no app port reachable around a proxy",
     )
     .evidence(evidence)
-    .offenders(offenders)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::check::Status;
-
-    #[test]
-    fn allow_all_grants_are_named() {
-        let doc = |kind: &str, api: &str, spec: &str| {
-            format!(
-                "apiVersion: {api}\nkind: {kind}\nmetadata: {{name: a, namespace: ns}}\nspec: {spec}\n"
-            )
-        };
-        let cases = [
-            (
-                doc(
-                    "Server",
-                    "policy.linkerd.io/v1beta3",
-                    "{podSelector: {matchLabels: {app: a}}, port: 80, accessPolicy: all-unauthenticated}",
-                ),
-                true,
-            ),
-            (
-                doc(
-                    "Server",
-                    "policy.linkerd.io/v1beta3",
-                    "{podSelector: {matchLabels: {app: a}}, port: 80, accessPolicy: deny}",
-                ),
-                false,
-            ),
-            (
-                doc(
-                    "NetworkAuthentication",
-                    "policy.linkerd.io/v1alpha1",
-                    "{networks: [{cidr: 0.0.0.0/0}]}",
-                ),
-                true,
-            ),
-            (
-                doc(
-                    "NetworkAuthentication",
-                    "policy.linkerd.io/v1alpha1",
-                    "{networks: [{cidr: 10.0.0.0/8}]}",
-                ),
-                false,
-            ),
-            (
-                doc(
-                    "MeshTLSAuthentication",
-                    "policy.linkerd.io/v1alpha1",
-                    "{identities: [\"*\"]}",
-                ),
-                true,
-            ),
-        ];
-        for (yaml, want) in cases {
-            let resources = ztmesh_resources::load_str(&yaml, "t.yaml").resources;
-            assert_eq!(resources.len(), 1, "{yaml}");
-            assert_eq!(allow_all(&resources[0]).is_some(), want, "{yaml}");
-            let status = explicit_allows(&resources).status;
-            assert_eq!(
-                status,
-                if want { Status::Warn } else { Status::Pass },
-                "{yaml}"
-            );
-        }
-    }
-
-    #[test]
-    fn tls_alerts_are_found_by_what_they_watch() {
-        let rules_text = "groups:\n- name: g\n  rules:\n  - alert: Latency\n    expr: histogram_quantile(0.99, x)\n  - alert: TlsRefusals\n    expr: sum(rate(request_total{tls=\"no_identity\"}[5m])) > 0\n";
-        assert_eq!(tls_alerts_in(rules_text), ["TlsRefusals"]);
-        assert!(tls_alerts_in("- alert: Latency\n  expr: up == 0\n").is_empty());
-        let rules = |text: &str| AlertRules {
-            source: "r.yaml".into(),
-            text: text.into(),
-        };
-        assert_eq!(tls_alerts(&rules(rules_text)).status, Status::Pass);
-        let none = tls_alerts(&rules("groups: []\n"));
-        assert_eq!(none.status, Status::Warn);
-        assert_eq!(none.offenders, ["r.yaml"]);
-    }
-
-    #[test]
-    fn rotation_by_lifetime_used_and_refresh_errors() {
-        use crate::check::compliance::tests::observed;
-        use crate::viz::scrape::sample;
-        let pki = ztmesh_test_support::TestPki::new();
-        let hour = std::time::Duration::from_secs(3600);
-        let now = SystemTime::now();
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let leaf = pki
-            .ca(hour)
-            .issue(&pki.identity("booksapp", "authors"), &key, now)
-            .unwrap()
-            .leaf;
-        // (checked at, refresh errors, want)
-        let cases = [
-            (now, 0.0, Status::Pass),
-            (now, 2.0, Status::Warn),
-            (now + hour * 85 / 100, 0.0, Status::Warn),
-            (now + hour * 2, 0.0, Status::Fail),
-        ];
-        for (at, errors, want) in cases {
-            let mut mesh = observed(vec![]);
-            let mut w = crate::check::compliance::tests::obs(
-                "authors",
-                "127.0.9.2",
-                vec![sample(
-                    "control_identity_cert_refreshes_total",
-                    &[("result", "error")],
-                    errors,
-                )],
-            );
-            w.chain = Ok(vec![leaf.clone()]);
-            mesh.workloads.push(w);
-            let got = rotation(&mesh, at);
-            assert_eq!(
-                got.status,
-                want,
-                "{errors} at +{:?}: {got:#?}",
-                at.duration_since(now)
-            );
-        }
-    }
-}
+mod tests;

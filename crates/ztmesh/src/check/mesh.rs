@@ -132,6 +132,11 @@ impl TrustFiles {
     }
 }
 
+/// The proxy's outbound and tap listeners (linkerd2-proxy's defaults):
+/// not app ports.
+const PROXY_OUTBOUND_PORT: u16 = 4140;
+const PROXY_TAP_PORT: u16 = 4190;
+
 /// Probe settings.
 pub(crate) struct Probe {
     pub(crate) admin_port: u16,
@@ -147,6 +152,8 @@ pub(crate) enum ApiError {
         "its address is unknown (the context file records it; --controller alone gives only the viz API)"
     )]
     Unknown,
+    #[error("no workload known to ask about (no manifests read)")]
+    NoWorkload,
     #[error(transparent)]
     Http(#[from] GetError),
     #[error("{0}")]
@@ -199,15 +206,19 @@ impl Workload {
 #[derive(Debug)]
 pub(crate) struct WorkloadObs {
     pub(crate) workload: Workload,
+    /// Its proxy's admin address (`/ready`, `/metrics`).
+    pub(crate) admin: SocketAddr,
     pub(crate) ready: Result<(), GetError>,
-    pub(crate) metrics: Option<Vec<Sample>>,
+    pub(crate) metrics: Result<Vec<Sample>, GetError>,
     pub(crate) chain: Result<Vec<CertificateDer<'static>>, ChainError>,
     /// The policy the controller serves for a port no Server selects:
     /// the default in force (`all-unauthenticated`, `deny`, ...).
     pub(crate) default_policy: Option<String>,
-    /// Declared ports that accept connections at the workload's address
-    /// without its proxy (explicit mode only: with iptables every port
-    /// leads to the proxy).
+    /// The ports probed at the workload's address (explicit mode only:
+    /// the declared ports and every socket listening on that address on
+    /// this host, but the proxy's own).
+    pub(crate) probed_ports: Vec<u16>,
+    /// Those that accept connections without the proxy.
     pub(crate) open_app_ports: Vec<u16>,
 }
 
@@ -356,7 +367,6 @@ pub(crate) async fn observe(target: &Resolved, trust: &TrustFiles, probe: &Probe
             .map(|_| ());
         let metrics = crate::viz::scrape::fetch(admin, probe.timeout)
             .await
-            .ok()
             .map(|t| crate::viz::scrape::parse(&t));
         let inbound = SocketAddr::new(w.ip, probe.inbound_port);
         let chain = chain::fetch(inbound, &w.identity, probe.timeout).await;
@@ -367,8 +377,26 @@ pub(crate) async fn observe(target: &Resolved, trust: &TrustFiles, probe: &Probe
             None => None,
         };
         let mut open_app_ports = Vec::new();
+        let mut probed_ports = Vec::new();
         if w.explicit {
-            for port in &w.ports {
+            let proxy_ports = [
+                probe.inbound_port,
+                probe.admin_port,
+                PROXY_OUTBOUND_PORT,
+                PROXY_TAP_PORT,
+            ];
+            probed_ports = w
+                .ports
+                .iter()
+                .copied()
+                .chain(super::sockets::listening(w.ip))
+                .filter(|p| !proxy_ports.contains(p))
+                .collect();
+            probed_ports.sort_unstable();
+            probed_ports.dedup();
+        }
+        for port in &probed_ports {
+            {
                 let addr = SocketAddr::new(w.ip, *port);
                 let connect = tokio::net::TcpStream::connect(addr);
                 if let Ok(Ok(_)) = tokio::time::timeout(probe.timeout, connect).await {
@@ -378,10 +406,12 @@ pub(crate) async fn observe(target: &Resolved, trust: &TrustFiles, probe: &Probe
         }
         observed.push(WorkloadObs {
             workload: w,
+            admin,
             ready,
             metrics,
             chain,
             default_policy,
+            probed_ports,
             open_app_ports,
         });
     }

@@ -18,11 +18,13 @@
 pub(crate) mod chain;
 mod compliance;
 mod control_plane;
+mod grants;
 mod hardening;
 mod manifests;
 pub(crate) mod mesh;
 mod pre;
 mod proxy;
+mod sockets;
 mod trust;
 
 use crate::table::Output;
@@ -395,11 +397,32 @@ fn compliance_checks(
     checks
 }
 
+/// Where the proxies answer: their admin port (`/ready`, `/metrics`) and
+/// inbound port (where their chain is read).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ProxyPorts {
+    pub(crate) admin: u16,
+    pub(crate) inbound: u16,
+}
+
+impl Default for ProxyPorts {
+    fn default() -> Self {
+        Self {
+            admin: 4191,
+            inbound: 4143,
+        }
+    }
+}
+
 /// The compliance report of the mesh `target` describes.
-pub(crate) async fn compliance_report(target: &mesh::Resolved, timeout: Duration) -> Report {
+pub(crate) async fn compliance_report(
+    target: &mesh::Resolved,
+    ports: ProxyPorts,
+    timeout: Duration,
+) -> Report {
     let probe = mesh::Probe {
-        admin_port: 4191,
-        inbound_port: 4143,
+        admin_port: ports.admin,
+        inbound_port: ports.inbound,
         timeout,
         namespace: None,
     };
@@ -412,35 +435,93 @@ pub(crate) async fn compliance_report(target: &mesh::Resolved, timeout: Duration
     ))
 }
 
-/// The mesh this process's controller serves, once its listeners are
-/// bound (one controller per process: `ztmesh controller`).
-static SERVED: std::sync::OnceLock<mesh::Resolved> = std::sync::OnceLock::new();
-
-/// Records the controller's addresses and directories, for `GET /compliance`.
-pub(crate) fn serve_compliance_for(target: mesh::Resolved) {
-    let _ = SERVED.set(target);
+/// What this process's controller serves `GET /compliance` from (one
+/// controller per process: `ztmesh controller`).
+#[derive(Clone, Debug)]
+pub(crate) enum Served {
+    /// The mesh its services describe, and the proxies' ports.
+    Mesh(mesh::Resolved, ProxyPorts),
+    /// It runs without the policy or destination service.
+    Unavailable,
 }
 
-/// The viz API's `GET /compliance`: the report as JSON, or 503 until the
-/// controller has recorded what it serves.
-pub(crate) async fn compliance_answer() -> (http::StatusCode, String) {
-    match SERVED.get() {
-        Some(target) => (
-            http::StatusCode::OK,
-            compliance_report(target, Duration::from_secs(2))
-                .await
-                .to_json(),
+static SERVED: std::sync::OnceLock<Served> = std::sync::OnceLock::new();
+
+/// Records what the controller serves, for `GET /compliance`.
+pub(crate) fn serve_compliance_for(served: Served) {
+    let _ = SERVED.set(served);
+}
+
+/// A report is reused this long: each one probes every workload.
+const COMPLIANCE_CACHE: Duration = Duration::from_secs(30);
+
+/// The last report and when it was made; the lock is held while one is
+/// made, so concurrent requests share it.
+static LAST_REPORT: tokio::sync::Mutex<Option<(tokio::time::Instant, String)>> =
+    tokio::sync::Mutex::const_new(None);
+
+/// `GET /compliance` when no mesh is recorded: 501 for a controller
+/// without the policy or destination service, 503 before it has recorded
+/// what it serves.
+fn no_mesh_answer(served: Option<&Served>) -> (http::StatusCode, String) {
+    match served {
+        Some(Served::Unavailable) => (
+            http::StatusCode::NOT_IMPLEMENTED,
+            "{\"error\":\"compliance needs the policy and destination services (run the controller with --manifests)\"}\n".into(),
         ),
-        None => (
+        _ => (
             http::StatusCode::SERVICE_UNAVAILABLE,
             "{\"error\":\"the controller has not finished starting\"}\n".into(),
         ),
     }
 }
 
+/// The viz API's `GET /compliance`: the report as JSON (made at most every
+/// [`COMPLIANCE_CACHE`]), else [`no_mesh_answer`].
+pub(crate) async fn compliance_answer() -> (http::StatusCode, String) {
+    let Some(Served::Mesh(target, ports)) = SERVED.get() else {
+        return no_mesh_answer(SERVED.get());
+    };
+    let mut last = LAST_REPORT.lock().await;
+    if let Some((at, json)) = last.as_ref()
+        && at.elapsed() < COMPLIANCE_CACHE
+    {
+        return (http::StatusCode::OK, json.clone());
+    }
+    let json = compliance_report(target, *ports, Duration::from_secs(2))
+        .await
+        .to_json();
+    *last = Some((tokio::time::Instant::now(), json.clone()));
+    (http::StatusCode::OK, json)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A controller without policy or destination answers 501 for good,
+    /// not 503 "not finished starting" forever.
+    #[test]
+    fn compliance_without_a_mesh_says_why() {
+        let cases = [
+            (
+                None,
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "not finished starting",
+            ),
+            (
+                Some(Served::Unavailable),
+                http::StatusCode::NOT_IMPLEMENTED,
+                "needs the policy and destination services",
+            ),
+        ];
+        for (served, code, words) in cases {
+            let (got, body) = no_mesh_answer(served.as_ref());
+            assert_eq!(got, code, "{served:?}");
+            assert!(body.contains(words), "{body}");
+            serde_json::from_str::<serde_json::Value>(&body).expect("JSON");
+        }
+    }
 
     fn sample() -> Report {
         Report::new(vec![

@@ -26,7 +26,7 @@ pub(crate) fn workload_checks(
     now: SystemTime,
 ) -> [CheckResult; 3] {
     let name = w.workload.display();
-    let admin = format!("{}:4191", w.workload.ip);
+    let admin = w.admin;
     let restart =
         format!("look at {name}'s proxy log; restart the proxy (it certifies itself at start-up)");
     let ready = match &w.ready {
@@ -100,20 +100,29 @@ fn certificate(w: &WorkloadObs, trust: &TrustFiles, now: SystemTime) -> CheckRes
     let restart =
         format!("restart {name}'s proxy so that it certifies itself with the current issuer");
     if let Err(e) = chain::verify(chain, anchors_pem, &w.workload.identity, now) {
-        return CheckResult::fail(
-            Group::DataPlane,
-            id,
-            title,
+        let detail = if chain.len() == 1 {
+            format!(
+                "{name}: no intermediate sent: the proxy presents its leaf alone, which the current anchors do not sign ({e})"
+            )
+        } else {
             format!(
                 "{name}: its chain is not valid for {} under the current anchors: {e}",
                 w.workload.identity
-            ),
-            restart,
+            )
+        };
+        return CheckResult::fail(Group::DataPlane, id, title, detail, restart).evidence(evidence);
+    }
+    let Some(current) = trust.issuer.first() else {
+        return CheckResult::warn(
+            Group::DataPlane,
+            id,
+            title,
+            format!("{name}: valid under the current anchors; issuer unknown, not judged"),
+            "pass --identity-dir DIR holding the issuer's certificate (issuer.crt or tls.crt)",
         )
         .evidence(evidence);
-    }
-    let current = trust.issuer.first();
-    if current.is_some() && chain.get(1) != current {
+    };
+    if chain.get(1) != Some(current) {
         return CheckResult::warn(
             Group::DataPlane,
             id,
@@ -164,7 +173,7 @@ fn with_causes(e: &dyn std::error::Error) -> String {
 
 /// The anchor fingerprints a proxy's metrics list.
 pub(crate) fn exported_anchors(w: &WorkloadObs) -> Option<BTreeSet<String>> {
-    let metrics = w.metrics.as_ref()?;
+    let metrics = w.metrics.as_ref().ok()?;
     let set: BTreeSet<String> = metrics
         .iter()
         .filter(|s| s.name == ANCHORS_METRIC && s.value > 0.0)
@@ -180,14 +189,21 @@ fn anchors(w: &WorkloadObs, trust: &TrustFiles) -> CheckResult {
     let fix = format!(
         "restart {name}'s proxy with LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS set to ca.crt's content"
     );
-    if w.metrics.is_none() {
+    if let Err(e) = &w.metrics {
         return CheckResult::fail(
             Group::DataPlane,
             id,
             title,
-            format!("{name}: its admin /metrics did not answer"),
-            fix,
-        );
+            format!(
+                "{name}: its admin /metrics did not answer: {}",
+                with_causes(e)
+            ),
+            format!(
+                "check {name}'s proxy is running and its admin port is {} (ztmesh check --admin-port)",
+                w.admin.port()
+            ),
+        )
+        .evidence([format!("GET http://{}/metrics", w.admin)]);
     }
     let Some(exported) = exported_anchors(w) else {
         return CheckResult::warn(

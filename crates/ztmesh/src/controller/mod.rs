@@ -45,6 +45,11 @@ pub struct Args {
     /// refused manifests, why, and what of each is in force, as JSON; needs --manifests).
     #[arg(long, default_value_t = crate::viz::api::default_addr())]
     viz_addr: SocketAddr,
+    /// Also answer GET /ready (200 once the first sync is in force, else
+    /// 503) and GET /live here, and nothing else: for Kubernetes probes
+    /// while --viz-addr stays on loopback.
+    #[arg(long)]
+    health_addr: Option<SocketAddr>,
     /// Have the viz API read the proxies' figures from this Prometheus
     /// server (`http://host:port`) instead of scraping their admin ports.
     /// Series are matched to workloads by their `namespace` and `pod`
@@ -150,7 +155,10 @@ fn builder(args: &Args) -> anyhow::Result<ztmesh_controller::Builder> {
             .cluster_domain(&args.cluster_domain)
             .cluster_networks(args.cluster_networks.clone())
             .default_inbound_policy(default_policy)
-            .viz(args.viz_addr, viz_server(viz_source(args), tapper(args)));
+            .viz(
+                args.viz_addr,
+                viz_server(viz_source(args), args.health_addr, tapper(args)),
+            );
         if let Some(state) = &args.state_dir {
             builder = builder.state_dir(state);
         }
@@ -158,13 +166,18 @@ fn builder(args: &Args) -> anyhow::Result<ztmesh_controller::Builder> {
     Ok(builder)
 }
 
+/// The proxies' admin port, where the viz API and `/compliance` reach them.
+const PROXY_ADMIN_PORT: u16 = 4191;
+
 fn viz_source(args: &Args) -> crate::viz::api::Source {
     match args.prometheus.clone() {
         Some(server) => crate::viz::api::Source::Prometheus {
             server,
-            admin_port: 4191,
+            admin_port: PROXY_ADMIN_PORT,
         },
-        None => crate::viz::api::Source::Scrape { admin_port: 4191 },
+        None => crate::viz::api::Source::Scrape {
+            admin_port: PROXY_ADMIN_PORT,
+        },
     }
 }
 
@@ -190,6 +203,7 @@ fn tapper(args: &Args) -> Option<std::sync::Arc<crate::viz::tap::client::Tapper>
 
 fn viz_server(
     source: crate::viz::api::Source,
+    health: Option<SocketAddr>,
     tapper: Option<std::sync::Arc<crate::viz::tap::client::Tapper>>,
 ) -> ztmesh_controller::VizServer {
     let dashboard = crate::viz::dashboard::Dashboard {
@@ -197,14 +211,31 @@ fn viz_server(
         admin_port: source.admin_port(),
     };
     Box::new(move |cx: ztmesh_controller::VizContext| {
-        Box::pin(crate::viz::api::serve(
-            cx.listener,
-            cx.index,
-            source,
-            cx.status,
-            dashboard,
-            cx.shutdown,
-        ))
+        Box::pin(async move {
+            let health = match health {
+                None => None,
+                Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+                    Ok(l) => {
+                        println!("health listening on {addr} (GET /ready, /live)");
+                        Some(l)
+                    }
+                    Err(e) => {
+                        tracing::error!("the health listener on {addr}: {e}");
+                        None
+                    }
+                },
+            };
+            crate::viz::api::serve(
+                cx.listener,
+                health,
+                cx.index,
+                source,
+                cx.status,
+                dashboard,
+                cx.shutdown,
+            )
+            .await
+        })
     })
 }
 
@@ -274,18 +305,23 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     if !args.no_context {
         record_context(&args, &addrs);
     }
-    if let (Some(viz), Some(destination), Some(policy)) =
-        (addrs.viz, addrs.destination, addrs.policy)
-    {
-        crate::check::serve_compliance_for(crate::check::mesh::Resolved {
-            viz: viz.to_string(),
-            identity: Some(addrs.identity),
-            destination: Some(destination),
-            policy: Some(policy),
-            identity_dir: args.identity_dir.as_ref().map(|d| absolute(d)),
-            manifests: args.manifests.as_ref().map(|d| absolute(d)),
-        });
-    }
+    crate::check::serve_compliance_for(match (addrs.viz, addrs.destination, addrs.policy) {
+        (Some(viz), Some(destination), Some(policy)) => crate::check::Served::Mesh(
+            crate::check::mesh::Resolved {
+                viz: viz.to_string(),
+                identity: Some(addrs.identity),
+                destination: Some(destination),
+                policy: Some(policy),
+                identity_dir: args.identity_dir.as_ref().map(|d| absolute(d)),
+                manifests: args.manifests.as_ref().map(|d| absolute(d)),
+            },
+            crate::check::ProxyPorts {
+                admin: PROXY_ADMIN_PORT,
+                ..Default::default()
+            },
+        ),
+        _ => crate::check::Served::Unavailable,
+    });
     let shutdown = running.shutdown_handle();
     let signalled = async move {
         tokio::select! {

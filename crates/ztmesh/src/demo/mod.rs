@@ -148,7 +148,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         mesh::show_edges(&dir.join("manifests"))?;
 
         step(10, "compliance: `ztmesh check --compliance`, the seed's invariants and the hardening checklist");
-        compliance::show(&dir, &cp).await?;
+        compliance::show(&dir, &cp, args.keep).await?;
         Ok(())
     })?;
 
@@ -158,7 +158,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.keep {
         println!(
-            "\nthe mesh is still running; try:\n  curl -x http://127.0.9.4:4140 http://authors.booksapp.svc.cluster.local:7001/authors.json   # as webapp\n  curl -x http://127.0.9.5:4140 http://authors.booksapp.svc.cluster.local:7001/authors.json   # as traffic: 403\n  ztmesh viz stat deploy -n booksapp      # the controller at {}, from its context file\n  ztmesh viz edges -n booksapp\n  ztmesh viz tap deploy/webapp -n booksapp   # and viz top\n  ztmesh viz dashboard\n  ztmesh authz deploy/authors -n booksapp --manifests {}\n  ztmesh diagnose policy -n booksapp --from deploy/traffic --to deploy/authors:7001 --manifests {}\n  ztmesh check                  # and check --proxy, check --compliance\n  ztmesh identity po/authors -n booksapp\nCtrl-C to stop",
+            "\nthe mesh is still running; try:\n  curl -x http://127.0.9.4:4140 http://authors.booksapp.svc.cluster.local:7001/authors.json   # as webapp\n  curl -x http://127.0.9.5:4140 http://authors.booksapp.svc.cluster.local:7001/authors.json   # as traffic: 403\n  ztmesh viz stat deploy -n booksapp      # the controller at {}, from its context file\n  ztmesh viz edges -n booksapp\n  ztmesh viz tap deploy/webapp -n booksapp   # and viz top\n  ztmesh viz dashboard\n  ztmesh authz deploy/authors -n booksapp --manifests {}\n  ztmesh diagnose policy -n booksapp --from deploy/traffic --to deploy/authors:7001 --manifests {}\n  ztmesh check                  # and check --proxy, check --compliance\n  ztmesh identity deploy/authors -n booksapp\nCtrl-C to stop",
             cp.viz,
             dir.join("manifests").display(),
             dir.join("manifests").display()
@@ -208,8 +208,10 @@ fn start_controller(dir: &Path, keep: bool) -> anyhow::Result<(Controller, mesh:
         .arg(dir)
         .arg("--manifests")
         .arg(&manifests)
-        // Only a kept mesh becomes the CLI's default controller.
-        .args((!keep).then_some("--no-context"))
+        // Only a kept mesh becomes the CLI's default controller; otherwise
+        // the context goes to the demo's directory (for the command step 10
+        // prints).
+        .envs((!keep).then(|| ("ZTMESH_CONTEXT", dir.join(compliance::CONTEXT_FILE))))
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()

@@ -75,7 +75,7 @@ fn bad_kinds_are_refused_in_words() {
     for (bad, reason) in [
         ("rs/authors", "not rs objects"),
         ("svc/authors", "not svc objects"),
-        ("cm/authors", "unknown kind \"cm\""),
+        ("cm/authors", "unknown kind 'cm'"),
         ("pod/", "expected KIND or KIND/NAME"),
         ("pod/a/b", "expected KIND or KIND/NAME"),
     ] {

@@ -11,8 +11,16 @@
 //! status as JSON (the manifests refused and what of each is in force,
 //! see `controller::policy::status_json`). `GET /compliance` answers the
 //! compliance report, the JSON of `ztmesh check --compliance -o json`
-//! (`crate::check::compliance_answer`). The dashboard's page, `GET /tap`
-//! (streamed) and `GET /denials` are [`super::dashboard`]'s.
+//! (`crate::check::compliance_answer`). `GET /workloads?namespace=NS&resource=KIND/NAME`
+//! lists the workloads the index selects (`[{"kind", "name"}]`), how the
+//! CLI resolves a `deploy/NAME` it asks the controller about
+//! (`crate::resource::controller`). `GET /ready` answers 200 once the
+//! controller's first sync is in force (its status says `"ready": true`),
+//! 503 before; a health listener of its own ([`serve`]'s `health`) answers
+//! only `/ready` and `/live`, for Kubernetes probes while the viz API
+//! stays on loopback.
+//! The dashboard's page, `GET /tap` (streamed) and `GET /denials` are
+//! [`super::dashboard`]'s.
 
 use super::model::workloads_in;
 use super::resource::Resource;
@@ -115,9 +123,81 @@ async fn answer(
     (http::StatusCode::OK, body)
 }
 
-/// Serves the viz API until `shutdown` completes.
+/// `GET /workloads`: the workloads of `namespace` that `resource` selects,
+/// sorted, as `[{"kind": "pod" | "externalworkload", "name"}]`.
+fn workloads_answer(
+    index: &Mutex<ztmesh_policy::Index>,
+    query_text: Option<&str>,
+) -> (http::StatusCode, String) {
+    let q = query(query_text);
+    let Some(namespace) = q.get("namespace") else {
+        return (
+            http::StatusCode::BAD_REQUEST,
+            "{\"error\":\"namespace is required\"}\n".into(),
+        );
+    };
+    let resource = match q.get("resource").map(|r| r.parse::<Resource>()) {
+        None => None,
+        Some(Ok(r)) => Some(r),
+        Some(Err(e)) => {
+            let error = serde_json::json!({"error": e.to_string()});
+            return (http::StatusCode::BAD_REQUEST, format!("{error}\n"));
+        }
+    };
+    let index = index.lock().expect("policy index lock");
+    let mut found: Vec<&ztmesh_policy::WorkloadRef> = index
+        .workloads()
+        .filter(|(ns, w, wl)| {
+            ns == namespace && resource.as_ref().is_none_or(|r| r.selects(ns, w, wl))
+        })
+        .map(|(_, w, _)| w)
+        .collect();
+    found.sort();
+    let rows: Vec<serde_json::Value> = found
+        .into_iter()
+        .map(|w| match w {
+            ztmesh_policy::WorkloadRef::Pod(n) => serde_json::json!({"kind": "pod", "name": n}),
+            ztmesh_policy::WorkloadRef::External(n) => {
+                serde_json::json!({"kind": "externalworkload", "name": n})
+            }
+        })
+        .collect();
+    (
+        http::StatusCode::OK,
+        serde_json::Value::from(rows).to_string() + "\n",
+    )
+}
+
+/// `GET /ready`: 200 once the first sync is in force (`"ready": true` in
+/// the controller's status), else 503.
+pub(crate) fn ready(status: &serde_json::Value) -> (http::StatusCode, String) {
+    if status.get("ready") == Some(&serde_json::Value::Bool(true)) {
+        (http::StatusCode::OK, "ready\n".into())
+    } else {
+        (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the first sync is not in force yet\n".into(),
+        )
+    }
+}
+
+/// What a health-listener connection may ask: `/ready` and `/live`.
+fn health_answer(path: &str, status: &serde_json::Value) -> (http::StatusCode, String) {
+    match path {
+        "/ready" => ready(status),
+        "/live" => (http::StatusCode::OK, "live\n".into()),
+        _ => (
+            http::StatusCode::NOT_FOUND,
+            "the health listener answers only /ready and /live\n".into(),
+        ),
+    }
+}
+
+/// Serves the viz API until `shutdown` completes; and, on `health`, only
+/// `/ready` and `/live`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    health: Option<tokio::net::TcpListener>,
     index: Arc<Mutex<ztmesh_policy::Index>>,
     source: Source,
     status: Arc<Mutex<serde_json::Value>>,
@@ -125,11 +205,39 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    let health_accept = async |h: &Option<tokio::net::TcpListener>| match h {
+        Some(h) => h.accept().await,
+        None => std::future::pending().await,
+    };
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+        let (accepted, health_only) = tokio::select! {
+            accepted = listener.accept() => (accepted, false),
+            accepted = health_accept(&health) => (accepted, true),
             _ = &mut shutdown => return,
         };
+        if health_only {
+            let Ok((tcp, _)) = accepted else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let status = status.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: http::Request<_>| {
+                    let (code, body) =
+                        health_answer(req.uri().path(), &status.lock().expect("status lock"));
+                    let rsp = http::Response::builder()
+                        .status(code)
+                        .header("content-type", "text/plain")
+                        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                        .expect("a valid response");
+                    std::future::ready(Ok::<_, std::convert::Infallible>(rsp))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                    .await;
+            });
+            continue;
+        }
         let Ok((tcp, _)) = accepted else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
@@ -152,7 +260,13 @@ pub async fn serve(
                         {
                             return Ok::<_, std::convert::Infallible>(rsp);
                         }
-                        let (code, body, content_type) = if req.uri().path() == "/status" {
+                        let (code, body, content_type) = if req.uri().path() == "/ready" {
+                            let (code, body) = ready(&status.lock().expect("status lock"));
+                            (code, body, "text/plain")
+                        } else if req.uri().path() == "/workloads" {
+                            let (code, body) = workloads_answer(&index, req.uri().query());
+                            (code, body, "application/json")
+                        } else if req.uri().path() == "/status" {
                             let json = status.lock().expect("status lock").to_string();
                             (http::StatusCode::OK, json + "\n", "application/json")
                         } else if req.uri().path() == "/compliance" {
@@ -198,4 +312,103 @@ pub async fn get(addr: &str, path: &str, timeout: Duration) -> anyhow::Result<St
 /// Where the controller's viz API listens by default.
 pub fn default_addr() -> SocketAddr {
     "127.0.0.1:8084".parse().expect("valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `/workloads` selects from the index as `viz stat` does (deploy/NAME:
+    /// the workloads labelled app=NAME), and the CLI reads its answer back.
+    #[test]
+    fn workloads_by_resource() {
+        let yaml = "\
+apiVersion: workload.linkerd.io/v1beta1
+kind: ExternalWorkload
+metadata: {name: authors-7f9c, namespace: booksapp, labels: {app: authors}}
+spec:
+  meshTLS: {identity: a.booksapp.serviceaccount.identity.linkerd.cluster.local, serverName: a.booksapp.serviceaccount.identity.linkerd.cluster.local}
+  workloadIPs: [{ip: 127.0.9.2}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: authors-1, namespace: booksapp, labels: {app: authors}}
+spec: {containers: [{name: c, image: i}]}
+status: {podIP: 127.0.9.9}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: books, namespace: booksapp, labels: {app: books}}
+spec: {containers: [{name: c, image: i}]}
+status: {podIP: 127.0.9.3}
+";
+        let mut index = ztmesh_policy::Index::new(Default::default());
+        for r in ztmesh_resources::load_str(yaml, "t.yaml").resources {
+            index.apply(r);
+        }
+        let index = Mutex::new(index);
+        // (query, status, the workloads answered)
+        let cases: [(&str, http::StatusCode, &[&str]); 5] = [
+            (
+                "namespace=booksapp&resource=deploy/authors",
+                http::StatusCode::OK,
+                &["pod/authors-1", "externalworkload/authors-7f9c"],
+            ),
+            (
+                "namespace=booksapp&resource=po/books",
+                http::StatusCode::OK,
+                &["pod/books"],
+            ),
+            (
+                "namespace=other&resource=deploy/authors",
+                http::StatusCode::OK,
+                &[],
+            ),
+            (
+                "namespace=booksapp&resource=svc/x",
+                http::StatusCode::BAD_REQUEST,
+                &[],
+            ),
+            (
+                "resource=deploy/authors",
+                http::StatusCode::BAD_REQUEST,
+                &[],
+            ),
+        ];
+        for (q, want, names) in cases {
+            let (code, body) = workloads_answer(&index, Some(q));
+            assert_eq!(code, want, "{q}: {body}");
+            if code == http::StatusCode::OK {
+                let got: Vec<String> = crate::resource::controller::parse_rows(&body)
+                    .unwrap()
+                    .iter()
+                    .map(|w| w.to_string())
+                    .collect();
+                let mut want: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+                want.sort_by_key(|n| !n.starts_with("pod/"));
+                assert_eq!(got, want, "{q}");
+            }
+        }
+    }
+
+    /// Ready only once the first sync is in force; the health listener
+    /// answers nothing else.
+    #[test]
+    fn ready_once_the_first_sync_is_in_force() {
+        let synced = serde_json::json!({"ready": true, "refused": []});
+        let starting = serde_json::Value::Null;
+        let not_yet = serde_json::json!({"ready": false});
+        // (path, status, want)
+        let cases = [
+            ("/ready", &synced, http::StatusCode::OK),
+            ("/ready", &starting, http::StatusCode::SERVICE_UNAVAILABLE),
+            ("/ready", &not_yet, http::StatusCode::SERVICE_UNAVAILABLE),
+            ("/live", &starting, http::StatusCode::OK),
+            ("/stat", &synced, http::StatusCode::NOT_FOUND),
+            ("/compliance", &synced, http::StatusCode::NOT_FOUND),
+        ];
+        for (path, status, want) in cases {
+            assert_eq!(health_answer(path, status).0, want, "{path} {status}");
+        }
+    }
 }

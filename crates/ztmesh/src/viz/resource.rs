@@ -2,4 +2,4 @@
 //! `viz stat` takes it (`deploy/authors`, `po`, `ew/db`, `ns/booksapp`).
 //! One parser for the whole CLI: [`crate::resource`].
 
-pub use crate::resource::Resource;
+pub(crate) use crate::resource::Resource;

@@ -3,7 +3,7 @@
 //! mesh is healthy (exit 0, `-o json` parsed); a stopped proxy and an
 //! expired issuer each FAIL with their fix named (exit 1); `--pre`,
 //! `--proxy` and `--compliance` answer, and the viz API's `/compliance`
-//! is the same report; `ztmesh identity po/NAME` shows the chain the
+//! is the same report; `ztmesh identity KIND/NAME` shows the chain the
 //! proxy presents, public certificates only.
 
 use crate::support;
@@ -199,9 +199,15 @@ fn check_passes_on_a_healthy_mesh_and_names_the_fix_of_each_failure() {
     );
 
     step(
-        "identity po/NAME: the chain the proxy presents, public only",
+        "identity KIND/NAME: the chain the proxy presents, public only",
         || {
-            let out = run_ok(ztmesh().args(["identity", "po/authors", "-n", "booksapp"]));
+            // authors is an ExternalWorkload labelled app=authors.
+            let out = run_ok(ztmesh().args(["identity", "deploy/authors", "-n", "booksapp"]));
+            assert_eq!(
+                out,
+                run_ok(ztmesh().args(["identity", "booksapp/ew/authors"])),
+                "deploy/authors and the older NS/KIND/NAME name the same workload"
+            );
             for want in [
                 "SAN URI:    spiffe://cluster.local/ns/booksapp/sa/authors",
                 "SAN DNS:    authors.booksapp.serviceaccount.identity.linkerd.cluster.local",
@@ -212,7 +218,10 @@ fn check_passes_on_a_healthy_mesh_and_names_the_fix_of_each_failure() {
             }
             assert!(!out.contains("PRIVATE KEY"), "{out}");
             let err = run_err(ztmesh().args(["identity", "po/nobody", "-n", "booksapp"]));
-            assert!(err.contains("no workload po/nobody"), "{err}");
+            assert!(
+                err.contains("no workload pod/nobody in namespace booksapp"),
+                "{err}"
+            );
             assert!(!err.contains("Pod("), "{err}");
         },
     );

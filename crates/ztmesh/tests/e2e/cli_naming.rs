@@ -146,6 +146,81 @@ fn the_readme_commands_work_on_the_demo_manifests() {
     controller.interrupt();
 }
 
+/// Through the controller, `deploy/authors` is the workload labelled
+/// app=authors in the controller's index, whatever its own name: here an
+/// ExternalWorkload `authors-7f9c`, which no Pod or ExternalWorkload
+/// named `authors` stands for.
+#[test]
+fn deploy_names_resolve_through_the_controllers_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = tmp.path().join("manifests");
+    std::fs::create_dir_all(&m).unwrap();
+    let yaml = include_str!("../../src/demo/booksapp.yaml").replacen(
+        "  name: authors\n  namespace: booksapp\n  labels: {app: authors}",
+        "  name: authors-7f9c\n  namespace: booksapp\n  labels: {app: authors}",
+        1,
+    );
+    assert!(yaml.contains("authors-7f9c"));
+    std::fs::write(m.join("booksapp.yaml"), yaml).unwrap();
+    let context = tmp.path().join("context.json");
+    let mut controller = controller(tmp.path(), &m, &context);
+    let asked: [&[&str]; 3] = [
+        &[
+            "authz",
+            "deploy/authors",
+            "-n",
+            "booksapp",
+            "--port",
+            "7001",
+        ],
+        &[
+            "diagnose",
+            "inbound-policy",
+            "--workload",
+            "deploy/authors",
+            "-n",
+            "booksapp",
+            "--port",
+            "7001",
+        ],
+        &[
+            "diagnose",
+            "policy",
+            "-n",
+            "booksapp",
+            "--from",
+            WEBAPP,
+            "--to",
+            "deploy/authors:7001",
+            "--path",
+            "/authors.json",
+        ],
+    ];
+    for args in asked {
+        let out = run_ok(with_context(&context).args(args));
+        if args[0] == "diagnose" && args[1] == "policy" {
+            assert!(out.starts_with("ALLOW: "), "{args:?}: {out}");
+        } else {
+            assert!(out.contains("authors-get-policy"), "{args:?}: {out}");
+        }
+    }
+    let err = run_err(with_context(&context).args([
+        "authz",
+        "deploy/nobody",
+        "-n",
+        "booksapp",
+        "--port",
+        "7001",
+    ]));
+    assert!(
+        err.contains(
+            "no workload deployment/nobody in namespace booksapp (none labelled app=nobody"
+        ),
+        "{err}"
+    );
+    controller.interrupt();
+}
+
 /// `authz -n booksapp authors` and `diagnose policy --to booksapp/authors:7001`,
 /// from the manifests and from the controller.
 fn older_forms(m: &Path, context: &Path) {
@@ -254,7 +329,7 @@ fn unknown_names(m: &Path, context: &Path) {
         (
             &["viz", "stat", "cm/authors", "-n", "booksapp", "--manifests"],
             2,
-            "unknown kind \"cm\" (po, deploy, sts, ds, ew or ns, optionally /NAME)".to_string(),
+            "unknown kind 'cm' (po, deploy, sts, ds, ew or ns, optionally /NAME)".to_string(),
         ),
     ];
     for (args, code, want) in cases {

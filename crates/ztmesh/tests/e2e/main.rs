@@ -24,6 +24,7 @@ mod faults;
 mod help;
 mod hostile;
 mod identity_e2e;
+mod install_kubernetes;
 mod memory;
 mod mesh_balance;
 mod mesh_explicit;

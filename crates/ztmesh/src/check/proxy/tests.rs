@@ -113,11 +113,13 @@ fn each_proxy_check_by_what_the_proxy_showed() {
         let obs = WorkloadObs {
             workload: workload(),
             ready: if ready { Ok(()) } else { Err(not_ready()) },
-            metrics: exported.map(|f| anchors_metric(&f)),
+            admin: "127.0.9.2:4191".parse().unwrap(),
+            metrics: exported.map(|f| anchors_metric(&f)).ok_or_else(not_ready),
             chain: chain.ok_or(chain::ChainError::Empty {
                 addr: "127.0.9.2:4143".parse().unwrap(),
             }),
             default_policy: None,
+            probed_ports: vec![],
             open_app_ports: vec![],
         };
         let got = workload_checks(&obs, &trust, now);
@@ -129,6 +131,95 @@ fn each_proxy_check_by_what_the_proxy_showed() {
     }
 }
 
+/// A leaf sent without its intermediate is named as such; anchors known
+/// but the issuer not is a WARN, never a PASS.
+#[test]
+fn a_missing_intermediate_and_an_unknown_issuer_are_told() {
+    let pki = TestPki::new();
+    let full = TrustFiles::read(Some(pki.dir()));
+    let anchors_only = TrustFiles {
+        issuer: vec![],
+        ..TrustFiles::read(Some(pki.dir()))
+    };
+    let whole = chain(&pki, "authors");
+    let leaf_alone = vec![whole[0].clone()];
+    // (what, trust, chain, want, detail containing)
+    let cases = [
+        (
+            "leaf alone",
+            &full,
+            leaf_alone,
+            Status::Fail,
+            "no intermediate sent",
+        ),
+        ("issuer known", &full, whole.clone(), Status::Pass, "until"),
+        (
+            "issuer unknown",
+            &anchors_only,
+            whole,
+            Status::Warn,
+            "issuer unknown, not judged",
+        ),
+    ];
+    for (what, trust, chain, want, detail) in cases {
+        let obs = WorkloadObs {
+            workload: workload(),
+            admin: "127.0.9.2:4191".parse().unwrap(),
+            ready: Ok(()),
+            metrics: Ok(vec![]),
+            chain: Ok(chain),
+            default_policy: None,
+            probed_ports: vec![],
+            open_app_ports: vec![],
+        };
+        let c = &workload_checks(&obs, trust, SystemTime::now())[1];
+        assert_eq!(c.status, want, "{what}: {c:?}");
+        assert!(c.detail.contains(detail), "{what}: {c:?}");
+    }
+}
+
+/// An unanswered /metrics is told with its cause, on the proxy's real
+/// admin address, and the fix names the admin port.
+#[test]
+fn unreachable_metrics_say_why_and_where() {
+    let pki = TestPki::new();
+    let trust = TrustFiles::read(Some(pki.dir()));
+    let obs = WorkloadObs {
+        workload: workload(),
+        admin: "127.0.9.2:9991".parse().unwrap(),
+        ready: Err(not_ready()),
+        metrics: Err(not_ready()),
+        chain: Ok(chain(&pki, "authors")),
+        default_policy: None,
+        probed_ports: vec![],
+        open_app_ports: vec![],
+    };
+    let got = workload_checks(&obs, &trust, SystemTime::now());
+    assert_eq!(
+        got[0].evidence,
+        ["GET http://127.0.9.2:9991/ready"],
+        "{got:#?}"
+    );
+    let anchors = &got[2];
+    assert_eq!(anchors.status, Status::Fail, "{anchors:?}");
+    assert!(
+        anchors.detail.contains(&not_ready().to_string()),
+        "{anchors:?}"
+    );
+    assert!(
+        anchors
+            .fix
+            .as_deref()
+            .is_some_and(|f| f.contains("admin port is 9991 (ztmesh check --admin-port)")),
+        "{anchors:?}"
+    );
+    assert_eq!(
+        anchors.evidence,
+        ["GET http://127.0.9.2:9991/metrics"],
+        "{anchors:?}"
+    );
+}
+
 #[test]
 fn a_rotated_issuer_is_a_warning_until_the_proxy_renews() {
     let pki = TestPki::new();
@@ -138,10 +229,12 @@ fn a_rotated_issuer_is_a_warning_until_the_proxy_renews() {
     let trust = TrustFiles::read(Some(pki.dir()));
     let obs = WorkloadObs {
         workload: workload(),
+        admin: "127.0.9.2:4191".parse().unwrap(),
         ready: Ok(()),
-        metrics: None,
+        metrics: Err(not_ready()),
         chain: Ok(before),
         default_policy: None,
+        probed_ports: vec![],
         open_app_ports: vec![],
     };
     let c = &workload_checks(&obs, &trust, SystemTime::now())[1];

@@ -1,0 +1,208 @@
+//! The controller's Deployment (probes, resources, a locked-down pod; with
+//! `--ha` 3 replicas, anti-affinity and a PodDisruptionBudget) and the
+//! Services on Linkerd's names and ports, all selecting it.
+
+use super::options::{CONTROLLER, INJECTOR_PORT, ISSUER_SECRET, Options, TRUST_ROOTS, selector};
+use serde_json::{Value, json};
+
+/// The controller's ports: (name, port). Names are those Services target.
+/// The viz API's port: bound to 127.0.0.1 in the pod (plaintext and
+/// unauthenticated; `/compliance` makes the controller probe every
+/// workload), reached with `kubectl port-forward`.
+const VIZ_PORT: u16 = 8084;
+pub(crate) const PORTS: [(&str, u16); 5] = [
+    ("identity-grpc", 8080),
+    ("dst-grpc", 8086),
+    ("policy-grpc", 8090),
+    ("health-http", 9990),
+    ("proxy-injector", INJECTOR_PORT),
+];
+/// Where the issuer and trust roots are mounted (the controller's --identity-dir).
+pub(crate) const IDENTITY_DIR: &str = "/var/run/ztmesh/identity";
+const STATE_DIR: &str = "/var/run/ztmesh/state";
+
+/// Services on Linkerd's names: (name, port, target port name, headless).
+pub(crate) const SERVICES: [(&str, u16, &str, bool); 5] = [
+    ("linkerd-identity", 8080, "identity-grpc", false),
+    ("linkerd-identity-headless", 8080, "identity-grpc", true),
+    ("linkerd-dst", 8086, "dst-grpc", false),
+    ("linkerd-dst-headless", 8086, "dst-grpc", true),
+    ("linkerd-policy", 8090, "policy-grpc", true),
+];
+
+pub(super) fn services(opts: &Options) -> Vec<Value> {
+    SERVICES
+        .iter()
+        .map(|(name, port, target, headless)| {
+            let mut spec = json!({
+                "type": "ClusterIP",
+                "selector": selector(),
+                "ports": [{"name": "grpc", "port": port, "targetPort": target}],
+            });
+            if *headless {
+                spec["clusterIP"] = json!("None");
+            }
+            let component = if name.starts_with("linkerd-identity") {
+                "identity"
+            } else {
+                "destination"
+            };
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": opts.meta(name, component), "spec": spec})
+        })
+        .collect()
+}
+
+fn args(opts: &Options) -> Vec<String> {
+    let port = |name: &str| {
+        PORTS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|p| p.1)
+            .unwrap_or(0)
+    };
+    let mut args: Vec<String> = [
+        "controller",
+        "--kubernetes",
+        "--identity-dir",
+        IDENTITY_DIR,
+        "--state-dir",
+        STATE_DIR,
+        "--control-plane-namespace",
+        &opts.namespace,
+        "--trust-domain",
+        &opts.trust_domain,
+        "--cluster-domain",
+        &opts.cluster_domain,
+    ]
+    .map(String::from)
+    .to_vec();
+    // Away from loopback: identity as linkerd-identity, destination and
+    // policy as linkerd-destination, all TLS.
+    for (flag, name) in [
+        ("--identity-addr", "identity-grpc"),
+        ("--destination-addr", "dst-grpc"),
+        ("--policy-addr", "policy-grpc"),
+        ("--health-addr", "health-http"),
+    ] {
+        args.push(flag.into());
+        args.push(format!("0.0.0.0:{}", port(name)));
+    }
+    args.push("--viz-addr".into());
+    args.push(format!("127.0.0.1:{VIZ_PORT}"));
+    args
+}
+
+/// The issuer and trust roots as one directory, in the names the
+/// controller reads (ca.crt; issuer.crt + issuer.key, or tls.crt + tls.key).
+fn identity_volume(opts: &Options) -> Value {
+    let issuer_items = if opts.external_issuer {
+        json!([{"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}])
+    } else {
+        json!([{"key": "crt.pem", "path": "issuer.crt"}, {"key": "key.pem", "path": "issuer.key"}])
+    };
+    json!({
+        "name": "identity",
+        "projected": {"sources": [
+            {"configMap": {"name": TRUST_ROOTS, "items": [{"key": "ca-bundle.crt", "path": "ca.crt"}]}},
+            {"secret": {"name": ISSUER_SECRET, "items": issuer_items}},
+        ]},
+    })
+}
+
+fn pod_spec(opts: &Options) -> Value {
+    let ports: Vec<Value> = PORTS
+        .iter()
+        .map(|(name, port)| json!({"name": name, "containerPort": port, "protocol": "TCP"}))
+        .collect();
+    let mut spec = json!({
+        "serviceAccountName": CONTROLLER,
+        "automountServiceAccountToken": true,
+        "securityContext": {
+            "runAsNonRoot": true,
+            "runAsUser": 2103,
+            "runAsGroup": 2103,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [{
+            "name": "controller",
+            "image": opts.image,
+            "imagePullPolicy": "IfNotPresent",
+            "args": args(opts),
+            "ports": ports,
+            "livenessProbe": {
+                "tcpSocket": {"port": "identity-grpc"},
+                "initialDelaySeconds": 10,
+                "periodSeconds": 10,
+                "failureThreshold": 3,
+            },
+            // 503 until the first sync is in force; the health listener
+            // answers only /ready and /live.
+            "readinessProbe": {
+                "httpGet": {"path": "/ready", "port": "health-http"},
+                "periodSeconds": 5,
+                "failureThreshold": 3,
+            },
+            "resources": {
+                "requests": {"cpu": "100m", "memory": "64Mi"},
+                "limits": {"memory": "256Mi"},
+            },
+            "securityContext": {
+                "allowPrivilegeEscalation": false,
+                "readOnlyRootFilesystem": true,
+                "capabilities": {"drop": ["ALL"]},
+            },
+            "volumeMounts": [
+                {"name": "identity", "mountPath": IDENTITY_DIR, "readOnly": true},
+                {"name": "state", "mountPath": STATE_DIR},
+            ],
+        }],
+        "volumes": [identity_volume(opts), {"name": "state", "emptyDir": {}}],
+    });
+    if opts.ha {
+        spec["affinity"] = json!({"podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": selector()}, "topologyKey": "kubernetes.io/hostname"},
+            ],
+            "preferredDuringSchedulingIgnoredDuringExecution": [{
+                "weight": 100,
+                "podAffinityTerm": {"labelSelector": {"matchLabels": selector()}, "topologyKey": "topology.kubernetes.io/zone"},
+            }],
+        }});
+    }
+    spec
+}
+
+/// The Deployment, and with `--ha` its PodDisruptionBudget.
+pub(super) fn controller(opts: &Options) -> Vec<Value> {
+    // Not labelled linkerd.io/control-plane-ns: that would count it as meshed.
+    let labels = json!({
+        "app.kubernetes.io/part-of": "ztmesh",
+        "app.kubernetes.io/component": "controller",
+        "ztmesh.io/control-plane-component": "controller",
+        "linkerd.io/control-plane-component": "controller",
+    });
+    let replicas = if opts.ha { 3 } else { 1 };
+    let mut out = vec![json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": CONTROLLER, "namespace": opts.namespace, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector()},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": "25%"}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": pod_spec(opts),
+            },
+        },
+    })];
+    if opts.ha {
+        out.push(json!({
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": opts.meta(CONTROLLER, "controller"),
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector()}},
+        }));
+    }
+    out
+}
