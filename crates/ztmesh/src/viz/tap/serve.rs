@@ -243,11 +243,12 @@ mod tests {
             (("max_wait", "-1"), "max_wait must be"),
             (("max_wait", "99999"), "max_wait must be"),
             (("method", "G T"), "not an HTTP method"),
-            (("resource", "svc/x"), "resource \"svc/x\": "),
+            (("resource", "svc/x"), "svc/x"),
         ];
         for ((k, v), want) in bad {
             let err = TapQuery::parse(&q(&[(k, v)])).unwrap_err().to_string();
             assert!(err.contains(want), "{k}={v}: {err}");
+            assert_eq!(err.starts_with("resource "), k == "resource", "{err}");
         }
     }
 }
