@@ -145,12 +145,16 @@ enum VizCommand {
     /// Who connected to whom: client and server identities, secured (mTLS)
     /// or why not.
     Edges(viz::stat::SnapshotArgs),
-    /// A live stream of one proxy's requests (its Tap API, mTLS, as the
-    /// tap identity): method, path, status, latency, identities.
+    /// A live stream of a resource's requests, through the controller
+    /// (which taps the proxies as the tap identity): method, path, status,
+    /// latency, identities.
     Tap(viz::tap::TapArgs),
-    /// The busiest paths of one proxy, live (from its Tap API): count,
-    /// success rate, p50 and max latency, redrawn every second.
+    /// The busiest paths of a resource, live (from tap, through the
+    /// controller): source, destination, method, path, count, best, worst
+    /// and last latency, success rate.
     Top(viz::tap::TopArgs),
+    /// The web dashboard the controller serves: prints its URL.
+    Dashboard(viz::dashboard::cli::DashboardArgs),
 }
 
 /// Ends the process quietly when a print to stdout fails because the
@@ -213,6 +217,7 @@ fn main() -> ExitCode {
         Command::Viz(VizCommand::Edges(args)) => viz::run_edges(args),
         Command::Viz(VizCommand::Tap(args)) => viz::tap::run(args),
         Command::Viz(VizCommand::Top(args)) => viz::tap::run_top(args),
+        Command::Viz(VizCommand::Dashboard(args)) => viz::dashboard::cli::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Proxy | Command::Completion { .. } => {
             unreachable!("handled before logging is set up")

@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The controller's own certificates, as the CLI's tap client uses them.
+/// The controller's own certificates, as its tap client uses them.
 pub(crate) mod own_identity {
     pub(crate) use ztmesh_controller::own_identity::OwnIdentity;
 }
@@ -185,7 +185,7 @@ fn builder(args: &Args) -> anyhow::Result<ztmesh_controller::Builder> {
             .default_inbound_policy(default_policy)
             .viz(
                 args.viz_addr,
-                viz_server(viz_source(args), args.health_addr),
+                viz_server(viz_source(args), args.health_addr, tapper(args)),
             );
     }
     if let Some(dir) = &args.manifests {
@@ -217,10 +217,35 @@ fn viz_source(args: &Args) -> crate::viz::api::Source {
     }
 }
 
+/// The tap identity the viz API holds (`GET /tap`), issued from the
+/// identity directory's issuer; without it, tap says why.
+fn tapper(args: &Args) -> Option<std::sync::Arc<crate::viz::tap::client::Tapper>> {
+    let dir = args.identity_dir.clone()?;
+    match crate::viz::tap::client::Tapper::new(
+        dir,
+        &args.control_plane_namespace,
+        &args.trust_domain,
+    ) {
+        Ok(t) => {
+            tracing::info!(identity = t.name(), "the viz API taps proxies");
+            Some(std::sync::Arc::new(t))
+        }
+        Err(e) => {
+            tracing::warn!("no tap through the viz API: {e}");
+            None
+        }
+    }
+}
+
 fn viz_server(
     source: crate::viz::api::Source,
     health: Option<SocketAddr>,
+    tapper: Option<std::sync::Arc<crate::viz::tap::client::Tapper>>,
 ) -> ztmesh_controller::VizServer {
+    let dashboard = crate::viz::dashboard::Dashboard {
+        tapper,
+        admin_port: source.admin_port(),
+    };
     Box::new(move |cx: ztmesh_controller::VizContext| {
         Box::pin(async move {
             let health = match health {
@@ -242,6 +267,7 @@ fn viz_server(
                 cx.index,
                 source,
                 cx.status,
+                dashboard,
                 cx.shutdown,
             )
             .await

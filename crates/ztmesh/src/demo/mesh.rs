@@ -128,6 +128,12 @@ pub async fn start_workloads(
                 format!(r#"{{"ns":"booksapp","external_workload":"{name}"}}"#),
             )
             .env("LINKERD2_PROXY_INBOUND_PORTS", port.to_string())
+            // Tap on IP:4190, for the controller's tap identity.
+            .env("LINKERD2_PROXY_CONTROL_LISTEN_ADDR", format!("{ip}:4190"))
+            .env(
+                "LINKERD2_PROXY_TAP_SVC_NAME",
+                "linkerd-tap.linkerd.serviceaccount.identity.linkerd.cluster.local",
+            )
             .env("ZTMESH_PROXY_MODE", "explicit")
             .env("ZTMESH_PROXY_APP_ADDR", &app_addr);
         for svc in ["DESTINATION", "POLICY"] {

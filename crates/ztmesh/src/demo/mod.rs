@@ -158,7 +158,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.keep {
         println!(
-            "\nthe mesh is still running; try:\n  curl -x http://127.0.9.4:4140 http://authors.booksapp.svc.cluster.local:7001/authors.json   # as webapp\n  curl -x http://127.0.9.5:4140 http://authors.booksapp.svc.cluster.local:7001/authors.json   # as traffic: 403\n  ztmesh viz stat deploy -n booksapp      # the controller at {}, from its context file\n  ztmesh viz edges -n booksapp\n  ztmesh authz deploy/authors -n booksapp --manifests {}\n  ztmesh diagnose policy -n booksapp --from deploy/traffic --to deploy/authors:7001 --manifests {}\n  ztmesh check                  # and check --proxy, check --compliance\n  ztmesh identity deploy/authors -n booksapp\nCtrl-C to stop",
+            "\nthe mesh is still running; try:\n  curl -x http://127.0.9.4:4140 http://authors.booksapp.svc.cluster.local:7001/authors.json   # as webapp\n  curl -x http://127.0.9.5:4140 http://authors.booksapp.svc.cluster.local:7001/authors.json   # as traffic: 403\n  ztmesh viz stat deploy -n booksapp      # the controller at {}, from its context file\n  ztmesh viz edges -n booksapp\n  ztmesh viz tap deploy/webapp -n booksapp   # and viz top\n  ztmesh viz dashboard\n  ztmesh authz deploy/authors -n booksapp --manifests {}\n  ztmesh diagnose policy -n booksapp --from deploy/traffic --to deploy/authors:7001 --manifests {}\n  ztmesh check                  # and check --proxy, check --compliance\n  ztmesh identity deploy/authors -n booksapp\nCtrl-C to stop",
             cp.viz,
             dir.join("manifests").display(),
             dir.join("manifests").display()

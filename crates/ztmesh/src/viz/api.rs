@@ -19,11 +19,14 @@
 //! 503 before; a health listener of its own ([`serve`]'s `health`) answers
 //! only `/ready` and `/live`, for Kubernetes probes while the viz API
 //! stays on loopback.
+//! The dashboard's page, `GET /tap` (streamed) and `GET /denials` are
+//! [`super::dashboard`]'s.
 
 use super::model::workloads_in;
 use super::resource::Resource;
 use super::routes::{all_route_rows, edges, render_edges, render_routes};
 pub use super::source::Source;
+use super::url::query;
 use crate::table::Output;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -31,14 +34,6 @@ use std::time::Duration;
 
 /// The longest window a request may ask for.
 pub const MAX_WINDOW: Duration = Duration::from_secs(60);
-
-fn query(q: Option<&str>) -> std::collections::HashMap<String, String> {
-    q.unwrap_or("")
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
 
 /// What a GET asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,6 +201,7 @@ pub async fn serve(
     index: Arc<Mutex<ztmesh_policy::Index>>,
     source: Source,
     status: Arc<Mutex<serde_json::Value>>,
+    dashboard: super::dashboard::Dashboard,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
@@ -249,47 +245,56 @@ pub async fn serve(
         let index = index.clone();
         let source = source.clone();
         let status = status.clone();
+        let dashboard = dashboard.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let index = index.clone();
-                let source = source.clone();
-                let status = status.clone();
-                async move {
-                    let (code, body, content_type) = if req.uri().path() == "/ready" {
-                        let (code, body) = ready(&status.lock().expect("status lock"));
-                        (code, body, "text/plain")
-                    } else if req.uri().path() == "/workloads" {
-                        let (code, body) = workloads_answer(&index, req.uri().query());
-                        (code, body, "application/json")
-                    } else if req.uri().path() == "/status" {
-                        let json = status.lock().expect("status lock").to_string();
-                        (http::StatusCode::OK, json + "\n", "application/json")
-                    } else if req.uri().path() == "/compliance" {
-                        let (code, body) = crate::check::compliance_answer().await;
-                        (code, body, "application/json")
-                    } else {
-                        let json = query(req.uri().query()).get("output").map(String::as_str)
-                            == Some("json");
-                        let (code, body) = answer(&index, &source, &req).await;
-                        let ok = code == http::StatusCode::OK;
-                        (
-                            code,
-                            body,
-                            if json && ok {
-                                "application/json"
-                            } else {
-                                "text/plain"
-                            },
-                        )
-                    };
-                    let rsp = http::Response::builder()
-                        .status(code)
-                        .header("content-type", content_type)
-                        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-                        .expect("a valid response");
-                    Ok::<_, std::convert::Infallible>(rsp)
-                }
-            });
+            let svc =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let index = index.clone();
+                    let source = source.clone();
+                    let status = status.clone();
+                    let dashboard = dashboard.clone();
+                    async move {
+                        let q = query(req.uri().query());
+                        if let Some(rsp) =
+                            super::dashboard::answer(req.uri().path(), &q, &index, &dashboard).await
+                        {
+                            return Ok::<_, std::convert::Infallible>(rsp);
+                        }
+                        let (code, body, content_type) = if req.uri().path() == "/ready" {
+                            let (code, body) = ready(&status.lock().expect("status lock"));
+                            (code, body, "text/plain")
+                        } else if req.uri().path() == "/workloads" {
+                            let (code, body) = workloads_answer(&index, req.uri().query());
+                            (code, body, "application/json")
+                        } else if req.uri().path() == "/status" {
+                            let json = status.lock().expect("status lock").to_string();
+                            (http::StatusCode::OK, json + "\n", "application/json")
+                        } else if req.uri().path() == "/compliance" {
+                            let (code, body) = crate::check::compliance_answer().await;
+                            (code, body, "application/json")
+                        } else {
+                            let json = query(req.uri().query()).get("output").map(String::as_str)
+                                == Some("json");
+                            let (code, body) = answer(&index, &source, &req).await;
+                            let ok = code == http::StatusCode::OK;
+                            (
+                                code,
+                                body,
+                                if json && ok {
+                                    "application/json"
+                                } else {
+                                    "text/plain"
+                                },
+                            )
+                        };
+                        let rsp = http::Response::builder()
+                            .status(code)
+                            .header("content-type", content_type)
+                            .body(super::dashboard::full(body))
+                            .expect("a valid response");
+                        Ok::<_, std::convert::Infallible>(rsp)
+                    }
+                });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
                 .await;

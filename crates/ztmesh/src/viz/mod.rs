@@ -11,11 +11,16 @@
 //! - [`source`]: where the figures come from: two scrapes a window apart,
 //!   or [`prometheus`], a Prometheus server's history;
 //! - [`api`]: the controller's viz API (server, and the CLI's client);
+//!   [`url`]: its query strings;
 //! - [`stat`]: the CLI of `viz stat | routes | edges`, each printing one
 //!   row model as a table or, with `-o json`, as JSON, asked of the
 //!   controller's viz API or, with `--manifests`, computed by the CLI;
 //! - [`resource`]: `KIND[/NAME]`, which workloads a command is about (the
 //!   CLI's one naming, [`crate::resource`]);
+//! - [`tap`]: `viz tap` and `viz top` through the controller, which holds
+//!   the tap identity (and `GET /tap`, its side);
+//! - [`dashboard`]: the web dashboard the viz API serves, and `viz
+//!   dashboard`;
 //! - [`routes`]: per route (client side: requests, success, retries,
 //!   timeouts, budget exhaustion) and per edge (who connected to whom,
 //!   with which identities, secured or why not: each edge once, both
@@ -28,6 +33,7 @@
 
 pub mod api;
 pub mod client;
+pub mod dashboard;
 pub mod model;
 pub mod prometheus;
 pub mod resource;
@@ -36,5 +42,6 @@ pub mod scrape;
 pub mod source;
 pub mod stat;
 pub mod tap;
+pub mod url;
 
 pub use stat::{run_edges, run_routes, run_stat};

@@ -1,6 +1,8 @@
-//! `ztmesh viz tap` against a real proxy's Tap API: the tap identity sees
-//! the requests that match its filter, up to its limit; any other
-//! identity, and plaintext, are refused.
+//! `ztmesh viz tap` and `viz top` through the controller, against a real
+//! proxy's Tap API: the controller holds the tap identity, the CLI holds
+//! no key (only `--controller`); the tap sees the requests that match its
+//! filter, up to its limit; a proxy expecting another tap identity
+//! refuses the controller (and the CLI says so), and plaintext is refused.
 
 use crate::support;
 
@@ -26,63 +28,79 @@ fn get(path: &str) -> String {
     out
 }
 
-fn tap(mesh: &LocalMesh, tap_identity: &str, extra: &[&str]) -> std::process::Command {
-    let mut cmd = ztmesh();
-    cmd.args(["viz", "tap", "--to", &format!("{AUTHORS}:4190")])
-        .args([
-            "--proxy-identity",
-            AUTHORS_ID,
-            "--tap-identity",
-            tap_identity,
-        ])
-        .arg("--identity-dir")
-        .arg(&mesh.identity_dir)
-        .args(extra);
-    cmd
+/// `ztmesh viz CMD deploy/authors -n booksapp --controller VIZ ...`: no
+/// identity directory, no key.
+fn viz(cmd: &str, mesh: &LocalMesh<Daemon>, extra: &[&str]) -> std::process::Command {
+    let mut c = ztmesh();
+    c.args([
+        "viz",
+        cmd,
+        "deploy/authors",
+        "-n",
+        "booksapp",
+        "--controller",
+    ])
+    .arg(mesh.viz.as_deref().expect("the binary serves the viz API"))
+    .args(extra);
+    c
 }
 
-/// The mesh, authors' app, and its proxy with a tap identity.
+/// The mesh (the controller binary, with authors in its manifests),
+/// authors' app, and its proxy with `tap_identity`.
 struct Tapped {
     proxy: Daemon,
     _app: Daemon,
-    mesh: LocalMesh,
+    mesh: LocalMesh<Daemon>,
 }
 
 #[test]
-fn the_tap_identity_sees_matching_requests_and_no_one_else_does() {
-    let t = step("start authors behind a proxy with a tap identity", start);
+fn tap_and_top_through_the_controller_and_no_one_else() {
+    let t = step("start authors behind a proxy with a tap identity", || {
+        start(TAP_ID)
+    });
     step("tap sees the matching requests up to its limit", || {
         tap_sees_matching(&t)
     });
-    step("viz top shows the busiest paths first", || {
-        top_busiest_first(&t)
-    });
-    step("another identity and plaintext are refused", || {
-        others_refused(&t)
-    });
+    step(
+        "viz top shows the busiest paths first, by source and method",
+        || top_busiest_first(&t),
+    );
+    drop(t);
+    step(
+        "a proxy expecting another tap identity refuses the controller; plaintext is refused",
+        others_refused,
+    );
 }
 
-fn start() -> Tapped {
-    let mesh = LocalMesh::start(|_| {});
-    let _app = sample_app("authors", &format!("{AUTHORS}:18500"));
+fn start(tap_identity: &str) -> Tapped {
+    let mesh = LocalMesh::start_with(
+        |dir| {
+            std::fs::write(
+                dir.join("authors.yaml"),
+                booksapp_workload("authors", AUTHORS),
+            )
+            .unwrap()
+        },
+        &[],
+    );
+    let app_addr = format!("{AUTHORS}:18400");
+    let _app = sample_app("authors", &app_addr);
     let mut proxy = explicit_proxy(
         &mesh.control_plane(),
         AUTHORS_ID,
         &mesh.token("booksapp", "authors"),
-        &format!("{AUTHORS}:18500"),
-        &[("LINKERD2_PROXY_TAP_SVC_NAME", TAP_ID)],
+        &app_addr,
+        &[("LINKERD2_PROXY_TAP_SVC_NAME", tap_identity)],
     );
     proxy.wait_for("tap listening", Duration::from_secs(10));
-
     Tapped { proxy, _app, mesh }
 }
 
 /// Three requests to /books, with /other ones in between that the filter drops.
 fn tap_sees_matching(t: &Tapped) {
-    let mesh = &t.mesh;
-    let mut tapping = Daemon::spawn(tap(
-        mesh,
-        TAP_ID,
+    let mut tapping = Daemon::spawn(viz(
+        "tap",
+        &t.mesh,
         &["--path", "/books", "--limit", "3", "--max-wait", "20s"],
     ));
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -110,26 +128,30 @@ fn tap_sees_matching(t: &Tapped) {
         "{out}"
     );
     assert!(out.contains(&format!("dst_id={AUTHORS_ID}")), "{out}");
+    // The controller tapped as the tap identity (the proxy logs who).
+    assert!(
+        t.proxy.output().contains("tap observer registered"),
+        "{}",
+        t.proxy.output()
+    );
 }
 
-/// viz top: the busiest paths first.
+/// viz top: the busiest paths first; SOURCE is the client, not the
+/// tapped proxy, and METHOD is shown.
 fn top_busiest_first(t: &Tapped) {
-    let (mesh, proxy) = (&t.mesh, &t.proxy);
-    let mut cmd = ztmesh();
-    cmd.args(["viz", "top", "--to", &format!("{AUTHORS}:4190")])
-        .args(["--proxy-identity", AUTHORS_ID, "--tap-identity", TAP_ID])
-        .arg("--identity-dir")
-        .arg(&mesh.identity_dir)
-        .args(["--limit", "3", "--max-wait", "20s", "--refresh", "500ms"]);
-    let child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = viz(
+        "top",
+        &t.mesh,
+        &["--limit", "3", "--max-wait", "20s", "--refresh", "500ms"],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
     // Once subscribed (the proxy logs each observer), /hot twice and
     // /cold once fill its limit.
     eventually(Duration::from_secs(10), "top subscribing", || {
-        let log = proxy.output();
+        let log = t.proxy.output();
         check(log.matches("tap observer registered").count() >= 2, log)
     });
     for path in ["/hot", "/hot", "/cold"] {
@@ -138,37 +160,77 @@ fn top_busiest_first(t: &Tapped) {
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{}", describe(&out));
-    let rows: Vec<Vec<&str>> = text
-        .lines()
-        .skip(1)
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        [
+            "SOURCE",
+            "DESTINATION",
+            "METHOD",
+            "PATH",
+            "COUNT",
+            "BEST",
+            "WORST",
+            "LAST",
+            "SUCCESS"
+        ],
+        "{text}"
+    );
+    let rows: Vec<Vec<&str>> = lines[1..]
+        .iter()
         .map(|l| l.split_whitespace().collect())
         .collect();
     assert_eq!(rows.len(), 2, "{text}");
+    let cells = |r: &[&str]| {
+        (
+            r[1].to_string(),
+            r[2].to_string(),
+            r[3].to_string(),
+            r[4].to_string(),
+            r[8].to_string(),
+        )
+    };
     assert_eq!(
-        (rows[0][3], rows[0][4], rows[0][5]),
-        ("/hot", "2", "100.0%"),
+        cells(&rows[0]),
+        (
+            "externalworkload/authors".into(),
+            "GET".into(),
+            "/hot".into(),
+            "2".into(),
+            "100.0%".into()
+        ),
         "{text}"
     );
     assert_eq!((rows[1][3], rows[1][4]), ("/cold", "1"), "{text}");
+    // The source is the client, never the tapped proxy's own address.
+    for r in &rows {
+        assert!(!r[0].starts_with(AUTHORS), "{text}");
+    }
 }
 
-/// Another identity is refused; so is plaintext.
-fn others_refused(t: &Tapped) {
-    let (mesh, proxy) = (&t.mesh, &t.proxy);
-    let refused = tap(
-        mesh,
-        "webapp.booksapp.serviceaccount.identity.linkerd.cluster.local",
-        &["--max-wait", "5s"],
-    )
-    .output()
-    .unwrap();
+/// A proxy whose tap identity is another's refuses the controller, and
+/// the CLI says so in words; plaintext to the tap port is refused.
+fn others_refused() {
+    let t = start("webapp.booksapp.serviceaccount.identity.linkerd.cluster.local");
+    let refused = viz("tap", &t.mesh, &["--max-wait", "5s"]).output().unwrap();
     assert!(!refused.status.success(), "{}", describe(&refused));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        proxy
-            .output()
-            .contains("refused: only the tap identity may connect"),
+        stderr.contains("no proxy could be tapped")
+            && stderr.contains("booksapp/externalworkload/authors"),
         "{}",
-        proxy.output()
+        describe(&refused)
+    );
+    eventually(
+        Duration::from_secs(5),
+        "the proxy refusing the controller",
+        || {
+            let log = t.proxy.output();
+            check(
+                log.contains("refused: only the tap identity may connect"),
+                log,
+            )
+        },
     );
     let plain = std::process::Command::new("curl")
         .args(["-s", "-m", "3", "--http2-prior-knowledge"])
