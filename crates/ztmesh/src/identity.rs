@@ -198,10 +198,10 @@ async fn certify(args: CertifyArgs) -> anyhow::Result<()> {
 /// else the one [`crate::resource::resolve`] finds.
 fn select<'a>(
     resources: &[ztmesh_resources::Resource],
-    all: &'a [crate::check::mesh::Workload],
+    all: &'a [crate::check::workloads::Workload],
     ns: &str,
     name: &crate::resource::WorkloadName,
-) -> Result<Vec<&'a crate::check::mesh::Workload>, crate::resource::NoSuchWorkload> {
+) -> Result<Vec<&'a crate::check::workloads::Workload>, crate::resource::NoSuchWorkload> {
     if let crate::resource::WorkloadName::App(_, app) = name {
         let labelled: Vec<_> = all
             .iter()
@@ -239,7 +239,7 @@ fn show_workload(args: &Args) -> anyhow::Result<()> {
         }
     };
     let (resources, _) = crate::check::mesh::read_manifests(&manifests);
-    let all = crate::check::mesh::workloads(&resources, Some(&ns));
+    let all = crate::check::workloads::workloads(&resources, Some(&ns));
     let found = select(&resources, &all, &ns, &name)
         .with_context(|| format!("in the manifests of {}", manifests.display()))?;
     if found.is_empty() {
@@ -318,7 +318,7 @@ spec:
 ";
         let resources = ztmesh_resources::load_str(yaml, "t.yaml").resources;
         assert_eq!(resources.len(), 3);
-        let all = crate::check::mesh::workloads(&resources, Some("shop"));
+        let all = crate::check::workloads::workloads(&resources, Some("shop"));
         assert_eq!(all.len(), 3, "{all:#?}");
         // (argument, -n, the workloads shown, or an error containing)
         let cases: [(&str, Option<&str>, Result<&[&str], &str>); 8] = [

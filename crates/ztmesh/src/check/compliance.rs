@@ -8,7 +8,7 @@
 
 use super::chain::Summary;
 use super::mesh::Observed;
-use super::{CheckResult, Group};
+use super::result::{CheckResult, Group};
 use crate::viz::scrape::Sample;
 use std::collections::BTreeMap;
 use ztmesh_resources::Resource;
@@ -286,31 +286,6 @@ pub(crate) fn inv6(mesh: &Observed) -> CheckResult {
     .evidence(evidence)
 }
 
-/// The namespace an identity (DNS or SPIFFE form) belongs to, when it can
-/// be told exactly: `SA.NS.serviceaccount.identity.CP.TRUST-DOMAIN` (SA
-/// may be `*`) or `spiffe://TRUST-DOMAIN/ns/NS/sa/SA`. A suffix wildcard
-/// (`*.cluster.local`, `*.serviceaccount.identity...`) or another form has
-/// none: it may admit any namespace.
-pub(crate) fn identity_namespace(id: &str) -> Option<&str> {
-    if let Some(rest) = id.strip_prefix("spiffe://") {
-        return match rest.split('/').collect::<Vec<_>>()[..] {
-            [td, "ns", ns, "sa", sa] if !td.is_empty() && !ns.is_empty() && !sa.is_empty() => {
-                Some(ns)
-            }
-            _ => None,
-        };
-    }
-    let labels: Vec<&str> = id.split('.').collect();
-    match labels[..] {
-        [sa, ns, "serviceaccount", "identity", cp, td, ..]
-            if !sa.is_empty() && !ns.is_empty() && !cp.is_empty() && !td.is_empty() =>
-        {
-            Some(ns)
-        }
-        _ => None,
-    }
-}
-
 /// What in `r` admits another namespace's identities or unauthenticated
 /// networks.
 pub(crate) fn unscoped(r: &Resource) -> Vec<String> {
@@ -318,7 +293,7 @@ pub(crate) fn unscoped(r: &Resource) -> Vec<String> {
     let ns = key.namespace.as_str();
     let mut out = Vec::new();
     let identity = |id: &str, out: &mut Vec<String>| {
-        match identity_namespace(id) {
+        match super::grants::identity_namespace(id) {
         _ if id == "*" => out.push(format!("{key}: admits any mesh identity (\"*\")")),
         Some("*") => out.push(format!("{key}: admits {id} of every namespace")),
         Some(n) if n != ns => out.push(format!("{key}: admits {id} of namespace {n}")),
@@ -436,7 +411,7 @@ pub(crate) fn inv7(resources: &[Resource]) -> CheckResult {
         .chain(super::grants::compiled(resources))
         .collect();
     if resources.is_empty() {
-        return super::hardening::not_observed(id, title, "no manifests observed");
+        return super::result::not_observed(id, title, "no manifests observed");
     }
     if offenders.is_empty() {
         let detail = format!(

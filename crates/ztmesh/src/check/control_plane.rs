@@ -6,8 +6,9 @@
 //! the default policy per workload, used by the hardening checklist);
 //! [`checks`] judges their answers.
 
-use super::mesh::{ApiError, ApiProbe, Apis, Workload};
-use super::{CheckResult, Group};
+use super::result::{CheckResult, Group};
+use super::workloads::Workload;
+use crate::viz::client::GetError;
 use linkerd2_proxy_api::destination::destination_client::DestinationClient;
 use linkerd2_proxy_api::identity::identity_client::IdentityClient;
 use linkerd2_proxy_api::inbound::inbound_server_policies_client::InboundServerPoliciesClient;
@@ -16,6 +17,39 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_rustls::rustls::RootCertStore;
 use ztmesh_resources::Resource;
+
+/// Why an API did not answer as it should.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ApiError {
+    #[error(
+        "its address is unknown (the context file records it; --controller alone gives only the viz API)"
+    )]
+    Unknown,
+    #[error("no workload known to ask about (no manifests read)")]
+    NoWorkload,
+    #[error(transparent)]
+    Http(#[from] GetError),
+    #[error("{0}")]
+    Grpc(String),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// One controller API's answer: where, and what it said.
+#[derive(Debug)]
+pub(crate) struct ApiProbe {
+    pub(crate) addr: Option<String>,
+    pub(crate) answer: Result<String, ApiError>,
+}
+
+/// The four controller APIs.
+#[derive(Debug)]
+pub(crate) struct Apis {
+    pub(crate) identity: ApiProbe,
+    pub(crate) destination: ApiProbe,
+    pub(crate) policy: ApiProbe,
+    pub(crate) viz: ApiProbe,
+}
 
 const IDENTITY_NAME: &str =
     "linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local";

@@ -4,7 +4,6 @@
 //! form its manifests took. Default policies are the `default-deny`
 //! item's, not INV-7's.
 
-use super::compliance::identity_namespace;
 use std::collections::BTreeSet;
 use ztmesh_policy::{AuthorizationRef, ClientAuthentication, ClientAuthorization, IdentityMatch};
 use ztmesh_resources::Resource;
@@ -57,7 +56,7 @@ pub(crate) fn compiled(resources: &[Resource]) -> Vec<String> {
         index.apply(r.clone());
     }
     let mut out = BTreeSet::new();
-    for w in super::mesh::workloads(resources, None) {
+    for w in super::workloads::workloads(resources, None) {
         for port in &w.ports {
             let Ok(server) = index.server(&w.namespace, &w.workload, *port) else {
                 continue;
@@ -84,4 +83,29 @@ pub(crate) fn compiled(resources: &[Resource]) -> Vec<String> {
         }
     }
     out.into_iter().collect()
+}
+
+/// The namespace an identity (DNS or SPIFFE form) belongs to, when it can
+/// be told exactly: `SA.NS.serviceaccount.identity.CP.TRUST-DOMAIN` (SA
+/// may be `*`) or `spiffe://TRUST-DOMAIN/ns/NS/sa/SA`. A suffix wildcard
+/// (`*.cluster.local`, `*.serviceaccount.identity...`) or another form has
+/// none: it may admit any namespace.
+pub(crate) fn identity_namespace(id: &str) -> Option<&str> {
+    if let Some(rest) = id.strip_prefix("spiffe://") {
+        return match rest.split('/').collect::<Vec<_>>()[..] {
+            [td, "ns", ns, "sa", sa] if !td.is_empty() && !ns.is_empty() && !sa.is_empty() => {
+                Some(ns)
+            }
+            _ => None,
+        };
+    }
+    let labels: Vec<&str> = id.split('.').collect();
+    match labels[..] {
+        [sa, ns, "serviceaccount", "identity", cp, td, ..]
+            if !sa.is_empty() && !ns.is_empty() && !cp.is_empty() && !td.is_empty() =>
+        {
+            Some(ns)
+        }
+        _ => None,
+    }
 }

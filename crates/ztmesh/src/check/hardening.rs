@@ -15,7 +15,7 @@
 use super::chain::Summary;
 use super::compliance::all_edges;
 use super::mesh::Observed;
-use super::{CheckResult, Group};
+use super::result::{CheckResult, Group, not_observed};
 use crate::viz::scrape::Sample;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
@@ -416,17 +416,6 @@ fn tls_alerts(rules: &AlertRules) -> CheckResult {
         format!("alerts in {source}: {}", found.join(", ")),
     )
     .evidence(found)
-}
-
-/// A WARN for a check with nothing to judge: never a silent PASS.
-pub(crate) fn not_observed(id: &'static str, title: &'static str, what: &str) -> CheckResult {
-    CheckResult::warn(
-        Group::Compliance,
-        id,
-        title,
-        format!("not observed: {what}"),
-        "pass --manifests DIR (the workloads' manifests) with the proxies running, then check again",
-    )
 }
 
 /// ztmesh enforces no egress policy, so a meshed workload's outbound

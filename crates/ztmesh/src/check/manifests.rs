@@ -5,7 +5,7 @@
 //! every route's parent Server, every ServerAuthorization's Server exists.
 
 use super::mesh::Observed;
-use super::{CheckResult, Group};
+use super::result::{CheckResult, Group};
 use std::collections::BTreeSet;
 use ztmesh_resources::Resource;
 use ztmesh_resources::load::Severity;

@@ -10,11 +10,13 @@
 //! plain data the checks judge.
 
 use super::chain::{self, ChainError};
+use super::control_plane::Apis;
+use super::workloads::{Workload, workloads};
 use crate::mesh_context::{ContextError, ControllerArg, Env};
 use crate::viz::client::GetError;
 use crate::viz::scrape::Sample;
 use rustls_pki_types::CertificateDer;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use ztmesh_resources::Resource;
@@ -145,63 +147,6 @@ pub(crate) struct Probe {
     pub(crate) namespace: Option<String>,
 }
 
-/// Why an API did not answer as it should.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ApiError {
-    #[error(
-        "its address is unknown (the context file records it; --controller alone gives only the viz API)"
-    )]
-    Unknown,
-    #[error("no workload known to ask about (no manifests read)")]
-    NoWorkload,
-    #[error(transparent)]
-    Http(#[from] GetError),
-    #[error("{0}")]
-    Grpc(String),
-    #[error("no answer within {0:?}")]
-    Timeout(Duration),
-}
-
-/// One controller API's answer: where, and what it said.
-#[derive(Debug)]
-pub(crate) struct ApiProbe {
-    pub(crate) addr: Option<String>,
-    pub(crate) answer: Result<String, ApiError>,
-}
-
-/// The four controller APIs.
-#[derive(Debug)]
-pub(crate) struct Apis {
-    pub(crate) identity: ApiProbe,
-    pub(crate) destination: ApiProbe,
-    pub(crate) policy: ApiProbe,
-    pub(crate) viz: ApiProbe,
-}
-
-/// A workload the manifests declare, with an address.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Workload {
-    pub(crate) namespace: String,
-    /// `externalworkload/NAME` or the pod's name, as `viz stat` prints it.
-    pub(crate) name: String,
-    pub(crate) workload: ztmesh_policy::WorkloadRef,
-    pub(crate) ip: IpAddr,
-    /// The identity its service account (or meshTLS) gives it.
-    pub(crate) identity: String,
-    /// Its declared ports.
-    pub(crate) ports: Vec<u16>,
-    pub(crate) labels: std::collections::BTreeMap<String, String>,
-    /// Its proxy runs in explicit mode (no iptables: its app's ports are
-    /// reachable without the proxy).
-    pub(crate) explicit: bool,
-}
-
-impl Workload {
-    pub(crate) fn display(&self) -> String {
-        format!("{}/{}", self.namespace, self.name)
-    }
-}
-
 /// What one workload's proxy showed.
 #[derive(Debug)]
 pub(crate) struct WorkloadObs {
@@ -234,96 +179,6 @@ pub(crate) struct Observed {
     /// Files the controller refused (its `/status`).
     pub(crate) refused: Vec<(String, Vec<String>)>,
     pub(crate) workloads: Vec<WorkloadObs>,
-}
-
-/// Workloads with an address, their identities and ports.
-pub(crate) fn workloads(resources: &[Resource], namespace: Option<&str>) -> Vec<Workload> {
-    let cluster = ztmesh_policy::ClusterInfo::default();
-    let mut index = ztmesh_policy::Index::new(cluster.clone());
-    let mut identities = Vec::new();
-    for r in resources {
-        identities.extend(crate::diagnose_policy::workload_identity(r, &cluster));
-        index.apply(r.clone());
-    }
-    let mut out: Vec<Workload> = index
-        .workloads()
-        .filter(|(ns, _, _)| namespace.is_none_or(|n| n == *ns))
-        .filter_map(|(ns, wref, wl)| {
-            let identity = identities
-                .iter()
-                .find(|w| w.namespace == ns && &w.workload == wref)?
-                .identity
-                .clone();
-            let name = match wref {
-                ztmesh_policy::WorkloadRef::Pod(n) => n.clone(),
-                ztmesh_policy::WorkloadRef::External(n) => format!("externalworkload/{n}"),
-            };
-            let ports = declared_ports(resources, ns, wref);
-            Some(Workload {
-                namespace: ns.to_string(),
-                name,
-                workload: wref.clone(),
-                ip: *wl.ips.first()?,
-                identity,
-                ports,
-                labels: wl.labels.clone(),
-                explicit: explicit_mode(resources, ns, wref),
-            })
-        })
-        .collect();
-    out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-    out
-}
-
-fn object_of<'a>(
-    resources: &'a [Resource],
-    ns: &str,
-    wref: &ztmesh_policy::WorkloadRef,
-) -> Option<&'a Resource> {
-    resources.iter().find(|r| {
-        let k = r.key();
-        k.namespace == ns
-            && match (r, wref) {
-                (Resource::Pod(_), ztmesh_policy::WorkloadRef::Pod(n))
-                | (Resource::ExternalWorkload(_), ztmesh_policy::WorkloadRef::External(n)) => {
-                    &k.name == n
-                }
-                _ => false,
-            }
-    })
-}
-
-/// The ports a workload declares (an ExternalWorkload's `ports`, a Pod's
-/// container ports).
-fn declared_ports(resources: &[Resource], ns: &str, wref: &ztmesh_policy::WorkloadRef) -> Vec<u16> {
-    match object_of(resources, ns, wref) {
-        Some(Resource::ExternalWorkload(o)) => {
-            o.spec.ports.iter().flatten().map(|p| p.port).collect()
-        }
-        Some(Resource::Pod(p)) => p
-            .spec
-            .iter()
-            .flat_map(|s| &s.containers)
-            .flat_map(|c| c.ports.iter().flatten())
-            .filter_map(|p| u16::try_from(p.container_port).ok())
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// The annotation local-mode workloads carry when their proxy runs
-/// without iptables.
-const PROXY_MODE: &str = "config.ztmesh.io/proxy-mode";
-
-fn explicit_mode(resources: &[Resource], ns: &str, wref: &ztmesh_policy::WorkloadRef) -> bool {
-    let annotations = match object_of(resources, ns, wref) {
-        Some(Resource::ExternalWorkload(o)) => o.metadata.annotations.as_ref(),
-        Some(Resource::Pod(p)) => p.metadata.annotations.as_ref(),
-        _ => None,
-    };
-    annotations
-        .and_then(|a| a.get(PROXY_MODE))
-        .is_some_and(|m| m == "explicit")
 }
 
 /// The resources of a manifests directory and its diagnostics.

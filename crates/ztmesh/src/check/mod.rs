@@ -24,8 +24,12 @@ mod manifests;
 pub(crate) mod mesh;
 mod pre;
 mod proxy;
+mod result;
 mod sockets;
 mod trust;
+pub(crate) mod workloads;
+
+pub(crate) use result::{CheckResult, Group, Status};
 
 use crate::table::Output;
 use serde::Serialize;
@@ -83,117 +87,6 @@ pub struct Args {
     /// How to print: `table`, `wide` (with evidence and offenders) or `json`.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     output: Output,
-}
-
-/// PASS, WARN or FAIL.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum Status {
-    Pass,
-    Warn,
-    Fail,
-}
-
-impl Status {
-    fn word(self) -> &'static str {
-        match self {
-            Self::Pass => "PASS",
-            Self::Warn => "WARN",
-            Self::Fail => "FAIL",
-        }
-    }
-}
-
-/// Which part of the mesh a check is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub(crate) enum Group {
-    Pre,
-    ControlPlane,
-    Identity,
-    Manifests,
-    DataPlane,
-    Compliance,
-}
-
-impl Group {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Pre => "pre",
-            Self::ControlPlane => "control-plane",
-            Self::Identity => "identity",
-            Self::Manifests => "manifests",
-            Self::DataPlane => "data-plane",
-            Self::Compliance => "compliance",
-        }
-    }
-}
-
-/// One check's outcome.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub(crate) struct CheckResult {
-    pub(crate) group: Group,
-    pub(crate) id: String,
-    pub(crate) title: String,
-    pub(crate) status: Status,
-    pub(crate) detail: String,
-    pub(crate) fix: Option<String>,
-    pub(crate) evidence: Vec<String>,
-    pub(crate) offenders: Vec<String>,
-}
-
-impl CheckResult {
-    fn new(group: Group, id: &str, title: &str, status: Status, detail: String) -> Self {
-        Self {
-            group,
-            id: id.into(),
-            title: title.into(),
-            status,
-            detail,
-            fix: None,
-            evidence: Vec::new(),
-            offenders: Vec::new(),
-        }
-    }
-
-    pub(crate) fn pass(group: Group, id: &str, title: &str, detail: impl Into<String>) -> Self {
-        Self::new(group, id, title, Status::Pass, detail.into())
-    }
-
-    pub(crate) fn warn(
-        group: Group,
-        id: &str,
-        title: &str,
-        detail: impl Into<String>,
-        fix: impl Into<String>,
-    ) -> Self {
-        Self::new(group, id, title, Status::Warn, detail.into()).fix(fix)
-    }
-
-    pub(crate) fn fail(
-        group: Group,
-        id: &str,
-        title: &str,
-        detail: impl Into<String>,
-        fix: impl Into<String>,
-    ) -> Self {
-        Self::new(group, id, title, Status::Fail, detail.into()).fix(fix)
-    }
-
-    fn fix(mut self, fix: impl Into<String>) -> Self {
-        self.fix = Some(fix.into());
-        self
-    }
-
-    pub(crate) fn evidence(mut self, evidence: impl IntoIterator<Item = String>) -> Self {
-        self.evidence.extend(evidence);
-        self
-    }
-
-    pub(crate) fn offenders(mut self, offenders: impl IntoIterator<Item = String>) -> Self {
-        self.offenders.extend(offenders);
-        self
-    }
 }
 
 /// Counts per status.

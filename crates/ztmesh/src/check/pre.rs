@@ -8,8 +8,8 @@
 //! [`observe`] gathers; [`checks`] judges.
 
 use super::mesh::{Target, TrustFiles};
+use super::result::{CheckResult, Group};
 use super::trust;
-use super::{CheckResult, Group};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};

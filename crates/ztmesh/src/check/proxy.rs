@@ -8,7 +8,7 @@
 
 use super::chain::{self, Summary};
 use super::mesh::{Observed, TrustFiles, WorkloadObs};
-use super::{CheckResult, Group, Status};
+use super::result::{CheckResult, Group, Status};
 use std::collections::BTreeSet;
 use std::time::SystemTime;
 

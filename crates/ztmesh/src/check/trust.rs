@@ -5,7 +5,7 @@
 
 use super::chain::Summary;
 use super::mesh::TrustFiles;
-use super::{CheckResult, Group};
+use super::result::{CheckResult, Group};
 use std::time::{Duration, SystemTime};
 use ztmesh_identity::IssuerError;
 

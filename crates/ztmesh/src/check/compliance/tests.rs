@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::check::Status;
-use crate::check::mesh::{ApiError, ApiProbe, Apis, Workload, WorkloadObs};
+use crate::check::control_plane::{ApiError, ApiProbe, Apis};
+use crate::check::mesh::WorkloadObs;
+use crate::check::workloads::Workload;
 use crate::viz::scrape::sample;
 use std::time::{Duration, SystemTime};
 use ztmesh_test_support::TestPki;
@@ -501,6 +503,6 @@ fn identity_namespaces_in_both_forms() {
         ("spiffe://cluster.local/sa/x", None),
         ("spiffe://cluster.local/ns/other", None),
     ] {
-        assert_eq!(super::identity_namespace(id), want, "{id}");
+        assert_eq!(crate::check::grants::identity_namespace(id), want, "{id}");
     }
 }

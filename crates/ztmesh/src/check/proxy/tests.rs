@@ -2,7 +2,8 @@
 //! metric samples.
 
 use super::*;
-use crate::check::mesh::{TrustFiles, Workload, WorkloadObs};
+use crate::check::mesh::{TrustFiles, WorkloadObs};
+use crate::check::workloads::Workload;
 use crate::viz::client::GetError;
 use crate::viz::scrape::Sample;
 use rustls_pki_types::CertificateDer;
