@@ -106,7 +106,17 @@ pub struct Args {
     /// listener is bound, so `ztmesh viz`, `check` and the rest find it).
     #[arg(long)]
     no_context: bool,
+    /// Where the admin server listens: GET /metrics (Prometheus text: the
+    /// Kubernetes store's ztmesh_kube_objects_rejected_total{kind},
+    /// ztmesh_kube_objects{kind}, ztmesh_kube_synced) and GET /ready
+    /// [default with --kubernetes: 127.0.0.1:9996; otherwise none]
+    #[arg(long)]
+    admin_addr: Option<SocketAddr>,
 }
+
+/// The admin address with --kubernetes when none is given (Linkerd's
+/// destination admin port, on loopback).
+const KUBE_ADMIN_ADDR: &str = "127.0.0.1:9996";
 
 /// The Kubernetes flags.
 #[derive(clap::Args)]
@@ -277,15 +287,27 @@ async fn serve(args: Args) -> anyhow::Result<()> {
                 .map(|h| h.trim().to_string())
                 .unwrap_or_else(|_| format!("ztmesh-{}", std::process::id())),
         };
+        let metrics = ztmesh_kube::Metrics::default();
+        let mut registry = ztmesh_controller::Registry::default();
+        metrics.register(&mut registry);
+        let admin = args
+            .admin_addr
+            .unwrap_or_else(|| KUBE_ADMIN_ADDR.parse().expect("a valid address"));
+        builder = builder.admin(admin, registry);
         let mut replica = ztmesh_kube::start_replica(
             client,
             &args.control_plane_namespace,
             &replica_name,
-            ztmesh_kube::Metrics::default(),
+            metrics,
         )
         .await?;
         builder = builder.store(replica.feed.take().expect("a new replica has its feed"));
         _replica = Some(replica);
+    }
+    if !args.kube.kubernetes
+        && let Some(addr) = args.admin_addr
+    {
+        builder = builder.admin(addr, ztmesh_controller::Registry::default());
     }
     let running = builder.spawn().await?;
     let addrs = running.addrs().clone();
@@ -299,6 +321,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         Some(dir) => format!("manifests from {}", dir.display()),
         None => "resources from the Kubernetes API".into(),
     };
+    if let Some(admin) = addrs.admin {
+        println!("admin server listening on {admin} (plain HTTP: GET /metrics, GET /ready)");
+    }
     if let (Some(policy), Some(destination)) = (addrs.policy, addrs.destination) {
         if let Some(viz) = addrs.viz {
             println!(
