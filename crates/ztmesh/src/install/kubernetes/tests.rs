@@ -19,7 +19,6 @@ fn options(ns: &str, ha: bool) -> Options {
         cluster_domain: "cluster.local".into(),
         image: "ztmesh:test".into(),
         ha,
-        external_issuer: false,
         webhook_url: None,
     }
 }
@@ -189,7 +188,6 @@ fn rbac_is_least_privilege() {
             &["list", "watch"],
         ),
         ("gateway.networking.k8s.io", "httproutes/status", &["patch"]),
-        ("gateway.networking.k8s.io", "grpcroutes/status", &["patch"]),
         ("linkerd.io", "serviceprofiles", &["list", "watch"]),
         (
             "workload.linkerd.io",
@@ -235,7 +233,11 @@ fn rbac_is_least_privilege() {
     let local = flatten(find(&objs, "Role", "ztmesh-controller"));
     for (group, resource, verbs, names) in &local {
         match resource.as_str() {
-            "leases" => assert_eq!(group, "coordination.k8s.io"),
+            // What the election does: read, create, renew or take over.
+            "leases" => {
+                assert_eq!(group, "coordination.k8s.io");
+                assert_eq!(verbs, &["get", "create", "update"]);
+            }
             // Secrets and ConfigMaps only by name: the issuer and the trust roots.
             "secrets" => assert_eq!(names, &Some(serde_json::json!([ISSUER_SECRET]).to_string())),
             "configmaps" => assert_eq!(names, &Some(serde_json::json!([TRUST_ROOTS]).to_string())),
@@ -306,9 +308,16 @@ fn controller_container() {
         ("--destination-addr", "0.0.0.0:8086"),
         ("--policy-addr", "0.0.0.0:8090"),
         ("--identity-dir", workload::IDENTITY_DIR),
+        ("--admin-addr", workload::ADMIN_ADDR),
     ] {
         assert_eq!(flag(f), Some(v), "{f}");
     }
+    assert!(args.contains(&"--identity-issuer-secret"));
+    // The replica's name in the election, from the downward API.
+    assert_eq!(
+        c["env"][0],
+        serde_json::json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
+    );
     let port_names: BTreeSet<&str> = c["ports"]
         .as_array()
         .unwrap()
@@ -440,8 +449,7 @@ fn identity_objects_from_each_source() {
         ),
     ];
     for (source, external, from_file) in table {
-        let mut opts = options("linkerd", false);
-        opts.external_issuer = external;
+        let opts = options("linkerd", false);
         let (_, objs) = generate(&opts, &source);
         let anchors = find(&objs, "ConfigMap", TRUST_ROOTS)["data"]["ca-bundle.crt"]
             .as_str()
@@ -474,16 +482,16 @@ fn identity_objects_from_each_source() {
             )
             .expect("a valid issuer under the anchors");
         }
-        // The controller reads the issuer in the layout the Secret has.
-        let volume =
-            &find(&objs, "Deployment", CONTROLLER)["spec"]["template"]["spec"]["volumes"][0];
-        let issuer_items = &volume["projected"]["sources"][1]["secret"]["items"];
-        let want = if external {
-            serde_json::json!([{"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}])
-        } else {
-            serde_json::json!([{"key": "crt.pem", "path": "issuer.crt"}, {"key": "key.pem", "path": "issuer.key"}])
-        };
-        assert_eq!(issuer_items, &want, "{source:?}");
+        // The controller copies the issuer from the Secret itself, in
+        // either layout (ztmesh-kube's issuer_secret): nothing is mounted.
+        let pod = &find(&objs, "Deployment", CONTROLLER)["spec"]["template"]["spec"];
+        assert_eq!(pod["volumes"][0]["name"], "identity", "{source:?}");
+        assert!(pod["volumes"][0]["emptyDir"].is_object(), "{source:?}");
+        let args = pod["containers"][0]["args"].as_array().unwrap();
+        assert!(
+            args.contains(&"--identity-issuer-secret".into()),
+            "{source:?}"
+        );
     }
 }
 
