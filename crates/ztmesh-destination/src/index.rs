@@ -222,7 +222,6 @@ impl Index {
         };
         if self.slices.enabled {
             self.slice_endpoints(&mut set, ns, name, port, svc);
-            return set;
         }
         let (Some(selector), Some(target)) = (&svc.selector, svc.ports.get(&port)) else {
             return set;
@@ -230,7 +229,11 @@ impl Index {
         if selector.is_empty() {
             return set;
         }
-        for ((wl_ns, _, _), wl) in &self.workloads {
+        for ((wl_ns, _, kind), wl) in &self.workloads {
+            // With EndpointSlices, pods come from the slices (above).
+            if self.slices.enabled && *kind == "pod" {
+                continue;
+            }
             if wl_ns != ns || !selector.iter().all(|(k, v)| wl.labels.get(k) == Some(v)) {
                 continue;
             }

@@ -11,6 +11,11 @@
 //! Pod or ExternalWorkload carries that workload's identity, protocol hint
 //! and metric labels; one that refers to nothing known is served
 //! unmeshed (plain TCP), as Linkerd's destination does.
+//!
+//! ExternalWorkloads still join by the Service's selector: on Linkerd,
+//! its external-workload controller writes their slices, and ztmesh has
+//! no such writer, so the index does its part (an address in both counts
+//! once).
 
 use super::WorkloadInfo;
 pub use k8s_openapi::api::discovery::v1::EndpointSlice;

@@ -36,6 +36,16 @@ fn pod(name: &str, ip: &str, meshed: bool) -> Box<Resource> {
         "status": {"podIP": ip}}))
 }
 
+fn external_workload() -> Box<Resource> {
+    let id = "ew.booksapp.serviceaccount.identity.linkerd.cluster.local";
+    resource(
+        json!({"apiVersion": "workload.linkerd.io/v1beta1", "kind": "ExternalWorkload",
+        "metadata": {"name": "ew", "namespace": "booksapp", "labels": {"app": "books"}},
+        "spec": {"meshTLS": {"identity": id, "serverName": id},
+                 "workloadIPs": [{"ip": "10.0.1.1"}], "ports": [{"port": 7002, "name": "web"}]}}),
+    )
+}
+
 /// A slice of books: (address, ready, target pod).
 fn slice(name: &str, endpoints: &[(&str, Option<bool>, Option<&str>)]) -> EndpointSliceJson {
     let endpoints: Vec<serde_json::Value> = endpoints
@@ -149,6 +159,11 @@ fn endpoints_come_from_ready_slice_endpoints() {
             vec!["10.0.0.9:7002 -".into()],
         ),
         ("a slice deleted", DeleteSlice("books-b"), vec![]),
+        (
+            "an ExternalWorkload still joins by the selector",
+            Apply(external_workload()),
+            vec!["10.0.1.1:7002 ew.booksapp.serviceaccount.identity.linkerd.cluster.local".into()],
+        ),
         (
             "a Service without selector (slices managed by hand) has its slices",
             Apply(service(false)),
