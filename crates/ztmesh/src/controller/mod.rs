@@ -123,7 +123,7 @@ const KUBE_ADMIN_ADDR: &str = "127.0.0.1:9996";
 struct KubeArgs {
     /// Read the resources from the Kubernetes API instead of --manifests
     /// (in-cluster config, or KUBECONFIG): Namespaces, ServiceAccounts,
-    /// Services, Pods (meshed when labelled
+    /// Services, EndpointSlices (Services' endpoints), Pods (meshed when labelled
     /// linkerd.io/control-plane-ns=<--control-plane-namespace>) and
     /// Linkerd's and the Gateway API's custom resources, watched; Certify's
     /// tokens are checked by the API's TokenReview (audience identity.l5d.io)
