@@ -59,6 +59,7 @@ pub struct Builder {
     cluster_domain: String,
     cluster_networks: Vec<ipnet::IpNet>,
     default_policy: DefaultPolicy,
+    admin: Option<(SocketAddr, Arc<prometheus_client::registry::Registry>)>,
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -89,6 +90,7 @@ impl Builder {
             cluster_domain: "cluster.local".into(),
             cluster_networks: cluster.networks,
             default_policy: cluster.default_policy,
+            admin: None,
         }
     }
 
@@ -140,6 +142,16 @@ impl Builder {
     /// Serve policy and destination from another store's feed (the
     /// Kubernetes store) instead of a manifests directory; it wins over
     /// [`Builder::manifests`].
+    /// Serves `GET /metrics` (`registry`) and `/ready` on `addr`.
+    pub fn admin(
+        mut self,
+        addr: SocketAddr,
+        registry: prometheus_client::registry::Registry,
+    ) -> Self {
+        self.admin = Some((addr, Arc::new(registry)));
+        self
+    }
+
     pub fn store(mut self, feed: StoreFeed) -> Self {
         self.store = Some(feed);
         self
@@ -208,12 +220,17 @@ impl Builder {
                 },
             }),
         };
+        let admin = match self.admin.take() {
+            Some((addr, registry)) => Some((bind(addr, "admin server").await?, registry)),
+            None => None,
+        };
         let local = |l: &TcpListener| l.local_addr().expect("a bound listener has an address");
         let addrs = Addrs {
             identity: local(&identity_listener),
             policy: listeners.as_ref().map(|l| local(&l.policy)),
             destination: listeners.as_ref().map(|l| local(&l.destination)),
             viz: listeners.as_ref().and_then(|l| l.viz.as_ref().map(local)),
+            admin: admin.as_ref().map(|(l, _)| local(l)),
         };
 
         let trust = TrustDomain::new(&self.control_plane_ns, &self.trust_domain)?;
@@ -266,6 +283,10 @@ impl Builder {
         servers.spawn(async move { ("identity service", identity.await) });
 
         let (ready_tx, ready) = watch::channel(false);
+        if let Some((listener, registry)) = admin {
+            let stop = stopped(stop_rx.clone());
+            tokio::spawn(crate::admin::serve(listener, registry, ready.clone(), stop));
+        }
         let store = self.store.take();
         let (manifests, state_dir) = match (self.manifests.clone(), listeners) {
             (_, Some(listeners)) if let Some(feed) = store => {

@@ -10,6 +10,8 @@
 //! [`Running::wait`]. Errors are one [`Error`] type.
 //!
 //! Layout, leaf first:
+//! - `admin`: `GET /metrics` and `/ready` on the admin address
+//!   ([`Builder::admin`]), for the registry the caller fills.
 //! - `authenticator`: who presented a Certify token: the local token key
 //!   or a [`TokenReviewer`] (Kubernetes TokenReview, in ztmesh-kube).
 //! - [`own_identity`]: the controller's own certificates (identity and
@@ -30,6 +32,7 @@
 
 #![forbid(unsafe_code)]
 
+mod admin;
 mod authenticator;
 mod builder;
 mod error;
@@ -42,6 +45,8 @@ mod store_feed;
 pub use authenticator::{ReviewFuture, TokenReviewer};
 pub use builder::{Builder, ShutdownSignal, VizContext, VizServer, state_dir_for};
 pub use error::Error;
+/// The metrics registry [`Builder::admin`] serves.
+pub use prometheus_client::registry::Registry;
 pub use running::{Addrs, Running, ShutdownHandle};
 pub use store_feed::{StoreEvent, StoreFeed};
 

@@ -19,6 +19,8 @@ pub struct Addrs {
     pub destination: Option<SocketAddr>,
     /// The viz API (with manifests and a viz server).
     pub viz: Option<SocketAddr>,
+    /// The admin server (`/metrics`, `/ready`), if asked for.
+    pub admin: Option<SocketAddr>,
 }
 
 /// Stops the controller: every listener stops accepting, open streams get

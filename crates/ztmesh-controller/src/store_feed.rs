@@ -21,8 +21,14 @@ use ztmesh_resources::load::ResourceKey;
 pub enum StoreEvent {
     /// Add or replace an object (already validated).
     Apply(Box<Resource>),
-    /// Remove an object.
+    /// Remove an object (an EndpointSlice too, by its kind `EndpointSlice`).
     Delete(ResourceKey),
+    /// From now on the destination index takes Services' endpoints from
+    /// EndpointSlices, not from their selectors (a store that watches
+    /// slices sends it first).
+    EndpointsFromSlices,
+    /// Add or replace an EndpointSlice.
+    EndpointSlice(Box<ztmesh_destination::index::EndpointSlice>),
     /// Every watched kind is listed: the indexes are complete.
     Synced,
 }
@@ -105,6 +111,11 @@ fn apply(batch: Vec<StoreEvent>, indexes: &Indexes) -> bool {
                 policy.delete(&key);
                 outbound.delete(&key);
                 destination.delete(&key);
+            }
+            StoreEvent::EndpointsFromSlices => destination.use_endpoint_slices(),
+            StoreEvent::EndpointSlice(slice) => {
+                tracing::debug!(name = ?slice.metadata.name, "EndpointSlice applied");
+                destination.apply_endpoint_slice(&slice);
             }
             StoreEvent::Synced => synced = true,
         }

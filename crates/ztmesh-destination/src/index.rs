@@ -20,6 +20,9 @@ use ztmesh_resources::load::ResourceKey;
 use ztmesh_resources::profile::{self as sp, ServiceProfileSpec};
 use ztmesh_resources::{Pod, Resource, Service};
 
+mod slices;
+pub use slices::{EndpointSlice, SERVICE_NAME_LABEL};
+
 /// ztmesh: the workload's proxy runs in explicit mode (no iptables).
 pub const PROXY_MODE_ANNOTATION: &str = "config.ztmesh.io/proxy-mode";
 /// ztmesh: the proxy's inbound port, when not 4143.
@@ -78,6 +81,8 @@ pub struct Index {
     profiles: BTreeMap<(String, String), ServiceProfileSpec>,
     endpoint_watches: HashMap<(String, String, u16), watch::Sender<EndpointSet>>,
     profile_watches: HashMap<Target, watch::Sender<Profile>>,
+    /// Endpoints from EndpointSlices (Kubernetes), when enabled.
+    slices: slices::Slices,
 }
 
 impl Index {
@@ -89,6 +94,7 @@ impl Index {
             profiles: BTreeMap::new(),
             endpoint_watches: HashMap::new(),
             profile_watches: HashMap::new(),
+            slices: slices::Slices::default(),
         }
     }
 
@@ -105,6 +111,7 @@ impl Index {
         let ns = key.namespace.clone();
         match resource {
             Resource::Service(svc) => {
+                self.slices.service_applied(&ns, &key.name, &svc);
                 self.services
                     .insert((ns.clone(), key.name), service_info(&svc));
             }
@@ -154,7 +161,11 @@ impl Index {
     pub fn delete(&mut self, key: &ResourceKey) {
         let (ns, name) = (key.namespace.clone(), key.name.clone());
         let removed = match key.kind.as_str() {
-            "Service" => self.services.remove(&(ns.clone(), name)).is_some(),
+            "Service" => {
+                self.slices.service_deleted(&ns, &name);
+                self.services.remove(&(ns.clone(), name)).is_some()
+            }
+            "EndpointSlice" => self.slices.delete(&ns, &name),
             "Pod" => self.workloads.remove(&(ns.clone(), name, "pod")).is_some(),
             "ExternalWorkload" => self
                 .workloads
@@ -206,13 +217,20 @@ impl Index {
                 ("service".into(), name.to_string()),
             ]),
         };
+        if self.slices.enabled {
+            self.slice_endpoints(&mut set, ns, name, port, svc);
+        }
         let (Some(selector), Some(target)) = (&svc.selector, svc.ports.get(&port)) else {
             return set;
         };
         if selector.is_empty() {
             return set;
         }
-        for ((wl_ns, _, _), wl) in &self.workloads {
+        for ((wl_ns, _, kind), wl) in &self.workloads {
+            // With EndpointSlices, pods come from the slices (above).
+            if self.slices.enabled && *kind == "pod" {
+                continue;
+            }
             if wl_ns != ns || !selector.iter().all(|(k, v)| wl.labels.get(k) == Some(v)) {
                 continue;
             }

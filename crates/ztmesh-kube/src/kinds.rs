@@ -6,14 +6,17 @@
 //! ServiceAccount) is GA and served
 //! under the same path long before Kubernetes 1.28, so 1.28 serves them as the
 //! newer crate addresses them; fields added since are optional and
-//! simply absent from a 1.28 server's objects. `tests::core_kinds_are_1_28s`
-//! pins the paths, and `scripts/test-kube` runs the store against a 1.28
-//! API server. EndpointSlices are not watched yet: the destination index
-//! computes a Service's endpoints from its selector over the Pods (as for
-//! the manifests directory), so a slice would have nowhere to go. The CRDs' versions are discovered: each is watched at the
-//! version the server prefers.
+//! simply absent from a 1.28 server's objects. discovery.k8s.io/v1
+//! EndpointSlice is GA since 1.21; the fields read (addressType,
+//! endpoints' addresses, conditions.ready and targetRef, ports' name and
+//! port) are 1.28's. `tests::core_kinds_are_1_28s` pins the paths, and
+//! `scripts/test-kube` runs the store against a 1.28 API server. The
+//! destination index takes Services' endpoints from the slices (not from
+//! selectors, as for the manifests directory). The CRDs' versions are
+//! discovered: each is watched at the version the server prefers.
 
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service, ServiceAccount};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::discovery::ApiResource;
 
 /// A kind to watch.
@@ -38,6 +41,7 @@ pub fn core() -> Vec<(Kind, ApiResource)> {
         erase::<ServiceAccount>(),
         erase::<Service>(),
         erase::<Pod>(),
+        erase::<EndpointSlice>(),
     ]
 }
 
@@ -85,6 +89,13 @@ pub const CUSTOM: [Kind; 10] = [
     },
 ];
 
+/// EndpointSlices: read into the destination index's own type, not
+/// through ztmesh-resources' loader (the manifests have none).
+pub const ENDPOINT_SLICE: Kind = Kind {
+    group: "discovery.k8s.io",
+    kind: "EndpointSlice",
+};
+
 impl std::fmt::Display for Kind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.group.is_empty() {
@@ -108,6 +119,7 @@ mod tests {
             ("ServiceAccount", "v1", "serviceaccounts"),
             ("Service", "v1", "services"),
             ("Pod", "v1", "pods"),
+            ("EndpointSlice", "discovery.k8s.io/v1", "endpointslices"),
         ];
         let got: Vec<(String, String, String)> = core()
             .into_iter()

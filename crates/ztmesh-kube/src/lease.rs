@@ -3,7 +3,8 @@
 //! used here are 1.28's). Every replica serves reads; only the leader
 //! writes (HTTPRoute status, [`crate::status`]).
 //!
-//! Each replica tries every [`LeaseConfig::renew_every`]: it takes the
+//! Each replica tries every [`LeaseConfig::renew_every`], and one waiting
+//! again as soon as the holder's Lease expires: it takes the
 //! Lease when it is free, expired (not renewed within its duration) or
 //! already its own, and renews it then; writes go through the Lease's
 //! resourceVersion, so of two replicas racing for it one wins. A leader
@@ -49,8 +50,11 @@ pub enum Decision {
     Renew,
     /// Free or expired: take it (a new holder, one more transition).
     Take,
-    /// Another replica's, still valid.
-    Wait { holder: String },
+    /// Another replica's, valid until `expires`.
+    Wait {
+        holder: String,
+        expires: DateTime<Utc>,
+    },
 }
 
 /// The rule: `spec` is the Lease as read at `now`.
@@ -71,6 +75,7 @@ pub fn decide(spec: Option<&LeaseSpec>, me: &str, now: DateTime<Utc>) -> Decisio
             match renewed {
                 Some(t) if t + duration > now => Decision::Wait {
                     holder: holder.into(),
+                    expires: t + duration,
                 },
                 _ => Decision::Take,
             }
@@ -91,12 +96,23 @@ pub fn elect(
     let (tx, rx) = watch::channel(false);
     let api: Api<Lease> = Api::namespaced(client, &config.namespace);
     let task = tokio::spawn(async move {
-        let mut interval = tokio::time::interval(config.renew_every);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next = tokio::time::Instant::now();
         loop {
-            interval.tick().await;
+            tokio::time::sleep_until(next).await;
+            next = tokio::time::Instant::now() + config.renew_every;
             let leading = match round(&api, &config).await {
-                Ok(leading) => leading,
+                Ok(Round::Leading) => true,
+                // Try again as soon as the holder's Lease expires (so a
+                // dead leader is replaced within its Lease's duration).
+                Ok(Round::Waiting { expires }) => {
+                    let left = (expires - Utc::now())
+                        .to_std()
+                        .unwrap_or_default()
+                        .max(Duration::from_millis(50));
+                    next = next.min(tokio::time::Instant::now() + left);
+                    false
+                }
+                Ok(Round::Lost) => false,
                 Err(error) => {
                     tracing::warn!(%error, lease = %config.name, "the Lease could not be read or written; not leading");
                     false
@@ -116,8 +132,18 @@ pub fn elect(
     (rx, task)
 }
 
-/// One try: true if this replica holds the Lease afterwards.
-async fn round(api: &Api<Lease>, config: &LeaseConfig) -> Result<bool, kube::Error> {
+/// The outcome of one try.
+enum Round {
+    /// This replica holds the Lease.
+    Leading,
+    /// Another holds it until `expires`.
+    Waiting { expires: DateTime<Utc> },
+    /// Another replica wrote it first.
+    Lost,
+}
+
+/// One try at holding the Lease.
+async fn round(api: &Api<Lease>, config: &LeaseConfig) -> Result<Round, kube::Error> {
     let now = Utc::now();
     let current = api.get_opt(&config.name).await?;
     let spec = current.as_ref().and_then(|l| l.spec.as_ref());
@@ -133,7 +159,7 @@ async fn round(api: &Api<Lease>, config: &LeaseConfig) -> Result<bool, kube::Err
         ..Default::default()
     };
     let lease = match (&decision, current) {
-        (Decision::Wait { .. }, _) => return Ok(false),
+        (Decision::Wait { expires, .. }, _) => return Ok(Round::Waiting { expires: *expires }),
         (_, None) => {
             let lease = Lease {
                 metadata: ObjectMeta {
@@ -161,10 +187,10 @@ async fn round(api: &Api<Lease>, config: &LeaseConfig) -> Result<bool, kube::Err
     )
 }
 
-fn conflict_is_loss(result: Result<Lease, kube::Error>) -> Result<bool, kube::Error> {
+fn conflict_is_loss(result: Result<Lease, kube::Error>) -> Result<Round, kube::Error> {
     match result {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+        Ok(_) => Ok(Round::Leading),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(Round::Lost),
         Err(e) => Err(e),
     }
 }
@@ -196,6 +222,7 @@ mod tests {
                 Some(spec(Some("other"), at(10))),
                 Decision::Wait {
                     holder: "other".into(),
+                    expires: at(10).unwrap().0 + k8s_openapi::chrono::TimeDelta::seconds(30),
                 },
             ),
             (Some(spec(Some("other"), at(31))), Decision::Take),

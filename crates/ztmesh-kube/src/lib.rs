@@ -1,7 +1,8 @@
 //! The Kubernetes resource store: `ztmesh controller --kubernetes`.
 //!
-//! kube-rs watchers over Namespaces, ServiceAccounts, Services, Pods and
-//! Linkerd's and the Gateway API's custom resources feed the controller's
+//! kube-rs watchers over Namespaces, ServiceAccounts, Services, Pods,
+//! EndpointSlices (a Service's endpoints on Kubernetes, instead of its
+//! selector) and Linkerd's and the Gateway API's custom resources feed the controller's
 //! policy, outbound and destination indexes through the same apply /
 //! delete calls as the manifests directory ([`ztmesh_controller::StoreFeed`]).
 //! Every object is read by ztmesh-resources' own loader, so an object is
@@ -18,7 +19,8 @@
 //! - [`kinds`]: what is watched, and the check that the core kinds are
 //!   Kubernetes 1.28's (k8s-openapi 0.26 `latest` with kube 2.0).
 //! - [`translate`]: one API object to one resource, or its rejection.
-//! - [`metrics`]: the rejection counter.
+//! - [`metrics`]: the rejection counter, objects in force by kind, synced
+//!   (served on the controller's admin address, `/metrics`).
 //! - [`state`]: watch events to index updates, what is in force (no I/O).
 //! - [`token_review`]: Certify's tokens checked by the API server's
 //!   TokenReview (audience `identity.l5d.io`), for the controller's

@@ -9,10 +9,13 @@
 //! - A relist (a watch restarted from scratch) deletes what it no longer
 //!   lists.
 //! - Once every kind is listed, [`StoreEvent::Synced`] says so, once.
+//! - EndpointSlices go to the destination index as they are
+//!   ([`StoreEvent::EndpointSlice`]); one that does not parse is refused
+//!   like any other object.
 
-use crate::kinds::Kind;
+use crate::kinds::{ENDPOINT_SLICE, Kind};
 use crate::metrics::{KindLabel, Metrics};
-use crate::translate::{Rejection, translate};
+use crate::translate::{Rejection, translate, translate_slice};
 use std::collections::{BTreeMap, BTreeSet};
 use ztmesh_controller::StoreEvent;
 use ztmesh_resources::load::ResourceKey;
@@ -92,7 +95,7 @@ impl StoreState {
             WatchEvent::Delete(object) => {
                 let id = obj_id(kind, &object);
                 self.rejected.remove(&id);
-                if let Some(key) = self.in_force.remove(&id) {
+                if let Some(key) = self.remove_in_force(&id) {
                     out.push(StoreEvent::Delete(key));
                 }
             }
@@ -107,13 +110,14 @@ impl StoreState {
                     .collect();
                 for id in gone {
                     self.rejected.remove(&id);
-                    if let Some(key) = self.in_force.remove(&id) {
+                    if let Some(key) = self.remove_in_force(&id) {
                         out.push(StoreEvent::Delete(key));
                     }
                 }
                 self.listed.insert(kind);
                 if !self.synced && self.listed.len() == self.kinds.len() {
                     self.synced = true;
+                    self.metrics.synced.set(1);
                     out.push(StoreEvent::Synced);
                 }
             }
@@ -121,7 +125,50 @@ impl StoreState {
         out
     }
 
+    /// Forgets what is in force of `id`, counted.
+    fn remove_in_force(&mut self, id: &ObjId) -> Option<ResourceKey> {
+        let key = self.in_force.remove(id)?;
+        self.objects_gauge(id.0).dec();
+        Some(key)
+    }
+
+    fn objects_gauge(&self, kind: usize) -> prometheus_client::metrics::gauge::Gauge {
+        let kind = self.kinds[kind].to_string();
+        self.metrics
+            .objects
+            .get_or_create(&KindLabel { kind })
+            .clone()
+    }
+
+    /// `key` in force for `id`; the key it replaces, if another.
+    fn set_in_force(&mut self, id: ObjId, key: ResourceKey) -> Option<ResourceKey> {
+        let kind = id.0;
+        match self.in_force.insert(id, key.clone()) {
+            None => {
+                self.objects_gauge(kind).inc();
+                None
+            }
+            Some(old) => (old != key).then_some(old),
+        }
+    }
+
     fn apply(&mut self, id: ObjId, object: &serde_json::Value, out: &mut Vec<StoreEvent>) {
+        if self.kinds[id.0] == ENDPOINT_SLICE {
+            match translate_slice(object) {
+                Ok(slice) => {
+                    self.rejected.remove(&id);
+                    let key = ResourceKey {
+                        kind: ENDPOINT_SLICE.kind.into(),
+                        namespace: id.1.clone(),
+                        name: id.2.clone(),
+                    };
+                    self.set_in_force(id, key);
+                    out.push(StoreEvent::EndpointSlice(Box::new(slice)));
+                }
+                Err(rejection) => self.refuse(id, rejection),
+            }
+            return;
+        }
         match translate(object, &self.control_plane_ns) {
             Ok(t) => {
                 for w in &t.warnings {
@@ -129,36 +176,36 @@ impl StoreState {
                 }
                 self.rejected.remove(&id);
                 let key = t.resource.key();
-                if let Some(old) = self.in_force.insert(id, key.clone())
-                    && old != key
-                {
+                if let Some(old) = self.set_in_force(id, key) {
                     out.push(StoreEvent::Delete(old));
                 }
                 out.push(StoreEvent::Apply(Box::new(t.resource)));
             }
-            Err(rejection) => {
-                let kind = self.kinds[id.0].to_string();
-                *self.rejected_total.entry(kind.clone()).or_default() += 1;
-                self.metrics
-                    .rejected
-                    .get_or_create(&KindLabel { kind })
-                    .inc();
-                let in_force = if self.in_force.contains_key(&id) {
-                    "its last good version stays in force"
-                } else {
-                    "it never had a good version, so nothing of it is in force"
-                };
-                tracing::error!(
-                    namespace = %id.1,
-                    name = %id.2,
-                    field = rejection.field.as_deref().unwrap_or("-"),
-                    reasons = %rejection.reasons.join("; "),
-                    "{} refused; {in_force}",
-                    rejection.object,
-                );
-                self.rejected.insert(id, rejection);
-            }
+            Err(rejection) => self.refuse(id, rejection),
         }
+    }
+
+    fn refuse(&mut self, id: ObjId, rejection: Rejection) {
+        let kind = self.kinds[id.0].to_string();
+        *self.rejected_total.entry(kind.clone()).or_default() += 1;
+        self.metrics
+            .rejected
+            .get_or_create(&KindLabel { kind })
+            .inc();
+        let in_force = if self.in_force.contains_key(&id) {
+            "its last good version stays in force"
+        } else {
+            "it never had a good version, so nothing of it is in force"
+        };
+        tracing::error!(
+            namespace = %id.1,
+            name = %id.2,
+            field = rejection.field.as_deref().unwrap_or("-"),
+            reasons = %rejection.reasons.join("; "),
+            "{} refused; {in_force}",
+            rejection.object,
+        );
+        self.rejected.insert(id, rejection);
     }
 
     /// The objects refused now, each with its reasons and whether a last
@@ -229,6 +276,7 @@ mod tests {
                 StoreEvent::Apply(r) => format!("apply {}", r.key().name),
                 StoreEvent::Delete(k) => format!("delete {}", k.name),
                 StoreEvent::Synced => "synced".into(),
+                other => format!("{other:?}"),
             })
             .collect()
     }
@@ -326,7 +374,92 @@ mod tests {
             assert_eq!(now, refused, "step {i}");
         }
         assert_eq!(state.metrics.rejected("Pod"), 3);
+        assert_eq!(state.metrics.objects("Pod"), 0);
+        assert_eq!(state.metrics.objects("Namespace"), 0);
+        assert_eq!(
+            state
+                .metrics
+                .objects("NetworkAuthentication.policy.linkerd.io"),
+            1
+        );
+        assert!(state.metrics.synced());
         assert_eq!(state.status_json()["ready"], true);
         assert_eq!(state.status_json()["rejected_total"], json!({"Pod": 3}));
+    }
+}
+
+#[cfg(test)]
+mod slice_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn slice(name: &str, ready: &[(&str, bool)]) -> serde_json::Value {
+        let endpoints: Vec<serde_json::Value> = ready
+            .iter()
+            .map(|(ip, r)| {
+                json!({"addresses": [ip], "conditions": {"ready": r},
+                                  "targetRef": {"kind": "Pod", "name": "p", "namespace": "n"}})
+            })
+            .collect();
+        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+               "metadata": {"name": name, "namespace": "n",
+                            "labels": {"kubernetes.io/service-name": "svc"}},
+               "addressType": "IPv4", "endpoints": endpoints,
+               "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]})
+    }
+
+    /// EndpointSlices become destination updates; a malformed one is
+    /// refused (counted) and its last good version stays.
+    #[test]
+    fn endpoint_slices_become_destination_updates() {
+        let mut state = StoreState::new(vec![ENDPOINT_SLICE], "linkerd", Metrics::default());
+        use WatchEvent::{Apply, Delete, Init, InitDone};
+        let mut bad = slice("a", &[]);
+        bad["endpoints"] = json!("not a list");
+        let steps: Vec<(WatchEvent, Vec<&str>, usize)> = vec![
+            (Init, vec![], 0),
+            (
+                Apply(slice("a", &[("10.0.0.1", true), ("10.0.0.2", false)])),
+                vec!["slice a 10.0.0.1"],
+                0,
+            ),
+            (InitDone, vec!["synced"], 0),
+            (
+                Apply(slice("a", &[("10.0.0.1", true), ("10.0.0.2", true)])),
+                vec!["slice a 10.0.0.1,10.0.0.2"],
+                0,
+            ),
+            (Apply(bad), vec![], 1),
+            (Apply(slice("b", &[])), vec!["slice b "], 1),
+            (Delete(slice("a", &[])), vec!["delete a"], 0),
+        ];
+        for (i, (event, want, refused)) in steps.into_iter().enumerate() {
+            let got: Vec<String> = state
+                .handle(0, event)
+                .into_iter()
+                .map(|e| match e {
+                    StoreEvent::EndpointSlice(s) => format!(
+                        "slice {} {}",
+                        s.metadata.name.unwrap_or_default(),
+                        s.endpoints
+                            .iter()
+                            .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) != Some(false))
+                            .flat_map(|e| e.addresses.clone())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ),
+                    StoreEvent::Delete(k) => {
+                        assert_eq!(k.kind, "EndpointSlice");
+                        format!("delete {}", k.name)
+                    }
+                    StoreEvent::Synced => "synced".into(),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            assert_eq!(got, want, "step {i}");
+            assert_eq!(state.rejected().len(), refused, "step {i}");
+        }
+        assert_eq!(state.metrics.rejected("EndpointSlice.discovery.k8s.io"), 1);
+        assert_eq!(state.metrics.objects("EndpointSlice.discovery.k8s.io"), 1);
     }
 }

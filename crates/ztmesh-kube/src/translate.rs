@@ -73,6 +73,17 @@ pub fn translate(
     Ok(Translated { resource, warnings })
 }
 
+/// Reads an EndpointSlice (discovery.k8s.io/v1) for the destination index.
+pub fn translate_slice(
+    object: &serde_json::Value,
+) -> Result<ztmesh_destination::index::EndpointSlice, Rejection> {
+    serde_json::from_value(object.clone()).map_err(|e| Rejection {
+        object: object_name(object),
+        reasons: vec![e.to_string()],
+        field: None,
+    })
+}
+
 /// Whether ztmesh-resources reads `kind` at `api_version` as it is (no
 /// error or warning about its apiVersion): asked of the loader itself with
 /// a stub object, so the list of versions lives in one place.

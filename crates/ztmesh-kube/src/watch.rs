@@ -12,7 +12,7 @@ use kube::discovery::ApiResource;
 use kube::runtime::watcher;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
-use ztmesh_controller::StoreFeed;
+use ztmesh_controller::{StoreEvent, StoreFeed};
 
 /// Finding the custom resources on the server failed.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +110,10 @@ pub fn start(
         control_plane_ns,
         metrics,
     );
+    // Endpoints come from the watched EndpointSlices, not selectors.
+    events_tx
+        .try_send(StoreEvent::EndpointsFromSlices)
+        .expect("an empty channel takes one event");
     let status = Arc::new(Mutex::new(state.status_json()));
     let mut watchers = tokio::task::JoinSet::new();
     for (i, (kind, ar)) in kinds.into_iter().enumerate() {

@@ -73,7 +73,8 @@ fn apply(index: &mut Index, events: Vec<StoreEvent>) {
         match event {
             StoreEvent::Apply(r) => index.apply(*r),
             StoreEvent::Delete(key) => index.delete(&key),
-            StoreEvent::Synced => {}
+            StoreEvent::Synced | StoreEvent::EndpointsFromSlices | StoreEvent::EndpointSlice(_) => {
+            }
         }
     }
 }

@@ -52,11 +52,6 @@ pub struct Args {
     /// refused manifests, why, and what of each is in force, as JSON; needs --manifests).
     #[arg(long, default_value_t = crate::viz::api::default_addr())]
     viz_addr: SocketAddr,
-    /// Also answer GET /ready (200 once the first sync is in force, else
-    /// 503) and GET /live here, and nothing else: for Kubernetes probes
-    /// while --viz-addr stays on loopback.
-    #[arg(long)]
-    health_addr: Option<SocketAddr>,
     /// Have the viz API read the proxies' figures from this Prometheus
     /// server (`http://host:port`) instead of scraping their admin ports.
     /// Series are matched to workloads by their `namespace` and `pod`
@@ -111,14 +106,24 @@ pub struct Args {
     /// listener is bound, so `ztmesh viz`, `check` and the rest find it).
     #[arg(long)]
     no_context: bool,
+    /// Where the admin server listens: GET /metrics (Prometheus text: the
+    /// Kubernetes store's ztmesh_kube_objects_rejected_total{kind},
+    /// ztmesh_kube_objects{kind}, ztmesh_kube_synced) and GET /ready
+    /// [default with --kubernetes: 127.0.0.1:9996; otherwise none]
+    #[arg(long)]
+    admin_addr: Option<SocketAddr>,
 }
+
+/// The admin address with --kubernetes when none is given (Linkerd's
+/// destination admin port, on loopback).
+const KUBE_ADMIN_ADDR: &str = "127.0.0.1:9996";
 
 /// The Kubernetes flags.
 #[derive(clap::Args)]
 struct KubeArgs {
     /// Read the resources from the Kubernetes API instead of --manifests
     /// (in-cluster config, or KUBECONFIG): Namespaces, ServiceAccounts,
-    /// Services, Pods (meshed when labelled
+    /// Services, EndpointSlices (Services' endpoints), Pods (meshed when labelled
     /// linkerd.io/control-plane-ns=<--control-plane-namespace>) and
     /// Linkerd's and the Gateway API's custom resources, watched; Certify's
     /// tokens are checked by the API's TokenReview (audience identity.l5d.io)
@@ -183,10 +188,7 @@ fn builder(args: &Args) -> anyhow::Result<ztmesh_controller::Builder> {
             .cluster_domain(&args.cluster_domain)
             .cluster_networks(args.cluster_networks.clone())
             .default_inbound_policy(default_policy)
-            .viz(
-                args.viz_addr,
-                viz_server(viz_source(args), args.health_addr, tapper(args)),
-            );
+            .viz(args.viz_addr, viz_server(viz_source(args), tapper(args)));
     }
     if let Some(dir) = &args.manifests {
         builder = builder
@@ -239,7 +241,6 @@ fn tapper(args: &Args) -> Option<std::sync::Arc<crate::viz::tap::client::Tapper>
 
 fn viz_server(
     source: crate::viz::api::Source,
-    health: Option<SocketAddr>,
     tapper: Option<std::sync::Arc<crate::viz::tap::client::Tapper>>,
 ) -> ztmesh_controller::VizServer {
     let dashboard = crate::viz::dashboard::Dashboard {
@@ -248,22 +249,8 @@ fn viz_server(
     };
     Box::new(move |cx: ztmesh_controller::VizContext| {
         Box::pin(async move {
-            let health = match health {
-                None => None,
-                Some(addr) => match tokio::net::TcpListener::bind(addr).await {
-                    Ok(l) => {
-                        println!("health listening on {addr} (GET /ready, /live)");
-                        Some(l)
-                    }
-                    Err(e) => {
-                        tracing::error!("the health listener on {addr}: {e}");
-                        None
-                    }
-                },
-            };
             crate::viz::api::serve(
                 cx.listener,
-                health,
                 cx.index,
                 source,
                 cx.status,
@@ -336,15 +323,27 @@ async fn serve(args: Args) -> anyhow::Result<()> {
                 .map(|h| h.trim().to_string())
                 .unwrap_or_else(|_| format!("ztmesh-{}", std::process::id())),
         };
+        let metrics = ztmesh_kube::Metrics::default();
+        let mut registry = ztmesh_controller::Registry::default();
+        metrics.register(&mut registry);
+        let admin = args
+            .admin_addr
+            .unwrap_or_else(|| KUBE_ADMIN_ADDR.parse().expect("a valid address"));
+        builder = builder.admin(admin, registry);
         let mut replica = ztmesh_kube::start_replica(
             client,
             &args.control_plane_namespace,
             &replica_name,
-            ztmesh_kube::Metrics::default(),
+            metrics,
         )
         .await?;
         builder = builder.store(replica.feed.take().expect("a new replica has its feed"));
         _replica = Some(replica);
+    }
+    if !args.kube.kubernetes
+        && let Some(addr) = args.admin_addr
+    {
+        builder = builder.admin(addr, ztmesh_controller::Registry::default());
     }
     let running = builder.spawn().await?;
     let addrs = running.addrs().clone();
@@ -358,6 +357,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         Some(dir) => format!("manifests from {}", dir.display()),
         None => "resources from the Kubernetes API".into(),
     };
+    if let Some(admin) = addrs.admin {
+        println!("admin server listening on {admin} (plain HTTP: GET /metrics, GET /ready)");
+    }
     if let (Some(policy), Some(destination)) = (addrs.policy, addrs.destination) {
         if let Some(viz) = addrs.viz {
             println!(

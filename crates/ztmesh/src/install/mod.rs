@@ -159,7 +159,6 @@ fn kubernetes_objects(args: &Args) -> anyhow::Result<Vec<serde_json::Value>> {
         cluster_domain: args.cluster_domain.clone(),
         image: args.image.clone(),
         ha: args.ha,
-        external_issuer: args.identity_external_issuer,
         webhook_url: args.webhook_url.clone(),
     };
     let material = kubernetes::pki::material(

@@ -16,9 +16,9 @@
 //! CLI resolves a `deploy/NAME` it asks the controller about
 //! (`crate::resource::controller`). `GET /ready` answers 200 once the
 //! controller's first sync is in force (its status says `"ready": true`),
-//! 503 before; a health listener of its own ([`serve`]'s `health`) answers
-//! only `/ready` and `/live`, for Kubernetes probes while the viz API
-//! stays on loopback.
+//! 503 before. (Kubernetes probes use the controller's admin server,
+//! `--admin-addr`, which answers `/ready` and `/live` the same way while
+//! the viz API stays on loopback.)
 //! The dashboard's page, `GET /tap` (streamed) and `GET /denials` are
 //! [`super::dashboard`]'s.
 
@@ -181,23 +181,9 @@ pub(crate) fn ready(status: &serde_json::Value) -> (http::StatusCode, String) {
     }
 }
 
-/// What a health-listener connection may ask: `/ready` and `/live`.
-fn health_answer(path: &str, status: &serde_json::Value) -> (http::StatusCode, String) {
-    match path {
-        "/ready" => ready(status),
-        "/live" => (http::StatusCode::OK, "live\n".into()),
-        _ => (
-            http::StatusCode::NOT_FOUND,
-            "the health listener answers only /ready and /live\n".into(),
-        ),
-    }
-}
-
-/// Serves the viz API until `shutdown` completes; and, on `health`, only
-/// `/ready` and `/live`.
+/// Serves the viz API until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    health: Option<tokio::net::TcpListener>,
     index: Arc<Mutex<ztmesh_policy::Index>>,
     source: Source,
     status: Arc<Mutex<serde_json::Value>>,
@@ -205,39 +191,11 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
-    let health_accept = async |h: &Option<tokio::net::TcpListener>| match h {
-        Some(h) => h.accept().await,
-        None => std::future::pending().await,
-    };
     loop {
-        let (accepted, health_only) = tokio::select! {
-            accepted = listener.accept() => (accepted, false),
-            accepted = health_accept(&health) => (accepted, true),
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             _ = &mut shutdown => return,
         };
-        if health_only {
-            let Ok((tcp, _)) = accepted else {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            };
-            let status = status.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: http::Request<_>| {
-                    let (code, body) =
-                        health_answer(req.uri().path(), &status.lock().expect("status lock"));
-                    let rsp = http::Response::builder()
-                        .status(code)
-                        .header("content-type", "text/plain")
-                        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-                        .expect("a valid response");
-                    std::future::ready(Ok::<_, std::convert::Infallible>(rsp))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
-                    .await;
-            });
-            continue;
-        }
         let Ok((tcp, _)) = accepted else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
@@ -391,24 +349,20 @@ status: {podIP: 127.0.9.3}
         }
     }
 
-    /// Ready only once the first sync is in force; the health listener
-    /// answers nothing else.
+    /// Ready only once the first sync is in force.
     #[test]
     fn ready_once_the_first_sync_is_in_force() {
         let synced = serde_json::json!({"ready": true, "refused": []});
         let starting = serde_json::Value::Null;
         let not_yet = serde_json::json!({"ready": false});
-        // (path, status, want)
+        // (status, want)
         let cases = [
-            ("/ready", &synced, http::StatusCode::OK),
-            ("/ready", &starting, http::StatusCode::SERVICE_UNAVAILABLE),
-            ("/ready", &not_yet, http::StatusCode::SERVICE_UNAVAILABLE),
-            ("/live", &starting, http::StatusCode::OK),
-            ("/stat", &synced, http::StatusCode::NOT_FOUND),
-            ("/compliance", &synced, http::StatusCode::NOT_FOUND),
+            (&synced, http::StatusCode::OK),
+            (&starting, http::StatusCode::SERVICE_UNAVAILABLE),
+            (&not_yet, http::StatusCode::SERVICE_UNAVAILABLE),
         ];
-        for (path, status, want) in cases {
-            assert_eq!(health_answer(path, status).0, want, "{path} {status}");
+        for (status, want) in cases {
+            assert_eq!(ready(status).0, want, "{status}");
         }
     }
 }

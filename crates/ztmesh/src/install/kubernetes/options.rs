@@ -24,8 +24,6 @@ pub(crate) struct Options {
     pub(crate) cluster_domain: String,
     pub(crate) image: String,
     pub(crate) ha: bool,
-    /// The issuer Secret is `kubernetes.io/tls`, managed elsewhere.
-    pub(crate) external_issuer: bool,
     /// Address the injector webhook by this URL instead of its Service.
     pub(crate) webhook_url: Option<String>,
 }

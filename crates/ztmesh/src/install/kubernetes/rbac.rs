@@ -1,7 +1,10 @@
-//! The controller's ServiceAccount and least-privilege RBAC: list and
-//! watch what its indexes read, create TokenReviews, patch route status;
-//! in its own namespace only, Leases (leader election) and the two
-//! identity objects by name.
+//! The controller's ServiceAccount and least-privilege RBAC, exactly what
+//! ztmesh-kube uses: list and watch what its indexes read, create
+//! TokenReviews, patch HTTPRoute status (both groups); in its own
+//! namespace only, get/create/update of Leases (leader election) and
+//! get/list/watch of the two identity objects by name (the store lists
+//! and watches them with a `metadata.name=` field selector, which
+//! resourceNames rules allow).
 
 use super::options::{CONTROLLER, ISSUER_SECRET, Options, TRUST_ROOTS};
 use serde_json::{Value, json};
@@ -41,7 +44,7 @@ pub(crate) fn cluster_rules() -> Vec<(&'static str, Vec<&'static str>, Vec<&'sta
         ),
         (
             "gateway.networking.k8s.io",
-            vec!["httproutes/status", "grpcroutes/status"],
+            vec!["httproutes/status"],
             vec!["patch"],
         ),
         ("linkerd.io", vec!["serviceprofiles"], READ.to_vec()),
@@ -96,7 +99,7 @@ pub(super) fn objects(opts: &Options) -> Vec<Value> {
             "kind": "Role",
             "metadata": opts.meta(CONTROLLER, "controller"),
             "rules": [
-                rule("coordination.k8s.io", &["leases"], &["get", "list", "watch", "create", "update", "patch"]),
+                rule("coordination.k8s.io", &["leases"], &["get", "create", "update"]),
                 {
                     "apiGroups": [""],
                     "resources": ["secrets"],

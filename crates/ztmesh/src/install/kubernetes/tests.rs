@@ -19,7 +19,6 @@ fn options(ns: &str, ha: bool) -> Options {
         cluster_domain: "cluster.local".into(),
         image: "ztmesh:test".into(),
         ha,
-        external_issuer: false,
         webhook_url: None,
     }
 }
@@ -189,7 +188,6 @@ fn rbac_is_least_privilege() {
             &["list", "watch"],
         ),
         ("gateway.networking.k8s.io", "httproutes/status", &["patch"]),
-        ("gateway.networking.k8s.io", "grpcroutes/status", &["patch"]),
         ("linkerd.io", "serviceprofiles", &["list", "watch"]),
         (
             "workload.linkerd.io",
@@ -235,7 +233,11 @@ fn rbac_is_least_privilege() {
     let local = flatten(find(&objs, "Role", "ztmesh-controller"));
     for (group, resource, verbs, names) in &local {
         match resource.as_str() {
-            "leases" => assert_eq!(group, "coordination.k8s.io"),
+            // What the election does: read, create, renew or take over.
+            "leases" => {
+                assert_eq!(group, "coordination.k8s.io");
+                assert_eq!(verbs, &["get", "create", "update"]);
+            }
             // Secrets and ConfigMaps only by name: the issuer and the trust roots.
             "secrets" => assert_eq!(names, &Some(serde_json::json!([ISSUER_SECRET]).to_string())),
             "configmaps" => assert_eq!(names, &Some(serde_json::json!([TRUST_ROOTS]).to_string())),
@@ -306,21 +308,30 @@ fn controller_container() {
         ("--destination-addr", "0.0.0.0:8086"),
         ("--policy-addr", "0.0.0.0:8090"),
         ("--identity-dir", workload::IDENTITY_DIR),
-        // The plaintext viz API stays in the pod; probes go to /ready on
-        // a listener of its own.
+        // The plaintext viz API stays in the pod; the probes go to the
+        // admin server.
         ("--viz-addr", "127.0.0.1:8084"),
-        ("--health-addr", "0.0.0.0:9990"),
+        ("--admin-addr", workload::ADMIN_ADDR),
     ] {
         assert_eq!(flag(f), Some(v), "{f}");
     }
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/ready");
+    assert_eq!(c["readinessProbe"]["httpGet"]["port"], "admin-http");
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/live");
+    assert!(!args.contains(&"--health-addr"));
+    assert!(args.contains(&"--identity-issuer-secret"));
+    // The replica's name in the election, from the downward API.
+    assert_eq!(
+        c["env"][0],
+        serde_json::json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
+    );
     let port_names: BTreeSet<&str> = c["ports"]
         .as_array()
         .unwrap()
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert!(port_names.contains(c["livenessProbe"]["tcpSocket"]["port"].as_str().unwrap()));
+    assert!(port_names.contains(c["livenessProbe"]["httpGet"]["port"].as_str().unwrap()));
     assert!(port_names.contains(c["readinessProbe"]["httpGet"]["port"].as_str().unwrap()));
     assert!(c["resources"]["requests"]["cpu"].is_string());
     assert!(c["resources"]["requests"]["memory"].is_string());
@@ -445,8 +456,7 @@ fn identity_objects_from_each_source() {
         ),
     ];
     for (source, external, from_file) in table {
-        let mut opts = options("linkerd", false);
-        opts.external_issuer = external;
+        let opts = options("linkerd", false);
         let (_, objs) = generate(&opts, &source);
         let anchors = find(&objs, "ConfigMap", TRUST_ROOTS)["data"]["ca-bundle.crt"]
             .as_str()
@@ -479,16 +489,16 @@ fn identity_objects_from_each_source() {
             )
             .expect("a valid issuer under the anchors");
         }
-        // The controller reads the issuer in the layout the Secret has.
-        let volume =
-            &find(&objs, "Deployment", CONTROLLER)["spec"]["template"]["spec"]["volumes"][0];
-        let issuer_items = &volume["projected"]["sources"][1]["secret"]["items"];
-        let want = if external {
-            serde_json::json!([{"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}])
-        } else {
-            serde_json::json!([{"key": "crt.pem", "path": "issuer.crt"}, {"key": "key.pem", "path": "issuer.key"}])
-        };
-        assert_eq!(issuer_items, &want, "{source:?}");
+        // The controller copies the issuer from the Secret itself, in
+        // either layout (ztmesh-kube's issuer_secret): nothing is mounted.
+        let pod = &find(&objs, "Deployment", CONTROLLER)["spec"]["template"]["spec"];
+        assert_eq!(pod["volumes"][0]["name"], "identity", "{source:?}");
+        assert!(pod["volumes"][0]["emptyDir"].is_object(), "{source:?}");
+        let args = pod["containers"][0]["args"].as_array().unwrap();
+        assert!(
+            args.contains(&"--identity-issuer-secret".into()),
+            "{source:?}"
+        );
     }
 }
 

@@ -2,7 +2,7 @@
 //! `--ha` 3 replicas, anti-affinity and a PodDisruptionBudget) and the
 //! Services on Linkerd's names and ports, all selecting it.
 
-use super::options::{CONTROLLER, INJECTOR_PORT, ISSUER_SECRET, Options, TRUST_ROOTS, selector};
+use super::options::{CONTROLLER, INJECTOR_PORT, Options, selector};
 use serde_json::{Value, json};
 
 /// The controller's ports: (name, port). Names are those Services target.
@@ -14,11 +14,15 @@ pub(crate) const PORTS: [(&str, u16); 5] = [
     ("identity-grpc", 8080),
     ("dst-grpc", 8086),
     ("policy-grpc", 8090),
-    ("health-http", 9990),
+    ("admin-http", 9996),
     ("proxy-injector", INJECTOR_PORT),
 ];
-/// Where the issuer and trust roots are mounted (the controller's --identity-dir).
+/// Where the controller copies the issuer and trust roots from their
+/// Secret and ConfigMap (`--identity-issuer-secret`; its --identity-dir).
 pub(crate) const IDENTITY_DIR: &str = "/var/run/ztmesh/identity";
+/// The admin server (`/metrics`, `/ready`, `/live`; the probes' port):
+/// Linkerd's destination admin port.
+pub(crate) const ADMIN_ADDR: &str = "0.0.0.0:9996";
 const STATE_DIR: &str = "/var/run/ztmesh/state";
 
 /// Services on Linkerd's names: (name, port, target port name, headless).
@@ -63,8 +67,13 @@ fn args(opts: &Options) -> Vec<String> {
     let mut args: Vec<String> = [
         "controller",
         "--kubernetes",
+        // The issuer from the watched Secret (hot-reloaded, last good
+        // kept); Certify's tokens by TokenReview, so no token.key.
+        "--identity-issuer-secret",
         "--identity-dir",
         IDENTITY_DIR,
+        "--admin-addr",
+        ADMIN_ADDR,
         "--state-dir",
         STATE_DIR,
         "--control-plane-namespace",
@@ -82,7 +91,6 @@ fn args(opts: &Options) -> Vec<String> {
         ("--identity-addr", "identity-grpc"),
         ("--destination-addr", "dst-grpc"),
         ("--policy-addr", "policy-grpc"),
-        ("--health-addr", "health-http"),
     ] {
         args.push(flag.into());
         args.push(format!("0.0.0.0:{}", port(name)));
@@ -92,21 +100,18 @@ fn args(opts: &Options) -> Vec<String> {
     args
 }
 
-/// The issuer and trust roots as one directory, in the names the
-/// controller reads (ca.crt; issuer.crt + issuer.key, or tls.crt + tls.key).
-fn identity_volume(opts: &Options) -> Value {
-    let issuer_items = if opts.external_issuer {
-        json!([{"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}])
-    } else {
-        json!([{"key": "crt.pem", "path": "issuer.crt"}, {"key": "key.pem", "path": "issuer.key"}])
-    };
-    json!({
-        "name": "identity",
-        "projected": {"sources": [
-            {"configMap": {"name": TRUST_ROOTS, "items": [{"key": "ca-bundle.crt", "path": "ca.crt"}]}},
-            {"secret": {"name": ISSUER_SECRET, "items": issuer_items}},
-        ]},
-    })
+/// The identity directory: written by the controller itself from the
+/// ConfigMap `linkerd-identity-trust-roots` and the Secret
+/// `linkerd-identity-issuer` (Linkerd's crt.pem/key.pem or an external
+/// issuer's kubernetes.io/tls, both read), which it watches; nothing of
+/// them is mounted.
+fn identity_volume() -> Value {
+    json!({"name": "identity", "emptyDir": {"medium": "Memory"}})
+}
+
+/// This replica's name in the status writer's election.
+fn env() -> Value {
+    json!([{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}])
 }
 
 fn pod_spec(opts: &Options) -> Value {
@@ -128,17 +133,17 @@ fn pod_spec(opts: &Options) -> Value {
             "image": opts.image,
             "imagePullPolicy": "IfNotPresent",
             "args": args(opts),
+            "env": env(),
             "ports": ports,
             "livenessProbe": {
-                "tcpSocket": {"port": "identity-grpc"},
+                "httpGet": {"path": "/live", "port": "admin-http"},
                 "initialDelaySeconds": 10,
                 "periodSeconds": 10,
                 "failureThreshold": 3,
             },
-            // 503 until the first sync is in force; the health listener
-            // answers only /ready and /live.
+            // 503 until the first sync is in force (the admin server).
             "readinessProbe": {
-                "httpGet": {"path": "/ready", "port": "health-http"},
+                "httpGet": {"path": "/ready", "port": "admin-http"},
                 "periodSeconds": 5,
                 "failureThreshold": 3,
             },
@@ -152,11 +157,11 @@ fn pod_spec(opts: &Options) -> Value {
                 "capabilities": {"drop": ["ALL"]},
             },
             "volumeMounts": [
-                {"name": "identity", "mountPath": IDENTITY_DIR, "readOnly": true},
+                {"name": "identity", "mountPath": IDENTITY_DIR},
                 {"name": "state", "mountPath": STATE_DIR},
             ],
         }],
-        "volumes": [identity_volume(opts), {"name": "state", "emptyDir": {}}],
+        "volumes": [identity_volume(), {"name": "state", "emptyDir": {}}],
     });
     if opts.ha {
         spec["affinity"] = json!({"podAntiAffinity": {
