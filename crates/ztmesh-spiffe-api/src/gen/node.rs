@@ -8,7 +8,8 @@ pub struct CertifyWorkloadRequest {
     /// spiffe://TRUST_DOMAIN/ns/NS/sa/SA
     #[prost(string, tag = "2")]
     pub spiffe_id: ::prost::alloc::string::String,
-    /// DER PKCS#10 request naming the identity (DNS and URI SANs).
+    /// DER PKCS#10 request naming the identity as one DNS SAN, as Certify wants it;
+    /// the certificate carries the DNS and the spiffe:// URI SANs.
     #[prost(bytes = "vec", tag = "3")]
     pub certificate_signing_request: ::prost::alloc::vec::Vec<u8>,
 }
