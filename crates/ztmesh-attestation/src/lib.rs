@@ -14,10 +14,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod certify;
 pub mod node_token;
 pub mod resource;
 pub mod selector;
 
+pub use self::certify::{NodeCertifyError, NodeCertifyRequest, certify_for_node};
 pub use self::node_token::{NodeTokenError, NodeTokenSigner, NodeTokenVerifier};
 pub use self::resource::{Attestations, ResourceError, WorkloadIdentity};
 pub use self::selector::{Caller, Selector, SelectorError};
