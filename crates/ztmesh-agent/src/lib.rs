@@ -1,0 +1,21 @@
+//! `ztmesh agent`: the SPIFFE Workload API for the processes of one node.
+//!
+//! Layout: [`peer`] turns a Unix-socket connection into a
+//! [`ztmesh_attestation::Caller`] (SO_PEERCRED through tokio, then
+//! `/proc/PID/exe` and `/proc/PID/cgroup`); [`svids`] keeps one X.509-SVID
+//! per identity, obtained from the controller's `NodeIdentity` service
+//! with the node token and renewed at two thirds of its lifetime, and
+//! publishes each through a watch channel, with the bundle; [`jwt`] signs
+//! and validates JWT-SVIDs with the agent's ES256 key and serves its JWKS;
+//! [`workload_api`] is the tonic service, which checks the
+//! `workload.spiffe.io` header, attests the caller against the
+//! WorkloadAttestation resources (re-read at each call) and streams; [`agent`]
+//! binds the socket and runs it all from an [`AgentConfig`].
+
+pub mod agent;
+pub mod jwt;
+pub mod peer;
+pub mod svids;
+pub mod workload_api;
+
+pub use self::agent::{Agent, AgentConfig, AgentError};
