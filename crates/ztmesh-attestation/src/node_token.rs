@@ -219,11 +219,8 @@ mod tests {
         let v = signer.verifier();
         // (token, at) -> result
         let expired_at = now + 2 * hour;
-        let table: Vec<(
-            &[u8],
-            SystemTime,
-            Result<String, fn(&NodeTokenError) -> bool>,
-        )> = vec![
+        type Check = fn(&NodeTokenError) -> bool;
+        let table: Vec<(&[u8], SystemTime, Result<String, Check>)> = vec![
             (good.as_bytes(), now, Ok("node-a".into())),
             (b"", now, Err(|e| *e == NodeTokenError::Missing)),
             (
