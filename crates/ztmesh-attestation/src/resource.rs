@@ -256,5 +256,4 @@ impl Attestations {
 }
 
 #[cfg(test)]
-#[path = "resource_tests.rs"]
 mod tests;
