@@ -4,7 +4,8 @@
 //! JWT-SVIDs that validate; a call without the security header is
 //! InvalidArgument; an unattested caller is PermissionDenied with its
 //! credentials named; an identity the controller does not assign to the
-//! node is refused by the controller, whatever the agent's resources say.
+//! node is refused by the controller, whatever the agent's resources say;
+//! an open FetchX509SVID stream receives the renewed SVID before expiry.
 
 use hyper_util::rt::TokioIo;
 use std::path::PathBuf;
@@ -69,6 +70,10 @@ struct Setup {
 }
 
 async fn setup(agent_text: &str, controller_text: &str) -> Setup {
+    setup_with_ttl(agent_text, controller_text, Duration::from_secs(3600)).await
+}
+
+async fn setup_with_ttl(agent_text: &str, controller_text: &str, leaf_ttl: Duration) -> Setup {
     let pki = TestPki::new();
     let tmp = tempfile::tempdir().expect("tempdir");
     let controller_resources = tmp.path().join("controller.yaml");
@@ -78,6 +83,7 @@ async fn setup(agent_text: &str, controller_text: &str) -> Setup {
     let controller = ztmesh_controller::Builder::new(pki.dir())
         .identity_addr("127.0.0.1:0".parse().expect("addr"))
         .workload_attestations(&controller_resources)
+        .identity_ttl(leaf_ttl)
         .spawn()
         .await
         .expect("controller starts");
@@ -318,5 +324,49 @@ async fn controller_refuses_identities_not_assigned_to_the_node() {
             .contains("node \"node-a\" may not be issued spiffe://cluster.local/ns/demo/sa/admin"),
         "{err:?}"
     );
+    s.agent.shutdown().await.expect("agent stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_push_the_renewed_svid_before_expiry() {
+    let web = resource("web", "demo", "web", "node-a", &me());
+    // 3s leaves: the agent renews at two thirds, about 2s in.
+    let s = setup_with_ttl(&web, &web, Duration::from_secs(3)).await;
+    let mut c = client(s.agent.socket().to_path_buf()).await;
+    let mut stream = c
+        .fetch_x509svid(with_header(X509svidRequest {}))
+        .await
+        .expect("X.509-SVID stream")
+        .into_inner();
+    let first = stream.message().await.expect("message").expect("one");
+    let first_leaf = split_der(&first.svids[0].x509_svid).remove(0);
+    let not_after = |der: &[u8]| {
+        x509_parser::parse_x509_certificate(der)
+            .expect("leaf")
+            .1
+            .validity()
+            .not_after
+            .timestamp()
+    };
+    let second = tokio::time::timeout(DEADLINE, stream.message())
+        .await
+        .expect("a renewed SVID within the deadline")
+        .expect("message")
+        .expect("stream open");
+    let second_leaf = split_der(&second.svids[0].x509_svid).remove(0);
+    assert_ne!(second_leaf, first_leaf, "a new certificate");
+    assert_ne!(
+        second.svids[0].x509_svid_key, first.svids[0].x509_svid_key,
+        "a new key"
+    );
+    assert_eq!(second.svids[0].spiffe_id, first.svids[0].spiffe_id);
+    // Pushed before the first one expired.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    assert!(now <= not_after(&first_leaf), "renewed only after expiry");
+    assert!(not_after(&second_leaf) >= not_after(&first_leaf));
+    drop(stream);
     s.agent.shutdown().await.expect("agent stops");
 }
