@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UnixListener;
 use tokio::sync::watch;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::UnixListenerStream;
 use ztmesh_attestation::{Attestations, ResourceError};
 use ztmesh_identity::TrustDomain;
@@ -118,9 +119,13 @@ impl Agent {
         let task = tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(api.into_server())
-                .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
+                .serve_with_incoming_shutdown(
+                    UnixListenerStream::new(listener)
+                        .map(|conn| conn.map(crate::authority::AuthorityFix::new)),
+                    async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    },
+                )
                 .await?;
             Ok(())
         });

@@ -17,21 +17,6 @@ import grpc
 from cryptography.hazmat.primitives.serialization import Encoding
 from spiffe import JwtSvid, TrustDomain, WorkloadApiClient
 
-# gRPC's C core (Python, C++, Ruby) sends a unix: target's path,
-# percent-encoded, as the HTTP/2 :authority; the Rust HTTP/2 stack (h2)
-# refuses a `%` outside userinfo as a malformed authority and resets the
-# stream. Go and Rust clients send "localhost". Until the agent accepts
-# such an authority, this client names one, as they do.
-_insecure_channel = grpc.insecure_channel
-
-
-def _channel_with_authority(target, options=None, *args, **kwargs):
-    options = list(options or []) + [("grpc.default_authority", "localhost")]
-    return _insecure_channel(target, options, *args, **kwargs)
-
-
-grpc.insecure_channel = _channel_with_authority
-
 
 def pem(certs):
     return b"".join(c.public_bytes(Encoding.PEM) for c in certs)
