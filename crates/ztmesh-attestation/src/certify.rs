@@ -78,3 +78,104 @@ pub fn certify_for_node(
     let csr = ztmesh_identity::csr::validate(req.csr, &identity)?;
     Ok((node, ca.issue(&identity, csr.public_key(), now)?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NodeTokenSigner;
+    use std::time::Duration;
+    use ztmesh_test_support::{TestPki, csr_for};
+
+    const RESOURCE: &str = "apiVersion: ztmesh.io/v1alpha1\nkind: WorkloadAttestation\nmetadata: {name: web}\nspec: {namespace: demo, serviceAccount: web, nodes: [node-a], selectors: [unix:uid:1000]}\n";
+
+    #[test]
+    fn refusals_and_issuance() {
+        let pki = TestPki::new();
+        let ca = pki.ca(Duration::from_secs(3600));
+        let signer = NodeTokenSigner::from_pem(
+            &std::fs::read(pki.dir().join("token.key")).expect("token.key"),
+            "token.key",
+        )
+        .expect("signer");
+        let now = SystemTime::now();
+        let hour = Duration::from_secs(3600);
+        let node_a = signer.sign("node-a", hour, now).expect("token");
+        let node_b = signer.sign("node-b", hour, now).expect("token");
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let good = tmp.path().join("good.yaml");
+        std::fs::write(&good, RESOURCE).expect("write");
+        let bad = tmp.path().join("bad.yaml");
+        std::fs::write(&bad, RESOURCE.replace("unix:uid:1000", "unix:uid:x")).expect("write");
+        let web = "spiffe://cluster.local/ns/demo/sa/web";
+        let (_, web_csr) = csr_for(&pki.identity("demo", "web").to_string());
+        let (_, other_csr) = csr_for(&pki.identity("demo", "other").to_string());
+        type Check = fn(&NodeCertifyError) -> bool;
+        // (token, spiffe id, csr, resources) -> outcome
+        let table: Vec<(&str, &str, &[u8], &Path, Option<Check>)> = vec![
+            (&node_a, web, &web_csr, &good, None),
+            (
+                "",
+                web,
+                &web_csr,
+                &good,
+                Some(|e| matches!(e, NodeCertifyError::Unauthenticated(_))),
+            ),
+            (
+                &node_b,
+                web,
+                &web_csr,
+                &good,
+                Some(|e| matches!(e, NodeCertifyError::NotAssigned { .. })),
+            ),
+            (
+                &node_a,
+                "spiffe://other.org/ns/demo/sa/web",
+                &web_csr,
+                &good,
+                Some(|e| matches!(e, NodeCertifyError::BadIdentity { .. })),
+            ),
+            (
+                &node_a,
+                "demo/web",
+                &web_csr,
+                &good,
+                Some(|e| matches!(e, NodeCertifyError::BadIdentity { .. })),
+            ),
+            (
+                &node_a,
+                web,
+                &other_csr,
+                &good,
+                Some(|e| matches!(e, NodeCertifyError::BadCsr(_))),
+            ),
+            (
+                &node_a,
+                web,
+                &web_csr,
+                &bad,
+                Some(|e| matches!(e, NodeCertifyError::Attestations(_))),
+            ),
+        ];
+        for (i, (token, id, csr, resources, want)) in table.into_iter().enumerate() {
+            let got = certify_for_node(
+                NodeCertifyRequest {
+                    node_token: token.as_bytes(),
+                    spiffe_id: id,
+                    csr,
+                },
+                &signer.verifier(),
+                resources,
+                &ca,
+                now,
+            );
+            match (got, want) {
+                (Ok((node, issued)), None) => {
+                    assert_eq!(node, "node-a", "row {i}");
+                    assert!(!issued.leaf.is_empty(), "row {i}");
+                }
+                (Err(e), Some(check)) => assert!(check(&e), "row {i}: {e}"),
+                (got, _) => panic!("row {i}: unexpected {:?}", got.map(|(n, _)| n)),
+            }
+        }
+    }
+}
