@@ -1,7 +1,7 @@
 //! Running the agent: binds the Workload API socket, connects to the
 //! controller, and serves until stopped.
 
-use crate::jwt::{JwtAuthority, JwtError};
+use crate::jwt::JwtSource;
 use crate::svids::Svids;
 use crate::workload_api::WorkloadApi;
 use std::path::{Path, PathBuf};
@@ -33,8 +33,6 @@ pub struct AgentConfig {
     /// WorkloadAttestation resources (file or directory), read at each call.
     pub attestations: PathBuf,
     pub trust: TrustDomain,
-    /// Lifetime of JWT-SVIDs.
-    pub jwt_ttl: Duration,
     /// Where /proc is (tests may point elsewhere).
     pub proc_root: PathBuf,
 }
@@ -54,8 +52,6 @@ pub enum AgentError {
     Anchors(#[from] rustls::Error),
     #[error("the controller's address: {0}")]
     Controller(#[from] ClientError),
-    #[error(transparent)]
-    Jwt(#[from] JwtError),
     #[error("serving the Workload API")]
     Serve(#[from] tonic::transport::Error),
 }
@@ -100,13 +96,14 @@ impl Agent {
             server_name: cfg.controller_name.clone(),
             roots: Some(Arc::new(roots)),
         })?;
+        let node_token: Arc<str> = cfg.node_token.trim().into();
+        let jwt = Arc::new(JwtSource::new(channel.clone(), node_token.clone()));
         let svids = Svids::new(
             channel,
-            cfg.node_token.clone(),
+            node_token,
             cfg.trust.clone(),
             cfg.trust_anchors.clone(),
         );
-        let jwt = Arc::new(JwtAuthority::generate(cfg.trust.domain(), cfg.jwt_ttl)?);
         let api = WorkloadApi {
             svids,
             jwt,

@@ -1,160 +1,100 @@
-//! JWT-SVIDs: ES256 tokens whose subject is the caller's SPIFFE ID.
-//!
-//! The agent signs them with its own P-256 key, made at start and never
-//! written to disk; its public half is the trust domain's JWT bundle the
-//! agent serves (a JWKS whose key has a `kid` and `use: jwt-svid`, as the
-//! SPIFFE JWT bundle format says). A verifier elsewhere (Vault, a gateway)
-//! trusts that bundle. [`JwtAuthority::validate`] checks the signature, the
-//! expiry and the audience, for ValidateJWTSVID.
+//! JWT-SVIDs through the controller: the agent asks `NodeIdentity` to mint
+//! them (the controller's key signs; the node holds none) and keeps the
+//! trust domain's JWT bundle, fetched at first use and again when a token
+//! names a key it does not hold, to validate tokens locally.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use tonic::Status;
+use tonic::transport::Channel;
+use ztmesh_attestation::{JwtBundle, JwtError};
+use ztmesh_spiffe_api::node::node_identity_client::NodeIdentityClient;
+use ztmesh_spiffe_api::node::{GetJwtBundleRequest, MintJwtSvidRequest};
 
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum JwtError {
-    #[error("making the JWT signing key: {0}")]
-    Key(String),
-    #[error("signing the JWT-SVID: {0}")]
-    Sign(String),
-    #[error("at least one audience is required")]
-    NoAudience,
-    #[error("the JWT-SVID is not valid: {0}")]
-    Invalid(String),
-    #[error("the JWT-SVID's key id {0:?} is not in this trust domain's JWT bundle")]
-    UnknownKey(Option<String>),
-    #[error("the JWT-SVID's subject {0:?} is not a SPIFFE ID of trust domain {1:?}")]
-    ForeignSubject(String, String),
+/// The trust domain's JWT bundle as the controller serves it.
+pub struct Bundle {
+    pub trust_domain: String,
+    pub jwks: Vec<u8>,
+    parsed: JwtBundle,
 }
 
-#[derive(Serialize)]
-struct Claims<'a> {
-    sub: &'a str,
-    aud: &'a [String],
-    iat: u64,
-    exp: u64,
+pub struct JwtSource {
+    client: NodeIdentityClient<Channel>,
+    node_token: Arc<str>,
+    bundle: Mutex<Option<Arc<Bundle>>>,
 }
 
-#[derive(Deserialize)]
-struct Subject {
-    sub: String,
+/// A controller refusal as the workload sees it: the code, with the
+/// controller's reason.
+fn from_controller(s: Status) -> Status {
+    Status::new(s.code(), format!("the controller refused: {}", s.message()))
 }
 
-pub struct JwtAuthority {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    kid: String,
-    jwks: Vec<u8>,
-    trust_domain: String,
-    ttl: Duration,
-}
-
-impl JwtAuthority {
-    /// A new key for `trust_domain`, signing tokens valid for `ttl`.
-    pub fn generate(trust_domain: &str, ttl: Duration) -> Result<Self, JwtError> {
-        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-            .map_err(|e| JwtError::Key(e.to_string()))?;
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
-            .map_err(|e| JwtError::Key(e.to_string()))?;
-        // The uncompressed point: 0x04 || X || Y.
-        let point = pair.public_key().as_ref().to_vec();
-        if point.len() != 65 || point[0] != 4 {
-            return Err(JwtError::Key("unexpected public key encoding".into()));
+impl JwtSource {
+    pub fn new(channel: Channel, node_token: Arc<str>) -> Self {
+        Self {
+            client: NodeIdentityClient::new(channel),
+            node_token,
+            bundle: Mutex::new(None),
         }
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &point);
-        let kid = B64.encode(&digest.as_ref()[..16]);
-        let jwks = serde_json::json!({
-            "keys": [{
-                "kty": "EC",
-                "crv": "P-256",
-                "x": B64.encode(&point[1..33]),
-                "y": B64.encode(&point[33..]),
-                "kid": kid,
-                "use": "jwt-svid",
-            }]
+    }
+
+    pub async fn mint(&self, spiffe_id: &str, audience: &[String]) -> Result<String, Status> {
+        let resp = self
+            .client
+            .clone()
+            .mint_jwt_svid(MintJwtSvidRequest {
+                node_token: self.node_token.as_bytes().to_vec(),
+                spiffe_id: spiffe_id.into(),
+                audience: audience.to_vec(),
+            })
+            .await
+            .map_err(from_controller)?;
+        Ok(resp.into_inner().token)
+    }
+
+    /// The bundle, from the cache unless `refresh`.
+    pub async fn bundle(&self, refresh: bool) -> Result<Arc<Bundle>, Status> {
+        let cached = self.bundle.lock().expect("bundle lock").clone();
+        if let (false, Some(b)) = (refresh, cached) {
+            return Ok(b);
+        }
+        let resp = self
+            .client
+            .clone()
+            .get_jwt_bundle(GetJwtBundleRequest {
+                node_token: self.node_token.as_bytes().to_vec(),
+            })
+            .await
+            .map_err(from_controller)?
+            .into_inner();
+        let parsed = JwtBundle::from_jwks(&resp.trust_domain, &resp.jwks)
+            .map_err(|e| Status::unavailable(format!("the controller's JWT bundle: {e}")))?;
+        let bundle = Arc::new(Bundle {
+            trust_domain: resp.trust_domain,
+            jwks: resp.jwks,
+            parsed,
         });
-        Ok(Self {
-            encoding: EncodingKey::from_ec_der(pkcs8.as_ref()),
-            decoding: DecodingKey::from_ec_der(&point),
-            kid,
-            jwks: serde_json::to_vec(&jwks).map_err(|e| JwtError::Key(e.to_string()))?,
-            trust_domain: trust_domain.into(),
-            ttl,
-        })
+        *self.bundle.lock().expect("bundle lock") = Some(bundle.clone());
+        Ok(bundle)
     }
 
-    /// The JWKS document of the trust domain's JWT bundle.
-    pub fn jwks(&self) -> &[u8] {
-        &self.jwks
-    }
-
-    pub fn trust_domain(&self) -> &str {
-        &self.trust_domain
-    }
-
-    /// A JWT-SVID for `spiffe_id` and `audience`, issued at `now`.
-    pub fn sign(
-        &self,
-        spiffe_id: &str,
-        audience: &[String],
-        now: SystemTime,
-    ) -> Result<String, JwtError> {
-        if audience.is_empty() || audience.iter().any(|a| a.is_empty()) {
-            return Err(JwtError::NoAudience);
-        }
-        let iat = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(self.kid.clone());
-        header.typ = Some("JWT".into());
-        jsonwebtoken::encode(
-            &header,
-            &Claims {
-                sub: spiffe_id,
-                aud: audience,
-                iat,
-                exp: iat + self.ttl.as_secs(),
-            },
-            &self.encoding,
-        )
-        .map_err(|e| JwtError::Sign(e.to_string()))
-    }
-
-    /// Validates `token` for `audience`: the SPIFFE ID and every claim.
-    pub fn validate(
+    /// Validates `token` for `audience` against the bundle (fetched again
+    /// once if the token names an unknown key).
+    pub async fn validate(
         &self,
         token: &str,
         audience: &str,
-    ) -> Result<(String, serde_json::Map<String, serde_json::Value>), JwtError> {
-        if audience.is_empty() {
-            return Err(JwtError::NoAudience);
+    ) -> Result<(String, serde_json::Map<String, serde_json::Value>), Status> {
+        let invalid = |e: JwtError| Status::invalid_argument(e.to_string());
+        match self.bundle(false).await?.parsed.validate(token, audience) {
+            Err(JwtError::UnknownKey(_)) => self
+                .bundle(true)
+                .await?
+                .parsed
+                .validate(token, audience)
+                .map_err(invalid),
+            other => other.map_err(invalid),
         }
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|e| JwtError::Invalid(e.to_string()))?;
-        if header.kid.as_deref() != Some(self.kid.as_str()) {
-            return Err(JwtError::UnknownKey(header.kid));
-        }
-        let mut v = Validation::new(Algorithm::ES256);
-        v.set_audience(&[audience]);
-        v.required_spec_claims = ["exp", "aud", "sub"].map(String::from).into();
-        v.leeway = 0;
-        let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
-            token,
-            &self.decoding,
-            &v,
-        )
-        .map_err(|e| JwtError::Invalid(e.to_string()))?;
-        let Subject { sub } =
-            serde_json::from_value(serde_json::Value::Object(data.claims.clone()))
-                .map_err(|e| JwtError::Invalid(e.to_string()))?;
-        let prefix = format!("spiffe://{}/", self.trust_domain);
-        if !sub.starts_with(&prefix) {
-            return Err(JwtError::ForeignSubject(sub, self.trust_domain.clone()));
-        }
-        Ok((sub, data.claims))
     }
 }
 
@@ -186,61 +126,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sign_and_validate() {
-        let a = JwtAuthority::generate("cluster.local", Duration::from_secs(300)).expect("key");
-        let b = JwtAuthority::generate("cluster.local", Duration::from_secs(300)).expect("key");
-        let id = "spiffe://cluster.local/ns/demo/sa/web";
-        let now = SystemTime::now();
-        let aud = vec!["vault".to_string(), "gw".to_string()];
-        let token = a.sign(id, &aud, now).expect("sign");
-        let expired = a
-            .sign(id, &aud, now - Duration::from_secs(600))
-            .expect("sign");
-        let foreign = a
-            .sign("spiffe://other.org/ns/demo/sa/web", &aud, now)
-            .expect("sign");
-        let from_b = b.sign(id, &aud, now).expect("sign");
-        // (token, audience) -> subject or error check
-        type Check = fn(&JwtError) -> bool;
-        let table: Vec<(&str, &str, Result<&str, Check>)> = vec![
-            (&token, "vault", Ok(id)),
-            (&token, "gw", Ok(id)),
-            (&token, "other", Err(|e| matches!(e, JwtError::Invalid(_)))),
-            (&token, "", Err(|e| *e == JwtError::NoAudience)),
-            (
-                &expired,
-                "vault",
-                Err(|e| matches!(e, JwtError::Invalid(_))),
-            ),
-            (
-                &foreign,
-                "vault",
-                Err(|e| matches!(e, JwtError::ForeignSubject(..))),
-            ),
-            (
-                &from_b,
-                "vault",
-                Err(|e| matches!(e, JwtError::UnknownKey(_))),
-            ),
-            (
-                "not.a.jwt",
-                "vault",
-                Err(|e| matches!(e, JwtError::Invalid(_))),
-            ),
-        ];
-        for (i, (t, audience, want)) in table.into_iter().enumerate() {
-            match (a.validate(t, audience), want) {
-                (Ok((sub, claims)), Ok(want)) => {
-                    assert_eq!(sub, want, "row {i}");
-                    assert!(claims.contains_key("exp"), "row {i}");
-                }
-                (Err(e), Err(check)) => assert!(check(&e), "row {i}: {e}"),
-                (got, _) => panic!("row {i}: unexpected {got:?}"),
-            }
-        }
-        assert_eq!(a.sign(id, &[], now), Err(JwtError::NoAudience));
-        let jwks: serde_json::Value = serde_json::from_slice(a.jwks()).expect("json");
-        assert_eq!(jwks["keys"][0]["use"], "jwt-svid");
-        assert_eq!(jwks["keys"][0]["kty"], "EC");
+    fn claims_become_a_struct() {
+        let json: serde_json::Value = serde_json::json!({
+            "sub": "spiffe://cluster.local/ns/demo/sa/web",
+            "aud": ["vault"],
+            "exp": 5,
+            "x": {"y": null, "z": true},
+        });
+        let serde_json::Value::Object(map) = json else {
+            unreachable!()
+        };
+        let s = to_struct(map);
+        use prost_types::value::Kind;
+        assert_eq!(
+            s.fields["sub"].kind,
+            Some(Kind::StringValue(
+                "spiffe://cluster.local/ns/demo/sa/web".into()
+            ))
+        );
+        assert_eq!(s.fields["exp"].kind, Some(Kind::NumberValue(5.0)));
+        let Some(Kind::ListValue(aud)) = &s.fields["aud"].kind else {
+            panic!("aud is a list")
+        };
+        assert_eq!(aud.values[0].kind, Some(Kind::StringValue("vault".into())));
+        let Some(Kind::StructValue(x)) = &s.fields["x"].kind else {
+            panic!("x is a struct")
+        };
+        assert_eq!(x.fields["y"].kind, Some(Kind::NullValue(0)));
+        assert_eq!(x.fields["z"].kind, Some(Kind::BoolValue(true)));
     }
 }

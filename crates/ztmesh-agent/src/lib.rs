@@ -5,8 +5,9 @@
 //! `/proc/PID/exe` and `/proc/PID/cgroup`); [`svids`] keeps one X.509-SVID
 //! per identity, obtained from the controller's `NodeIdentity` service
 //! with the node token and renewed at two thirds of its lifetime, and
-//! publishes each through a watch channel, with the bundle; [`jwt`] signs
-//! and validates JWT-SVIDs with the agent's ES256 key and serves its JWKS;
+//! publishes each through a watch channel, with the bundle; [`jwt`] gets
+//! JWT-SVIDs and the JWT bundle from the controller (which signs them: no
+//! signing key is on the node) and validates tokens against that bundle;
 //! [`workload_api`] is the tonic service, which checks the
 //! `workload.spiffe.io` header, attests the caller against the
 //! WorkloadAttestation resources (re-read at each call) and streams; [`agent`]

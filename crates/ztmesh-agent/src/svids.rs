@@ -69,13 +69,13 @@ impl Drop for Svids {
 impl Svids {
     pub fn new(
         channel: Channel,
-        node_token: String,
+        node_token: Arc<str>,
         trust: TrustDomain,
         anchors: Vec<Vec<u8>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             client: NodeIdentityClient::new(channel),
-            node_token: node_token.trim().into(),
+            node_token,
             trust,
             slots: Mutex::new(HashMap::new()),
             bundle: watch::channel(Arc::new(anchors)).0,

@@ -7,7 +7,7 @@
 //! with PermissionDenied naming its credentials. Streams send at once and
 //! again whenever an SVID is renewed or the bundle changes.
 
-use crate::jwt::JwtAuthority;
+use crate::jwt::JwtSource;
 use crate::svids::{Bundle, SlotState, Svids};
 use futures::FutureExt;
 use std::path::PathBuf;
@@ -31,7 +31,7 @@ type Streamed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static
 
 pub struct WorkloadApi {
     pub(crate) svids: Arc<Svids>,
-    pub(crate) jwt: Arc<JwtAuthority>,
+    pub(crate) jwt: Arc<JwtSource>,
     pub(crate) attestations: PathBuf,
     pub(crate) node: String,
     pub(crate) proc_root: PathBuf,
@@ -183,13 +183,9 @@ impl SpiffeWorkloadApi for WorkloadApi {
             }
             spiffe_ids = vec![req.spiffe_id];
         }
-        let now = std::time::SystemTime::now();
         let mut svids = Vec::new();
         for id in spiffe_ids {
-            let token = self
-                .jwt
-                .sign(&id, &req.audience, now)
-                .map_err(|e| Status::internal(e.to_string()))?;
+            let token = self.jwt.mint(&id, &req.audience).await?;
             svids.push(Jwtsvid {
                 spiffe_id: id,
                 svid: token,
@@ -204,17 +200,14 @@ impl SpiffeWorkloadApi for WorkloadApi {
         req: Request<JwtBundlesRequest>,
     ) -> Result<Response<Self::FetchJWTBundlesStream>, Status> {
         self.attest(&req)?;
+        let bundle = self.jwt.bundle(true).await?;
         let resp = JwtBundlesResponse {
-            bundles: [(
-                self.jwt.trust_domain().to_string(),
-                self.jwt.jwks().to_vec(),
-            )]
-            .into(),
+            bundles: [(bundle.trust_domain.clone(), bundle.jwks.clone())].into(),
         };
         let (tx, rx) = mpsc::channel(1);
         tokio::spawn(async move {
-            // The key lives as long as the agent: one answer, then the
-            // stream stays open until the caller leaves.
+            // The controller's key does not change while it runs: one
+            // answer, then the stream stays open until the caller leaves.
             if tx.send(Ok(resp)).await.is_ok() {
                 tx.closed().await;
             }
@@ -234,10 +227,7 @@ impl SpiffeWorkloadApi for WorkloadApi {
         if req.svid.is_empty() {
             return Err(Status::invalid_argument("svid must be specified"));
         }
-        let (spiffe_id, claims) = self
-            .jwt
-            .validate(&req.svid, &req.audience)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let (spiffe_id, claims) = self.jwt.validate(&req.svid, &req.audience).await?;
         Ok(Response::new(ValidateJwtsvidResponse {
             spiffe_id,
             claims: Some(crate::jwt::to_struct(claims)),

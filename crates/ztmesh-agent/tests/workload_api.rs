@@ -1,7 +1,7 @@
 //! The agent in process against an in-process controller, over a real Unix
 //! socket: an attested caller gets an X.509-SVID that is the workload's
 //! mesh certificate (DNS and spiffe:// SANs, chaining to the anchors) and
-//! JWT-SVIDs that validate; a call without the security header is
+//! JWT-SVIDs the controller signed, that validate; a call without the security header is
 //! InvalidArgument; an unattested caller is PermissionDenied with its
 //! credentials named; an identity the controller does not assign to the
 //! node is refused by the controller, whatever the agent's resources say;
@@ -113,7 +113,7 @@ async fn setup_with_ttl(agent_text: &str, controller_text: &str, leaf_ttl: Durat
         trust_anchors: anchors,
         attestations: agent_resources.clone(),
         trust: pki.trust_domain().clone(),
-        jwt_ttl: Duration::from_secs(300),
+
         proc_root: "/proc".into(),
     })
     .await
@@ -270,9 +270,17 @@ async fn attested_caller_gets_svids_and_others_are_refused() {
         .await
         .expect("message")
         .expect("one");
-    let jwks: serde_json::Value =
-        serde_json::from_slice(&jwks.bundles["cluster.local"]).expect("JWKS JSON");
-    assert_eq!(jwks["keys"][0]["kty"], "EC");
+    // The controller's key signed it: the bundle is jwt-svid.key's public half.
+    let controller_key = ztmesh_attestation::JwtSigner::load_or_create(
+        &s.pki.dir().join(ztmesh_attestation::jwt_svid::KEY_FILE),
+        Duration::from_secs(60),
+    )
+    .expect("the controller made its JWT-SVID key");
+    assert_eq!(jwks.bundles["cluster.local"], controller_key.jwks());
+    ztmesh_attestation::JwtBundle::from_jwks("cluster.local", &jwks.bundles["cluster.local"])
+        .expect("JWKS")
+        .validate(&jwt.svids[0].svid, "vault")
+        .expect("validates against the served bundle");
 
     // Unattested: the resources now select another uid (read at each call).
     std::fs::write(
@@ -324,6 +332,15 @@ async fn controller_refuses_identities_not_assigned_to_the_node() {
             .contains("node \"node-a\" may not be issued spiffe://cluster.local/ns/demo/sa/admin"),
         "{err:?}"
     );
+    let err = c
+        .fetch_jwtsvid(with_header(JwtsvidRequest {
+            audience: vec!["vault".into()],
+            spiffe_id: String::new(),
+        }))
+        .await
+        .expect_err("refused by the controller");
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert!(err.message().contains("may not be issued"), "{err:?}");
     s.agent.shutdown().await.expect("agent stops");
 }
 

@@ -1,16 +1,18 @@
 //! The controller's half of node certification, transport-free: a node
 //! proves itself with its token, names the identity it wants by SPIFFE ID,
-//! and gets a leaf only if a WorkloadAttestation assigns that identity to
-//! that node. The CA, the CSR checks and the certificate are the identity
+//! and gets a leaf ([`certify_for_node`]) or a JWT-SVID
+//! ([`mint_jwt_for_node`]) only if a WorkloadAttestation assigns that
+//! identity to that node. The CA, the CSR checks and the certificate are the identity
 //! service's, so a workload's SVID is the certificate its proxy would get.
 
+use crate::jwt_svid::{JwtError, JwtSigner};
 use crate::node_token::{NodeTokenError, NodeTokenVerifier};
 use crate::resource::{Attestations, ResourceError, WorkloadIdentity};
 use std::path::Path;
 use std::time::SystemTime;
 use ztmesh_identity::ca::CaError;
 use ztmesh_identity::csr::CsrError;
-use ztmesh_identity::{Ca, IssuedCertificate, NameError};
+use ztmesh_identity::{Ca, IdentityName, IssuedCertificate, NameError, TrustDomain};
 
 pub struct NodeCertifyRequest<'a> {
     pub node_token: &'a [u8],
@@ -34,37 +36,37 @@ pub enum NodeCertifyError {
     BadCsr(#[from] CsrError),
     #[error(transparent)]
     Ca(#[from] CaError),
+    #[error(transparent)]
+    Jwt(#[from] JwtError),
 }
 
-/// Certifies `req` with `ca`, if the resources at `attestations` (read now,
-/// so edits apply to the next request) assign the identity to the node.
-pub fn certify_for_node(
-    req: NodeCertifyRequest<'_>,
+/// The node `node_token` proves and the identity `spiffe_id` names, if
+/// the resources at `attestations` (read now, so edits apply to the next
+/// request) assign that identity to that node.
+fn authorize(
+    node_token: &[u8],
+    spiffe_id: &str,
     verifier: &NodeTokenVerifier,
     attestations: &Path,
-    ca: &Ca,
+    trust: &TrustDomain,
     now: SystemTime,
-) -> Result<(String, IssuedCertificate), NodeCertifyError> {
-    let node = verifier.verify(req.node_token, now)?;
-    let identity = ztmesh_identity::IdentityName::parse_spiffe(
-        req.spiffe_id,
-        ca.trust_domain().control_plane_ns(),
-    )
-    .and_then(|id| {
-        if id.trust_domain() == ca.trust_domain() {
-            Ok(id)
-        } else {
-            Err(NameError::NotASpiffeId(format!(
-                "{} (this controller's trust domain is {})",
-                req.spiffe_id,
-                ca.trust_domain().domain()
-            )))
-        }
-    })
-    .map_err(|error| NodeCertifyError::BadIdentity {
-        spiffe_id: req.spiffe_id.into(),
-        error,
-    })?;
+) -> Result<(String, IdentityName), NodeCertifyError> {
+    let node = verifier.verify(node_token, now)?;
+    let identity = IdentityName::parse_spiffe(spiffe_id, trust.control_plane_ns())
+        .and_then(|id| {
+            if id.trust_domain() == trust {
+                Ok(id)
+            } else {
+                Err(NameError::NotASpiffeId(format!(
+                    "{spiffe_id} (this controller's trust domain is {})",
+                    trust.domain()
+                )))
+            }
+        })
+        .map_err(|error| NodeCertifyError::BadIdentity {
+            spiffe_id: spiffe_id.into(),
+            error,
+        })?;
     let wanted = WorkloadIdentity {
         namespace: identity.namespace().into(),
         service_account: identity.service_account().into(),
@@ -72,11 +74,46 @@ pub fn certify_for_node(
     if !Attestations::load(attestations)?.node_may_have(&node, &wanted) {
         return Err(NodeCertifyError::NotAssigned {
             node,
-            identity: req.spiffe_id.into(),
+            identity: spiffe_id.into(),
         });
     }
+    Ok((node, identity))
+}
+
+/// Certifies `req` with `ca`, if the node may have the identity.
+pub fn certify_for_node(
+    req: NodeCertifyRequest<'_>,
+    verifier: &NodeTokenVerifier,
+    attestations: &Path,
+    ca: &Ca,
+    now: SystemTime,
+) -> Result<(String, IssuedCertificate), NodeCertifyError> {
+    let (node, identity) = authorize(
+        req.node_token,
+        req.spiffe_id,
+        verifier,
+        attestations,
+        ca.trust_domain(),
+        now,
+    )?;
     let csr = ztmesh_identity::csr::validate(req.csr, &identity)?;
     Ok((node, ca.issue(&identity, csr.public_key(), now)?))
+}
+
+/// A JWT-SVID for `spiffe_id` and `audience`, if the node may have the identity.
+#[allow(clippy::too_many_arguments)]
+pub fn mint_jwt_for_node(
+    node_token: &[u8],
+    spiffe_id: &str,
+    audience: &[String],
+    verifier: &NodeTokenVerifier,
+    attestations: &Path,
+    trust: &TrustDomain,
+    signer: &JwtSigner,
+    now: SystemTime,
+) -> Result<(String, String), NodeCertifyError> {
+    let (node, identity) = authorize(node_token, spiffe_id, verifier, attestations, trust, now)?;
+    Ok((node, signer.sign(&identity.spiffe_id(), audience, now)?))
 }
 
 #[cfg(test)]

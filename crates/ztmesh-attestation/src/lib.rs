@@ -10,16 +10,22 @@
 //! node gets ([`resource::Attestations::identities_for`]) and whether a
 //! node may be issued an identity
 //! ([`resource::Attestations::node_may_have`]); [`node_token`] signs and
-//! verifies the node tokens the agent authenticates with.
+//! verifies the node tokens the agent authenticates with; [`jwt_svid`]
+//! signs JWT-SVIDs (the controller) and validates them against a JWT
+//! bundle (the agent); [`certify`] is the controller's decision for both.
 
 #![forbid(unsafe_code)]
 
 pub mod certify;
+pub mod jwt_svid;
 pub mod node_token;
 pub mod resource;
 pub mod selector;
 
-pub use self::certify::{NodeCertifyError, NodeCertifyRequest, certify_for_node};
+pub use self::certify::{
+    NodeCertifyError, NodeCertifyRequest, certify_for_node, mint_jwt_for_node,
+};
+pub use self::jwt_svid::{JwtBundle, JwtError, JwtSigner};
 pub use self::node_token::{NodeTokenError, NodeTokenSigner, NodeTokenVerifier};
 pub use self::resource::{Attestations, ResourceError, WorkloadIdentity};
 pub use self::selector::{Caller, Selector, SelectorError};

@@ -16,11 +16,15 @@ use std::time::{Duration, SystemTime};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use ztmesh_attestation::NodeTokenSigner;
+use ztmesh_attestation::{JwtSigner, NodeTokenSigner};
+
 use ztmesh_identity::TrustDomain;
 use ztmesh_identity::token::TokenSigner;
 use ztmesh_policy::{ClusterInfo, DefaultPolicy};
 use ztmesh_resources::bounds::Limits;
+
+/// Lifetime of the JWT-SVIDs the controller signs for `ztmesh agent`.
+const JWT_SVID_TTL: Duration = Duration::from_secs(5 * 60);
 
 /// A future that completes when the controller shuts down.
 pub type ShutdownSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -112,7 +116,9 @@ impl Builder {
 
     /// Serve `ztmesh.node.v1.NodeIdentity` (SVIDs for `ztmesh agent`) on
     /// the identity listener, authorized by the WorkloadAttestation
-    /// resources in this file or directory (read at each request).
+    /// resources in this file or directory (read at each request); JWT-SVIDs
+    /// are signed with `jwt-svid.key` in the identity directory, made at
+    /// the first start.
     pub fn workload_attestations(mut self, path: impl Into<PathBuf>) -> Self {
         self.workload_attestations = Some(path.into());
         self
@@ -224,6 +230,12 @@ impl Builder {
                 ca.clone(),
                 NodeTokenSigner::from_pem(&pem, &token_key.display().to_string())?.verifier(),
                 path.clone(),
+                Arc::new(JwtSigner::load_or_create(
+                    &self
+                        .identity_dir
+                        .join(ztmesh_attestation::jwt_svid::KEY_FILE),
+                    JWT_SVID_TTL,
+                )?),
             )),
             None => None,
         };

@@ -1,38 +1,48 @@
-//! `ztmesh.node.v1.NodeIdentity/CertifyWorkload`: the controller signs
-//! X.509-SVIDs for `ztmesh agent`, authenticated by a node token and
-//! authorized by the WorkloadAttestation resources
-//! ([`ztmesh_attestation::certify_for_node`]); the issuer's key stays here.
+//! `ztmesh.node.v1.NodeIdentity`: the controller signs X.509-SVIDs
+//! (CertifyWorkload) and JWT-SVIDs (MintJwtSvid) for `ztmesh agent`,
+//! authenticated by a node token and authorized by the WorkloadAttestation
+//! resources ([`ztmesh_attestation::certify_for_node`],
+//! [`ztmesh_attestation::mint_jwt_for_node`]), and serves the JWT bundle
+//! (GetJwtBundle); the signing keys stay here.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
-use ztmesh_attestation::{NodeCertifyError, NodeCertifyRequest, NodeTokenVerifier};
+use ztmesh_attestation::{
+    JwtError, JwtSigner, NodeCertifyError, NodeCertifyRequest, NodeTokenVerifier,
+};
 use ztmesh_identity::Ca;
 use ztmesh_identity::ca::CaError;
 use ztmesh_spiffe_api::node::node_identity_server::{NodeIdentity, NodeIdentityServer};
-use ztmesh_spiffe_api::node::{CertifyWorkloadRequest, CertifyWorkloadResponse};
+use ztmesh_spiffe_api::node::{
+    CertifyWorkloadRequest, CertifyWorkloadResponse, GetJwtBundleRequest, GetJwtBundleResponse,
+    MintJwtSvidRequest, MintJwtSvidResponse,
+};
 
 pub struct NodeIdentityService {
     ca: watch::Receiver<Arc<Ca>>,
     verifier: NodeTokenVerifier,
     attestations: PathBuf,
+    jwt: Arc<JwtSigner>,
 }
 
 impl NodeIdentityService {
     /// Serves with the current CA of `ca`, node tokens checked by
     /// `verifier`, and the WorkloadAttestation resources at `attestations`
-    /// (a file or directory, read at each request).
+    /// (a file or directory, read at each request), JWT-SVIDs signed by `jwt`.
     pub fn new(
         ca: watch::Receiver<Arc<Ca>>,
         verifier: NodeTokenVerifier,
         attestations: PathBuf,
+        jwt: Arc<JwtSigner>,
     ) -> Self {
         Self {
             ca,
             verifier,
             attestations,
+            jwt,
         }
     }
 
@@ -84,12 +94,54 @@ impl NodeIdentity for NodeIdentityService {
                         .collect(),
                 }))
             }
-            Err(error) => {
-                let status = status_for(&error);
-                tracing::warn!(spiffe_id = %req.spiffe_id, code = ?status.code(), %error, "refused workload certificate");
-                Err(status)
-            }
+            Err(error) => Err(self.refused(&req.spiffe_id, error)),
         }
+    }
+
+    async fn mint_jwt_svid(
+        &self,
+        req: Request<MintJwtSvidRequest>,
+    ) -> Result<Response<MintJwtSvidResponse>, Status> {
+        let req = req.into_inner();
+        let ca = self.ca.borrow().clone();
+        match ztmesh_attestation::mint_jwt_for_node(
+            &req.node_token,
+            &req.spiffe_id,
+            &req.audience,
+            &self.verifier,
+            &self.attestations,
+            ca.trust_domain(),
+            &self.jwt,
+            SystemTime::now(),
+        ) {
+            Ok((node, token)) => {
+                tracing::info!(%node, spiffe_id = %req.spiffe_id, audience = ?req.audience, "issued JWT-SVID to node");
+                Ok(Response::new(MintJwtSvidResponse { token }))
+            }
+            Err(error) => Err(self.refused(&req.spiffe_id, error)),
+        }
+    }
+
+    async fn get_jwt_bundle(
+        &self,
+        req: Request<GetJwtBundleRequest>,
+    ) -> Result<Response<GetJwtBundleResponse>, Status> {
+        let req = req.into_inner();
+        self.verifier
+            .verify(&req.node_token, SystemTime::now())
+            .map_err(|e| self.refused("", e.into()))?;
+        Ok(Response::new(GetJwtBundleResponse {
+            trust_domain: self.ca.borrow().trust_domain().domain().to_string(),
+            jwks: self.jwt.jwks().to_vec(),
+        }))
+    }
+}
+
+impl NodeIdentityService {
+    fn refused(&self, spiffe_id: &str, error: NodeCertifyError) -> Status {
+        let status = status_for(&error);
+        tracing::warn!(%spiffe_id, code = ?status.code(), %error, "refused a node's request");
+        status
     }
 }
 
@@ -106,5 +158,7 @@ pub fn status_for(error: &NodeCertifyError) -> Status {
         NodeCertifyError::Ca(CaError::IssuerExpired(_)) => Status::unavailable(msg),
         NodeCertifyError::Ca(CaError::WrongTrustDomain { .. }) => Status::invalid_argument(msg),
         NodeCertifyError::Ca(CaError::Sign(_)) => Status::internal(msg),
+        NodeCertifyError::Jwt(JwtError::NoAudience) => Status::invalid_argument(msg),
+        NodeCertifyError::Jwt(_) => Status::internal(msg),
     }
 }

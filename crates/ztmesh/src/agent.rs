@@ -4,7 +4,6 @@
 
 use anyhow::Context;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// `ztmesh agent --help`'s text after the flags.
 pub(crate) const HELP: &str = "\
@@ -28,8 +27,9 @@ A caller that matches none is refused (PermissionDenied, naming its
 credentials). X.509-SVIDs come from the controller's NodeIdentity service (run
 it with `ztmesh controller --workload-attestations PATH`; it signs only the
 identities its own resources assign to this node), authenticated by the node
-token of `ztmesh token create --node NAME`. JWT-SVIDs are signed with the
-agent's own ES256 key, published as the JWT bundle.";
+token of `ztmesh token create --node NAME`; so do JWT-SVIDs (ES256, 5 minutes,
+signed with the controller's jwt-svid.key, whose public half is the JWT bundle
+served here): no signing key is on the node.";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -66,9 +66,6 @@ pub struct Args {
     /// The control plane's namespace (the DNS form of identities names it).
     #[arg(long, default_value = "linkerd")]
     control_plane_namespace: String,
-    /// Lifetime of JWT-SVIDs.
-    #[arg(long, default_value = "5m", value_parser = crate::flags::duration)]
-    jwt_ttl: Duration,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -96,7 +93,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         trust_anchors: anchors,
         attestations: args.attestations,
         trust,
-        jwt_ttl: args.jwt_ttl,
         proc_root: "/proc".into(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -29,6 +29,39 @@ pub struct CertifyWorkloadResponse {
     #[prost(bytes = "vec", repeated, tag = "4")]
     pub trust_anchors: ::prost::alloc::vec::Vec<::prost::alloc::vec::Vec<u8>>,
 }
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct MintJwtSvidRequest {
+    #[prost(bytes = "vec", tag = "1")]
+    pub node_token: ::prost::alloc::vec::Vec<u8>,
+    /// spiffe://TRUST_DOMAIN/ns/NS/sa/SA
+    #[prost(string, tag = "2")]
+    pub spiffe_id: ::prost::alloc::string::String,
+    #[prost(string, repeated, tag = "3")]
+    pub audience: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct MintJwtSvidResponse {
+    #[prost(string, tag = "1")]
+    pub token: ::prost::alloc::string::String,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetJwtBundleRequest {
+    #[prost(bytes = "vec", tag = "1")]
+    pub node_token: ::prost::alloc::vec::Vec<u8>,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetJwtBundleResponse {
+    /// The trust domain name.
+    #[prost(string, tag = "1")]
+    pub trust_domain: ::prost::alloc::string::String,
+    /// A JWKS document (RFC 7517), each key with a "kid".
+    #[prost(bytes = "vec", tag = "2")]
+    pub jwks: ::prost::alloc::vec::Vec<u8>,
+}
 /// Generated client implementations.
 #[cfg(feature = "client")]
 pub mod node_identity_client {
@@ -147,6 +180,56 @@ pub mod node_identity_client {
                 );
             self.inner.unary(req, path, codec).await
         }
+        /// A JWT-SVID signed by the controller's JWT-SVID key.
+        pub async fn mint_jwt_svid(
+            &mut self,
+            request: impl tonic::IntoRequest<super::MintJwtSvidRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::MintJwtSvidResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/ztmesh.node.v1.NodeIdentity/MintJwtSvid",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("ztmesh.node.v1.NodeIdentity", "MintJwtSvid"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// The trust domain's JWT bundle: the public keys of JWT-SVIDs.
+        pub async fn get_jwt_bundle(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetJwtBundleRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetJwtBundleResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/ztmesh.node.v1.NodeIdentity/GetJwtBundle",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("ztmesh.node.v1.NodeIdentity", "GetJwtBundle"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -168,6 +251,22 @@ pub mod node_identity_server {
             request: tonic::Request<super::CertifyWorkloadRequest>,
         ) -> std::result::Result<
             tonic::Response<super::CertifyWorkloadResponse>,
+            tonic::Status,
+        >;
+        /// A JWT-SVID signed by the controller's JWT-SVID key.
+        async fn mint_jwt_svid(
+            &self,
+            request: tonic::Request<super::MintJwtSvidRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::MintJwtSvidResponse>,
+            tonic::Status,
+        >;
+        /// The trust domain's JWT bundle: the public keys of JWT-SVIDs.
+        async fn get_jwt_bundle(
+            &self,
+            request: tonic::Request<super::GetJwtBundleRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetJwtBundleResponse>,
             tonic::Status,
         >;
     }
@@ -277,6 +376,96 @@ pub mod node_identity_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = CertifyWorkloadSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/ztmesh.node.v1.NodeIdentity/MintJwtSvid" => {
+                    #[allow(non_camel_case_types)]
+                    struct MintJwtSvidSvc<T: NodeIdentity>(pub Arc<T>);
+                    impl<
+                        T: NodeIdentity,
+                    > tonic::server::UnaryService<super::MintJwtSvidRequest>
+                    for MintJwtSvidSvc<T> {
+                        type Response = super::MintJwtSvidResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::MintJwtSvidRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as NodeIdentity>::mint_jwt_svid(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = MintJwtSvidSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/ztmesh.node.v1.NodeIdentity/GetJwtBundle" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetJwtBundleSvc<T: NodeIdentity>(pub Arc<T>);
+                    impl<
+                        T: NodeIdentity,
+                    > tonic::server::UnaryService<super::GetJwtBundleRequest>
+                    for GetJwtBundleSvc<T> {
+                        type Response = super::GetJwtBundleResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetJwtBundleRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as NodeIdentity>::get_jwt_bundle(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetJwtBundleSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
