@@ -2,6 +2,7 @@
 //! controller, and serves until stopped.
 
 use crate::jwt::JwtSource;
+use crate::node_token::{NodeToken, NodeTokenReadError};
 use crate::svids::Svids;
 use crate::workload_api::WorkloadApi;
 use std::path::{Path, PathBuf};
@@ -23,7 +24,7 @@ pub struct AgentConfig {
     /// This node's name, as the node token and the resources name it.
     pub node: String,
     /// The node token (`ztmesh token create --node NAME`).
-    pub node_token: String,
+    pub node_token: NodeToken,
     /// The controller's identity service, `host:port`.
     pub controller_addr: String,
     /// The identity the controller's identity service proves over TLS.
@@ -48,6 +49,8 @@ pub enum AgentError {
     },
     #[error("{} exists and is not a socket; refusing to replace it", .0.display())]
     NotASocket(PathBuf),
+    #[error(transparent)]
+    NodeToken(#[from] NodeTokenReadError),
     #[error("the trust anchors: {0}")]
     Anchors(#[from] rustls::Error),
     #[error("the controller's address: {0}")]
@@ -96,7 +99,8 @@ impl Agent {
             server_name: cfg.controller_name.clone(),
             roots: Some(Arc::new(roots)),
         })?;
-        let node_token: Arc<str> = cfg.node_token.trim().into();
+        let node_token = cfg.node_token.clone();
+        node_token.read()?;
         let jwt = Arc::new(JwtSource::new(channel.clone(), node_token.clone()));
         let svids = Svids::new(
             channel,

@@ -3,6 +3,7 @@
 //! trust domain's JWT bundle, fetched at first use and again when a token
 //! names a key it does not hold, to validate tokens locally.
 
+use crate::node_token::NodeToken;
 use std::sync::{Arc, Mutex};
 use tonic::Status;
 use tonic::transport::Channel;
@@ -19,7 +20,7 @@ pub struct Bundle {
 
 pub struct JwtSource {
     client: NodeIdentityClient<Channel>,
-    node_token: Arc<str>,
+    node_token: NodeToken,
     bundle: Mutex<Option<Arc<Bundle>>>,
 }
 
@@ -30,7 +31,7 @@ fn from_controller(s: Status) -> Status {
 }
 
 impl JwtSource {
-    pub fn new(channel: Channel, node_token: Arc<str>) -> Self {
+    pub fn new(channel: Channel, node_token: NodeToken) -> Self {
         Self {
             client: NodeIdentityClient::new(channel),
             node_token,
@@ -38,12 +39,18 @@ impl JwtSource {
         }
     }
 
+    fn token(&self) -> Result<Vec<u8>, Status> {
+        self.node_token
+            .read()
+            .map_err(|e| Status::unavailable(e.to_string()))
+    }
+
     pub async fn mint(&self, spiffe_id: &str, audience: &[String]) -> Result<String, Status> {
         let resp = self
             .client
             .clone()
             .mint_jwt_svid(MintJwtSvidRequest {
-                node_token: self.node_token.as_bytes().to_vec(),
+                node_token: self.token()?,
                 spiffe_id: spiffe_id.into(),
                 audience: audience.to_vec(),
             })
@@ -62,7 +69,7 @@ impl JwtSource {
             .client
             .clone()
             .get_jwt_bundle(GetJwtBundleRequest {
-                node_token: self.node_token.as_bytes().to_vec(),
+                node_token: self.token()?,
             })
             .await
             .map_err(from_controller)?

@@ -11,14 +11,17 @@
 //! [`workload_api`] is the tonic service, which checks the
 //! `workload.spiffe.io` header, attests the caller against the
 //! WorkloadAttestation resources (re-read at each call) and streams; [`agent`]
-//! binds the socket and runs it all from an [`AgentConfig`]; [`authority`]
+//! binds the socket and runs it all from an [`AgentConfig`] ([`node_token`]:
+//! the token, re-read from its file at each use); [`authority`]
 //! lets gRPC C-core clients (py-spiffe) in, whose `:authority` h2 refuses.
 
 pub mod agent;
 pub mod authority;
 pub mod jwt;
+pub mod node_token;
 pub mod peer;
 pub mod svids;
 pub mod workload_api;
 
 pub use self::agent::{Agent, AgentConfig, AgentError};
+pub use self::node_token::NodeToken;

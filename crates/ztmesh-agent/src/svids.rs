@@ -10,6 +10,7 @@
 //! bundle starts from the anchors file and follows the anchors the
 //! controller returns.
 
+use crate::node_token::NodeToken;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -43,6 +44,8 @@ pub enum CertifyError {
     Csr(#[from] rcgen::Error),
     #[error("the controller refused: {}: {}", .0.code(), .0.message())]
     Refused(#[from] tonic::Status),
+    #[error(transparent)]
+    NodeToken(#[from] crate::node_token::NodeTokenReadError),
     #[error("the identity is invalid: {0}")]
     BadIdentity(ztmesh_identity::NameError),
     #[error("the controller answered without a certificate")]
@@ -51,7 +54,7 @@ pub enum CertifyError {
 
 pub struct Svids {
     client: NodeIdentityClient<Channel>,
-    node_token: Arc<str>,
+    node_token: NodeToken,
     trust: TrustDomain,
     slots: Mutex<HashMap<WorkloadIdentity, watch::Sender<SlotState>>>,
     bundle: watch::Sender<Bundle>,
@@ -69,7 +72,7 @@ impl Drop for Svids {
 impl Svids {
     pub fn new(
         channel: Channel,
-        node_token: Arc<str>,
+        node_token: NodeToken,
         trust: TrustDomain,
         anchors: Vec<Vec<u8>>,
     ) -> Arc<Self> {
@@ -131,7 +134,7 @@ impl Svids {
             .client
             .clone()
             .certify_workload(CertifyWorkloadRequest {
-                node_token: self.node_token.as_bytes().to_vec(),
+                node_token: self.node_token.read()?,
                 spiffe_id: spiffe_id.clone(),
                 certificate_signing_request: csr.der().to_vec(),
             })

@@ -107,7 +107,7 @@ async fn setup_with_ttl(agent_text: &str, controller_text: &str, leaf_ttl: Durat
     let agent = Agent::spawn(AgentConfig {
         socket: tmp.path().join("agent.sock"),
         node: "node-a".into(),
-        node_token,
+        node_token: ztmesh_agent::NodeToken::Value(node_token.into()),
         controller_addr: controller.addrs().identity.to_string(),
         controller_name: controller.identity_name().to_string(),
         trust_anchors: anchors,

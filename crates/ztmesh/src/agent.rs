@@ -43,7 +43,8 @@ pub struct Args {
     /// This node's name, as the node token and the resources' `nodes` name it.
     #[arg(long, env = "ZTMESH_NODE_NAME")]
     node: String,
-    /// File holding the node token (`ztmesh token create --node NAME`).
+    /// File holding the node token (`ztmesh token create --node NAME`),
+    /// read at each request to the controller: replace it to rotate.
     #[arg(long, env = "ZTMESH_AGENT_NODE_TOKEN_FILE")]
     node_token_file: PathBuf,
     /// The WorkloadAttestation resources: a YAML file or a directory of them.
@@ -71,8 +72,6 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let trust =
         ztmesh_identity::TrustDomain::new(&args.control_plane_namespace, &args.trust_domain)?;
-    let node_token = std::fs::read_to_string(&args.node_token_file)
-        .with_context(|| format!("reading the node token {}", args.node_token_file.display()))?;
     let pem = std::fs::read(&args.trust_anchors)
         .with_context(|| format!("reading {}", args.trust_anchors.display()))?;
     let anchors =
@@ -87,7 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let config = ztmesh_agent::AgentConfig {
         socket: args.socket,
         node: args.node,
-        node_token,
+        node_token: ztmesh_agent::NodeToken::File(args.node_token_file),
         controller_addr: args.controller_addr,
         controller_name: controller_name.to_string(),
         trust_anchors: anchors,
