@@ -1,10 +1,9 @@
 //! The controller's admin server: `GET /metrics` (Prometheus text, from
 //! the registry the builder was given: the Kubernetes store's metrics),
-//! `GET /ready` (200 once the indexes are in force, else 503). Plain
+//! `GET /ready` (200 once the indexes are in force, else 503), `GET /live`. Plain
 //! HTTP/1.1, meant for a loopback or pod-local address; it stops with
 //! the controller.
 
-use crate::builder::ShutdownSignal;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -14,7 +13,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     registry: Arc<Registry>,
     ready: watch::Receiver<bool>,
-    stopped: ShutdownSignal,
+    stopped: impl std::future::Future<Output = ()> + Send,
 ) {
     tokio::pin!(stopped);
     loop {

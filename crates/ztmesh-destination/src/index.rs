@@ -514,3 +514,62 @@ fn response_match(m: &sp::ResponseMatch) -> ResponseMatch {
         ResponseMatch::All(all)
     }
 }
+
+/// EndpointSlices ([`slices`]): on Kubernetes, Services' endpoints.
+impl Index {
+    /// From now on, Services' endpoints come from EndpointSlices
+    /// ([`Index::apply_endpoint_slice`]) instead of their selectors.
+    pub fn use_endpoint_slices(&mut self) {
+        if !self.slices.enabled {
+            self.slices.enabled = true;
+            let namespaces: std::collections::BTreeSet<String> =
+                self.services.keys().map(|(ns, _)| ns.clone()).collect();
+            for ns in namespaces {
+                self.reindex(&ns);
+            }
+        }
+    }
+
+    /// Adds or replaces an EndpointSlice (deleted with
+    /// [`Index::delete`] of kind `EndpointSlice`).
+    pub fn apply_endpoint_slice(&mut self, slice: &EndpointSlice) {
+        if let Some(ns) = self.slices.apply(slice) {
+            self.reindex(&ns);
+        }
+    }
+
+    fn slice_endpoints(
+        &self,
+        set: &mut crate::model::EndpointSet,
+        ns: &str,
+        name: &str,
+        port: u16,
+        svc: &ServiceInfo,
+    ) {
+        let workload = |kind: &str, wl: &str| {
+            let kind = match kind {
+                "Pod" => "pod",
+                "ExternalWorkload" => "external_workload",
+                _ => return None,
+            };
+            self.workloads.get(&(ns.to_string(), wl.to_string(), kind))
+        };
+        for (addr, wl) in self.slices.endpoints(ns, name, port, workload) {
+            let endpoint = match wl {
+                Some(wl) => {
+                    let opaque =
+                        svc.opaque_ports.contains(&port) || wl.opaque_ports.contains(&addr.port());
+                    endpoint(wl, addr, opaque)
+                }
+                None => crate::model::Endpoint {
+                    addr,
+                    tls: None,
+                    h2: false,
+                    opaque_transport_port: None,
+                    labels: BTreeMap::from([("namespace".into(), ns.to_string())]),
+                },
+            };
+            set.endpoints.insert(addr, endpoint);
+        }
+    }
+}

@@ -3,7 +3,8 @@
 //! The manifests directory has no slices: there, a Service's endpoints
 //! are its selector over the Pods (the parent module). A store that
 //! watches EndpointSlices (the Kubernetes store) turns this mode on with
-//! [`Index::use_endpoint_slices`](super::Index::use_endpoint_slices); from
+//! `Index::use_endpoint_slices` (in the parent module, which also
+//! turns the endpoints found here into the model's); from
 //! then on a Service port's endpoints are the ready endpoints of the
 //! slices labelled `kubernetes.io/service-name=<service>`, on the slice
 //! port named as the Service port (the API server's controller resolves
@@ -17,7 +18,6 @@
 //! no such writer, so the index does its part (an address in both counts
 //! once).
 
-use super::WorkloadInfo;
 pub use k8s_openapi::api::discovery::v1::EndpointSlice;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -47,7 +47,7 @@ pub(super) struct Slices {
 }
 
 impl Slices {
-    fn apply(&mut self, slice: &EndpointSlice) -> Option<String> {
+    pub(super) fn apply(&mut self, slice: &EndpointSlice) -> Option<String> {
         let meta = &slice.metadata;
         let ns = meta.namespace.clone().unwrap_or_default();
         let name = meta.name.clone().unwrap_or_default();
@@ -118,14 +118,15 @@ impl Slices {
         self.port_names.remove(&(ns.to_string(), name.to_string()));
     }
 
-    /// The endpoints of `ns/service:port`: (address, its workload if known).
-    pub(super) fn endpoints<'a>(
+    /// The endpoints of `ns/service:port`: (address, its workload if
+    /// `workload` knows the endpoint's target (kind, name)).
+    pub(super) fn endpoints<'a, W>(
         &self,
         ns: &str,
         service: &str,
         port: u16,
-        workload: impl Fn(&str, &str) -> Option<&'a WorkloadInfo>,
-    ) -> Vec<(std::net::SocketAddr, Option<&'a WorkloadInfo>)> {
+        workload: impl Fn(&str, &str) -> Option<&'a W>,
+    ) -> Vec<(std::net::SocketAddr, Option<&'a W>)> {
         let Some(port_name) = self
             .port_names
             .get(&(ns.to_string(), service.to_string()))
@@ -151,64 +152,6 @@ impl Slices {
             }
         }
         out
-    }
-}
-
-impl super::Index {
-    /// From now on, Services' endpoints come from EndpointSlices
-    /// ([`Index::apply_endpoint_slice`]) instead of their selectors.
-    pub fn use_endpoint_slices(&mut self) {
-        if !self.slices.enabled {
-            self.slices.enabled = true;
-            let namespaces: std::collections::BTreeSet<String> =
-                self.services.keys().map(|(ns, _)| ns.clone()).collect();
-            for ns in namespaces {
-                self.reindex(&ns);
-            }
-        }
-    }
-
-    /// Adds or replaces an EndpointSlice (deleted with
-    /// [`Index::delete`] of kind `EndpointSlice`).
-    pub fn apply_endpoint_slice(&mut self, slice: &EndpointSlice) {
-        if let Some(ns) = self.slices.apply(slice) {
-            self.reindex(&ns);
-        }
-    }
-
-    pub(super) fn slice_endpoints(
-        &self,
-        set: &mut crate::model::EndpointSet,
-        ns: &str,
-        name: &str,
-        port: u16,
-        svc: &super::ServiceInfo,
-    ) {
-        let workload = |kind: &str, wl: &str| {
-            let kind = match kind {
-                "Pod" => "pod",
-                "ExternalWorkload" => "external_workload",
-                _ => return None,
-            };
-            self.workloads.get(&(ns.to_string(), wl.to_string(), kind))
-        };
-        for (addr, wl) in self.slices.endpoints(ns, name, port, workload) {
-            let endpoint = match wl {
-                Some(wl) => {
-                    let opaque =
-                        svc.opaque_ports.contains(&port) || wl.opaque_ports.contains(&addr.port());
-                    super::endpoint(wl, addr, opaque)
-                }
-                None => crate::model::Endpoint {
-                    addr,
-                    tls: None,
-                    h2: false,
-                    opaque_transport_port: None,
-                    labels: BTreeMap::from([("namespace".into(), ns.to_string())]),
-                },
-            };
-            set.endpoints.insert(addr, endpoint);
-        }
     }
 }
 
