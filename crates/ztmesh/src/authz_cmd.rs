@@ -45,7 +45,20 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (ns, name) = crate::resource::workload_arg(&args.workload, args.namespace.as_deref())?;
     let ns = ns.unwrap_or_else(|| crate::resource::DEFAULT_NAMESPACE.into());
-    let servers: Vec<(u16, proto::Server)> = match &args.manifests {
+    // Without --port, the manifests the controller reads (its context file
+    // records them) give the workload's declared ports.
+    let manifests = args.manifests.clone().or_else(|| {
+        args.ports
+            .is_empty()
+            .then(|| {
+                crate::mesh_context::context_manifests(
+                    &args.controller,
+                    &crate::mesh_context::ProcessEnv,
+                )
+            })
+            .flatten()
+    });
+    let servers: Vec<(u16, proto::Server)> = match &manifests {
         Some(dir) => from_manifests(dir, &ns, &name, &args.ports)?,
         None => {
             if args.ports.is_empty() {

@@ -199,6 +199,15 @@ async fn diagnose(args: &PolicyArgs) -> Result<bool, BadQuestion> {
             )
         }
         Asked::Workload(ns, name) => {
+            // The manifests the controller reads (from its context file).
+            if manifests.is_none()
+                && let Some(dir) = crate::mesh_context::context_manifests(
+                    &args.controller,
+                    &crate::mesh_context::ProcessEnv,
+                )
+            {
+                manifests = Some(policy_index(&dir).map_err(bad)?);
+            }
             let Some((index, known)) = &manifests else {
                 return Err(bad(anyhow::anyhow!(
                     "--from {:?} names a workload: pass --manifests, or give its identity",

@@ -160,6 +160,20 @@ impl ControllerArg {
     }
 }
 
+/// The manifests directory the controller `controller` resolves to reads,
+/// when the context file describes that controller and records one.
+pub(crate) fn context_manifests(controller: &ControllerArg, env: &dyn Env) -> Option<PathBuf> {
+    let found = controller.resolve(env).ok()?;
+    let context = match found.context {
+        Some(context) => context,
+        None => load(env)
+            .ok()
+            .flatten()
+            .filter(|c| c.viz.to_string() == found.viz)?,
+    };
+    context.manifests
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +244,23 @@ mod tests {
         };
         let got = flag.resolve(&env).unwrap();
         assert_eq!((got.viz.as_str(), got.context), ("10.1.1.1:9", None));
+
+        // The manifests the context records, for the controller it describes.
+        assert_eq!(context_manifests(&none, &env), None);
+        save(
+            &env,
+            &MeshContext {
+                manifests: Some("/tmp/m".into()),
+                ..context()
+            },
+        )
+        .unwrap();
+        assert_eq!(context_manifests(&none, &env), Some("/tmp/m".into()));
+        let same = ControllerArg {
+            controller: Some("127.0.0.1:18084".into()),
+        };
+        assert_eq!(context_manifests(&same, &env), Some("/tmp/m".into()));
+        assert_eq!(context_manifests(&flag, &env), None);
 
         std::fs::write(&file, "{not json").unwrap();
         let err = none.resolve(&env).unwrap_err().to_string();
