@@ -143,23 +143,14 @@ pub(crate) fn edges(
     by_ip: &BTreeMap<String, String>,
     by_identity: &BTreeMap<String, String>,
 ) -> BTreeMap<Edge, f64> {
-    let used: Vec<&BTreeMap<String, String>> = samples
-        .iter()
-        .filter(|s| {
-            (s.name == "tcp_read_bytes_total" || s.name == "tcp_open_connections") && s.value > 0.0
-        })
-        .map(|s| &s.labels)
-        .collect();
+    let used = crate::viz::routes::with_traffic(samples);
     let mut out = BTreeMap::new();
     for s in samples {
         if !(s.name == "request_total" || s.name == "tcp_open_total") || s.value <= 0.0 {
             continue;
         }
         let reason = label(s, "no_tls_reason").map(String::from);
-        if reason.as_deref() == Some("no_client_certificate")
-            && s.name == "tcp_open_total"
-            && !used.contains(&&s.labels)
-        {
+        if crate::viz::routes::handshake_only(s, &used) {
             continue;
         }
         let peer_of =

@@ -178,10 +178,11 @@ pub fn edges(
         .collect();
     let opens = || {
         names.iter().zip(scraped).flat_map(|(n, s)| {
-            s.as_deref()
-                .unwrap_or_default()
+            let samples = s.as_deref().unwrap_or_default();
+            let used = with_traffic(samples);
+            samples
                 .iter()
-                .filter(|s| s.name == "tcp_open_total")
+                .filter(move |s| s.name == "tcp_open_total" && !handshake_only(s, &used))
                 .map(move |s| (n, s))
         })
     };
@@ -252,6 +253,29 @@ pub fn edges(
         e.dst_identity = e.dst_identity.take().or(dst_id);
     }
     merged.into_values().collect()
+}
+
+/// The label sets of connection series that carried data or are still
+/// open (see [`handshake_only`]).
+pub(crate) fn with_traffic(samples: &[Sample]) -> Vec<&BTreeMap<String, String>> {
+    samples
+        .iter()
+        .filter(|s| {
+            (s.name == "tcp_read_bytes_total" || s.name == "tcp_open_connections") && s.value > 0.0
+        })
+        .map(|s| &s.labels)
+        .collect()
+}
+
+/// A `tcp_open_total` series of TLS connections without a client
+/// certificate that carried nothing and are closed: handshakes only, as
+/// `ztmesh check` (and the viz API's `/compliance`) makes when it reads a
+/// proxy's certificate chain. Not an edge; a real client's connections
+/// carry data or stay open.
+pub(crate) fn handshake_only(s: &Sample, with_traffic: &[&BTreeMap<String, String>]) -> bool {
+    s.name == "tcp_open_total"
+        && s.labels.get("no_tls_reason").map(String::as_str) == Some("no_client_certificate")
+        && !with_traffic.contains(&&s.labels)
 }
 
 /// The edges table (header first); `wide` adds both sides' identities.
@@ -373,7 +397,16 @@ mod tests {
                 ),
             ]),
         ];
+        let probe = [
+            ("direction", "inbound"),
+            ("target_addr", "10.0.0.3:80"),
+            ("tls", "no_identity"),
+            ("no_tls_reason", "no_client_certificate"),
+        ];
         let db = vec![
+            // `ztmesh check` read db's chain: a handshake, no data, closed.
+            open(&probe),
+            sample("tcp_read_bytes_total", &probe, 0.0),
             // api -> db, seen by db: api's identity follows no name.
             open(&[
                 ("direction", "inbound"),
