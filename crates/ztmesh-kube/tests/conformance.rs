@@ -31,13 +31,11 @@ fn kube_translation() {
 }
 
 #[test]
+#[ignore = "needs a real API server: ZTMESH_TEST_KUBECONFIG (scripts/test-kube)"]
 fn kube_api_server() {
-    let Some(kubeconfig) = std::env::var_os("ZTMESH_TEST_KUBECONFIG") else {
-        eprintln!(
-            "kube_api_server: ZTMESH_TEST_KUBECONFIG is not set; not run (scripts/test-kube runs it)"
-        );
-        return;
-    };
+    let kubeconfig = std::env::var_os("ZTMESH_TEST_KUBECONFIG").expect(
+        "ZTMESH_TEST_KUBECONFIG names a disposable cluster's kubeconfig (scripts/test-kube)",
+    );
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let mut store = stores::ApiServer::start(kubeconfig.into()).await;

@@ -27,11 +27,11 @@ fn kubectl(kubeconfig: &std::ffi::OsStr, args: &[&str]) -> String {
 }
 
 #[tokio::test]
+#[ignore = "needs a real API server: ZTMESH_TEST_KUBECONFIG (scripts/test-kube)"]
 async fn token_review_names_the_service_account_or_refuses() {
-    let Some(kubeconfig) = std::env::var_os("ZTMESH_TEST_KUBECONFIG") else {
-        eprintln!("ZTMESH_TEST_KUBECONFIG is not set; not run (scripts/test-kube runs it)");
-        return;
-    };
+    let kubeconfig = std::env::var_os("ZTMESH_TEST_KUBECONFIG").expect(
+        "ZTMESH_TEST_KUBECONFIG names a disposable cluster's kubeconfig (scripts/test-kube)",
+    );
     let ns = format!(
         "tr{}",
         std::time::SystemTime::now()
