@@ -7,9 +7,18 @@
 //! handshake, so a renewed certificate takes effect without rebuilding any
 //! config or dropping any connection. Peers are verified against the trust
 //! anchors and, on the client side, against the exact identity expected
-//! (the server name).
+//! (the server name). The anchors may change too: configs built over a
+//! [`Trust`] verify each new handshake against the bundle current then
+//! (see `trust`).
 
 #![forbid(unsafe_code)]
+
+mod trust;
+
+pub use trust::{IdentityVerifier, LiveClientVerifier, Trust};
+
+/// The scheme of a SPIFFE ID.
+pub const SPIFFE_SCHEME: &str = "spiffe://";
 
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -160,28 +169,64 @@ pub fn mesh_server_config(
     v: TlsVersions,
     alpn: &[&[u8]],
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider())
-        .allow_unauthenticated()
-        .build()
-        .map_err(|e| TlsError::Anchors(e.to_string()))?;
+    mesh_server_config_live(creds, Trust::new(roots)?, v, alpn)
+}
+
+/// [`mesh_server_config`] verifying clients against the bundle `trust`
+/// holds at each handshake.
+pub fn mesh_server_config_live(
+    creds: Arc<CredentialsStore>,
+    trust: Arc<Trust>,
+    v: TlsVersions,
+    alpn: &[&[u8]],
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(versions(v))?
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(LiveClientVerifier::new(trust))
         .with_cert_resolver(creds);
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
 }
 
 /// The identity a peer's leaf certificate proves: its first DNS SAN, as
-/// linkerd2-proxy takes it.
+/// linkerd2-proxy takes it, or else its SPIFFE ID (a URI SAN
+/// `spiffe://...`, as a SPIFFE Workload API's X.509-SVID carries it).
 pub fn peer_identity(leaf: &CertificateDer<'_>) -> Option<String> {
     use x509_parser::prelude::*;
     let (_, cert) = X509Certificate::from_der(leaf).ok()?;
     let san = cert.subject_alternative_name().ok()??;
-    san.value.general_names.iter().find_map(|n| match n {
-        GeneralName::DNSName(d) => Some(d.to_string()),
-        _ => None,
-    })
+    let names = &san.value.general_names;
+    names
+        .iter()
+        .find_map(|n| match n {
+            GeneralName::DNSName(d) => Some(d.to_string()),
+            _ => None,
+        })
+        .or_else(|| {
+            names.iter().find_map(|n| match n {
+                GeneralName::URI(u) if u.starts_with(SPIFFE_SCHEME) => Some(u.to_string()),
+                _ => None,
+            })
+        })
+}
+
+/// The `spiffe://` URI SANs of a certificate.
+pub fn spiffe_ids(leaf: &CertificateDer<'_>) -> Vec<String> {
+    use x509_parser::prelude::*;
+    let Ok((_, cert)) = X509Certificate::from_der(leaf) else {
+        return Vec::new();
+    };
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            GeneralName::URI(u) if u.starts_with(SPIFFE_SCHEME) => Some(u.to_string()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A client config trusting `roots`, optionally presenting `creds`.
@@ -202,62 +247,6 @@ pub fn client_config(
     Ok(Arc::new(config))
 }
 
-/// Verifies the server's chain for an expected identity, whatever SNI was
-/// sent (the endpoint's server name may differ from its identity).
-#[derive(Debug)]
-pub struct IdentityVerifier {
-    inner: Arc<rustls::client::WebPkiServerVerifier>,
-    expected: ServerName<'static>,
-}
-
-impl IdentityVerifier {
-    pub fn new(roots: Arc<rustls::RootCertStore>, expected: &str) -> Result<Arc<Self>, TlsError> {
-        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider())
-            .build()
-            .map_err(|e| TlsError::Anchors(e.to_string()))?;
-        Ok(Arc::new(Self {
-            inner,
-            expected: server_name(expected)?,
-        }))
-    }
-}
-
-impl rustls::client::danger::ServerCertVerifier for IdentityVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _sni: &ServerName<'_>,
-        ocsp: &[u8],
-        now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        self.inner
-            .verify_server_cert(end_entity, intermediates, &self.expected, ocsp, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
 /// A mesh client config for one peer: presents `creds`, sends `sni`, and
 /// accepts only a chain valid for `identity` under `roots`.
 pub fn mesh_client_config(
@@ -267,7 +256,20 @@ pub fn mesh_client_config(
     v: TlsVersions,
     alpn: &[&[u8]],
 ) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    let verifier = IdentityVerifier::new(roots, identity)?;
+    mesh_client_config_live(Trust::new(roots)?, creds, identity, v, alpn)
+}
+
+/// [`mesh_client_config`] verifying the server against the bundle `trust`
+/// holds at each handshake. A `spiffe://` identity is matched against the
+/// certificate's URI SAN, exactly.
+pub fn mesh_client_config_live(
+    trust: Arc<Trust>,
+    creds: Arc<CredentialsStore>,
+    identity: &str,
+    v: TlsVersions,
+    alpn: &[&[u8]],
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let verifier = IdentityVerifier::live(trust, identity)?;
     let mut config = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(versions(v))?
         .dangerous()
