@@ -517,10 +517,26 @@ mod tests {
         };
         let cases: [(&[&str], Option<&str>, bool); 11] = [
             (&[BOOKS], Some(BOOKS), true),
-            (&[BOOKS], Some("spiffe://cluster.local/ns/booksapp/sa/books2"), false),
-            (&[BOOKS], Some("spiffe://cluster.local/ns/booksapp/sa/book"), false),
-            (&[BOOKS], Some("spiffe://other.domain/ns/booksapp/sa/books"), false),
-            (&[BOOKS], Some("SPIFFE://cluster.local/ns/booksapp/sa/books"), false),
+            (
+                &[BOOKS],
+                Some("spiffe://cluster.local/ns/booksapp/sa/books2"),
+                false,
+            ),
+            (
+                &[BOOKS],
+                Some("spiffe://cluster.local/ns/booksapp/sa/book"),
+                false,
+            ),
+            (
+                &[BOOKS],
+                Some("spiffe://other.domain/ns/booksapp/sa/books"),
+                false,
+            ),
+            (
+                &[BOOKS],
+                Some("SPIFFE://cluster.local/ns/booksapp/sa/books"),
+                false,
+            ),
             // The same workload's DNS-form name is another identity.
             (
                 &[BOOKS],
@@ -529,7 +545,11 @@ mod tests {
             ),
             (&[BOOKS], None, false),
             // A suffix entry never matches a SPIFFE ID, whatever its tail.
-            (&["*.cluster.local/ns/booksapp/sa/books"], Some(BOOKS), false),
+            (
+                &["*.cluster.local/ns/booksapp/sa/books"],
+                Some(BOOKS),
+                false,
+            ),
             (&["*.local"], Some(BOOKS), false),
             // `*` is any authenticated identity, SPIFFE ones included.
             (&["*"], Some(BOOKS), true),
@@ -537,7 +557,9 @@ mod tests {
             (&["web.ns", BOOKS], Some(BOOKS), true),
         ];
         for (ids, client, want) in cases {
-            let got = authz(ids).first_admitting(ip, client.is_some(), client).is_some();
+            let got = authz(ids)
+                .first_admitting(ip, client.is_some(), client)
+                .is_some();
             assert_eq!(got, want, "{ids:?} vs {client:?}");
         }
     }

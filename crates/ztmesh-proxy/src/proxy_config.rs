@@ -4,8 +4,8 @@
 //! Linkerd settings that are set but not (yet) supported get one warning each.
 
 use crate::config::{ConfigError, Env, Settings};
-use crate::identity::config::IdentityMode;
 use crate::identity::config as identity_config;
+use crate::identity::config::IdentityMode;
 use crate::inbound::authorize::DefaultPolicy;
 use ipnet::IpNet;
 use std::collections::BTreeSet;

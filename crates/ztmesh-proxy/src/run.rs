@@ -120,7 +120,8 @@ async fn run(
     let (store, status, identity_metrics) = match (&config.identity, documents) {
         (IdentityMode::Certify(c), Some(documents)) => {
             let channel = control_plane(&c.svc_addr, &c.svc_name, &roots)?;
-            let client = linkerd2_proxy_api::identity::identity_client::IdentityClient::new(channel);
+            let client =
+                linkerd2_proxy_api::identity::identity_client::IdentityClient::new(channel);
             let daemon = IdentityDaemon::new(c, documents, client)?.with_trust(trust.clone());
             let handles = (daemon.store(), daemon.status(), daemon.metrics());
             tokio::spawn(daemon.run());

@@ -71,15 +71,25 @@ impl AnchorsFile {
         self.last = Some(bytes.clone());
         let certs = match ztmesh_identity::pem::certificates(&bytes, "trust anchors") {
             Ok(c) => c,
-            Err(e) => return Reload::Refused { reason: e.to_string() },
+            Err(e) => {
+                return Reload::Refused {
+                    reason: e.to_string(),
+                };
+            }
         };
         let roots = match ztmesh_tls::roots_from_pem(&bytes) {
             Ok(r) => r,
-            Err(e) => return Reload::Refused { reason: e.to_string() },
+            Err(e) => {
+                return Reload::Refused {
+                    reason: e.to_string(),
+                };
+            }
         };
         let anchors = roots.len();
         if let Err(e) = self.trust.set(roots) {
-            return Reload::Refused { reason: e.to_string() };
+            return Reload::Refused {
+                reason: e.to_string(),
+            };
         }
         self.metrics
             .set_trust_anchors(certs.iter().map(|c| c.as_ref()));

@@ -210,7 +210,9 @@ impl SpireConfig {
         {
             s.invalid(
                 id_key,
-                format!("{id:?} is not a SPIFFE ID (spiffe://TRUST_DOMAIN/PATH), which {key} requires"),
+                format!(
+                    "{id:?} is not a SPIFFE ID (spiffe://TRUST_DOMAIN/PATH), which {key} requires"
+                ),
             );
         }
         let server_name = s.required(SERVER_NAME);
@@ -291,7 +293,9 @@ mod tests {
             ("agent.sock", ok("agent.sock")),
             (
                 "unix://host/agent.sock",
-                Err(WorkloadApiAddrError::Scheme("unix://host/agent.sock".into())),
+                Err(WorkloadApiAddrError::Scheme(
+                    "unix://host/agent.sock".into(),
+                )),
             ),
             (
                 "tcp://127.0.0.1:8081",
@@ -313,7 +317,10 @@ mod tests {
             ("spiffe://cluster.local/", false),
             ("spiffe:///ns/a", false),
             ("spiffe://Cluster.local/ns/a", false),
-            ("web.ns.serviceaccount.identity.linkerd.cluster.local", false),
+            (
+                "web.ns.serviceaccount.identity.linkerd.cluster.local",
+                false,
+            ),
         ];
         for (id, want) in cases {
             assert_eq!(is_spiffe_id(id), want, "{id}");
@@ -374,7 +381,10 @@ mod tests {
         let err = read(&e).unwrap_err();
         assert_eq!(err.invalid.len(), 1, "{err}");
         assert_eq!(err.invalid[0].0, SERVER_ID);
-        let e = env(&[(SPIRE_WORKLOAD_API_ADDRESS, "/run/spire.sock"), (SERVER_ID, ID)]);
+        let e = env(&[
+            (SPIRE_WORKLOAD_API_ADDRESS, "/run/spire.sock"),
+            (SERVER_ID, ID),
+        ]);
         assert_eq!(read(&e).unwrap_err().missing, vec![SERVER_NAME]);
     }
 

@@ -107,7 +107,10 @@ pub fn verify_svid(
         None,
     )
     .map_err(VerifyError::Chain)?;
-    if !ztmesh_tls::spiffe_ids(leaf).iter().any(|id| id == spiffe_id) {
+    if !ztmesh_tls::spiffe_ids(leaf)
+        .iter()
+        .any(|id| id == spiffe_id)
+    {
         return Err(VerifyError::NotForSpiffeId {
             id: spiffe_id.into(),
             found: ztmesh_tls::spiffe_ids(leaf),

@@ -91,10 +91,7 @@ impl ClientTls {
     }
 
     /// Verifying servers against the bundle `trust` holds at each handshake.
-    pub fn live(
-        trust: Arc<ztmesh_tls::Trust>,
-        creds: Arc<ztmesh_tls::CredentialsStore>,
-    ) -> Self {
+    pub fn live(trust: Arc<ztmesh_tls::Trust>, creds: Arc<ztmesh_tls::CredentialsStore>) -> Self {
         Self {
             trust,
             creds,

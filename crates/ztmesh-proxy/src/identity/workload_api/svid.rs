@@ -173,8 +173,12 @@ impl SvidDaemon {
         let mut expires_at: Option<(Instant, SystemTime)> = None;
         loop {
             match self.follow(&mut expires_at, &mut failures).await {
-                Ok(()) => tracing::warn!(addr = %self.addr.0.display(), "the Workload API closed the SVID stream; reconnecting"),
-                Err(error) => tracing::warn!(%error, "Workload API unavailable; keeping the current SVID"),
+                Ok(()) => {
+                    tracing::warn!(addr = %self.addr.0.display(), "the Workload API closed the SVID stream; reconnecting")
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "Workload API unavailable; keeping the current SVID")
+                }
             }
             failures += 1;
             let wait = backoff(failures);

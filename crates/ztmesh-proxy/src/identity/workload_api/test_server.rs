@@ -75,8 +75,9 @@ impl tower::Service<http::Request<tonic::body::Body>> for Service {
         let api = self.0.clone();
         Box::pin(async move {
             if req.uri().path() != proto::FETCH_X509_SVID {
-                return Ok(tonic::Status::unimplemented("not served by this test server")
-                    .into_http());
+                return Ok(
+                    tonic::Status::unimplemented("not served by this test server").into_http(),
+                );
             }
             let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::default());
             Ok(grpc.server_streaming(Fetch(api), req).await)
@@ -147,9 +148,7 @@ pub fn issue_svid(
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(err)?;
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params.subject_alt_names = vec![rcgen::SanType::URI(
-        spiffe_id.try_into().map_err(err)?,
-    )];
+    params.subject_alt_names = vec![rcgen::SanType::URI(spiffe_id.try_into().map_err(err)?)];
     params.extended_key_usages = vec![
         rcgen::ExtendedKeyUsagePurpose::ServerAuth,
         rcgen::ExtendedKeyUsagePurpose::ClientAuth,
