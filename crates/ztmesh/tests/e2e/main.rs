@@ -36,6 +36,7 @@ mod proxy_drain;
 mod proxy_e2e;
 mod relay_netns;
 mod robustness;
+mod spiffe_e2e;
 mod traffic_netns;
 mod viz_prometheus;
 mod viz_stat;
