@@ -113,13 +113,13 @@ async fn run(
     config: ProxyConfig,
     documents: Option<Documents>,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    // The control plane's channels keep the anchors the proxy started
-    // with; the mesh's handshakes read `trust`, which follows the bundle.
+    // Every handshake, mesh and control plane, reads `trust`, which
+    // follows the bundle (file or Workload API).
     let roots = ztmesh_tls::roots_from_pem(config.identity.trust_anchors_pem().as_bytes())?;
-    let trust = ztmesh_tls::Trust::new(roots.clone())?;
+    let trust = ztmesh_tls::Trust::new(roots)?;
     let (store, status, identity_metrics) = match (&config.identity, documents) {
         (IdentityMode::Certify(c), Some(documents)) => {
-            let channel = control_plane(&c.svc_addr, &c.svc_name, &roots)?;
+            let channel = control_plane(&c.svc_addr, &c.svc_name, &trust)?;
             let client =
                 linkerd2_proxy_api::identity::identity_client::IdentityClient::new(channel);
             let daemon = IdentityDaemon::new(c, documents, client)?.with_trust(trust.clone());
@@ -154,7 +154,7 @@ async fn run(
         &[crate::transport_header::ALPN],
     )?;
     let policy_channel = match &config.policy {
-        Some(p) => Some((control_plane(&p.addr, &p.name, &roots)?, p.workload.clone())),
+        Some(p) => Some((control_plane(&p.addr, &p.name, &trust)?, p.workload.clone())),
         None => {
             tracing::warn!(
                 default = config.default_policy.name(),
@@ -190,7 +190,7 @@ async fn run(
     }
     let tracer = match &config.trace {
         Some((addr, name, rate)) => {
-            let channel = control_plane(addr, name, &roots)?;
+            let channel = control_plane(addr, name, &trust)?;
             tracing::info!(collector = %addr, sample_rate = rate, "exporting spans over OTLP");
             Some(Arc::new(crate::trace::Tracer::new(
                 channel,
@@ -306,7 +306,7 @@ async fn run(
 
     match (&config.destination, outbound_listener) {
         (Some((addr, name)), Some(listener)) => {
-            let channel = control_plane(addr, name, &roots)?;
+            let channel = control_plane(addr, name, &trust)?;
             let discovery = Arc::new(crate::outbound::GrpcDiscovery::new(
                 channel,
                 config.destination_context.clone(),
@@ -381,22 +381,19 @@ async fn certified(mut status: tokio::sync::watch::Receiver<crate::identity::Ide
         .await;
 }
 
-/// A proxy holds two descriptors per proxied connection: raise the soft
-/// limit on open files to the hard one, as far as the system allows.
 /// A channel to one of the control plane's services: plaintext when the
-/// address is loopback, otherwise TLS verifying `name` against `roots`.
+/// address is loopback, otherwise TLS verifying `name` against the bundle
+/// in use at each dial (so a rotated anchor is followed here too).
 fn control_plane(
     addr: &str,
     name: &str,
-    roots: &Arc<rustls::RootCertStore>,
+    trust: &Arc<ztmesh_tls::Trust>,
 ) -> Result<tonic::transport::Channel, ztmesh_proxy_api::client::ClientError> {
-    ztmesh_proxy_api::client::channel(ztmesh_proxy_api::client::ControlPlaneTarget {
-        addr: addr.to_string(),
-        server_name: name.to_string(),
-        roots: Some(roots.clone()),
-    })
+    ztmesh_proxy_api::client::channel_live(addr, name, trust.clone())
 }
 
+/// A proxy holds two descriptors per proxied connection: raise the soft
+/// limit on open files to the hard one, as far as the system allows.
 fn raise_open_files_limit() {
     match crate::sys::raise_open_files_limit() {
         Ok(Some((before, after))) => {

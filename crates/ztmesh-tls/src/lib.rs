@@ -247,6 +247,24 @@ pub fn client_config(
     Ok(Arc::new(config))
 }
 
+/// A client config without client certificates that accepts only a
+/// server proving `identity` under the bundle `trust` holds at each
+/// handshake (a proxy dialling its control plane while anchors rotate).
+pub fn client_config_live(
+    trust: Arc<Trust>,
+    identity: &str,
+    v: TlsVersions,
+    alpn: &[&[u8]],
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions(v))?
+        .dangerous()
+        .with_custom_certificate_verifier(IdentityVerifier::live(trust, identity)?)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
 /// A mesh client config for one peer: presents `creds`, sends `sni`, and
 /// accepts only a chain valid for `identity` under `roots`.
 pub fn mesh_client_config(

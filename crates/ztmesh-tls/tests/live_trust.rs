@@ -259,3 +259,21 @@ fn a_spiffe_only_peer_is_identified_by_its_spiffe_id() {
     let (chain, _) = creds(&pki, API);
     assert_eq!(peer_identity(&chain[0]).as_deref(), Some(API));
 }
+
+/// The control plane's client config (no client certificate) follows the
+/// bundle too, so a rotated anchor does not cut a proxy off its control
+/// plane.
+#[test]
+fn the_control_plane_client_follows_the_bundle() {
+    let (a, b) = (TestPki::new(), TestPki::new());
+    let server = server_config(store(creds(&b, API)), TlsVersions::Tls13Only, &[]).unwrap();
+    let trust = Trust::new(roots(&[&a])).unwrap();
+    let client = client_config_live(trust.clone(), API, TlsVersions::Tls13Only, &[]).unwrap();
+    let err = handshake(client.clone(), server.clone()).expect_err("B not trusted yet");
+    assert!(is_unknown_issuer(&err), "{err:?}");
+    trust.set(roots(&[&a, &b])).unwrap();
+    handshake(client.clone(), server.clone()).expect("B trusted after the change");
+    // And the name is still checked exactly.
+    let other = client_config_live(trust, WEB, TlsVersions::Tls13Only, &[]).unwrap();
+    handshake(other, server).expect_err("another identity is refused");
+}
