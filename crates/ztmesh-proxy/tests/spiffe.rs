@@ -149,6 +149,67 @@ async fn the_svid_and_its_rotation_come_from_the_workload_api() {
     assert_eq!(leaf(&store), current);
 }
 
+/// The stream ends (the agent restarts): the proxy keeps its SVID,
+/// reconnects with a backoff, and takes the new agent's SVID; an SVID that
+/// expires before a new one arrives turns the status `Expired`.
+#[tokio::test]
+async fn the_proxy_reconnects_and_reports_an_expired_svid() {
+    let pki = TestPki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.sock");
+    let serve = |api: Arc<TestWorkloadApi>| {
+        let _ = std::fs::remove_file(&path);
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        tokio::spawn(api.serve(listener))
+    };
+    let first = TestWorkloadApi::new();
+    let server = serve(first.clone());
+    let addr = WorkloadApiAddr::parse(path.to_str().unwrap()).unwrap();
+    let trust = Trust::from_pem(&pki.anchors_pem()).unwrap();
+    let daemon = SvidDaemon::new(&spire_config(&pki, &addr), trust);
+    let (store, mut status) = (daemon.store(), daemon.status());
+    tokio::spawn(daemon.run());
+    // A short-lived SVID.
+    let chain: Vec<Vec<u8>> = pki.issuer().chain().iter().map(|c| c.to_vec()).collect();
+    let key = std::fs::read_to_string(pki.dir().join("issuer.key")).unwrap();
+    let short = issue_svid(&chain, &key, BOOKS_ID, Duration::from_secs(2), &[]).unwrap();
+    first.send(update(vec![short]));
+    tokio::time::timeout(
+        DEADLINE,
+        status.wait_for(|s| matches!(s, IdentityStatus::Ready { .. })),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let before = leaf(&store);
+
+    // The agent goes away: the SVID stays until it expires.
+    server.abort();
+    first.end_streams();
+    tokio::time::timeout(
+        DEADLINE,
+        status.wait_for(|s| matches!(s, IdentityStatus::Expired { .. })),
+    )
+    .await
+    .expect("reported expired within the deadline")
+    .unwrap();
+    assert_eq!(leaf(&store), before, "the last SVID stays installed");
+
+    // A new agent on the same socket: the proxy reconnects and recovers.
+    let second = TestWorkloadApi::new();
+    second.send(update(vec![svid(&pki, BOOKS_ID, &[])]));
+    let _server = serve(second.clone());
+    tokio::time::timeout(
+        DEADLINE,
+        status.wait_for(|s| matches!(s, IdentityStatus::Ready { .. })),
+    )
+    .await
+    .expect("ready again within the deadline")
+    .unwrap();
+    assert_ne!(leaf(&store), before);
+    assert_eq!(second.streams(), 1);
+}
+
 /// The bundle sent with the SVID replaces the proxy's trust when it
 /// changes; one that does not vouch for the SVID is refused whole.
 #[test]

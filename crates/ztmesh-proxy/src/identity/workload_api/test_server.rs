@@ -15,6 +15,8 @@ use tokio::sync::watch;
 #[derive(Debug)]
 pub struct TestWorkloadApi {
     current: watch::Sender<Option<X509SvidResponse>>,
+    /// Bumped to end every open stream.
+    epoch: watch::Sender<u64>,
     streams: AtomicUsize,
     refused: AtomicUsize,
 }
@@ -23,6 +25,7 @@ impl TestWorkloadApi {
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
             current: watch::channel(None).0,
+            epoch: watch::channel(0).0,
             streams: AtomicUsize::new(0),
             refused: AtomicUsize::new(0),
         })
@@ -31,6 +34,11 @@ impl TestWorkloadApi {
     /// Sends `msg` on every open stream, and first on every new one.
     pub fn send(&self, msg: X509SvidResponse) {
         self.current.send_replace(Some(msg));
+    }
+
+    /// Ends every open stream, as a restarting agent does.
+    pub fn end_streams(&self) {
+        self.epoch.send_modify(|e| *e += 1);
     }
 
     /// Streams opened (with the required metadata).
@@ -106,10 +114,16 @@ impl tonic::server::ServerStreamingService<X509SvidRequest> for Fetch {
             }
             api.streams.fetch_add(1, Ordering::SeqCst);
             let mut current = api.current.subscribe();
+            let mut epoch = api.epoch.subscribe();
             let (tx, rx) = tokio::sync::mpsc::channel(4);
             tokio::spawn(async move {
                 current.mark_changed();
-                while current.changed().await.is_ok() {
+                loop {
+                    tokio::select! {
+                        changed = current.changed() => if changed.is_err() { return },
+                        // The stream ends when the sender is dropped.
+                        _ = epoch.changed() => return,
+                    }
                     let msg = current.borrow_and_update().clone();
                     if let Some(msg) = msg
                         && tx.send(Ok(msg)).await.is_err()
