@@ -69,7 +69,7 @@ async fn metrics(ip: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn policy_env(mesh: &LocalMesh, name: &str) -> Vec<(&'static str, String)> {
+fn policy_env<C>(mesh: &LocalMesh<C>, name: &str) -> Vec<(&'static str, String)> {
     vec![
         ("LINKERD2_PROXY_POLICY_SVC_ADDR", mesh.policy.clone()),
         (
@@ -84,13 +84,16 @@ fn policy_env(mesh: &LocalMesh, name: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+fn manifests(m: &std::path::Path) {
+    let both = workload("webapp", WEB_IP, WEB, WEB, BOOKS_ID)
+        + &workload("books", BOOKS_IP, BOOKS_ID, BOOKS_DNS, WEB);
+    std::fs::write(m.join("workloads.yaml"), both).unwrap();
+}
+
+/// With the in-process Workload API test server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workload_api_proxy_and_a_certified_proxy_talk_both_ways() {
-    let mesh = LocalMesh::start(|m| {
-        let both = workload("webapp", WEB_IP, WEB, WEB, BOOKS_ID)
-            + &workload("books", BOOKS_IP, BOOKS_ID, BOOKS_DNS, WEB);
-        std::fs::write(m.join("workloads.yaml"), both).unwrap();
-    });
+    let mesh = LocalMesh::start(manifests);
 
     // The Workload API on a socket the unprivileged proxy may use.
     let socket = mesh.tmp.path().join("workload-api.sock");
@@ -117,13 +120,22 @@ async fn a_workload_api_proxy_and_a_certified_proxy_talk_both_ways() {
         svids: vec![svid],
         ..Default::default()
     });
+    mixed_mesh(&mesh, &socket, &[]).await;
+    assert!(
+        api.streams() >= 1 && api.refused() == 0,
+        "the proxy called FetchX509SVID with the security header"
+    );
+}
 
+/// Two proxies (webapp certified, books from the Workload API at `socket`)
+/// and a third certified client; requests both ways and a refusal.
+async fn mixed_mesh<C>(mesh: &LocalMesh<C>, socket: &std::path::Path, extra: &[&Daemon]) {
     let mut daemons = vec![
         sample_app("webapp", &format!("{WEB_IP}:{PORT}")),
         sample_app("books", &format!("{BOOKS_IP}:{PORT}")),
     ];
     let env = |v: &[(&'static str, String)]| -> Vec<(&'static str, String)> { v.to_vec() };
-    let web_env = env(&policy_env(&mesh, "webapp"));
+    let web_env = env(&policy_env(mesh, "webapp"));
     let web_env: Vec<(&str, &str)> = web_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     daemons.push(explicit_proxy(
         &mesh.control_plane(),
@@ -133,7 +145,7 @@ async fn a_workload_api_proxy_and_a_certified_proxy_talk_both_ways() {
         &web_env,
     ));
     let address = format!("unix://{}", socket.display());
-    let mut books_env = policy_env(&mesh, "books");
+    let mut books_env = policy_env(mesh, "books");
     books_env.extend([
         (
             "LINKERD2_PROXY_IDENTITY_SPIRE_WORKLOAD_API_ADDRESS",
@@ -159,7 +171,15 @@ async fn a_workload_api_proxy_and_a_certified_proxy_talk_both_ways() {
         &format!("{TRAFFIC_IP}:9"),
         &[],
     ));
-    let logs = |d: &[Daemon]| format!("webapp:\n{}\nbooks:\n{}", d[2].output(), d[3].output());
+    let logs = |d: &[Daemon]| {
+        let others: Vec<String> = extra.iter().map(|e| e.output()).collect();
+        format!(
+            "webapp:\n{}\nbooks:\n{}\nothers:\n{}",
+            d[2].output(),
+            d[3].output(),
+            others.join("\n")
+        )
+    };
 
     step_async(
         "books -> webapp: policy admits books by its SPIFFE ID",
@@ -211,8 +231,4 @@ async fn a_workload_api_proxy_and_a_certified_proxy_talk_both_ways() {
         );
     })
     .await;
-    assert!(
-        api.streams() >= 1 && api.refused() == 0,
-        "the proxy called FetchX509SVID with the security header"
-    );
 }
