@@ -232,3 +232,55 @@ async fn mixed_mesh<C>(mesh: &LocalMesh<C>, socket: &std::path::Path, extra: &[&
     })
     .await;
 }
+
+const BUNDLE_IP: &str = "127.0.17.10";
+
+fn anchor_lines(metrics: &str) -> usize {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("ztmesh_identity_trust_anchors{"))
+        .count()
+}
+
+/// `ZTMESH_PROXY_IDENTITY_TRUST_ANCHORS_FILE`: the running proxy follows
+/// its bundle file (an added anchor shows in its metrics), refuses a bad
+/// update with the reason in its log, and keeps the last good bundle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_follows_its_trust_bundle_file() {
+    let mesh = LocalMesh::start(|_| {});
+    let other = mesh.tmp.path().join("other");
+    run_ok(ztmesh().args(["install", "--dir"]).arg(&other));
+    let bundle = mesh.tmp.path().join("bundle.pem");
+    std::fs::write(&bundle, &mesh.anchors).unwrap();
+    let file = bundle.display().to_string();
+    let mut proxy = explicit_proxy(
+        &mesh.control_plane(),
+        WEB,
+        &mesh.token(NS, "webapp"),
+        &format!("{BUNDLE_IP}:9"),
+        &[("ZTMESH_PROXY_IDENTITY_TRUST_ANCHORS_FILE", file.as_str())],
+    );
+    proxy.wait_for("certificate installed", Duration::from_secs(10));
+    assert_eq!(anchor_lines(&metrics(BUNDLE_IP).await), 1);
+
+    step_async("an added anchor is followed", async {
+        let both = mesh.anchors.clone() + &std::fs::read_to_string(other.join("ca.crt")).unwrap();
+        std::fs::write(&bundle, both).unwrap();
+        eventually_async(Duration::from_secs(15), "two anchors in use", || async {
+            let text = metrics(BUNDLE_IP).await;
+            check(anchor_lines(&text) == 2, proxy.output())
+        })
+        .await;
+    })
+    .await;
+    step_async(
+        "a bad bundle is refused and the last good one stays",
+        async {
+            std::fs::write(&bundle, "not a bundle").unwrap();
+            proxy.wait_for("trust bundle update refused", Duration::from_secs(15));
+            assert_eq!(anchor_lines(&metrics(BUNDLE_IP).await), 2);
+            assert!(!proxy.exited(), "the proxy keeps running");
+        },
+    )
+    .await;
+}
