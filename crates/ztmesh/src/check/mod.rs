@@ -23,6 +23,7 @@ mod manifests;
 pub(crate) mod mesh;
 mod pre;
 mod proxy;
+pub(crate) use self::proxy::exported_anchors;
 mod trust;
 
 use crate::table::Output;

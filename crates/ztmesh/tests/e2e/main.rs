@@ -13,6 +13,7 @@
 
 mod support;
 
+mod anchor_rotation;
 mod authz_e2e;
 mod authz_netns;
 mod check;
