@@ -16,10 +16,15 @@ use std::time::{Duration, SystemTime};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use ztmesh_attestation::{JwtSigner, NodeTokenSigner};
+
 use ztmesh_identity::TrustDomain;
 use ztmesh_identity::token::TokenSigner;
 use ztmesh_policy::{ClusterInfo, DefaultPolicy};
 use ztmesh_resources::bounds::Limits;
+
+/// Lifetime of the JWT-SVIDs the controller signs for `ztmesh agent`.
+const JWT_SVID_TTL: Duration = Duration::from_secs(5 * 60);
 
 /// A future that completes when the controller shuts down.
 pub type ShutdownSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -45,6 +50,7 @@ pub struct Builder {
     control_plane_ns: String,
     identity_ttl: Duration,
     token_key: Option<PathBuf>,
+    workload_attestations: Option<PathBuf>,
     issuer_poll_interval: Duration,
     manifests: Option<PathBuf>,
     state_root: Option<PathBuf>,
@@ -73,6 +79,7 @@ impl Builder {
             control_plane_ns: "linkerd".into(),
             identity_ttl: Duration::from_secs(24 * 3600),
             token_key: None,
+            workload_attestations: None,
             issuer_poll_interval: Duration::from_secs(1),
             manifests: None,
             state_root: None,
@@ -104,6 +111,16 @@ impl Builder {
     /// Lifetime of issued certificates (clamped to the issuer's).
     pub fn identity_ttl(mut self, ttl: Duration) -> Self {
         self.identity_ttl = ttl;
+        self
+    }
+
+    /// Serve `ztmesh.node.v1.NodeIdentity` (SVIDs for `ztmesh agent`) on
+    /// the identity listener, authorized by the WorkloadAttestation
+    /// resources in this file or directory (read at each request); JWT-SVIDs
+    /// are signed with `jwt-svid.key` in the identity directory, made at
+    /// the first start.
+    pub fn workload_attestations(mut self, path: impl Into<PathBuf>) -> Self {
+        self.workload_attestations = Some(path.into());
         self
     }
 
@@ -208,6 +225,20 @@ impl Builder {
         })?;
         let verifier =
             Arc::new(TokenSigner::from_pem(&pem, &token_key.display().to_string())?.verifier());
+        let node_identity = match &self.workload_attestations {
+            Some(path) => Some(ztmesh_grpc::node_identity::NodeIdentityService::new(
+                ca.clone(),
+                NodeTokenSigner::from_pem(&pem, &token_key.display().to_string())?.verifier(),
+                path.clone(),
+                Arc::new(JwtSigner::load_or_create(
+                    &self
+                        .identity_dir
+                        .join(ztmesh_attestation::jwt_svid::KEY_FILE),
+                    JWT_SVID_TTL,
+                )?),
+            )),
+            None => None,
+        };
 
         let identity_name = trust.identity(&self.control_plane_ns, "linkerd-identity")?;
         // Destination and policy prove linkerd-destination's identity, as in Linkerd.
@@ -232,7 +263,8 @@ impl Builder {
         let mut servers = JoinSet::new();
         let router = tonic::transport::Server::builder()
             .timeout(Duration::from_secs(30))
-            .add_service(ztmesh_grpc::identity::IdentityService::new(ca, verifier).into_server());
+            .add_service(ztmesh_grpc::identity::IdentityService::new(ca, verifier).into_server())
+            .add_optional_service(node_identity.map(|s| s.into_server()));
         let identity =
             ztmesh_grpc::server::serve(identity_listener, router, tls, stopped(stop_rx.clone()));
         servers.spawn(async move { ("identity service", identity.await) });

@@ -29,6 +29,10 @@ pub enum Error {
     #[error(transparent)]
     TokenKey(#[from] ztmesh_identity::TokenError),
     #[error(transparent)]
+    NodeTokenKey(#[from] ztmesh_attestation::NodeTokenError),
+    #[error(transparent)]
+    JwtSvidKey(#[from] ztmesh_attestation::JwtError),
+    #[error(transparent)]
     OwnIdentity(#[from] crate::own_identity::OwnIdentityError),
     #[error("the controller's TLS configuration")]
     Tls(#[from] ztmesh_tls::TlsError),

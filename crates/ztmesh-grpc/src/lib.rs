@@ -5,6 +5,8 @@
 //! - [`identity`]: `io.linkerd.proxy.identity.Identity/Certify` over the
 //!   identity domain's [`ztmesh_identity::certify`], mapping its typed
 //!   refusals to gRPC status codes in one place.
+//! - [`node_identity`]: `ztmesh.node.v1.NodeIdentity/CertifyWorkload`, the
+//!   SVIDs of `ztmesh agent`, over ztmesh-attestation.
 //! - [`inbound`], [`outbound`] and [`destination`]: InboundServerPolicies,
 //!   OutboundPolicies and Destination over the policy and destination
 //!   indexes; [`routes`] holds the route conversions the first two share.
@@ -19,6 +21,7 @@
 pub mod destination;
 pub mod identity;
 pub mod inbound;
+pub mod node_identity;
 pub mod outbound;
 pub mod routes;
 

@@ -102,6 +102,9 @@ impl Ca {
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        // cA=false, stated: an X.509-SVID must carry basic constraints
+        // (SPIFFE X509-SVID 4.1; py-spiffe refuses a leaf without them).
+        params.is_ca = rcgen::IsCa::ExplicitNoCa;
         params.serial_number = Some(random_serial());
         params.not_before = (now - CLOCK_SKEW_ALLOWANCE).into();
         params.not_after = valid_until.into();

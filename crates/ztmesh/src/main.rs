@@ -6,7 +6,7 @@
 //! the ztmesh-controller library) and [`identity`] (certify and
 //! inspect workload certificates by hand), [`diagnose`] (what the control
 //! plane serves), [`demo`] (everything that works so far, end to end),
-//! [`proxy_init`] (a pod's iptables rules) and [`app`] (a sample workload
+//! [`agent`] (the node-local SPIFFE Workload API), [`proxy_init`] (a pod's iptables rules) and [`app`] (a sample workload
 //! and its clients). [`resource`] is how every command names workloads
 //! (`KIND/NAME` with `-n NS`); [`mesh_context`] how it finds the controller. This file holds the command tree, shell completions
 //! (`ztmesh completion`), each command's default log level, and a quiet
@@ -15,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+mod agent;
 mod app;
 mod authz_cmd;
 mod check;
@@ -83,6 +84,11 @@ enum Command {
     /// A whole local mesh, end to end on this machine: identity, booksapp
     /// behind real proxies, mTLS, the seed's policy, diagnose and viz.
     Demo(demo::Args),
+    /// Serve the SPIFFE Workload API to this node's processes (a Unix
+    /// socket), attesting each caller by its kernel credentials; SVIDs
+    /// come from the controller, authenticated by a node token.
+    #[command(after_long_help = agent::HELP)]
+    Agent(agent::Args),
     /// Run the sidecar proxy (the same as the ztmesh-proxy binary), configured
     /// by linkerd2-proxy's LINKERD2_PROXY_* variables; ZTMESH_PROXY_MODE=explicit
     /// with ZTMESH_PROXY_APP_ADDR=IP:PORT runs it without iptables.
@@ -117,7 +123,9 @@ impl Cli {
 /// answer and only warn.
 fn default_log(command: &Command) -> &'static str {
     match command {
-        Command::Controller(_) | Command::App(app::Command::Serve { .. }) => "info",
+        Command::Controller(_) | Command::Agent(_) | Command::App(app::Command::Serve { .. }) => {
+            "info"
+        }
         // The proxy reads LINKERD2_PROXY_LOG (default: info) itself.
         Command::Proxy => "info",
         Command::Install(_)
@@ -204,6 +212,7 @@ fn main() -> ExitCode {
         Command::Install(args) => install::run(args),
         Command::Token(cmd) => token::run(cmd),
         Command::Controller(args) => controller::run(args),
+        Command::Agent(args) => agent::run(args),
         Command::Identity(cmd) => identity::run(cmd),
         Command::Diagnose(cmd) => diagnose::run(cmd),
         Command::Authz(args) => authz_cmd::run(args),

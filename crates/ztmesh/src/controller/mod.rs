@@ -80,6 +80,11 @@ pub struct Args {
     /// The key that verifies local service-account tokens [default: IDENTITY_DIR/token.key].
     #[arg(long)]
     token_key: Option<PathBuf>,
+    /// Serve SVIDs to `ztmesh agent` (NodeIdentity, on the identity
+    /// listener), for the identities these WorkloadAttestation resources
+    /// (a YAML file or directory, read at each request) assign to each node.
+    #[arg(long)]
+    workload_attestations: Option<PathBuf>,
     /// How often the issuer files are read where the identity directory
     /// cannot be watched (no inotify); otherwise each change is read at once.
     #[arg(long, default_value = "1s", value_parser = crate::duration)]
@@ -133,6 +138,9 @@ fn builder(args: &Args) -> anyhow::Result<ztmesh_controller::Builder> {
         .issuer_poll_interval(args.issuer_poll_interval);
     if let Some(key) = &args.token_key {
         builder = builder.token_key(key);
+    }
+    if let Some(path) = &args.workload_attestations {
+        builder = builder.workload_attestations(path);
     }
     if let Some(dir) = &args.manifests {
         let default_policy = args

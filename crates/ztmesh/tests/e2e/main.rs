@@ -37,6 +37,7 @@ mod proxy_drain;
 mod proxy_e2e;
 mod relay_netns;
 mod robustness;
+mod spiffe_agent;
 mod spiffe_e2e;
 mod traffic_netns;
 mod viz_prometheus;
