@@ -84,16 +84,21 @@ fn policy_env<C>(mesh: &LocalMesh<C>, name: &str) -> Vec<(&'static str, String)>
     ]
 }
 
-fn manifests(m: &std::path::Path) {
-    let both = workload("webapp", WEB_IP, WEB, WEB, BOOKS_ID)
-        + &workload("books", BOOKS_IP, BOOKS_ID, BOOKS_DNS, WEB);
-    std::fs::write(m.join("workloads.yaml"), both).unwrap();
+/// The two workloads; webapp admits books as `books_client` (the identity
+/// its certificate shows a peer).
+fn manifests(books_client: &'static str) -> impl FnOnce(&std::path::Path) {
+    move |m| {
+        let both = workload("webapp", WEB_IP, WEB, WEB, books_client)
+            + &workload("books", BOOKS_IP, BOOKS_ID, BOOKS_DNS, WEB);
+        std::fs::write(m.join("workloads.yaml"), both).unwrap();
+    }
 }
 
 /// With the in-process Workload API test server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workload_api_proxy_and_a_certified_proxy_talk_both_ways() {
-    let mesh = LocalMesh::start(manifests);
+    let _serial = serial(); // the same addresses as the agent's test
+    let mesh = LocalMesh::start(manifests(BOOKS_ID));
 
     // The Workload API on a socket the unprivileged proxy may use.
     let socket = mesh.tmp.path().join("workload-api.sock");
@@ -120,7 +125,7 @@ async fn a_workload_api_proxy_and_a_certified_proxy_talk_both_ways() {
         svids: vec![svid],
         ..Default::default()
     });
-    mixed_mesh(&mesh, &socket, &[]).await;
+    mixed_mesh(&mesh, &socket, &[], BOOKS_ID).await;
     assert!(
         api.streams() >= 1 && api.refused() == 0,
         "the proxy called FetchX509SVID with the security header"
@@ -128,8 +133,14 @@ async fn a_workload_api_proxy_and_a_certified_proxy_talk_both_ways() {
 }
 
 /// Two proxies (webapp certified, books from the Workload API at `socket`)
-/// and a third certified client; requests both ways and a refusal.
-async fn mixed_mesh<C>(mesh: &LocalMesh<C>, socket: &std::path::Path, extra: &[&Daemon]) {
+/// and a third certified client; requests both ways and a refusal; webapp
+/// sees books as `books_client`.
+async fn mixed_mesh<C>(
+    mesh: &LocalMesh<C>,
+    socket: &std::path::Path,
+    extra: &[&Daemon],
+    books_client: &str,
+) {
     let mut daemons = vec![
         sample_app("webapp", &format!("{WEB_IP}:{PORT}")),
         sample_app("books", &format!("{BOOKS_IP}:{PORT}")),
@@ -181,19 +192,16 @@ async fn mixed_mesh<C>(mesh: &LocalMesh<C>, socket: &std::path::Path, extra: &[&
         )
     };
 
-    step_async(
-        "books -> webapp: policy admits books by its SPIFFE ID",
-        async {
-            eventually_async(Duration::from_secs(20), "books reaching webapp", || async {
-                let (status, body) = get(BOOKS_IP, "webapp").await;
-                check(
-                    status.starts_with("HTTP/1.1 200"),
-                    (status, body, logs(&daemons)),
-                )
-            })
-            .await;
-        },
-    )
+    step_async("books -> webapp: policy admits books by name", async {
+        eventually_async(Duration::from_secs(20), "books reaching webapp", || async {
+            let (status, body) = get(BOOKS_IP, "webapp").await;
+            check(
+                status.starts_with("HTTP/1.1 200"),
+                (status, body, logs(&daemons)),
+            )
+        })
+        .await;
+    })
     .await;
     step_async("webapp -> books: books proves its SPIFFE ID", async {
         eventually_async(Duration::from_secs(20), "webapp reaching books", || async {
@@ -218,18 +226,21 @@ async fn mixed_mesh<C>(mesh: &LocalMesh<C>, socket: &std::path::Path, extra: &[&
         .await;
     })
     .await;
-    step_async("webapp's metrics name books by its SPIFFE ID", async {
-        let text = metrics(WEB_IP).await;
-        assert!(
-            text.contains(&format!("client_id=\"{BOOKS_ID}\"")),
-            "{}",
-            text.lines()
-                .filter(|l| l.contains("client_id"))
-                .take(10)
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-    })
+    step_async(
+        "webapp's metrics name books as its certificate does",
+        async {
+            let text = metrics(WEB_IP).await;
+            assert!(
+                text.contains(&format!("client_id=\"{books_client}\"")),
+                "{}",
+                text.lines()
+                    .filter(|l| l.contains("client_id"))
+                    .take(10)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        },
+    )
     .await;
 }
 
@@ -283,4 +294,66 @@ async fn a_proxy_follows_its_trust_bundle_file() {
         },
     )
     .await;
+}
+
+/// With the real `ztmesh agent`: the controller signs books' SVID for the
+/// agent (NodeIdentity, node token), the agent attests the proxy by its
+/// uid and serves it the SVID and the bundle. The agent's SVIDs carry the
+/// DNS form beside the SPIFFE ID (as ztmesh's certificates do), and a peer
+/// takes the DNS SAN first, as linkerd2-proxy does: webapp sees books by
+/// its DNS identity here (a SPIRE SVID has the SPIFFE ID only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_on_ztmesh_agent_and_a_certified_proxy_talk_both_ways() {
+    let _serial = serial();
+    let files = tempfile::tempdir().unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(files.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    // The proxies run as nobody when the tests run as root.
+    let uid = if is_root() { 65534 } else { unsafe_free_uid() };
+    let attestations = files.path().join("attestations.yaml");
+    std::fs::write(
+        &attestations,
+        format!(
+            "apiVersion: ztmesh.io/v1alpha1\nkind: WorkloadAttestation\nmetadata: {{name: books}}\nspec:\n  namespace: {NS}\n  serviceAccount: books\n  nodes: [node-a]\n  selectors: [unix:uid:{uid}]\n"
+        ),
+    )
+    .unwrap();
+    let mesh = LocalMesh::start_with(
+        manifests(BOOKS_DNS),
+        &["--workload-attestations", attestations.to_str().unwrap()],
+    );
+    let token = run_ok(
+        ztmesh()
+            .args(["token", "create", "--dir"])
+            .arg(&mesh.identity_dir)
+            .args(["--node", "node-a"]),
+    );
+    let token_file = files.path().join("node.token");
+    std::fs::write(&token_file, token.trim()).unwrap();
+    let socket = files.path().join("agent.sock");
+    let mut agent = Daemon::spawn({
+        let mut c = ztmesh();
+        c.arg("agent")
+            .arg("--socket")
+            .arg(&socket)
+            .args(["--node", "node-a", "--controller-addr", &mesh.identity])
+            .arg("--node-token-file")
+            .arg(&token_file)
+            .arg("--attestations")
+            .arg(&attestations)
+            .arg("--trust-anchors")
+            .arg(mesh.identity_dir.join("ca.crt"));
+        c
+    });
+    agent.wait_for("SPIFFE Workload API on", Duration::from_secs(20));
+    mixed_mesh(&mesh, &socket, &[&agent], BOOKS_DNS).await;
+}
+
+/// This process's uid, without unsafe code: the owner of a file it creates.
+fn unsafe_free_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    let f = tempfile::NamedTempFile::new().unwrap();
+    f.as_file().metadata().unwrap().uid()
 }
