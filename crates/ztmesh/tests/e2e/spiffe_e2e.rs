@@ -96,6 +96,7 @@ fn manifests(books_client: &'static str) -> impl FnOnce(&std::path::Path) {
 
 /// With the in-process Workload API test server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)] // serial(): the agent's test uses the same addresses
 async fn a_workload_api_proxy_and_a_certified_proxy_talk_both_ways() {
     let _serial = serial(); // the same addresses as the agent's test
     let mesh = LocalMesh::start(manifests(BOOKS_ID));
@@ -303,6 +304,7 @@ async fn a_proxy_follows_its_trust_bundle_file() {
 /// takes the DNS SAN first, as linkerd2-proxy does: webapp sees books by
 /// its DNS identity here (a SPIRE SVID has the SPIFFE ID only).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)] // serial(): the test server's test uses the same addresses
 async fn a_proxy_on_ztmesh_agent_and_a_certified_proxy_talk_both_ways() {
     let _serial = serial();
     let files = tempfile::tempdir().unwrap();
