@@ -494,4 +494,73 @@ mod tests {
         assert_eq!(first(Some("x.other")), Some("d-any"));
         assert_eq!(first(None), Some("d-any"));
     }
+
+    /// A MeshTLSAuthentication's `spiffe://` entries admit exactly that ID,
+    /// through the index as through the list; a suffix never reaches one.
+    #[test]
+    fn spiffe_ids_are_admitted_exactly_table() {
+        const BOOKS: &str = "spiffe://cluster.local/ns/booksapp/sa/books";
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let all = vec![Network {
+            net: "0.0.0.0/0".parse().unwrap(),
+            except: vec![],
+        }];
+        let authz = |ids: &[&str]| {
+            Authorizations::new(vec![Authorization {
+                kind: "authorizationpolicy".into(),
+                name: "books".into(),
+                networks: all.clone(),
+                authentication: Authentication::TlsAuthenticated(
+                    ids.iter().map(|i| IdentityMatch::parse(i)).collect(),
+                ),
+            }])
+        };
+        let cases: [(&[&str], Option<&str>, bool); 11] = [
+            (&[BOOKS], Some(BOOKS), true),
+            (
+                &[BOOKS],
+                Some("spiffe://cluster.local/ns/booksapp/sa/books2"),
+                false,
+            ),
+            (
+                &[BOOKS],
+                Some("spiffe://cluster.local/ns/booksapp/sa/book"),
+                false,
+            ),
+            (
+                &[BOOKS],
+                Some("spiffe://other.domain/ns/booksapp/sa/books"),
+                false,
+            ),
+            (
+                &[BOOKS],
+                Some("SPIFFE://cluster.local/ns/booksapp/sa/books"),
+                false,
+            ),
+            // The same workload's DNS-form name is another identity.
+            (
+                &[BOOKS],
+                Some("books.booksapp.serviceaccount.identity.linkerd.cluster.local"),
+                false,
+            ),
+            (&[BOOKS], None, false),
+            // A suffix entry never matches a SPIFFE ID, whatever its tail.
+            (
+                &["*.cluster.local/ns/booksapp/sa/books"],
+                Some(BOOKS),
+                false,
+            ),
+            (&["*.local"], Some(BOOKS), false),
+            // `*` is any authenticated identity, SPIFFE ones included.
+            (&["*"], Some(BOOKS), true),
+            // Mixed with DNS entries: still exact.
+            (&["web.ns", BOOKS], Some(BOOKS), true),
+        ];
+        for (ids, client, want) in cases {
+            let got = authz(ids)
+                .first_admitting(ip, client.is_some(), client)
+                .is_some();
+            assert_eq!(got, want, "{ids:?} vs {client:?}");
+        }
+    }
 }

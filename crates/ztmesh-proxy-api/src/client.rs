@@ -32,11 +32,6 @@ pub struct ControlPlaneTarget {
 
 /// A lazily connecting channel: nothing is dialled until the first call.
 pub fn channel(target: ControlPlaneTarget) -> Result<Channel, ClientError> {
-    let endpoint = Endpoint::from_shared(format!("http://{}", target.addr))
-        .map_err(|_| ClientError::BadAddress(target.addr.clone()))?
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .tcp_nodelay(true);
-    let server_name = ztmesh_tls::server_name(&target.server_name)?;
     let tls = match &target.roots {
         Some(roots) => Some(tokio_rustls::TlsConnector::from(ztmesh_tls::client_config(
             roots.clone(),
@@ -46,7 +41,36 @@ pub fn channel(target: ControlPlaneTarget) -> Result<Channel, ClientError> {
         )?)),
         None => None,
     };
-    let addr = target.addr.clone();
+    lazy(&target.addr, &target.server_name, tls)
+}
+
+/// As [`channel`], verifying the service against the bundle `trust` holds
+/// at each dial (a proxy's trust follows anchor rotation).
+pub fn channel_live(
+    addr: &str,
+    server_name: &str,
+    trust: Arc<ztmesh_tls::Trust>,
+) -> Result<Channel, ClientError> {
+    let tls = tokio_rustls::TlsConnector::from(ztmesh_tls::client_config_live(
+        trust,
+        server_name,
+        ztmesh_tls::TlsVersions::Tls13Only,
+        &[b"h2"],
+    )?);
+    lazy(addr, server_name, Some(tls))
+}
+
+fn lazy(
+    addr: &str,
+    server_name: &str,
+    tls: Option<tokio_rustls::TlsConnector>,
+) -> Result<Channel, ClientError> {
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|_| ClientError::BadAddress(addr.to_string()))?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .tcp_nodelay(true);
+    let server_name = ztmesh_tls::server_name(server_name)?;
+    let addr = addr.to_string();
     let connector = tower::service_fn(move |_: tonic::codegen::http::Uri| {
         let (addr, tls, server_name) = (addr.clone(), tls.clone(), server_name.clone());
         async move { dial(&addr, tls, server_name).await }

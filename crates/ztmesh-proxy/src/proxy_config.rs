@@ -4,8 +4,8 @@
 //! Linkerd settings that are set but not (yet) supported get one warning each.
 
 use crate::config::{ConfigError, Env, Settings};
-use crate::identity::IdentityConfig;
 use crate::identity::config as identity_config;
+use crate::identity::config::IdentityMode;
 use crate::inbound::authorize::DefaultPolicy;
 use ipnet::IpNet;
 use std::collections::BTreeSet;
@@ -58,6 +58,8 @@ const KNOWN: &[&str] = &[
     identity_config::SERVER_NAME,
     identity_config::MIN_REFRESH,
     identity_config::MAX_REFRESH,
+    identity_config::SPIRE_WORKLOAD_API_ADDRESS,
+    identity_config::SPIRE_SOCKET,
     INBOUND_LISTEN,
     OUTBOUND_LISTEN,
     ADMIN_LISTEN,
@@ -98,7 +100,7 @@ pub(crate) enum Mode {
 
 #[derive(Clone, Debug)]
 pub(crate) struct ProxyConfig {
-    pub(crate) identity: IdentityConfig,
+    pub(crate) identity: IdentityMode,
     pub(crate) mode: Mode,
     pub(crate) inbound_addr: SocketAddr,
     pub(crate) outbound_addr: SocketAddr,
@@ -153,7 +155,7 @@ impl ProxyConfig {
     /// The configuration and the warnings to log.
     pub(crate) fn from_env(env: &dyn Env) -> Result<(Self, Vec<String>), ConfigError> {
         let mut s = Settings::new(env);
-        let identity = IdentityConfig::read(&mut s);
+        let identity = IdentityMode::read(&mut s);
         let mode = match s.optional(MODE).as_deref() {
             None | Some("transparent") => Mode::Transparent,
             Some("explicit") => match s.required(APP_ADDR).map(|a| a.parse::<SocketAddr>()) {

@@ -7,7 +7,8 @@
 
 use crate::admin::Admin;
 use crate::config::{Env, OsEnv};
-use crate::identity::{Documents, IdentityDaemon};
+use crate::identity::workload_api::SvidDaemon;
+use crate::identity::{Documents, IdentityDaemon, IdentityMode};
 use crate::inbound::{InboundBuilder, InboundTarget, Targets};
 use crate::proxy_config::{Mode, ProxyConfig};
 use std::process::ExitCode;
@@ -60,16 +61,22 @@ pub fn main_from_env() -> ExitCode {
         tracing::warn!("{w}");
     }
     raise_open_files_limit();
-    let documents = match &config.identity.dir {
-        Some(dir) if dir.join("key.p8").exists() => Documents::load(dir),
-        _ => Documents::generate(&config.identity.local_name),
-    };
-    let documents = match documents {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("ztmesh-proxy: {e}");
-            return ExitCode::from(EX_CONFIG);
+    // Certify needs a key and CSR; the Workload API sends its own key.
+    let documents = match &config.identity {
+        IdentityMode::Certify(c) => {
+            let documents = match &c.dir {
+                Some(dir) if dir.join("key.p8").exists() => Documents::load(dir),
+                _ => Documents::generate(&c.local_name),
+            };
+            match documents {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    eprintln!("ztmesh-proxy: {e}");
+                    return ExitCode::from(EX_CONFIG);
+                }
+            }
         }
+        IdentityMode::WorkloadApi(_) => None,
     };
     // One core: a single-threaded runtime, as linkerd2-proxy does with LINKERD2_PROXY_CORES=1.
     let runtime = match config.cores {
@@ -102,22 +109,52 @@ pub fn main_from_env() -> ExitCode {
     })
 }
 
-async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn std::error::Error>> {
-    let roots = ztmesh_tls::roots_from_pem(config.identity.trust_anchors_pem.as_bytes())?;
-    let channel = control_plane(&config.identity.svc_addr, &config.identity.svc_name, &roots)?;
-    let client = linkerd2_proxy_api::identity::identity_client::IdentityClient::new(channel);
-    let daemon = IdentityDaemon::new(&config.identity, documents, client)?;
-    let (store, status, identity_metrics) = (daemon.store(), daemon.status(), daemon.metrics());
-    tokio::spawn(daemon.run());
+async fn run(
+    config: ProxyConfig,
+    documents: Option<Documents>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    // Every handshake, mesh and control plane, reads `trust`, which
+    // follows the bundle (file or Workload API).
+    let roots = ztmesh_tls::roots_from_pem(config.identity.trust_anchors_pem().as_bytes())?;
+    let trust = ztmesh_tls::Trust::new(roots)?;
+    let (store, status, identity_metrics) = match (&config.identity, documents) {
+        (IdentityMode::Certify(c), Some(documents)) => {
+            let channel = control_plane(&c.svc_addr, &c.svc_name, &trust)?;
+            let client =
+                linkerd2_proxy_api::identity::identity_client::IdentityClient::new(channel);
+            let daemon = IdentityDaemon::new(c, documents, client)?.with_trust(trust.clone());
+            let handles = (daemon.store(), daemon.status(), daemon.metrics());
+            tokio::spawn(daemon.run());
+            handles
+        }
+        (IdentityMode::Certify(_), None) => return Err(NoDocuments.into()),
+        (IdentityMode::WorkloadApi(c), _) => {
+            tracing::info!(workload_api = %c.workload_api.0.display(), identity = %c.spiffe_id, "identity from the SPIFFE Workload API");
+            let daemon = SvidDaemon::new(c, trust.clone());
+            let handles = (daemon.store(), daemon.status(), daemon.metrics());
+            tokio::spawn(daemon.run());
+            handles
+        }
+    };
+    if let Some(path) = config.identity.trust_anchors_file() {
+        let file = crate::identity::anchors::AnchorsFile::new(
+            path.to_path_buf(),
+            config.identity.trust_anchors_pem().as_bytes(),
+            trust.clone(),
+            identity_metrics.clone(),
+        );
+        tracing::info!(path = %path.display(), "following the trust bundle file");
+        tokio::spawn(file.follow(crate::identity::anchors::POLL));
+    }
 
-    let server_tls = ztmesh_tls::mesh_server_config(
+    let server_tls = ztmesh_tls::mesh_server_config_live(
         store.clone(),
-        roots.clone(),
+        trust.clone(),
         ztmesh_tls::TlsVersions::Tls13Only,
         &[crate::transport_header::ALPN],
     )?;
     let policy_channel = match &config.policy {
-        Some(p) => Some((control_plane(&p.addr, &p.name, &roots)?, p.workload.clone())),
+        Some(p) => Some((control_plane(&p.addr, &p.name, &trust)?, p.workload.clone())),
         None => {
             tracing::warn!(
                 default = config.default_policy.name(),
@@ -153,11 +190,11 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
     }
     let tracer = match &config.trace {
         Some((addr, name, rate)) => {
-            let channel = control_plane(addr, name, &roots)?;
+            let channel = control_plane(addr, name, &trust)?;
             tracing::info!(collector = %addr, sample_rate = rate, "exporting spans over OTLP");
             Some(Arc::new(crate::trace::Tracer::new(
                 channel,
-                config.identity.local_name.clone(),
+                config.identity.identity().to_string(),
                 *rate,
             )))
         }
@@ -169,7 +206,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
     let http_metrics = Arc::new(crate::metrics::HttpMetrics::default());
     let http_metrics_out = http_metrics.clone();
     let inbound = InboundBuilder::new(
-        config.identity.local_name.clone(),
+        config.identity.local_name().to_string(),
         tokio_rustls::TlsAcceptor::from(server_tls),
         match config.mode {
             Mode::Explicit { app } => InboundTarget::App(app),
@@ -226,7 +263,7 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
         scrapes: Default::default(),
     });
     tracing::info!(
-        identity = %config.identity.local_name,
+        identity = %config.identity.identity(),
         inbound = %inbound_listener.local_addr()?,
         admin = %admin_listener.local_addr()?,
         mode = ?config.mode,
@@ -245,9 +282,9 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
     }
     // The Tap API: mTLS only, for the tap identity only.
     if let (Some(tap_identity), Some(listener)) = (&config.tap_identity, control_listener) {
-        let tls = ztmesh_tls::mesh_server_config(
+        let tls = ztmesh_tls::mesh_server_config_live(
             store.clone(),
-            roots.clone(),
+            trust.clone(),
             ztmesh_tls::TlsVersions::Tls13Only,
             &[b"h2"],
         )?;
@@ -270,14 +307,14 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
 
     match (&config.destination, outbound_listener) {
         (Some((addr, name)), Some(listener)) => {
-            let channel = control_plane(addr, name, &roots)?;
+            let channel = control_plane(addr, name, &trust)?;
             let discovery = Arc::new(crate::outbound::GrpcDiscovery::new(
                 channel,
                 config.destination_context.clone(),
                 config.profile_networks.clone(),
                 outbound_policies,
             ));
-            let tls = Arc::new(crate::outbound::connect::ClientTls::new(roots, store));
+            let tls = Arc::new(crate::outbound::connect::ClientTls::live(trust, store));
             let outbound = Arc::new(
                 crate::outbound::OutboundBuilder::new(discovery, tls)
                     .metrics(tcp_metrics_out, http_metrics_out, route_metrics.clone())
@@ -333,6 +370,11 @@ async fn run(config: ProxyConfig, documents: Documents) -> Result<(), Box<dyn st
     Ok(())
 }
 
+/// Certify was configured but no key and CSR were made (a caller's bug).
+#[derive(Debug, thiserror::Error)]
+#[error("the identity key and CSR are missing")]
+struct NoDocuments;
+
 /// Completes once the proxy holds a certificate.
 async fn certified(mut status: tokio::sync::watch::Receiver<crate::identity::IdentityStatus>) {
     let _ = status
@@ -340,22 +382,19 @@ async fn certified(mut status: tokio::sync::watch::Receiver<crate::identity::Ide
         .await;
 }
 
-/// A proxy holds two descriptors per proxied connection: raise the soft
-/// limit on open files to the hard one, as far as the system allows.
 /// A channel to one of the control plane's services: plaintext when the
-/// address is loopback, otherwise TLS verifying `name` against `roots`.
+/// address is loopback, otherwise TLS verifying `name` against the bundle
+/// in use at each dial (so a rotated anchor is followed here too).
 fn control_plane(
     addr: &str,
     name: &str,
-    roots: &Arc<rustls::RootCertStore>,
+    trust: &Arc<ztmesh_tls::Trust>,
 ) -> Result<tonic::transport::Channel, ztmesh_proxy_api::client::ClientError> {
-    ztmesh_proxy_api::client::channel(ztmesh_proxy_api::client::ControlPlaneTarget {
-        addr: addr.to_string(),
-        server_name: name.to_string(),
-        roots: Some(roots.clone()),
-    })
+    ztmesh_proxy_api::client::channel_live(addr, name, trust.clone())
 }
 
+/// A proxy holds two descriptors per proxied connection: raise the soft
+/// limit on open files to the hard one, as far as the system allows.
 fn raise_open_files_limit() {
     match crate::sys::raise_open_files_limit() {
         Ok(Some((before, after))) => {

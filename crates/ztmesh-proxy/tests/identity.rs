@@ -374,3 +374,46 @@ async fn a_bundle_of_several_anchors_verifies() {
     daemon.refresh().await.unwrap();
     assert!(daemon.store().is_ready());
 }
+
+/// The daemon checks an issued chain against the live bundle: a chain
+/// under an anchor that the bundle gained after start-up is accepted (the
+/// new issuer of an anchor rotation), one under an anchor it lost is
+/// refused.
+#[tokio::test]
+async fn issued_chains_are_checked_against_the_live_bundle() {
+    let fx = Fixture::new();
+    let other = TestPki::new();
+    let service = SwitchableIdentity::new(&fx.pki, Duration::from_secs(100));
+    let trust = ztmesh_tls::Trust::from_pem(&other.anchors_pem()).unwrap();
+    let mut daemon = IdentityDaemon::new(
+        &fx.config(),
+        Documents::generate(NAME).unwrap(),
+        InProcess(service),
+    )
+    .unwrap()
+    .with_trust(trust.clone());
+    let err = daemon
+        .refresh()
+        .await
+        .expect_err("the issuing anchor is not in the bundle");
+    assert!(err.to_string().contains("does not chain"), "{err}");
+    let both: Vec<u8> = other
+        .anchors_pem()
+        .into_iter()
+        .chain(fx.pki.anchors_pem())
+        .collect();
+    trust
+        .set(ztmesh_tls::roots_from_pem(&both).unwrap())
+        .unwrap();
+    daemon
+        .refresh()
+        .await
+        .expect("accepted once the bundle has the anchor");
+    trust
+        .set(ztmesh_tls::roots_from_pem(&other.anchors_pem()).unwrap())
+        .unwrap();
+    daemon
+        .refresh()
+        .await
+        .expect_err("refused again once it is removed");
+}

@@ -214,7 +214,20 @@ fn meshtls_authentication(spec: &MeshTlsAuthenticationSpec, cx: &mut DocContext<
         _ => {}
     }
     for (i, id) in spec.identities.iter().flatten().enumerate() {
-        // "*" or "*.suffix" or an exact DNS-like name.
+        // "*" or "*.suffix" or an exact DNS-like name, or an exact SPIFFE
+        // ID (matched exactly, never by suffix, as Linkerd does).
+        if let Some(rest) = id.strip_prefix("spiffe://") {
+            let ok = rest.split_once('/').is_some_and(|(domain, path)| {
+                is_dns_subdomain(domain) && !path.is_empty() && !path.contains('*')
+            });
+            if !ok {
+                cx.error(
+                    Some(&format!("spec.identities[{i}]")),
+                    format!("{id:?} is not a SPIFFE ID (spiffe://TRUST_DOMAIN/PATH)"),
+                );
+            }
+            continue;
+        }
         let body = id.strip_prefix("*.").unwrap_or(id);
         if id != "*" && (body.is_empty() || body.contains('*') || !is_dns_subdomain(body)) {
             cx.error(

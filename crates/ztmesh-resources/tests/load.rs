@@ -190,6 +190,16 @@ fn bad_documents_table() {
             "is not an identity",
         ),
         (
+            "apiVersion: policy.linkerd.io/v1alpha1\nkind: MeshTLSAuthentication\nmetadata: {name: a}\nspec: {identities: ['spiffe://cluster.local']}".into(),
+            Some("spec.identities[0]"),
+            "is not a SPIFFE ID",
+        ),
+        (
+            "apiVersion: policy.linkerd.io/v1alpha1\nkind: MeshTLSAuthentication\nmetadata: {name: a}\nspec: {identities: ['spiffe://cluster.local/ns/*']}".into(),
+            Some("spec.identities[0]"),
+            "is not a SPIFFE ID",
+        ),
+        (
             "apiVersion: policy.linkerd.io/v1alpha1\nkind: MeshTLSAuthentication\nmetadata: {name: a}\nspec: {}".into(),
             Some("spec"),
             "identities or identityRefs is required",
@@ -246,6 +256,15 @@ fn bad_documents_table() {
             "{e}"
         );
     }
+}
+
+/// Exact SPIFFE IDs are MeshTLSAuthentication identities, as in Linkerd.
+#[test]
+fn spiffe_ids_are_meshtls_identities() {
+    let yaml = "apiVersion: policy.linkerd.io/v1alpha1\nkind: MeshTLSAuthentication\nmetadata: {name: a, namespace: ns}\nspec: {identities: ['spiffe://cluster.local/ns/booksapp/sa/books', 'web.ns.serviceaccount.identity.linkerd.cluster.local']}";
+    let loaded = load_str(yaml, "test.yaml");
+    assert_eq!(loaded.errors().count(), 0, "{:?}", loaded.diagnostics);
+    assert_eq!(loaded.resources.len(), 1);
 }
 
 #[test]

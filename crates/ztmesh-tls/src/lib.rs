@@ -7,9 +7,23 @@
 //! handshake, so a renewed certificate takes effect without rebuilding any
 //! config or dropping any connection. Peers are verified against the trust
 //! anchors and, on the client side, against the exact identity expected
-//! (the server name).
+//! (the server name). The anchors may change too: configs built over a
+//! [`Trust`] verify each new handshake against the bundle current then
+//! (see `trust`).
 
 #![forbid(unsafe_code)]
+
+mod config;
+mod trust;
+
+pub use config::{
+    client_config, client_config_live, mesh_client_config, mesh_client_config_live,
+    mesh_server_config, mesh_server_config_live, server_config,
+};
+pub use trust::{IdentityVerifier, LiveClientVerifier, Trust};
+
+/// The scheme of a SPIFFE ID.
+pub const SPIFFE_SCHEME: &str = "spiffe://";
 
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -137,145 +151,45 @@ impl rustls::client::ResolvesClientCert for CredentialsStore {
     }
 }
 
-/// A server config presenting `creds`; clients are not asked for certificates.
-pub fn server_config(
-    creds: Arc<CredentialsStore>,
-    v: TlsVersions,
-    alpn: &[&[u8]],
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let mut config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(versions(v))?
-        .with_no_client_auth()
-        .with_cert_resolver(creds);
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(Arc::new(config))
-}
-
-/// A mesh server config: presents `creds`, asks clients for a certificate
-/// and verifies it against `roots` when given, but also admits clients
-/// without one (they are then unauthenticated, and policy decides).
-pub fn mesh_server_config(
-    creds: Arc<CredentialsStore>,
-    roots: Arc<rustls::RootCertStore>,
-    v: TlsVersions,
-    alpn: &[&[u8]],
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider())
-        .allow_unauthenticated()
-        .build()
-        .map_err(|e| TlsError::Anchors(e.to_string()))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(versions(v))?
-        .with_client_cert_verifier(verifier)
-        .with_cert_resolver(creds);
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(Arc::new(config))
-}
-
 /// The identity a peer's leaf certificate proves: its first DNS SAN, as
-/// linkerd2-proxy takes it.
+/// linkerd2-proxy takes it, or else its SPIFFE ID (a URI SAN
+/// `spiffe://...`, as a SPIFFE Workload API's X.509-SVID carries it).
 pub fn peer_identity(leaf: &CertificateDer<'_>) -> Option<String> {
     use x509_parser::prelude::*;
     let (_, cert) = X509Certificate::from_der(leaf).ok()?;
     let san = cert.subject_alternative_name().ok()??;
-    san.value.general_names.iter().find_map(|n| match n {
-        GeneralName::DNSName(d) => Some(d.to_string()),
-        _ => None,
-    })
+    let names = &san.value.general_names;
+    names
+        .iter()
+        .find_map(|n| match n {
+            GeneralName::DNSName(d) => Some(d.to_string()),
+            _ => None,
+        })
+        .or_else(|| {
+            names.iter().find_map(|n| match n {
+                GeneralName::URI(u) if u.starts_with(SPIFFE_SCHEME) => Some(u.to_string()),
+                _ => None,
+            })
+        })
 }
 
-/// A client config trusting `roots`, optionally presenting `creds`.
-pub fn client_config(
-    roots: Arc<rustls::RootCertStore>,
-    creds: Option<Arc<CredentialsStore>>,
-    v: TlsVersions,
-    alpn: &[&[u8]],
-) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    let builder = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(versions(v))?
-        .with_root_certificates(roots);
-    let mut config = match creds {
-        Some(creds) => builder.with_client_cert_resolver(creds),
-        None => builder.with_no_client_auth(),
+/// The `spiffe://` URI SANs of a certificate.
+pub fn spiffe_ids(leaf: &CertificateDer<'_>) -> Vec<String> {
+    use x509_parser::prelude::*;
+    let Ok((_, cert)) = X509Certificate::from_der(leaf) else {
+        return Vec::new();
     };
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(Arc::new(config))
-}
-
-/// Verifies the server's chain for an expected identity, whatever SNI was
-/// sent (the endpoint's server name may differ from its identity).
-#[derive(Debug)]
-pub struct IdentityVerifier {
-    inner: Arc<rustls::client::WebPkiServerVerifier>,
-    expected: ServerName<'static>,
-}
-
-impl IdentityVerifier {
-    pub fn new(roots: Arc<rustls::RootCertStore>, expected: &str) -> Result<Arc<Self>, TlsError> {
-        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider())
-            .build()
-            .map_err(|e| TlsError::Anchors(e.to_string()))?;
-        Ok(Arc::new(Self {
-            inner,
-            expected: server_name(expected)?,
-        }))
-    }
-}
-
-impl rustls::client::danger::ServerCertVerifier for IdentityVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _sni: &ServerName<'_>,
-        ocsp: &[u8],
-        now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        self.inner
-            .verify_server_cert(end_entity, intermediates, &self.expected, ocsp, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// A mesh client config for one peer: presents `creds`, sends `sni`, and
-/// accepts only a chain valid for `identity` under `roots`.
-pub fn mesh_client_config(
-    roots: Arc<rustls::RootCertStore>,
-    creds: Arc<CredentialsStore>,
-    identity: &str,
-    v: TlsVersions,
-    alpn: &[&[u8]],
-) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    let verifier = IdentityVerifier::new(roots, identity)?;
-    let mut config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(versions(v))?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_client_cert_resolver(creds);
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    config.resumption = rustls::client::Resumption::disabled();
-    Ok(Arc::new(config))
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            GeneralName::URI(u) if u.starts_with(SPIFFE_SCHEME) => Some(u.to_string()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The server name to present and verify for an identity.

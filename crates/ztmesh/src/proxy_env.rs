@@ -10,14 +10,17 @@ Environment (linkerd2-proxy's names; other LINKERD2_PROXY_* are warned about and
 Identity:
   LINKERD2_PROXY_IDENTITY_DIR            Directory for the workload's key and certificate
   LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS  PEM trust anchors (the roots peers are checked against)
+  ZTMESH_PROXY_IDENTITY_TRUST_ANCHORS_FILE  PEM bundle file, followed live (wins over the variable)
   LINKERD2_PROXY_IDENTITY_TOKEN_FILE     Service-account token presented to the identity service
   LINKERD2_PROXY_IDENTITY_SVC_ADDR       Identity service address (host:port)
   LINKERD2_PROXY_IDENTITY_SVC_NAME       Identity service's TLS identity
   LINKERD2_PROXY_IDENTITY_LOCAL_NAME     This workload's identity (older injectors)
-  LINKERD2_PROXY_IDENTITY_SERVER_ID      This workload's identity as a URI
+  LINKERD2_PROXY_IDENTITY_SERVER_ID      This workload's identity as a URI (the spiffe:// ID with SPIRE)
   LINKERD2_PROXY_IDENTITY_SERVER_NAME    This workload's identity (DNS name; wins over LOCAL_NAME)
   LINKERD2_PROXY_IDENTITY_MIN_REFRESH    Shortest wait before renewing the certificate
   LINKERD2_PROXY_IDENTITY_MAX_REFRESH    Longest wait before renewing the certificate
+  LINKERD2_PROXY_IDENTITY_SPIRE_WORKLOAD_API_ADDRESS  SPIFFE Workload API socket (unix:///path): SVIDs instead of Certify
+  LINKERD2_PROXY_IDENTITY_SPIRE_SOCKET   Deprecated name of the above
 
 Listeners and mode (in explicit mode listeners default to the app's IP):
   ZTMESH_PROXY_MODE                      transparent (iptables, the default) or explicit

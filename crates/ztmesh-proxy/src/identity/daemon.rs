@@ -18,14 +18,14 @@ use super::verify::{self, VerifyError};
 use linkerd2_proxy_api::identity::{
     CertifyRequest, CertifyResponse, identity_client::IdentityClient, identity_server::Identity,
 };
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, TrustAnchor};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tokio::time::Instant;
-use ztmesh_tls::CredentialsStore;
+use ztmesh_tls::{CredentialsStore, Trust};
 
 pub(crate) const CERTIFY_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const BACKOFF_MIN: Duration = Duration::from_secs(1);
@@ -94,7 +94,8 @@ pub struct IdentityDaemon<C> {
     name: String,
     documents: Documents,
     token_file: PathBuf,
-    anchors: Vec<TrustAnchor<'static>>,
+    /// The bundle an issued chain must chain to (it may change).
+    trust: Arc<Trust>,
     min_refresh: Duration,
     max_refresh: Duration,
     client: C,
@@ -118,7 +119,10 @@ impl<C: CertifyClient> IdentityDaemon<C> {
         }
         Ok(Self {
             name: config.local_name.clone(),
-            anchors: verify::anchors(config.trust_anchors_pem.as_bytes())?,
+            trust: {
+                verify::anchors(config.trust_anchors_pem.as_bytes())?;
+                Trust::from_pem(config.trust_anchors_pem.as_bytes())?
+            },
             documents,
             token_file: config.token_file.clone(),
             min_refresh: config.min_refresh,
@@ -128,6 +132,13 @@ impl<C: CertifyClient> IdentityDaemon<C> {
             status,
             metrics,
         })
+    }
+
+    /// Checks issued chains against `trust`, the bundle the proxy's
+    /// handshakes use, so a rotated anchor is followed here too.
+    pub fn with_trust(mut self, trust: Arc<Trust>) -> Self {
+        self.trust = trust;
+        self
     }
 
     pub fn store(&self) -> Arc<CredentialsStore> {
@@ -216,10 +227,11 @@ impl<C: CertifyClient> IdentityDaemon<C> {
             .into_iter()
             .map(CertificateDer::from)
             .collect();
+        let roots = self.trust.roots();
         let verified = verify::verify(
             &leaf,
             &intermediates,
-            &self.anchors,
+            &roots.roots,
             &self.name,
             &self.documents.public_key,
         )?;

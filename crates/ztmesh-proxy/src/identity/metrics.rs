@@ -5,8 +5,8 @@
 //! Unlike linkerd2-proxy, a failed Certify call counts as an `error` too,
 //! so an operator sees a control plane that refuses or cannot be reached.
 //! One family of ztmesh's own, `ztmesh_identity_trust_anchors{sha256=...} 1`,
-//! names the anchors the proxy trusts (set once at start-up, read only by
-//! scrapes: off the request path), so `ztmesh check` can tell a proxy
+//! names the anchors the proxy trusts (set at start-up and on each bundle
+//! change, read only by scrapes: off the request path), so `ztmesh check` can tell a proxy
 //! still trusting an old root.
 
 use prometheus_client::metrics::counter::Counter;
@@ -54,8 +54,10 @@ impl IdentityMetrics {
         self.expiration_seconds.set(unix_f64(expiry));
     }
 
-    /// Records the trust anchors (DER), by SHA-256 fingerprint `AB:CD:...`.
+    /// Records the trust anchors (DER), by SHA-256 fingerprint `AB:CD:...`,
+    /// replacing those recorded before (the bundle may change).
     pub fn set_trust_anchors<'a>(&self, anchors: impl IntoIterator<Item = &'a [u8]>) {
+        self.anchors.clear();
         for der in anchors {
             let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
             let hex: Vec<String> = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();

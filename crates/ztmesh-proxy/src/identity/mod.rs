@@ -10,14 +10,20 @@
 //! - [`daemon`]: Certify, renew at 70% of the lifetime, back off on failure
 //!   while keeping the current certificate, publish to a credentials store.
 //! - [`metrics`]: `control_identity_cert_*`, named as linkerd2-proxy names them.
+//! - [`workload_api`]: instead of Certify, X.509-SVIDs (and the bundle)
+//!   from a SPIFFE Workload API, followed live.
+//! - [`anchors`]: following a trust bundle file; the bundle in use is a
+//!   `ztmesh_tls::Trust` that every new handshake reads.
 
+pub mod anchors;
 pub mod config;
 pub mod daemon;
 pub mod documents;
 pub mod metrics;
 pub mod verify;
+pub mod workload_api;
 
-pub use self::config::IdentityConfig;
+pub use self::config::{IdentityConfig, IdentityMode, SpireConfig};
 pub use self::daemon::{CertifyClient, IdentityDaemon, IdentityStatus};
 pub use self::documents::Documents;
 pub use self::metrics::IdentityMetrics;

@@ -10,6 +10,8 @@ pub enum VerifyError {
     Chain(webpki::Error),
     #[error("the certificate is not valid for {name}: {error:?}")]
     Name { name: String, error: webpki::Error },
+    #[error("the certificate is not for {id} (its SPIFFE IDs: {found:?})")]
+    NotForSpiffeId { id: String, found: Vec<String> },
     #[error("the certificate is for another key than this proxy's")]
     KeyMismatch,
     #[error("the certificate cannot be parsed: {0}")]
@@ -29,6 +31,8 @@ pub enum AnchorsError {
     Pem(#[from] ztmesh_identity::pem::PemError),
     #[error("trust anchor {index} is unusable: {error:?}")]
     Unusable { index: usize, error: webpki::Error },
+    #[error(transparent)]
+    Tls(#[from] ztmesh_tls::TlsError),
 }
 
 /// Trust anchors in webpki's form.
@@ -78,6 +82,42 @@ pub fn verify(
     if cert.public_key().subject_public_key.data.as_ref() != public_key {
         return Err(VerifyError::KeyMismatch);
     }
+    let secs = cert.validity().not_after.timestamp().max(0) as u64;
+    Ok(Verified {
+        not_after: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+    })
+}
+
+/// Verifies an X.509-SVID: `leaf` (via `intermediates`) chains to
+/// `anchors` and carries exactly `spiffe_id` as a URI SAN.
+pub fn verify_svid(
+    leaf: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    anchors: &[TrustAnchor<'_>],
+    spiffe_id: &str,
+) -> Result<Verified, VerifyError> {
+    let ee = webpki::EndEntityCert::try_from(leaf).map_err(VerifyError::Chain)?;
+    ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        anchors,
+        intermediates,
+        UnixTime::now(),
+        webpki::KeyUsage::client_auth(),
+        None,
+        None,
+    )
+    .map_err(VerifyError::Chain)?;
+    if !ztmesh_tls::spiffe_ids(leaf)
+        .iter()
+        .any(|id| id == spiffe_id)
+    {
+        return Err(VerifyError::NotForSpiffeId {
+            id: spiffe_id.into(),
+            found: ztmesh_tls::spiffe_ids(leaf),
+        });
+    }
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(leaf)
+        .map_err(|e| VerifyError::Parse(e.to_string()))?;
     let secs = cert.validity().not_after.timestamp().max(0) as u64;
     Ok(Verified {
         not_after: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs),

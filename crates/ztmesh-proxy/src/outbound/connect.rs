@@ -3,8 +3,9 @@
 //! Unmeshed endpoints get a plain TCP connection. Meshed ones get mTLS:
 //! this proxy's certificate as the client's, SNI = the endpoint's server
 //! name, and the server's certificate verified (by webpki, against the
-//! trust anchors) to be valid for exactly that name; a certificate for any
-//! other identity fails the handshake. With opaque transport the proxy dials
+//! trust anchors in use at that handshake) to be valid for exactly the
+//! endpoint's identity (a `spiffe://` one by its URI SAN); a certificate
+//! for any other identity fails the handshake. With opaque transport the proxy dials
 //! the endpoint's inbound port and first sends Linkerd's transport header.
 
 use super::discover::Endpoint;
@@ -72,18 +73,27 @@ pub(crate) struct Connected {
 /// (identity, opaque transport) and reused; renewed credentials still apply,
 /// since the store is consulted at every handshake.
 pub struct ClientTls {
-    roots: Arc<rustls::RootCertStore>,
+    /// The bundle in use, read at each handshake (it may change).
+    trust: Arc<ztmesh_tls::Trust>,
     creds: Arc<ztmesh_tls::CredentialsStore>,
     configs: std::sync::Mutex<std::collections::HashMap<(String, bool), Arc<rustls::ClientConfig>>>,
 }
 
 impl ClientTls {
+    /// # Panics
+    /// On an empty root store (the configuration refuses one earlier).
     pub fn new(
         roots: Arc<rustls::RootCertStore>,
         creds: Arc<ztmesh_tls::CredentialsStore>,
     ) -> Self {
+        let trust = ztmesh_tls::Trust::new(roots).expect("a root store that rustls accepts");
+        Self::live(trust, creds)
+    }
+
+    /// Verifying servers against the bundle `trust` holds at each handshake.
+    pub fn live(trust: Arc<ztmesh_tls::Trust>, creds: Arc<ztmesh_tls::CredentialsStore>) -> Self {
         Self {
-            roots,
+            trust,
             creds,
             configs: Default::default(),
         }
@@ -100,8 +110,8 @@ impl ClientTls {
             return Ok(config.clone());
         }
         let alpn: &[&[u8]] = if opaque { &[ALPN] } else { &[] };
-        let config = ztmesh_tls::mesh_client_config(
-            self.roots.clone(),
+        let config = ztmesh_tls::mesh_client_config_live(
+            self.trust.clone(),
             self.creds.clone(),
             identity,
             ztmesh_tls::TlsVersions::Tls13Only,
@@ -134,12 +144,10 @@ pub(crate) async fn connect(
             server_id: None,
         });
     };
-    // SPIFFE identities are checked through their DNS-form server name.
-    let verify_as = if identity.starts_with("spiffe://") {
-        server_name
-    } else {
-        identity
-    };
+    // A SPIFFE identity is checked exactly against the certificate's URI
+    // SAN (ztmesh's certificates carry it beside the DNS name; a Workload
+    // API's SVID carries only it); a DNS identity against the DNS SANs.
+    let verify_as = identity;
     let config = tls
         .config(verify_as, endpoint.opaque_transport.is_some())
         .map_err(|_| ConnectError::ServerName(verify_as.clone()))?;

@@ -60,6 +60,15 @@ impl Endpoint {
             labels: DstLabels::default(),
         }
     }
+
+    /// A meshed endpoint that must prove `identity` (DNS or `spiffe://`),
+    /// reached with `server_name` as SNI.
+    pub fn meshed(addr: SocketAddr, identity: &str, server_name: &str) -> Self {
+        Self {
+            tls: Some((identity.into(), server_name.into())),
+            ..Self::plain(addr)
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -29,6 +29,7 @@ mod sockets;
 mod trust;
 pub(crate) mod workloads;
 
+pub(crate) use proxy::exported_anchors;
 pub(crate) use result::{CheckResult, Group, Status};
 
 use crate::table::Output;

@@ -7,6 +7,7 @@
 mod crds;
 mod kubernetes;
 mod local;
+mod rotate_anchor;
 mod schema;
 
 use anyhow::Context;
@@ -57,6 +58,18 @@ pub struct Args {
     /// Replace only the issuer, signed by the existing anchor (ca.crt + ca.key).
     #[arg(long, conflicts_with_all = ["crds", "kubernetes"])]
     rotate_issuer: bool,
+    /// Rotate the trust anchor, one phase per run: add (a new anchor joins
+    /// ca.crt), issue (a new issuer under it), remove (the old anchors
+    /// leave ca.crt). Each phase checks the running proxies and reports;
+    /// issue and remove refuse while a proxy would break, naming it.
+    #[arg(long, value_enum, conflicts_with_all = ["crds", "kubernetes", "rotate_issuer", "issuer_from"])]
+    rotate_anchor: Option<rotate_anchor::Phase>,
+    /// With --rotate-anchor: the manifests naming the workloads whose
+    /// proxies are checked [default: the controller's, from its context].
+    #[arg(long, requires = "rotate_anchor")]
+    manifests: Option<PathBuf>,
+    #[command(flatten)]
+    controller: crate::mesh_context::ControllerArg,
 
     /// Print the CustomResourceDefinitions the controller reads.
     #[arg(long, conflicts_with_all = ["kubernetes", "dir"])]
@@ -121,6 +134,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let dir = args.dir.clone().expect("clap requires --dir");
     let trust = TrustDomain::new(&args.control_plane_namespace, &args.trust_domain)?;
+    if let Some(phase) = args.rotate_anchor {
+        let opts = ztmesh_identity::install::InstallOptions {
+            trust,
+            anchor_validity: args.anchor_validity,
+            issuer_validity: args.issuer_validity,
+            force: args.force,
+        };
+        let observe = rotate_anchor::Observe {
+            controller: args.controller.clone(),
+            manifests: args.manifests.clone(),
+        };
+        return rotate_anchor::run(&dir, phase, &opts, &observe);
+    }
     let action = match (&args.issuer_from, args.rotate_issuer) {
         (_, true) => local::Action::RotateIssuer,
         (Some(from), false) => local::Action::ImportIssuer(from.clone()),

@@ -13,6 +13,7 @@
 
 mod support;
 
+mod anchor_rotation;
 mod authz_e2e;
 mod authz_netns;
 mod check;
@@ -37,6 +38,7 @@ mod proxy_e2e;
 mod relay_netns;
 mod robustness;
 mod spiffe_agent;
+mod spiffe_e2e;
 mod traffic_netns;
 mod viz_prometheus;
 mod viz_stat;
