@@ -6,37 +6,14 @@
 //! serves that endpoint with the pod's identity; a pod no longer Ready
 //! leaves it, and the Service's selector alone never adds one.
 
+mod support;
+
 use std::time::Duration;
+use support::kubectl;
 use ztmesh_controller::StoreEvent;
 use ztmesh_destination::{DestinationCluster, Index};
 
 const DEADLINE: Duration = Duration::from_secs(60);
-
-fn kubectl(kubeconfig: &std::ffi::OsStr, args: &[&str], stdin: Option<&str>) -> String {
-    use std::io::Write;
-    let kubectl = std::env::var_os("ZTMESH_TEST_KUBECTL").unwrap_or("kubectl".into());
-    let mut child = std::process::Command::new(kubectl)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("kubectl runs");
-    let mut input = child.stdin.take().expect("stdin");
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).expect("stdin");
-    }
-    drop(input);
-    let out = child.wait_with_output().expect("kubectl");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// `addr identity` (or `addr -`) of each endpoint of ns/books:7002.
 fn endpoints(index: &std::sync::Mutex<Index>, ns: &str) -> Vec<String> {

@@ -4,34 +4,11 @@
 //! not released), the other takes over within the Lease's duration and
 //! writes the next status.
 
-use std::time::Duration;
-use ztmesh_kube::lease::{LeaseConfig, elect};
+mod support;
 
-fn kubectl(kubeconfig: &std::ffi::OsStr, args: &[&str], stdin: Option<&str>) -> String {
-    use std::io::Write;
-    let kubectl = std::env::var_os("ZTMESH_TEST_KUBECTL").unwrap_or("kubectl".into());
-    let mut child = std::process::Command::new(kubectl)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("kubectl runs");
-    let mut input = child.stdin.take().expect("stdin");
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).expect("stdin");
-    }
-    drop(input);
-    let out = child.wait_with_output().expect("kubectl");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8")
-}
+use std::time::Duration;
+use support::kubectl;
+use ztmesh_kube::lease::{LeaseConfig, elect};
 
 /// Waits for `cond` (checked every 100ms) until `within`; how long it took.
 async fn until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Duration {

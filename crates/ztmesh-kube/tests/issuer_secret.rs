@@ -2,33 +2,11 @@
 //! (only when `ZTMESH_TEST_KUBECONFIG` names one; `scripts/test-kube`):
 //! copied into a directory at start, and each update copied again.
 
-use std::time::Duration;
-use ztmesh_kube::issuer_secret::{keep_synced, sync_once};
+mod support;
 
-fn kubectl(kubeconfig: &std::ffi::OsStr, args: &[&str], stdin: Option<&str>) {
-    use std::io::Write;
-    let kubectl = std::env::var_os("ZTMESH_TEST_KUBECTL").unwrap_or("kubectl".into());
-    let mut child = std::process::Command::new(kubectl)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("kubectl runs");
-    let mut input = child.stdin.take().expect("stdin");
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).expect("stdin");
-    }
-    drop(input);
-    let out = child.wait_with_output().expect("kubectl");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use std::time::Duration;
+use support::kubectl;
+use ztmesh_kube::issuer_secret::{keep_synced, sync_once};
 
 fn secret(ns: &str, crt: &str, key: &str) -> String {
     use base64::Engine;

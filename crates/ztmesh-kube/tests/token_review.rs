@@ -3,28 +3,12 @@
 //! projected for `identity.l5d.io` names its service account; one for
 //! another audience, or garbage, is refused with the API's reason.
 
+mod support;
+
+use support::kubectl;
 use ztmesh_controller::TokenReviewer;
 use ztmesh_identity::{ServiceAccount, TokenError};
 use ztmesh_kube::token_review::KubeTokenReviewer;
-
-fn kubectl(kubeconfig: &std::ffi::OsStr, args: &[&str]) -> String {
-    let kubectl = std::env::var_os("ZTMESH_TEST_KUBECTL").unwrap_or("kubectl".into());
-    let out = std::process::Command::new(kubectl)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .output()
-        .expect("kubectl runs");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("UTF-8")
-        .trim()
-        .to_string()
-}
 
 #[tokio::test]
 #[ignore = "needs a real API server: ZTMESH_TEST_KUBECONFIG (scripts/test-kube)"]
@@ -40,10 +24,11 @@ async fn token_review_names_the_service_account_or_refuses() {
             .as_secs()
             % 1_000_000
     );
-    kubectl(&kubeconfig, &["create", "namespace", &ns]);
+    kubectl(&kubeconfig, &["create", "namespace", &ns], None);
     kubectl(
         &kubeconfig,
         &["create", "serviceaccount", "books", "-n", &ns],
+        None,
     );
     let good = kubectl(
         &kubeconfig,
@@ -56,8 +41,9 @@ async fn token_review_names_the_service_account_or_refuses() {
             "--audience",
             "identity.l5d.io",
         ],
+        None,
     );
-    let other_audience = kubectl(&kubeconfig, &["create", "token", "books", "-n", &ns]);
+    let other_audience = kubectl(&kubeconfig, &["create", "token", "books", "-n", &ns], None);
     let client = ztmesh_kube::client(Some(std::path::Path::new(&kubeconfig)))
         .await
         .expect("client");
@@ -67,7 +53,11 @@ async fn token_review_names_the_service_account_or_refuses() {
     let refused_audience = reviewer.review(other_audience.as_bytes()).await;
     let refused_garbage = reviewer.review(b"not-a-token").await;
     let missing = reviewer.review(b"").await;
-    kubectl(&kubeconfig, &["delete", "namespace", &ns, "--wait=false"]);
+    kubectl(
+        &kubeconfig,
+        &["delete", "namespace", &ns, "--wait=false"],
+        None,
+    );
 
     assert_eq!(
         reviewed,
