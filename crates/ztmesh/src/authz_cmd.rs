@@ -48,8 +48,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // Without --port, the manifests the controller reads (its context file
     // records them) give the workload's declared ports.
     let manifests = args.manifests.clone().or_else(|| {
-        args.ports
-            .is_empty()
+        (args.ports.is_empty() && args.policy_addr.is_none())
             .then(|| {
                 crate::mesh_context::context_manifests(
                     &args.controller,

@@ -199,8 +199,10 @@ async fn diagnose(args: &PolicyArgs) -> Result<bool, BadQuestion> {
             )
         }
         Asked::Workload(ns, name) => {
-            // The manifests the controller reads (from its context file).
+            // The manifests the controller reads (from its context file),
+            // unless --policy-addr names a controller the file may not describe.
             if manifests.is_none()
+                && args.policy_addr.is_none()
                 && let Some(dir) = crate::mesh_context::context_manifests(
                     &args.controller,
                     &crate::mesh_context::ProcessEnv,

@@ -161,7 +161,8 @@ impl ControllerArg {
 }
 
 /// The manifests directory the controller `controller` resolves to reads,
-/// when the context file describes that controller and records one.
+/// when the context file describes that controller and records one that
+/// exists (a context left by a controller long gone names nothing).
 pub(crate) fn context_manifests(controller: &ControllerArg, env: &dyn Env) -> Option<PathBuf> {
     let found = controller.resolve(env).ok()?;
     let context = match found.context {
@@ -171,7 +172,7 @@ pub(crate) fn context_manifests(controller: &ControllerArg, env: &dyn Env) -> Op
             .flatten()
             .filter(|c| c.viz.to_string() == found.viz)?,
     };
-    context.manifests
+    context.manifests.filter(|dir| dir.is_dir())
 }
 
 #[cfg(test)]
@@ -250,17 +251,27 @@ mod tests {
         save(
             &env,
             &MeshContext {
-                manifests: Some("/tmp/m".into()),
+                manifests: Some(dir.path().to_path_buf()),
                 ..context()
             },
         )
         .unwrap();
-        assert_eq!(context_manifests(&none, &env), Some("/tmp/m".into()));
+        assert_eq!(context_manifests(&none, &env), Some(dir.path().into()));
         let same = ControllerArg {
             controller: Some("127.0.0.1:18084".into()),
         };
-        assert_eq!(context_manifests(&same, &env), Some("/tmp/m".into()));
+        assert_eq!(context_manifests(&same, &env), Some(dir.path().into()));
         assert_eq!(context_manifests(&flag, &env), None);
+        // A directory since removed names nothing.
+        save(
+            &env,
+            &MeshContext {
+                manifests: Some(dir.path().join("gone")),
+                ..context()
+            },
+        )
+        .unwrap();
+        assert_eq!(context_manifests(&none, &env), None);
 
         std::fs::write(&file, "{not json").unwrap();
         let err = none.resolve(&env).unwrap_err().to_string();
