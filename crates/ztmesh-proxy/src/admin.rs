@@ -104,7 +104,11 @@ impl Admin {
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(std::time::Duration::from_secs(10))
+            // A head must arrive within 30 s. (10 s dropped scrapes whose
+            // clients had sent their request at once but were not read in
+            // time under a flood of 5,000, once /metrics grew with
+            // linkerd2-proxy's label sets.)
+            .header_read_timeout(std::time::Duration::from_secs(30))
             .serve_connection(hyper_util::rt::TokioIo::new(io), service);
         if let Err(error) = conn.await {
             tracing::debug!(%peer, %error, "admin connection ended");
