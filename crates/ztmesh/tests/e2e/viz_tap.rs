@@ -212,6 +212,12 @@ fn top_busiest_first(t: &Tapped) {
 /// the CLI says so in words; plaintext to the tap port is refused.
 fn others_refused() {
     let t = start("webapp.booksapp.serviceaccount.identity.linkerd.cluster.local");
+    // Until the proxy holds its certificate its tap port has none to
+    // present, and the handshake fails before the identity is judged.
+    eventually(Duration::from_secs(10), "the proxy certified", || {
+        let log = t.proxy.output();
+        check(log.contains("certificate installed"), log)
+    });
     let refused = viz("tap", &t.mesh, &["--max-wait", "5s"]).output().unwrap();
     assert!(!refused.status.success(), "{}", describe(&refused));
     let stderr = String::from_utf8_lossy(&refused.stderr);
