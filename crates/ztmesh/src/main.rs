@@ -6,7 +6,7 @@
 //! the ztmesh-controller library) and [`identity`] (certify and
 //! inspect workload certificates by hand), [`diagnose`] (what the control
 //! plane serves), [`demo`] (everything that works so far, end to end),
-//! [`agent`] (the node-local SPIFFE Workload API), [`proxy_init`] (a pod's iptables rules) and [`app`] (a sample workload
+//! [`agent`] (the node-local SPIFFE Workload API), [`proxy_init`] (a pod's iptables rules), [`inject`] (the proxy into Kubernetes YAML) and [`app`] (a sample workload
 //! and its clients). [`resource`] is how every command names workloads
 //! (`KIND/NAME` with `-n NS`); [`mesh_context`] how it finds the controller. This file holds the command tree, shell completions
 //! (`ztmesh completion`), each command's default log level, and a quiet
@@ -25,6 +25,7 @@ mod diagnose;
 mod diagnose_policy;
 mod flags;
 mod identity;
+mod inject;
 mod install;
 mod mesh_context;
 mod proxy_env;
@@ -94,6 +95,11 @@ enum Command {
     /// with ZTMESH_PROXY_APP_ADDR=IP:PORT runs it without iptables.
     #[command(after_long_help = proxy_env::HELP)]
     Proxy,
+    /// Add the proxy to Kubernetes YAML (files, directories, `-`), as
+    /// Linkerd's `inject`: annotate for the webhook, or --manual.
+    Inject(Box<inject::InjectArgs>),
+    /// Remove the proxy and Linkerd's metadata from Kubernetes YAML.
+    Uninject(inject::UninjectArgs),
     /// Install (or --remove) the iptables rules that send a pod's TCP through
     /// its proxy; accepts the arguments Linkerd's injector passes to proxy-init.
     ProxyInit(proxy_init::Args),
@@ -137,6 +143,8 @@ fn default_log(command: &Command) -> &'static str {
         | Command::Diagnose(_)
         | Command::Demo(_)
         | Command::ProxyInit(_)
+        | Command::Inject(_)
+        | Command::Uninject(_)
         | Command::App(_)
         | Command::Completion { .. } => "warn",
     }
@@ -232,6 +240,8 @@ fn main() -> ExitCode {
             unreachable!("handled before logging is set up")
         }
         Command::ProxyInit(args) => proxy_init::run(args),
+        Command::Inject(args) => inject::run_inject(*args),
+        Command::Uninject(args) => inject::run_uninject(args),
         Command::App(cmd) => app::run(cmd),
     };
     match result {

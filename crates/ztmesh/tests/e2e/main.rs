@@ -25,6 +25,7 @@ mod faults;
 mod help;
 mod hostile;
 mod identity_e2e;
+mod inject_cli;
 mod install_kubernetes;
 mod memory;
 mod mesh_balance;
