@@ -369,3 +369,36 @@ fn the_webhook_marks_services_opaque() {
     let answer = admission_patch("Service", &web, &BTreeMap::new(), &cfg).unwrap();
     assert_eq!(answer.patch, None);
 }
+
+#[test]
+fn the_webhook_puts_a_native_sidecar_first() {
+    let ns = BTreeMap::from([
+        ("linkerd.io/inject".to_string(), "enabled".to_string()),
+        (
+            "config.alpha.linkerd.io/proxy-enable-native-sidecar".to_string(),
+            "true".to_string(),
+        ),
+    ]);
+    let mut object = pod(json!({}), json!([{"containerPort": 8080}]));
+    object["spec"]["initContainers"] = json!([{"name": "setup", "image": "setup:1"}]);
+    let answer = admission_patch("Pod", &object, &ns, &config()).unwrap();
+    let patched = apply(&object, answer.patch.as_ref().unwrap());
+    let names = |key: &str| -> Vec<String> {
+        patched["spec"][key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names("initContainers"),
+        ["linkerd-init", "linkerd-proxy", "setup"]
+    );
+    assert_eq!(names("containers"), ["web"]);
+    assert_eq!(
+        patched["spec"]["initContainers"][1]["restartPolicy"],
+        "Always"
+    );
+    assert_eq!(patched["spec"]["initContainers"][2]["image"], "setup:1");
+}
