@@ -146,5 +146,10 @@ fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<Arc<Certif
             path: key.into(),
             source,
         })?;
-    Ok(Arc::new(CertifiedKey::new(certs, signing)))
+    let certified = CertifiedKey::new(certs, signing);
+    certified.keys_match().map_err(|source| TlsError::BadKey {
+        path: key.into(),
+        source,
+    })?;
+    Ok(Arc::new(certified))
 }
