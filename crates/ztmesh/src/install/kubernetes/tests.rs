@@ -12,7 +12,7 @@ use ztmesh_identity::issuer::{Issuer, IssuerFiles};
 
 const YEAR: Duration = Duration::from_secs(8760 * 3600);
 
-fn options(ns: &str, ha: bool) -> Options {
+pub(super) fn options(ns: &str, ha: bool) -> Options {
     Options {
         namespace: ns.into(),
         trust_domain: "cluster.local".into(),

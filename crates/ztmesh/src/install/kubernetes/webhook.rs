@@ -138,14 +138,9 @@ mod tests {
     use super::*;
 
     fn opts(url: Option<&str>) -> Options {
-        Options {
-            namespace: "mesh".into(),
-            trust_domain: "cluster.local".into(),
-            cluster_domain: "cluster.local".into(),
-            image: "ztmesh:test".into(),
-            ha: false,
-            webhook_url: url.map(String::from),
-        }
+        let mut opts = super::super::tests::options("mesh", false);
+        opts.webhook_url = url.map(String::from);
+        opts
     }
 
     fn tls() -> WebhookTls {
