@@ -28,6 +28,8 @@ pub enum TlsError {
         path: PathBuf,
         source: rustls::Error,
     },
+    #[error("{key}: not the key of the certificate in {cert}")]
+    Mismatch { cert: PathBuf, key: PathBuf },
     #[error("TLS configuration: {0}")]
     Config(rustls::Error),
 }
@@ -147,9 +149,9 @@ fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<Arc<Certif
             source,
         })?;
     let certified = CertifiedKey::new(certs, signing);
-    certified.keys_match().map_err(|source| TlsError::BadKey {
-        path: key.into(),
-        source,
+    certified.keys_match().map_err(|_| TlsError::Mismatch {
+        cert: cert.into(),
+        key: key.into(),
     })?;
     Ok(Arc::new(certified))
 }

@@ -237,3 +237,44 @@ async fn a_new_certificate_is_served_to_the_next_handshake() {
         .expect("the last good certificate stays");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+
+#[test]
+fn a_certificate_that_does_not_load_is_refused_with_the_reason() {
+    let good = tempfile::tempdir().expect("dir");
+    write_cert(good.path());
+    let other = tempfile::tempdir().expect("dir");
+    write_cert(other.path());
+    let read = |dir: &Path, f: &str| std::fs::read_to_string(dir.join(f)).expect("read");
+    // (tls.crt, tls.key, error contains); None: the file is absent.
+    let cases = [
+        (None, None, "reading"),
+        (
+            Some("garbage".to_string()),
+            Some(read(good.path(), "tls.key")),
+            "no certificate",
+        ),
+        (
+            Some(read(good.path(), "tls.crt")),
+            Some("garbage".to_string()),
+            "no private key",
+        ),
+        (
+            Some(read(good.path(), "tls.crt")),
+            Some(read(other.path(), "tls.key")),
+            "not the key of the certificate",
+        ),
+    ];
+    for (cert, key, needle) in cases {
+        let dir = tempfile::tempdir().expect("dir");
+        for (name, pem) in [("tls.crt", cert), ("tls.key", key)] {
+            if let Some(pem) = pem {
+                std::fs::write(dir.path().join(name), pem).expect("write");
+            }
+        }
+        let error = CertFiles::from_dir(dir.path())
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains(needle), "{needle:?} not in {error}");
+    }
+    assert!(CertFiles::from_dir(good.path()).is_ok());
+}
