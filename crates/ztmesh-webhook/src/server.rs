@@ -1,5 +1,6 @@
 //! The HTTPS server: TLS (the handshake within [`Limits::handshake`]),
-//! HTTP/2 or HTTP/1.1 (a request head within [`Limits::read`]), `POST`
+//! HTTP/2 or HTTP/1.1 (the first request, and every HTTP/1.1 request
+//! head, within [`Limits::read`]), `POST`
 //! only, a body of at most [`Limits::max_body`] bytes read within
 //! [`Limits::read`] (else 413 or 408), then [`Webhook::handle`].
 
@@ -72,7 +73,13 @@ pub async fn serve(
                     return;
                 }
             };
+            // Set by the first request: a connection that sends none within
+            // `limits.read` is dropped (the protocol is chosen from the
+            // first bytes, which nothing else waits for with a deadline).
+            let first = Arc::new(tokio::sync::Notify::new());
+            let seen = first.clone();
             let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                seen.notify_one();
                 let webhook = webhook.clone();
                 async move {
                     let reply = answer(&webhook, req, limits).await;
@@ -94,7 +101,19 @@ pub async fn serve(
                 .http2()
                 .timer(TokioTimer::new())
                 .keep_alive_interval(Some(Duration::from_secs(30)));
-            if let Err(error) = builder.serve_connection(TokioIo::new(stream), svc).await {
+            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                result = &mut conn => result,
+                waited = tokio::time::timeout(limits.read, first.notified()) => match waited {
+                    Ok(()) => conn.await,
+                    Err(_) => {
+                        tracing::debug!(%peer, "webhook: no request in time; connection closed");
+                        return;
+                    }
+                },
+            };
+            if let Err(error) = result {
                 tracing::debug!(%peer, %error, "webhook: connection ended");
             }
         });
