@@ -288,7 +288,7 @@ async fn the_api_server_calls_the_webhook() {
         images,
         format!("app=nginx linkerd-proxy={TEST_PROXY_IMAGE}")
     );
-    assert!(metrics.requests("inject", "injected") >= 1);
+    assert!(metrics.requests("inject", "patched") >= 1);
     assert!(metrics.requests("validate", "denied") >= 1);
     server.abort();
 }

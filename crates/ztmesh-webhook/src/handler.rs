@@ -146,7 +146,7 @@ impl Webhook {
                 Some(patch) if patch.is_array() => {
                     tracing::info!(namespace = %ns, user = %request.user_info.username, "{}", patched.report);
                     (
-                        "injected",
+                        "patched",
                         Answer::Allow {
                             patch: Some(patch),
                             warnings: vec![],
@@ -158,7 +158,7 @@ impl Webhook {
                     ("error", allow(vec![]))
                 }
                 None => {
-                    tracing::debug!(namespace = %ns, "{}", patched.report);
+                    tracing::info!(namespace = %ns, "{}", patched.report);
                     ("skipped", allow(vec![]))
                 }
             },

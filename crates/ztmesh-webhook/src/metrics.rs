@@ -1,6 +1,6 @@
 //! The webhook's metrics, under `ztmesh_webhook_`:
 //! - `requests_total{endpoint, result}`: AdmissionReviews answered, by
-//!   endpoint (`inject`, `validate`, `other`) and result (`injected`,
+//!   endpoint (`inject`, `validate`, `other`) and result (`patched`,
 //!   `skipped`, `allowed`, `denied`, `bypass`, `invalid`, `error`);
 //! - `injection_bypass_total{namespace}`: pods admitted in an enforced
 //!   namespace without the proxy by their exemption annotation (dry runs

@@ -101,14 +101,14 @@ async fn real_reviews() {
             "/inject?timeout=10s",
             &enforced_injecting,
             Expect::Patched,
-            "injected",
+            "patched",
         ),
         (
             "inject-v1-pod-replicaset",
             "/inject?timeout=10s",
             &enforced_injecting,
             Expect::Patched,
-            "injected",
+            "patched",
         ),
         (
             "inject-v1-pod-with-proxy",
