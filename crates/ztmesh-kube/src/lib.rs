@@ -25,6 +25,8 @@
 //! - [`token_review`]: Certify's tokens checked by the API server's
 //!   TokenReview (audience `identity.l5d.io`), for the controller's
 //!   `Builder::token_reviewer`.
+//! - [`namespaces`]: Namespaces' labels and annotations for the admission
+//!   webhook (ztmesh-webhook's `Namespaces`), from a metadata reflector.
 //! - [`lease`]: one leader among replicas, by a coordination.k8s.io Lease.
 //! - [`status`]: HTTPRoute status (Accepted, ResolvedRefs) as Linkerd
 //!   writes it, by the leader only.
@@ -40,6 +42,7 @@ pub mod issuer_secret;
 pub mod kinds;
 pub mod lease;
 pub mod metrics;
+pub mod namespaces;
 pub mod state;
 pub mod status;
 pub mod token_review;

@@ -12,9 +12,11 @@
 //! API instead (ztmesh-kube's store, given to the builder), checks
 //! Certify's tokens with TokenReview, joins the election of the replica
 //! that writes HTTPRoute status, and with `--identity-issuer-secret`
-//! copies the issuer from its Secret into the identity directory.
+//! copies the issuer from its Secret into the identity directory; with
+//! `--webhook-addr` it serves the admission webhook ([`webhook`]).
 
 mod check;
+mod webhook;
 
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -147,6 +149,21 @@ struct KubeArgs {
     /// issuer is refused and the last good one stays).
     #[arg(long, requires = "kubernetes")]
     identity_issuer_secret: bool,
+    /// Serve the admission webhook here (HTTPS): POST /inject, the proxy
+    /// injector (MutatingWebhookConfiguration
+    /// linkerd-proxy-injector-webhook-config), and POST /validate, injection
+    /// enforcement (ValidatingWebhookConfiguration
+    /// ztmesh-injection-enforcement: pods without linkerd-proxy are refused
+    /// in namespaces labelled config.ztmesh.io/enforce-injection=true,
+    /// unless annotated config.ztmesh.io/injection-exempt=<reason>).
+    /// Its metrics are on the admin server.
+    #[arg(long, requires_all = ["kubernetes", "webhook_tls_dir"])]
+    webhook_addr: Option<SocketAddr>,
+    /// The webhook's serving certificate: a directory with tls.crt and
+    /// tls.key (the Secret linkerd-proxy-injector-k8s-tls, mounted), re-read
+    /// when they change.
+    #[arg(long, requires = "webhook_addr")]
+    webhook_tls_dir: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -307,6 +324,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     // Kept until the controller stops: the election and status writer.
     let mut _replica = None;
     let mut _issuer_sync = None;
+    let mut _webhook = None;
     if args.kube.kubernetes {
         let client = ztmesh_kube::client(None).await?;
         if args.kube.identity_issuer_secret {
@@ -334,6 +352,17 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         let metrics = ztmesh_kube::Metrics::default();
         let mut registry = ztmesh_controller::Registry::default();
         metrics.register(&mut registry);
+        if let (Some(addr), Some(dir)) = (args.kube.webhook_addr, &args.kube.webhook_tls_dir) {
+            let webhook_metrics = ztmesh_webhook::Metrics::default();
+            webhook_metrics.register(&mut registry);
+            let namespaces = ztmesh_kube::namespaces::KubeNamespaces::start(client.clone());
+            let (bound, task) = webhook::spawn(addr, dir, namespaces, webhook_metrics).await?;
+            println!(
+                "admission webhook listening on {bound} (HTTPS: POST /inject, POST /validate); certificate from {}",
+                dir.display()
+            );
+            _webhook = Some(AbortOnDrop(task));
+        }
         let admin = args
             .admin_addr
             .unwrap_or_else(|| KUBE_ADMIN_ADDR.parse().expect("a valid address"));

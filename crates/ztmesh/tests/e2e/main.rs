@@ -44,3 +44,4 @@ mod traffic_netns;
 mod viz_prometheus;
 mod viz_stat;
 mod viz_tap;
+mod webhook_kube;

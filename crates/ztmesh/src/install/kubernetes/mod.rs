@@ -6,7 +6,8 @@
 //! account and its least-privilege roles; [`workload`] the controller's
 //! Deployment (and, with `--ha`, its PodDisruptionBudget) and the
 //! Services on Linkerd's names and ports; [`webhook`] the proxy
-//! injector's Service, Secret and MutatingWebhookConfiguration. This
+//! injector's Service, Secret and MutatingWebhookConfiguration, and the
+//! injection enforcement's ValidatingWebhookConfiguration. This
 //! module adds the Namespace, the trust roots ConfigMap and the issuer
 //! Secret, and orders everything so each object's dependencies come first.
 

@@ -12,7 +12,7 @@ use ztmesh_identity::issuer::{Issuer, IssuerFiles};
 
 const YEAR: Duration = Duration::from_secs(8760 * 3600);
 
-fn options(ns: &str, ha: bool) -> Options {
+pub(super) fn options(ns: &str, ha: bool) -> Options {
     Options {
         namespace: ns.into(),
         trust_domain: "cluster.local".into(),
@@ -88,6 +88,11 @@ fn every_object_by_kind_name_and_namespace() {
             (
                 "MutatingWebhookConfiguration",
                 "linkerd-proxy-injector-webhook-config",
+                "",
+            ),
+            (
+                "ValidatingWebhookConfiguration",
+                "ztmesh-injection-enforcement",
                 "",
             ),
             ("Deployment", "ztmesh-controller", ns),
@@ -312,6 +317,10 @@ fn controller_container() {
         // admin server.
         ("--viz-addr", "127.0.0.1:8084"),
         ("--admin-addr", workload::ADMIN_ADDR),
+        // The webhooks, where the injector Service's port targets, with
+        // the Secret linkerd-proxy-injector-k8s-tls mounted.
+        ("--webhook-addr", "0.0.0.0:8443"),
+        ("--webhook-tls-dir", workload::WEBHOOK_TLS_DIR),
     ] {
         assert_eq!(flag(f), Some(v), "{f}");
     }
@@ -337,25 +346,49 @@ fn controller_container() {
     assert!(c["resources"]["requests"]["memory"].is_string());
     assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
     assert_eq!(pod["spec"]["serviceAccountName"], CONTROLLER);
+    assert!(c["ports"].as_array().unwrap().contains(
+        &serde_json::json!({"name": "proxy-injector", "containerPort": 8443, "protocol": "TCP"})
+    ));
+    let mount = c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"] == workload::WEBHOOK_TLS_DIR)
+        .expect("the webhook's certificate is mounted");
+    assert_eq!(mount["readOnly"], true);
+    let volume = pod["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .expect("its volume");
+    assert_eq!(
+        volume["secret"]["secretName"],
+        "linkerd-proxy-injector-k8s-tls"
+    );
 }
 
 #[test]
 fn webhook_by_service_or_url() {
-    // (url, what clientConfig holds, an extra name in the serving certificate)
+    // (--webhook-url, what clientConfig holds, an extra name in the
+    // serving certificate, the injector's URL). The URL is a base: each
+    // webhook appends its path (/inject, /validate).
     let table = [
-        (None, "service", None),
+        (None, "service", None, None),
         (
-            Some("https://127.0.0.1:9443/inject"),
+            Some("https://127.0.0.1:9443"),
             "url",
             Some("IPAddress([127, 0, 0, 1])"),
+            Some("https://127.0.0.1:9443/inject"),
         ),
         (
             Some("https://injector.example:9443/"),
             "url",
             Some(r#"DNSName("injector.example")"#),
+            Some("https://injector.example:9443/inject"),
         ),
     ];
-    for (url, addressed_by, extra_name) in table {
+    for (url, addressed_by, extra_name, inject_url) in table {
         let mut opts = options("linkerd", false);
         opts.webhook_url = url.map(String::from);
         let (m, objs) = generate(&opts, &IdentitySource::Generate);
@@ -368,7 +401,9 @@ fn webhook_by_service_or_url() {
         let client = hook["clientConfig"].as_object().unwrap();
         assert!(client.contains_key(addressed_by), "{url:?}");
         assert_eq!(client.len(), 2, "{url:?}: one address and the caBundle");
+        assert_eq!(hook["clientConfig"]["url"].as_str(), inject_url);
         if addressed_by == "service" {
+            assert_eq!(hook["clientConfig"]["service"]["path"], "/inject");
             assert_eq!(
                 hook["clientConfig"]["service"]["name"],
                 "linkerd-proxy-injector"

@@ -3,6 +3,7 @@
 //! Services on Linkerd's names and ports, all selecting it.
 
 use super::options::{CONTROLLER, INJECTOR_PORT, Options, selector};
+use super::webhook::TLS_SECRET;
 use serde_json::{Value, json};
 
 /// The controller's ports: (name, port). Names are those Services target.
@@ -24,6 +25,9 @@ pub(crate) const IDENTITY_DIR: &str = "/var/run/ztmesh/identity";
 /// Linkerd's destination admin port.
 pub(crate) const ADMIN_ADDR: &str = "0.0.0.0:9996";
 const STATE_DIR: &str = "/var/run/ztmesh/state";
+/// Where the webhook's serving certificate (the Secret
+/// linkerd-proxy-injector-k8s-tls) is mounted (`--webhook-tls-dir`).
+pub(crate) const WEBHOOK_TLS_DIR: &str = "/var/run/ztmesh/webhook-tls";
 
 /// Services on Linkerd's names: (name, port, target port name, headless).
 pub(crate) const SERVICES: [(&str, u16, &str, bool); 5] = [
@@ -97,6 +101,11 @@ fn args(opts: &Options) -> Vec<String> {
     }
     args.push("--viz-addr".into());
     args.push(format!("127.0.0.1:{VIZ_PORT}"));
+    // The admission webhooks, on the port the injector Service targets.
+    args.push("--webhook-addr".into());
+    args.push(format!("0.0.0.0:{INJECTOR_PORT}"));
+    args.push("--webhook-tls-dir".into());
+    args.push(WEBHOOK_TLS_DIR.into());
     args
 }
 
@@ -159,9 +168,14 @@ fn pod_spec(opts: &Options) -> Value {
             "volumeMounts": [
                 {"name": "identity", "mountPath": IDENTITY_DIR},
                 {"name": "state", "mountPath": STATE_DIR},
+                {"name": "webhook-tls", "mountPath": WEBHOOK_TLS_DIR, "readOnly": true},
             ],
         }],
-        "volumes": [identity_volume(), {"name": "state", "emptyDir": {}}],
+        "volumes": [
+            identity_volume(),
+            {"name": "state", "emptyDir": {}},
+            {"name": "webhook-tls", "secret": {"secretName": TLS_SECRET}},
+        ],
     });
     if opts.ha {
         spec["affinity"] = json!({"podAntiAffinity": {
