@@ -1,6 +1,7 @@
 //! `check --kubernetes --compliance`, cluster-wide: per workload
-//! namespace (not kube-system, kube-public, kube-node-lease nor the
-//! control plane's), the bypasses the seeds list:
+//! namespace (not kube-system, kube-public, kube-node-lease, the
+//! control plane's nor the default checks' scratch namespace), the
+//! bypasses the seeds list:
 //! - injection enforced (label `config.ztmesh.io/enforce-injection: "true"`,
 //!   which the validating webhook selects);
 //! - every pod carries the proxy (exempted pods aside);
@@ -41,7 +42,13 @@ pub(crate) fn checks(obs: &ComplianceObs) -> Vec<CheckResult> {
     let mut out = Vec::new();
     for ns in namespaces {
         let name = ns.metadata.name.clone().unwrap_or_default();
-        if SYSTEM.contains(&name.as_str()) || name == obs.control_plane {
+        let scratch = ns
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(super::observe::SCRATCH_LABEL.0))
+            .is_some_and(|v| v == super::observe::SCRATCH_LABEL.1);
+        if SYSTEM.contains(&name.as_str()) || name == obs.control_plane || scratch {
             continue;
         }
         let pods: Vec<&Pod> = pods
@@ -75,7 +82,11 @@ fn title(ns: &str, what: &str) -> String {
 }
 
 fn pod_name(p: &Pod) -> String {
-    format!("{}/{}", p.metadata.namespace.as_deref().unwrap_or_default(), p.metadata.name.as_deref().unwrap_or_default())
+    format!(
+        "{}/{}",
+        p.metadata.namespace.as_deref().unwrap_or_default(),
+        p.metadata.name.as_deref().unwrap_or_default()
+    )
 }
 
 fn annotation<'a>(p: &'a Pod, key: &str) -> Option<&'a String> {
@@ -91,7 +102,12 @@ fn enforcement(ns: &Namespace, name: &str, pods: &[&Pod]) -> CheckResult {
         .and_then(|l| l.get(ENFORCE_LABEL));
     let fix = format!("kubectl label namespace {name} {ENFORCE_LABEL}=true");
     match label.map(String::as_str) {
-        Some("true") => CheckResult::pass(Group::Compliance, "enforce-injection", &t, format!("labelled {ENFORCE_LABEL}=true")),
+        Some("true") => CheckResult::pass(
+            Group::Compliance,
+            "enforce-injection",
+            &t,
+            format!("labelled {ENFORCE_LABEL}=true"),
+        ),
         other => {
             let why = match other {
                 Some(v) => format!("labelled {ENFORCE_LABEL}={v:?}, not \"true\""),
@@ -99,7 +115,13 @@ fn enforcement(ns: &Namespace, name: &str, pods: &[&Pod]) -> CheckResult {
             };
             let detail = format!("{why}: a pod without the proxy is admitted");
             if pods.is_empty() {
-                CheckResult::warn(Group::Compliance, "enforce-injection", &t, format!("{detail} (no pod yet)"), fix)
+                CheckResult::warn(
+                    Group::Compliance,
+                    "enforce-injection",
+                    &t,
+                    format!("{detail} (no pod yet)"),
+                    fix,
+                )
             } else {
                 CheckResult::fail(Group::Compliance, "enforce-injection", &t, detail, fix)
                     .offenders([format!("namespace/{name}")])
@@ -112,13 +134,25 @@ fn proxied(name: &str, pods: &[&Pod]) -> CheckResult {
     let t = title(name, "pods carry the proxy");
     let offenders: Vec<String> = pods
         .iter()
-        .filter(|p| !super::control_plane::has_proxy(p) && annotation(p, EXEMPT_ANNOTATION).is_none())
+        .filter(|p| {
+            !super::control_plane::has_proxy(p) && annotation(p, EXEMPT_ANNOTATION).is_none()
+        })
         .filter(|p| !host_network(p))
         .map(|p| pod_name(p))
         .collect();
-    let meshed = pods.iter().filter(|p| super::control_plane::has_proxy(p)).count();
+    let meshed = pods
+        .iter()
+        .filter(|p| super::control_plane::has_proxy(p))
+        .count();
     if offenders.is_empty() {
-        CheckResult::pass(Group::Compliance, "pods-proxied", &t, format!("{meshed} of {} pod(s) meshed, the rest exempted", pods.len()))
+        let detail = match (meshed, pods.len()) {
+            (_, 0) => "no pod".to_string(),
+            (m, n) if m == n => format!("all {n} pod(s) meshed"),
+            (m, n) => {
+                format!("{m} of {n} pod(s) meshed, the others exempted or on the host network")
+            }
+        };
+        CheckResult::pass(Group::Compliance, "pods-proxied", &t, detail)
     } else {
         CheckResult::fail(
             Group::Compliance,
@@ -132,7 +166,10 @@ fn proxied(name: &str, pods: &[&Pod]) -> CheckResult {
 }
 
 fn host_network(p: &Pod) -> bool {
-    p.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false)
+    p.spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false)
 }
 
 /// The ports a `skip-inbound-ports` value names (`25,443,4000-4100`).
@@ -150,7 +187,9 @@ pub(crate) fn parse_ports(value: &str) -> Vec<(u16, u16)> {
 
 /// The ports the pod's own containers declare, by container.
 fn served(p: &Pod) -> Vec<(String, u16)> {
-    let Some(spec) = &p.spec else { return Vec::new() };
+    let Some(spec) = &p.spec else {
+        return Vec::new();
+    };
     spec.containers
         .iter()
         .chain(spec.init_containers.iter().flatten())
@@ -166,7 +205,11 @@ fn served(p: &Pod) -> Vec<(String, u16)> {
 
 fn skip_ports(ns: &Namespace, name: &str, pods: &[&Pod]) -> CheckResult {
     let t = title(name, "no skipped inbound port opens a bypass");
-    let ns_value = ns.metadata.annotations.as_ref().and_then(|a| a.get(SKIP_INBOUND));
+    let ns_value = ns
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(SKIP_INBOUND));
     let mut offenders = Vec::new();
     let mut evidence = Vec::new();
     for p in pods.iter().filter(|p| super::control_plane::has_proxy(p)) {
@@ -205,10 +248,10 @@ fn skip_ports(ns: &Namespace, name: &str, pods: &[&Pod]) -> CheckResult {
 /// Whether `np` denies all ingress to every pod of its namespace.
 pub(crate) fn is_default_deny(np: &NetworkPolicy) -> bool {
     let Some(spec) = &np.spec else { return false };
-    let selects_all = spec
-        .pod_selector
-        .as_ref()
-        .is_none_or(|s| s.match_labels.as_ref().is_none_or(BTreeMap::is_empty) && s.match_expressions.as_ref().is_none_or(Vec::is_empty));
+    let selects_all = spec.pod_selector.as_ref().is_none_or(|s| {
+        s.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
+            && s.match_expressions.as_ref().is_none_or(Vec::is_empty)
+    });
     let ingress_type = spec
         .policy_types
         .as_ref()
@@ -222,7 +265,12 @@ fn default_deny(name: &str, policies: &[&NetworkPolicy]) -> CheckResult {
     let t = title(name, "default-deny NetworkPolicy");
     let evidence: Vec<String> = policies
         .iter()
-        .map(|p| format!("networkpolicy/{}", p.metadata.name.as_deref().unwrap_or_default()))
+        .map(|p| {
+            format!(
+                "networkpolicy/{}",
+                p.metadata.name.as_deref().unwrap_or_default()
+            )
+        })
         .collect();
     match policies.iter().find(|p| is_default_deny(p)) {
         Some(p) => CheckResult::pass(
@@ -247,7 +295,13 @@ fn exemptions(name: &str, pods: &[&Pod]) -> CheckResult {
     let t = title(name, "injection exemptions");
     let bypasses: Vec<String> = pods
         .iter()
-        .filter_map(|p| Some(format!("{}: {}", pod_name(p), annotation(p, EXEMPT_ANNOTATION)?)))
+        .filter_map(|p| {
+            Some(format!(
+                "{}: {}",
+                pod_name(p),
+                annotation(p, EXEMPT_ANNOTATION)?
+            ))
+        })
         .collect();
     if bypasses.is_empty() {
         CheckResult::pass(Group::Compliance, "injection-exempt", &t, "no pod exempted")

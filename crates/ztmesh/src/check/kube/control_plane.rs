@@ -40,7 +40,12 @@ fn install(ns: &str) -> String {
 }
 
 pub(crate) fn checks(obs: &ControlPlaneObs, now: SystemTime) -> Vec<CheckResult> {
-    let mut out = vec![deployments(obs), pods(obs), injection(obs), ca_bundles(obs, now)];
+    let mut out = vec![
+        deployments(obs),
+        pods(obs),
+        injection(obs),
+        ca_bundles(obs, now),
+    ];
     out.extend(super::identity::checks(
         &obs.trust_roots,
         &obs.issuer,
@@ -72,9 +77,13 @@ fn deployments(obs: &ControlPlaneObs) -> CheckResult {
     let mut offenders = Vec::new();
     for d in list {
         let (name, want, available) = replicas(d);
-        evidence.push(format!("deployment/{name}: {available} of {want} available"));
+        evidence.push(format!(
+            "deployment/{name}: {available} of {want} available"
+        ));
         if available < want {
-            offenders.push(format!("deployment/{name}: {available} of {want} available"));
+            offenders.push(format!(
+                "deployment/{name}: {available} of {want} available"
+            ));
         }
     }
     if offenders.is_empty() {
@@ -127,7 +136,11 @@ pub(crate) fn not_ready(pod: &Pod) -> Option<String> {
         .flatten()
         .filter_map(|c| {
             let w = c.state.as_ref()?.waiting.as_ref()?;
-            Some(format!("{} {}", c.name, w.reason.clone().unwrap_or_default()))
+            Some(format!(
+                "{} {}",
+                c.name,
+                w.reason.clone().unwrap_or_default()
+            ))
         })
         .collect();
     let mut why = format!("phase {phase}");
@@ -162,7 +175,10 @@ fn pods(obs: &ControlPlaneObs) -> CheckResult {
         .iter()
         .filter_map(|p| {
             let why = not_ready(p)?;
-            Some(format!("pod/{}: {why}", p.metadata.name.clone().unwrap_or_default()))
+            Some(format!(
+                "pod/{}: {why}",
+                p.metadata.name.clone().unwrap_or_default()
+            ))
         })
         .collect();
     if offenders.is_empty() {
@@ -190,7 +206,10 @@ pub(crate) fn has_proxy(pod: &Pod) -> bool {
 }
 
 fn injection(obs: &ControlPlaneObs) -> CheckResult {
-    let (id, title) = ("injector-reachable", "proxy injector reachable from the API server");
+    let (id, title) = (
+        "injector-reachable",
+        "proxy injector reachable from the API server",
+    );
     let ns = &obs.namespace;
     let injectors: Vec<&Hook> = obs
         .hooks
@@ -218,7 +237,9 @@ fn injection(obs: &ControlPlaneObs) -> CheckResult {
             Group::ControlPlane,
             id,
             title,
-            format!("a dry-run Pod annotated linkerd.io/inject=enabled came back with {PROXY_CONTAINER}"),
+            format!(
+                "a dry-run Pod annotated linkerd.io/inject=enabled came back with {PROXY_CONTAINER}"
+            ),
         ),
         Ok(_) if injectors.is_empty() => CheckResult::fail(
             Group::ControlPlane,
@@ -262,7 +283,10 @@ fn injection(obs: &ControlPlaneObs) -> CheckResult {
 }
 
 fn ca_bundles(obs: &ControlPlaneObs, now: SystemTime) -> CheckResult {
-    let (id, title) = ("webhook-ca-bundle", "webhook caBundle verifies the serving certificate");
+    let (id, title) = (
+        "webhook-ca-bundle",
+        "webhook caBundle verifies the serving certificate",
+    );
     let ns = &obs.namespace;
     let reapply = install(ns);
     let hooks = match &obs.hooks {
@@ -314,7 +338,9 @@ fn ca_bundles(obs: &ControlPlaneObs, now: SystemTime) -> CheckResult {
             )),
         }
         if serving.get("ca.crt").map(|c| &c.0) != Some(bundle) {
-            evidence.push(format!("{who}: caBundle differs from {SERVING_SECRET}'s ca.crt"));
+            evidence.push(format!(
+                "{who}: caBundle differs from {SERVING_SECRET}'s ca.crt"
+            ));
         }
     }
     if offenders.is_empty() {

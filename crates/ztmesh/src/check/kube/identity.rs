@@ -120,7 +120,13 @@ pub(crate) fn checks(
     let mut out = Vec::new();
     let anchors = match anchors_pem(roots, ns) {
         Err(why) => {
-            out.push(CheckResult::fail(Group::Identity, aid, atitle, why, reinstall.clone()));
+            out.push(CheckResult::fail(
+                Group::Identity,
+                aid,
+                atitle,
+                why,
+                reinstall.clone(),
+            ));
             None
         }
         Ok(pem) => match ztmesh_identity::TrustAnchors::from_pem(&pem, TRUST_ROOTS) {
@@ -154,7 +160,13 @@ pub(crate) fn checks(
     let (iid, ititle) = ("issuer", "issuer Secret valid and chained to the anchors");
     let issuer = match issuer_pem(issuer, ns) {
         Err(why) => {
-            out.push(CheckResult::fail(Group::Identity, iid, ititle, why, rotate));
+            out.push(CheckResult::fail(
+                Group::Identity,
+                iid,
+                ititle,
+                why,
+                reinstall,
+            ));
             return out;
         }
         Ok(p) => p,
@@ -253,13 +265,55 @@ mod tests {
             &'static str,
         );
         let cases: Vec<Case> = vec![
-            (Ok(Some(cm.clone())), Ok(Some(secret.clone())), Status::Pass, Status::Pass, "valid until"),
-            (Ok(Some(cm_soon)), Ok(Some(secret_soon)), Status::Pass, Status::Warn, "expires in"),
-            (Ok(Some(cm_old)), Ok(Some(secret_old)), Status::Pass, Status::Fail, "expired at"),
-            (Ok(Some(cm.clone())), Ok(Some(other)), Status::Pass, Status::Fail, "not signed by"),
-            (Ok(Some(cm.clone())), Ok(None), Status::Pass, Status::Fail, "does not exist"),
-            (Ok(Some(cm.clone())), Err(call), Status::Pass, Status::Fail, "forbidden"),
-            (Ok(None), Ok(Some(secret)), Status::Fail, Status::Fail, "no valid trust roots"),
+            (
+                Ok(Some(cm.clone())),
+                Ok(Some(secret.clone())),
+                Status::Pass,
+                Status::Pass,
+                "valid until",
+            ),
+            (
+                Ok(Some(cm_soon)),
+                Ok(Some(secret_soon)),
+                Status::Pass,
+                Status::Warn,
+                "expires in",
+            ),
+            (
+                Ok(Some(cm_old)),
+                Ok(Some(secret_old)),
+                Status::Pass,
+                Status::Fail,
+                "expired at",
+            ),
+            (
+                Ok(Some(cm.clone())),
+                Ok(Some(other)),
+                Status::Pass,
+                Status::Fail,
+                "not signed by",
+            ),
+            (
+                Ok(Some(cm.clone())),
+                Ok(None),
+                Status::Pass,
+                Status::Fail,
+                "does not exist",
+            ),
+            (
+                Ok(Some(cm.clone())),
+                Err(call),
+                Status::Pass,
+                Status::Fail,
+                "forbidden",
+            ),
+            (
+                Ok(None),
+                Ok(Some(secret)),
+                Status::Fail,
+                Status::Fail,
+                "no valid trust roots",
+            ),
         ];
         for (i, (roots, issuer, want_a, want_i, words)) in cases.into_iter().enumerate() {
             let got = checks(&roots, &issuer, "linkerd", now);

@@ -199,20 +199,45 @@ fn version(obs: &PreObs) -> Option<CheckResult> {
 /// Three lines: the cluster-scoped objects, the namespaced ones, and the
 /// permissions the roles grant.
 fn rbac(obs: &PreObs, needed: &Needed) -> Vec<CheckResult> {
-    let cluster: Vec<&Access> = needed.creates.iter().filter(|a| a.namespace.is_none()).collect();
-    let namespaced: Vec<&Access> = needed.creates.iter().filter(|a| a.namespace.is_some()).collect();
+    let cluster: Vec<&Access> = needed
+        .creates
+        .iter()
+        .filter(|a| a.namespace.is_none())
+        .collect();
+    let namespaced: Vec<&Access> = needed
+        .creates
+        .iter()
+        .filter(|a| a.namespace.is_some())
+        .collect();
     let grants: Vec<&Access> = needed.grants.iter().collect();
     let parts = [
-        ("rbac-cluster", "can create the cluster-scoped objects", cluster),
-        ("rbac-namespaced", "can create the control plane's objects", namespaced),
-        ("rbac-grants", "can grant the controller's permissions", grants),
+        (
+            "rbac-cluster",
+            "can create the cluster-scoped objects",
+            cluster,
+        ),
+        (
+            "rbac-namespaced",
+            "can create the control plane's objects",
+            namespaced,
+        ),
+        (
+            "rbac-grants",
+            "can grant the controller's permissions",
+            grants,
+        ),
     ];
     parts
         .into_iter()
         .map(|(id, title, wanted)| {
             let mut denied = Vec::new();
             for a in &wanted {
-                match obs.access.iter().find(|x| &x.access == *a).map(|x| &x.answer) {
+                match obs
+                    .access
+                    .iter()
+                    .find(|x| &x.access == *a)
+                    .map(|x| &x.answer)
+                {
                     Some(Ok((true, _))) => {}
                     Some(Ok((false, reason))) if reason.is_empty() => {
                         denied.push(format!("{a}: denied"))
@@ -227,7 +252,12 @@ fn rbac(obs: &PreObs, needed: &Needed) -> Vec<CheckResult> {
                 .map(|a| format!("SelfSubjectAccessReview: {a}"))
                 .collect();
             if denied.is_empty() {
-                CheckResult::pass(Group::Pre, id, title, format!("all {} allowed", wanted.len()))
+                CheckResult::pass(
+                    Group::Pre,
+                    id,
+                    title,
+                    format!("all {} allowed", wanted.len()),
+                )
             } else {
                 CheckResult::fail(
                     Group::Pre,

@@ -3,13 +3,16 @@ use crate::check::Status;
 use serde_json::json;
 
 fn ns(name: &str, labels: serde_json::Value, annotations: serde_json::Value) -> Namespace {
-    serde_json::from_value(json!({"metadata": {"name": name, "labels": labels, "annotations": annotations}}))
-        .unwrap()
+    serde_json::from_value(
+        json!({"metadata": {"name": name, "labels": labels, "annotations": annotations}}),
+    )
+    .unwrap()
 }
 
 /// A pod in `ns`; with the proxy when `proxy`, its app serving `port`.
 fn pod(ns: &str, name: &str, proxy: bool, port: i32, annotations: serde_json::Value) -> Pod {
-    let mut containers = vec![json!({"name": "app", "image": "app", "ports": [{"containerPort": port}]})];
+    let mut containers =
+        vec![json!({"name": "app", "image": "app", "ports": [{"containerPort": port}]})];
     if proxy {
         containers.push(json!({"name": "linkerd-proxy", "image": "proxy", "ports": [{"containerPort": 4143}, {"containerPort": 4191}]}));
     }
@@ -21,11 +24,16 @@ fn pod(ns: &str, name: &str, proxy: bool, port: i32, annotations: serde_json::Va
 }
 
 fn policy(ns: &str, name: &str, spec: serde_json::Value) -> NetworkPolicy {
-    serde_json::from_value(json!({"metadata": {"name": name, "namespace": ns}, "spec": spec})).unwrap()
+    serde_json::from_value(json!({"metadata": {"name": name, "namespace": ns}, "spec": spec}))
+        .unwrap()
 }
 
 fn deny_all(ns: &str) -> NetworkPolicy {
-    policy(ns, "deny-all", json!({"podSelector": {}, "policyTypes": ["Ingress"]}))
+    policy(
+        ns,
+        "deny-all",
+        json!({"podSelector": {}, "policyTypes": ["Ingress"]}),
+    )
 }
 
 fn status<'a>(got: &'a [CheckResult], ns: &str, id: &str) -> &'a CheckResult {
@@ -43,36 +51,80 @@ fn each_bypass_per_namespace() {
             ns("good", enforced.clone(), json!({})),
             ns("open", json!({}), json!({})),
             ns("skips", enforced.clone(), json!({})),
-            ns("skips-ns", enforced.clone(), json!({SKIP_INBOUND: "8000-8100"})),
+            ns(
+                "skips-ns",
+                enforced.clone(),
+                json!({SKIP_INBOUND: "8000-8100"}),
+            ),
             ns("exempt", enforced.clone(), json!({})),
             ns("empty", json!({ENFORCE_LABEL: "false"}), json!({})),
             ns("linkerd", json!({}), json!({})),
             ns("kube-system", json!({}), json!({})),
+            ns(
+                "ztmesh-check-x7k2p",
+                json!({"ztmesh.io/check": "scratch"}),
+                json!({}),
+            ),
         ]),
         pods: Ok(vec![
-            pod("good", "web", true, 8080, json!({SKIP_INBOUND: "25,9000-9100"})),
+            pod(
+                "good",
+                "web",
+                true,
+                8080,
+                json!({SKIP_INBOUND: "25,9000-9100"}),
+            ),
             pod("open", "web", true, 8080, json!({})),
             pod("open", "plain", false, 8080, json!({})),
-            pod("skips", "web", true, 8080, json!({SKIP_INBOUND: "25, 8080"})),
+            pod(
+                "skips",
+                "web",
+                true,
+                8080,
+                json!({SKIP_INBOUND: "25, 8080"}),
+            ),
             pod("skips-ns", "web", true, 8080, json!({})),
-            pod("exempt", "job", false, 80, json!({EXEMPT_ANNOTATION: "legacy batch job, ticket 12"})),
+            pod(
+                "exempt",
+                "job",
+                false,
+                80,
+                json!({EXEMPT_ANNOTATION: "legacy batch job, ticket 12"}),
+            ),
             pod("kube-system", "dns", false, 53, json!({})),
         ]),
         policies: Ok(vec![
             deny_all("good"),
             // Selects some pods only: not a default deny.
-            policy("open", "some", json!({"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Ingress"]})),
+            policy(
+                "open",
+                "some",
+                json!({"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Ingress"]}),
+            ),
             // Allows everything in: not a deny.
-            policy("skips", "allow", json!({"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{}]})),
+            policy(
+                "skips",
+                "allow",
+                json!({"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{}]}),
+            ),
             // Egress only.
-            policy("exempt", "egress", json!({"podSelector": {}, "policyTypes": ["Egress"]})),
+            policy(
+                "exempt",
+                "egress",
+                json!({"podSelector": {}, "policyTypes": ["Egress"]}),
+            ),
             // policyTypes absent: Ingress implied.
             policy("skips-ns", "implied", json!({"podSelector": {}})),
         ]),
     };
     let got = checks(&obs);
     // The system and control-plane namespaces are not judged.
-    assert!(!got.iter().any(|c| c.title.starts_with("linkerd: ") || c.title.starts_with("kube-system: ")), "{got:#?}");
+    for skipped in ["linkerd: ", "kube-system: ", "ztmesh-check-x7k2p: "] {
+        assert!(
+            !got.iter().any(|c| c.title.starts_with(skipped)),
+            "{skipped} {got:#?}"
+        );
+    }
     // (namespace, check, status, offender words)
     let table: &[(&str, &str, Status, &str)] = &[
         ("good", "enforce-injection", Status::Pass, ""),
@@ -83,12 +135,27 @@ fn each_bypass_per_namespace() {
         ("open", "enforce-injection", Status::Fail, "namespace/open"),
         ("open", "pods-proxied", Status::Fail, "open/plain"),
         ("open", "default-deny", Status::Fail, "namespace/open"),
-        ("skips", "skip-inbound-ports", Status::Fail, "port 8080 (container app)"),
+        (
+            "skips",
+            "skip-inbound-ports",
+            Status::Fail,
+            "port 8080 (container app)",
+        ),
         ("skips", "default-deny", Status::Fail, "namespace/skips"),
-        ("skips-ns", "skip-inbound-ports", Status::Fail, "(namespace annotation)"),
+        (
+            "skips-ns",
+            "skip-inbound-ports",
+            Status::Fail,
+            "(namespace annotation)",
+        ),
         ("skips-ns", "default-deny", Status::Pass, ""),
         ("exempt", "pods-proxied", Status::Pass, ""),
-        ("exempt", "injection-exempt", Status::Warn, "exempt/job: legacy batch job, ticket 12"),
+        (
+            "exempt",
+            "injection-exempt",
+            Status::Warn,
+            "exempt/job: legacy batch job, ticket 12",
+        ),
         ("exempt", "default-deny", Status::Fail, ""),
         ("empty", "enforce-injection", Status::Warn, ""),
         ("empty", "pods-proxied", Status::Pass, ""),

@@ -48,7 +48,12 @@ fn the_install_needs_its_objects_and_its_roles_grants() {
         access("create", "policy", "poddisruptionbudgets", Some("mesh")),
         access("create", "", "secrets", Some("mesh")),
         access("create", "rbac.authorization.k8s.io", "clusterroles", None),
-        access("create", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", None),
+        access(
+            "create",
+            "admissionregistration.k8s.io",
+            "mutatingwebhookconfigurations",
+            None,
+        ),
     ] {
         assert!(n.creates.contains(&want), "{want} in {:#?}", n.creates);
     }
@@ -85,10 +90,16 @@ fn versions() {
 
 #[test]
 fn an_unreachable_api_server_is_one_failure() {
-    let o = obs(Err(CallError::new("GET /version", "connection refused")), |_| true);
+    let o = obs(
+        Err(CallError::new("GET /version", "connection refused")),
+        |_| true,
+    );
     let got = checks(&o, &needed("linkerd"));
     assert_eq!(got.len(), 1, "{got:#?}");
-    assert_eq!((got[0].id.as_str(), got[0].status), ("api-server", Status::Fail));
+    assert_eq!(
+        (got[0].id.as_str(), got[0].status),
+        ("api-server", Status::Fail)
+    );
     assert!(got[0].detail.contains("connection refused"));
     assert!(got[0].fix.as_deref().unwrap().contains("--kubeconfig"));
 }
@@ -142,11 +153,26 @@ fn crds_absent_compatible_or_not() {
     };
     let current = first.versions.iter().find(|v| v.storage).unwrap().name;
     // (the cluster's CRDs, status, offender words)
-    let cases: Vec<(Result<Vec<CustomResourceDefinition>, CallError>, Status, String)> = vec![
+    let cases: Vec<(
+        Result<Vec<CustomResourceDefinition>, CallError>,
+        Status,
+        String,
+    )> = vec![
         (Ok(vec![]), Status::Pass, String::new()),
         (Ok(vec![stored(&[current])]), Status::Pass, String::new()),
-        (Ok(vec![stored(&[current, "v0alpha9"])]), Status::Fail, format!("{name}: stored at v0alpha9")),
-        (Err(CallError::new("list CustomResourceDefinitions", "forbidden")), Status::Fail, String::new()),
+        (
+            Ok(vec![stored(&[current, "v0alpha9"])]),
+            Status::Fail,
+            format!("{name}: stored at v0alpha9"),
+        ),
+        (
+            Err(CallError::new(
+                "list CustomResourceDefinitions",
+                "forbidden",
+            )),
+            Status::Fail,
+            String::new(),
+        ),
     ];
     for (i, (cluster, want, words)) in cases.into_iter().enumerate() {
         let got = crds(&cluster, &ours);

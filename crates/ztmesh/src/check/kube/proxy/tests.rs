@@ -1,4 +1,5 @@
-use super::super::observe::{CallError, pod_identity};
+use super::super::observe::CallError;
+use super::super::observe::proxy::pod_identity;
 use super::*;
 use crate::check::Status;
 use crate::check::chain::ChainError;
@@ -14,7 +15,11 @@ fn pod(name: &str, proxy: bool, status: serde_json::Value) -> Pod {
             {"name": "LINKERD2_PROXY_IDENTITY_LOCAL_NAME", "value": "$(_pod_sa).$(_pod_ns).serviceaccount.identity.linkerd.example.org"},
         ]}));
     }
-    let statuses = if status.is_null() { json!([]) } else { json!([status]) };
+    let statuses = if status.is_null() {
+        json!([])
+    } else {
+        json!([status])
+    };
     serde_json::from_value(json!({
         "metadata": {"name": name, "namespace": "app", "labels": {"linkerd.io/control-plane-ns": "linkerd"}},
         "spec": {"containers": containers, "serviceAccountName": "web"},
@@ -43,7 +48,9 @@ fn probed(p: &Pod) -> Reach {
         admin: addr,
         ready: Ok(()),
         metrics: Ok(vec![]),
-        chain: Err(ChainError::Empty { addr: "10.0.0.5:4143".parse().unwrap() }),
+        chain: Err(ChainError::Empty {
+            addr: "10.0.0.5:4143".parse().unwrap(),
+        }),
         default_policy: None,
         probed_ports: vec![],
         open_app_ports: vec![],
@@ -51,7 +58,9 @@ fn probed(p: &Pod) -> Reach {
 }
 
 fn find<'a>(got: &'a [CheckResult], title: &str) -> &'a CheckResult {
-    got.iter().find(|c| c.title == title).unwrap_or_else(|| panic!("{title} in {got:#?}"))
+    got.iter()
+        .find(|c| c.title == title)
+        .unwrap_or_else(|| panic!("{title} in {got:#?}"))
 }
 
 #[test]
@@ -69,27 +78,55 @@ fn per_pod_container_and_certificate() {
             pod("a", true, ready(true, json!({"running": {}}))),
             unreachable,
             vec![
-                ("app/a: proxy container ready", Status::Pass, "ready, 2 restart(s)"),
-                ("app/a: certificate from the current issuer", Status::Warn, "the pod IP 10.0.0.5 is not reachable from where check runs"),
+                (
+                    "app/a: proxy container ready",
+                    Status::Pass,
+                    "ready, 2 restart(s)",
+                ),
+                (
+                    "app/a: certificate from the current issuer",
+                    Status::Warn,
+                    "the pod IP 10.0.0.5 is not reachable from where check runs",
+                ),
             ],
         ),
         (
-            pod("b", true, ready(false, json!({"waiting": {"reason": "CrashLoopBackOff"}}))),
+            pod(
+                "b",
+                true,
+                ready(false, json!({"waiting": {"reason": "CrashLoopBackOff"}})),
+            ),
             Reach::NoIp,
             vec![
-                ("app/b: proxy container ready", Status::Fail, "waiting: CrashLoopBackOff"),
-                ("app/b: certificate from the current issuer", Status::Warn, "no IP"),
+                (
+                    "app/b: proxy container ready",
+                    Status::Fail,
+                    "waiting: CrashLoopBackOff",
+                ),
+                (
+                    "app/b: certificate from the current issuer",
+                    Status::Warn,
+                    "no IP",
+                ),
             ],
         ),
         (
             pod("c", true, ready(false, json!({"running": {}}))),
             Reach::NoIp,
-            vec![("app/c: proxy container ready", Status::Fail, "readiness probe")],
+            vec![(
+                "app/c: proxy container ready",
+                Status::Fail,
+                "readiness probe",
+            )],
         ),
         (
             pod("d", false, json!(null)),
             Reach::NoIp,
-            vec![("app/d: proxy container ready", Status::Fail, "no linkerd-proxy container")],
+            vec![(
+                "app/d: proxy container ready",
+                Status::Fail,
+                "no linkerd-proxy container",
+            )],
         ),
         (
             pod("e", true, json!(null)),
@@ -101,8 +138,16 @@ fn per_pod_container_and_certificate() {
             web_reach,
             vec![
                 ("app/web-1: proxy ready", Status::Pass, "ready"),
-                ("app/web-1: certificate from the current issuer", Status::Fail, "presented no certificate"),
-                ("app/web-1: trusts the current anchors", Status::Warn, "does not export"),
+                (
+                    "app/web-1: certificate from the current issuer",
+                    Status::Fail,
+                    "presented no certificate",
+                ),
+                (
+                    "app/web-1: trusts the current anchors",
+                    Status::Warn,
+                    "does not export",
+                ),
             ],
         ),
     ];
@@ -124,16 +169,27 @@ fn per_pod_container_and_certificate() {
 
 #[test]
 fn no_pods_or_no_list() {
-    let none = ProxyObs { pods: Ok(vec![]), trust_roots: Ok(None), issuer: Ok(None) };
+    let none = ProxyObs {
+        pods: Ok(vec![]),
+        trust_roots: Ok(None),
+        issuer: Ok(None),
+    };
     let got = checks(&none, "linkerd", SystemTime::now());
     assert_eq!(got[0].status, Status::Warn);
-    assert!(got[0].detail.contains("linkerd.io/control-plane-ns=linkerd"));
+    assert!(
+        got[0]
+            .detail
+            .contains("linkerd.io/control-plane-ns=linkerd")
+    );
     let denied = ProxyObs {
         pods: Err(CallError::new("list injected Pods", "forbidden")),
         trust_roots: Ok(None),
         issuer: Ok(None),
     };
-    assert_eq!(checks(&denied, "linkerd", SystemTime::now())[0].status, Status::Fail);
+    assert_eq!(
+        checks(&denied, "linkerd", SystemTime::now())[0].status,
+        Status::Fail
+    );
 }
 
 #[test]

@@ -1,0 +1,175 @@
+//! `--proxy`'s observation: the injected pods, and for each whose admin
+//! port answers as a proxy's from here, `/ready`, `/metrics` and the
+//! chain on its inbound port, each bounded by the timeout.
+
+use super::super::KubeTarget;
+use super::{CallError, bounded};
+use crate::check::chain;
+use crate::check::mesh::WorkloadObs;
+use crate::check::workloads::Workload;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use kube::api::{Api, ListParams};
+use std::net::{IpAddr, SocketAddr};
+
+/// `--proxy`'s observation: the injected pods and what their proxies showed.
+#[derive(Debug)]
+pub(crate) struct ProxyObs {
+    pub(crate) pods: Result<Vec<PodProbe>, CallError>,
+    pub(crate) trust_roots: Result<Option<ConfigMap>, CallError>,
+    pub(crate) issuer: Result<Option<Secret>, CallError>,
+}
+
+/// One injected pod, and its proxy's answers when it could be asked.
+#[derive(Debug)]
+pub(crate) struct PodProbe {
+    pub(crate) pod: Pod,
+    pub(crate) reach: Reach,
+}
+
+/// Whether the pod's proxy could be asked from where check runs.
+#[derive(Debug)]
+pub(crate) enum Reach {
+    /// The pod has no IP (not scheduled or not started).
+    NoIp,
+    /// Its admin port did not accept a connection from here.
+    Unreachable { addr: SocketAddr, reason: String },
+    /// Asked: `/ready`, `/metrics` and the chain on its inbound port.
+    Probed(Box<WorkloadObs>),
+}
+
+/// The identity a pod's proxy certifies itself for: its
+/// `LINKERD2_PROXY_IDENTITY_LOCAL_NAME`, else Linkerd's default name.
+pub(crate) fn pod_identity(pod: &Pod, control_plane: &str) -> String {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let sa = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.service_account_name.clone())
+        .unwrap_or_else(|| "default".into());
+    let env = super::super::proxy::proxy_container(pod)
+        .and_then(|c| c.env.as_ref())
+        .and_then(|env| {
+            env.iter()
+                .find(|e| e.name == "LINKERD2_PROXY_IDENTITY_LOCAL_NAME")
+        })
+        .and_then(|e| e.value.clone());
+    match env {
+        Some(v) => v.replace("$(_pod_sa)", &sa).replace("$(_pod_ns)", &ns),
+        None => format!("{sa}.{ns}.serviceaccount.identity.{control_plane}.cluster.local"),
+    }
+}
+
+pub(crate) async fn proxies(client: &kube::Client, target: &KubeTarget) -> ProxyObs {
+    let t = target.timeout;
+    let cp = &target.namespace;
+    let secrets = Api::<Secret>::namespaced(client.clone(), cp);
+    let issuer = super::super::identity::ISSUER_SECRET;
+    let issuer = bounded(
+        &format!("get Secret {cp}/{issuer}"),
+        t,
+        secrets.get_opt(issuer),
+    )
+    .await;
+    let roots = super::super::identity::TRUST_ROOTS;
+    let trust_roots = bounded(
+        &format!("get ConfigMap {cp}/{roots}"),
+        t,
+        Api::<ConfigMap>::namespaced(client.clone(), cp).get_opt(roots),
+    )
+    .await;
+    let api = match &target.workloads {
+        Some(ns) => Api::<Pod>::namespaced(client.clone(), ns),
+        None => Api::<Pod>::all(client.clone()),
+    };
+    let lp = ListParams::default().labels(&format!("linkerd.io/control-plane-ns={cp}"));
+    let pods = match bounded("list injected Pods", t, api.list(&lp)).await {
+        Err(e) => Err(e),
+        Ok(list) => {
+            let mut out = Vec::new();
+            for pod in list.items {
+                let reach = probe(&pod, target).await;
+                out.push(PodProbe { pod, reach });
+            }
+            Ok(out)
+        }
+    };
+    ProxyObs {
+        pods,
+        trust_roots,
+        issuer,
+    }
+}
+
+/// Asks one pod's proxy, when its admin port accepts a connection from here.
+async fn probe(pod: &Pod, target: &KubeTarget) -> Reach {
+    let t = target.timeout;
+    let Some(ip) = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.as_deref())
+        .and_then(|ip| ip.parse::<IpAddr>().ok())
+    else {
+        return Reach::NoIp;
+    };
+    let admin = SocketAddr::new(ip, target.ports.admin);
+    match tokio::time::timeout(t, tokio::net::TcpStream::connect(admin)).await {
+        Err(_) => {
+            return Reach::Unreachable {
+                addr: admin,
+                reason: format!("no answer within {t:?}"),
+            };
+        }
+        Ok(Err(e)) if e.kind() != std::io::ErrorKind::ConnectionRefused => {
+            return Reach::Unreachable {
+                addr: admin,
+                reason: e.to_string(),
+            };
+        }
+        // Refused: the pod is reachable and its proxy is not listening;
+        // the probes below say so.
+        Ok(Err(_)) => {}
+        // Something accepts: a proxy's admin server answers `/live` with
+        // 200; anything else (a proxy or gateway on the way intercepting
+        // the pod network) means the pod itself is not reached.
+        Ok(Ok(_)) => {
+            if let Err(e) = crate::viz::client::get_text(&admin.to_string(), "/live", t).await {
+                return Reach::Unreachable {
+                    addr: admin,
+                    reason: format!(
+                        "something accepts connections there but is not a proxy's admin server: {}",
+                        crate::check::proxy::with_causes(&e)
+                    ),
+                };
+            }
+        }
+    }
+    let identity = pod_identity(pod, &target.namespace);
+    let workload = Workload {
+        namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        workload: ztmesh_policy::WorkloadRef::Pod(pod.metadata.name.clone().unwrap_or_default()),
+        ip,
+        identity: identity.clone(),
+        ports: Vec::new(),
+        labels: pod.metadata.labels.clone().unwrap_or_default(),
+        explicit: false,
+    };
+    let ready = crate::viz::client::get_text(&admin.to_string(), "/ready", t)
+        .await
+        .map(|_| ());
+    let metrics = crate::viz::scrape::fetch(admin, t)
+        .await
+        .map(|text| crate::viz::scrape::parse(&text));
+    let inbound = SocketAddr::new(ip, target.ports.inbound);
+    let chain = chain::fetch(inbound, &identity, t).await;
+    Reach::Probed(Box::new(WorkloadObs {
+        workload,
+        admin,
+        ready,
+        metrics,
+        chain,
+        default_policy: None,
+        probed_ports: Vec::new(),
+        open_app_ports: Vec::new(),
+    }))
+}
