@@ -2,14 +2,16 @@
 //! (`ZTMESH_TEST_KUBECONFIG`, from `scripts/test-kube`; ignored in CI,
 //! which has none). The test plays kubelet where the checks need one:
 //! pods are bound to a fake Node and their status patched. Each mode's
-//! JSON is asserted, failing cases included: `--pre` passing and with an
-//! API server that does not answer; the default checks of a control
-//! plane whose pods are not running (then made ready) and whose injector
-//! webhook is not reachable; `--proxy` over a ready proxy whose pod IP is
-//! not reachable from here, a crashing one and one without the proxy
-//! container; `--compliance` over an enforced, default-denied namespace
-//! with an exempted pod, and an open one with an unproxied pod and a
-//! skip-port bypass.
+//! JSON is asserted, failing cases included: `--pre` passing, as a user
+//! without rights, and with an API server that does not answer; the
+//! default checks of a control plane whose pods are not running (then
+//! made ready) and whose injector webhook is not reachable (then
+//! reached: a stand-in, [`injector`]); `--proxy` over a real proxy
+//! certified with the cluster's issuer (then the issuer replaced), a
+//! ready proxy whose pod IP is not reachable from here, a crashing one
+//! and one without the proxy container; `--compliance` over an enforced,
+//! default-denied namespace with an exempted pod, and an open one with
+//! an unproxied pod and a skip-port bypass.
 
 mod injector;
 
@@ -396,6 +398,49 @@ fn check_modes_against_a_real_api_server() {
     // injected without the proxy.
     let app = format!("{p}-app");
     namespace(k, &app);
+    // --pre as a user without rights: what the install needs is denied.
+    kubectl(
+        k,
+        &["create", "serviceaccount", "installer", "-n", &app],
+        "",
+    );
+    let token = kubectl(k, &["create", "token", "installer", "-n", &app], "");
+    let limited = tmp.path().join("limited.kubeconfig");
+    let admin = std::fs::read_to_string(k).unwrap();
+    let user: String = admin
+        .lines()
+        .map(|l| match l.split_once("token: ") {
+            Some((indent, _)) => format!("{indent}token: {token}\n"),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(&limited, user).unwrap();
+    let (denied, ok) = check(&limited, &["--pre", "-L", &cp]);
+    assert!(!ok, "{denied:#}");
+    expect(&denied, "api-server", "", "pass", "");
+    expect(
+        &denied,
+        "rbac-cluster",
+        "",
+        "fail",
+        "create namespaces (cluster-wide): denied",
+    );
+    expect(
+        &denied,
+        "rbac-namespaced",
+        "",
+        "fail",
+        &format!("create deployments.apps in {cp}: denied"),
+    );
+    expect(
+        &denied,
+        "rbac-grants",
+        "",
+        "fail",
+        "list pods (cluster-wide): denied",
+    );
+    expect(&denied, "crds", "", "fail", "forbidden");
+
     let injected = serde_json::json!({"linkerd.io/control-plane-ns": cp});
     for (name, proxy) in [
         ("web", true),
