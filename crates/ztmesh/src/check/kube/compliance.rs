@@ -1,7 +1,7 @@
 //! `check --kubernetes --compliance`, cluster-wide: per workload
 //! namespace (not kube-system, kube-public, kube-node-lease, the
-//! control plane's nor the default checks' scratch namespace), the
-//! bypasses the seeds list:
+//! control plane's, the default checks' scratch namespace, nor one
+//! being deleted), the bypasses the seeds list:
 //! - injection enforced (label `config.ztmesh.io/enforce-injection: "true"`,
 //!   which the validating webhook selects);
 //! - every pod carries the proxy (exempted pods aside);
@@ -48,7 +48,9 @@ pub(crate) fn checks(obs: &ComplianceObs) -> Vec<CheckResult> {
             .as_ref()
             .and_then(|l| l.get(super::observe::SCRATCH_LABEL.0))
             .is_some_and(|v| v == super::observe::SCRATCH_LABEL.1);
-        if SYSTEM.contains(&name.as_str()) || name == obs.control_plane || scratch {
+        let terminating =
+            ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating");
+        if SYSTEM.contains(&name.as_str()) || name == obs.control_plane || scratch || terminating {
             continue;
         }
         let pods: Vec<&Pod> = pods

@@ -65,6 +65,10 @@ fn each_bypass_per_namespace() {
                 json!({"ztmesh.io/check": "scratch"}),
                 json!({}),
             ),
+            serde_json::from_value(
+                json!({"metadata": {"name": "going"}, "status": {"phase": "Terminating"}}),
+            )
+            .unwrap(),
         ]),
         pods: Ok(vec![
             pod(
@@ -119,7 +123,12 @@ fn each_bypass_per_namespace() {
     };
     let got = checks(&obs);
     // The system and control-plane namespaces are not judged.
-    for skipped in ["linkerd: ", "kube-system: ", "ztmesh-check-x7k2p: "] {
+    for skipped in [
+        "linkerd: ",
+        "kube-system: ",
+        "ztmesh-check-x7k2p: ",
+        "going: ",
+    ] {
         assert!(
             !got.iter().any(|c| c.title.starts_with(skipped)),
             "{skipped} {got:#?}"

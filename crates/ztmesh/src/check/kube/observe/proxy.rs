@@ -137,7 +137,7 @@ async fn probe(pod: &Pod, target: &KubeTarget) -> Reach {
                     addr: admin,
                     reason: format!(
                         "something accepts connections there but is not a proxy's admin server: {}",
-                        crate::check::proxy::with_causes(&e)
+                        crate::check::proxy::with_causes(&e).trim_end_matches([':', ' '])
                     ),
                 };
             }
