@@ -7,6 +7,7 @@ use super::{CallError, bounded};
 use crate::check::chain;
 use crate::check::mesh::WorkloadObs;
 use crate::check::workloads::Workload;
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::{Api, ListParams};
 use std::net::{IpAddr, SocketAddr};
@@ -59,6 +60,9 @@ pub(crate) fn pod_identity(pod: &Pod, control_plane: &str) -> String {
     }
 }
 
+/// How many pods' proxies are probed at once.
+const PROBES_AT_ONCE: usize = 16;
+
 pub(crate) async fn proxies(client: &kube::Client, target: &KubeTarget) -> ProxyObs {
     let t = target.timeout;
     let cp = &target.namespace;
@@ -84,14 +88,16 @@ pub(crate) async fn proxies(client: &kube::Client, target: &KubeTarget) -> Proxy
     let lp = ListParams::default().labels(&format!("linkerd.io/control-plane-ns={cp}"));
     let pods = match bounded("list injected Pods", t, api.list(&lp)).await {
         Err(e) => Err(e),
-        Ok(list) => {
-            let mut out = Vec::new();
-            for pod in list.items {
+        // Several pods at once, in order: an unreachable pod costs a
+        // timeout, not a timeout per pod in turn.
+        Ok(list) => Ok(futures::stream::iter(list.items)
+            .map(|pod| async move {
                 let reach = probe(&pod, target).await;
-                out.push(PodProbe { pod, reach });
-            }
-            Ok(out)
-        }
+                PodProbe { pod, reach }
+            })
+            .buffered(PROBES_AT_ONCE)
+            .collect()
+            .await),
     };
     ProxyObs {
         pods,
