@@ -234,13 +234,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             context: args.context.clone(),
             namespace: args.linkerd_namespace.clone(),
             workloads: args.namespace.clone(),
-            ports: ProxyPorts {
-                admin: args.admin_port,
-                inbound: args.inbound_port,
-            },
+            admin_port: args.admin_port,
+            inbound_port: args.inbound_port,
             timeout: args.timeout,
         };
-        runtime.block_on(kube::run_checks(&target, mode))
+        let mode = match mode {
+            Mode::Pre => kube::KubeMode::Pre,
+            Mode::Mesh => kube::KubeMode::ControlPlane,
+            Mode::Proxy => kube::KubeMode::Proxy,
+            Mode::Compliance => kube::KubeMode::Compliance,
+        };
+        Report::new(runtime.block_on(kube::run_checks(&target, mode)))
     } else {
         runtime.block_on(run_checks(&args, mode))
     };

@@ -15,15 +15,16 @@
 //!
 //! Pure over [`ComplianceObs`].
 
+use super::names::{
+    ENFORCE_LABEL, EXEMPT_ANNOTATION, PROXY_CONTAINER, SCRATCH_LABEL, SKIP_INBOUND,
+};
 use super::observe::ComplianceObs;
+use super::pods::has_proxy;
 use crate::check::result::{CheckResult, Group};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use std::collections::BTreeMap;
 
-pub(crate) const ENFORCE_LABEL: &str = "config.ztmesh.io/enforce-injection";
-pub(crate) const EXEMPT_ANNOTATION: &str = "config.ztmesh.io/injection-exempt";
-pub(crate) const SKIP_INBOUND: &str = "config.linkerd.io/skip-inbound-ports";
 const SYSTEM: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
 
 pub(crate) fn checks(obs: &ComplianceObs) -> Vec<CheckResult> {
@@ -46,8 +47,8 @@ pub(crate) fn checks(obs: &ComplianceObs) -> Vec<CheckResult> {
             .metadata
             .labels
             .as_ref()
-            .and_then(|l| l.get(super::observe::SCRATCH_LABEL.0))
-            .is_some_and(|v| v == super::observe::SCRATCH_LABEL.1);
+            .and_then(|l| l.get(SCRATCH_LABEL.0))
+            .is_some_and(|v| v == SCRATCH_LABEL.1);
         let terminating =
             ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating");
         if SYSTEM.contains(&name.as_str()) || name == obs.control_plane || scratch || terminating {
@@ -136,16 +137,11 @@ fn proxied(name: &str, pods: &[&Pod]) -> CheckResult {
     let t = title(name, "pods carry the proxy");
     let offenders: Vec<String> = pods
         .iter()
-        .filter(|p| {
-            !super::control_plane::has_proxy(p) && annotation(p, EXEMPT_ANNOTATION).is_none()
-        })
+        .filter(|p| !has_proxy(p) && annotation(p, EXEMPT_ANNOTATION).is_none())
         .filter(|p| !host_network(p))
         .map(|p| pod_name(p))
         .collect();
-    let meshed = pods
-        .iter()
-        .filter(|p| super::control_plane::has_proxy(p))
-        .count();
+    let meshed = pods.iter().filter(|p| has_proxy(p)).count();
     if offenders.is_empty() {
         let detail = match (meshed, pods.len()) {
             (_, 0) => "no pod".to_string(),
@@ -195,7 +191,7 @@ fn served(p: &Pod) -> Vec<(String, u16)> {
     spec.containers
         .iter()
         .chain(spec.init_containers.iter().flatten())
-        .filter(|c| c.name != super::control_plane::PROXY_CONTAINER)
+        .filter(|c| c.name != PROXY_CONTAINER)
         .flat_map(|c| {
             c.ports
                 .iter()
@@ -214,7 +210,7 @@ fn skip_ports(ns: &Namespace, name: &str, pods: &[&Pod]) -> CheckResult {
         .and_then(|a| a.get(SKIP_INBOUND));
     let mut offenders = Vec::new();
     let mut evidence = Vec::new();
-    for p in pods.iter().filter(|p| super::control_plane::has_proxy(p)) {
+    for p in pods.iter().filter(|p| has_proxy(p)) {
         let Some((value, from)) = annotation(p, SKIP_INBOUND)
             .map(|v| (v, "pod"))
             .or(ns_value.map(|v| (v, "namespace")))

@@ -7,33 +7,12 @@
 //! for the name the API server calls it by ([`crate::check::chain::verify`]).
 //! Pure over [`ControlPlaneObs`].
 
+use super::names::{CONTROLLER_SELECTOR, INJECTOR_CONFIG, PROXY_CONTAINER, SERVING_SECRET};
 use super::observe::{ControlPlaneObs, Hook};
+use super::pods::{has_proxy, not_ready};
 use crate::check::result::{CheckResult, Group};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
 use std::time::SystemTime;
-
-pub(crate) const CONTROLLER_SELECTOR: &str = "ztmesh.io/control-plane-component=controller";
-pub(crate) const SERVING_SECRET: &str = "linkerd-proxy-injector-k8s-tls";
-pub(crate) const INJECTOR_CONFIG: &str = "linkerd-proxy-injector-webhook-config";
-pub(crate) const PROBE_POD: &str = "ztmesh-check-injection-probe";
-pub(crate) const PROXY_CONTAINER: &str = "linkerd-proxy";
-
-/// The Pod the dry run creates.
-pub(crate) fn probe_pod() -> serde_json::Value {
-    serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": PROBE_POD,
-            "annotations": {"linkerd.io/inject": "enabled"},
-        },
-        "spec": {
-            "serviceAccountName": PROBE_POD,
-            "containers": [{"name": "app", "image": "ztmesh-check-probe"}],
-        },
-    })
-}
 
 fn install(ns: &str) -> String {
     format!("ztmesh install --kubernetes --namespace {ns} | kubectl apply -f -")
@@ -117,42 +96,6 @@ fn replicas(d: &Deployment) -> (String, i32, i32) {
     (name, want, available)
 }
 
-/// Why a pod is not ready, from its phase, conditions and containers.
-pub(crate) fn not_ready(pod: &Pod) -> Option<String> {
-    let status = pod.status.clone().unwrap_or_default();
-    let ready = status
-        .conditions
-        .iter()
-        .flatten()
-        .any(|c| c.type_ == "Ready" && c.status == "True");
-    if ready {
-        return None;
-    }
-    let phase = status.phase.unwrap_or_else(|| "Unknown".into());
-    let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
-    let waiting: Vec<String> = status
-        .container_statuses
-        .iter()
-        .flatten()
-        .filter_map(|c| {
-            let w = c.state.as_ref()?.waiting.as_ref()?;
-            Some(format!(
-                "{} {}",
-                c.name,
-                w.reason.clone().unwrap_or_default()
-            ))
-        })
-        .collect();
-    let mut why = format!("phase {phase}");
-    if node.is_none() {
-        why.push_str(", not scheduled to a node");
-    }
-    if !waiting.is_empty() {
-        why.push_str(&format!(", waiting: {}", waiting.join(", ")));
-    }
-    Some(why)
-}
-
 fn pods(obs: &ControlPlaneObs) -> CheckResult {
     let (id, title) = ("controller-pods", "controller pods ready");
     let ns = &obs.namespace;
@@ -198,11 +141,6 @@ fn pods(obs: &ControlPlaneObs) -> CheckResult {
         )
         .offenders(offenders)
     }
-}
-
-/// Whether a pod carries the proxy (a container or a native sidecar).
-pub(crate) fn has_proxy(pod: &Pod) -> bool {
-    super::proxy::proxy_container(pod).is_some()
 }
 
 fn injection(obs: &ControlPlaneObs) -> CheckResult {

@@ -7,7 +7,8 @@
 //! trust group's ([`crate::check::trust::expiry`]). [`trust_files`] gives
 //! the same material to the data-plane checks. Pure.
 
-use super::observe::CallError;
+use super::names::{ISSUER_SECRET, TRUST_ROOTS};
+use super::observe::call::CallError;
 use crate::check::chain::Summary;
 use crate::check::mesh::TrustFiles;
 use crate::check::result::{CheckResult, Group};
@@ -16,8 +17,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use std::time::SystemTime;
 use ztmesh_identity::issuer::{Issuer, IssuerError, IssuerFiles};
 
-pub(crate) const TRUST_ROOTS: &str = "linkerd-identity-trust-roots";
-pub(crate) const ISSUER_SECRET: &str = "linkerd-identity-issuer";
 const ROOTS_KEY: &str = "ca-bundle.crt";
 
 type Observed<T> = Result<Option<T>, CallError>;

@@ -6,12 +6,54 @@
 //! install --crds` prints are absent or present at versions it can apply
 //! over ([`crds`]). Pure over [`PreObs`].
 
-use super::observe::{Access, PreObs};
+use super::observe::call::CallError;
 use crate::check::result::{CheckResult, Group};
 use crate::install::crds::Crd;
 use crate::install::kubernetes::{Options, objects, pki};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::version::Info;
 use serde_json::Value;
+
+/// One access the install needs: a verb on a resource, in a namespace
+/// or cluster-wide.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Access {
+    pub(crate) verb: String,
+    pub(crate) group: String,
+    pub(crate) resource: String,
+    pub(crate) namespace: Option<String>,
+}
+
+impl std::fmt::Display for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let group = if self.group.is_empty() {
+            String::new()
+        } else {
+            format!(".{}", self.group)
+        };
+        match &self.namespace {
+            Some(ns) => write!(f, "{} {}{group} in {ns}", self.verb, self.resource),
+            None => write!(f, "{} {}{group} (cluster-wide)", self.verb, self.resource),
+        }
+    }
+}
+
+/// What the API server answered for one access.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AccessAnswer {
+    pub(crate) access: Access,
+    /// Allowed or not, with the authorizer's reason.
+    pub(crate) answer: Result<(bool, String), CallError>,
+}
+
+/// `--pre`'s observation.
+#[derive(Clone, Debug)]
+pub(crate) struct PreObs {
+    pub(crate) server: String,
+    pub(crate) version: Result<Info, CallError>,
+    pub(crate) access: Vec<AccessAnswer>,
+    pub(crate) crds: Result<Vec<CustomResourceDefinition>, CallError>,
+}
 
 /// The oldest Kubernetes minor version (1.x) supported.
 pub(crate) const MIN_MINOR: u32 = 28;
@@ -277,7 +319,7 @@ fn rbac(obs: &PreObs, needed: &Needed) -> Vec<CheckResult> {
 /// version the cluster has stored still among those `install --crds`
 /// prints (else applying it is refused).
 pub(crate) fn crds(
-    observed: &Result<Vec<CustomResourceDefinition>, super::observe::CallError>,
+    observed: &Result<Vec<CustomResourceDefinition>, CallError>,
     ours: &[Crd],
 ) -> CheckResult {
     let (id, title) = ("crds", "CRDs absent or compatible");

@@ -11,19 +11,11 @@
 use super::observe::{PodProbe, ProxyObs, Reach};
 use crate::check::mesh::TrustFiles;
 use crate::check::result::{CheckResult, Group};
-use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use std::time::SystemTime;
 
-use super::control_plane::PROXY_CONTAINER;
-
-/// The pod's proxy: a container, or a native sidecar (an init container).
-pub(crate) fn proxy_container(pod: &Pod) -> Option<&Container> {
-    let spec = pod.spec.as_ref()?;
-    spec.containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten())
-        .find(|c| c.name == PROXY_CONTAINER)
-}
+use super::names::PROXY_CONTAINER;
+use super::pods::{name, not_ready, proxy_container};
 
 fn proxy_status(pod: &Pod) -> Option<&ContainerStatus> {
     let status = pod.status.as_ref()?;
@@ -33,14 +25,6 @@ fn proxy_status(pod: &Pod) -> Option<&ContainerStatus> {
         .flatten()
         .chain(status.init_container_statuses.iter().flatten())
         .find(|c| c.name == PROXY_CONTAINER)
-}
-
-pub(crate) fn name(pod: &Pod) -> String {
-    format!(
-        "{}/{}",
-        pod.metadata.namespace.as_deref().unwrap_or_default(),
-        pod.metadata.name.as_deref().unwrap_or_default()
-    )
 }
 
 pub(crate) fn checks(obs: &ProxyObs, control_plane: &str, now: SystemTime) -> Vec<CheckResult> {
@@ -124,7 +108,7 @@ fn container(pod: &Pod, name: &str) -> CheckResult {
             &title,
             format!(
                 "{PROXY_CONTAINER} has no status ({})",
-                super::control_plane::not_ready(pod).unwrap_or_else(|| "not started".into())
+                not_ready(pod).unwrap_or_else(|| "not started".into())
             ),
             "kubectl describe pod: is it scheduled and its image pulled?",
         );

@@ -197,7 +197,7 @@ fn skip_port_values() {
 
 #[test]
 fn a_failed_list_is_a_failure_not_a_pass() {
-    let e = super::super::observe::CallError::new("list Pods", "forbidden");
+    let e = super::super::observe::call::CallError::new("list Pods", "forbidden");
     let obs = ComplianceObs {
         control_plane: "linkerd".into(),
         namespaces: Ok(vec![ns("a", json!({}), json!({}))]),

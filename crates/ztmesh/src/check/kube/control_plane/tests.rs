@@ -1,10 +1,10 @@
-use super::super::observe::CallError;
+use super::super::observe::call::CallError;
 use super::super::observe::control_plane::HookTarget;
 use super::*;
 use crate::check::Status;
 use crate::install::kubernetes::pki::{IdentitySource, material};
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use serde_json::json;
 use std::time::Duration;
 

@@ -4,8 +4,12 @@
 //! dry-run create of a Pod annotated for injection in a scratch
 //! namespace (created, then deleted).
 
-use super::super::KubeTarget;
-use super::{CallError, bounded};
+use super::super::names::{
+    CONTROLLER_SELECTOR, INJECTOR_CONFIG, ISSUER_SECRET, PROBE_POD, SCRATCH_LABEL, SCRATCH_PREFIX,
+    SERVING_SECRET, TRUST_ROOTS, probe_pod,
+};
+use super::super::target::KubeTarget;
+use super::call::{CallError, bounded};
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration, WebhookClientConfig,
 };
@@ -104,11 +108,6 @@ pub(crate) struct ControlPlaneObs {
     pub(crate) issuer: Result<Option<Secret>, CallError>,
 }
 
-/// The scratch namespace's name prefix (the API server completes it).
-pub(crate) const SCRATCH_PREFIX: &str = "ztmesh-check-";
-/// And its label.
-pub(crate) const SCRATCH_LABEL: (&str, &str) = ("ztmesh.io/check", "scratch");
-
 pub(crate) async fn control_plane(client: &kube::Client, target: &KubeTarget) -> ControlPlaneObs {
     let t = target.timeout;
     let ns = &target.namespace;
@@ -122,27 +121,27 @@ pub(crate) async fn control_plane(client: &kube::Client, target: &KubeTarget) ->
     .await
     .map(|l| l.items);
     let pods = Api::<Pod>::namespaced(client.clone(), ns);
-    let selector = ListParams::default().labels(super::super::control_plane::CONTROLLER_SELECTOR);
+    let selector = ListParams::default().labels(CONTROLLER_SELECTOR);
     let pods = bounded(&format!("list Pods in {ns}"), t, pods.list(&selector))
         .await
         .map(|l| l.items);
     let hooks = webhooks(client, ns, t).await;
     let secrets = Api::<Secret>::namespaced(client.clone(), ns);
-    let serving = super::super::control_plane::SERVING_SECRET;
+    let serving = SERVING_SECRET;
     let serving = bounded(
         &format!("get Secret {ns}/{serving}"),
         t,
         secrets.get_opt(serving),
     )
     .await;
-    let issuer = super::super::identity::ISSUER_SECRET;
+    let issuer = ISSUER_SECRET;
     let issuer = bounded(
         &format!("get Secret {ns}/{issuer}"),
         t,
         secrets.get_opt(issuer),
     )
     .await;
-    let roots = super::super::identity::TRUST_ROOTS;
+    let roots = TRUST_ROOTS;
     let trust_roots = bounded(
         &format!("get ConfigMap {ns}/{roots}"),
         t,
@@ -165,7 +164,7 @@ pub(crate) async fn control_plane(client: &kube::Client, target: &KubeTarget) ->
 /// and the injector's by its name.
 async fn webhooks(client: &kube::Client, ns: &str, t: Duration) -> Result<Vec<Hook>, CallError> {
     let ours = |labels: Option<&std::collections::BTreeMap<String, String>>, name: &str| {
-        name == super::super::control_plane::INJECTOR_CONFIG
+        name == INJECTOR_CONFIG
             || labels
                 .and_then(|l| l.get("linkerd.io/control-plane-ns"))
                 .is_some_and(|v| v == ns)
@@ -248,30 +247,24 @@ async fn dry_run(client: &kube::Client, t: Duration) -> Result<Pod, CallError> {
 /// the controller-manager creates `default` only after a moment).
 async fn dry_run_in(client: &kube::Client, name: &str, t: Duration) -> Result<Pod, CallError> {
     let account: ServiceAccount = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": super::super::control_plane::PROBE_POD},
+        "metadata": {"name": PROBE_POD},
     }))
     .expect("a ServiceAccount");
     bounded(
-        &format!(
-            "create ServiceAccount {name}/{}",
-            super::super::control_plane::PROBE_POD
-        ),
+        &format!("create ServiceAccount {name}/{}", PROBE_POD),
         t,
         Api::<ServiceAccount>::namespaced(client.clone(), name)
             .create(&PostParams::default(), &account),
     )
     .await?;
-    let pod: Pod = serde_json::from_value(super::super::control_plane::probe_pod()).expect("a Pod");
+    let pod: Pod = serde_json::from_value(probe_pod()).expect("a Pod");
     let pods = Api::<Pod>::namespaced(client.clone(), name);
     let dry = PostParams {
         dry_run: true,
         ..Default::default()
     };
     bounded(
-        &format!(
-            "create Pod {name}/{} (dry run)",
-            super::super::control_plane::PROBE_POD
-        ),
+        &format!("create Pod {name}/{} (dry run)", PROBE_POD),
         t,
         pods.create(&dry, &pod),
     )

@@ -2,44 +2,28 @@
 //! `--proxy`, every probe of a pod's proxy) a mode needs, made once with
 //! a bounded timeout each, into plain data ([`PreObs`], [`ControlPlaneObs`],
 //! [`ProxyObs`], [`ComplianceObs`]) the groups judge. A failed call is
-//! kept as a [`CallError`] where its answer would have been. This file
-//! holds the client, `--pre`'s and `--compliance`'s observations;
+//! kept as a [`CallError`] ([`call`]) where its answer would have been.
+//! This file holds the client, `--pre`'s and `--compliance`'s observations;
 //! [`control_plane`] the default mode's (with the injection dry run),
 //! [`proxy`] `--proxy`'s (the bounded probes of each pod's proxy).
 
+pub(crate) mod call;
 pub(crate) mod control_plane;
 pub(crate) mod proxy;
 
-pub(crate) use control_plane::{ControlPlaneObs, Hook, SCRATCH_LABEL, control_plane};
+pub(crate) use control_plane::{ControlPlaneObs, Hook, control_plane};
 pub(crate) use proxy::{PodProbe, ProxyObs, Reach, proxies};
 
-use super::KubeTarget;
+use super::pre::{AccessAnswer, PreObs};
+use super::target::KubeTarget;
+use call::{CallError, bounded};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use k8s_openapi::apimachinery::pkg::version::Info;
 use kube::api::{Api, ListParams, PostParams};
-use std::time::Duration;
-
-/// One API call that did not answer.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{call}: {reason}")]
-pub(crate) struct CallError {
-    pub(crate) call: String,
-    pub(crate) reason: String,
-}
-
-impl CallError {
-    pub(crate) fn new(call: impl Into<String>, reason: impl ToString) -> Self {
-        Self {
-            call: call.into(),
-            reason: reason.to_string(),
-        }
-    }
-}
 
 /// No client could be made from the kubeconfig.
 #[derive(Debug, thiserror::Error)]
@@ -72,71 +56,6 @@ pub(crate) async fn client(target: &KubeTarget) -> Result<(kube::Client, String)
     config.write_timeout = Some(target.timeout);
     let server = config.cluster_url.to_string();
     Ok((kube::Client::try_from(config)?, server))
-}
-
-/// `call` bounded by `timeout`, its error named `what`.
-pub(super) async fn bounded<T>(
-    what: &str,
-    timeout: Duration,
-    call: impl std::future::Future<Output = Result<T, kube::Error>>,
-) -> Result<T, CallError> {
-    match tokio::time::timeout(timeout, call).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(CallError::new(what, api_reason(&e))),
-        Err(_) => Err(CallError::new(
-            what,
-            format!("no answer within {timeout:?}"),
-        )),
-    }
-}
-
-/// The API server's own message when it gave one.
-pub(super) fn api_reason(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(r) => format!("{} ({})", r.message, r.code),
-        e => crate::check::proxy::with_causes(e),
-    }
-}
-
-/// One access the install needs: a verb on a resource, in a namespace
-/// or cluster-wide.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Access {
-    pub(crate) verb: String,
-    pub(crate) group: String,
-    pub(crate) resource: String,
-    pub(crate) namespace: Option<String>,
-}
-
-impl std::fmt::Display for Access {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let group = if self.group.is_empty() {
-            String::new()
-        } else {
-            format!(".{}", self.group)
-        };
-        match &self.namespace {
-            Some(ns) => write!(f, "{} {}{group} in {ns}", self.verb, self.resource),
-            None => write!(f, "{} {}{group} (cluster-wide)", self.verb, self.resource),
-        }
-    }
-}
-
-/// What the API server answered for one access.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct AccessAnswer {
-    pub(crate) access: Access,
-    /// Allowed or not, with the authorizer's reason.
-    pub(crate) answer: Result<(bool, String), CallError>,
-}
-
-/// `--pre`'s observation.
-#[derive(Clone, Debug)]
-pub(crate) struct PreObs {
-    pub(crate) server: String,
-    pub(crate) version: Result<Info, CallError>,
-    pub(crate) access: Vec<AccessAnswer>,
-    pub(crate) crds: Result<Vec<CustomResourceDefinition>, CallError>,
 }
 
 /// The API server's version; with `full`, the install's accesses and the CRDs too.

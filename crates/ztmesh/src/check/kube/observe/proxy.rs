@@ -2,8 +2,10 @@
 //! port answers as a proxy's from here, `/ready`, `/metrics` and the
 //! chain on its inbound port, each bounded by the timeout.
 
-use super::super::KubeTarget;
-use super::{CallError, bounded};
+use super::super::names::{ISSUER_SECRET, TRUST_ROOTS};
+use super::super::pods::pod_identity;
+use super::super::target::KubeTarget;
+use super::call::{CallError, bounded};
 use crate::check::chain;
 use crate::check::mesh::WorkloadObs;
 use crate::check::workloads::Workload;
@@ -38,28 +40,6 @@ pub(crate) enum Reach {
     Probed(Box<WorkloadObs>),
 }
 
-/// The identity a pod's proxy certifies itself for: its
-/// `LINKERD2_PROXY_IDENTITY_LOCAL_NAME`, else Linkerd's default name.
-pub(crate) fn pod_identity(pod: &Pod, control_plane: &str) -> String {
-    let ns = pod.metadata.namespace.clone().unwrap_or_default();
-    let sa = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.service_account_name.clone())
-        .unwrap_or_else(|| "default".into());
-    let env = super::super::proxy::proxy_container(pod)
-        .and_then(|c| c.env.as_ref())
-        .and_then(|env| {
-            env.iter()
-                .find(|e| e.name == "LINKERD2_PROXY_IDENTITY_LOCAL_NAME")
-        })
-        .and_then(|e| e.value.clone());
-    match env {
-        Some(v) => v.replace("$(_pod_sa)", &sa).replace("$(_pod_ns)", &ns),
-        None => format!("{sa}.{ns}.serviceaccount.identity.{control_plane}.cluster.local"),
-    }
-}
-
 /// How many pods' proxies are probed at once.
 const PROBES_AT_ONCE: usize = 16;
 
@@ -67,14 +47,14 @@ pub(crate) async fn proxies(client: &kube::Client, target: &KubeTarget) -> Proxy
     let t = target.timeout;
     let cp = &target.namespace;
     let secrets = Api::<Secret>::namespaced(client.clone(), cp);
-    let issuer = super::super::identity::ISSUER_SECRET;
+    let issuer = ISSUER_SECRET;
     let issuer = bounded(
         &format!("get Secret {cp}/{issuer}"),
         t,
         secrets.get_opt(issuer),
     )
     .await;
-    let roots = super::super::identity::TRUST_ROOTS;
+    let roots = TRUST_ROOTS;
     let trust_roots = bounded(
         &format!("get ConfigMap {cp}/{roots}"),
         t,
@@ -117,7 +97,7 @@ async fn probe(pod: &Pod, target: &KubeTarget) -> Reach {
     else {
         return Reach::NoIp;
     };
-    let admin = SocketAddr::new(ip, target.ports.admin);
+    let admin = SocketAddr::new(ip, target.admin_port);
     match tokio::time::timeout(t, tokio::net::TcpStream::connect(admin)).await {
         Err(_) => {
             return Reach::Unreachable {
@@ -166,7 +146,7 @@ async fn probe(pod: &Pod, target: &KubeTarget) -> Reach {
     let metrics = crate::viz::scrape::fetch(admin, t)
         .await
         .map(|text| crate::viz::scrape::parse(&text));
-    let inbound = SocketAddr::new(ip, target.ports.inbound);
+    let inbound = SocketAddr::new(ip, target.inbound_port);
     let chain = chain::fetch(inbound, &identity, t).await;
     Reach::Probed(Box::new(WorkloadObs {
         workload,

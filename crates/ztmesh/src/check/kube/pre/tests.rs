@@ -1,4 +1,4 @@
-use super::super::observe::{AccessAnswer, CallError};
+use super::super::observe::call::CallError;
 use super::*;
 use crate::check::Status;
 use k8s_openapi::apimachinery::pkg::version::Info;

@@ -1,5 +1,5 @@
-use super::super::observe::CallError;
-use super::super::observe::proxy::pod_identity;
+use super::super::observe::call::CallError;
+use super::super::pods::pod_identity;
 use super::*;
 use crate::check::Status;
 use crate::check::chain::ChainError;
