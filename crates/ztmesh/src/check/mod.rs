@@ -13,13 +13,16 @@
 //! a new [`Group`] variant and a new file whose function returns
 //! `Vec<CheckResult>`, called from [`run_checks`]. The report prints as a
 //! table or, with `-o json`, as [`Report`], the same JSON the viz API's
-//! `GET /compliance` answers ([`compliance_answer`]).
+//! `GET /compliance` answers ([`compliance_answer`]). With
+//! `--kubernetes`, [`kube`] makes the same modes' checks of a cluster
+//! through its API server.
 
 pub(crate) mod chain;
 mod compliance;
 mod control_plane;
 mod grants;
 mod hardening;
+mod kube;
 mod manifests;
 pub(crate) mod mesh;
 mod pre;
@@ -51,6 +54,26 @@ pub struct Args {
     /// INV-10) and the hardening checklist, with evidence and offenders.
     #[arg(long)]
     compliance: bool,
+    /// Check a Kubernetes cluster through its API server (the kubeconfig's
+    /// context) instead of a local mesh.
+    #[arg(long)]
+    kubernetes: bool,
+    /// With --kubernetes: the kubeconfig [default: KUBECONFIG, ~/.kube/config,
+    /// or the in-cluster service account].
+    #[arg(long, requires = "kubernetes")]
+    kubeconfig: Option<PathBuf>,
+    /// With --kubernetes: the kubeconfig context [default: its current one].
+    #[arg(long, requires = "kubernetes")]
+    context: Option<String>,
+    /// With --kubernetes: the control plane's namespace.
+    #[arg(
+        short = 'L',
+        long,
+        visible_alias = "control-plane-namespace",
+        default_value = "linkerd",
+        requires = "kubernetes"
+    )]
+    linkerd_namespace: String,
     #[command(flatten)]
     controller: crate::mesh_context::ControllerArg,
     /// The identity directory (ca.crt and the issuer) [default: the one the
@@ -61,7 +84,8 @@ pub struct Args {
     /// controller in the context file reads].
     #[arg(long)]
     manifests: Option<PathBuf>,
-    /// Only the workloads of this namespace.
+    /// Only the workloads of this namespace (with --kubernetes: the pods
+    /// --proxy and --compliance look at).
     #[arg(short = 'n', long)]
     namespace: Option<String>,
     /// The proxies' admin port.
@@ -204,7 +228,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let report = runtime.block_on(run_checks(&args, mode));
+    let report = if args.kubernetes {
+        let target = kube::KubeTarget {
+            kubeconfig: args.kubeconfig.clone(),
+            context: args.context.clone(),
+            namespace: args.linkerd_namespace.clone(),
+            workloads: args.namespace.clone(),
+            admin_port: args.admin_port,
+            inbound_port: args.inbound_port,
+            timeout: args.timeout,
+        };
+        let mode = match mode {
+            Mode::Pre => kube::KubeMode::Pre,
+            Mode::Mesh => kube::KubeMode::ControlPlane,
+            Mode::Proxy => kube::KubeMode::Proxy,
+            Mode::Compliance => kube::KubeMode::Compliance,
+        };
+        Report::new(runtime.block_on(kube::run_checks(&target, mode)))
+    } else {
+        runtime.block_on(run_checks(&args, mode))
+    };
     match args.output {
         Output::Json => print!("{}", report.to_json()),
         Output::Table => print!("{}", report.render(false)),

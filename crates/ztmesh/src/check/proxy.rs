@@ -157,7 +157,7 @@ fn certificate(w: &WorkloadObs, trust: &TrustFiles, now: SystemTime) -> CheckRes
 
 /// An error and its causes, `a: b: c` (hyper's client says only
 /// "client error (Connect)"; the cause says why).
-fn with_causes(e: &dyn std::error::Error) -> String {
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -28,6 +28,8 @@ impl Status {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) enum Group {
+    /// The API server and its version (`check --kubernetes`).
+    KubernetesApi,
     Pre,
     ControlPlane,
     Identity,
@@ -39,6 +41,7 @@ pub(crate) enum Group {
 impl Group {
     pub(crate) fn name(self) -> &'static str {
         match self {
+            Self::KubernetesApi => "kubernetes-api",
             Self::Pre => "pre",
             Self::ControlPlane => "control-plane",
             Self::Identity => "identity",

@@ -13,7 +13,7 @@ use ztmesh_identity::IssuerError;
 pub(crate) const WARN_BEFORE: Duration = Duration::from_secs(60 * 24 * 3600);
 
 /// PASS, WARN or FAIL for a certificate valid until `not_after`.
-fn expiry(
+pub(crate) fn expiry(
     what: &str,
     id: &str,
     title: &str,

@@ -4,8 +4,8 @@
 //! plane for a Kubernetes cluster (`--kubernetes`, [`kubernetes`]). The
 //! last two print YAML for `kubectl apply -f -`.
 
-mod crds;
-mod kubernetes;
+pub(crate) mod crds;
+pub(crate) mod kubernetes;
 mod local;
 mod rotate_anchor;
 mod schema;

@@ -17,6 +17,7 @@ mod anchor_rotation;
 mod authz_e2e;
 mod authz_netns;
 mod check;
+mod check_kube;
 mod cli_naming;
 mod completion;
 mod controller_lifecycle;
