@@ -164,6 +164,13 @@ struct KubeArgs {
     /// when they change.
     #[arg(long, requires = "webhook_addr")]
     webhook_tls_dir: Option<PathBuf>,
+    /// The proxy image the webhook injects, without its tag (the
+    /// `linkerd-proxy` and `linkerd-init` containers run it).
+    #[arg(long, default_value = "ztmesh", requires = "webhook_addr")]
+    proxy_image: String,
+    /// The proxy image's tag, also written as `linkerd.io/proxy-version`.
+    #[arg(long, default_value = env!("CARGO_PKG_VERSION"), requires = "webhook_addr")]
+    proxy_version: String,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -356,7 +363,30 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             let webhook_metrics = ztmesh_webhook::Metrics::default();
             webhook_metrics.register(&mut registry);
             let namespaces = ztmesh_kube::namespaces::KubeNamespaces::start(client.clone());
-            let (bound, task) = webhook::spawn(addr, dir, namespaces, webhook_metrics).await?;
+            let inject = webhook::InjectValues {
+                config: ztmesh_inject::Config {
+                    control_plane_namespace: args.control_plane_namespace.clone(),
+                    cluster_domain: args.cluster_domain.clone(),
+                    identity_trust_domain: args.trust_domain.clone(),
+                    proxy_image: args.kube.proxy_image.clone(),
+                    proxy_version: args.kube.proxy_version.clone(),
+                    default_inbound_policy: args.default_inbound_policy.clone(),
+                    cluster_networks: args
+                        .cluster_networks
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    ..ztmesh_inject::Config::default()
+                },
+                anchors: args
+                    .identity_dir
+                    .as_ref()
+                    .expect("clap requires --identity-dir")
+                    .join("ca.crt"),
+            };
+            let (bound, task) =
+                webhook::spawn(addr, dir, namespaces, webhook_metrics, inject).await?;
             println!(
                 "admission webhook listening on {bound} (HTTPS: POST /inject, POST /validate); certificate from {}",
                 dir.display()

@@ -8,7 +8,9 @@
 //! `config.ztmesh.io/enforce-injection=true` is refused with the reason
 //! and the way out; an exempted one is admitted, logged as a bypass and
 //! counted on the admin server's /metrics; an unlabelled namespace is not
-//! enforced.
+//! enforced. A pod annotated `linkerd.io/inject: enabled`, or in a
+//! namespace so annotated, is stored with the proxy the controller's
+//! injector added (its current trust anchors in the proxy's env).
 
 use crate::support::{Daemon, admin_metric, eventually, run_ok, ztmesh};
 use base64::Engine;
@@ -262,4 +264,78 @@ fn the_controller_enforces_injection() {
     )
     .expect("admin /metrics");
     assert!(denied >= 2.0, "{denied}");
+
+    // Injected: the pod's own annotation in the enforced namespace, and
+    // the open namespace's annotation. The mutating webhook adds the
+    // proxy (ztmesh-inject, as `ztmesh inject --manual` does) with the
+    // controller's current anchors, so enforcement then admits the pod.
+    let anchors = std::fs::read_to_string(identity.path().join("ca.crt")).expect("ca.crt");
+    kubectl_ok(
+        kubeconfig,
+        &["annotate", "namespace", &open, "linkerd.io/inject=enabled"],
+        "",
+    );
+    for (ns, name, annotations) in [
+        (&enforced, "meshed", "{linkerd.io/inject: enabled}"),
+        (&open, "from-namespace", "{}"),
+    ] {
+        kubectl_ok(
+            kubeconfig,
+            &["create", "-n", ns, "-f", "-"],
+            &pod(name, annotations),
+        );
+        let stored = kubectl_ok(
+            kubeconfig,
+            &["get", "pod", "-n", ns, name, "-o", "json"],
+            "",
+        );
+        let stored: serde_json::Value = serde_json::from_str(&stored).expect("pod JSON");
+        let names = |field: &str| -> Vec<String> {
+            stored["spec"][field]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["name"].as_str().map(String::from))
+                .collect()
+        };
+        assert_eq!(names("containers"), ["app", "linkerd-proxy"], "{ns}/{name}");
+        assert_eq!(names("initContainers"), ["linkerd-init"], "{ns}/{name}");
+        assert_eq!(
+            stored["metadata"]["labels"]["linkerd.io/control-plane-ns"], "linkerd",
+            "{ns}/{name}"
+        );
+        let proxy = stored["spec"]["containers"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == "linkerd-proxy"))
+            .expect("the proxy container");
+        let env = |key: &str| {
+            proxy["env"]
+                .as_array()
+                .and_then(|e| e.iter().find(|e| e["name"] == key))
+                .and_then(|e| e["value"].as_str())
+                .map(String::from)
+        };
+        assert_eq!(
+            env("LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS")
+                .as_deref()
+                .map(str::trim),
+            Some(anchors.trim()),
+            "{ns}/{name}: the controller's anchors"
+        );
+        let audiences: Vec<&str> = stored["spec"]["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|v| v["projected"]["sources"].as_array().into_iter().flatten())
+            .filter_map(|s| s["serviceAccountToken"]["audience"].as_str())
+            .collect();
+        assert_eq!(audiences, ["identity.l5d.io"], "{ns}/{name}");
+    }
+    let patched = admin_metric(
+        &admin,
+        "ztmesh_webhook_requests_total",
+        &["endpoint=\"inject\"", "result=\"patched\""],
+    )
+    .expect("admin /metrics");
+    assert!(patched >= 2.0, "{patched}");
 }

@@ -106,7 +106,39 @@ fn args(opts: &Options) -> Vec<String> {
     args.push(format!("0.0.0.0:{INJECTOR_PORT}"));
     args.push("--webhook-tls-dir".into());
     args.push(WEBHOOK_TLS_DIR.into());
+    // The injected proxy runs the controller's own image (it holds both).
+    let (image, tag) = split_image(&opts.image);
+    args.push("--proxy-image".into());
+    args.push(image.into());
+    if let Some(tag) = tag {
+        args.push("--proxy-version".into());
+        args.push(tag.into());
+    }
     args
+}
+
+/// `repo/name:tag` as (`repo/name`, `tag`); a registry's port is not a tag.
+fn split_image(image: &str) -> (&str, Option<&str>) {
+    match image.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, Some(tag)),
+        _ => (image, None),
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn images_split_at_their_tag_not_a_registry_port() {
+    for (image, want) in [
+        ("ztmesh:0.1.0", ("ztmesh", Some("0.1.0"))),
+        (
+            "registry:5000/ztmesh:v2",
+            ("registry:5000/ztmesh", Some("v2")),
+        ),
+        ("registry:5000/ztmesh", ("registry:5000/ztmesh", None)),
+        ("ztmesh", ("ztmesh", None)),
+    ] {
+        assert_eq!(split_image(image), want, "{image}");
+    }
 }
 
 /// The identity directory: written by the controller itself from the
