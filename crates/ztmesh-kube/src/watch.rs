@@ -2,8 +2,12 @@
 //! that owns the [`StoreState`] and sends its updates to the controller.
 //! A watch error (the server gone, a permission missing) is logged and the
 //! watcher retries with backoff; the indexes keep their state meanwhile.
+//! With a [`LastGoodDir`], the records are loaded before the first event
+//! and the state's changes to them written after each event (a write that
+//! fails is logged; the store goes on).
 
 use crate::kinds::{self, Kind};
+use crate::last_good::LastGoodDir;
 use crate::metrics::Metrics;
 use crate::state::{StoreState, WatchEvent};
 use futures::StreamExt;
@@ -103,6 +107,18 @@ pub fn start(
     control_plane_ns: &str,
     metrics: Metrics,
 ) -> StoreFeed {
+    start_with(client, kinds, control_plane_ns, metrics, None)
+}
+
+/// As [`start`], keeping each custom resource's last good version in
+/// `last_good` across restarts (see [`crate::state`]).
+pub fn start_with(
+    client: kube::Client,
+    kinds: Vec<(Kind, ApiResource)>,
+    control_plane_ns: &str,
+    metrics: Metrics,
+    last_good: Option<LastGoodDir>,
+) -> StoreFeed {
     let (events_tx, events) = mpsc::channel(1024);
     let (watch_tx, mut watch_rx) = mpsc::channel::<(usize, WatchEvent)>(1024);
     let mut state = StoreState::new(
@@ -110,6 +126,18 @@ pub fn start(
         control_plane_ns,
         metrics,
     );
+    if let Some(dir) = &last_good {
+        let (records, problems) = dir.load();
+        for problem in problems {
+            tracing::warn!(error = %problem, "a record of a last good version is unreadable; ignored");
+        }
+        tracing::info!(
+            dir = %dir.path().display(),
+            recorded = records.len(),
+            "last good versions of the custom resources recorded in this directory"
+        );
+        state = state.with_last_good(records);
+    }
     // Endpoints come from the watched EndpointSlices, not selectors.
     events_tx
         .try_send(StoreEvent::EndpointsFromSlices)
@@ -131,7 +159,18 @@ pub fn start(
             tokio::select! {
                 event = watch_rx.recv() => {
                     let Some((kind, event)) = event else { return };
-                    for update in state.handle(kind, event) {
+                    let updates = state.handle(kind, event);
+                    let records = state.take_records();
+                    if let Some(dir) = last_good.clone().filter(|_| !records.is_empty()) {
+                        // Written before the updates go out, in order.
+                        let written = tokio::task::spawn_blocking(move || dir.apply(records)).await;
+                        match written {
+                            Ok(Ok(())) => {}
+                            Ok(Err(error)) => tracing::warn!(%error, "recording a last good version"),
+                            Err(error) => tracing::warn!(%error, "recording a last good version"),
+                        }
+                    }
+                    for update in updates {
                         if events_tx.send(update).await.is_err() {
                             return;
                         }
