@@ -6,7 +6,9 @@
 //! not exist) and `ResolvedRefs` (`BackendNotFound` when a backend
 //! Service does not). Entries of other controllers are kept. A route is
 //! written only when its status would change, so a write (which the
-//! watch sees again) settles.
+//! watch sees again) settles. Nothing is written before the routes,
+//! Servers and Services are all listed once: a parent not listed yet is
+//! not a parent that does not exist.
 //!
 //! [`parents`] computes the entries without I/O; [`run`] watches the
 //! routes, Servers and Services and writes while leading.
@@ -155,6 +157,16 @@ pub fn run(
     let service_store = service.as_ref().map(&mut watch_kind);
     tokio::spawn(async move {
         let _tasks = tasks;
+        // Every store listed once before anything is judged missing.
+        let stores = route_stores
+            .iter()
+            .chain(server_store.iter())
+            .chain(service_store.iter());
+        for (store, _) in stores {
+            if store.wait_until_ready().await.is_err() {
+                return;
+            }
+        }
         loop {
             tokio::select! {
                 c = changed.recv() => if c.is_none() { return },
