@@ -8,7 +8,11 @@
 //! - A deleted object is deleted, whatever its last version was.
 //! - A relist (a watch restarted from scratch) deletes what it no longer
 //!   lists.
-//! - Once every kind is listed, [`StoreEvent::Synced`] says so, once.
+//! - Once every kind is listed, [`StoreEvent::Synced`] says so. A kind
+//!   watched later (a CRD installed after start) is listed with
+//!   [`StoreEvent::Listing`] first and `Synced` again once every kind is
+//!   listed, so that nothing is judged missing while its kind is still
+//!   being listed.
 //! - EndpointSlices go to the destination index as they are
 //!   ([`StoreEvent::EndpointSlice`]); one that does not parse is refused
 //!   like any other object.
@@ -52,6 +56,8 @@ pub struct StoreState {
     relisting: BTreeMap<usize, BTreeSet<ObjId>>,
     listed: BTreeSet<usize>,
     synced: bool,
+    /// A kind added after the sync is being listed for the first time.
+    listing_late: bool,
     metrics: Metrics,
     /// The metric's counts, for the status.
     rejected_total: BTreeMap<String, u64>,
@@ -74,6 +80,7 @@ impl StoreState {
             relisting: BTreeMap::new(),
             listed: BTreeSet::new(),
             synced: false,
+            listing_late: false,
             metrics,
             rejected_total: BTreeMap::new(),
             last_good: None,
@@ -99,12 +106,18 @@ impl StoreState {
         &self.kinds
     }
 
-    /// Watches one more kind (a CRD installed after start); its number.
-    /// Once synced, the store stays synced: the new kind's objects come
-    /// as they are listed.
-    pub fn add_kind(&mut self, kind: Kind) -> usize {
+    /// Watches one more kind (a CRD installed after start): its number,
+    /// and, once synced, [`StoreEvent::Listing`] (the indexes lack the new
+    /// kind's objects until the next [`StoreEvent::Synced`]; they are
+    /// served all the same).
+    pub fn add_kind(&mut self, kind: Kind) -> (usize, Vec<StoreEvent>) {
         self.kinds.push(kind);
-        self.kinds.len() - 1
+        let mut out = Vec::new();
+        if self.synced && !self.listing_late {
+            self.listing_late = true;
+            out.push(StoreEvent::Listing);
+        }
+        (self.kinds.len() - 1, out)
     }
 
     /// The index updates `event` of kind number `kind` means.
@@ -159,10 +172,15 @@ impl StoreState {
                     self.forget(&id);
                 }
                 self.listed.insert(kind);
-                if !self.synced && self.listed.len() == self.kinds.len() {
-                    self.synced = true;
-                    self.metrics.synced.set(1);
-                    out.push(StoreEvent::Synced);
+                if self.listed.len() == self.kinds.len() {
+                    if !self.synced {
+                        self.synced = true;
+                        self.metrics.synced.set(1);
+                        out.push(StoreEvent::Synced);
+                    } else if self.listing_late {
+                        self.listing_late = false;
+                        out.push(StoreEvent::Synced);
+                    }
                 }
             }
         }
@@ -410,6 +428,7 @@ mod tests {
                 StoreEvent::Apply(r) => format!("apply {}", r.key().name),
                 StoreEvent::Delete(k) => format!("delete {}", k.name),
                 StoreEvent::Synced => "synced".into(),
+                StoreEvent::Listing => "listing".into(),
                 other => format!("{other:?}"),
             })
             .collect()
@@ -470,7 +489,8 @@ mod tests {
             (0, Delete(ns("a")), vec!["delete a"], vec![]),
             // Deleting what is not in force changes nothing.
             (0, Delete(ns("zz")), vec![], vec![]),
-            // A kind added after the sync: its objects come, no second sync.
+            // A kind added after the sync ("listing" from add_kind): its
+            // objects come, then a second sync.
             (2, Init, vec![], vec![]),
             (
                 2,
@@ -482,17 +502,18 @@ mod tests {
                 vec!["apply net"],
                 vec![],
             ),
-            (2, InitDone, vec![], vec![]),
+            (2, InitDone, vec!["synced"], vec![]),
             // A refused object deleted: its last good version goes too.
             (1, Apply(pod("p", false)), vec![], vec![("Pod n/p", true)]),
             (1, Delete(pod("p", false)), vec!["delete p"], vec![]),
         ];
         for (i, (kind, event, want, refused)) in steps.into_iter().enumerate() {
             if kind == state.kinds().len() {
-                state.add_kind(Kind {
+                let (_, events) = state.add_kind(Kind {
                     group: "policy.linkerd.io",
                     kind: "NetworkAuthentication",
                 });
+                assert_eq!(names(events), vec!["listing"], "step {i}");
             }
             let got = names(state.handle(kind, event));
             assert_eq!(got, want, "step {i}");

@@ -188,7 +188,12 @@ pub fn start_with(
                     for (kind, ar) in found {
                         if !state.kinds().contains(&kind) {
                             tracing::info!(%kind, version = %ar.api_version, "now served by the API server: watched");
-                            let i = state.add_kind(kind);
+                            let (i, updates) = state.add_kind(kind);
+                            for update in updates {
+                                if events_tx.send(update).await.is_err() {
+                                    return;
+                                }
+                            }
                             let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
                             watchers.spawn(watch_kind(i, kind, ar, api, watch_tx.clone()));
                         }
