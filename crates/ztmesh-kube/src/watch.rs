@@ -47,7 +47,7 @@ pub async fn discover(client: &kube::Client) -> Result<Vec<(Kind, ApiResource)>,
         if !groups.contains_key(kind.group) {
             let found = match kube::discovery::group(client, kind.group).await {
                 Ok(g) => Some(g),
-                Err(kube::Error::Api(e)) if e.code == 404 => None,
+                Err(e) if group_absent(&e) => None,
                 Err(source) => {
                     return Err(Error::Discovery {
                         group: kind.group,
@@ -69,6 +69,17 @@ pub async fn discover(client: &kube::Client) -> Result<Vec<(Kind, ApiResource)>,
         }
     }
     Ok(out)
+}
+
+/// Whether discovering a group failed only because no CRD serves it: the
+/// server does not list it (kube's `MissingApiGroup`), or answers 404.
+fn group_absent(error: &kube::Error) -> bool {
+    use kube::error::DiscoveryError;
+    match error {
+        kube::Error::Api(e) => e.code == 404,
+        kube::Error::Discovery(DiscoveryError::MissingApiGroup(_)) => true,
+        _ => false,
+    }
 }
 
 /// The version to watch `kind` at: among the server's versions serving it
@@ -240,6 +251,41 @@ async fn watch_kind(
         };
         if tx.send((index, event)).await.is_err() {
             return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_no_crd_serves_is_absent_not_an_error() {
+        let api = |code| {
+            kube::Error::Api(kube::core::ErrorResponse {
+                status: "Failure".into(),
+                message: String::new(),
+                reason: String::new(),
+                code,
+            })
+        };
+        let cases = [
+            (
+                kube::Error::Discovery(kube::error::DiscoveryError::MissingApiGroup(
+                    "policy.linkerd.io".into(),
+                )),
+                true,
+            ),
+            (api(404), true),
+            (api(403), false),
+            (api(500), false),
+            (
+                kube::Error::Discovery(kube::error::DiscoveryError::MissingResource("x".into())),
+                false,
+            ),
+        ];
+        for (error, absent) in cases {
+            assert_eq!(group_absent(&error), absent, "{error}");
         }
     }
 }
