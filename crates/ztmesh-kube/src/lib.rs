@@ -126,7 +126,7 @@ pub async fn start_replica(
         client.clone(),
         lease::LeaseConfig::new(control_plane_ns, replica),
     );
-    let status = status::run(client.clone(), &kinds, election.leading());
+    let status = status::run_rediscovering(client.clone(), kinds.clone(), election.leading());
     let feed = watch::start_with(client, kinds, control_plane_ns, metrics, last_good);
     Ok(Replica {
         feed: Some(feed),

@@ -11,7 +11,9 @@
 //! not a parent that does not exist.
 //!
 //! [`parents`] computes the entries without I/O; [`run`] watches the
-//! routes, Servers and Services and writes while leading.
+//! routes, Servers and Services and writes while leading;
+//! [`run_rediscovering`] also takes the route and Server kinds whose CRDs
+//! are installed after start.
 
 use crate::kinds::Kind;
 use futures::StreamExt;
@@ -191,6 +193,51 @@ pub fn run(
             for (store, ar) in &route_stores {
                 for route in store.state() {
                     write_status(&client, ar, &route, &servers, &services).await;
+                }
+            }
+        }
+    })
+}
+
+/// As [`run`] over `kinds` (from [`crate::watch::discover`]), started
+/// again with the new kinds whenever a CRD not served at start is
+/// (looked for every [`crate::watch::REDISCOVER`], while some is missing).
+pub fn run_rediscovering(
+    client: kube::Client,
+    kinds: Vec<(Kind, ApiResource)>,
+    leading: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    /// Stops the writer when the outer task stops (aborted with the replica).
+    struct Writer(tokio::task::JoinHandle<()>);
+    impl Drop for Writer {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let all = crate::kinds::core().len() + crate::kinds::CUSTOM.len();
+    tokio::spawn(async move {
+        let mut kinds = kinds;
+        loop {
+            let mut writer = Writer(run(client.clone(), &kinds, leading.clone()));
+            if kinds.len() >= all {
+                let _ = (&mut writer.0).await;
+                return;
+            }
+            loop {
+                tokio::time::sleep(crate::watch::REDISCOVER).await;
+                match crate::watch::discover(&client).await {
+                    Ok(found) if found.len() > kinds.len() => {
+                        tracing::info!(
+                            "custom resources installed since start: HTTPRoute status follows them"
+                        );
+                        drop(writer);
+                        kinds = found;
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "discovering the custom resources again (status)")
+                    }
                 }
             }
         }

@@ -107,7 +107,7 @@ fn served_version(group: &kube::discovery::ApiGroup, kind: &str) -> Option<ApiRe
 }
 
 /// How often the custom resources not served at start are looked for again.
-const REDISCOVER: std::time::Duration = std::time::Duration::from_secs(30);
+pub(crate) const REDISCOVER: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Starts watching `kinds` (from [`discover`]) and returns the feed the
 /// controller's builder takes; a custom resource installed later is
