@@ -9,10 +9,18 @@
 //! Policy and destination are served once the store reports
 //! [`StoreEvent::Synced`] (its first complete listing), never from an
 //! empty index; [`Feeder::start`] returns that signal.
+//!
+//! Cross-object findings (dangling references, competing Servers) are
+//! logged only while the indexes are complete ([`Reported`]): not before
+//! the first [`StoreEvent::Synced`], nor between a [`StoreEvent::Listing`]
+//! (a kind watched late, e.g. a CRD installed after start) and the next
+//! `Synced`, so an object whose kind is still being listed is never
+//! called missing. Each finding is logged once, when it appears.
 
 use crate::manifests::Indexes;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
+use ztmesh_policy::references::Finding;
 use ztmesh_resources::Resource;
 use ztmesh_resources::load::ResourceKey;
 
@@ -29,8 +37,13 @@ pub enum StoreEvent {
     EndpointsFromSlices,
     /// Add or replace an EndpointSlice.
     EndpointSlice(Box<ztmesh_destination::index::EndpointSlice>),
-    /// Every watched kind is listed: the indexes are complete.
+    /// Every watched kind is listed: the indexes are complete (first
+    /// sent once at start; again after each [`StoreEvent::Listing`]).
     Synced,
+    /// A kind not listed before starts its first listing (watched since
+    /// a later discovery): the indexes are incomplete until the next
+    /// [`StoreEvent::Synced`]. They keep being served meanwhile.
+    Listing,
 }
 
 /// A store's events, and the status `GET /status` on the viz API reports
@@ -62,22 +75,24 @@ impl Feeder {
         let (ready_tx, ready) = oneshot::channel();
         let task = tokio::spawn(async move {
             let mut ready_tx = Some(ready_tx);
-            let mut reported = std::collections::BTreeSet::new();
+            let mut reported = Reported::default();
+            let mut complete = false;
             while let Some(event) = feed.events.recv().await {
                 // Everything queued goes in under one lock.
                 let mut batch = vec![event];
                 while let Ok(more) = feed.events.try_recv() {
                     batch.push(more);
                 }
-                let synced = apply(batch, &indexes);
-                if synced || ready_tx.is_none() {
+                let synced = batch.iter().any(|e| matches!(e, StoreEvent::Synced));
+                complete = completeness(&batch, complete);
+                apply(batch, &indexes);
+                if complete {
                     let findings = ztmesh_policy::references::findings(
                         &indexes.policy.lock().expect("policy index lock"),
                     );
-                    for f in findings.iter().filter(|f| !reported.contains(*f)) {
+                    for f in reported.new_ones(findings) {
                         tracing::warn!("{f}");
                     }
-                    reported = findings.into_iter().collect();
                 }
                 if synced && let Some(tx) = ready_tx.take() {
                     let _ = tx.send(());
@@ -92,12 +107,40 @@ impl Feeder {
     }
 }
 
-/// Applies a batch of events; true if it holds [`StoreEvent::Synced`].
-fn apply(batch: Vec<StoreEvent>, indexes: &Indexes) -> bool {
+/// The findings logged so far, so each is logged once, when it appears
+/// (one that goes away and comes back is logged again).
+#[derive(Default)]
+pub(crate) struct Reported(std::collections::BTreeSet<Finding>);
+
+impl Reported {
+    /// Of `findings` (all of them, now), those not reported yet.
+    pub(crate) fn new_ones(&mut self, findings: Vec<Finding>) -> Vec<Finding> {
+        let new = findings
+            .iter()
+            .filter(|f| !self.0.contains(*f))
+            .cloned()
+            .collect();
+        self.0 = findings.into_iter().collect();
+        new
+    }
+}
+
+/// Whether the indexes, complete or not before `batch` (`complete`), are
+/// complete after it: the last [`StoreEvent::Synced`] or
+/// [`StoreEvent::Listing`] in it says, else nothing changes.
+fn completeness(batch: &[StoreEvent], complete: bool) -> bool {
+    batch.iter().fold(complete, |complete, e| match e {
+        StoreEvent::Synced => true,
+        StoreEvent::Listing => false,
+        _ => complete,
+    })
+}
+
+/// Applies a batch of events.
+fn apply(batch: Vec<StoreEvent>, indexes: &Indexes) {
     let mut policy = indexes.policy.lock().expect("policy index lock");
     let mut outbound = indexes.outbound.lock().expect("outbound index lock");
     let mut destination = indexes.destination.lock().expect("destination index lock");
-    let mut synced = false;
     for event in batch {
         match event {
             StoreEvent::Apply(resource) => {
@@ -117,8 +160,60 @@ fn apply(batch: Vec<StoreEvent>, indexes: &Indexes) -> bool {
                 tracing::debug!(name = ?slice.metadata.name, "EndpointSlice applied");
                 destination.apply_endpoint_slice(&slice);
             }
-            StoreEvent::Synced => synced = true,
+            StoreEvent::Synced | StoreEvent::Listing => {}
         }
     }
-    synced
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_indexes_are_complete_between_synced_and_listing() {
+        use StoreEvent::{Listing, Synced};
+        let delete = || {
+            StoreEvent::Delete(ztmesh_resources::load::ResourceKey {
+                kind: "Server".into(),
+                namespace: "n".into(),
+                name: "s".into(),
+            })
+        };
+        let cases: Vec<(bool, Vec<StoreEvent>, bool)> = vec![
+            // Before the first listing: incomplete until Synced.
+            (false, vec![delete()], false),
+            (false, vec![delete(), Synced], true),
+            // Edits after the sync: still complete.
+            (true, vec![delete()], true),
+            // A kind listed late: incomplete until the next Synced.
+            (true, vec![Listing, delete()], false),
+            (false, vec![delete()], false),
+            (false, vec![delete(), Synced], true),
+            (true, vec![Listing, delete(), Synced], true),
+            (true, vec![Synced, Listing], false),
+        ];
+        for (i, (before, batch, after)) in cases.into_iter().enumerate() {
+            assert_eq!(completeness(&batch, before), after, "case {i}");
+        }
+    }
+
+    #[test]
+    fn each_finding_is_reported_once_when_it_appears() {
+        let f = |object: &str| Finding {
+            object: object.into(),
+            message: "spec.targetRef: Server n/s does not exist".into(),
+        };
+        let mut reported = Reported::default();
+        let steps: Vec<(Vec<Finding>, Vec<Finding>)> = vec![
+            (vec![f("a")], vec![f("a")]),
+            (vec![f("a"), f("b")], vec![f("b")]),
+            (vec![f("b")], vec![]),
+            // Gone, then back: reported again.
+            (vec![f("a"), f("b")], vec![f("a")]),
+            (vec![], vec![]),
+        ];
+        for (i, (now, want)) in steps.into_iter().enumerate() {
+            assert_eq!(reported.new_ones(now), want, "step {i}");
+        }
+    }
 }

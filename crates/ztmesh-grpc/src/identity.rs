@@ -82,9 +82,62 @@ pub fn status_for(error: &CertifyError) -> Status {
     match error {
         CertifyError::BadIdentity { .. } | CertifyError::BadCsr(_) => Status::invalid_argument(msg),
         CertifyError::Unauthenticated(_) => Status::unauthenticated(msg),
+        // Not a verdict on the token (the TokenReview could not be made):
+        // the proxy retries.
+        CertifyError::AuthenticatorUnavailable(_) => Status::unavailable(msg),
         CertifyError::IdentityMismatch { .. } => Status::permission_denied(msg),
         CertifyError::Ca(CaError::WrongTrustDomain { .. }) => Status::invalid_argument(msg),
         CertifyError::Ca(CaError::IssuerExpired(_)) => Status::unavailable(msg),
         CertifyError::Ca(CaError::Sign(_)) => Status::internal(msg),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::Code;
+    use ztmesh_identity::TokenError;
+
+    #[test]
+    fn each_refusal_has_its_code() {
+        let cases = [
+            (
+                CertifyError::from(TokenError::Review("token has expired".into())),
+                Code::Unauthenticated,
+            ),
+            (
+                CertifyError::from(TokenError::WrongAudience(vec!["other".into()])),
+                Code::Unauthenticated,
+            ),
+            (
+                CertifyError::from(TokenError::Missing),
+                Code::Unauthenticated,
+            ),
+            (
+                CertifyError::from(TokenError::Unavailable(
+                    "the TokenReview could not be made: connection refused".into(),
+                )),
+                Code::Unavailable,
+            ),
+            (
+                CertifyError::IdentityMismatch {
+                    requested: "a".into(),
+                    token_identity: "b".into(),
+                    token_namespace: "ns".into(),
+                    token_name: "b".into(),
+                },
+                Code::PermissionDenied,
+            ),
+            (
+                CertifyError::Ca(CaError::IssuerExpired("then".into())),
+                Code::Unavailable,
+            ),
+            (CertifyError::Ca(CaError::Sign("no".into())), Code::Internal),
+        ];
+        for (error, code) in cases {
+            let status = status_for(&error);
+            assert_eq!(status.code(), code, "{error}");
+            assert_eq!(status.message(), error.to_string());
+        }
     }
 }

@@ -24,7 +24,11 @@ pub enum CertifyError {
     #[error(transparent)]
     BadCsr(#[from] CsrError),
     #[error("token rejected: {0}")]
-    Unauthenticated(#[from] TokenError),
+    Unauthenticated(TokenError),
+    /// The token could not be judged now ([`TokenError::Unavailable`]):
+    /// retryable, unlike a refusal.
+    #[error("{0}")]
+    AuthenticatorUnavailable(TokenError),
     #[error(
         "the token is for service account {token_namespace}/{token_name}, whose identity is {token_identity}, but the request is for {requested}"
     )]
@@ -36,6 +40,16 @@ pub enum CertifyError {
     },
     #[error(transparent)]
     Ca(#[from] CaError),
+}
+
+impl From<TokenError> for CertifyError {
+    fn from(error: TokenError) -> Self {
+        if error.is_unavailable() {
+            CertifyError::AuthenticatorUnavailable(error)
+        } else {
+            CertifyError::Unauthenticated(error)
+        }
+    }
 }
 
 pub async fn certify<A: TokenAuthenticator>(

@@ -70,6 +70,20 @@ pub enum TokenError {
     /// named no service account; the text is its reason.
     #[error("the Kubernetes API did not authenticate the token: {0}")]
     Review(String),
+    /// The token could not be checked now (on Kubernetes: the TokenReview
+    /// could not be made, the API server unreachable or refusing it); not
+    /// a verdict on the token, so Certify answers UNAVAILABLE and the
+    /// proxy retries.
+    #[error("the token could not be checked now (retry): {0}")]
+    Unavailable(String),
+}
+
+impl TokenError {
+    /// True when the token was not judged (a retry may succeed), as
+    /// opposed to refused.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, TokenError::Unavailable(_))
+    }
 }
 
 /// Proves which service account presented a token.

@@ -9,7 +9,10 @@
 //! already its own, and renews it then; writes go through the Lease's
 //! resourceVersion, so of two replicas racing for it one wins. A leader
 //! that cannot renew steps down at once; one that is killed is replaced
-//! once its Lease expires. [`decide`] is the rule, without I/O.
+//! once its Lease expires. One stopped gracefully ([`Election::step_down`],
+//! on SIGTERM) releases the Lease ([`released`]: no holder), so another
+//! takes it at its next try, not after the Lease's duration. [`decide`]
+//! and [`released`] are the rules, without I/O.
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
@@ -87,14 +90,91 @@ fn chrono_secs(s: i32) -> k8s_openapi::chrono::TimeDelta {
     k8s_openapi::chrono::TimeDelta::seconds(i64::from(s))
 }
 
-/// Runs the election until the returned task is aborted; the receiver
-/// says whether this replica leads now.
-pub fn elect(
-    client: kube::Client,
+/// The Lease as this replica leaves it when it stops gracefully, if it
+/// holds it now: no holder (any replica takes it at once), renewed now for
+/// 1s, as client-go's `ReleaseOnCancel` leaves it. `None`: not ours, left alone.
+pub fn released(spec: Option<&LeaseSpec>, me: &str, now: DateTime<Utc>) -> Option<LeaseSpec> {
+    let spec = spec?;
+    (spec.holder_identity.as_deref() == Some(me)).then(|| LeaseSpec {
+        holder_identity: None,
+        lease_duration_seconds: Some(1),
+        renew_time: Some(MicroTime(now)),
+        ..spec.clone()
+    })
+}
+
+/// This replica's part in the election ([`elect`]). Dropping it (or
+/// [`Election::abort`]) stops it as a killed replica stops: the Lease is
+/// left to expire. [`Election::step_down`] releases it.
+pub struct Election {
+    leading: watch::Receiver<bool>,
+    task: tokio::task::JoinHandle<()>,
+    api: Api<Lease>,
     config: LeaseConfig,
-) -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
+}
+
+impl Election {
+    /// Whether this replica leads now (and its changes).
+    pub fn leading(&self) -> watch::Receiver<bool> {
+        self.leading.clone()
+    }
+
+    /// Stops trying, leaving the Lease as it is (as `kill -9` would).
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+
+    /// Stops trying and, if this replica holds the Lease, releases it so
+    /// that another replica takes over at its next try. True if it was
+    /// released.
+    pub async fn step_down(mut self) -> Result<bool, kube::Error> {
+        self.task.abort();
+        // Wait for the task to be gone: no round of ours runs after this.
+        let _ = (&mut self.task).await;
+        let config = self.config.clone();
+        // A write of the last round may land after the read: then the
+        // replace conflicts, and the Lease is read again.
+        for _ in 0..3 {
+            let Some(current) = self.api.get_opt(&config.name).await? else {
+                return Ok(false);
+            };
+            let Some(spec) = released(current.spec.as_ref(), &config.identity, Utc::now()) else {
+                return Ok(false);
+            };
+            let lease = Lease {
+                metadata: current.metadata,
+                spec: Some(spec),
+            };
+            match self
+                .api
+                .replace(&config.name, &PostParams::default(), &lease)
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(lease = %config.name, identity = %config.identity, "Lease released: another replica may lead now");
+                    return Ok(true);
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(false)
+    }
+}
+
+impl Drop for Election {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Runs the election until the returned [`Election`] is dropped, aborted
+/// or stepped down; [`Election::leading`] says whether this replica leads now.
+pub fn elect(client: kube::Client, config: LeaseConfig) -> Election {
     let (tx, rx) = watch::channel(false);
     let api: Api<Lease> = Api::namespaced(client, &config.namespace);
+    let election_api = api.clone();
+    let election_config = config.clone();
     let task = tokio::spawn(async move {
         let mut next = tokio::time::Instant::now();
         loop {
@@ -129,7 +209,12 @@ pub fn elect(
             }
         }
     });
-    (rx, task)
+    Election {
+        leading: rx,
+        task,
+        api: election_api,
+        config: election_config,
+    }
 }
 
 /// The outcome of one try.
@@ -230,6 +315,35 @@ mod tests {
         ];
         for (spec, want) in cases {
             assert_eq!(decide(spec.as_ref(), "me", now), want, "{spec:?}");
+        }
+    }
+
+    #[test]
+    fn a_released_lease_is_anyones_at_once() {
+        let now = Utc::now();
+        let held = |holder: &str| LeaseSpec {
+            holder_identity: Some(holder.into()),
+            lease_duration_seconds: Some(30),
+            acquire_time: Some(MicroTime(now)),
+            renew_time: Some(MicroTime(now)),
+            lease_transitions: Some(3),
+            ..Default::default()
+        };
+        let cases = [
+            // Ours: released, and the next replica takes it at once.
+            (Some(held("me")), true),
+            // Another's, or none: left alone.
+            (Some(held("other")), false),
+            (None, false),
+        ];
+        for (spec, releases) in cases {
+            let got = released(spec.as_ref(), "me", now);
+            assert_eq!(got.is_some(), releases, "{spec:?}");
+            if let Some(got) = got {
+                assert_eq!(got.holder_identity, None);
+                assert_eq!(got.lease_transitions, Some(3), "transitions kept");
+                assert_eq!(decide(Some(&got), "other", now), Decision::Take);
+            }
         }
     }
 }

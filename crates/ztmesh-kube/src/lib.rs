@@ -21,6 +21,8 @@
 //! - [`translate`]: one API object to one resource, or its rejection.
 //! - [`metrics`]: the rejection counter, objects in force by kind, synced
 //!   (served on the controller's admin address, `/metrics`).
+//! - [`last_good`]: each custom resource's last good version on disk
+//!   (atomic writes), so a refused object keeps it across restarts.
 //! - [`state`]: watch events to index updates, what is in force (no I/O).
 //! - [`token_review`]: Certify's tokens checked by the API server's
 //!   TokenReview (audience `identity.l5d.io`), for the controller's
@@ -40,6 +42,7 @@
 
 pub mod issuer_secret;
 pub mod kinds;
+pub mod last_good;
 pub mod lease;
 pub mod metrics;
 pub mod namespaces;
@@ -77,10 +80,28 @@ pub async fn client(path: Option<&std::path::Path>) -> Result<kube::Client, Erro
 }
 
 /// The store of a controller replica, with its election and status
-/// writer ([`start_replica`]); dropping it stops them.
+/// writer ([`start_replica`]); dropping it stops them as a killed replica
+/// stops (its Lease left to expire), [`Replica::step_down`] gracefully.
 pub struct Replica {
     pub feed: Option<ztmesh_controller::StoreFeed>,
+    election: Option<lease::Election>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Replica {
+    /// Stops writing status and releases the Lease if this replica holds
+    /// it, so another replica leads at once (on SIGTERM); a failure is
+    /// logged (the Lease then expires as if the replica were killed).
+    pub async fn step_down(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Some(election) = self.election.take()
+            && let Err(error) = election.step_down().await
+        {
+            tracing::warn!(%error, "the Lease could not be released; it expires instead");
+        }
+    }
 }
 
 impl Drop for Replica {
@@ -93,23 +114,27 @@ impl Drop for Replica {
 
 /// As [`start`], plus this replica's part in the election of the one that
 /// writes HTTPRoute status (the Lease `ztmesh-controller-write` in
-/// `control_plane_ns`; `replica` names this one, e.g. the pod's name).
+/// `control_plane_ns`; `replica` names this one, e.g. the pod's name),
+/// and, with `last_good`, each custom resource's last good version kept
+/// there across restarts.
 pub async fn start_replica(
     client: kube::Client,
     control_plane_ns: &str,
     replica: &str,
     metrics: Metrics,
+    last_good: Option<last_good::LastGoodDir>,
 ) -> Result<Replica, Error> {
     let kinds = watch::discover(&client).await?;
-    let (leading, election) = lease::elect(
+    let election = lease::elect(
         client.clone(),
         lease::LeaseConfig::new(control_plane_ns, replica),
     );
-    let status = status::run(client.clone(), &kinds, leading);
-    let feed = watch::start(client, kinds, control_plane_ns, metrics);
+    let status = status::run_rediscovering(client.clone(), kinds.clone(), election.leading());
+    let feed = watch::start_with(client, kinds, control_plane_ns, metrics, last_good);
     Ok(Replica {
         feed: Some(feed),
-        tasks: vec![election, status],
+        election: Some(election),
+        tasks: vec![status],
     })
 }
 
@@ -120,6 +145,23 @@ pub async fn start(
     control_plane_ns: &str,
     metrics: Metrics,
 ) -> Result<ztmesh_controller::StoreFeed, Error> {
+    start_with(client, control_plane_ns, metrics, None).await
+}
+
+/// As [`start`], keeping each custom resource's last good version in
+/// `last_good` across restarts.
+pub async fn start_with(
+    client: kube::Client,
+    control_plane_ns: &str,
+    metrics: Metrics,
+    last_good: Option<last_good::LastGoodDir>,
+) -> Result<ztmesh_controller::StoreFeed, Error> {
     let kinds = watch::discover(&client).await?;
-    Ok(watch::start(client, kinds, control_plane_ns, metrics))
+    Ok(watch::start_with(
+        client,
+        kinds,
+        control_plane_ns,
+        metrics,
+        last_good,
+    ))
 }

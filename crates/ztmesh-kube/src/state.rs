@@ -8,12 +8,23 @@
 //! - A deleted object is deleted, whatever its last version was.
 //! - A relist (a watch restarted from scratch) deletes what it no longer
 //!   lists.
-//! - Once every kind is listed, [`StoreEvent::Synced`] says so, once.
+//! - Once every kind is listed, [`StoreEvent::Synced`] says so. A kind
+//!   watched later (a CRD installed after start) is listed with
+//!   [`StoreEvent::Listing`] first and `Synced` again once every kind is
+//!   listed, so that nothing is judged missing while its kind is still
+//!   being listed.
 //! - EndpointSlices go to the destination index as they are
 //!   ([`StoreEvent::EndpointSlice`]); one that does not parse is refused
 //!   like any other object.
+//! - Across restarts ([`StoreState::with_last_good`]): each custom
+//!   resource's last good version is recorded ([`Record`]s, which the
+//!   watch task writes with [`crate::last_good`]); an object refused with
+//!   nothing of it in force (at start-up) puts its recorded version in
+//!   force instead, logged and counted like any refusal. A deletion, or a
+//!   listing without the object, forgets its record.
 
 use crate::kinds::{ENDPOINT_SLICE, Kind};
+use crate::last_good::{self, Record, Recorded};
 use crate::metrics::{KindLabel, Metrics};
 use crate::translate::{Rejection, translate, translate_slice};
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,9 +56,17 @@ pub struct StoreState {
     relisting: BTreeMap<usize, BTreeSet<ObjId>>,
     listed: BTreeSet<usize>,
     synced: bool,
+    /// A kind added after the sync is being listed for the first time.
+    listing_late: bool,
     metrics: Metrics,
     /// The metric's counts, for the status.
     rejected_total: BTreeMap<String, u64>,
+    /// The recorded last good versions, when kept across restarts.
+    last_good: Option<BTreeMap<last_good::Key, Recorded>>,
+    /// Changes to the records not yet taken ([`StoreState::take_records`]).
+    records: Vec<Record>,
+    /// Refused objects whose recorded version is in force: its resourceVersion.
+    restored: BTreeMap<ObjId, String>,
 }
 
 impl StoreState {
@@ -61,21 +80,44 @@ impl StoreState {
             relisting: BTreeMap::new(),
             listed: BTreeSet::new(),
             synced: false,
+            listing_late: false,
             metrics,
             rejected_total: BTreeMap::new(),
+            last_good: None,
+            records: Vec::new(),
+            restored: BTreeMap::new(),
         }
+    }
+
+    /// Keeps the last good version of each custom resource across
+    /// restarts: `recorded` is what was recorded before (loaded from disk);
+    /// from now on [`StoreState::take_records`] says what to record.
+    pub fn with_last_good(mut self, recorded: BTreeMap<last_good::Key, Recorded>) -> Self {
+        self.last_good = Some(recorded);
+        self
+    }
+
+    /// The changes to the records since the last call (to write in order).
+    pub fn take_records(&mut self) -> Vec<Record> {
+        std::mem::take(&mut self.records)
     }
 
     pub fn kinds(&self) -> &[Kind] {
         &self.kinds
     }
 
-    /// Watches one more kind (a CRD installed after start); its number.
-    /// Once synced, the store stays synced: the new kind's objects come
-    /// as they are listed.
-    pub fn add_kind(&mut self, kind: Kind) -> usize {
+    /// Watches one more kind (a CRD installed after start): its number,
+    /// and, once synced, [`StoreEvent::Listing`] (the indexes lack the new
+    /// kind's objects until the next [`StoreEvent::Synced`]; they are
+    /// served all the same).
+    pub fn add_kind(&mut self, kind: Kind) -> (usize, Vec<StoreEvent>) {
         self.kinds.push(kind);
-        self.kinds.len() - 1
+        let mut out = Vec::new();
+        if self.synced && !self.listing_late {
+            self.listing_late = true;
+            out.push(StoreEvent::Listing);
+        }
+        (self.kinds.len() - 1, out)
     }
 
     /// The index updates `event` of kind number `kind` means.
@@ -95,6 +137,7 @@ impl StoreState {
             WatchEvent::Delete(object) => {
                 let id = obj_id(kind, &object);
                 self.rejected.remove(&id);
+                self.forget(&id);
                 if let Some(key) = self.remove_in_force(&id) {
                     out.push(StoreEvent::Delete(key));
                 }
@@ -114,15 +157,111 @@ impl StoreState {
                         out.push(StoreEvent::Delete(key));
                     }
                 }
+                // Recorded objects deleted while no one watched.
+                let kind_name = self.kinds[kind].to_string();
+                let unlisted: Vec<ObjId> = self
+                    .last_good
+                    .iter()
+                    .flat_map(|r| r.keys())
+                    .filter(|(k, ns, name)| {
+                        *k == kind_name && !seen.contains(&(kind, ns.clone(), name.clone()))
+                    })
+                    .map(|(_, ns, name)| (kind, ns.clone(), name.clone()))
+                    .collect();
+                for id in unlisted {
+                    self.forget(&id);
+                }
                 self.listed.insert(kind);
-                if !self.synced && self.listed.len() == self.kinds.len() {
-                    self.synced = true;
-                    self.metrics.synced.set(1);
-                    out.push(StoreEvent::Synced);
+                if self.listed.len() == self.kinds.len() {
+                    if !self.synced {
+                        self.synced = true;
+                        self.metrics.synced.set(1);
+                        out.push(StoreEvent::Synced);
+                    } else if self.listing_late {
+                        self.listing_late = false;
+                        out.push(StoreEvent::Synced);
+                    }
                 }
             }
         }
         out
+    }
+
+    /// The record key of `id`, if its kind is recorded.
+    fn record_key(&self, id: &ObjId) -> Option<last_good::Key> {
+        let kind = &self.kinds[id.0];
+        (self.last_good.is_some() && last_good::recorded_kind(kind))
+            .then(|| (kind.to_string(), id.1.clone(), id.2.clone()))
+    }
+
+    /// `object` (of `id`) is good: recorded, unless that version already is.
+    fn remember(&mut self, id: &ObjId, object: &serde_json::Value) {
+        let Some(key) = self.record_key(id) else {
+            return;
+        };
+        let version = object["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let records = self.last_good.as_mut().expect("recording");
+        if records
+            .get(&key)
+            .is_some_and(|r| r.resource_version == version && &r.object == object)
+        {
+            return;
+        }
+        let recorded = Recorded {
+            kind: key.0.clone(),
+            namespace: key.1.clone(),
+            name: key.2.clone(),
+            resource_version: version,
+            object: object.clone(),
+        };
+        records.insert(key, recorded.clone());
+        self.records.push(Record::Write(Box::new(recorded)));
+    }
+
+    /// `id` is gone from the API: its record goes too.
+    fn forget(&mut self, id: &ObjId) {
+        self.restored.remove(id);
+        let Some(key) = self.record_key(id) else {
+            return;
+        };
+        if self
+            .last_good
+            .as_mut()
+            .is_some_and(|r| r.remove(&key).is_some())
+        {
+            self.records.push(Record::Remove(key));
+        }
+    }
+
+    /// Puts the recorded version of `id` in force (nothing of it is): its
+    /// resourceVersion, or `None` if there is none or it no longer loads.
+    fn restore(&mut self, id: &ObjId, out: &mut Vec<StoreEvent>) -> Option<String> {
+        let key = self.record_key(id)?;
+        let recorded = self.last_good.as_ref()?.get(&key)?.clone();
+        match translate(&recorded.object, &self.control_plane_ns) {
+            Ok(t) => {
+                self.set_in_force(id.clone(), t.resource.key());
+                out.push(StoreEvent::Apply(Box::new(t.resource)));
+                self.restored
+                    .insert(id.clone(), recorded.resource_version.clone());
+                Some(recorded.resource_version)
+            }
+            Err(rejection) => {
+                tracing::warn!(
+                    namespace = %id.1,
+                    name = %id.2,
+                    reasons = %rejection.reasons.join("; "),
+                    resource_version = %recorded.resource_version,
+                    "the recorded last good version of {} no longer loads; forgotten",
+                    rejection.object,
+                );
+                self.forget(id);
+                None
+            }
+        }
     }
 
     /// Forgets what is in force of `id`, counted.
@@ -175,13 +314,20 @@ impl StoreState {
                     tracing::warn!("{w}");
                 }
                 self.rejected.remove(&id);
+                self.restored.remove(&id);
+                self.remember(&id, object);
                 let key = t.resource.key();
                 if let Some(old) = self.set_in_force(id, key) {
                     out.push(StoreEvent::Delete(old));
                 }
                 out.push(StoreEvent::Apply(Box::new(t.resource)));
             }
-            Err(rejection) => self.refuse(id, rejection),
+            Err(rejection) => {
+                if !self.in_force.contains_key(&id) {
+                    self.restore(&id, out);
+                }
+                self.refuse(id, rejection)
+            }
         }
     }
 
@@ -192,7 +338,13 @@ impl StoreState {
             .rejected
             .get_or_create(&KindLabel { kind })
             .inc();
-        let in_force = if self.in_force.contains_key(&id) {
+        let restored;
+        let in_force = if let Some(version) = self.restored.get(&id) {
+            restored = format!(
+                "its last good version recorded before the restart (resourceVersion {version}) is in force"
+            );
+            restored.as_str()
+        } else if self.in_force.contains_key(&id) {
             "its last good version stays in force"
         } else {
             "it never had a good version, so nothing of it is in force"
@@ -276,6 +428,7 @@ mod tests {
                 StoreEvent::Apply(r) => format!("apply {}", r.key().name),
                 StoreEvent::Delete(k) => format!("delete {}", k.name),
                 StoreEvent::Synced => "synced".into(),
+                StoreEvent::Listing => "listing".into(),
                 other => format!("{other:?}"),
             })
             .collect()
@@ -336,7 +489,8 @@ mod tests {
             (0, Delete(ns("a")), vec!["delete a"], vec![]),
             // Deleting what is not in force changes nothing.
             (0, Delete(ns("zz")), vec![], vec![]),
-            // A kind added after the sync: its objects come, no second sync.
+            // A kind added after the sync ("listing" from add_kind): its
+            // objects come, then a second sync.
             (2, Init, vec![], vec![]),
             (
                 2,
@@ -348,17 +502,18 @@ mod tests {
                 vec!["apply net"],
                 vec![],
             ),
-            (2, InitDone, vec![], vec![]),
+            (2, InitDone, vec!["synced"], vec![]),
             // A refused object deleted: its last good version goes too.
             (1, Apply(pod("p", false)), vec![], vec![("Pod n/p", true)]),
             (1, Delete(pod("p", false)), vec!["delete p"], vec![]),
         ];
         for (i, (kind, event, want, refused)) in steps.into_iter().enumerate() {
             if kind == state.kinds().len() {
-                state.add_kind(Kind {
+                let (_, events) = state.add_kind(Kind {
                     group: "policy.linkerd.io",
                     kind: "NetworkAuthentication",
                 });
+                assert_eq!(names(events), vec!["listing"], "step {i}");
             }
             let got = names(state.handle(kind, event));
             assert_eq!(got, want, "step {i}");
@@ -389,77 +544,7 @@ mod tests {
 }
 
 #[cfg(test)]
-mod slice_tests {
-    use super::*;
-    use serde_json::json;
+mod last_good_tests;
 
-    fn slice(name: &str, ready: &[(&str, bool)]) -> serde_json::Value {
-        let endpoints: Vec<serde_json::Value> = ready
-            .iter()
-            .map(|(ip, r)| {
-                json!({"addresses": [ip], "conditions": {"ready": r},
-                                  "targetRef": {"kind": "Pod", "name": "p", "namespace": "n"}})
-            })
-            .collect();
-        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-               "metadata": {"name": name, "namespace": "n",
-                            "labels": {"kubernetes.io/service-name": "svc"}},
-               "addressType": "IPv4", "endpoints": endpoints,
-               "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]})
-    }
-
-    /// EndpointSlices become destination updates; a malformed one is
-    /// refused (counted) and its last good version stays.
-    #[test]
-    fn endpoint_slices_become_destination_updates() {
-        let mut state = StoreState::new(vec![ENDPOINT_SLICE], "linkerd", Metrics::default());
-        use WatchEvent::{Apply, Delete, Init, InitDone};
-        let mut bad = slice("a", &[]);
-        bad["endpoints"] = json!("not a list");
-        let steps: Vec<(WatchEvent, Vec<&str>, usize)> = vec![
-            (Init, vec![], 0),
-            (
-                Apply(slice("a", &[("10.0.0.1", true), ("10.0.0.2", false)])),
-                vec!["slice a 10.0.0.1"],
-                0,
-            ),
-            (InitDone, vec!["synced"], 0),
-            (
-                Apply(slice("a", &[("10.0.0.1", true), ("10.0.0.2", true)])),
-                vec!["slice a 10.0.0.1,10.0.0.2"],
-                0,
-            ),
-            (Apply(bad), vec![], 1),
-            (Apply(slice("b", &[])), vec!["slice b "], 1),
-            (Delete(slice("a", &[])), vec!["delete a"], 0),
-        ];
-        for (i, (event, want, refused)) in steps.into_iter().enumerate() {
-            let got: Vec<String> = state
-                .handle(0, event)
-                .into_iter()
-                .map(|e| match e {
-                    StoreEvent::EndpointSlice(s) => format!(
-                        "slice {} {}",
-                        s.metadata.name.unwrap_or_default(),
-                        s.endpoints
-                            .iter()
-                            .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) != Some(false))
-                            .flat_map(|e| e.addresses.clone())
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    ),
-                    StoreEvent::Delete(k) => {
-                        assert_eq!(k.kind, "EndpointSlice");
-                        format!("delete {}", k.name)
-                    }
-                    StoreEvent::Synced => "synced".into(),
-                    other => format!("{other:?}"),
-                })
-                .collect();
-            assert_eq!(got, want, "step {i}");
-            assert_eq!(state.rejected().len(), refused, "step {i}");
-        }
-        assert_eq!(state.metrics.rejected("EndpointSlice.discovery.k8s.io"), 1);
-        assert_eq!(state.metrics.objects("EndpointSlice.discovery.k8s.io"), 1);
-    }
-}
+#[cfg(test)]
+mod slice_tests;

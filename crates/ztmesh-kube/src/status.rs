@@ -6,10 +6,14 @@
 //! not exist) and `ResolvedRefs` (`BackendNotFound` when a backend
 //! Service does not). Entries of other controllers are kept. A route is
 //! written only when its status would change, so a write (which the
-//! watch sees again) settles.
+//! watch sees again) settles. Nothing is written before the routes,
+//! Servers and Services are all listed once: a parent not listed yet is
+//! not a parent that does not exist.
 //!
 //! [`parents`] computes the entries without I/O; [`run`] watches the
-//! routes, Servers and Services and writes while leading.
+//! routes, Servers and Services and writes while leading;
+//! [`run_rediscovering`] also takes the route and Server kinds whose CRDs
+//! are installed after start.
 
 use crate::kinds::Kind;
 use futures::StreamExt;
@@ -155,6 +159,16 @@ pub fn run(
     let service_store = service.as_ref().map(&mut watch_kind);
     tokio::spawn(async move {
         let _tasks = tasks;
+        // Every store listed once before anything is judged missing.
+        let stores = route_stores
+            .iter()
+            .chain(server_store.iter())
+            .chain(service_store.iter());
+        for (store, _) in stores {
+            if store.wait_until_ready().await.is_err() {
+                return;
+            }
+        }
         loop {
             tokio::select! {
                 c = changed.recv() => if c.is_none() { return },
@@ -179,6 +193,51 @@ pub fn run(
             for (store, ar) in &route_stores {
                 for route in store.state() {
                     write_status(&client, ar, &route, &servers, &services).await;
+                }
+            }
+        }
+    })
+}
+
+/// As [`run`] over `kinds` (from [`crate::watch::discover`]), started
+/// again with the new kinds whenever a CRD not served at start is
+/// (looked for every [`crate::watch::REDISCOVER`], while some is missing).
+pub fn run_rediscovering(
+    client: kube::Client,
+    kinds: Vec<(Kind, ApiResource)>,
+    leading: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    /// Stops the writer when the outer task stops (aborted with the replica).
+    struct Writer(tokio::task::JoinHandle<()>);
+    impl Drop for Writer {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let all = crate::kinds::core().len() + crate::kinds::CUSTOM.len();
+    tokio::spawn(async move {
+        let mut kinds = kinds;
+        loop {
+            let mut writer = Writer(run(client.clone(), &kinds, leading.clone()));
+            if kinds.len() >= all {
+                let _ = (&mut writer.0).await;
+                return;
+            }
+            loop {
+                tokio::time::sleep(crate::watch::REDISCOVER).await;
+                match crate::watch::discover(&client).await {
+                    Ok(found) if found.len() > kinds.len() => {
+                        tracing::info!(
+                            "custom resources installed since start: HTTPRoute status follows them"
+                        );
+                        drop(writer);
+                        kinds = found;
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "discovering the custom resources again (status)")
+                    }
                 }
             }
         }

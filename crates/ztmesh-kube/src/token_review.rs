@@ -4,9 +4,13 @@
 //! review (no I/O, table-tested); the controller then requires the
 //! token's service account to be the identity asked for, as in local mode.
 //!
-//! A TokenReview that cannot be made (the API server unreachable, the
-//! permission to create TokenReviews missing) refuses the token too,
-//! saying why.
+//! A TokenReview that cannot be made (the API server unreachable or too
+//! slow, the permission to create TokenReviews missing, any error answer)
+//! is no verdict on the token: it is [`TokenError::Unavailable`], which
+//! Certify answers with UNAVAILABLE and the reason, so the proxy retries
+//! ([`failed`]). Only the review's own answer refuses a token
+//! (UNAUTHENTICATED), and a token of another service account than the
+//! identity asked for is PERMISSION_DENIED (the controller's check).
 
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec, TokenReviewStatus};
 use kube::api::{Api, PostParams};
@@ -17,6 +21,9 @@ use ztmesh_identity::{ServiceAccount, TokenError};
 pub const AUDIENCE: &str = "identity.l5d.io";
 /// Tokens longer than this are refused unsent (as local tokens are).
 const MAX_TOKEN: usize = 16 * 1024;
+/// How long a TokenReview may take before Certify answers UNAVAILABLE
+/// (the proxy's own Certify deadline is longer).
+const REVIEW_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Reviews tokens through the API server.
 pub struct KubeTokenReviewer {
@@ -47,11 +54,17 @@ impl KubeTokenReviewer {
             },
             ..Default::default()
         };
-        let reviewed = self
-            .api
-            .create(&PostParams::default(), &review)
-            .await
-            .map_err(|e| TokenError::Review(format!("the TokenReview could not be made: {e}")))?;
+        let reviewed = tokio::time::timeout(
+            REVIEW_TIMEOUT,
+            self.api.create(&PostParams::default(), &review),
+        )
+        .await
+        .map_err(|_| {
+            TokenError::Unavailable(format!(
+                "the Kubernetes API did not answer the TokenReview within {REVIEW_TIMEOUT:?}"
+            ))
+        })?
+        .map_err(|e| failed(&e))?;
         outcome(reviewed.status)
     }
 }
@@ -62,9 +75,28 @@ impl TokenReviewer for KubeTokenReviewer {
     }
 }
 
-/// The service account a TokenReview's answer names, or why none.
+/// Why a TokenReview could not be made (`error` is the API call's): never
+/// a verdict on the token, whatever the failure (unreachable, TLS,
+/// 403 without the RBAC to create TokenReviews, 5xx), with its causes.
+pub fn failed(error: &kube::Error) -> TokenError {
+    let mut reason = format!("the TokenReview could not be made: {error}");
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !reason.contains(&text) {
+            reason.push_str(": ");
+            reason.push_str(&text);
+        }
+        source = cause.source();
+    }
+    TokenError::Unavailable(reason)
+}
+
+/// The service account a TokenReview's answer names, or why none. An
+/// answer without a status judged nothing: [`TokenError::Unavailable`].
 pub fn outcome(status: Option<TokenReviewStatus>) -> Result<ServiceAccount, TokenError> {
-    let status = status.ok_or_else(|| TokenError::Review("the answer has no status".into()))?;
+    let status = status
+        .ok_or_else(|| TokenError::Unavailable("the TokenReview's answer has no status".into()))?;
     if status.authenticated != Some(true) {
         return Err(TokenError::Review(
             status
@@ -162,10 +194,57 @@ mod tests {
                 Some(status(Some(true), Some("system:serviceaccount:booksapp:"), Some(&[AUDIENCE]), None)),
                 Err(TokenError::NotServiceAccount("system:serviceaccount:booksapp:".into())),
             ),
-            (None, Err(TokenError::Review("the answer has no status".into()))),
+            (
+                None,
+                Err(TokenError::Unavailable(
+                    "the TokenReview's answer has no status".into(),
+                )),
+            ),
         ];
         for (status, want) in cases {
             assert_eq!(outcome(status.clone()), want, "{status:?}");
+        }
+    }
+
+    /// A review that could not be made is never a refusal of the token.
+    #[test]
+    fn a_failed_review_is_unavailable_with_its_reason() {
+        let api = |code: u16, reason: &str, message: &str| {
+            kube::Error::Api(kube::core::ErrorResponse {
+                status: "Failure".into(),
+                message: message.into(),
+                reason: reason.into(),
+                code,
+            })
+        };
+        let connect: kube::Error = kube::Error::Service(Box::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "tcp connect error: Connection refused (os error 111)",
+        )));
+        let cases = [
+            (
+                api(
+                    403,
+                    "Forbidden",
+                    "tokenreviews.authentication.k8s.io is forbidden",
+                ),
+                "is forbidden",
+            ),
+            (
+                api(500, "InternalError", "etcdserver: request timed out"),
+                "request timed out",
+            ),
+            (api(429, "TooManyRequests", "slow down"), "slow down"),
+            (connect, "Connection refused"),
+        ];
+        for (error, says) in cases {
+            match failed(&error) {
+                TokenError::Unavailable(reason) => {
+                    assert!(reason.contains(says), "{reason:?} names {says:?}");
+                    assert!(reason.starts_with("the TokenReview could not be made"));
+                }
+                other => panic!("{error}: {other:?} is not Unavailable"),
+            }
         }
     }
 }

@@ -2,8 +2,12 @@
 //! that owns the [`StoreState`] and sends its updates to the controller.
 //! A watch error (the server gone, a permission missing) is logged and the
 //! watcher retries with backoff; the indexes keep their state meanwhile.
+//! With a [`LastGoodDir`], the records are loaded before the first event
+//! and the state's changes to them written after each event (a write that
+//! fails is logged; the store goes on).
 
 use crate::kinds::{self, Kind};
+use crate::last_good::LastGoodDir;
 use crate::metrics::Metrics;
 use crate::state::{StoreState, WatchEvent};
 use futures::StreamExt;
@@ -43,7 +47,7 @@ pub async fn discover(client: &kube::Client) -> Result<Vec<(Kind, ApiResource)>,
         if !groups.contains_key(kind.group) {
             let found = match kube::discovery::group(client, kind.group).await {
                 Ok(g) => Some(g),
-                Err(kube::Error::Api(e)) if e.code == 404 => None,
+                Err(e) if group_absent(&e) => None,
                 Err(source) => {
                     return Err(Error::Discovery {
                         group: kind.group,
@@ -65,6 +69,17 @@ pub async fn discover(client: &kube::Client) -> Result<Vec<(Kind, ApiResource)>,
         }
     }
     Ok(out)
+}
+
+/// Whether discovering a group failed only because no CRD serves it: the
+/// server does not list it (kube's `MissingApiGroup`), or answers 404.
+fn group_absent(error: &kube::Error) -> bool {
+    use kube::error::DiscoveryError;
+    match error {
+        kube::Error::Api(e) => e.code == 404,
+        kube::Error::Discovery(DiscoveryError::MissingApiGroup(_)) => true,
+        _ => false,
+    }
 }
 
 /// The version to watch `kind` at: among the server's versions serving it
@@ -92,7 +107,7 @@ fn served_version(group: &kube::discovery::ApiGroup, kind: &str) -> Option<ApiRe
 }
 
 /// How often the custom resources not served at start are looked for again.
-const REDISCOVER: std::time::Duration = std::time::Duration::from_secs(30);
+pub(crate) const REDISCOVER: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Starts watching `kinds` (from [`discover`]) and returns the feed the
 /// controller's builder takes; a custom resource installed later is
@@ -103,6 +118,18 @@ pub fn start(
     control_plane_ns: &str,
     metrics: Metrics,
 ) -> StoreFeed {
+    start_with(client, kinds, control_plane_ns, metrics, None)
+}
+
+/// As [`start`], keeping each custom resource's last good version in
+/// `last_good` across restarts (see [`crate::state`]).
+pub fn start_with(
+    client: kube::Client,
+    kinds: Vec<(Kind, ApiResource)>,
+    control_plane_ns: &str,
+    metrics: Metrics,
+    last_good: Option<LastGoodDir>,
+) -> StoreFeed {
     let (events_tx, events) = mpsc::channel(1024);
     let (watch_tx, mut watch_rx) = mpsc::channel::<(usize, WatchEvent)>(1024);
     let mut state = StoreState::new(
@@ -110,6 +137,18 @@ pub fn start(
         control_plane_ns,
         metrics,
     );
+    if let Some(dir) = &last_good {
+        let (records, problems) = dir.load();
+        for problem in problems {
+            tracing::warn!(error = %problem, "a record of a last good version is unreadable; ignored");
+        }
+        tracing::info!(
+            dir = %dir.path().display(),
+            recorded = records.len(),
+            "last good versions of the custom resources recorded in this directory"
+        );
+        state = state.with_last_good(records);
+    }
     // Endpoints come from the watched EndpointSlices, not selectors.
     events_tx
         .try_send(StoreEvent::EndpointsFromSlices)
@@ -131,7 +170,18 @@ pub fn start(
             tokio::select! {
                 event = watch_rx.recv() => {
                     let Some((kind, event)) = event else { return };
-                    for update in state.handle(kind, event) {
+                    let updates = state.handle(kind, event);
+                    let records = state.take_records();
+                    if let Some(dir) = last_good.clone().filter(|_| !records.is_empty()) {
+                        // Written before the updates go out, in order.
+                        let written = tokio::task::spawn_blocking(move || dir.apply(records)).await;
+                        match written {
+                            Ok(Ok(())) => {}
+                            Ok(Err(error)) => tracing::warn!(%error, "recording a last good version"),
+                            Err(error) => tracing::warn!(%error, "recording a last good version"),
+                        }
+                    }
+                    for update in updates {
                         if events_tx.send(update).await.is_err() {
                             return;
                         }
@@ -149,7 +199,12 @@ pub fn start(
                     for (kind, ar) in found {
                         if !state.kinds().contains(&kind) {
                             tracing::info!(%kind, version = %ar.api_version, "now served by the API server: watched");
-                            let i = state.add_kind(kind);
+                            let (i, updates) = state.add_kind(kind);
+                            for update in updates {
+                                if events_tx.send(update).await.is_err() {
+                                    return;
+                                }
+                            }
                             let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
                             watchers.spawn(watch_kind(i, kind, ar, api, watch_tx.clone()));
                         }
@@ -196,6 +251,41 @@ async fn watch_kind(
         };
         if tx.send((index, event)).await.is_err() {
             return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_no_crd_serves_is_absent_not_an_error() {
+        let api = |code| {
+            kube::Error::Api(kube::core::ErrorResponse {
+                status: "Failure".into(),
+                message: String::new(),
+                reason: String::new(),
+                code,
+            })
+        };
+        let cases = [
+            (
+                kube::Error::Discovery(kube::error::DiscoveryError::MissingApiGroup(
+                    "policy.linkerd.io".into(),
+                )),
+                true,
+            ),
+            (api(404), true),
+            (api(403), false),
+            (api(500), false),
+            (
+                kube::Error::Discovery(kube::error::DiscoveryError::MissingResource("x".into())),
+                false,
+            ),
+        ];
+        for (error, absent) in cases {
+            assert_eq!(group_absent(&error), absent, "{error}");
         }
     }
 }

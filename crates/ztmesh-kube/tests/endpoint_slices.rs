@@ -75,7 +75,7 @@ async fn service_endpoints_come_from_its_endpoint_slices() {
                 StoreEvent::Delete(k) => index.delete(&k),
                 StoreEvent::EndpointsFromSlices => index.use_endpoint_slices(),
                 StoreEvent::EndpointSlice(s) => index.apply_endpoint_slice(&s),
-                StoreEvent::Synced => {}
+                StoreEvent::Synced | StoreEvent::Listing => {}
             }
         }
     });

@@ -2,7 +2,9 @@
 //! `ZTMESH_TEST_KUBECONFIG` names one; `scripts/test-kube`): one leads
 //! and writes an HTTPRoute's status; killed (its task aborted, the Lease
 //! not released), the other takes over within the Lease's duration and
-//! writes the next status.
+//! writes the next status. Stopped gracefully (SIGTERM: the Lease
+//! released), the other takes over at its next try, far sooner than the
+//! Lease's duration.
 
 mod support;
 
@@ -91,7 +93,8 @@ async fn the_leader_writes_status_and_another_takes_over_when_it_dies() {
             renew_every: Duration::from_millis(500),
             ..LeaseConfig::new(&ns, name)
         };
-        let (leading, election) = elect(client.clone(), config);
+        let election = elect(client.clone(), config);
+        let leading = election.leading();
         let status = ztmesh_kube::status::run(client.clone(), &kinds, leading.clone());
         (leading, election, status)
     };
@@ -154,4 +157,88 @@ async fn the_leader_writes_status_and_another_takes_over_when_it_dies() {
     );
     a_election.abort();
     b_election.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real API server: ZTMESH_TEST_KUBECONFIG (scripts/test-kube)"]
+async fn a_leader_stopped_gracefully_hands_over_at_once() {
+    let kubeconfig = std::env::var_os("ZTMESH_TEST_KUBECONFIG").expect(
+        "ZTMESH_TEST_KUBECONFIG names a disposable cluster's kubeconfig (scripts/test-kube)",
+    );
+    let ns = format!(
+        "hg{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs()
+            % 1_000_000
+    );
+    kubectl(&kubeconfig, &["create", "namespace", &ns], None);
+    let client = ztmesh_kube::client(Some(std::path::Path::new(&kubeconfig)))
+        .await
+        .expect("client");
+    // A long Lease: a successor waiting for it to expire would take 20s.
+    let lease_time = Duration::from_secs(20);
+    let renew_every = Duration::from_millis(500);
+    let replica = |name: &str| {
+        elect(
+            client.clone(),
+            LeaseConfig {
+                duration: lease_time,
+                renew_every,
+                ..LeaseConfig::new(&ns, name)
+            },
+        )
+    };
+    let a = replica("replica-a");
+    let b = replica("replica-b");
+    let (a_leads, b_leads) = (a.leading(), b.leading());
+    until(Duration::from_secs(10), "one replica leads", || {
+        *a_leads.borrow() || *b_leads.borrow()
+    })
+    .await;
+    let (leader, survivor, survivor_leads, stopped) = if *a_leads.borrow() {
+        (a, b, b_leads, "replica-a")
+    } else {
+        (b, a, a_leads, "replica-b")
+    };
+    let start = tokio::time::Instant::now();
+    let released = leader.step_down().await.expect("the Lease is released");
+    assert!(released, "the leader held the Lease, and released it");
+    until(lease_time, "the other replica takes over", || {
+        *survivor_leads.borrow()
+    })
+    .await;
+    // From the start of the step-down, release included.
+    let took = start.elapsed();
+    eprintln!(
+        "{stopped} stopped gracefully; the other replica leads after {took:?} (lease {lease_time:?}, tries every {renew_every:?})"
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "far below the Lease's {lease_time:?}: {took:?}"
+    );
+    let holder = kubectl(
+        &kubeconfig,
+        &[
+            "get",
+            "lease",
+            "ztmesh-controller-write",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ],
+        None,
+    );
+    assert!(
+        holder != stopped && !holder.is_empty(),
+        "the survivor holds it: {holder:?}"
+    );
+    drop(survivor);
+    kubectl(
+        &kubeconfig,
+        &["delete", "namespace", &ns, "--wait=false"],
+        None,
+    );
 }

@@ -2,9 +2,13 @@
 //! exist, and Servers competing for the same workload port. They are
 //! warnings (the index works around them as Linkerd does), reported by
 //! `ztmesh controller --check` and logged by the controller.
+//! [`dangling_references`] (and [`dangling_in`], over loaded resources) is
+//! the one definition of a dangling reference: the controller's findings
+//! and `ztmesh check`'s "no dangling references" both use it.
 
 use crate::index::Index;
 use crate::view::NsResources;
+use ztmesh_resources::Resource;
 use ztmesh_resources::policy::Port;
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -29,6 +33,25 @@ pub fn findings(index: &Index) -> Vec<Finding> {
     conflicts(index, &mut out);
     out.sort();
     out
+}
+
+/// Every reference to an object that does not exist in `index`.
+pub fn dangling_references(index: &Index) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (ns, res) in index.namespaces() {
+        dangling(index, ns, res, &mut out);
+    }
+    out.sort();
+    out
+}
+
+/// [`dangling_references`] among `resources` (loaded manifests).
+pub fn dangling_in(resources: impl IntoIterator<Item = Resource>) -> Vec<Finding> {
+    let mut index = Index::new(crate::ClusterInfo::default());
+    for r in resources {
+        index.apply(r);
+    }
+    dangling_references(&index)
 }
 
 fn dangling(index: &Index, ns: &str, res: &NsResources, out: &mut Vec<Finding>) {
@@ -88,16 +111,33 @@ fn dangling(index: &Index, ns: &str, res: &NsResources, out: &mut Vec<Finding>) 
             }
         }
     }
-    for ((group, name), route) in &res.http_routes {
-        for (i, p) in route.spec.parent_refs.iter().flatten().enumerate() {
+    // A route's parent Servers, in the parent's namespace.
+    let routes = res
+        .http_routes
+        .iter()
+        .map(|((group, name), r)| {
+            (
+                format!("HTTPRoute.{group} {ns}/{name}"),
+                &r.spec.parent_refs,
+            )
+        })
+        .chain(
+            res.grpc_routes
+                .iter()
+                .map(|(name, r)| (format!("GRPCRoute {ns}/{name}"), &r.spec.parent_refs)),
+        );
+    for (object, parents) in routes {
+        for (i, p) in parents.iter().flatten().enumerate() {
+            let parent_ns = p.namespace.as_deref().unwrap_or(ns);
             if p.is_server()
-                && p.namespace.as_deref().is_none_or(|n| n == ns)
-                && !res.servers.contains_key(&p.name)
+                && index
+                    .namespace(parent_ns)
+                    .is_none_or(|t| !t.servers.contains_key(&p.name))
             {
                 warn(
-                    format!("HTTPRoute.{group} {ns}/{name}"),
+                    object.clone(),
                     format!(
-                        "spec.parentRefs[{i}]: Server {ns}/{} does not exist",
+                        "spec.parentRefs[{i}]: Server {parent_ns}/{} does not exist",
                         p.name
                     ),
                 );
@@ -193,6 +233,67 @@ fn conflicts(index: &Index, out: &mut Vec<Finding>) {
                     ),
                 });
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "apiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmetadata: {name: authors, namespace: booksapp}\nspec: {podSelector: {matchLabels: {app: authors}}, port: 7001}\n---\napiVersion: policy.linkerd.io/v1alpha1\nkind: MeshTLSAuthentication\nmetadata: {name: authn, namespace: booksapp}\nspec: {identities: [\"books.booksapp.serviceaccount.identity.linkerd.cluster.local\"]}\n";
+
+    #[test]
+    fn dangling_references_are_named() {
+        let cases: [(&str, &[&str]); 7] = [
+            // Everything referenced exists.
+            (
+                "apiVersion: policy.linkerd.io/v1beta1\nkind: HTTPRoute\nmetadata: {name: r, namespace: booksapp}\nspec:\n  parentRefs: [{name: authors, kind: Server, group: policy.linkerd.io}]\n---\napiVersion: policy.linkerd.io/v1alpha1\nkind: AuthorizationPolicy\nmetadata: {name: p, namespace: booksapp}\nspec:\n  targetRef: {group: policy.linkerd.io, kind: HTTPRoute, name: r}\n  requiredAuthenticationRefs: [{group: policy.linkerd.io, kind: MeshTLSAuthentication, name: authn}]\n",
+                &[],
+            ),
+            (
+                "apiVersion: policy.linkerd.io/v1alpha1\nkind: AuthorizationPolicy\nmetadata: {name: bad, namespace: booksapp}\nspec:\n  targetRef: {group: policy.linkerd.io, kind: Server, name: nope}\n  requiredAuthenticationRefs: [{group: policy.linkerd.io, kind: MeshTLSAuthentication, name: missing}]\n",
+                &[
+                    "AuthorizationPolicy booksapp/bad: spec.requiredAuthenticationRefs[0]: MeshTLSAuthentication booksapp/missing does not exist; the policy is ignored (it admits no one)",
+                    "AuthorizationPolicy booksapp/bad: spec.targetRef: Server booksapp/nope does not exist; the policy applies to nothing",
+                ],
+            ),
+            (
+                "apiVersion: policy.linkerd.io/v1beta1\nkind: HTTPRoute\nmetadata: {name: r, namespace: booksapp}\nspec:\n  parentRefs: [{name: ghost, kind: Server, group: policy.linkerd.io}]\n",
+                &[
+                    "HTTPRoute.policy.linkerd.io booksapp/r: spec.parentRefs[0]: Server booksapp/ghost does not exist",
+                ],
+            ),
+            // A parent in another namespace is looked for there.
+            (
+                "apiVersion: policy.linkerd.io/v1beta1\nkind: HTTPRoute\nmetadata: {name: r, namespace: other}\nspec:\n  parentRefs: [{name: authors, namespace: booksapp, kind: Server, group: policy.linkerd.io}, {name: authors, kind: Server, group: policy.linkerd.io}]\n",
+                &[
+                    "HTTPRoute.policy.linkerd.io other/r: spec.parentRefs[1]: Server other/authors does not exist",
+                ],
+            ),
+            (
+                "apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: g, namespace: booksapp}\nspec:\n  parentRefs: [{name: ghost, kind: Server, group: policy.linkerd.io}]\n",
+                &["GRPCRoute booksapp/g: spec.parentRefs[0]: Server booksapp/ghost does not exist"],
+            ),
+            (
+                "apiVersion: policy.linkerd.io/v1beta1\nkind: ServerAuthorization\nmetadata: {name: saz, namespace: booksapp}\nspec: {server: {name: nope}, client: {unauthenticated: true}}\n",
+                &[
+                    "ServerAuthorization booksapp/saz: spec.server.name: Server booksapp/nope does not exist; the authorization applies to nothing",
+                ],
+            ),
+            // A Service parent is outbound policy, not a reference to check.
+            (
+                "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: s, namespace: booksapp}\nspec:\n  parentRefs: [{name: books, kind: Service, group: core}]\n",
+                &[],
+            ),
+        ];
+        for (extra, want) in cases {
+            let loaded = ztmesh_resources::load_str(&format!("{BASE}---\n{extra}"), "test.yaml");
+            let got: Vec<String> = dangling_in(loaded.resources)
+                .iter()
+                .map(|f| f.to_string())
+                .collect();
+            assert_eq!(got, want, "{extra}");
         }
     }
 }

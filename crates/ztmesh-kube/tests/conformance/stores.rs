@@ -73,8 +73,10 @@ fn apply(index: &mut Index, events: Vec<StoreEvent>) {
         match event {
             StoreEvent::Apply(r) => index.apply(*r),
             StoreEvent::Delete(key) => index.delete(&key),
-            StoreEvent::Synced | StoreEvent::EndpointsFromSlices | StoreEvent::EndpointSlice(_) => {
-            }
+            StoreEvent::Synced
+            | StoreEvent::Listing
+            | StoreEvent::EndpointsFromSlices
+            | StoreEvent::EndpointSlice(_) => {}
         }
     }
 }

@@ -6,7 +6,6 @@
 
 use super::mesh::Observed;
 use super::result::{CheckResult, Group};
-use std::collections::BTreeSet;
 use ztmesh_resources::Resource;
 use ztmesh_resources::load::Severity;
 
@@ -105,94 +104,13 @@ pub(crate) fn checks(mesh: &Observed) -> Vec<CheckResult> {
     out
 }
 
-/// `kind/ns/name` of every object, for reference lookups.
-fn names(resources: &[Resource]) -> BTreeSet<(String, String, String)> {
-    resources
-        .iter()
-        .map(|r| {
-            let k = r.key();
-            (k.kind.to_ascii_lowercase(), k.namespace, k.name)
-        })
-        .collect()
-}
-
-/// Each reference that names no object, in words.
+/// Each reference that names no object, in words (ztmesh-policy's
+/// definition, the one the controller logs).
 pub(crate) fn dangling(resources: &[Resource]) -> Vec<String> {
-    let known = names(resources);
-    let exists = |kind: &str, ns: &str, name: &str| {
-        known.contains(&(kind.to_ascii_lowercase(), ns.to_string(), name.to_string()))
-            // HTTPRoutes are keyed with their API group (`HTTPRoute.policy.linkerd.io`).
-            || (kind.eq_ignore_ascii_case("httproute")
-                && known
-                    .iter()
-                    .any(|(k, n, m)| k.starts_with("httproute.") && n == ns && m == name))
-    };
-    let mut out = Vec::new();
-    for r in resources {
-        let key = r.key();
-        let ns = key.namespace.as_str();
-        let mut check = |kind: &str, target_ns: Option<&str>, name: &str, what: &str| {
-            // Namespaces and service accounts are not always declared in
-            // local mode; only policy objects are required to exist.
-            let checked = [
-                "server",
-                "httproute",
-                "grpcroute",
-                "meshtlsauthentication",
-                "networkauthentication",
-            ];
-            if !checked.contains(&kind.to_ascii_lowercase().as_str()) {
-                return;
-            }
-            let target_ns = target_ns.unwrap_or(ns);
-            if !exists(kind, target_ns, name) {
-                out.push(format!(
-                    "{key}: {what} {kind} {target_ns}/{name} does not exist"
-                ));
-            }
-        };
-        match r {
-            Resource::AuthorizationPolicy(o) => {
-                let t = &o.spec.target_ref;
-                check(&t.kind, t.namespace.as_deref(), &t.name, "targetRef");
-                for a in &o.spec.required_authentication_refs {
-                    check(
-                        &a.kind,
-                        a.namespace.as_deref(),
-                        &a.name,
-                        "requiredAuthenticationRefs",
-                    );
-                }
-            }
-            Resource::HttpRoute(o) => {
-                for p in o.spec.parent_refs.iter().flatten() {
-                    check(
-                        p.kind.as_deref().unwrap_or("Service"),
-                        p.namespace.as_deref(),
-                        &p.name,
-                        "parentRef",
-                    );
-                }
-            }
-            Resource::GrpcRoute(o) => {
-                for p in o.spec.parent_refs.iter().flatten() {
-                    check(
-                        p.kind.as_deref().unwrap_or("Service"),
-                        p.namespace.as_deref(),
-                        &p.name,
-                        "parentRef",
-                    );
-                }
-            }
-            Resource::ServerAuthorization(o) => {
-                if let Some(name) = &o.spec.server.name {
-                    check("Server", None, name, "server.name");
-                }
-            }
-            _ => {}
-        }
-    }
-    out
+    ztmesh_policy::references::dangling_in(resources.iter().cloned())
+        .iter()
+        .map(|f| f.to_string())
+        .collect()
 }
 
 #[cfg(test)]
@@ -262,7 +180,7 @@ spec:
   requiredAuthenticationRefs: [{group: policy.linkerd.io, kind: MeshTLSAuthentication, name: missing}]
 "#,
                 &[
-                    "targetRef Server booksapp/nope",
+                    "spec.targetRef: Server booksapp/nope",
                     "MeshTLSAuthentication booksapp/missing",
                 ],
             ),
@@ -274,7 +192,7 @@ metadata: {name: r, namespace: booksapp}
 spec:
   parentRefs: [{name: ghost, kind: Server, group: policy.linkerd.io}]
 "#,
-                &["parentRef Server booksapp/ghost"],
+                &["spec.parentRefs[0]: Server booksapp/ghost"],
             ),
         ];
         for (extra, want) in cases {

@@ -11,9 +11,10 @@
 //! `--kubernetes` ([`KubeArgs`]) reads the resources from the Kubernetes
 //! API instead (ztmesh-kube's store, given to the builder), checks
 //! Certify's tokens with TokenReview, joins the election of the replica
-//! that writes HTTPRoute status, and with `--identity-issuer-secret`
-//! copies the issuer from its Secret into the identity directory; with
-//! `--webhook-addr` it serves the admission webhook ([`webhook`]).
+//! that writes HTTPRoute status (releasing its Lease on SIGTERM), and
+//! with `--identity-issuer-secret` copies the issuer from its Secret into
+//! the identity directory; with `--webhook-addr` it serves the admission
+//! webhook ([`webhook`]).
 
 mod check;
 mod webhook;
@@ -101,7 +102,9 @@ pub struct Args {
     /// Where the last good content of every manifest is recorded (atomically;
     /// a directory created 0700, with one subdirectory manifests-HASH per
     /// manifests directory), so that a file refused at start-up keeps its
-    /// last good content in force across restarts [default: IDENTITY_DIR/.ztmesh-state]
+    /// last good content in force across restarts; with --kubernetes, the
+    /// last good version of each custom resource, in its subdirectory
+    /// kubernetes [default: IDENTITY_DIR/.ztmesh-state]
     #[arg(long)]
     state_dir: Option<PathBuf>,
     /// Manifest files larger than this are refused unread (bytes, or KiB, MiB, GiB);
@@ -402,6 +405,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             &args.control_plane_namespace,
             &replica_name,
             metrics,
+            kube_last_good(&args),
         )
         .await?;
         builder = builder.store(replica.feed.take().expect("a new replica has its feed"));
@@ -497,17 +501,52 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let wait = running.wait();
     tokio::pin!(wait);
     // Until a signal, or until a server fails (then the process does too).
+    // On a signal, the Lease is released first, so that another replica
+    // writes status at once rather than once it expires.
     let result = if signal_seen {
+        step_down(&mut _replica).await;
         wait.await
     } else {
         tokio::select! {
             result = &mut wait => result,
-            _ = &mut signalled => wait.await,
+            _ = &mut signalled => {
+                step_down(&mut _replica).await;
+                wait.await
+            }
         }
     };
+    step_down(&mut _replica).await;
     result?;
     println!("controller stopped");
     Ok(())
+}
+
+/// Where the Kubernetes store records the last good version of each
+/// custom resource: STATE_DIR/kubernetes. One that cannot be created is
+/// reported; the store then keeps last good versions only while it runs.
+fn kube_last_good(args: &Args) -> Option<ztmesh_kube::last_good::LastGoodDir> {
+    let state = match (&args.state_dir, &args.identity_dir) {
+        (Some(state), _) => state.clone(),
+        (None, Some(identity)) => identity.join(".ztmesh-state"),
+        (None, None) => return None,
+    };
+    match ztmesh_kube::last_good::LastGoodDir::open(state.join("kubernetes")) {
+        Ok(dir) => Some(dir),
+        Err(error) => {
+            tracing::warn!(
+                error = %anyhow::Error::from(error),
+                "refused objects keep their last good version only while the controller runs"
+            );
+            None
+        }
+    }
+}
+
+/// Releases this replica's Lease (with --kubernetes), once.
+async fn step_down(replica: &mut Option<ztmesh_kube::Replica>) {
+    if let Some(mut replica) = replica.take() {
+        replica.step_down().await;
+    }
 }
 
 /// Stops a background task when the controller stops.
