@@ -102,6 +102,7 @@ fn apply(batch: Vec<StoreEvent>, indexes: &Indexes) -> bool {
         match event {
             StoreEvent::Apply(resource) => {
                 tracing::debug!(object = %resource.key(), "applied");
+                indexes.federation.apply(&resource);
                 outbound.apply(&resource);
                 destination.apply((*resource).clone());
                 policy.apply(*resource);
@@ -111,6 +112,7 @@ fn apply(batch: Vec<StoreEvent>, indexes: &Indexes) -> bool {
                 policy.delete(&key);
                 outbound.delete(&key);
                 destination.delete(&key);
+                indexes.federation.delete(&key);
             }
             StoreEvent::EndpointsFromSlices => destination.use_endpoint_slices(),
             StoreEvent::EndpointSlice(slice) => {
