@@ -257,7 +257,8 @@ impl Builder {
                 crate::federation::prepare(
                     config,
                     &self.trust_domain,
-                    self.identity_dir.join(ztmesh_identity::install::ANCHORS_FILE),
+                    self.identity_dir
+                        .join(ztmesh_identity::install::ANCHORS_FILE),
                     &self.sources,
                 )
                 .await?,

@@ -197,7 +197,8 @@ mod tests {
     fn malformed_bundles_are_refused_table() {
         let good = STANDARD.encode(anchor().as_ref());
         let key = |x5c: Value| json!({"keys": [{"use": "x509-svid", "kty": "EC", "x5c": x5c}]});
-        let cases: Vec<(&str, String, Result<usize, BundleError>)> = vec![
+        let cases: Vec<(&str, String, Result<usize, BundleError>)> =
+            vec![
             ("one authority", key(json!([good])).to_string(), Ok(1)),
             (
                 "jwt-svid keys are ignored",
@@ -252,8 +253,13 @@ mod tests {
                 (Ok(n), Ok(m)) => assert_eq!(n, m, "{what}"),
                 // Messages from other crates are compared by variant.
                 (Err(BundleError::Json(_)), Err(BundleError::Json(_))) => {}
-                (Err(BundleError::Key { index, reason }), Err(BundleError::Key { index: i, reason: r }))
-                    if index == i && (reason.is_empty() || reason == r) => {}
+                (
+                    Err(BundleError::Key { index, reason }),
+                    Err(BundleError::Key {
+                        index: i,
+                        reason: r,
+                    }),
+                ) if index == i && (reason.is_empty() || reason == r) => {}
                 (Err(w), Err(g)) => assert_eq!(w, g, "{what}"),
                 _ => panic!("{what}: wanted {want:?}, got {got:?}"),
             }

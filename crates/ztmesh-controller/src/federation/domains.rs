@@ -76,7 +76,12 @@ impl Domains {
                     continue;
                 }
                 tracing::info!(resource = %name, trust_domain = %spec.trust_domain, url = %spec.bundle_endpoint_url, "federation: following a trust domain's bundle");
-                let follow = follow(spec.clone(), self.tls.clone(), states.clone(), changed.clone());
+                let follow = follow(
+                    spec.clone(),
+                    self.tls.clone(),
+                    states.clone(),
+                    changed.clone(),
+                );
                 tasks.insert(name, (spec, Task(tokio::spawn(follow))));
             }
             self.write(&states, &mut written);
@@ -146,12 +151,7 @@ fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
 }
 
 /// Follows one domain's bundle until aborted.
-async fn follow(
-    spec: Spec,
-    tls: Arc<rustls::ClientConfig>,
-    states: States,
-    changed: Arc<Notify>,
-) {
+async fn follow(spec: Spec, tls: Arc<rustls::ClientConfig>, states: States, changed: Arc<Notify>) {
     let domain = spec.trust_domain.clone();
     let set = |bundle: Option<Option<Bundle>>, error: Option<String>| {
         let mut states = states.lock().expect("federation state");
@@ -206,7 +206,8 @@ mod tests {
     #[test]
     fn the_bundle_set_names_the_local_domain_and_each_federated_one() {
         let domains = BTreeMap::from([("b.example".to_string(), "PEM".to_string())]);
-        let v: serde_json::Value = serde_json::from_str(&bundle_set("a.example", &domains)).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&bundle_set("a.example", &domains)).unwrap();
         assert_eq!(v["trust_domain"], "a.example");
         assert_eq!(v["trust_domains"]["b.example"], "PEM");
         let v: serde_json::Value =

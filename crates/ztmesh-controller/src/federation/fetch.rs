@@ -39,9 +39,7 @@ fn split(url: &str) -> Option<(String, u16, String)> {
         return None;
     }
     let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
-            (h, p.parse().ok()?)
-        }
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (h, p.parse().ok()?),
         _ => (authority, 443),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -90,7 +88,14 @@ async fn get_inner(url: &str, tls: Arc<rustls::ClientConfig>) -> Result<Vec<u8>,
             .map_err(|e| FetchError::Http(e.to_string()))?;
     tokio::spawn(conn);
     let req = hyper::Request::get(path)
-        .header("host", if port == 443 { host.clone() } else { format!("{host}:{port}") })
+        .header(
+            "host",
+            if port == 443 {
+                host.clone()
+            } else {
+                format!("{host}:{port}")
+            },
+        )
         .header("accept", "application/json")
         .body(Empty::<hyper::body::Bytes>::new())
         .map_err(|e| FetchError::Http(e.to_string()))?;
@@ -116,7 +121,10 @@ mod tests {
     fn urls_split_table() {
         let some = |h: &str, p: u16, path: &str| Some((h.to_string(), p, path.to_string()));
         let cases = [
-            ("https://a.example/bundle", some("a.example", 443, "/bundle")),
+            (
+                "https://a.example/bundle",
+                some("a.example", 443, "/bundle"),
+            ),
             ("https://127.0.24.1:8443", some("127.0.24.1", 8443, "/")),
             ("https://[::1]:9/x", some("::1", 9, "/x")),
             ("http://a.example/", None),

@@ -72,13 +72,15 @@ impl Sources {
     pub(crate) fn apply(&self, resource: &Resource) {
         if let Resource::ClusterFederatedTrustDomain(o) = resource {
             let (name, spec) = (o.name().to_string(), o.spec.clone());
-            self.0.send_if_modified(|set| set.insert(name, spec.clone()) != Some(spec));
+            self.0
+                .send_if_modified(|set| set.insert(name, spec.clone()) != Some(spec));
         }
     }
 
     pub(crate) fn delete(&self, key: &ResourceKey) {
         if key.kind == "ClusterFederatedTrustDomain" {
-            self.0.send_if_modified(|set| set.remove(&key.name).is_some());
+            self.0
+                .send_if_modified(|set| set.remove(&key.name).is_some());
         }
     }
 }

@@ -82,7 +82,10 @@ pub struct FederatedFile {
 pub enum Reload {
     Unchanged,
     /// A new federation is in use, with these domains.
-    Applied { local: String, domains: Vec<String> },
+    Applied {
+        local: String,
+        domains: Vec<String>,
+    },
     /// A new content was refused: no foreign domain is trusted.
     Refused(FederatedFileError),
 }
@@ -223,7 +226,8 @@ mod tests {
         let mut file = FederatedFile::new(path.clone(), trust.clone());
         assert!(matches!(file.check(), Reload::Unchanged), "no file yet");
         assert!(trust.federation().is_none());
-        let doc = serde_json::json!({"trust_domain": "a.example", "trust_domains": {"b.example": pem()}});
+        let doc =
+            serde_json::json!({"trust_domain": "a.example", "trust_domains": {"b.example": pem()}});
         std::fs::write(&path, doc.to_string()).unwrap();
         assert!(matches!(file.check(), Reload::Applied { .. }));
         assert_eq!(trust.federation().unwrap().domains(), vec!["b.example"]);
