@@ -7,7 +7,7 @@
 //! `spiffe_refresh_hint` (clamped to [`MIN_REFRESH`]..[`MAX_REFRESH`];
 //! [`DEFAULT_REFRESH`] without one). A failed fetch (unreachable, TLS
 //! refused, an HTTP error) keeps the last good bundle and is retried
-//! after [`RETRY`]; a malformed bundle fails closed: the domain has no
+//! after [`RETRY`] (or the last refresh interval, if shorter); a malformed bundle fails closed: the domain has no
 //! bundle (nothing of it is trusted) until a good one arrives. A resource
 //! naming the local trust domain, or a domain another resource already
 //! names, is refused with its reason. A removed resource takes its
@@ -171,6 +171,7 @@ async fn follow(spec: Spec, tls: Arc<rustls::ClientConfig>, states: States, chan
             }
         }
     }
+    let mut retry = RETRY;
     loop {
         let delay = match fetch::get(&spec.bundle_endpoint_url, tls.clone()).await {
             Ok(bytes) => match bundle::parse(&bytes) {
@@ -181,18 +182,19 @@ async fn follow(spec: Spec, tls: Arc<rustls::ClientConfig>, states: States, chan
                         .clamp(MIN_REFRESH, MAX_REFRESH);
                     tracing::debug!(trust_domain = %domain, anchors = b.x509_authorities.len(), sequence = ?b.sequence, ?delay, "federation: bundle fetched");
                     set(Some(Some(b)), None);
+                    retry = RETRY.min(delay);
                     delay
                 }
                 Err(e) => {
                     tracing::error!(trust_domain = %domain, error = %e, "federation: the endpoint's bundle is malformed; nothing of the domain is trusted until a good one arrives");
                     set(Some(None), Some(format!("malformed bundle: {e}")));
-                    RETRY
+                    retry
                 }
             },
             Err(e) => {
                 tracing::warn!(trust_domain = %domain, error = %e, "federation: fetching the bundle failed; the last good bundle stays");
                 set(None, Some(e.to_string()));
-                RETRY
+                retry
             }
         };
         tokio::time::sleep(delay).await;

@@ -16,6 +16,8 @@ mod bundle;
 mod domains;
 mod endpoint;
 mod fetch;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
