@@ -177,6 +177,11 @@ impl Federation {
         d
     }
 
+    /// Whether `domain` has a bundle here.
+    pub fn is_federated(&self, domain: &str) -> bool {
+        self.domains.contains_key(domain)
+    }
+
     /// Which bundle may verify a leaf with these SPIFFE IDs.
     pub fn classify(&self, ids: &[String]) -> Result<Class, ScopeError> {
         classify(&self.local, &|d| self.domains.contains_key(d), ids)

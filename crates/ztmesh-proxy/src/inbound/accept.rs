@@ -201,7 +201,8 @@ impl Inbound {
             client,
             target,
             self.authz_metrics.clone(),
-        );
+        )
+        .with_federation(self.trust.as_ref());
         // Protocol detection on the (decrypted) stream, bounded in time;
         // silence or a timeout means opaque.
         let mut io = io;

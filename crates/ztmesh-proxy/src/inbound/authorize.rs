@@ -154,6 +154,22 @@ pub(crate) struct ConnectionAuthz {
     /// same server, route and authorization admit this connection's
     /// requests.
     permit_labels: std::sync::Mutex<Option<PermitLabels>>,
+    /// A client verified under a federated trust domain's bundle: its
+    /// identity counts only while that domain stays federated.
+    federated: Option<FederatedClient>,
+}
+
+struct FederatedClient {
+    trust: Arc<ztmesh_tls::Trust>,
+    domain: String,
+}
+
+impl FederatedClient {
+    fn still_federated(&self) -> bool {
+        self.trust
+            .federation()
+            .is_some_and(|f| f.is_federated(&self.domain))
+    }
 }
 
 /// Request-metric labels of a permit, keyed by what produced them: the
@@ -180,7 +196,39 @@ impl ConnectionAuthz {
             target,
             metrics,
             permit_labels: Default::default(),
+            federated: None,
         }
+    }
+
+    /// Judges the client's identity against `trust`'s federation at every
+    /// request: a client of a federated trust domain that is no longer
+    /// federated counts as unauthenticated from then on, on its open
+    /// connection too (new handshakes from it are refused by the verifier).
+    pub(crate) fn with_federation(mut self, trust: Option<&Arc<ztmesh_tls::Trust>>) -> Self {
+        let domain = self
+            .client_id()
+            .and_then(|id| ztmesh_tls::federation::trust_domain_of(id.as_str()));
+        if let (Some(trust), Some(domain)) = (trust, domain)
+            && let Some(federation) = trust.federation()
+            && domain != federation.local_domain()
+        {
+            self.federated = Some(FederatedClient {
+                trust: trust.clone(),
+                domain: domain.to_string(),
+            });
+        }
+        self
+    }
+
+    /// The client as policy sees it now.
+    fn authz_client(&self) -> ztmesh_authz::Client<'_> {
+        let mut client = self.tls.authz_client(self.ip);
+        if let Some(f) = &self.federated
+            && !f.still_federated()
+        {
+            client.identity = None;
+        }
+        client
     }
 
     /// The client's TLS, as the TLS stage saw it.
@@ -224,7 +272,7 @@ impl ConnectionAuthz {
         req: &http::Request<B>,
     ) -> Result<Arc<PolicyLabels>, Box<Response<Body>>> {
         let server = self.policy.borrow().server.clone();
-        match ztmesh_authz::decide_request(&server, self.tls.authz_client(self.ip), req, None) {
+        match ztmesh_authz::decide_request(&server, self.authz_client(), req, None) {
             Ok(permit) => {
                 let (rk, rn) = permit.route.unwrap_or(("", ""));
                 let a = permit.authorization;
@@ -292,7 +340,7 @@ impl ConnectionAuthz {
     /// An opaque connection: counted and logged either way.
     pub(crate) fn check_connection(&self, family_on_deny: Family) -> Result<(), Denial> {
         let server = self.policy.borrow().server.clone();
-        match ztmesh_authz::decide_connection(&server, self.tls.authz_client(self.ip), None) {
+        match ztmesh_authz::decide_connection(&server, self.authz_client(), None) {
             Ok(permit) => {
                 if family_on_deny == Family::TcpDeny {
                     let a = permit.authorization;
@@ -488,5 +536,58 @@ mod tests {
         tx.send_replace(port(DefaultPolicy::Audit.server(&[])));
         let c = check("/a");
         assert_eq!(c.authz_name(), Some("audit"), "{c:?}");
+    }
+
+    #[test]
+    fn a_federated_client_counts_only_while_its_domain_is_federated() {
+        use super::super::policy::PortPolicy;
+        let ca = {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params.self_signed(&key).unwrap().pem()
+        };
+        let trust = ztmesh_tls::Trust::from_pem(ca.as_bytes()).unwrap();
+        let federation = |domains: &[&str]| {
+            let roots = ztmesh_tls::roots_from_pem(ca.as_bytes()).unwrap();
+            let bundles = domains
+                .iter()
+                .map(|d| (d.to_string(), roots.clone()))
+                .collect();
+            Some(ztmesh_tls::Federation::new("a.example", bundles).unwrap())
+        };
+        trust.set_federation(federation(&["b.example"]));
+        let server = DefaultPolicy::AllAuthenticated.server(&[]);
+        let (_tx, rx) = tokio::sync::watch::channel(PortPolicy {
+            server: Arc::new(server),
+            from_controller: true,
+        });
+        let authz = |id: &str| {
+            ConnectionAuthz::new(
+                rx.clone(),
+                "10.0.0.1".parse().unwrap(),
+                ClientTls::Terminated {
+                    client_id: Some(ClientId::new(id.to_string())),
+                },
+                "127.0.0.1:8080".parse().unwrap(),
+                Arc::default(),
+            )
+            .with_federation(Some(&trust))
+        };
+        let (foreign, local) = (
+            authz("spiffe://b.example/ns/demo/sa/web"),
+            authz("spiffe://a.example/ns/demo/sa/web"),
+        );
+        let allowed = |a: &ConnectionAuthz| {
+            a.check_request(&http::Request::get("/").body(()).unwrap())
+                .is_ok()
+        };
+        assert!(allowed(&foreign) && allowed(&local));
+        // Un-federated: the open connection's identity no longer counts.
+        trust.set_federation(federation(&[]));
+        assert!(!allowed(&foreign), "b.example is no longer federated");
+        assert!(allowed(&local), "local clients are unaffected");
+        trust.set_federation(federation(&["b.example"]));
+        assert!(allowed(&foreign), "federated again");
     }
 }

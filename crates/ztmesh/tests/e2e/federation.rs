@@ -13,7 +13,8 @@
 //! SPIFFE ID, while other (federated, not named) is refused by policy;
 //! removing a.example's ClusterFederatedTrustDomain for b.example
 //! (no restart) makes api refuse new handshakes from b.example, with the
-//! reason in its log.
+//! reason in its log, and no longer count web's identity on its
+//! established connection (403).
 
 use crate::support;
 
@@ -325,6 +326,12 @@ fn two_trust_domains_federate_by_name_and_unfederate_live() {
                     let n = unfederated(&daemons);
                     check(n > before, n)
                 },
+            );
+            // web's open connection: its identity no longer counts.
+            let (status, body) = get(WEB_IP);
+            assert!(
+                status.starts_with("HTTP/1.1 403"),
+                "web on its established connection: {status} {body}"
             );
             // A client api's policy names, connecting for the first time.
             daemons.push(b_proxy("late", LATE_IP));
