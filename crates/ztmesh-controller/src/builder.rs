@@ -46,9 +46,9 @@ pub type VizServer = Box<dyn FnOnce(VizContext) -> ShutdownSignal + Send>;
 /// The controller's configuration; see the `ztmesh controller` flags for
 /// what each setting means. Defaults are the flags' defaults.
 pub struct Builder {
-    identity_dir: PathBuf,
+    pub(crate) identity_dir: PathBuf,
     identity_addr: SocketAddr,
-    trust_domain: String,
+    pub(crate) trust_domain: String,
     control_plane_ns: String,
     identity_ttl: Duration,
     token_key: Option<PathBuf>,
@@ -67,7 +67,7 @@ pub struct Builder {
     default_policy: DefaultPolicy,
     admin: Option<(SocketAddr, Arc<prometheus_client::registry::Registry>)>,
     federation: Option<crate::FederationConfig>,
-    sources: crate::federation::Sources,
+    pub(crate) sources: crate::federation::Sources,
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -252,19 +252,7 @@ impl Builder {
             Some((addr, registry)) => Some((bind(addr, "admin server").await?, registry)),
             None => None,
         };
-        let federation = match &self.federation {
-            Some(config) => Some(
-                crate::federation::prepare(
-                    config,
-                    &self.trust_domain,
-                    self.identity_dir
-                        .join(ztmesh_identity::install::ANCHORS_FILE),
-                    &self.sources,
-                )
-                .await?,
-            ),
-            None => None,
-        };
+        let federation = crate::federation::prepare(self.federation.as_ref(), &self).await?;
         let local = |l: &TcpListener| l.local_addr().expect("a bound listener has an address");
         let addrs = Addrs {
             identity: local(&identity_listener),

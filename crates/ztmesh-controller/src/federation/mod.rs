@@ -36,7 +36,7 @@ pub(crate) type SourceSet = BTreeMap<String, ClusterFederatedTrustDomainSpec>;
 #[derive(Clone, Debug, Default)]
 pub struct FederationConfig {
     /// Serve the local bundle here (HTTPS) with this certificate chain and
-    /// key (PEM files, read at start).
+    /// key (PEM files, read again when they change).
     pub bundle_endpoint: Option<BundleEndpointConfig>,
     /// CA roots (PEM) that verify foreign bundle endpoints; the system's
     /// roots when None.
@@ -108,20 +108,33 @@ impl Prepared {
     }
 }
 
-/// Loads the certificates and binds the bundle endpoint.
+/// Loads the certificates and binds the bundle endpoint, when the
+/// builder asks for federation.
 pub(crate) async fn prepare(
-    config: &FederationConfig,
-    local: &str,
-    anchors: PathBuf,
-    sources: &Sources,
-) -> Result<Prepared, crate::Error> {
+    config: Option<&FederationConfig>,
+    builder: &crate::Builder,
+) -> Result<Option<Prepared>, crate::Error> {
+    let Some(config) = config else {
+        return Ok(None);
+    };
+    let anchors = builder
+        .identity_dir
+        .join(ztmesh_identity::install::ANCHORS_FILE);
+    let (local, sources) = (&builder.trust_domain, &builder.sources);
     let endpoint = match &config.bundle_endpoint {
-        Some(e) => Some(endpoint::Endpoint {
-            tls: endpoint::server_tls(&e.cert, &e.key).map_err(FederationError::ServingCert)?,
-            listener: crate::builder::bind(e.addr, "bundle endpoint").await?,
-            anchors,
-            refresh_hint: e.refresh_hint,
-        }),
+        Some(e) => {
+            let (creds, tls) =
+                endpoint::server_tls(&e.cert, &e.key).map_err(FederationError::ServingCert)?;
+            Some(endpoint::Endpoint {
+                tls,
+                creds,
+                cert: e.cert.clone(),
+                key: e.key.clone(),
+                listener: crate::builder::bind(e.addr, "bundle endpoint").await?,
+                anchors,
+                refresh_hint: e.refresh_hint,
+            })
+        }
         None => None,
     };
     let roots = match &config.endpoint_ca {
@@ -134,7 +147,7 @@ pub(crate) async fn prepare(
             })?,
         None => fetch::system_roots(),
     };
-    Ok(Prepared {
+    Ok(Some(Prepared {
         endpoint,
         domains: domains::Domains {
             local: local.to_string(),
@@ -142,5 +155,5 @@ pub(crate) async fn prepare(
             tls: fetch::client_tls(roots),
             file: config.bundles_file.clone(),
         },
-    })
+    }))
 }

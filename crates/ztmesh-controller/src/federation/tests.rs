@@ -194,3 +194,60 @@ async fn bundles_are_followed_kept_on_failure_and_dropped_when_malformed() {
     .await;
     drop(stop);
 }
+
+/// The bundle endpoint serves `ca.crt` as a bundle document that the
+/// fetcher reads back, and a changed `ca.crt` at the next request.
+#[tokio::test]
+async fn the_bundle_endpoint_serves_the_anchors_as_they_are_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_pem, _) = ca_and_serving("127.0.24.4");
+    // A serving pair under a CA of our own, written as files.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let web_ca = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut leaf = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf.subject_alt_names = vec![rcgen::SanType::IpAddress("127.0.24.4".parse().unwrap())];
+    let leaf = leaf.signed_by(&key, &issuer).unwrap();
+    let (cert_file, key_file) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert_file, leaf.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let anchors = dir.path().join("ca.crt");
+    std::fs::write(&anchors, &ca_pem).unwrap();
+
+    let (creds, tls) = super::endpoint::server_tls(&cert_file, &key_file).unwrap();
+    let listener = TcpListener::bind("127.0.24.4:0").await.unwrap();
+    let url = format!("https://{}/", listener.local_addr().unwrap());
+    let endpoint = super::endpoint::Endpoint {
+        listener,
+        tls,
+        creds,
+        cert: cert_file,
+        key: key_file,
+        anchors: anchors.clone(),
+        refresh_hint: Duration::from_secs(42),
+    };
+    tokio::spawn(super::endpoint::serve(endpoint, std::future::pending()));
+    let client = fetch::client_tls(ztmesh_tls::roots_from_pem(web_ca.pem().as_bytes()).unwrap());
+    let got = bundle::parse(&fetch::get(&url, client.clone()).await.unwrap()).unwrap();
+    let want = ztmesh_identity::pem::certificates(ca_pem.as_bytes(), "ca").unwrap();
+    assert_eq!(got.x509_authorities, want);
+    assert_eq!(got.refresh_hint, Some(Duration::from_secs(42)));
+    assert!(got.sequence.is_some_and(|s| s > 0));
+
+    let second = ztmesh_identity::pem::encode("CERTIFICATE", &anchor());
+    std::fs::write(&anchors, format!("{ca_pem}{second}")).unwrap();
+    let got = bundle::parse(&fetch::get(&url, client.clone()).await.unwrap()).unwrap();
+    assert_eq!(
+        got.x509_authorities.len(),
+        2,
+        "a rotation is served at once"
+    );
+
+    // A client that does not trust the serving certificate's CA is refused.
+    let stranger = fetch::client_tls(ztmesh_tls::roots_from_pem(ca_pem.as_bytes()).unwrap());
+    let err = fetch::get(&url, stranger).await.unwrap_err();
+    assert!(err.to_string().contains("TLS"), "{err}");
+}

@@ -15,7 +15,8 @@ pub(super) struct FederationArgs {
     #[arg(long, requires_all = ["bundle_endpoint_cert", "bundle_endpoint_key"])]
     bundle_endpoint_addr: Option<SocketAddr>,
     /// The bundle endpoint's serving certificate chain (PEM, leaf first;
-    /// a Web PKI certificate for the name federated domains dial).
+    /// a Web PKI certificate for the name federated domains dial; read
+    /// again when it changes).
     #[arg(long, requires = "bundle_endpoint_addr")]
     bundle_endpoint_cert: Option<PathBuf>,
     /// The bundle endpoint's private key (PEM).
