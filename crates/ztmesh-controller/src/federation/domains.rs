@@ -61,8 +61,9 @@ impl Domains {
         let mut written: Option<String> = None;
         tokio::pin!(stopped);
         let mut sources_open = true;
+        // Judged (and refusals logged) once per change of the resources.
+        let mut wanted = self.wanted();
         loop {
-            let wanted = self.wanted();
             tasks.retain(|name, (spec, _)| {
                 let keep = wanted.get(name) == Some(spec);
                 if !keep {
@@ -71,8 +72,8 @@ impl Domains {
                 }
                 keep
             });
-            for (name, spec) in wanted {
-                if tasks.contains_key(&name) {
+            for (name, spec) in &wanted {
+                if tasks.contains_key(name) {
                     continue;
                 }
                 tracing::info!(resource = %name, trust_domain = %spec.trust_domain, url = %spec.bundle_endpoint_url, "federation: following a trust domain's bundle");
@@ -82,13 +83,16 @@ impl Domains {
                     states.clone(),
                     changed.clone(),
                 );
-                tasks.insert(name, (spec, Task(tokio::spawn(follow))));
+                tasks.insert(name.clone(), (spec.clone(), Task(tokio::spawn(follow))));
             }
             self.write(&states, &mut written);
             tokio::select! {
                 _ = &mut stopped => return,
                 _ = changed.notified() => {}
-                r = self.sources.changed(), if sources_open => sources_open = r.is_ok(),
+                r = self.sources.changed(), if sources_open => {
+                    sources_open = r.is_ok();
+                    wanted = self.wanted();
+                }
             }
         }
     }
