@@ -46,9 +46,9 @@ pub type VizServer = Box<dyn FnOnce(VizContext) -> ShutdownSignal + Send>;
 /// The controller's configuration; see the `ztmesh controller` flags for
 /// what each setting means. Defaults are the flags' defaults.
 pub struct Builder {
-    pub(crate) identity_dir: PathBuf,
+    identity_dir: PathBuf,
     identity_addr: SocketAddr,
-    pub(crate) trust_domain: String,
+    trust_domain: String,
     control_plane_ns: String,
     identity_ttl: Duration,
     token_key: Option<PathBuf>,
@@ -67,7 +67,7 @@ pub struct Builder {
     default_policy: DefaultPolicy,
     admin: Option<(SocketAddr, Arc<prometheus_client::registry::Registry>)>,
     federation: Option<crate::FederationConfig>,
-    pub(crate) sources: crate::federation::Sources,
+    sources: crate::federation::Sources,
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -252,7 +252,16 @@ impl Builder {
             Some((addr, registry)) => Some((bind(addr, "admin server").await?, registry)),
             None => None,
         };
-        let federation = crate::federation::prepare(self.federation.as_ref(), &self).await?;
+        let anchors = self
+            .identity_dir
+            .join(ztmesh_identity::install::ANCHORS_FILE);
+        let federation = crate::federation::prepare(
+            self.federation.as_ref(),
+            &self.trust_domain,
+            anchors,
+            &self.sources,
+        )
+        .await?;
         let local = |l: &TcpListener| l.local_addr().expect("a bound listener has an address");
         let addrs = Addrs {
             identity: local(&identity_listener),
@@ -436,7 +445,7 @@ fn server_tls(own: &OwnIdentity) -> Result<Arc<rustls::ServerConfig>, Error> {
 }
 
 /// Binds `addr` for `what`; the error names both.
-pub(crate) async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, Error> {
+async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, Error> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| Error::Bind { what, addr, source })

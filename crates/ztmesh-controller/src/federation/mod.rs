@@ -24,6 +24,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use ztmesh_resources::Resource;
 use ztmesh_resources::federation::ClusterFederatedTrustDomainSpec;
@@ -32,7 +33,7 @@ use ztmesh_resources::load::ResourceKey;
 /// The ClusterFederatedTrustDomains in force, by name.
 pub(crate) type SourceSet = BTreeMap<String, ClusterFederatedTrustDomainSpec>;
 
-/// The federation settings ([`crate::Builder::federation`]).
+/// The federation settings (`Builder::federation`).
 #[derive(Clone, Debug, Default)]
 pub struct FederationConfig {
     /// Serve the local bundle here (HTTPS) with this certificate chain and
@@ -58,6 +59,11 @@ pub struct BundleEndpointConfig {
 pub enum FederationError {
     #[error("the bundle endpoint's certificate: {0}")]
     ServingCert(String),
+    #[error("binding the bundle endpoint to {addr}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("the bundle endpoints' CA roots {}: {reason}", path.display())]
     EndpointCa { path: PathBuf, reason: String },
 }
@@ -100,7 +106,10 @@ impl Prepared {
             .map(|e| e.listener.local_addr().expect("a bound listener"))
     }
 
-    pub(crate) fn spawn(self, stopped: impl Fn() -> crate::ShutdownSignal) {
+    pub(crate) fn spawn<F>(self, stopped: impl Fn() -> F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
         if let Some(endpoint) = self.endpoint {
             tokio::spawn(endpoint::serve(endpoint, stopped()));
         }
@@ -112,15 +121,13 @@ impl Prepared {
 /// builder asks for federation.
 pub(crate) async fn prepare(
     config: Option<&FederationConfig>,
-    builder: &crate::Builder,
-) -> Result<Option<Prepared>, crate::Error> {
+    local: &str,
+    anchors: PathBuf,
+    sources: &Sources,
+) -> Result<Option<Prepared>, FederationError> {
     let Some(config) = config else {
         return Ok(None);
     };
-    let anchors = builder
-        .identity_dir
-        .join(ztmesh_identity::install::ANCHORS_FILE);
-    let (local, sources) = (&builder.trust_domain, &builder.sources);
     let endpoint = match &config.bundle_endpoint {
         Some(e) => {
             let (creds, tls) =
@@ -130,7 +137,12 @@ pub(crate) async fn prepare(
                 creds,
                 cert: e.cert.clone(),
                 key: e.key.clone(),
-                listener: crate::builder::bind(e.addr, "bundle endpoint").await?,
+                listener: TcpListener::bind(e.addr).await.map_err(|source| {
+                    FederationError::Bind {
+                        addr: e.addr,
+                        source,
+                    }
+                })?,
                 anchors,
                 refresh_hint: e.refresh_hint,
             })
