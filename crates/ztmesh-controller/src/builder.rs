@@ -66,6 +66,8 @@ pub struct Builder {
     cluster_networks: Vec<ipnet::IpNet>,
     default_policy: DefaultPolicy,
     admin: Option<(SocketAddr, Arc<prometheus_client::registry::Registry>)>,
+    federation: Option<crate::FederationConfig>,
+    sources: crate::federation::Sources,
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -98,6 +100,8 @@ impl Builder {
             cluster_networks: cluster.networks,
             default_policy: cluster.default_policy,
             admin: None,
+            federation: None,
+            sources: crate::federation::Sources::new(),
         }
     }
 
@@ -224,6 +228,13 @@ impl Builder {
     /// manifests (or a [`Builder::store`]), policy, destination and the viz
     /// API once the first scan (the store's first complete listing) is in
     /// the indexes ([`Running::ready`]).
+    /// Serve the SPIFFE bundle endpoint and follow the foreign trust
+    /// domains the ClusterFederatedTrustDomains name (see `federation`).
+    pub fn federation(mut self, config: crate::FederationConfig) -> Self {
+        self.federation = Some(config);
+        self
+    }
+
     pub async fn spawn(mut self) -> Result<Running, Error> {
         let identity_listener = bind(self.identity_addr, "identity service").await?;
         let listeners = match self.manifests.is_some() || self.store.is_some() {
@@ -241,6 +252,16 @@ impl Builder {
             Some((addr, registry)) => Some((bind(addr, "admin server").await?, registry)),
             None => None,
         };
+        let anchors = self
+            .identity_dir
+            .join(ztmesh_identity::install::ANCHORS_FILE);
+        let federation = crate::federation::prepare(
+            self.federation.as_ref(),
+            &self.trust_domain,
+            anchors,
+            &self.sources,
+        )
+        .await?;
         let local = |l: &TcpListener| l.local_addr().expect("a bound listener has an address");
         let addrs = Addrs {
             identity: local(&identity_listener),
@@ -248,6 +269,7 @@ impl Builder {
             destination: listeners.as_ref().map(|l| local(&l.destination)),
             viz: listeners.as_ref().and_then(|l| l.viz.as_ref().map(local)),
             admin: admin.as_ref().map(|(l, _)| local(l)),
+            bundle_endpoint: federation.as_ref().and_then(|f| f.endpoint_addr()),
         };
 
         let trust = TrustDomain::new(&self.control_plane_ns, &self.trust_domain)?;
@@ -326,6 +348,9 @@ impl Builder {
             ztmesh_grpc::server::serve(identity_listener, router, tls, stopped(stop_rx.clone()));
         servers.spawn(async move { ("identity service", identity.await) });
 
+        if let Some(federation) = federation {
+            federation.spawn(|| stopped(stop_rx.clone()));
+        }
         let (ready_tx, ready) = watch::channel(false);
         if let Some((listener, registry)) = admin {
             let stop = stopped(stop_rx.clone());
@@ -406,6 +431,7 @@ impl Builder {
                     cluster_domain: self.cluster_domain.clone(),
                 },
             ))),
+            federation: self.sources.clone(),
         }
     }
 }

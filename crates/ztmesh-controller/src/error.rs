@@ -51,6 +51,8 @@ pub enum Error {
     },
     #[error("the {what} stopped unexpectedly")]
     Stopped { what: &'static str },
+    #[error(transparent)]
+    Federation(#[from] crate::FederationError),
     #[error("a server task failed")]
     Task(#[from] tokio::task::JoinError),
 }

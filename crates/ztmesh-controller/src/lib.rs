@@ -23,6 +23,9 @@
 //! - `store_feed`: resources from another store (the Kubernetes store in
 //!   ztmesh-kube) as a channel of apply / delete events, applied to the
 //!   same indexes; given to the builder with [`Builder::store`].
+//! - `federation`: the SPIFFE bundle endpoint and the foreign trust
+//!   domains' bundles (ClusterFederatedTrustDomain), written for the
+//!   proxies ([`Builder::federation`]).
 //! - `builder` and `running`: the listeners, the servers (ztmesh-grpc)
 //!   and their lifecycle: on shutdown every listener stops and open
 //!   streams get [`SHUTDOWN_GRACE`] to finish.
@@ -36,6 +39,7 @@ mod admin;
 mod authenticator;
 mod builder;
 mod error;
+mod federation;
 mod issuer_reload;
 mod manifests;
 pub mod own_identity;
@@ -45,6 +49,7 @@ mod store_feed;
 pub use authenticator::{ReviewFuture, TokenReviewer};
 pub use builder::{Builder, ShutdownSignal, VizContext, VizServer, state_dir_for};
 pub use error::Error;
+pub use federation::{BundleEndpointConfig, FederationConfig, FederationError};
 /// The metrics registry [`Builder::admin`] serves.
 pub use prometheus_client::registry::Registry;
 pub use running::{Addrs, Running, ShutdownHandle};

@@ -15,6 +15,7 @@ pub(crate) struct Indexes {
     pub(crate) policy: Arc<Mutex<Index>>,
     pub(crate) outbound: Arc<Mutex<ztmesh_policy::outbound::OutboundIndex>>,
     pub(crate) destination: Arc<Mutex<ztmesh_destination::Index>>,
+    pub(crate) federation: crate::federation::Sources,
 }
 
 /// Applies one scan to the indexes; logs what it found. True if anything changed.
@@ -57,8 +58,10 @@ pub(crate) fn apply_scan(store: &mut ManifestDir, indexes: &Indexes) -> bool {
         policy.delete(key);
         outbound.delete(key);
         destination.delete(key);
+        indexes.federation.delete(key);
     }
     for resource in changes.apply {
+        indexes.federation.apply(&resource);
         outbound.apply(&resource);
         destination.apply(resource.clone());
         policy.apply(resource);

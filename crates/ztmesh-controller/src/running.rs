@@ -21,6 +21,8 @@ pub struct Addrs {
     pub viz: Option<SocketAddr>,
     /// The admin server (`/metrics`, `/ready`), if asked for.
     pub admin: Option<SocketAddr>,
+    /// The SPIFFE bundle endpoint, if asked for.
+    pub bundle_endpoint: Option<SocketAddr>,
 }
 
 /// Stops the controller: every listener stops accepting, open streams get

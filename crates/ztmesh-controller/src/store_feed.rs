@@ -145,6 +145,7 @@ fn apply(batch: Vec<StoreEvent>, indexes: &Indexes) {
         match event {
             StoreEvent::Apply(resource) => {
                 tracing::debug!(object = %resource.key(), "applied");
+                indexes.federation.apply(&resource);
                 outbound.apply(&resource);
                 destination.apply((*resource).clone());
                 policy.apply(*resource);
@@ -154,6 +155,7 @@ fn apply(batch: Vec<StoreEvent>, indexes: &Indexes) {
                 policy.delete(&key);
                 outbound.delete(&key);
                 destination.delete(&key);
+                indexes.federation.delete(&key);
             }
             StoreEvent::EndpointsFromSlices => destination.use_endpoint_slices(),
             StoreEvent::EndpointSlice(slice) => {

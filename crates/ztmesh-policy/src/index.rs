@@ -70,7 +70,8 @@ impl Index {
     }
 
     /// Applies (adds or replaces) a resource. Kinds without inbound policy
-    /// meaning (Service, ServiceProfile, ServiceAccount) are ignored here.
+    /// meaning (Service, ServiceProfile, ServiceAccount,
+    /// ClusterFederatedTrustDomain) are ignored here.
     pub fn apply(&mut self, resource: Resource) {
         let key = resource.key();
         let ns = key.namespace.clone();
@@ -133,7 +134,10 @@ impl Index {
                     .insert((ns.clone(), WorkloadRef::External(name)), workload);
                 Scope::Namespace(ns)
             }
-            Resource::Service(_) | Resource::ServiceProfile(_) | Resource::ServiceAccount(_) => {
+            Resource::Service(_)
+            | Resource::ServiceProfile(_)
+            | Resource::ServiceAccount(_)
+            | Resource::ClusterFederatedTrustDomain(_) => {
                 return;
             }
         };

@@ -142,6 +142,9 @@ pub(crate) struct ProxyConfig {
     /// outbound proxy from sockets other users own are refused. Empty: not
     /// checked.
     pub(crate) app_uids: Vec<u32>,
+    /// The federated trust domains' bundles, followed live
+    /// (`ZTMESH_PROXY_IDENTITY_FEDERATED_BUNDLES_FILE`).
+    pub(crate) federated_bundles_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -327,6 +330,9 @@ impl ProxyConfig {
             .map(|k| format!("{k} is set but not supported by ztmesh-proxy yet; ignored"))
             .collect();
         warnings.sort();
+        let federated_bundles_file = s
+            .optional(crate::identity::federated::FEDERATED_BUNDLES_FILE)
+            .map(Into::into);
         s.finish()?;
         Ok((
             Self {
@@ -353,6 +359,7 @@ impl ProxyConfig {
                 tap_identity,
                 inbound_ips,
                 app_uids,
+                federated_bundles_file,
             },
             warnings,
         ))

@@ -146,6 +146,12 @@ async fn run(
         tracing::info!(path = %path.display(), "following the trust bundle file");
         tokio::spawn(file.follow(crate::identity::anchors::POLL));
     }
+    if let Some(path) = &config.federated_bundles_file {
+        let file =
+            crate::identity::federated::FederatedFile::new(path.to_path_buf(), trust.clone());
+        tracing::info!(path = %path.display(), "following the federated trust bundles file");
+        tokio::spawn(file.follow(crate::identity::federated::POLL));
+    }
 
     let server_tls = ztmesh_tls::mesh_server_config_live(
         store.clone(),
@@ -231,6 +237,7 @@ async fn run(
     .authz_metrics(authz_metrics.clone())
     .tracer(tracer.clone())
     .taps(taps.clone())
+    .trust(trust.clone())
     .build();
     // Every listener is bound before anything is served: a port that is
     // taken stops the proxy at once, naming the address.

@@ -268,6 +268,44 @@ fn the_bundle_from_the_workload_api_is_followed_table() {
     }
 }
 
+/// The Workload API's federated bundles become the proxy's federation,
+/// local to the SVID's trust domain; a message without any leaves it; one
+/// whose federated bundle does not parse is refused whole.
+#[test]
+fn federated_bundles_from_the_workload_api_are_followed() {
+    let (pki, other) = (TestPki::new(), TestPki::new());
+    let addr = WorkloadApiAddr::parse("/unused.sock").unwrap();
+    let trust = Trust::from_pem(&pki.anchors_pem()).unwrap();
+    let mut daemon = SvidDaemon::new(&spire_config(&pki, &addr), trust.clone());
+    let with = |federated: &[(&str, Vec<u8>)]| X509SvidResponse {
+        federated_bundles: federated
+            .iter()
+            .map(|(d, b)| (d.to_string(), b.clone()))
+            .collect(),
+        ..update(vec![svid(&pki, BOOKS_ID, &[])])
+    };
+    let other_der: Vec<u8> = der_anchors(&other).concat();
+    daemon
+        .apply(with(&[("other.example", other_der.clone())]))
+        .unwrap();
+    let federation = trust.federation().expect("a federation");
+    assert_eq!(federation.local_domain(), "cluster.local");
+    assert_eq!(federation.domains(), vec!["other.example"]);
+    daemon
+        .apply(update(vec![svid(&pki, BOOKS_ID, &[])]))
+        .unwrap();
+    assert_eq!(trust.federation().unwrap().domains(), vec!["other.example"]);
+    let err = daemon
+        .apply(with(&[("third.example", vec![1, 2, 3])]))
+        .unwrap_err();
+    assert!(err.to_string().contains("federated bundle"), "{err}");
+    assert_eq!(trust.federation().unwrap().domains(), vec!["other.example"]);
+    let err = daemon
+        .apply(with(&[("cluster.local", other_der)]))
+        .unwrap_err();
+    assert!(err.to_string().contains("local trust domain"), "{err}");
+}
+
 /// The bundle file, looked at every POLL on a paused clock: a change
 /// applies, a bad one is refused with its reason and the last good stays.
 #[tokio::test(start_paused = true)]

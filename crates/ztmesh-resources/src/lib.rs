@@ -9,6 +9,8 @@
 //!   and GRPCRoute.
 //! - [`profile`] holds `linkerd.io` ServiceProfile.
 //! - [`workload`] holds `workload.linkerd.io` ExternalWorkload.
+//! - [`federation`] holds `spire.spiffe.io` ClusterFederatedTrustDomain
+//!   (cluster scoped).
 //! - [`load`] turns multi-document YAML into typed [`Resource`]s, with every
 //!   problem reported as a [`load::Diagnostic`] naming file, document,
 //!   kind/namespace/name and field path. Core Kubernetes kinds (Namespace,
@@ -38,6 +40,7 @@
 pub mod bounds;
 pub mod diagnostic;
 pub mod duration;
+pub mod federation;
 pub mod load;
 pub mod meta;
 pub mod object;

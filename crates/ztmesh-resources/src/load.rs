@@ -105,6 +105,7 @@ fn load_value(value: serde_yaml::Value, cx: &mut DocContext<'_>) -> Option<Resou
         ("gateway.networking.k8s.io", "GRPCRoute") => &["v1alpha2", "v1"],
         ("linkerd.io", "ServiceProfile") => &["v1alpha1", "v1alpha2"],
         ("workload.linkerd.io", "ExternalWorkload") => &["v1alpha1", "v1beta1"],
+        ("spire.spiffe.io", "ClusterFederatedTrustDomain") => &["v1alpha1"],
         ("", "Namespace" | "ServiceAccount" | "Service" | "Pod") => &["v1"],
         ("networking.k8s.io", "NetworkPolicy") => {
             cx.warn(
@@ -162,6 +163,7 @@ fn load_value(value: serde_yaml::Value, cx: &mut DocContext<'_>) -> Option<Resou
         "GRPCRoute" => Resource::GrpcRoute(typed(value, cx)?),
         "ServiceProfile" => Resource::ServiceProfile(typed(value, cx)?),
         "ExternalWorkload" => Resource::ExternalWorkload(typed(value, cx)?),
+        "ClusterFederatedTrustDomain" => Resource::ClusterFederatedTrustDomain(typed(value, cx)?),
         "Namespace" => Resource::Namespace(typed(value, cx)?),
         "ServiceAccount" => Resource::ServiceAccount(typed(value, cx)?),
         "Service" => Resource::Service(typed(value, cx)?),

@@ -3,6 +3,7 @@
 //! and [`ResourceKey`] (kind, namespace, name). A leaf: loading
 //! ([`crate::load`]) makes them, validation ([`crate::validate`]) reads them.
 
+use crate::federation::ClusterFederatedTrustDomainSpec;
 use crate::policy::*;
 use crate::profile::ServiceProfileSpec;
 use crate::route::{GrpcRouteSpec, HttpRouteSpec};
@@ -50,6 +51,7 @@ pub enum Resource {
     GrpcRoute(Object<GrpcRouteSpec>),
     ServiceProfile(Object<ServiceProfileSpec>),
     ExternalWorkload(Object<ExternalWorkloadSpec>),
+    ClusterFederatedTrustDomain(Object<ClusterFederatedTrustDomainSpec>),
     Namespace(Box<Namespace>),
     ServiceAccount(Box<ServiceAccount>),
     Service(Box<Service>),
@@ -79,7 +81,7 @@ impl Resource {
     pub fn key(&self) -> ResourceKey {
         let (kind, meta) = self.kind_and_meta();
         let namespace = match self {
-            Resource::Namespace(_) => String::new(),
+            Resource::Namespace(_) | Resource::ClusterFederatedTrustDomain(_) => String::new(),
             _ => meta.namespace.clone().unwrap_or_else(|| "default".into()),
         };
         ResourceKey {
@@ -107,6 +109,9 @@ impl Resource {
             Resource::GrpcRoute(o) => ("GRPCRoute", &o.metadata),
             Resource::ServiceProfile(o) => ("ServiceProfile", &o.metadata),
             Resource::ExternalWorkload(o) => ("ExternalWorkload", &o.metadata),
+            Resource::ClusterFederatedTrustDomain(o) => {
+                ("ClusterFederatedTrustDomain", &o.metadata)
+            }
             Resource::Namespace(o) => ("Namespace", &o.metadata),
             Resource::ServiceAccount(o) => ("ServiceAccount", &o.metadata),
             Resource::Service(o) => ("Service", &o.metadata),

@@ -47,6 +47,7 @@ pub(crate) fn resource(resource: &Resource, cx: &mut DocContext<'_>) {
         Resource::GrpcRoute(o) => grpc_route(&o.spec, cx),
         Resource::ServiceProfile(o) => service_profile(&o.spec, cx),
         Resource::ExternalWorkload(o) => external_workload(&o.spec, cx),
+        Resource::ClusterFederatedTrustDomain(o) => federated_trust_domain(&o.spec, cx),
         Resource::Pod(p) => {
             if p.spec.is_none() {
                 cx.error(
@@ -442,4 +443,51 @@ fn is_port_name(s: &str) -> bool {
         && s.bytes().any(|b| b.is_ascii_lowercase())
         && !s.starts_with('-')
         && !s.ends_with('-')
+}
+
+/// A trust domain name as SPIFFE allows it: lowercase letters, digits,
+/// '-', '.' and '_'.
+pub(crate) fn is_trust_domain(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(&b))
+}
+
+fn federated_trust_domain(
+    spec: &crate::federation::ClusterFederatedTrustDomainSpec,
+    cx: &mut DocContext<'_>,
+) {
+    use crate::federation::ProfileType;
+    if !is_trust_domain(&spec.trust_domain) {
+        cx.error(
+            Some("spec.trustDomain"),
+            format!(
+                "{:?} is not a trust domain name (lowercase letters, digits, '-', '.', '_')",
+                spec.trust_domain
+            ),
+        );
+    }
+    let url = &spec.bundle_endpoint_url;
+    let authority = url
+        .strip_prefix("https://")
+        .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or_default());
+    if !matches!(authority, Some(a) if !a.is_empty() && !a.contains('@')) {
+        cx.error(
+            Some("spec.bundleEndpointURL"),
+            format!("{url:?} is not an https:// URL with a host"),
+        );
+    }
+    if spec.bundle_endpoint_profile.profile == ProfileType::HttpsSpiffe {
+        cx.error(
+            Some("spec.bundleEndpointProfile.type"),
+            "the https_spiffe profile is not supported; use https_web (the endpoint's certificate verified by a Web PKI CA)",
+        );
+    }
+    if spec.bundle_endpoint_profile.endpoint_spiffe_id.is_some() {
+        cx.warn(
+            Some("spec.bundleEndpointProfile.endpointSPIFFEID"),
+            "ignored: it belongs to the https_spiffe profile",
+        );
+    }
 }

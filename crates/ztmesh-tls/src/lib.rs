@@ -9,17 +9,20 @@
 //! anchors and, on the client side, against the exact identity expected
 //! (the server name). The anchors may change too: configs built over a
 //! [`Trust`] verify each new handshake against the bundle current then
-//! (see `trust`).
+//! (see `trust`), and against federated trust domains' bundles, each
+//! scoped to its own domain's identities (see [`federation`]).
 
 #![forbid(unsafe_code)]
 
 mod config;
+pub mod federation;
 mod trust;
 
 pub use config::{
     client_config, client_config_live, mesh_client_config, mesh_client_config_live,
     mesh_server_config, mesh_server_config_live, server_config,
 };
+pub use federation::{Federation, ScopeError};
 pub use trust::{IdentityVerifier, LiveClientVerifier, Trust};
 
 /// The scheme of a SPIFFE ID.
@@ -44,6 +47,8 @@ pub enum TlsVersions {
 pub enum TlsError {
     #[error("trust anchors: {0}")]
     Anchors(String),
+    #[error("federated trust bundles: {0}")]
+    Federation(String),
     #[error("the private key is unusable: {0}")]
     Key(String),
     #[error("the certificate does not match the private key: {0}")]

@@ -11,7 +11,15 @@
 //! An expected identity of the `spiffe://` form is matched against the
 //! certificate's URI SAN, exactly; any other against its DNS SANs, as
 //! webpki checks a server name.
+//!
+//! With a [`Federation`] ([`Trust::set_federation`], swapped the same way),
+//! the leaf's SPIFFE ID first selects the bundle that may verify it (see
+//! `federation`): a federated domain's bundle verifies only identities in
+//! that domain, and a DNS identity only ever the local bundle. Without one,
+//! nothing is parsed beyond what webpki does: the handshake costs what it
+//! did before.
 
+use crate::federation::{Class, Federation};
 use crate::{TlsError, provider};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -33,6 +41,7 @@ struct Verifiers {
     roots: Arc<RootCertStore>,
     client: Arc<dyn ClientCertVerifier>,
     server: Arc<rustls::client::WebPkiServerVerifier>,
+    federation: Option<Arc<Federation>>,
 }
 
 impl Verifiers {
@@ -50,7 +59,27 @@ impl Verifiers {
             roots,
             client,
             server,
+            federation: None,
         })
+    }
+
+    /// Which bundle may verify `leaf` (always the local one without a
+    /// federation, and then the leaf is not parsed).
+    fn class(&self, leaf: &CertificateDer<'_>) -> Result<Class, rustls::Error> {
+        match &self.federation {
+            None => Ok(Class::Local),
+            Some(f) => Ok(f.classify(&crate::spiffe_ids(leaf))?),
+        }
+    }
+
+    /// The verifiers of a federated domain `class` selected.
+    fn domain(&self, domain: &str) -> Result<&crate::federation::DomainVerifiers, rustls::Error> {
+        self.federation
+            .as_ref()
+            .and_then(|f| f.domain(domain))
+            .ok_or(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            ))
     }
 }
 
@@ -71,11 +100,43 @@ impl Trust {
         Self::new(crate::roots_from_pem(pem)?)
     }
 
-    /// Replaces the bundle for every handshake from now on.
+    /// Replaces the bundle for every handshake from now on (the
+    /// federation stays).
     pub fn set(&self, roots: Arc<RootCertStore>) -> Result<(), TlsError> {
-        let verifiers = Arc::new(Verifiers::new(roots)?);
-        *self.current.write().expect("trust lock poisoned") = verifiers;
+        let mut verifiers = Verifiers::new(roots)?;
+        let mut current = self.current.write().expect("trust lock poisoned");
+        verifiers.federation = current.federation.clone();
+        *current = Arc::new(verifiers);
         Ok(())
+    }
+
+    /// Replaces the federated bundles (None: no federation, no scoping)
+    /// for every handshake from now on; the local bundle stays.
+    pub fn set_federation(&self, federation: Option<Federation>) {
+        let mut current = self.current.write().expect("trust lock poisoned");
+        let next = Verifiers {
+            roots: current.roots.clone(),
+            client: current.client.clone(),
+            server: current.server.clone(),
+            federation: federation.map(Arc::new),
+        };
+        *current = Arc::new(next);
+    }
+
+    /// The federation in use now.
+    pub fn federation(&self) -> Option<Arc<Federation>> {
+        self.verifiers().federation.clone()
+    }
+
+    /// The identity a verified peer's leaf proves: under a federated
+    /// bundle its SPIFFE ID (its DNS SANs are not the federated domain's
+    /// to claim), otherwise as [`crate::peer_identity`] reads it.
+    pub fn peer_identity(&self, leaf: &CertificateDer<'_>) -> Option<String> {
+        match self.verifiers().class(leaf) {
+            Ok(Class::Federated { id, .. }) => Some(id),
+            Ok(Class::Local) => crate::peer_identity(leaf),
+            Err(_) => None,
+        }
     }
 
     /// The bundle in use now.
@@ -122,10 +183,16 @@ impl ClientCertVerifier for LiveClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.trust
-            .verifiers()
-            .client
-            .verify_client_cert(end_entity, intermediates, now)
+        let verifiers = self.trust.verifiers();
+        match verifiers.class(end_entity)? {
+            Class::Local => verifiers
+                .client
+                .verify_client_cert(end_entity, intermediates, now),
+            Class::Federated { domain, .. } => verifiers
+                .domain(&domain)?
+                .client
+                .verify_client_cert(end_entity, intermediates, now),
+        }
     }
 
     fn verify_tls12_signature(
@@ -194,17 +261,26 @@ impl ServerCertVerifier for IdentityVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let verifiers = self.trust.verifiers();
-        match &self.expected {
-            Expected::Dns(name) => {
+        let class = verifiers.class(end_entity)?;
+        match (&self.expected, class) {
+            (Expected::Dns(name), Class::Local) => {
                 verifiers
                     .server
                     .verify_server_cert(end_entity, intermediates, name, ocsp, now)
             }
-            Expected::Spiffe(id) => {
+            // A federated bundle never vouches for a DNS identity.
+            (Expected::Dns(_), Class::Federated { .. }) => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName,
+            )),
+            (Expected::Spiffe(id), class) => {
+                let roots = match &class {
+                    Class::Local => &verifiers.roots,
+                    Class::Federated { domain, .. } => &verifiers.domain(domain)?.roots,
+                };
                 let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
                 rustls::client::verify_server_cert_signed_by_trust_anchor(
                     &parsed,
-                    &verifiers.roots,
+                    roots,
                     intermediates,
                     now,
                     signature_algorithms().all,

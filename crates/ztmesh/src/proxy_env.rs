@@ -11,6 +11,7 @@ Identity:
   LINKERD2_PROXY_IDENTITY_DIR            Directory for the workload's key and certificate
   LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS  PEM trust anchors (the roots peers are checked against)
   ZTMESH_PROXY_IDENTITY_TRUST_ANCHORS_FILE  PEM bundle file, followed live (wins over the variable)
+  ZTMESH_PROXY_IDENTITY_FEDERATED_BUNDLES_FILE  Federated trust domains' bundles (JSON, from the controller), followed live
   LINKERD2_PROXY_IDENTITY_TOKEN_FILE     Service-account token presented to the identity service
   LINKERD2_PROXY_IDENTITY_SVC_ADDR       Identity service address (host:port)
   LINKERD2_PROXY_IDENTITY_SVC_NAME       Identity service's TLS identity
@@ -75,6 +76,10 @@ mod tests {
             include_str!("../../ztmesh-proxy/src/identity/config.rs"),
         ),
         ("run.rs", include_str!("../../ztmesh-proxy/src/run.rs")),
+        (
+            "identity/federated.rs",
+            include_str!("../../ztmesh-proxy/src/identity/federated.rs"),
+        ),
     ];
 
     fn names_read() -> BTreeSet<(&'static str, String)> {

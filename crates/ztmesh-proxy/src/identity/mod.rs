@@ -14,11 +14,14 @@
 //!   from a SPIFFE Workload API, followed live.
 //! - [`anchors`]: following a trust bundle file; the bundle in use is a
 //!   `ztmesh_tls::Trust` that every new handshake reads.
+//! - [`federated`]: following the federated trust domains' bundle set
+//!   file, applied to the same `Trust`.
 
 pub mod anchors;
 pub mod config;
 pub mod daemon;
 pub mod documents;
+pub mod federated;
 pub mod metrics;
 pub mod verify;
 pub mod workload_api;

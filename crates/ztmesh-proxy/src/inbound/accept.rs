@@ -41,6 +41,8 @@ pub struct Inbound {
     pub(super) target: InboundTarget,
     pub(super) detect_timeout: Duration,
     pub(super) tls: TlsAcceptor,
+    /// What verifies clients; names a federated client by its SPIFFE ID.
+    pub(super) trust: Option<Arc<ztmesh_tls::Trust>>,
     /// Each port's policy (the default policy until the controller answers).
     pub(super) policies: Arc<super::policy::Policies>,
     pub(super) authz_metrics: Arc<crate::authz_metrics::AuthzMetrics>,
@@ -141,7 +143,7 @@ impl Inbound {
         // bytes keeps only the small detection state.
         match detected {
             Some(Detected::ClientHello { sni: Some(sni) }) if sni == self.local_name => {
-                let mut t = Box::pin(tls::terminate(&self.tls, io)).await?;
+                let mut t = Box::pin(tls::terminate(&self.tls, self.trust.as_deref(), io)).await?;
                 if t.transport_header {
                     target = self
                         .targets
@@ -199,7 +201,8 @@ impl Inbound {
             client,
             target,
             self.authz_metrics.clone(),
-        );
+        )
+        .with_federation(self.trust.as_ref());
         // Protocol detection on the (decrypted) stream, bounded in time;
         // silence or a timeout means opaque.
         let mut io = io;

@@ -154,6 +154,26 @@ pub(crate) struct ConnectionAuthz {
     /// same server, route and authorization admit this connection's
     /// requests.
     permit_labels: std::sync::Mutex<Option<PermitLabels>>,
+    /// A client verified under a federated trust domain's bundle: its
+    /// identity counts only while that domain stays federated.
+    federated: Option<FederatedClient>,
+}
+
+/// How often an open opaque connection from a federated client checks
+/// that its trust domain is still federated.
+pub(crate) const FEDERATION_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+pub(crate) struct FederatedClient {
+    trust: Arc<ztmesh_tls::Trust>,
+    domain: String,
+}
+
+impl FederatedClient {
+    fn still_federated(&self) -> bool {
+        self.trust
+            .federation()
+            .is_some_and(|f| f.is_federated(&self.domain))
+    }
 }
 
 /// Request-metric labels of a permit, keyed by what produced them: the
@@ -180,7 +200,39 @@ impl ConnectionAuthz {
             target,
             metrics,
             permit_labels: Default::default(),
+            federated: None,
         }
+    }
+
+    /// Judges the client's identity against `trust`'s federation at every
+    /// request: a client of a federated trust domain that is no longer
+    /// federated counts as unauthenticated from then on, on its open
+    /// connection too (new handshakes from it are refused by the verifier).
+    pub(crate) fn with_federation(mut self, trust: Option<&Arc<ztmesh_tls::Trust>>) -> Self {
+        let domain = self
+            .client_id()
+            .and_then(|id| ztmesh_tls::federation::trust_domain_of(id.as_str()));
+        if let (Some(trust), Some(domain)) = (trust, domain)
+            && let Some(federation) = trust.federation()
+            && domain != federation.local_domain()
+        {
+            self.federated = Some(FederatedClient {
+                trust: trust.clone(),
+                domain: domain.to_string(),
+            });
+        }
+        self
+    }
+
+    /// The client as policy sees it now.
+    fn authz_client(&self) -> ztmesh_authz::Client<'_> {
+        let mut client = self.tls.authz_client(self.ip);
+        if let Some(f) = &self.federated
+            && !f.still_federated()
+        {
+            client.identity = None;
+        }
+        client
     }
 
     /// The client's TLS, as the TLS stage saw it.
@@ -224,7 +276,7 @@ impl ConnectionAuthz {
         req: &http::Request<B>,
     ) -> Result<Arc<PolicyLabels>, Box<Response<Body>>> {
         let server = self.policy.borrow().server.clone();
-        match ztmesh_authz::decide_request(&server, self.tls.authz_client(self.ip), req, None) {
+        match ztmesh_authz::decide_request(&server, self.authz_client(), req, None) {
             Ok(permit) => {
                 let (rk, rn) = permit.route.unwrap_or(("", ""));
                 let a = permit.authorization;
@@ -292,7 +344,7 @@ impl ConnectionAuthz {
     /// An opaque connection: counted and logged either way.
     pub(crate) fn check_connection(&self, family_on_deny: Family) -> Result<(), Denial> {
         let server = self.policy.borrow().server.clone();
-        match ztmesh_authz::decide_connection(&server, self.tls.authz_client(self.ip), None) {
+        match ztmesh_authz::decide_connection(&server, self.authz_client(), None) {
             Ok(permit) => {
                 if family_on_deny == Family::TcpDeny {
                     let a = permit.authorization;
@@ -317,11 +369,17 @@ impl ConnectionAuthz {
         }
     }
 
-    /// Resolves when a policy update revokes this (opaque) connection.
+    /// Resolves when a policy update revokes this (opaque) connection, or,
+    /// for a federated client, when its trust domain stops being federated
+    /// (looked at every [`FEDERATION_RECHECK`]).
     pub(crate) async fn revoked(&mut self) {
+        let mut policy_open = true;
+        let mut tick = tokio::time::interval(FEDERATION_RECHECK);
         loop {
-            if self.policy.changed().await.is_err() {
-                return std::future::pending().await;
+            tokio::select! {
+                r = self.policy.changed(), if policy_open => policy_open = r.is_ok(),
+                _ = tick.tick(), if self.federated.is_some() => {}
+                () = std::future::pending(), if !policy_open && self.federated.is_none() => {}
             }
             if self.check_connection(Family::TcpTerminate).is_err() {
                 return;

@@ -35,6 +35,7 @@ pub struct InboundBuilder {
     tracer: Option<Arc<Tracer>>,
     taps: Arc<Taps>,
     authority_labels: bool,
+    trust: Option<Arc<ztmesh_tls::Trust>>,
 }
 
 impl InboundBuilder {
@@ -61,6 +62,7 @@ impl InboundBuilder {
             tracer: None,
             taps: Arc::default(),
             authority_labels: false,
+            trust: None,
         }
     }
 
@@ -115,6 +117,14 @@ impl InboundBuilder {
         self
     }
 
+    /// The trust the acceptor verifies clients with: a client verified
+    /// under a federated trust domain's bundle is known by its SPIFFE ID
+    /// (without it, by its certificate's first DNS SAN, else its SPIFFE ID).
+    pub fn trust(mut self, trust: Arc<ztmesh_tls::Trust>) -> Self {
+        self.trust = Some(trust);
+        self
+    }
+
     pub fn build(self) -> Arc<Inbound> {
         Arc::new(Inbound {
             local_name: self.local_name,
@@ -126,6 +136,7 @@ impl InboundBuilder {
             tracer: self.tracer,
             taps: self.taps,
             authority_labels: self.authority_labels,
+            trust: self.trust,
             opaque_ports: self.opaque_ports,
             metrics: self.tcp_metrics,
             http_metrics: self.http_metrics,

@@ -32,6 +32,8 @@ pub(crate) mod builder;
 pub(crate) mod client_id;
 pub mod detect_protocol;
 pub mod detect_tls;
+#[cfg(test)]
+mod federation_tests;
 pub(crate) mod forward;
 pub(crate) mod http;
 pub(crate) mod policy;

@@ -132,6 +132,7 @@ pub(crate) enum TlsError {
 
 pub(crate) async fn terminate(
     acceptor: &TlsAcceptor,
+    trust: Option<&ztmesh_tls::Trust>,
     io: PrefixedIo<TcpStream>,
 ) -> Result<Terminated, TlsError> {
     let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io))
@@ -142,7 +143,10 @@ pub(crate) async fn terminate(
     let client_id = conn
         .peer_certificates()
         .and_then(|certs| certs.first())
-        .and_then(ztmesh_tls::peer_identity)
+        .and_then(|leaf| match trust {
+            Some(trust) => trust.peer_identity(leaf),
+            None => ztmesh_tls::peer_identity(leaf),
+        })
         .map(ClientId::new);
     let transport_header = conn.alpn_protocol() == Some(transport_header::ALPN);
     Ok(Terminated {

@@ -8,6 +8,7 @@
 //! open streams get [`ztmesh_controller::SHUTDOWN_GRACE`] to finish, and
 //! the process exits. The viz API it serves is the CLI's ([`crate::viz`]).
 //! `--check` validates a manifests directory and exits ([`check`]).
+//! The SPIFFE federation flags are [`federation`]'s.
 //! `--kubernetes` ([`KubeArgs`]) reads the resources from the Kubernetes
 //! API instead (ztmesh-kube's store, given to the builder), checks
 //! Certify's tokens with TokenReview, joins the election of the replica
@@ -17,6 +18,7 @@
 //! webhook ([`webhook`]).
 
 mod check;
+mod federation;
 mod webhook;
 
 use anyhow::Context;
@@ -41,6 +43,8 @@ pub struct Args {
     manifests: Option<PathBuf>,
     #[command(flatten)]
     kube: KubeArgs,
+    #[command(flatten)]
+    federation: federation::FederationArgs,
     /// Validate --manifests, print every problem, and exit (non-zero on errors).
     #[arg(long, requires = "manifests")]
     check: bool,
@@ -211,6 +215,9 @@ fn builder(args: &Args) -> anyhow::Result<ztmesh_controller::Builder> {
     }
     if let Some(path) = &args.workload_attestations {
         builder = builder.workload_attestations(path);
+    }
+    if let Some(config) = args.federation.config() {
+        builder = builder.federation(config);
     }
     if args.manifests.is_some() || args.kube.kubernetes {
         let default_policy = args
@@ -428,6 +435,12 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         Some(dir) => format!("manifests from {}", dir.display()),
         None => "resources from the Kubernetes API".into(),
     };
+    if let Some(endpoint) = addrs.bundle_endpoint {
+        println!(
+            "SPIFFE bundle endpoint listening on {endpoint} (https_web: GET answers trust domain {}'s bundle)",
+            args.trust_domain
+        );
+    }
     if let Some(admin) = addrs.admin {
         println!("admin server listening on {admin} (plain HTTP: GET /metrics, GET /ready)");
     }

@@ -23,6 +23,7 @@ mod completion;
 mod controller_lifecycle;
 mod diagnose_policy;
 mod faults;
+mod federation;
 mod help;
 mod hostile;
 mod identity_e2e;

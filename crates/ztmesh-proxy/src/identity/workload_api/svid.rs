@@ -8,7 +8,12 @@
 //! bundle sent with the SVID replaces the proxy's trust when it differs
 //! (ztmesh's addition: linkerd2-proxy keeps its configured anchors). A
 //! message that fails any check is refused with its reason and the last
-//! good SVID and bundle stay. When the stream ends or fails the client
+//! good SVID and bundle stay. The message's federated bundles (by trust
+//! domain), when it has any, replace the proxy's federation when they
+//! differ: each trusted only for its own domain's identities, the local
+//! domain being the SVID's (see `ztmesh_tls::federation`); a message
+//! without any leaves the federation alone (a bundle set file may own it).
+//! When the stream ends or fails the client
 //! reconnects with a backoff (1s doubling to 60s); when the SVID expires
 //! before a new one arrives the status turns `Expired`.
 
@@ -19,6 +24,7 @@ use crate::identity::daemon::{IdentityStatus, backoff};
 use crate::identity::metrics::IdentityMetrics;
 use crate::identity::verify::{self, VerifyError};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::sync::watch;
@@ -62,6 +68,8 @@ pub struct SvidDaemon {
     trust: Arc<Trust>,
     /// The DER anchors of the bundle in use, to tell a change.
     bundle: Vec<Vec<u8>>,
+    /// The federated bundles in use (DER by trust domain), likewise.
+    federated: BTreeMap<String, Vec<u8>>,
     store: Arc<CredentialsStore>,
     status: watch::Sender<IdentityStatus>,
     metrics: Arc<IdentityMetrics>,
@@ -85,6 +93,7 @@ impl SvidDaemon {
             spiffe_id: config.spiffe_id.clone(),
             trust,
             bundle,
+            federated: BTreeMap::new(),
             store: CredentialsStore::new(),
             status,
             metrics,
@@ -141,6 +150,16 @@ impl SvidDaemon {
             }
             Arc::new(roots)
         };
+        let federated: BTreeMap<String, Vec<u8>> = msg
+            .federated_bundles
+            .iter()
+            .map(|(d, b)| (d.clone(), b.clone()))
+            .collect();
+        let federation = if federated.is_empty() || federated == self.federated {
+            None
+        } else {
+            Some(self.federation(&federated)?)
+        };
         let leaf = chain.remove(0);
         let verified = verify::verify_svid(&leaf, &chain, &roots.roots, &self.spiffe_id)?;
         let now = SystemTime::now();
@@ -157,6 +176,11 @@ impl SvidDaemon {
                 .set_trust_anchors(bundle.iter().map(|d| d.as_slice()));
             self.bundle = bundle;
         }
+        if let Some(federation) = federation {
+            tracing::info!(trust_domain = federation.local_domain(), federated = ?federation.domains(), "federated bundles from the Workload API; new handshakes use them");
+            self.trust.set_federation(Some(federation));
+            self.federated = federated;
+        }
         self.metrics.record_ok(verified.not_after, now);
         self.status.send_replace(IdentityStatus::Ready {
             expiry: verified.not_after,
@@ -165,6 +189,31 @@ impl SvidDaemon {
             expiry: verified.not_after,
             bundle_changed,
         })
+    }
+
+    /// The federation a message's federated bundles describe, local to the
+    /// SVID's trust domain.
+    fn federation(
+        &self,
+        bundles: &BTreeMap<String, Vec<u8>>,
+    ) -> Result<ztmesh_tls::Federation, SvidError> {
+        let local = ztmesh_tls::federation::trust_domain_of(&self.spiffe_id)
+            .ok_or_else(|| SvidError::Bundle(format!("{} has no trust domain", self.spiffe_id)))?;
+        let mut roots = BTreeMap::new();
+        for (domain, der) in bundles {
+            let mut store = rustls::RootCertStore::empty();
+            let certs = proto::split_der(der).map_err(|error| SvidError::Der {
+                what: "federated bundle",
+                error,
+            })?;
+            for cert in certs {
+                store.add(CertificateDer::from(cert)).map_err(|e| {
+                    SvidError::Bundle(format!("the federated bundle of {domain}: {e}"))
+                })?;
+            }
+            roots.insert(domain.clone(), Arc::new(store));
+        }
+        Ok(ztmesh_tls::Federation::new(local, roots)?)
     }
 
     /// Runs forever: connect, follow the stream, reconnect on its end.
