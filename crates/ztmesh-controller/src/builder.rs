@@ -2,16 +2,18 @@
 //! binds every listener first, loads the issuer, starts the manifest
 //! scanner and the servers, and returns a [`Running`].
 
+use crate::Error;
 use crate::authenticator::{Authenticator, TokenReviewer};
 use crate::issuer_reload::{IssuerReloader, keep_current};
 use crate::manifests::{Indexes, Scanner};
 use crate::own_identity::OwnIdentity;
 use crate::running::{Addrs, Running, ShutdownHandle};
 use crate::store_feed::{Feeder, StoreFeed};
-use crate::{Error, SHUTDOWN_GRACE};
+pub use crate::supervise::state_dir_for;
+use crate::supervise::{ManifestListeners, ManifestServing, Source, supervise};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -452,190 +454,8 @@ async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, Error
 }
 
 /// Completes once a shutdown is asked for (or every handle is dropped).
-fn stopped(mut rx: watch::Receiver<bool>) -> ShutdownSignal {
+pub(crate) fn stopped(mut rx: watch::Receiver<bool>) -> ShutdownSignal {
     Box::pin(async move {
         let _ = rx.wait_for(|stop| *stop).await;
     })
-}
-
-/// The listeners of policy, destination and the viz API.
-struct ManifestListeners {
-    policy: TcpListener,
-    destination: TcpListener,
-    viz: Option<TcpListener>,
-}
-
-/// What serves the manifests once their first scan is in.
-struct ManifestServing {
-    source: Source,
-    listeners: ManifestListeners,
-    indexes: Indexes,
-    status: Arc<Mutex<serde_json::Value>>,
-    viz: Option<VizServer>,
-    tls: Arc<rustls::ServerConfig>,
-}
-
-/// Where the resources come from.
-enum Source {
-    Dir(Scanner),
-    Feed(Feeder),
-}
-
-type Servers = JoinSet<(&'static str, Result<(), tonic::transport::Error>)>;
-
-/// The state directory for `manifests` under `root`: `manifests-HASH`,
-/// HASH the FNV-1a of the directory's canonical path, so controllers of
-/// different manifests directories never share one.
-pub fn state_dir_for(root: &Path, manifests: &Path) -> PathBuf {
-    use std::os::unix::ffi::OsStrExt;
-    let canonical = std::fs::canonicalize(manifests)
-        .or_else(|_| std::path::absolute(manifests))
-        .unwrap_or_else(|_| manifests.to_path_buf());
-    let hash = canonical
-        .as_os_str()
-        .as_bytes()
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-        });
-    root.join(format!("manifests-{hash:016x}"))
-}
-
-/// Serves the manifests once their first scan is in, then runs until a
-/// shutdown (then drains for at most [`SHUTDOWN_GRACE`]) or until a server
-/// fails (then the controller does too).
-async fn supervise(
-    mut servers: Servers,
-    manifests: Option<ManifestServing>,
-    stop: watch::Receiver<bool>,
-    ready: watch::Sender<bool>,
-) -> Result<(), Error> {
-    // Kept until the end: dropping it stops the scanner thread (or the feed).
-    let mut _scanner_stop = None;
-    let mut _feeder = None;
-    match manifests {
-        None => {
-            ready.send_replace(true);
-        }
-        Some(m) => {
-            let first_scan = match m.source {
-                Source::Dir(scanner) => {
-                    _scanner_stop = Some(scanner.stop);
-                    Box::pin(async move {
-                        scanner
-                            .ready
-                            .await
-                            .map_err(|_| Error::ScannerStopped)?
-                            .map_err(Error::from)
-                    })
-                        as Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>
-                }
-                Source::Feed(Feeder { ready, task }) => {
-                    _feeder = Some(task);
-                    Box::pin(async move { ready.await.map_err(|_| Error::StoreStopped) })
-                }
-            };
-            // Policy is served from the first complete scan, never from an empty index.
-            let serve = tokio::select! {
-                r = first_scan => {
-                    r?;
-                    true
-                }
-                _ = stopped(stop.clone()) => false,
-            };
-            if serve {
-                serve_manifests(
-                    &mut servers,
-                    m.listeners,
-                    m.indexes,
-                    m.status,
-                    m.viz,
-                    m.tls,
-                    &stop,
-                );
-                ready.send_replace(true);
-            }
-        }
-    }
-
-    let failed = tokio::select! {
-        biased;
-        _ = stopped(stop.clone()) => None,
-        Some(done) = servers.join_next() => match done {
-            // It saw the shutdown first.
-            Ok((_, Ok(()))) if *stop.borrow() => None,
-            Ok((what, Ok(()))) => Some(Error::Stopped { what }),
-            Ok((what, Err(source))) => Some(Error::Serve { what, source }),
-            Err(e) => Some(Error::Task(e)),
-        },
-    };
-    if let Some(error) = failed {
-        servers.abort_all();
-        return Err(error);
-    }
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while let Some(done) = servers.join_next().await {
-            if let Ok((what, Err(error))) = done {
-                tracing::warn!(%error, "the {what} did not stop cleanly");
-            }
-        }
-    })
-    .await;
-    if drained.is_err() {
-        tracing::info!(
-            "streams still open after {}s; closing them",
-            SHUTDOWN_GRACE.as_secs()
-        );
-        servers.abort_all();
-    }
-    Ok(())
-}
-
-fn serve_manifests(
-    servers: &mut Servers,
-    listeners: ManifestListeners,
-    indexes: Indexes,
-    status: Arc<Mutex<serde_json::Value>>,
-    viz: Option<VizServer>,
-    tls: Arc<rustls::ServerConfig>,
-    stop: &watch::Receiver<bool>,
-) {
-    if let (Some(listener), Some(viz)) = (listeners.viz, viz) {
-        let served = viz(VizContext {
-            listener,
-            index: indexes.policy.clone(),
-            status,
-            shutdown: stopped(stop.clone()),
-        });
-        servers.spawn(async move {
-            served.await;
-            ("viz API", Ok(()))
-        });
-    }
-    let policy_router = tonic::transport::Server::builder()
-        .add_service(
-            ztmesh_grpc::inbound::InboundPolicyService::new(indexes.policy.clone()).into_server(),
-        )
-        .add_service(
-            ztmesh_grpc::outbound::OutboundPolicyService::new(indexes.outbound.clone())
-                .into_server(),
-        );
-    let destination_router = tonic::transport::Server::builder().add_service(
-        ztmesh_grpc::destination::DestinationService::new(indexes.destination.clone())
-            .into_server(),
-    );
-    let policy = ztmesh_grpc::server::serve(
-        listeners.policy,
-        policy_router,
-        tls.clone(),
-        stopped(stop.clone()),
-    );
-    servers.spawn(async move { ("policy service", policy.await) });
-    let destination = ztmesh_grpc::server::serve(
-        listeners.destination,
-        destination_router,
-        tls,
-        stopped(stop.clone()),
-    );
-    servers.spawn(async move { ("destination service", destination.await) });
 }

@@ -26,7 +26,8 @@
 //! - `federation`: the SPIFFE bundle endpoint and the foreign trust
 //!   domains' bundles (ClusterFederatedTrustDomain), written for the
 //!   proxies ([`Builder::federation`]).
-//! - `builder` and `running`: the listeners, the servers (ztmesh-grpc)
+//! - `builder`, `supervise` and `running`: the listeners, the servers
+//!   (ztmesh-grpc, served from the first complete scan by `supervise`)
 //!   and their lifecycle: on shutdown every listener stops and open
 //!   streams get [`SHUTDOWN_GRACE`] to finish.
 //!
@@ -45,6 +46,7 @@ mod manifests;
 pub mod own_identity;
 mod running;
 mod store_feed;
+mod supervise;
 
 pub use authenticator::{ReviewFuture, TokenReviewer};
 pub use builder::{Builder, ShutdownSignal, VizContext, VizServer, state_dir_for};
