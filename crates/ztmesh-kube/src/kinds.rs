@@ -46,7 +46,7 @@ pub fn core() -> Vec<(Kind, ApiResource)> {
 }
 
 /// The custom resources, by group and kind; their version is discovered.
-pub const CUSTOM: [Kind; 10] = [
+pub const CUSTOM: [Kind; 11] = [
     Kind {
         group: "policy.linkerd.io",
         kind: "Server",
@@ -86,6 +86,11 @@ pub const CUSTOM: [Kind; 10] = [
     Kind {
         group: "gateway.networking.k8s.io",
         kind: "GRPCRoute",
+    },
+    // SPIRE's, for SPIFFE federation; watched where its CRD is installed.
+    Kind {
+        group: "spire.spiffe.io",
+        kind: "ClusterFederatedTrustDomain",
     },
 ];
 

@@ -62,6 +62,11 @@ pub async fn discover(client: &kube::Client) -> Result<Vec<(Kind, ApiResource)>,
             .and_then(|g| served_version(g, kind.kind))
         {
             Some(ar) => out.push((kind, ar)),
+            // Optional: SPIRE's CRD, installed with SPIRE, not by us.
+            None if kind.group == "spire.spiffe.io" => tracing::info!(
+                %kind,
+                "not served by this API server (SPIRE's CustomResourceDefinition is not installed); federation from ClusterFederatedTrustDomain resources is off"
+            ),
             None => tracing::warn!(
                 %kind,
                 "not served by this API server (its CustomResourceDefinition is not installed: `ztmesh install --crds`); not watched"

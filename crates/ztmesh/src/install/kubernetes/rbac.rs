@@ -53,6 +53,12 @@ pub(crate) fn cluster_rules() -> Vec<(&'static str, Vec<&'static str>, Vec<&'sta
             vec!["externalworkloads"],
             READ.to_vec(),
         ),
+        // SPIFFE federation: SPIRE's resource, where its CRD is installed.
+        (
+            "spire.spiffe.io",
+            vec!["clusterfederatedtrustdomains"],
+            READ.to_vec(),
+        ),
         (
             "authentication.k8s.io",
             vec!["tokenreviews"],

@@ -199,6 +199,11 @@ fn rbac_is_least_privilege() {
             "externalworkloads",
             &["list", "watch"],
         ),
+        (
+            "spire.spiffe.io",
+            "clusterfederatedtrustdomains",
+            &["list", "watch"],
+        ),
         ("authentication.k8s.io", "tokenreviews", &["create"]),
     ];
     let objs = build("linkerd", false);
