@@ -26,6 +26,7 @@ mod help;
 mod hostile;
 mod identity_e2e;
 mod install_kubernetes;
+mod kube_pods;
 mod memory;
 mod mesh_balance;
 mod mesh_explicit;

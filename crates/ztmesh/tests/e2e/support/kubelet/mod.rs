@@ -1,0 +1,550 @@
+//! The test as kubelet, for the real-cluster tests (there is no kubelet,
+//! scheduler, CNI or cluster DNS there): given a Pod the API server
+//! stored, [`Kubelet::run_pod`] binds it to a Node object it created,
+//! gives it a network namespace on the node's bridge with an address of
+//! the pod network ([`sandbox`]), builds its volumes with projected tokens
+//! from TokenRequest ([`volumes`]), runs its init containers to completion
+//! and then its containers with the environment kubelet would give them
+//! ([`spec`]) and as the spec's users, waits for their readiness probes,
+//! and writes the pod's status (podIP, Running, Ready) so that
+//! EndpointSlices fill. Images are mapped to local programs ([`Program`]).
+//! Everything it started or created is removed on drop: processes,
+//! namespaces, veths, the bridge, `/etc/netns/<pod>`, the mount points it
+//! had to create, the pods (forced) and the Node.
+
+pub mod sandbox;
+pub mod spec;
+pub mod volumes;
+
+use super::{Daemon, check, eventually};
+use sandbox::{Bridge, Sandbox};
+use spec::{Container, IntOrString, Pod, PodFacts};
+use std::ffi::OsString;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use volumes::Volumes;
+
+/// kubectl against one cluster (`ZTMESH_TEST_KUBECTL`, else the PATH's).
+#[derive(Clone)]
+pub struct Kube {
+    pub kubeconfig: OsString,
+}
+
+impl Kube {
+    fn command(&self) -> std::process::Command {
+        let kubectl = std::env::var_os("ZTMESH_TEST_KUBECTL").unwrap_or("kubectl".into());
+        let mut cmd = std::process::Command::new(kubectl);
+        cmd.arg("--kubeconfig").arg(&self.kubeconfig);
+        cmd
+    }
+
+    /// kubectl's stdout, or its stderr as the error.
+    pub fn try_run(&self, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
+        use std::io::Write;
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl runs");
+        let mut input = child.stdin.take().expect("stdin");
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).expect("stdin");
+        }
+        drop(input);
+        let out = child.wait_with_output().expect("kubectl");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// As [`Kube::try_run`]; panics with kubectl's stderr.
+    pub fn run(&self, args: &[&str], stdin: Option<&str>) -> String {
+        self.try_run(args, stdin)
+            .unwrap_or_else(|e| panic!("kubectl {args:?}: {e}"))
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.run(&all, None)).expect("kubectl JSON")
+    }
+
+    /// A key of a ConfigMap (`data`) or Secret (`data`, base64).
+    pub fn key(&self, kind: &str, ns: &str, name: &str, key: &str) -> Option<String> {
+        let resource = if kind == "Secret" {
+            "secret"
+        } else {
+            "configmap"
+        };
+        let obj: serde_json::Value = serde_json::from_str(
+            &self
+                .try_run(&["get", resource, name, "-n", ns, "-o", "json"], None)
+                .ok()?,
+        )
+        .ok()?;
+        let value = obj["data"][key].as_str()?;
+        if kind == "Secret" {
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(value)
+                .ok()?;
+            String::from_utf8(bytes).ok()
+        } else {
+            Some(value.to_string())
+        }
+    }
+}
+
+/// What a container image runs here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Program {
+    /// `ztmesh proxy-init` with the container's args (as root: the
+    /// NET_ADMIN capability the spec adds is not granted to another user).
+    ProxyInit,
+    /// The proxy: `ztmesh proxy`, or the real linkerd2-proxy for the pods
+    /// [`Kubelet::run_pod`] is told so.
+    Proxy,
+    /// `ztmesh app serve` named as the container, on its first port
+    /// (all addresses), as nobody unless the spec names a user.
+    SampleApp,
+}
+
+/// The proxy binary a pod's [`Program::Proxy`] runs.
+#[derive(Debug, Clone)]
+pub enum ProxyBin {
+    Ztmesh,
+    Linkerd2(PathBuf),
+}
+
+/// Image repositories (without tag) to programs; Linkerd's proxy image
+/// runs proxy-init when its command is Linkerd's proxy-init.
+pub struct Images(Vec<(String, Program)>);
+
+impl Images {
+    pub fn linkerd() -> Self {
+        Self(vec![
+            ("cr.l5d.io/linkerd/proxy".into(), Program::Proxy),
+            ("cr.l5d.io/linkerd/proxy-init".into(), Program::ProxyInit),
+        ])
+    }
+
+    pub fn with(mut self, repository: &str, program: Program) -> Self {
+        self.0.push((repository.into(), program));
+        self
+    }
+
+    fn program(&self, c: &Container) -> Program {
+        // A tag follows the last ':' after the last '/'.
+        let image = &c.image;
+        let slash = image.rfind('/').map_or(0, |i| i + 1);
+        let repo = match image[slash..].find(':') {
+            Some(i) => &image[..slash + i],
+            None => &image[..],
+        };
+        let program = self
+            .0
+            .iter()
+            .find(|(r, _)| r == repo)
+            .map(|(_, p)| p.clone())
+            .unwrap_or_else(|| panic!("no program for image {image} (container {})", c.name));
+        let init_command = c
+            .command
+            .first()
+            .is_some_and(|c| c.ends_with("linkerd2-proxy-init"));
+        if init_command {
+            Program::ProxyInit
+        } else {
+            program
+        }
+    }
+}
+
+/// One pod the player runs.
+pub struct RunningPod {
+    pub name: String,
+    /// Its `app` label.
+    pub app: Option<String>,
+    pub namespace: String,
+    pub ip: Ipv4Addr,
+    /// (container name, process); killed on drop, before the sandbox goes.
+    pub containers: Vec<(String, Daemon)>,
+    pub sandbox: Sandbox,
+}
+
+impl RunningPod {
+    pub fn netns(&self) -> &str {
+        &self.sandbox.netns
+    }
+
+    pub fn container(&self, name: &str) -> &Daemon {
+        &self
+            .containers
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{}: no container {name}", self.name))
+            .1
+    }
+
+    /// The environment container `name`'s process runs with.
+    pub fn environ(&self, name: &str) -> Vec<(String, String)> {
+        let pid = self.container(name).pid();
+        let raw = std::fs::read(format!("/proc/{pid}/environ")).expect("the process is alive");
+        raw.split(|b| *b == 0)
+            .filter_map(|kv| {
+                let kv = String::from_utf8_lossy(kv);
+                let (k, v) = kv.split_once('=')?;
+                Some((k.to_string(), v.to_string()))
+            })
+            .collect()
+    }
+
+    /// A file as container `name` sees it: read in its mount namespace
+    /// (`/proc/PID/root` would follow absolute symlinks such as
+    /// `/var/run` out of it).
+    pub fn read(&self, name: &str, path: &str) -> Result<String, String> {
+        let pid = self.container(name).pid().to_string();
+        let out = std::process::Command::new("nsenter")
+            .args(["-t", &pid, "-m", "cat", path])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// What every container printed, for failure messages.
+    pub fn logs(&self) -> String {
+        self.containers
+            .iter()
+            .map(|(n, d)| format!("--- {}/{n}:\n{}", self.name, d.output()))
+            .collect()
+    }
+}
+
+/// The node: its Node object, bridge and pods.
+pub struct Kubelet {
+    pub kube: Kube,
+    pub node: String,
+    images: Images,
+    hosts: Vec<(String, String)>,
+    subnet: [u8; 3],
+    tmp: tempfile::TempDir,
+    /// Mount points this player created on the host's filesystem
+    /// (outermost first), removed on drop if still empty.
+    created: Vec<PathBuf>,
+    pods: Vec<RunningPod>,
+    bridge: Bridge,
+}
+
+impl Kubelet {
+    /// The node on `subnet` (first three octets of a /24; the node takes
+    /// `.1`, pods `.2` on): creates the bridge and the Node object.
+    pub fn new(kube: Kube, subnet: [u8; 3], images: Images) -> Self {
+        let id = std::process::id();
+        let node = format!("ztmesh-kubelet-{id}");
+        let [a, b, c] = subnet;
+        let bridge = Bridge::new(format!("zkb{}", id % 100_000), Ipv4Addr::new(a, b, c, 1));
+        let node_json = serde_json::json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": node, "labels": {"kubernetes.io/hostname": node}},
+        });
+        kube.run(&["apply", "-f", "-"], Some(&node_json.to_string()));
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(
+            tmp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod");
+        Self {
+            kube,
+            node,
+            images,
+            hosts: Vec::new(),
+            subnet,
+            tmp,
+            created: Vec::new(),
+            pods: Vec::new(),
+            bridge,
+        }
+    }
+
+    /// The node's address on the pod network (where the controller listens).
+    pub fn host_ip(&self) -> Ipv4Addr {
+        self.bridge.host_ip
+    }
+
+    /// Pods started from now on resolve `name` to `addr`.
+    pub fn map_host(&mut self, name: &str, addr: &str) {
+        self.hosts.push((name.to_string(), addr.to_string()));
+    }
+
+    pub fn pod(&self, name: &str) -> &RunningPod {
+        self.pods
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no running pod {name}"))
+    }
+
+    /// The running pod labelled `app: APP`.
+    pub fn pod_by_app(&self, app: &str) -> &RunningPod {
+        self.pods
+            .iter()
+            .find(|p| p.app.as_deref() == Some(app))
+            .unwrap_or_else(|| panic!("no running pod of app {app}"))
+    }
+
+    /// The first pod of `namespace` with label selector `selector`, once
+    /// the controller-manager created it.
+    pub fn wait_for_pod(&self, namespace: &str, selector: &str) -> Pod {
+        eventually(
+            Duration::from_secs(60),
+            &format!("a pod {selector} in {namespace}"),
+            || {
+                let list = self
+                    .kube
+                    .json(&["get", "pods", "-n", namespace, "-l", selector]);
+                let first = list["items"].get(0).cloned().ok_or("none yet")?;
+                serde_json::from_value::<Pod>(first).map_err(|_| "not a pod")
+            },
+        )
+    }
+
+    /// Runs `pod` as kubelet would, its proxy from `proxy`; returns once
+    /// every readiness probe passes and the status says Ready.
+    pub fn run_pod(&mut self, pod: &Pod, proxy: &ProxyBin) -> &RunningPod {
+        let (ns, name) = (&pod.metadata.namespace, &pod.metadata.name);
+        self.bind(ns, name);
+        let pod: Pod = serde_json::from_value(self.kube.json(&["get", "pod", name, "-n", ns]))
+            .expect("the bound pod");
+        let index = self.pods.len() as u8;
+        let [a, b, c] = self.subnet;
+        let ip = Ipv4Addr::new(a, b, c, 2 + index);
+        let id = std::process::id();
+        let sandbox = Sandbox::new(
+            &self.bridge,
+            format!("zk{id}-{name}"),
+            format!("zk{}v{index}", id % 100_000),
+            ip,
+            &self.hosts,
+        );
+        let node = self.node.clone();
+        let facts = PodFacts {
+            pod: &pod,
+            ip: ip.into(),
+            host_ip: self.bridge.host_ip.into(),
+            node: &node,
+        };
+        let volumes = Volumes::build(&pod, &facts, &self.tmp.path().join(name), &self.kube);
+        let mut running = RunningPod {
+            name: name.clone(),
+            app: pod.metadata.labels.get("app").cloned(),
+            namespace: ns.clone(),
+            ip,
+            containers: Vec::new(),
+            sandbox,
+        };
+        for c in &pod.spec.init_containers {
+            let mut daemon = self.start(&pod, &facts, c, &volumes, &running.sandbox, proxy);
+            if c.restart_policy.as_deref() == Some("Always") {
+                self.wait_ready(&running, c, &daemon);
+                running.containers.push((c.name.clone(), daemon));
+                continue;
+            }
+            let status = daemon.wait_exit(Duration::from_secs(60));
+            assert!(
+                status.is_some_and(|s| s.success()),
+                "init container {name}/{} ended {status:?}:\n{}",
+                c.name,
+                daemon.output()
+            );
+        }
+        for c in &pod.spec.containers {
+            let daemon = self.start(&pod, &facts, c, &volumes, &running.sandbox, proxy);
+            running.containers.push((c.name.clone(), daemon));
+        }
+        for c in &pod.spec.containers {
+            self.wait_ready(&running, c, running.container(&c.name));
+        }
+        self.set_ready(ns, name, ip);
+        self.pods.push(running);
+        self.pods.last().expect("just pushed")
+    }
+
+    fn bind(&self, ns: &str, name: &str) {
+        let binding = serde_json::json!({
+            "apiVersion": "v1", "kind": "Binding",
+            "metadata": {"name": name, "namespace": ns},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": self.node},
+        });
+        self.kube
+            .run(&["create", "-f", "-"], Some(&binding.to_string()));
+    }
+
+    fn start(
+        &mut self,
+        pod: &Pod,
+        facts: &PodFacts<'_>,
+        c: &Container,
+        volumes: &Volumes,
+        sandbox: &Sandbox,
+        proxy: &ProxyBin,
+    ) -> Daemon {
+        let ns = &pod.metadata.namespace;
+        let lookup = |kind: &'static str, name: &str, key: &str| self.kube.key(kind, ns, name, key);
+        let env = spec::resolve_env(c, facts, &lookup)
+            .unwrap_or_else(|e| panic!("{}/{}: {e}", pod.metadata.name, c.name));
+        let ztmesh = env!("CARGO_BIN_EXE_ztmesh").to_string();
+        let program = self.images.program(c);
+        let expand = |args: &[String]| -> Vec<String> {
+            args.iter().map(|a| spec::expand(a, &env)).collect()
+        };
+        let argv: Vec<String> = match (&program, proxy) {
+            (Program::ProxyInit, _) => [ztmesh, "proxy-init".into()]
+                .into_iter()
+                .chain(expand(&c.args))
+                .collect(),
+            (Program::Proxy, ProxyBin::Ztmesh) => vec![ztmesh, "proxy".into()],
+            (Program::Proxy, ProxyBin::Linkerd2(path)) => vec![path.display().to_string()],
+            (Program::SampleApp, _) => {
+                let http = c.ports.first().map_or("127.0.0.1:0".to_string(), |p| {
+                    format!("0.0.0.0:{}", p.container_port)
+                });
+                vec![
+                    ztmesh,
+                    "app".into(),
+                    "serve".into(),
+                    "--name".into(),
+                    c.name.clone(),
+                    "--http".into(),
+                    http,
+                ]
+            }
+        };
+        let sc = |f: fn(&spec::SecurityContext) -> Option<u32>| {
+            c.security_context
+                .as_ref()
+                .and_then(f)
+                .or_else(|| pod.spec.security_context.as_ref().and_then(f))
+        };
+        let default_uid = match program {
+            Program::SampleApp => 65534,
+            _ => 0,
+        };
+        let user = match program {
+            Program::ProxyInit => (0, 0),
+            _ => {
+                let uid = sc(|s| s.run_as_user).unwrap_or(default_uid);
+                (uid, sc(|s| s.run_as_group).unwrap_or(uid))
+            }
+        };
+        let binds = volumes.binds(&c.volume_mounts);
+        for (_, target, _) in &binds {
+            self.mount_point(Path::new(target));
+        }
+        let cmd = volumes::container_command(&sandbox.netns, &binds, user, &env, &argv);
+        Daemon::spawn(cmd)
+    }
+
+    /// Creates `path` if absent, remembering what it created.
+    fn mount_point(&mut self, path: &Path) {
+        let mut missing: Vec<PathBuf> = path
+            .ancestors()
+            .take_while(|p| !p.exists())
+            .map(Path::to_path_buf)
+            .collect();
+        missing.reverse();
+        std::fs::create_dir_all(path).expect("mount point");
+        self.created.extend(missing);
+    }
+
+    /// Until the container's readiness probe (HTTP GET from the node, as
+    /// kubelet probes) answers 2xx; a container without one is ready
+    /// while it runs.
+    fn wait_ready(&self, pod: &RunningPod, c: &Container, daemon: &Daemon) {
+        let Some(get) = c.readiness_probe.as_ref().and_then(|p| p.http_get.as_ref()) else {
+            return;
+        };
+        let port = match &get.port {
+            IntOrString::Int(p) => *p,
+            IntOrString::Name(n) => {
+                c.ports
+                    .iter()
+                    .find(|p| p.name.as_deref() == Some(n))
+                    .unwrap_or_else(|| panic!("no port named {n}"))
+                    .container_port
+            }
+        };
+        let addr = format!("{}:{port}", pod.ip);
+        let path = get.path.clone().unwrap_or_else(|| "/".into());
+        eventually(
+            Duration::from_secs(60),
+            &format!("{}/{} ready", pod.name, c.name),
+            || {
+                let resp = super::http_get(&addr, &path).unwrap_or_default();
+                let ok = resp.starts_with("HTTP/1.1 2") || resp.starts_with("HTTP/1.0 2");
+                check(ok, (resp.lines().next().map(String::from), daemon.output()))
+            },
+        );
+    }
+
+    fn set_ready(&self, ns: &str, name: &str, ip: Ipv4Addr) {
+        let cond = |t: &str| serde_json::json!({"type": t, "status": "True"});
+        let status = serde_json::json!({"status": {
+            "phase": "Running",
+            "hostIP": self.bridge.host_ip.to_string(),
+            "podIP": ip.to_string(),
+            "podIPs": [{"ip": ip.to_string()}],
+            "conditions": [cond("PodScheduled"), cond("Initialized"), cond("ContainersReady"), cond("Ready")],
+        }});
+        self.kube.run(
+            &[
+                "patch",
+                "pod",
+                name,
+                "-n",
+                ns,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                &status.to_string(),
+            ],
+            None,
+        );
+    }
+}
+
+impl Drop for Kubelet {
+    fn drop(&mut self) {
+        for pod in self.pods.drain(..) {
+            let _ = self.kube.try_run(
+                &[
+                    "delete",
+                    "pod",
+                    &pod.name,
+                    "-n",
+                    &pod.namespace,
+                    "--force",
+                    "--grace-period=0",
+                    "--wait=false",
+                ],
+                None,
+            );
+            // Processes first (field order), then the sandbox.
+            drop(pod);
+        }
+        for dir in self.created.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+        let _ = self
+            .kube
+            .try_run(&["delete", "node", &self.node, "--wait=false"], None);
+    }
+}
