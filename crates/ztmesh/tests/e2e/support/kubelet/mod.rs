@@ -30,8 +30,8 @@ pub use kubectl::Kube;
 /// What a container image runs here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Program {
-    /// `ztmesh proxy-init` with the container's args (as root: the
-    /// NET_ADMIN capability the spec adds is not granted to another user).
+    /// `ztmesh proxy-init` with the container's args (as the spec's user,
+    /// with the capabilities it adds).
     ProxyInit,
     /// The proxy: `ztmesh proxy`, or the real linkerd2-proxy for the pods
     /// [`Kubelet::run_pod`] is told so.
@@ -364,18 +364,19 @@ impl Kubelet {
             Program::SampleApp => 65534,
             _ => 0,
         };
-        let user = match program {
-            Program::ProxyInit => (0, 0),
-            _ => {
-                let uid = sc(|s| s.run_as_user).unwrap_or(default_uid);
-                (uid, sc(|s| s.run_as_group).unwrap_or(uid))
-            }
-        };
+        let uid = sc(|s| s.run_as_user).unwrap_or(default_uid);
+        let user = (uid, sc(|s| s.run_as_group).unwrap_or(uid));
+        let caps: Vec<String> = c
+            .security_context
+            .as_ref()
+            .and_then(|s| s.capabilities.as_ref())
+            .map(|caps| caps.add.clone())
+            .unwrap_or_default();
         let binds = volumes.binds(&c.volume_mounts);
         for (_, target, _) in &binds {
             self.mount_point(Path::new(target));
         }
-        let cmd = volumes::container_command(&sandbox.netns, &binds, user, &env, &argv);
+        let cmd = volumes::container_command(&sandbox.netns, &binds, (user, &caps), &env, &argv);
         Daemon::spawn(cmd)
     }
 

@@ -150,6 +150,15 @@ pub struct SecurityContext {
     pub run_as_user: Option<u32>,
     #[serde(default)]
     pub run_as_group: Option<u32>,
+    #[serde(default)]
+    pub capabilities: Option<Capabilities>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Capabilities {
+    /// Added to a non-root user as ambient capabilities (`NET_ADMIN`).
+    #[serde(default)]
+    pub add: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -127,12 +127,14 @@ shift
 exec "$@""#;
 
 /// `argv` in network namespace `netns` with `binds` mounted, as
-/// `uid`/`gid` (root stays root), with exactly `env` (and PATH, which
-/// an image brings, so that the tools before `argv` are found).
+/// `uid`/`gid` (root stays root) with the capabilities `caps` adds
+/// (`NET_ADMIN`: ambient, so that they survive the exec), with exactly
+/// `env` (and PATH, which an image brings, so that the tools before
+/// `argv` are found).
 pub fn container_command(
     netns: &str,
     binds: &[(PathBuf, String, bool)],
-    (uid, gid): (u32, u32),
+    ((uid, gid), caps): ((u32, u32), &[String]),
     env: &[(String, String)],
     argv: &[String],
 ) -> Command {
@@ -155,8 +157,19 @@ pub fn container_command(
             format!("--reuid={uid}"),
             format!("--regid={gid}"),
             "--clear-groups".into(),
-            "--".into(),
         ]);
+        if !caps.is_empty() {
+            let caps: Vec<String> = caps
+                .iter()
+                .map(|c| format!("+{}", c.to_lowercase()))
+                .collect();
+            let caps = caps.join(",");
+            cmd.args([
+                format!("--inh-caps={caps}"),
+                format!("--ambient-caps={caps}"),
+            ]);
+        }
+        cmd.arg("--");
     }
     cmd.args(argv);
     for (k, v) in env {
