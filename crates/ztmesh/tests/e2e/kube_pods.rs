@@ -4,8 +4,10 @@
 //! `scripts/test-kube`): the CRDs and the control plane's identity objects
 //! from `ztmesh install`, the controller on the node (as the install's
 //! Deployment runs it, listening on the node's pod-network address), the
-//! booksapp's authors, webapp and traffic (fixtures/kube-booksapp.yaml)
-//! with the seed's authors policy. webapp's GET of authors goes through
+//! booksapp's authors, webapp and traffic (fixtures/kube-booksapp.yaml:
+//! webapp's and traffic's proxies as native sidecars, the injector's
+//! default, authors' as a plain container) with the seed's authors
+//! policy. webapp's GET of authors goes through
 //! both proxies over mTLS with both identities; traffic, whose service
 //! account the policy does not name, is refused.
 //!
@@ -134,8 +136,11 @@ fn controller(docs: &[serde_json::Value], kube: &Kube, host: Ipv4Addr, dir: &Pat
     d
 }
 
-/// The fixture with the trust anchors the injector would inline.
+/// The fixture with the trust anchors the injector would inline, and
+/// their digest.
 fn fixture(anchors: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, anchors.as_bytes());
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     let line = FIXTURE
         .lines()
         .find(|l| l.trim() == "__TRUST_ANCHORS__")
@@ -146,7 +151,9 @@ fn fixture(anchors: &str) -> String {
         .lines()
         .map(|l| format!("{indent}{l}"))
         .collect();
-    FIXTURE.replace(line, &pem.join("\n"))
+    FIXTURE
+        .replace(line, &pem.join("\n"))
+        .replace("__TRUST_ROOT_SHA256__", &hex)
 }
 
 /// The proxy binary each app's pod runs.
@@ -266,10 +273,17 @@ fn injected_booksapp_pods_run_against_the_kubernetes_controller() {
         )
     };
     step(
-        "the proxy as the spec says: user, env, projected token",
+        "the proxies as the spec says: user, env, projected token",
         || {
-            let proxy = authors.container("linkerd-proxy");
-            assert_eq!(proxy.uid(), 2102, "runAsUser");
+            // webapp's proxy is a native sidecar, authors' a plain container.
+            for (pod, id) in [(webapp, WEBAPP), (authors, AUTHORS)] {
+                assert_eq!(pod.container("linkerd-proxy").uid(), 2102, "runAsUser");
+                let env = pod.environ("linkerd-proxy");
+                let local = env
+                    .iter()
+                    .find(|(k, _)| k == "LINKERD2_PROXY_IDENTITY_LOCAL_NAME");
+                assert_eq!(local.map(|(_, v)| &v[..]), Some(id));
+            }
             let env = authors.environ("linkerd-proxy");
             let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
             assert_eq!(get("LINKERD2_PROXY_IDENTITY_LOCAL_NAME"), Some(AUTHORS));

@@ -19,7 +19,7 @@ pub mod volumes;
 
 use super::{Daemon, check, eventually};
 use sandbox::{Bridge, Sandbox};
-use spec::{Container, IntOrString, Pod, PodFacts};
+use spec::{Container, IntOrString, Pod, PodFacts, Probe};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -280,7 +280,9 @@ impl Kubelet {
         for c in &pod.spec.init_containers {
             let mut daemon = self.start(&pod, &facts, c, &volumes, &running.sandbox, proxy);
             if c.restart_policy.as_deref() == Some("Always") {
-                self.wait_ready(&running, c, &daemon);
+                // A native sidecar: the next container starts once it
+                // has started (its startup probe, else it runs).
+                self.wait_probe(&running, c, c.startup_probe.as_ref(), &daemon);
                 running.containers.push((c.name.clone(), daemon));
                 continue;
             }
@@ -296,8 +298,15 @@ impl Kubelet {
             let daemon = self.start(&pod, &facts, c, &volumes, &running.sandbox, proxy);
             running.containers.push((c.name.clone(), daemon));
         }
-        for c in &pod.spec.containers {
-            self.wait_ready(&running, c, running.container(&c.name));
+        // Ready: every sidecar's and container's readiness probe passes.
+        let sidecars = pod
+            .spec
+            .init_containers
+            .iter()
+            .filter(|c| c.restart_policy.as_deref() == Some("Always"));
+        for c in sidecars.chain(&pod.spec.containers) {
+            let probe = c.readiness_probe.as_ref();
+            self.wait_probe(&running, c, probe, running.container(&c.name));
         }
         self.set_ready(ns, name, ip);
         self.pods.push(running);
@@ -392,11 +401,10 @@ impl Kubelet {
         self.created.extend(missing);
     }
 
-    /// Until the container's readiness probe (HTTP GET from the node, as
-    /// kubelet probes) answers 2xx; a container without one is ready
-    /// while it runs.
-    fn wait_ready(&self, pod: &RunningPod, c: &Container, daemon: &Daemon) {
-        let Some(get) = c.readiness_probe.as_ref().and_then(|p| p.http_get.as_ref()) else {
+    /// Until `probe` (an HTTP GET from the node, as kubelet probes)
+    /// answers 2xx; without one, the container passes while it runs.
+    fn wait_probe(&self, pod: &RunningPod, c: &Container, probe: Option<&Probe>, daemon: &Daemon) {
+        let Some(get) = probe.and_then(|p| p.http_get.as_ref()) else {
             return;
         };
         let port = match &get.port {

@@ -62,6 +62,8 @@ pub struct Container {
     #[serde(default)]
     pub readiness_probe: Option<Probe>,
     #[serde(default)]
+    pub startup_probe: Option<Probe>,
+    #[serde(default)]
     pub security_context: Option<SecurityContext>,
     /// `Always` on an init container: a native sidecar.
     #[serde(default)]
