@@ -337,6 +337,7 @@ impl Kubelet {
         let env = spec::resolve_env(c, facts, &lookup)
             .unwrap_or_else(|e| panic!("{}/{}: {e}", pod.metadata.name, c.name));
         let ztmesh = env!("CARGO_BIN_EXE_ztmesh").to_string();
+        self.check_hosts(&pod.metadata.name, &env);
         let program = self.images.program(c);
         let expand = |args: &[String]| -> Vec<String> {
             args.iter().map(|a| spec::expand(a, &env)).collect()
@@ -387,6 +388,23 @@ impl Kubelet {
         }
         let cmd = volumes::container_command(&sandbox.netns, &binds, (user, &caps), &env, &argv);
         Daemon::spawn(cmd)
+    }
+
+    /// Every cluster name the environment uses is mapped: there is no
+    /// cluster DNS to fall back on.
+    fn check_hosts(&self, pod: &str, env: &[(String, String)]) {
+        for (var, value) in env {
+            let names = value
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+                .filter(|w| w.trim_end_matches('.').ends_with(".svc.cluster.local"));
+            for name in names {
+                let name = name.trim_end_matches('.');
+                assert!(
+                    self.hosts.iter().any(|(h, _)| h == name),
+                    "{pod}: {var} names {name}, which the test did not map (Kubelet::map_host)"
+                );
+            }
+        }
     }
 
     /// Creates `path` if absent, remembering what it created.
