@@ -7,11 +7,12 @@
 //! and then its containers with the environment kubelet would give them
 //! ([`spec`]) and as the spec's users, waits for their readiness probes,
 //! and writes the pod's status (podIP, Running, Ready) so that
-//! EndpointSlices fill. Images are mapped to local programs ([`Program`]).
+//! EndpointSlices fill. Images are mapped to local programs ([`images`]).
 //! Everything it started or created is removed on drop: processes,
 //! namespaces, veths, the bridge, `/etc/netns/<pod>`, the mount points it
 //! had to create, the pods (forced) and the Node.
 
+mod images;
 mod kubectl;
 pub mod sandbox;
 pub mod spec;
@@ -25,71 +26,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use volumes::Volumes;
 
+pub use images::{Images, Program, ProxyBin};
 pub use kubectl::Kube;
-
-/// What a container image runs here.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Program {
-    /// `ztmesh proxy-init` with the container's args (as the spec's user,
-    /// with the capabilities it adds).
-    ProxyInit,
-    /// The proxy: `ztmesh proxy`, or the real linkerd2-proxy for the pods
-    /// [`Kubelet::run_pod`] is told so.
-    Proxy,
-    /// `ztmesh app serve` named as the container, on its first port
-    /// (all addresses), as nobody unless the spec names a user.
-    SampleApp,
-}
-
-/// The proxy binary a pod's [`Program::Proxy`] runs.
-#[derive(Debug, Clone)]
-pub enum ProxyBin {
-    Ztmesh,
-    Linkerd2(PathBuf),
-}
-
-/// Image repositories (without tag) to programs; Linkerd's proxy image
-/// runs proxy-init when its command is Linkerd's proxy-init.
-pub struct Images(Vec<(String, Program)>);
-
-impl Images {
-    pub fn linkerd() -> Self {
-        Self(vec![
-            ("cr.l5d.io/linkerd/proxy".into(), Program::Proxy),
-            ("cr.l5d.io/linkerd/proxy-init".into(), Program::ProxyInit),
-        ])
-    }
-
-    pub fn with(mut self, repository: &str, program: Program) -> Self {
-        self.0.push((repository.into(), program));
-        self
-    }
-
-    fn program(&self, c: &Container) -> Program {
-        // A tag follows the last ':' after the last '/'.
-        let image = &c.image;
-        let slash = image.rfind('/').map_or(0, |i| i + 1);
-        let repo = match image[slash..].find(':') {
-            Some(i) => &image[..slash + i],
-            None => &image[..],
-        };
-        let program = self
-            .0
-            .iter()
-            .find(|(r, _)| r == repo)
-            .map(|(_, p)| p.clone())
-            .unwrap_or_else(|| panic!("no program for image {image} (container {})", c.name));
-        let init_command = c
-            .command
-            .first()
-            .is_some_and(|c| c.ends_with("linkerd2-proxy-init"));
-        if init_command {
-            Program::ProxyInit
-        } else {
-            program
-        }
-    }
-}
 
 /// One pod the player runs.
 pub struct RunningPod {
@@ -336,34 +274,9 @@ impl Kubelet {
         let lookup = |kind: &'static str, name: &str, key: &str| self.kube.key(kind, ns, name, key);
         let env = spec::resolve_env(c, facts, &lookup)
             .unwrap_or_else(|e| panic!("{}/{}: {e}", pod.metadata.name, c.name));
-        let ztmesh = env!("CARGO_BIN_EXE_ztmesh").to_string();
         self.check_hosts(&pod.metadata.name, &env);
         let program = self.images.program(c);
-        let expand = |args: &[String]| -> Vec<String> {
-            args.iter().map(|a| spec::expand(a, &env)).collect()
-        };
-        let argv: Vec<String> = match (&program, proxy) {
-            (Program::ProxyInit, _) => [ztmesh, "proxy-init".into()]
-                .into_iter()
-                .chain(expand(&c.args))
-                .collect(),
-            (Program::Proxy, ProxyBin::Ztmesh) => vec![ztmesh, "proxy".into()],
-            (Program::Proxy, ProxyBin::Linkerd2(path)) => vec![path.display().to_string()],
-            (Program::SampleApp, _) => {
-                let http = c.ports.first().map_or("127.0.0.1:0".to_string(), |p| {
-                    format!("0.0.0.0:{}", p.container_port)
-                });
-                vec![
-                    ztmesh,
-                    "app".into(),
-                    "serve".into(),
-                    "--name".into(),
-                    c.name.clone(),
-                    "--http".into(),
-                    http,
-                ]
-            }
-        };
+        let argv = images::argv(&program, proxy, c, &env);
         let sc = |f: fn(&spec::SecurityContext) -> Option<u32>| {
             c.security_context
                 .as_ref()
@@ -441,6 +354,13 @@ impl Kubelet {
             Duration::from_secs(60),
             &format!("{}/{} ready", pod.name, c.name),
             || {
+                assert!(
+                    !exited(daemon.pid()),
+                    "{}/{} exited before it was ready:\n{}",
+                    pod.name,
+                    c.name,
+                    daemon.output()
+                );
                 let resp = super::http_get(&addr, &path).unwrap_or_default();
                 let ok = resp.starts_with("HTTP/1.1 2") || resp.starts_with("HTTP/1.0 2");
                 check(ok, (resp.lines().next().map(String::from), daemon.output()))
@@ -471,6 +391,17 @@ impl Kubelet {
             ],
             None,
         );
+    }
+}
+
+/// The process has ended (a zombie not yet reaped, or gone).
+fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => true,
     }
 }
 
