@@ -379,4 +379,14 @@ fn injected_booksapp_pods_run_against_the_kubernetes_controller() {
         assert_eq!(code, 403, "{}", logs());
         println!("traffic -> {url}: {code}");
     });
+    // For the record: what the proxies warned about.
+    for pod in [authors, webapp, traffic] {
+        let out = pod.container("linkerd-proxy").output();
+        for line in out
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        {
+            println!("{}'s proxy: {line}", pod.app.as_deref().unwrap_or_default());
+        }
+    }
 }
