@@ -10,10 +10,13 @@
 //! EndpointSlices fill. Images are mapped to local programs ([`images`]).
 //! Everything it started or created is removed on drop: processes,
 //! namespaces, veths, the bridge, `/etc/netns/<pod>`, the mount points it
-//! had to create, the pods (forced) and the Node.
+//! had to create, the pods (forced) and the Node. Pods' DNS is a server
+//! on the node that knows no names ([`nxdomain`]): names the test maps
+//! come from `/etc/hosts`.
 
 mod images;
 mod kubectl;
+mod nxdomain;
 pub mod sandbox;
 pub mod spec;
 pub mod volumes;
@@ -105,6 +108,7 @@ pub struct Kubelet {
     /// (outermost first), removed on drop if still empty.
     created: Vec<PathBuf>,
     pods: Vec<RunningPod>,
+    _dns: nxdomain::NxDomain,
     bridge: Bridge,
 }
 
@@ -127,6 +131,7 @@ impl Kubelet {
             std::os::unix::fs::PermissionsExt::from_mode(0o755),
         )
         .expect("chmod");
+        let dns = nxdomain::NxDomain::start(bridge.host_ip);
         Self {
             kube,
             node,
@@ -136,6 +141,7 @@ impl Kubelet {
             tmp,
             created: Vec::new(),
             pods: Vec::new(),
+            _dns: dns,
             bridge,
         }
     }

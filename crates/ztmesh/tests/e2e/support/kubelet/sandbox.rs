@@ -2,8 +2,8 @@
 //! the node's address on the pod network (where host-side servers such as
 //! the controller listen), and per pod a network namespace on a veth to
 //! that bridge, with `/etc/netns/<netns>/hosts` (the cluster names the
-//! test maps, since there is no cluster DNS) and a `resolv.conf` whose
-//! server answers nothing at once. Everything is removed on drop.
+//! test maps, since there is no cluster DNS) and a `resolv.conf` naming
+//! the node's DNS server, which knows no names. Everything is removed on drop.
 
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -125,11 +125,10 @@ impl Sandbox {
             text.push_str(&format!("{addr} {name} {name}.\n"));
         }
         std::fs::write(dir.join("hosts"), text).expect("hosts");
-        // A server that refuses at once: linkerd2-proxy asks DNS for SRV
-        // records before reading hosts.
+        // The node's server, which answers every name NXDOMAIN at once.
         std::fs::write(
             dir.join("resolv.conf"),
-            "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+            format!("nameserver {}\n", bridge.host_ip),
         )
         .expect("resolv.conf");
         sandbox
