@@ -27,6 +27,7 @@ const FIXTURE: &str = include_str!("fixtures/kube-booksapp.yaml");
 const SEED: &str = include_str!("../../../../fixtures/seeds/seed003-booksapp-authors.yaml");
 const AUTHORS: &str = "authors.booksapp.serviceaccount.identity.linkerd.cluster.local";
 const WEBAPP: &str = "webapp.booksapp.serviceaccount.identity.linkerd.cluster.local";
+const TRAFFIC: &str = "traffic.booksapp.serviceaccount.identity.linkerd.cluster.local";
 /// The node's address on the pod network is `SUBNET.1`.
 const SUBNET: [u8; 3] = [10, 240, 0];
 /// Where the controller's admin and viz servers listen on the host.
@@ -349,22 +350,20 @@ fn injected_booksapp_pods_run_against_the_kubernetes_controller() {
     step("over mTLS with both identities", || {
         let inbound = format!("tls=\"true\",client_id=\"{WEBAPP}\"");
         let outbound = format!("tls=\"true\",server_id=\"{AUTHORS}\"");
-        eventually(
+        let line = |m: &str, needle: &str| m.lines().find(|l| l.contains(needle)).map(String::from);
+        let (a, w) = eventually(
             Duration::from_secs(10),
             "the identities in the metrics",
             || {
                 let (a, w) = (metrics(authors.ip), metrics(webapp.ip));
-                check(a.contains(&inbound) && w.contains(&outbound), logs())
+                match (line(&a, &inbound), line(&w, &outbound)) {
+                    (Some(a), Some(w)) => Ok((a, w)),
+                    _ => Err(logs()),
+                }
             },
         );
-        let line = |m: String, needle: &str| {
-            m.lines()
-                .find(|l| l.contains(needle))
-                .map(String::from)
-                .unwrap_or_default()
-        };
-        println!("authors' proxy: {}", line(metrics(authors.ip), &inbound));
-        println!("webapp's proxy: {}", line(metrics(webapp.ip), &outbound));
+        println!("authors' proxy: {a}");
+        println!("webapp's proxy: {w}");
     });
     step("traffic, not in the policy, is refused", || {
         // A 5xx is the mesh still starting; the policy answers 4xx.
@@ -379,6 +378,16 @@ fn injected_booksapp_pods_run_against_the_kubernetes_controller() {
         });
         assert_eq!(code, 403, "{}", logs());
         println!("traffic -> {url}: {code}");
+        // authors' proxy refused it knowing who asked.
+        let who = format!("client_id=\"{TRAFFIC}\"");
+        let deny = eventually(Duration::from_secs(10), "authors' deny counted", || {
+            let m = metrics(authors.ip);
+            m.lines()
+                .find(|l| l.starts_with("inbound_http_authz_deny_total{") && l.contains(&who))
+                .map(String::from)
+                .ok_or_else(logs)
+        });
+        println!("authors' proxy: {deny}");
     });
     // For the record: what the proxies warned about (ztmesh's proxy
     // names each Linkerd setting it ignores: counted, not listed).
@@ -391,10 +400,13 @@ fn injected_booksapp_pods_run_against_the_kubernetes_controller() {
             .filter(|l| l.contains("WARN") || l.contains("ERROR"));
         let (ignored, other): (Vec<&str>, Vec<&str>) = warned.partition(|l| l.contains(ignored));
         if !ignored.is_empty() {
-            println!("{app}'s proxy: {} Linkerd settings ignored", ignored.len());
+            println!(
+                "the {app} proxy: {} Linkerd settings ignored",
+                ignored.len()
+            );
         }
         for line in other {
-            println!("{app}'s proxy: {line}");
+            println!("the {app} proxy: {line}");
         }
     }
 }
