@@ -29,6 +29,7 @@ mod hostile;
 mod identity_e2e;
 mod inject_cli;
 mod install_kubernetes;
+mod kube_pods;
 mod memory;
 mod mesh_balance;
 mod mesh_explicit;

@@ -3,13 +3,14 @@
 //! process ([`controller`]) and the control plane on loopback
 //! ([`LocalMesh`]), pods as network namespaces (`netns`), waiting on
 //! conditions with a deadline and keeping heavy suites apart (`wait`),
-//! scenarios as named steps (`steps`), and probes of the proxies' admin
-//! ports (`http`).
+//! scenarios as named steps (`steps`), probes of the proxies' admin
+//! ports (`http`), and the test as kubelet on a real cluster (`kubelet`).
 
 #![allow(dead_code)]
 
 pub mod controller;
 mod http;
+pub mod kubelet;
 pub mod netns;
 mod steps;
 mod wait;
