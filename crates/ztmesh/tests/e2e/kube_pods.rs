@@ -24,6 +24,7 @@ use std::path::Path;
 use std::time::Duration;
 
 const FIXTURE: &str = include_str!("fixtures/kube-booksapp.yaml");
+const PLAIN: &str = include_str!("fixtures/kube-booksapp-plain.yaml");
 const SEED: &str = include_str!("../../../../fixtures/seeds/seed003-booksapp-authors.yaml");
 const AUTHORS: &str = "authors.booksapp.serviceaccount.identity.linkerd.cluster.local";
 const WEBAPP: &str = "webapp.booksapp.serviceaccount.identity.linkerd.cluster.local";
@@ -72,12 +73,17 @@ fn apply_crds(kube: &Kube) {
     });
 }
 
-/// `ztmesh install --kubernetes`'s documents; the namespace, service
-/// accounts, RBAC, Services, trust roots and issuer applied (not the
-/// Deployment, whose pods nobody would run, nor the webhooks, which the
-/// API server could not reach).
-fn apply_control_plane(kube: &Kube) -> Vec<serde_json::Value> {
-    let docs = documents(&run_ok(ztmesh().args(["install", "--kubernetes"])));
+/// `ztmesh install --kubernetes`'s documents (with `install_args`); the
+/// namespace, service accounts, RBAC, Services, trust roots, issuer and
+/// the webhook's Secret applied (not the Deployment, whose pods nobody
+/// would run, nor the webhook configurations: [`apply_webhooks`] applies
+/// them once the controller serves them).
+fn apply_control_plane(kube: &Kube, install_args: &[&str]) -> Vec<serde_json::Value> {
+    let docs = documents(&run_ok(
+        ztmesh()
+            .args(["install", "--kubernetes"])
+            .args(install_args),
+    ));
     for doc in &docs {
         let kind = doc["kind"].as_str().unwrap_or_default();
         if !matches!(
@@ -91,6 +97,17 @@ fn apply_control_plane(kube: &Kube) -> Vec<serde_json::Value> {
         }
     }
     docs
+}
+
+/// The install's webhook configurations (made with `--webhook-url` on
+/// the host's loopback, where the API server reaches the controller).
+fn apply_webhooks(kube: &Kube, docs: &[serde_json::Value]) {
+    for doc in docs {
+        let kind = doc["kind"].as_str().unwrap_or_default();
+        if kind.ends_with("WebhookConfiguration") {
+            kube.run(&["apply", "-f", "-"], Some(&yaml(doc)));
+        }
+    }
 }
 
 /// The controller on the host, with the install Deployment's arguments:
@@ -112,9 +129,29 @@ fn controller(docs: &[serde_json::Value], kube: &Kube, host: Ipv4Addr, dir: &Pat
                 let port = arg.rsplit(':').next().expect("a port");
                 format!("{host}:{port}")
             }
-            "--admin-addr" | "--viz-addr" => {
+            "--admin-addr" | "--viz-addr" | "--webhook-addr" => {
                 let port = arg.rsplit(':').next().expect("a port");
                 format!("{HOST_LOOPBACK}:{port}")
+            }
+            "--webhook-tls-dir" => {
+                // The injector's Secret, as the Deployment mounts it.
+                let d = dir.join("webhook-tls");
+                std::fs::create_dir_all(&d).expect("the webhook's directory");
+                let secret = docs
+                    .iter()
+                    .find(|d| {
+                        d["kind"] == "Secret"
+                            && d["metadata"]["name"] == "linkerd-proxy-injector-k8s-tls"
+                    })
+                    .expect("the injector's Secret");
+                use base64::Engine;
+                for file in ["tls.crt", "tls.key"] {
+                    let pem = base64::engine::general_purpose::STANDARD
+                        .decode(secret["data"][file].as_str().expect("data"))
+                        .expect("base64");
+                    std::fs::write(d.join(file), pem).expect("write");
+                }
+                d.display().to_string()
             }
             "--identity-dir" | "--state-dir" => {
                 let d = dir.join(flag.trim_start_matches("--"));
@@ -191,9 +228,35 @@ fn metrics(ip: Ipv4Addr) -> String {
     crate::support::http_get(&format!("{ip}:4191"), "/metrics").unwrap_or_default()
 }
 
+/// How the booksapp's pods get their proxies.
+pub(crate) enum Injection {
+    /// Deployments already injected as Linkerd's injector would store
+    /// them (fixtures/kube-booksapp.yaml).
+    Linkerd,
+    /// Plain Deployments in a namespace annotated for injection and
+    /// labelled to enforce it (fixtures/kube-booksapp-plain.yaml): the
+    /// API server calls the controller's webhook, which injects them.
+    Webhook,
+}
+
 #[test]
 #[ignore = "needs ZTMESH_TEST_KUBECONFIG and root: run scripts/test-kube"]
 fn injected_booksapp_pods_run_against_the_kubernetes_controller() {
+    booksapp_over_the_mesh(Injection::Linkerd);
+}
+
+/// The webhook's port on the host's loopback: the Deployment's (under the e2e lock).
+const WEBHOOK_PORT: u16 = 8443;
+
+/// The API server reaches the controller's webhook by URL on the host.
+pub(crate) fn webhook_url() -> String {
+    format!("https://{HOST_LOOPBACK}:{WEBHOOK_PORT}")
+}
+
+/// The booksapp's pods, injected as `injection` says, run by the test as
+/// kubelet against the controller: mTLS with both identities, the seed's
+/// policy enforced.
+pub(crate) fn booksapp_over_the_mesh(injection: Injection) {
     let kubeconfig = std::env::var_os("ZTMESH_TEST_KUBECONFIG")
         .expect("ZTMESH_TEST_KUBECONFIG names the API server's kubeconfig (scripts/test-kube)");
     netns::require_root_and_tools(&[
@@ -215,8 +278,13 @@ fn injected_booksapp_pods_run_against_the_kubernetes_controller() {
     if std::env::var_os("ZTMESH_TEST_SKIP_CRDS").is_none() {
         step("the CRDs applied", || apply_crds(&kube));
     }
+    let url = webhook_url();
+    let install_args: &[&str] = match injection {
+        Injection::Linkerd => &[],
+        Injection::Webhook => &["--webhook-url", &url],
+    };
     let docs = step("the control plane's objects applied", || {
-        apply_control_plane(&kube)
+        apply_control_plane(&kube, install_args)
     });
     let anchors = docs
         .iter()
@@ -225,6 +293,7 @@ fn injected_booksapp_pods_run_against_the_kubernetes_controller() {
         .expect("the trust roots")
         .to_string();
     let images = Images::linkerd()
+        .with("ztmesh", Program::Ztmesh)
         .with("buoyantio/booksapp", Program::SampleApp)
         .with("buoyantio/booksapp-traffic", Program::SampleApp);
     let mut kubelet = Kubelet::new(kube.clone(), SUBNET, images);
@@ -234,9 +303,56 @@ fn injected_booksapp_pods_run_against_the_kubernetes_controller() {
         controller(&docs, &kube, kubelet.host_ip(), dir.path())
     });
     step("booksapp and the seed's policy applied", || {
-        kube.run(&["apply", "-f", "-"], Some(&fixture(&anchors)));
+        match injection {
+            Injection::Linkerd => {
+                kube.run(&["apply", "-f", "-"], Some(&fixture(&anchors)));
+            }
+            Injection::Webhook => {
+                apply_webhooks(&kube, &docs);
+                kube.run(&["apply", "-f", "-"], Some(PLAIN));
+            }
+        }
         kube.run(&["apply", "-f", "-"], Some(SEED));
     });
+    if let Injection::Webhook = injection {
+        step("the webhook injected the stored pods", || {
+            for app in ["authors", "webapp", "traffic"] {
+                let pod: Pod = kubelet.wait_for_pod("booksapp", &format!("app={app}"));
+                let json = kube.json(&["get", "pod", "-n", "booksapp", &pod.metadata.name]);
+                let created = json["metadata"]["annotations"]["linkerd.io/created-by"]
+                    .as_str()
+                    .unwrap_or_default();
+                assert!(
+                    created.starts_with("ztmesh/proxy-injector"),
+                    "{app}: {json}"
+                );
+                let names: Vec<&str> = json["spec"]["containers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c["name"].as_str())
+                    .collect();
+                assert_eq!(names, [app, "linkerd-proxy"], "{app}");
+                println!("{app}: {} stored with {names:?}", pod.metadata.name);
+            }
+            // Enforcement: a pod that opts out of injection is refused.
+            let refused = kube
+                .try_run(
+                    &[
+                        "run",
+                        "plain",
+                        "-n",
+                        "booksapp",
+                        "--image=buoyantio/booksapp:v0.0.5",
+                        "--annotations=linkerd.io/inject=disabled",
+                    ],
+                    None,
+                )
+                .expect_err("an uninjected pod refused");
+            assert!(refused.contains("enforces proxy injection"), "{refused}");
+            println!("kubectl run plain (inject disabled): {}", refused.trim());
+        });
+    }
     let host = kubelet.host_ip().to_string();
     for name in [
         "linkerd-identity",

@@ -30,6 +30,7 @@ mod identity_e2e;
 mod inject_cli;
 mod install_kubernetes;
 mod kube_pods;
+mod kube_webhook_pods;
 mod memory;
 mod mesh_balance;
 mod mesh_explicit;

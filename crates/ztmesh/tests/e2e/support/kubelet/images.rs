@@ -38,6 +38,11 @@ pub enum Program {
     /// `ztmesh app serve` named as the container, on its first port
     /// (all addresses), as nobody unless the spec names a user.
     SampleApp,
+    /// ztmesh's own image (what `ztmesh inject` and the webhook put in a
+    /// pod): the `ztmesh` binary with the container's args (`proxy`,
+    /// `proxy-init ...`); with LINKERD2_PROXY_BIN, its `proxy` runs the
+    /// real linkerd2-proxy as Linkerd's image would.
+    Ztmesh,
 }
 
 /// The proxy binary a pod's [`Program::Proxy`] runs.
@@ -104,6 +109,14 @@ pub fn argv(
             .chain(c.args.iter().map(|a| spec::expand(a, env)))
             .collect(),
         (Program::Proxy, ProxyBin::Ztmesh) => vec![ztmesh, "proxy".into()],
+        (Program::Ztmesh, ProxyBin::Linkerd2(_))
+            if c.args.first().is_some_and(|a| a == "proxy") =>
+        {
+            argv(&Program::Proxy, proxy, c, env)
+        }
+        (Program::Ztmesh, _) => std::iter::once(ztmesh)
+            .chain(c.args.iter().map(|a| spec::expand(a, env)))
+            .collect(),
         (Program::Proxy, ProxyBin::Linkerd2(path)) => vec![
             "sh".into(),
             "-c".into(),
