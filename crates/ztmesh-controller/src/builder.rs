@@ -9,12 +9,11 @@ use crate::manifests::{Indexes, Scanner};
 use crate::own_identity::OwnIdentity;
 use crate::running::{Addrs, Running, ShutdownHandle};
 use crate::store_feed::{Feeder, StoreFeed};
-pub use crate::supervise::state_dir_for;
+use crate::supervise::stopped;
 use crate::supervise::{ManifestListeners, ManifestServing, Source, supervise};
-use std::future::Future;
+pub use crate::supervise::{ShutdownSignal, VizContext, VizServer, state_dir_for};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::net::TcpListener;
@@ -29,21 +28,6 @@ use ztmesh_resources::bounds::Limits;
 
 /// Lifetime of the JWT-SVIDs the controller signs for `ztmesh agent`.
 const JWT_SVID_TTL: Duration = Duration::from_secs(5 * 60);
-
-/// A future that completes when the controller shuts down.
-pub type ShutdownSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// What a viz API server is given: its bound listener, the policy index,
-/// the manifests' status (`GET /status`) and the shutdown signal.
-pub struct VizContext {
-    pub listener: TcpListener,
-    pub index: Arc<Mutex<ztmesh_policy::Index>>,
-    pub status: Arc<Mutex<serde_json::Value>>,
-    pub shutdown: ShutdownSignal,
-}
-
-/// Serves the viz API (the CLI's `viz` module provides it).
-pub type VizServer = Box<dyn FnOnce(VizContext) -> ShutdownSignal + Send>;
 
 /// The controller's configuration; see the `ztmesh controller` flags for
 /// what each setting means. Defaults are the flags' defaults.
@@ -451,11 +435,4 @@ async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, Error
     TcpListener::bind(addr)
         .await
         .map_err(|source| Error::Bind { what, addr, source })
-}
-
-/// Completes once a shutdown is asked for (or every handle is dropped).
-pub(crate) fn stopped(mut rx: watch::Receiver<bool>) -> ShutdownSignal {
-    Box::pin(async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    })
 }

@@ -3,7 +3,6 @@
 //! resources (never from an empty index), then waits for a shutdown
 //! (draining for at most [`SHUTDOWN_GRACE`]) or a failed server.
 
-use crate::builder::{VizContext, VizServer, stopped};
 use crate::manifests::{Indexes, Scanner};
 use crate::store_feed::Feeder;
 use crate::{Error, SHUTDOWN_GRACE};
@@ -14,6 +13,28 @@ use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+
+/// A future that completes when the controller shuts down.
+pub type ShutdownSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// What a viz API server is given: its bound listener, the policy index,
+/// the manifests' status (`GET /status`) and the shutdown signal.
+pub struct VizContext {
+    pub listener: TcpListener,
+    pub index: Arc<Mutex<ztmesh_policy::Index>>,
+    pub status: Arc<Mutex<serde_json::Value>>,
+    pub shutdown: ShutdownSignal,
+}
+
+/// Serves the viz API (the CLI's `viz` module provides it).
+pub type VizServer = Box<dyn FnOnce(VizContext) -> ShutdownSignal + Send>;
+
+/// Completes once a shutdown is asked for (or every handle is dropped).
+pub(crate) fn stopped(mut rx: watch::Receiver<bool>) -> ShutdownSignal {
+    Box::pin(async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    })
+}
 
 /// The listeners of policy, destination and the viz API.
 pub(crate) struct ManifestListeners {

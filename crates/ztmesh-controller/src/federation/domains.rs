@@ -14,13 +14,16 @@
 //! domain's bundle with it at once.
 
 use super::bundle::{self, Bundle};
-use super::{SourceSet, fetch};
+use super::fetch;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use ztmesh_resources::federation::ClusterFederatedTrustDomainSpec as Spec;
+
+/// The ClusterFederatedTrustDomains in force, by name.
+pub(crate) type SourceSet = BTreeMap<String, Spec>;
 
 pub(crate) const MIN_REFRESH: Duration = Duration::from_secs(1);
 pub(crate) const MAX_REFRESH: Duration = Duration::from_secs(3600);

@@ -19,7 +19,6 @@ mod fetch;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,11 +26,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use ztmesh_resources::Resource;
-use ztmesh_resources::federation::ClusterFederatedTrustDomainSpec;
 use ztmesh_resources::load::ResourceKey;
 
-/// The ClusterFederatedTrustDomains in force, by name.
-pub(crate) type SourceSet = BTreeMap<String, ClusterFederatedTrustDomainSpec>;
+pub(crate) use domains::SourceSet;
 
 /// The federation settings (`Builder::federation`).
 #[derive(Clone, Debug, Default)]
