@@ -44,7 +44,10 @@ fn yaml(doc: &serde_json::Value) -> String {
     serde_json::to_string(doc).expect("JSON is YAML")
 }
 
-/// Deletes the booksapp namespace (and with it the Deployments) on drop.
+/// Deletes the booksapp namespace (and with it the Deployments) and the
+/// webhook configurations the test applied on drop (the enforcing one
+/// would refuse pods in other tests' labelled namespaces once this
+/// test's controller is gone).
 struct Namespace(Kube);
 
 impl Drop for Namespace {
@@ -52,6 +55,15 @@ impl Drop for Namespace {
         let _ = self
             .0
             .try_run(&["delete", "namespace", "booksapp", "--wait=false"], None);
+        let _ = self.0.try_run(
+            &[
+                "delete",
+                "--ignore-not-found",
+                "mutatingwebhookconfiguration/linkerd-proxy-injector-webhook-config",
+                "validatingwebhookconfiguration/ztmesh-injection-enforcement",
+            ],
+            None,
+        );
     }
 }
 
