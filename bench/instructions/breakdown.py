@@ -88,7 +88,6 @@ def parse(path):
     total = None
     ob = fl = cur = fn = ""
     skip_next = False                 # the line after calls= is the callee's inclusive cost
-    last_line = 0
 
     def name(kind, rest):
         m = re.match(r"\((\d+)\)\s*(.*)", rest)
@@ -131,15 +130,15 @@ def parse(path):
             elif line.startswith(("summary:", "totals:")):
                 v = int(line.split()[1])
                 total = v if total is None else max(total, v)
-    _ = last_line
     return cost, total
 
 
 def main():
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    top = int(sys.argv[sys.argv.index("--top") + 1]) if "--top" in sys.argv else 25
-    if "--top" in sys.argv:
-        args.remove(str(top))
+    args, top = sys.argv[1:], 25
+    if "--top" in args:
+        i = args.index("--top")
+        top = int(args[i + 1])
+        del args[i:i + 2]
     if len(args) == 3:                # FULL BASE N: the difference of two profiles
         path, base, n = args[0], args[1], int(args[2])
         cost, total = parse(path)
