@@ -27,6 +27,41 @@ fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS")
 }
 
+/// Reads one HTTP/1.1 answer with a Content-Length (all the proxy's
+/// answers here have one) to its end; its head, or `None` if the
+/// connection ended first.
+async fn read_answer(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::with_capacity(8192);
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = buf[..end].to_vec();
+            let length: usize = String::from_utf8_lossy(&head)
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            let mut have = buf.len() - (end + 4);
+            while have < length {
+                let n = s.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                have += n;
+            }
+            return Some(head);
+        }
+        let n = s.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
 /// `FLOOD` connections at once, each sending `request` and reading the
 /// answer; all held open until every one has answered, then closed.
 async fn flood(addr: &str, request: &'static [u8]) -> usize {
@@ -42,12 +77,13 @@ async fn flood(addr: &str, request: &'static [u8]) -> usize {
             let answer = async {
                 let mut s = TcpStream::connect(&addr).await.ok()?;
                 s.write_all(request).await.ok()?;
-                let mut buf = vec![0u8; 4096];
-                let n = tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf))
+                // The whole answer, as a scraper reads it (an answer left
+                // unread in 5,000 sockets is the kernel's memory, not
+                // the proxy's).
+                let head = tokio::time::timeout(Duration::from_secs(30), read_answer(&mut s))
                     .await
-                    .ok()?
-                    .ok()?;
-                Some((s, buf[..n].starts_with(b"HTTP/1.1 200")))
+                    .ok()??;
+                Some((s, head.starts_with(b"HTTP/1.1 200")))
             }
             .await;
             answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
