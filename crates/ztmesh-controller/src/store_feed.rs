@@ -15,7 +15,9 @@
 //! the first [`StoreEvent::Synced`], nor between a [`StoreEvent::Listing`]
 //! (a kind watched late, e.g. a CRD installed after start) and the next
 //! `Synced`, so an object whose kind is still being listed is never
-//! called missing. Each finding is logged once, when it appears.
+//! called missing, and only once the indexes have settled for [`SETTLE`]
+//! after a change, so objects applied together are judged together. Each
+//! finding is logged once, when it appears.
 
 use crate::manifests::Indexes;
 use std::sync::{Arc, Mutex};
@@ -77,7 +79,36 @@ impl Feeder {
             let mut ready_tx = Some(ready_tx);
             let mut reported = Reported::default();
             let mut complete = false;
-            while let Some(event) = feed.events.recv().await {
+            // When the findings are next looked at: SETTLE after the first
+            // change since they last were, so objects applied together
+            // (an AuthorizationPolicy a moment before the
+            // MeshTLSAuthentication it names) are judged together.
+            let mut judge_at: Option<tokio::time::Instant> = None;
+            loop {
+                let due = async {
+                    match judge_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let event = tokio::select! {
+                    event = feed.events.recv() => match event {
+                        Some(event) => event,
+                        None => break,
+                    },
+                    () = due => {
+                        judge_at = None;
+                        if complete {
+                            let findings = ztmesh_policy::references::findings(
+                                &indexes.policy.lock().expect("policy index lock"),
+                            );
+                            for f in reported.new_ones(findings) {
+                                tracing::warn!("{f}");
+                            }
+                        }
+                        continue;
+                    }
+                };
                 // Everything queued goes in under one lock.
                 let mut batch = vec![event];
                 while let Ok(more) = feed.events.try_recv() {
@@ -87,12 +118,7 @@ impl Feeder {
                 complete = completeness(&batch, complete);
                 apply(batch, &indexes);
                 if complete {
-                    let findings = ztmesh_policy::references::findings(
-                        &indexes.policy.lock().expect("policy index lock"),
-                    );
-                    for f in reported.new_ones(findings) {
-                        tracing::warn!("{f}");
-                    }
+                    judge_at.get_or_insert_with(|| tokio::time::Instant::now() + SETTLE);
                 }
                 if synced && let Some(tx) = ready_tx.take() {
                     let _ = tx.send(());
@@ -106,6 +132,9 @@ impl Feeder {
         }
     }
 }
+
+/// How long the indexes settle before their findings are logged.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The findings logged so far, so each is logged once, when it appears
 /// (one that goes away and comes back is logged again).
