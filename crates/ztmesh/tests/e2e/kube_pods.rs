@@ -17,7 +17,7 @@
 //! what Linkerd's proxy image runs first (`support::kubelet::images`).
 
 use crate::support::kubelet::spec::Pod;
-use crate::support::kubelet::{Images, Kube, Kubelet, Program, ProxyBin};
+use crate::support::kubelet::{Images, Kube, Kubelet, Program, ProxyBin, RunningPod};
 use crate::support::{Daemon, check, eventually, netns, run_ok, step, ztmesh};
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -254,7 +254,7 @@ pub(crate) enum Injection {
 #[test]
 #[ignore = "needs ZTMESH_TEST_KUBECONFIG and root: run scripts/test-kube"]
 fn injected_booksapp_pods_run_against_the_kubernetes_controller() {
-    booksapp_over_the_mesh(Injection::Linkerd);
+    booksapp_over_the_mesh(Injection::Linkerd, |_, _| ());
 }
 
 /// The webhook's port on the host's loopback: the Deployment's (under the e2e lock).
@@ -267,8 +267,12 @@ pub(crate) fn webhook_url() -> String {
 
 /// The booksapp's pods, injected as `injection` says, run by the test as
 /// kubelet against the controller: mTLS with both identities, the seed's
-/// policy enforced.
-pub(crate) fn booksapp_over_the_mesh(injection: Injection) {
+/// policy enforced; then `then`, with the cluster and the running pods
+/// (by app name), before everything is taken down.
+pub(crate) fn booksapp_over_the_mesh(
+    injection: Injection,
+    then: impl FnOnce(&Kube, &[(&str, &RunningPod)]),
+) {
     let kubeconfig = std::env::var_os("ZTMESH_TEST_KUBECONFIG")
         .expect("ZTMESH_TEST_KUBECONFIG names the API server's kubeconfig (scripts/test-kube)");
     netns::require_root_and_tools(&[
@@ -517,6 +521,14 @@ pub(crate) fn booksapp_over_the_mesh(injection: Injection) {
         });
         println!("authors' proxy: {deny}");
     });
+    then(
+        &kube,
+        &[
+            ("authors", authors),
+            ("webapp", webapp),
+            ("traffic", traffic),
+        ],
+    );
     // For the record: what the proxies warned about (ztmesh's proxy
     // names each Linkerd setting it ignores: counted, not listed).
     for pod in [authors, webapp, traffic] {

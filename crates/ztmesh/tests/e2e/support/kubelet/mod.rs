@@ -6,7 +6,7 @@
 //! from TokenRequest ([`volumes`]), runs its init containers to completion
 //! and then its containers with the environment kubelet would give them
 //! ([`spec`]) and as the spec's users, waits for their readiness probes,
-//! and writes the pod's status (podIP, Running, Ready) so that
+//! and writes the pod's status (podIP, Running, Ready, each container's state) so that
 //! EndpointSlices fill. Images are mapped to local programs ([`images`]).
 //! Everything it started or created is removed on drop: processes,
 //! namespaces, veths, the bridge, `/etc/netns/<pod>`, the mount points it
@@ -252,7 +252,7 @@ impl Kubelet {
             let probe = c.readiness_probe.as_ref();
             self.wait_probe(&running, c, probe, running.container(&c.name));
         }
-        self.set_ready(ns, name, ip);
+        self.set_ready(&pod, ip);
         self.pods.push(running);
         self.pods.last().expect("just pushed")
     }
@@ -374,14 +374,45 @@ impl Kubelet {
         );
     }
 
-    fn set_ready(&self, ns: &str, name: &str, ip: Ipv4Addr) {
+    /// The status a kubelet writes once every container runs and is
+    /// ready: phase, IPs, conditions, and each container's status (init
+    /// containers terminated with 0, native sidecars running).
+    fn set_ready(&self, pod: &Pod, ip: Ipv4Addr) {
+        let (ns, name) = (&pod.metadata.namespace, &pod.metadata.name);
         let cond = |t: &str| serde_json::json!({"type": t, "status": "True"});
+        let now = "1970-01-01T00:00:00Z";
+        let running = |c: &spec::Container| {
+            serde_json::json!({
+                "name": c.name, "image": c.image, "imageID": "", "ready": true,
+                "started": true, "restartCount": 0,
+                "state": {"running": {"startedAt": now}},
+            })
+        };
+        let init: Vec<serde_json::Value> = pod
+            .spec
+            .init_containers
+            .iter()
+            .map(|c| {
+                if c.restart_policy.as_deref() == Some("Always") {
+                    running(c)
+                } else {
+                    serde_json::json!({
+                        "name": c.name, "image": c.image, "imageID": "", "ready": true,
+                        "restartCount": 0,
+                        "state": {"terminated": {"exitCode": 0, "reason": "Completed"}},
+                    })
+                }
+            })
+            .collect();
+        let containers: Vec<serde_json::Value> = pod.spec.containers.iter().map(running).collect();
         let status = serde_json::json!({"status": {
             "phase": "Running",
             "hostIP": self.bridge.host_ip.to_string(),
             "podIP": ip.to_string(),
             "podIPs": [{"ip": ip.to_string()}],
             "conditions": [cond("PodScheduled"), cond("Initialized"), cond("ContainersReady"), cond("Ready")],
+            "initContainerStatuses": init,
+            "containerStatuses": containers,
         }});
         self.kube.run(
             &[
