@@ -80,7 +80,8 @@ fn authorize(
     Ok((node, identity))
 }
 
-/// Certifies `req` with `ca`, if the node may have the identity.
+/// Certifies `req` with `ca`, if the node may have the identity: an
+/// X.509-SVID naming it by its SPIFFE ID alone.
 pub fn certify_for_node(
     req: NodeCertifyRequest<'_>,
     verifier: &NodeTokenVerifier,
@@ -97,7 +98,7 @@ pub fn certify_for_node(
         now,
     )?;
     let csr = ztmesh_identity::csr::validate(req.csr, &identity)?;
-    Ok((node, ca.issue(&identity, csr.public_key(), now)?))
+    Ok((node, ca.issue_svid(&identity, csr.public_key(), now)?))
 }
 
 /// A JWT-SVID for `spiffe_id` and `audience`, if the node may have the identity.

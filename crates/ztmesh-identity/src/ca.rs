@@ -67,12 +67,35 @@ impl Ca {
         self.leaf_ttl
     }
 
-    /// Issues a leaf for `identity`'s public key.
+    /// Issues a mesh leaf for `identity`'s public key: its DNS form (the
+    /// name Linkerd's proxies verify, and the CN) and its SPIFFE ID.
     pub fn issue(
         &self,
         identity: &IdentityName,
         public_key: &impl rcgen::PublicKeyData,
         now: SystemTime,
+    ) -> Result<IssuedCertificate, CaError> {
+        self.issue_with(identity, public_key, now, Names::DnsAndSpiffe)
+    }
+
+    /// Issues an X.509-SVID for `identity`'s public key: its SPIFFE ID as
+    /// the only name (what a Workload API serves, as SPIRE's SVIDs are),
+    /// so a peer knows the workload by its SPIFFE ID.
+    pub fn issue_svid(
+        &self,
+        identity: &IdentityName,
+        public_key: &impl rcgen::PublicKeyData,
+        now: SystemTime,
+    ) -> Result<IssuedCertificate, CaError> {
+        self.issue_with(identity, public_key, now, Names::SpiffeOnly)
+    }
+
+    fn issue_with(
+        &self,
+        identity: &IdentityName,
+        public_key: &impl rcgen::PublicKeyData,
+        now: SystemTime,
+        names: Names,
     ) -> Result<IssuedCertificate, CaError> {
         if identity.trust_domain() != &self.trust {
             return Err(CaError::WrongTrustDomain {
@@ -90,13 +113,16 @@ impl Ca {
 
         let mut params = CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, name.as_str());
-        params.subject_alt_names = vec![
-            SanType::DnsName(name.try_into().map_err(sign_err)?),
-            SanType::URI(identity.spiffe_id().try_into().map_err(sign_err)?),
-        ];
+        let spiffe = SanType::URI(identity.spiffe_id().try_into().map_err(sign_err)?);
+        params.subject_alt_names = match names {
+            Names::DnsAndSpiffe => {
+                params
+                    .distinguished_name
+                    .push(DnType::CommonName, name.as_str());
+                vec![SanType::DnsName(name.try_into().map_err(sign_err)?), spiffe]
+            }
+            Names::SpiffeOnly => vec![spiffe],
+        };
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
@@ -127,4 +153,13 @@ impl Ca {
 fn truncate_to_second(t: SystemTime) -> SystemTime {
     let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     SystemTime::UNIX_EPOCH + Duration::from_secs(since.as_secs())
+}
+
+/// The names a leaf carries.
+#[derive(Clone, Copy)]
+enum Names {
+    /// The DNS form and the SPIFFE ID (mesh certificates).
+    DnsAndSpiffe,
+    /// The SPIFFE ID alone (X.509-SVIDs).
+    SpiffeOnly,
 }

@@ -87,6 +87,36 @@ fn leaf_profile() {
     assert!(verify("web.payments.serviceaccount.identity.linkerd.cluster.local").is_err());
 }
 
+/// An X.509-SVID (what `ztmesh agent` serves) names the workload by its
+/// SPIFFE ID alone, with the same signature profile as a mesh leaf.
+#[test]
+fn svid_profile() {
+    let pki = TestPki::new();
+    let ca = pki.ca(DAY);
+    let id = pki.identity("payments", "api");
+    let (_key, der) = csr_for(&id.to_string());
+    let csr = validate(&der, &id).unwrap();
+    let issued = ca
+        .issue_svid(&id, csr.public_key(), SystemTime::now())
+        .unwrap();
+    let (_, leaf) = X509Certificate::from_der(&issued.leaf).unwrap();
+    let san = leaf.subject_alternative_name().unwrap().unwrap();
+    assert_eq!(
+        san.value.general_names,
+        vec![GeneralName::URI(
+            "spiffe://cluster.local/ns/payments/sa/api"
+        )],
+    );
+    assert_eq!(leaf.subject().iter_common_name().count(), 0, "no CN");
+    let eku = leaf.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.server_auth && eku.client_auth);
+    assert!(!leaf.is_ca());
+    assert!(
+        leaf.basic_constraints().unwrap().is_some(),
+        "cA=false stated"
+    );
+}
+
 #[test]
 fn lifetime_is_clamped_to_the_issuer() {
     let pki = TestPki::new();

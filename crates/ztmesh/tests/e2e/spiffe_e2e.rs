@@ -299,10 +299,9 @@ async fn a_proxy_follows_its_trust_bundle_file() {
 
 /// With the real `ztmesh agent`: the controller signs books' SVID for the
 /// agent (NodeIdentity, node token), the agent attests the proxy by its
-/// uid and serves it the SVID and the bundle. The agent's SVIDs carry the
-/// DNS form beside the SPIFFE ID (as ztmesh's certificates do), and a peer
-/// takes the DNS SAN first, as linkerd2-proxy does: webapp sees books by
-/// its DNS identity here (a SPIRE SVID has the SPIFFE ID only).
+/// uid and serves it the SVID and the bundle. The SVID names books by its
+/// SPIFFE ID alone, as SPIRE's do, so webapp's policy admits books by
+/// that ID and webapp's metrics show it as books' `client_id`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[allow(clippy::await_holding_lock)] // serial(): the test server's test uses the same addresses
 async fn a_proxy_on_ztmesh_agent_and_a_certified_proxy_talk_both_ways() {
@@ -323,7 +322,7 @@ async fn a_proxy_on_ztmesh_agent_and_a_certified_proxy_talk_both_ways() {
     )
     .unwrap();
     let mesh = LocalMesh::start_with(
-        manifests(BOOKS_DNS),
+        manifests(BOOKS_ID),
         &["--workload-attestations", attestations.to_str().unwrap()],
     );
     let token = run_ok(
@@ -350,7 +349,7 @@ async fn a_proxy_on_ztmesh_agent_and_a_certified_proxy_talk_both_ways() {
         c
     });
     agent.wait_for("SPIFFE Workload API on", Duration::from_secs(20));
-    mixed_mesh(&mesh, &socket, &[&agent], BOOKS_DNS).await;
+    mixed_mesh(&mesh, &socket, &[&agent], BOOKS_ID).await;
 }
 
 /// This process's uid, without unsafe code: the owner of a file it creates.
