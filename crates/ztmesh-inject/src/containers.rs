@@ -169,6 +169,12 @@ fn proxy_env(cfg: &Config, s: &Settings, pod: &PodContext) -> Vec<Value> {
             "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS",
             format!("{}\n", cfg.trust_anchors_pem.trim()),
         ),
+        // ztmesh's proxy follows the copied bundle (linkerd2-proxy ignores
+        // it and keeps the anchors above).
+        env(
+            "ZTMESH_PROXY_IDENTITY_TRUST_ANCHORS_FILE",
+            format!("{}/{}", names::TRUST_ROOTS_DIR, names::TRUST_ROOTS_KEY),
+        ),
         env(
             "LINKERD2_PROXY_IDENTITY_TOKEN_FILE",
             format!("{}/{}", names::TOKEN_DIR, names::TOKEN_VOLUME),
@@ -244,6 +250,7 @@ pub(crate) fn proxy(cfg: &Config, s: &Settings, pod: &PodContext) -> Value {
     let mut mounts = vec![
         json!({"mountPath": names::IDENTITY_DIR, "name": names::IDENTITY_VOLUME}),
         json!({"mountPath": names::TOKEN_DIR, "name": names::TOKEN_VOLUME}),
+        json!({"mountPath": names::TRUST_ROOTS_DIR, "name": names::TRUST_ROOTS_VOLUME, "readOnly": true}),
     ];
     mounts.extend(pod.sa_mount.clone());
     let mut liveness = http_probe("/live", admin);
@@ -374,6 +381,15 @@ pub(crate) fn xtables_volume() -> Value {
 
 pub(crate) fn identity_volume() -> Value {
     json!({"emptyDir": {"medium": "Memory"}, "name": names::IDENTITY_VOLUME})
+}
+
+/// The trust anchors the controller copies into the namespace; optional,
+/// so a pod starts (on the anchors in its env) before the first copy.
+pub(crate) fn trust_roots_volume() -> Value {
+    json!({
+        "name": names::TRUST_ROOTS_VOLUME,
+        "configMap": {"name": names::TRUST_ROOTS_CONFIG_MAP, "optional": true},
+    })
 }
 
 /// The projected service-account token the proxy presents to identity.

@@ -35,7 +35,7 @@ pub mod yaml;
 pub use admission::{AdmissionPatch, admission_patch};
 pub use config::{Config, IptablesMode, Ports, Resources};
 pub use document::{Error, inject_document, uninject_document};
-pub use names::TOKEN_AUDIENCE;
+pub use names::{TOKEN_AUDIENCE, TRUST_ROOTS_CONFIG_MAP, TRUST_ROOTS_KEY};
 pub use report::{Outcome, Report, SkipReason, inject_warnings};
 
 /// `linkerd.io/trust-root-sha256`: the hex SHA-256 of the anchors' PEM.

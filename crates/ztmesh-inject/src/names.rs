@@ -99,6 +99,15 @@ pub(crate) const PROXY_CONTAINER: &str = "linkerd-proxy";
 pub(crate) const INIT_CONTAINER: &str = "linkerd-init";
 pub(crate) const IDENTITY_VOLUME: &str = "linkerd-identity-end-entity";
 pub(crate) const TOKEN_VOLUME: &str = "linkerd-identity-token";
+/// The trust anchors as the controller copies them into each namespace
+/// (ConfigMap [`TRUST_ROOTS_CONFIG_MAP`]), mounted whole (no `subPath`)
+/// so that a rotated bundle reaches the running proxy.
+pub(crate) const TRUST_ROOTS_VOLUME: &str = "ztmesh-identity-trust-roots";
+/// The ConfigMap the controller keeps in each namespace.
+pub const TRUST_ROOTS_CONFIG_MAP: &str = "ztmesh-identity-trust-roots";
+pub(crate) const TRUST_ROOTS_DIR: &str = "/var/run/ztmesh/identity/trust-roots";
+/// The bundle's key in that ConfigMap (Linkerd's trust roots' key).
+pub const TRUST_ROOTS_KEY: &str = "ca-bundle.crt";
 pub(crate) const XTABLES_VOLUME: &str = "linkerd-proxy-init-xtables-lock";
 pub(crate) const IDENTITY_DIR: &str = "/var/run/linkerd/identity/end-entity";
 pub(crate) const TOKEN_DIR: &str = "/var/run/secrets/tokens";

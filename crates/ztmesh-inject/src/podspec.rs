@@ -243,6 +243,7 @@ pub(crate) fn add_proxy(
         containers::xtables_volume(),
         containers::identity_volume(),
         containers::token_volume(),
+        containers::trust_roots_volume(),
     ]);
     if settings.native_sidecar {
         let inits = array_entry(spec, "initContainers");
@@ -290,7 +291,10 @@ pub(crate) fn remove_proxy(template: &mut Value) -> (bool, bool) {
     retain("volumes", &mut |name| {
         !matches!(
             name,
-            names::IDENTITY_VOLUME | names::XTABLES_VOLUME | names::TOKEN_VOLUME
+            names::IDENTITY_VOLUME
+                | names::XTABLES_VOLUME
+                | names::TOKEN_VOLUME
+                | names::TRUST_ROOTS_VOLUME
         )
     });
     (proxy, init)

@@ -32,6 +32,8 @@
 //! - [`lease`]: one leader among replicas, by a coordination.k8s.io Lease.
 //! - [`status`]: HTTPRoute status (Accepted, ResolvedRefs) as Linkerd
 //!   writes it, by the leader only.
+//! - [`trust_roots`]: the trust anchors copied into each namespace the
+//!   injector serves, for proxies to follow a rotated bundle.
 //! - [`watch`]: discovery, the watchers and the task that feeds the
 //!   controller.
 //!
@@ -50,6 +52,7 @@ pub mod state;
 pub mod status;
 pub mod token_review;
 pub mod translate;
+pub mod trust_roots;
 pub mod watch;
 
 pub use metrics::Metrics;

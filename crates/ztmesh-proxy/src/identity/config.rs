@@ -108,6 +108,15 @@ fn read_trust(s: &mut Settings<'_>) -> (Option<String>, Option<PathBuf>) {
     let (pem, key) = match s.optional(TRUST_ANCHORS_FILE) {
         Some(path) => match std::fs::read_to_string(&path) {
             Ok(pem) => (Some(pem), TRUST_ANCHORS_FILE),
+            // Not there yet (on Kubernetes, the namespace's copy of the
+            // bundle before the controller's first write): the anchors
+            // in the environment until it appears, then the file.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && s.optional(TRUST_ANCHORS).is_some() =>
+            {
+                (s.required(TRUST_ANCHORS), TRUST_ANCHORS)
+            }
             Err(e) => {
                 s.invalid(TRUST_ANCHORS_FILE, format!("reading {path}: {e}"));
                 return (None, Some(path.into()));
@@ -410,6 +419,19 @@ mod tests {
         std::fs::write(file.path(), "not PEM").unwrap();
         assert_eq!(read(&e).unwrap_err().invalid[0].0, TRUST_ANCHORS_FILE);
         e.insert(TRUST_ANCHORS_FILE.into(), "/nonexistent/bundle.pem".into());
+        assert_eq!(read(&e).unwrap_err().invalid[0].0, TRUST_ANCHORS_FILE);
+        // A file not there yet, with anchors in the environment: those,
+        // and the file followed (a namespace's copy not written yet).
+        let anchors = String::from_utf8(pki.anchors_pem().to_vec()).unwrap();
+        e.insert(TRUST_ANCHORS.into(), anchors.clone());
+        let mode = read(&e).unwrap();
+        assert_eq!(mode.trust_anchors_pem(), anchors);
+        assert_eq!(
+            mode.trust_anchors_file(),
+            Some(std::path::Path::new("/nonexistent/bundle.pem"))
+        );
+        // A file that is there but bad is still refused.
+        e.insert(TRUST_ANCHORS_FILE.into(), path.clone());
         assert_eq!(read(&e).unwrap_err().invalid[0].0, TRUST_ANCHORS_FILE);
     }
 }

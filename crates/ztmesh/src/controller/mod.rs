@@ -342,6 +342,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let mut _replica = None;
     let mut _issuer_sync = None;
     let mut _webhook = None;
+    let mut _trust_roots = None;
     if args.kube.kubernetes {
         let client = ztmesh_kube::client(None).await?;
         if args.kube.identity_issuer_secret {
@@ -357,6 +358,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
                 dir,
             )));
         }
+        _trust_roots = Some(AbortOnDrop(ztmesh_kube::trust_roots::keep_copied(
+            client.clone(),
+            &args.control_plane_namespace,
+        )));
         builder = builder.token_reviewer(std::sync::Arc::new(
             ztmesh_kube::token_review::KubeTokenReviewer::new(client.clone()),
         ));

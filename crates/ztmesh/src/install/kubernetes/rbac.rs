@@ -1,6 +1,8 @@
 //! The controller's ServiceAccount and least-privilege RBAC, exactly what
 //! ztmesh-kube uses: list and watch what its indexes read, create
-//! TokenReviews, patch HTTPRoute status (both groups); in its own
+//! TokenReviews, patch HTTPRoute status (both groups), create and patch
+//! the trust roots' copy in each namespace (that ConfigMap only, but for
+//! create, which RBAC cannot limit by name); in its own
 //! namespace only, get/create/update of Leases (leader election) and
 //! get/list/watch of the two identity objects by name (the store lists
 //! and watches them with a `metadata.name=` field selector, which
@@ -77,10 +79,22 @@ pub(super) fn objects(opts: &Options) -> Vec<Value> {
     let cluster_name = format!("ztmesh-{ns}-controller");
     let subject = json!([{"kind": "ServiceAccount", "name": CONTROLLER, "namespace": ns}]);
     let labels = opts.labels("controller");
-    let cluster_rules: Vec<Value> = cluster_rules()
+    let mut cluster_rules: Vec<Value> = cluster_rules()
         .iter()
         .map(|(g, r, v)| rule(g, r, v))
         .collect();
+    // The trust roots' copy in each namespace the injector serves
+    // (ztmesh_kube::trust_roots): written by server-side apply, which
+    // creates it the first time; only that ConfigMap is read or patched.
+    cluster_rules.extend([
+        rule("", &["configmaps"], &["create"]),
+        json!({
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": [ztmesh_kube::trust_roots::COPY],
+            "verbs": ["get", "patch"],
+        }),
+    ]);
     vec![
         json!({
             "apiVersion": "v1",

@@ -237,7 +237,18 @@ fn rbac_is_least_privilege() {
                 None,
             )
         })
-        .collect();
+        .collect::<BTreeSet<_>>();
+    // The trust roots' copy in each namespace: create, and that one
+    // ConfigMap read and patched.
+    let copy = format!("[\"{}\"]", ztmesh_kube::trust_roots::COPY);
+    let mut want = want;
+    want.insert(("".into(), "configmaps".into(), vec!["create".into()], None));
+    want.insert((
+        "".into(),
+        "configmaps".into(),
+        vec!["get".into(), "patch".into()],
+        Some(copy),
+    ));
     assert_eq!(cluster, want);
 
     let local = flatten(find(&objs, "Role", "ztmesh-controller"));
