@@ -171,6 +171,16 @@ pub struct Volume {
     pub empty_dir: Option<serde_json::Value>,
     #[serde(default)]
     pub projected: Option<Projected>,
+    #[serde(default)]
+    pub config_map: Option<ConfigMapVolume>,
+}
+
+/// A `configMap` volume: every key of the ConfigMap as a file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConfigMapVolume {
+    pub name: String,
+    #[serde(default)]
+    pub optional: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

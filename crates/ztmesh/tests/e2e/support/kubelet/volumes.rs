@@ -67,9 +67,35 @@ fn build_one(volume: &Volume, pod: &Pod, facts: &PodFacts<'_>, dir: &Path, kube:
         return;
     }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    if let Some(cm) = &volume.config_map {
+        // Every key as a file (written once: updates are not played); an
+        // optional ConfigMap that is absent leaves the directory empty.
+        let json = kube.try_run(
+            &[
+                "get",
+                "configmap",
+                &cm.name,
+                "-n",
+                &pod.metadata.namespace,
+                "-o",
+                "json",
+            ],
+            None,
+        );
+        match json {
+            Ok(text) => {
+                let v: serde_json::Value = serde_json::from_str(&text).expect("ConfigMap JSON");
+                for (key, value) in v["data"].as_object().into_iter().flatten() {
+                    write_file(&dir.join(key), value.as_str().unwrap_or_default());
+                }
+            }
+            Err(e) => assert!(cm.optional, "ConfigMap {}: {e}", cm.name),
+        }
+        return;
+    }
     let Some(projected) = &volume.projected else {
         panic!(
-            "volume {}: only emptyDir and projected are played",
+            "volume {}: only emptyDir, configMap and projected are played",
             volume.name
         );
     };
