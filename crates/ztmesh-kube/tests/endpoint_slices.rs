@@ -47,9 +47,7 @@ async fn wait_for(index: &std::sync::Mutex<Index>, ns: &str, what: &str, want: &
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs a real API server: ZTMESH_TEST_KUBECONFIG (scripts/test-kube)"]
 async fn service_endpoints_come_from_its_endpoint_slices() {
-    let kubeconfig = std::env::var_os("ZTMESH_TEST_KUBECONFIG").expect(
-        "ZTMESH_TEST_KUBECONFIG names a disposable cluster's kubeconfig (scripts/test-kube)",
-    );
+    let kubeconfig = support::kubeconfig();
     let suffix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")

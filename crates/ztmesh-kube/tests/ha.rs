@@ -56,17 +56,8 @@ fn route(ns: &str, server: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a real API server: ZTMESH_TEST_KUBECONFIG (scripts/test-kube)"]
 async fn the_leader_writes_status_and_another_takes_over_when_it_dies() {
-    let kubeconfig = std::env::var_os("ZTMESH_TEST_KUBECONFIG").expect(
-        "ZTMESH_TEST_KUBECONFIG names a disposable cluster's kubeconfig (scripts/test-kube)",
-    );
-    let ns = format!(
-        "ha{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs()
-            % 1_000_000
-    );
+    let kubeconfig = support::kubeconfig();
+    let ns = support::unique("ha");
     let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/crds.yaml");
     kubectl(&kubeconfig, &["apply", "-f", fixtures], None);
     kubectl(&kubeconfig, &["create", "namespace", &ns], None);
@@ -162,18 +153,8 @@ async fn the_leader_writes_status_and_another_takes_over_when_it_dies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a real API server: ZTMESH_TEST_KUBECONFIG (scripts/test-kube)"]
 async fn a_leader_stopped_gracefully_hands_over_at_once() {
-    let kubeconfig = std::env::var_os("ZTMESH_TEST_KUBECONFIG").expect(
-        "ZTMESH_TEST_KUBECONFIG names a disposable cluster's kubeconfig (scripts/test-kube)",
-    );
-    let ns = format!(
-        "hg{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs()
-            % 1_000_000
-    );
-    kubectl(&kubeconfig, &["create", "namespace", &ns], None);
+    let kubeconfig = support::kubeconfig();
+    let ns = support::namespace(&kubeconfig, "hg");
     let client = ztmesh_kube::client(Some(std::path::Path::new(&kubeconfig)))
         .await
         .expect("client");

@@ -21,18 +21,8 @@ fn secret(ns: &str, crt: &str, key: &str) -> String {
 #[tokio::test]
 #[ignore = "needs a real API server: ZTMESH_TEST_KUBECONFIG (scripts/test-kube)"]
 async fn the_issuer_is_copied_at_start_and_on_each_update() {
-    let kubeconfig = std::env::var_os("ZTMESH_TEST_KUBECONFIG").expect(
-        "ZTMESH_TEST_KUBECONFIG names a disposable cluster's kubeconfig (scripts/test-kube)",
-    );
-    let ns = format!(
-        "is{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs()
-            % 1_000_000
-    );
-    kubectl(&kubeconfig, &["create", "namespace", &ns], None);
+    let kubeconfig = support::kubeconfig();
+    let ns = support::namespace(&kubeconfig, "is");
     let cm = format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: linkerd-identity-trust-roots, namespace: {ns}}}\ndata: {{ca-bundle.crt: ANCHORS}}\n"
     );

@@ -65,17 +65,8 @@ async fn policy_for(policy: std::net::SocketAddr, ns: &str) -> (String, String) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a real API server: ZTMESH_TEST_KUBECONFIG (scripts/test-kube)"]
 async fn a_refused_object_keeps_its_last_good_version_across_a_restart() {
-    let kubeconfig = std::env::var_os("ZTMESH_TEST_KUBECONFIG").expect(
-        "ZTMESH_TEST_KUBECONFIG names a disposable cluster's kubeconfig (scripts/test-kube)",
-    );
-    let ns = format!(
-        "lg{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs()
-            % 1_000_000
-    );
+    let kubeconfig = support::kubeconfig();
+    let ns = support::unique("lg");
     if std::env::var_os("ZTMESH_TEST_SKIP_CRDS").is_none() {
         let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/crds.yaml");
         kubectl(&kubeconfig, &["apply", "-f", fixtures], None);

@@ -16,18 +16,8 @@ use ztmesh_kube::token_review::KubeTokenReviewer;
 #[tokio::test]
 #[ignore = "needs a real API server: ZTMESH_TEST_KUBECONFIG (scripts/test-kube)"]
 async fn token_review_names_the_service_account_or_refuses() {
-    let kubeconfig = std::env::var_os("ZTMESH_TEST_KUBECONFIG").expect(
-        "ZTMESH_TEST_KUBECONFIG names a disposable cluster's kubeconfig (scripts/test-kube)",
-    );
-    let ns = format!(
-        "tr{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs()
-            % 1_000_000
-    );
-    kubectl(&kubeconfig, &["create", "namespace", &ns], None);
+    let kubeconfig = support::kubeconfig();
+    let ns = support::namespace(&kubeconfig, "tr");
     kubectl(
         &kubeconfig,
         &["create", "serviceaccount", "books", "-n", &ns],
@@ -104,18 +94,8 @@ fn altered_kubeconfig(
 #[tokio::test]
 #[ignore = "needs a real API server: ZTMESH_TEST_KUBECONFIG (scripts/test-kube)"]
 async fn a_review_that_cannot_be_made_is_unavailable_not_a_refusal() {
-    let kubeconfig = std::env::var_os("ZTMESH_TEST_KUBECONFIG").expect(
-        "ZTMESH_TEST_KUBECONFIG names a disposable cluster's kubeconfig (scripts/test-kube)",
-    );
-    let ns = format!(
-        "tu{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs()
-            % 1_000_000
-    );
-    kubectl(&kubeconfig, &["create", "namespace", &ns], None);
+    let kubeconfig = support::kubeconfig();
+    let ns = support::namespace(&kubeconfig, "tu");
     kubectl(
         &kubeconfig,
         &["create", "serviceaccount", "books", "-n", &ns],

@@ -110,9 +110,7 @@ impl Drop for Cleanup {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a real API server: ZTMESH_TEST_KUBECONFIG (scripts/test-kube)"]
 async fn the_api_server_calls_the_webhook() {
-    let kubeconfig = std::env::var_os("ZTMESH_TEST_KUBECONFIG").expect(
-        "ZTMESH_TEST_KUBECONFIG names a disposable cluster's kubeconfig (scripts/test-kube)",
-    );
+    let kubeconfig = support::kubeconfig();
     let n = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")

@@ -1,5 +1,32 @@
 //! What the real-API-server tests share: `kubectl` against the cluster
-//! `ZTMESH_TEST_KUBECONFIG` names (`ZTMESH_TEST_KUBECTL`, else the PATH's).
+//! `ZTMESH_TEST_KUBECONFIG` names (`ZTMESH_TEST_KUBECTL`, else the PATH's),
+//! and a fresh namespace per test.
+
+/// The cluster's kubeconfig (`ZTMESH_TEST_KUBECONFIG`).
+#[allow(dead_code)] // each test binary uses part of this module
+pub fn kubeconfig() -> std::ffi::OsString {
+    std::env::var_os("ZTMESH_TEST_KUBECONFIG").expect(
+        "ZTMESH_TEST_KUBECONFIG names a disposable cluster's kubeconfig (scripts/test-kube)",
+    )
+}
+
+/// `prefix` and a number from the clock: a name no earlier run used.
+#[allow(dead_code)]
+pub fn unique(prefix: &str) -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    format!("{prefix}{}", secs % 1_000_000)
+}
+
+/// A namespace created for this test: [`unique`]`(prefix)`.
+#[allow(dead_code)]
+pub fn namespace(kubeconfig: &std::ffi::OsStr, prefix: &str) -> String {
+    let ns = unique(prefix);
+    kubectl(kubeconfig, &["create", "namespace", &ns], None);
+    ns
+}
 
 /// Runs kubectl with `args` (and `stdin`); its trimmed stdout. Panics
 /// with kubectl's stderr when it fails.
