@@ -192,7 +192,8 @@ async fn attested_caller_gets_svids_and_others_are_refused() {
     let chain = split_der(&svid.x509_svid);
     assert!(chain.len() >= 2, "leaf and issuer");
     let (dns, uris) = san_of(&chain[0]);
-    assert_eq!(dns, vec![s.pki.identity("demo", "web").to_string()]);
+    // An SVID names the workload by its SPIFFE ID only (no mesh DNS name).
+    assert!(dns.is_empty(), "an X.509-SVID carries no DNS SAN: {dns:?}");
     assert_eq!(
         uris,
         vec!["spiffe://cluster.local/ns/demo/sa/web".to_string()]
